@@ -1,0 +1,165 @@
+"""What every component kind produces, and the shared machinery to produce it.
+
+A kind module (cache, breaker, …) describes its spec fields, its default metric
+names per profile, and a ``rules`` function that turns one component into
+:class:`Alert` and :class:`Recording` rules, each alert carrying the promtool
+:class:`Scenario` s that prove it. Renderers consume these types and never look
+at a kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef, Service
+from obsgen.promql import matchers
+
+
+@dataclass(frozen=True)
+class Series:
+    """One input series of a promtool test: metric, labels and expanding-notation values."""
+
+    metric: str
+    labels: Labels
+    values: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """At ``at`` after the scenario starts, the alert must (or must not) be firing."""
+
+    at: Duration
+    fires: bool
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A small story told to promtool: input series, and when the alert fires.
+
+    ``labels`` are the labels the firing alert gets from its expression and
+    ``value`` its ``$value`` at firing checks (for the rendered description).
+    The renderer gives each scenario its own ``instance`` so that many scenarios
+    share one promtool test group; ``per_instance`` says whether the alert keeps
+    that label (otherwise the scenario needs a group to itself for its rule).
+    """
+
+    slug: str
+    title: str
+    series: tuple[Series, ...]
+    checks: tuple[Check, ...]
+    labels: Labels = field(default_factory=dict)
+    value: float | None = None
+    per_instance: bool = True
+
+
+@dataclass(frozen=True)
+class Recording:
+    record: str
+    expr: str
+    labels: Labels
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alerting rule with its documentation and its proof."""
+
+    name: str
+    expr: str
+    for_: Duration
+    severity: str
+    labels: Labels
+    summary: str
+    description: str
+    runbook_url: str
+    scenarios: tuple[Scenario, ...]
+    keep_firing_for: Duration | None = None
+
+
+Rule = Alert | Recording
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A component kind: its spec key, model type, default metrics and rule builder.
+
+    ``default_metrics`` maps a profile (or ``*`` for exporters every profile shares)
+    to the metric behind each signal the kind reads.
+    """
+
+    key: str
+    title: str
+    spec: type[ComponentSpec]
+    default_metrics: Mapping[str, Mapping[str, MetricRef]]
+    rules: Callable[[Component], list[Rule]]
+    app_metrics: bool = True
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component of one service, with the helpers every kind needs."""
+
+    kind: Kind
+    spec: ComponentSpec
+    service: Service
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def identity(self) -> Labels:
+        """Labels that pick out this component's series (``cache="equipment"``)."""
+        return {self.spec.label: self.spec.name} if self.kind.app_metrics else {}
+
+    @property
+    def base_labels(self) -> Labels:
+        base = dict(self.service.selector) if self.kind.app_metrics else {}
+        base.update(self.spec.selector)
+        base.update(self.identity)
+        return base
+
+    def metric(self, signal: str) -> MetricRef:
+        defaults = self.kind.default_metrics
+        return self.spec.metrics.get(signal) or (defaults.get(self.service.profile) or defaults["*"])[signal]
+
+    def labels(self, signal: str, extra: Mapping[str, str] | None = None, base: Labels | None = None) -> Labels:
+        out = dict(self.base_labels if base is None else base)
+        out.update(self.metric(signal).matchers)
+        out.update(extra or {})
+        return out
+
+    def select(self, signal: str, extra: Mapping[str, str] | None = None, *, regex: Mapping[str, str] | None = None,
+               base: Labels | None = None) -> str:
+        """A PromQL selector for ``signal`` of this component."""
+        return self.metric(signal).name + matchers(self.labels(signal, extra, base), regex)
+
+    def series(self, signal: str, values: str, extra: Mapping[str, str] | None = None,
+               base: Labels | None = None) -> Series:
+        """A test input series for ``signal``, labelled exactly as the selectors expect."""
+        return Series(self.metric(signal).name, self.labels(signal, extra, base), values)
+
+    def alert(self, name: str, *, expr: str, for_: str | Duration, severity: str, summary: str,
+              description: str, scenarios: Callable[[Duration], list[Scenario]],
+              keep_firing_for: Duration | None = None, labels: Labels | None = None) -> list[Alert]:
+        """Build alert ``name`` with the user's tuning applied; an empty list if they disabled it.
+
+        ``scenarios`` receives the final ``for`` so the proof matches the rule as tuned,
+        and ``{for}`` in the description becomes that duration.
+        """
+        tuning = self.spec.alerts.get(name, AlertTuning())
+        if not tuning.enabled:
+            return []
+        final_for = tuning.for_ if tuning.for_ is not None else Duration.parse(str(for_))
+        final_severity = tuning.severity or severity
+        description = description.replace("{for}", str(final_for))
+        labels = {**(labels or {}), "component": self.name, "service": self.service.name,
+                  "severity": final_severity, "team": self.service.team}
+        return [Alert(
+            name=name, expr=expr, for_=final_for, severity=final_severity, labels=labels,
+            summary=summary, description=description,
+            runbook_url=f"{self.service.runbook_base_url}{name}.md",
+            scenarios=tuple(scenarios(final_for)),
+            keep_firing_for=keep_firing_for,
+        )]
+

@@ -1,0 +1,123 @@
+"""Circuit breakers: open (including one that keeps re-opening) and failure rate nearing the threshold.
+
+Resilience4j publishes ``resilience4j_circuitbreaker_state`` as one series per
+state, valued 1 for the current state and 0 otherwise; Python libraries usually
+publish one gauge with a number per state. Both are handled here, and the
+failure-rate gauge's -1 ("not enough calls yet") can never look like a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from obsgen.components.base import Check, Component, Kind, Rule, Scenario
+from obsgen.components.shapes import verdict, by_clause, gauge_compare
+from obsgen.components.timeline import MIN, STEP, gauge
+from obsgen.model.types import ComponentSpec, Duration, MetricRef
+from obsgen.promql import number
+
+NOT_CLOSED = ("open", "half_open", "forced_open")
+
+
+@dataclass(frozen=True)
+class StateEncoding:
+    type: str = "one_hot"
+    label: str = "state"
+    closed: float = 0
+
+
+@dataclass(frozen=True)
+class BreakerSpec(ComponentSpec):
+    state_encoding: StateEncoding = field(default_factory=StateEncoding)
+    failure_rate_threshold: float = 50
+    warning_fraction: float = 0.8
+    wait_in_open: Duration = Duration.parse("60s")
+    reopen_window: Duration = Duration.parse("2m")
+
+
+def _not_closed_now_and_share(c: Component, spec: BreakerSpec) -> tuple[str, str]:
+    """PromQL for "not closed right now" and "share of the window spent not closed"."""
+    by, enc, window = by_clause(c), spec.state_encoding, spec.reopen_window
+    if enc.type == "one_hot":
+        sel = c.select("state", regex={enc.label: "|".join(NOT_CLOSED)})
+        return f"max {by} ({sel}) == 1", f"sum {by} (avg_over_time({sel}[{window}])) > 0.5"
+    sel = c.select("state")
+    closed = number(enc.closed)
+    return (f"count {by} ({sel} != {closed})",
+            f"max {by} (avg_over_time(({sel} != bool {closed})[{window}:])) > 0.5")
+
+
+def _state_series(c: Component, spec: BreakerSpec, timeline: list[tuple[Duration, str]]) -> tuple:
+    """Series that put the breaker through ``timeline`` (durations in each state)."""
+    enc = spec.state_encoding
+    if enc.type == "one_hot":
+        return tuple(c.series("state", gauge(*[(span, 1 if s == state else 0) for span, s in timeline]),
+                              {enc.label: state}) for state in ("closed", "open", "half_open"))
+    code = {"closed": enc.closed, "half_open": enc.closed + 1, "open": enc.closed + 2}
+    return (c.series("state", gauge(*[(span, code[s]) for span, s in timeline])),)
+
+
+def _open_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
+    now, share = _not_closed_now_and_share(c, spec)
+    expr = f"(\n  {now}\n)\nor\n(\n  {share}\n)"
+    window = spec.reopen_window
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        end = f + window + MIN * 2
+        cycles = end.millis // MIN.millis + 1
+        reopen = [(Duration.parse("45s"), "open"), (STEP, "half_open")] * cycles
+        flap = [(Duration.parse("30s"), "open"), (STEP, "half_open"), (STEP, "closed")] * cycles
+        out = [
+            Scenario("open", "open and staying open", _state_series(c, spec, [(end, "open")]),
+                     verdict(f, end, True), labels=dict(c.identity)),
+            Scenario("reopening", "open 45s, half-open, open again: never open for the whole `for`",
+                     _state_series(c, spec, reopen), verdict(f, end, True), labels=dict(c.identity)),
+            Scenario("flapping", "open 30s, half-open, closed 15s, open again: mostly unavailable",
+                     _state_series(c, spec, flap), verdict(f, end, True), labels=dict(c.identity)),
+            Scenario("closed", "closed (its closed series is 1, the others 0)",
+                     _state_series(c, spec, [(end, "closed")]), verdict(f, end, False)),
+        ]
+        brief = Duration((f.millis - window.millis // 2) // 2 // STEP.millis * STEP.millis)
+        if brief >= STEP:
+            out.append(Scenario("brief", f"open {brief} once, then closed again",
+                                _state_series(c, spec, [(MIN, "closed"), (brief, "open"), (end - MIN - brief, "closed")]),
+                                verdict(f, end, False)))
+        return out
+
+    return c.alert(
+        "CircuitBreakerOpen", expr=expr, for_="1m", severity="critical", scenarios=scenarios,
+        summary="A circuit breaker is open: calls through it fail fast or take the fallback.",
+        description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has been open or "
+                     f"half-open (or re-opening most of the last {window}) for {{for}}; calls to the protected "
+                     f"dependency are rejected. It retries after {spec.wait_in_open} in open state."),
+    )
+
+
+def rules(c: Component) -> list[Rule]:
+    spec: BreakerSpec = c.spec  # type: ignore[assignment]
+    warn = spec.failure_rate_threshold * spec.warning_fraction
+    return _open_rule(c, spec) + gauge_compare(
+        c, "CircuitBreakerFailureRateHigh", signal="failure_rate", op=">", threshold=warn,
+        bad=(warn + spec.failure_rate_threshold) / 2, good=(warn - 5, -1), for_="2m", severity="warning",
+        summary="A circuit breaker's failure rate is approaching the rate that opens it.",
+        description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
+                     f"{{{{ $value | humanize }}}}% failed calls, above {number(warn)}% for {{for}}; it opens at "
+                     f"{number(spec.failure_rate_threshold)}%."),
+    )
+
+
+KIND = Kind(
+    key="breakers",
+    title="Circuit breaker",
+    spec=BreakerSpec,
+    rules=rules,
+    default_metrics={
+        "micrometer": {
+            "state": MetricRef("resilience4j_circuitbreaker_state"),
+            "failure_rate": MetricRef("resilience4j_circuitbreaker_failure_rate"),
+            "slow_call_rate": MetricRef("resilience4j_circuitbreaker_slow_call_rate"),
+            "calls": MetricRef("resilience4j_circuitbreaker_calls_seconds_count"),
+            "not_permitted": MetricRef("resilience4j_circuitbreaker_not_permitted_calls_total"),
+        },
+    },
+)

@@ -1,0 +1,47 @@
+"""Synthetic series for promtool tests, in promtool's expanding notation.
+
+Every scenario runs on one clock: a sample every :data:`STEP`. Builders take
+segments of (duration, value) so a scenario reads like the story it tells:
+``counter((10*MIN, 5.0))`` is a counter growing 5/s for ten minutes.
+"""
+
+from __future__ import annotations
+
+from obsgen.model.types import Duration
+from obsgen.promql import number
+
+STEP = Duration.parse("15s")
+MIN = Duration.parse("1m")
+
+
+def _steps(span: Duration) -> int:
+    steps, rest = divmod(span.millis, STEP.millis)
+    if rest:
+        raise ValueError(f"{span} is not a whole number of {STEP} steps")
+    return steps
+
+
+RESTART = "restart"
+
+
+def gauge(*segments: tuple[Duration, float]) -> str:
+    """A gauge that holds each value for its duration: ``gauge((2*MIN, 1), (MIN, 0))``."""
+    return " ".join(f"{number(v)}+0x{_steps(span) - 1}" for span, v in segments)
+
+
+def counter(*segments: tuple[Duration, float] | str, start: float = 0) -> str:
+    """A counter rising at each per-second rate for its duration.
+
+    :data:`RESTART` between segments drops it to zero, as a process restart does.
+    """
+    out, value = [], start
+    for segment in segments:
+        if segment == RESTART:
+            value = 0
+            continue
+        span, per_second = segment
+        inc = per_second * STEP.total_seconds
+        steps = _steps(span)
+        out.append(f"{number(value)}+{number(inc)}x{steps - 1}")
+        value += inc * steps
+    return " ".join(out)

@@ -1,0 +1,49 @@
+"""Turn checked, defaulted spec data into the typed model (dataclasses all the way down)."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import fields, is_dataclass
+from functools import cache
+
+from obsgen.model.types import Duration, MetricRef
+
+T = typing.TypeVar("T")
+
+
+@cache
+def _hints(cls: type) -> dict[str, object]:
+    return typing.get_type_hints(cls)
+
+
+def build(cls: type[T], data: dict) -> T:
+    """Build ``cls`` from a dict whose keys are the field names (``for`` fills ``for_``)."""
+    hints = _hints(cls)
+    kwargs = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        key = f.name.rstrip("_")
+        if key in data:
+            kwargs[f.name] = _coerce(hints[f.name], data[key])
+    return cls(**kwargs)
+
+
+def _coerce(tp: object, value: object) -> object:
+    if value is None:
+        return None
+    if tp is Duration:
+        return Duration.parse(value)  # type: ignore[arg-type]
+    if tp is MetricRef:
+        return MetricRef.of(value)  # type: ignore[arg-type]
+    if tp is float:
+        return float(value)  # type: ignore[arg-type]
+    if isinstance(tp, type) and is_dataclass(tp):
+        return build(tp, value)  # type: ignore[arg-type]
+    origin = typing.get_origin(tp)
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        return {k: _coerce(item, v) for k, v in value.items()}  # type: ignore[attr-defined]
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _coerce(inner, value)
+    return value

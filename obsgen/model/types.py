@@ -1,0 +1,102 @@
+"""Value types shared by every component kind."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_UNITS = (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1), ("ms", 0.001))
+_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+
+
+@dataclass(frozen=True, order=True)
+class Duration:
+    """A Prometheus duration, kept in milliseconds so scaling and formatting are exact."""
+
+    millis: int
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        if text == "0":
+            return cls(0)
+        factors = dict(_UNITS)
+        return cls(sum(int(n) * round(factors[u] * 1000) for n, u in _PART.findall(text)))
+
+    @classmethod
+    def seconds(cls, s: float) -> Duration:
+        return cls(round(s * 1000))
+
+    @property
+    def total_seconds(self) -> float:
+        return self.millis / 1000
+
+    def scaled(self, divisor: float) -> Duration:
+        return Duration(max(round(self.millis / divisor), 1000 if self.millis else 0))
+
+    def __add__(self, other: Duration) -> Duration:
+        return Duration(self.millis + other.millis)
+
+    def __sub__(self, other: Duration) -> Duration:
+        return Duration(self.millis - other.millis)
+
+    def __mul__(self, k: int) -> Duration:
+        return Duration(self.millis * k)
+
+    def __str__(self) -> str:
+        if self.millis == 0:
+            return "0s"
+        rest, out = self.millis, ""
+        for unit, secs in _UNITS:
+            size = round(secs * 1000)
+            if rest >= size:
+                out += f"{rest // size}{unit}"
+                rest %= size
+        return out
+
+
+@dataclass(frozen=True)
+class MetricRef:
+    """A metric name plus label matchers that narrow it (``cache_gets_total{result="hit"}``)."""
+
+    name: str
+    matchers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, value: str | dict) -> MetricRef:
+        if isinstance(value, str):
+            return cls(value)
+        return cls(value["name"], tuple(sorted(value.get("matchers", {}).items())))
+
+
+@dataclass(frozen=True)
+class AlertTuning:
+    """A user's override of one alert's defaults."""
+
+    enabled: bool = True
+    severity: str | None = None
+    for_: Duration | None = None
+
+
+Labels = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    team: str
+    description: str
+    selector: Labels
+    profile: str
+    runbook_base_url: str
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """Fields every component kind has; kinds subclass it with their own settings."""
+
+    name: str
+    description: str = ""
+    label: str = "name"
+    selector: Labels = field(default_factory=dict)
+    metrics: dict[str, MetricRef] = field(default_factory=dict)
+    alerts: dict[str, AlertTuning] = field(default_factory=dict)

@@ -1,0 +1,53 @@
+"""Prometheus rule files: groups of recording and alerting rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from obsgen.components.base import Alert, Recording, Rule
+from obsgen.render.yamlout import dump
+
+GROUP_NAME_MAX = 40
+GROUP_RULES_MAX = 20
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    name: str
+    rules: tuple[Rule, ...]
+
+
+def group(service: str, kind: str, per_component: list[list[Rule]]) -> list[RuleGroup]:
+    """Pack whole components into groups of at most 20 rules, named ``<service>.<kind>[.n]``.
+
+    A component's recordings stay in the same group as the alerts that read them,
+    so an evaluation never sees a recording from the previous cycle.
+    """
+    chunks: list[list[Rule]] = []
+    for rules in per_component:
+        if not rules:
+            continue
+        if not chunks or len(chunks[-1]) + len(rules) > GROUP_RULES_MAX:
+            chunks.append([])
+        chunks[-1].extend(rules)
+    out = []
+    for i, chunk in enumerate(chunks, 1):
+        suffix = f".{kind}" + (f".{i}" if len(chunks) > 1 else "")
+        out.append(RuleGroup(service[: GROUP_NAME_MAX - len(suffix)] + suffix, tuple(chunk)))
+    return out
+
+
+def _rule(rule: Rule) -> dict:
+    if isinstance(rule, Recording):
+        return {"record": rule.record, "expr": rule.expr, "labels": dict(sorted(rule.labels.items()))}
+    assert isinstance(rule, Alert)
+    out: dict = {"alert": rule.name, "expr": rule.expr, "for": str(rule.for_)}
+    if rule.keep_firing_for:
+        out["keep_firing_for"] = str(rule.keep_firing_for)
+    out["labels"] = dict(sorted(rule.labels.items()))
+    out["annotations"] = {"summary": rule.summary, "description": rule.description, "runbook_url": rule.runbook_url}
+    return out
+
+
+def render(groups: list[RuleGroup]) -> str:
+    return dump({"groups": [{"name": g.name, "rules": [_rule(r) for r in g.rules]} for g in groups]})

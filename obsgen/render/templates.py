@@ -1,0 +1,63 @@
+"""Render Prometheus alert templates the way Prometheus does, for the expected annotations.
+
+Only the forms obsgen writes are supported (``$labels.x``, ``$value`` and the
+humanize functions); anything else is a bug in a kind module and fails loudly.
+The number formats follow Prometheus's ``template.go`` (``%.4g`` with SI prefixes).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_ACTION = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+
+
+def humanize(v: float) -> str:
+    if v == 0 or math.isnan(v) or math.isinf(v):
+        return _g4(v)
+    prefix = ""
+    if abs(v) >= 1:
+        for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
+            if abs(v) < 1000:
+                break
+            prefix, v = p, v / 1000
+    else:
+        for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+            if abs(v) >= 1:
+                break
+            prefix, v = p, v * 1000
+    return _g4(v) + prefix
+
+
+def humanize_percentage(v: float) -> str:
+    return _g4(v * 100) + "%"
+
+
+def _g4(v: float) -> str:
+    """Go's ``%.4g``: like C's, but with at least two exponent digits."""
+    return "%.4g" % v
+
+
+def _plain(v: float) -> str:
+    """Go's ``%v`` for a float64, for the whole numbers obsgen prints raw."""
+    if v.is_integer() and abs(v) < 1e6:
+        return str(int(v))
+    raise ValueError(f"print {v} through a humanize function")
+
+
+_FUNCS = {"$value": _plain, "$value | humanize": humanize, "$value | humanizePercentage": humanize_percentage}
+
+
+def render(template: str, labels: dict[str, str], value: float | None) -> str:
+    def action(m: re.Match) -> str:
+        expr = m.group(1)
+        if expr.startswith("$labels."):
+            return labels.get(expr[len("$labels."):], "")
+        if expr in _FUNCS:
+            if value is None:
+                raise ValueError(f"template uses $value but the scenario gives none: {template!r}")
+            return _FUNCS[expr](float(value))
+        raise ValueError(f"unsupported template action {{{{ {expr} }}}}")
+
+    return _ACTION.sub(action, template)

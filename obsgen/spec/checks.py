@@ -1,0 +1,123 @@
+"""Schema errors in words people act on, and the semantic checks a schema cannot express."""
+
+from __future__ import annotations
+
+import difflib
+import json
+
+from obsgen.errors import Problem
+from obsgen.spec.schema import resolve, schema
+from obsgen.spec.source import Source
+
+_TYPES = {"string": "a string", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+          "object": "a mapping", "array": "a list", "null": "nothing"}
+
+
+def _found(value: object) -> str:
+    kind = {dict: "a mapping", list: "a list", bool: "a boolean", type(None): "nothing"}.get(type(value))
+    return kind or f"`{json.dumps(value, ensure_ascii=False)[:80]}`"
+
+
+def _expect(schema_node: dict) -> str:
+    node = resolve(schema_node)
+    if "x-expect" in node:
+        return node["x-expect"]
+    if "enum" in node:
+        return "one of " + ", ".join(f"`{v}`" for v in node["enum"])
+    if "const" in node:
+        return f"`{node['const']}`"
+    if "oneOf" in node:
+        return " or ".join(_expect(n) for n in node["oneOf"])
+    return _TYPES.get(node.get("type", ""), "a valid value")
+
+
+def schema_problems(source: Source) -> list[Problem]:
+    """Every schema violation of the document, each located and explained."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema())
+    problems = []
+    for error in validator.iter_errors(source.data):
+        path = tuple(error.absolute_path)
+        v = error.validator
+        if v == "additionalProperties":
+            known = sorted(error.schema.get("properties", {}))
+            for key in sorted(set(error.instance) - set(known)):
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
+                problems.append(source.problem(path + (key,), f"unknown key `{key}`{hint}", key=True))
+            continue
+        if v == "required":
+            missing = error.message.split("'")[1]
+            message = f"missing required key `{missing}`"
+        elif v == "propertyNames":
+            message = f"`{error.instance}` is not a valid label name; expected {_expect(error.schema)}"
+            problems.append(source.problem(path + (error.instance,), message, key=True))
+            continue
+        elif v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            bound = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+                     "exclusiveMaximum": "less than"}[v]
+            hint = f" ({error.schema['x-expect']})" if "x-expect" in error.schema else ""
+            message = f"expected a value {bound} {error.validator_value}{hint}, found {_found(error.instance)}"
+        elif v == "maxLength":
+            message = f"at most {error.validator_value} characters allowed, found {len(error.instance)}"
+        else:
+            message = f"expected {_expect(error.schema)}, found {_found(error.instance)}"
+        problems.append(source.problem(path, message))
+    return problems
+
+
+def semantic_problems(source: Source, data: dict) -> list[Problem]:
+    """Checks across fields: duplicate names, dangling references, topology, thresholds."""
+    problems: list[Problem] = []
+    for key, items in data.items():
+        if not isinstance(items, list):
+            continue
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            name = item.get("name")
+            if name in seen:
+                problems.append(source.problem((key, i, "name"), f"duplicate name `{name}` "
+                                               f"(also {key}[{seen[name]}]); give each component its own name"))
+            seen.setdefault(name, i)
+    breakers = {b["name"] for b in data.get("breakers", [])}
+    for key in ("retries", "time_limiters"):
+        for i, item in enumerate(data.get(key, [])):
+            if "breaker" in item and item["breaker"] not in breakers:
+                close = difflib.get_close_matches(item["breaker"], sorted(breakers), n=1)
+                hint = f"; did you mean `{close[0]}`?" if close else "; declare it under `breakers`"
+                problems.append(source.problem((key, i, "breaker"), f"no breaker named `{item['breaker']}`{hint}"))
+    for i, ex in enumerate(data.get("executors", [])):
+        if ex.get("core_threads") and ex.get("max_threads") and ex["core_threads"] > ex["max_threads"]:
+            problems.append(source.problem(("executors", i, "core_threads"),
+                                           f"core_threads ({ex['core_threads']}) is larger than max_threads "
+                                           f"({ex['max_threads']})"))
+    for i, cache in enumerate(data.get("caches", [])):
+        for tier_name, tier in cache.get("tiers", {}).items():
+            if "hit_rate_min" in tier and not tier.get("labels"):
+                problems.append(source.problem(("caches", i, "tiers", tier_name, "hit_rate_min"),
+                                               "a tier threshold needs `labels` that select the tier's series; "
+                                               "add them or move hit_rate_min to the cache"))
+    for i, r in enumerate(data.get("redis", [])):
+        problems += _redis_topology(source, ("redis", i), r)
+    return problems
+
+
+SENTINEL_ONLY = ("master_name", "sentinels", "quorum", "sentinel_selector", "sentinel_port")
+
+
+def _redis_topology(source: Source, path: tuple, r: dict) -> list[Problem]:
+    out = []
+    if r["topology"] == "sentinel":
+        for key in ("master_name", "sentinels", "quorum"):
+            if key not in r:
+                out.append(source.problem(path, f"a sentinel topology needs `{key}`"))
+        if "quorum" in r and "sentinels" in r and r["quorum"] > r["sentinels"]:
+            out.append(source.problem(path + ("quorum",), f"quorum {r['quorum']} is larger than the number of "
+                                      f"sentinels ({r['sentinels']}); failover could never be agreed"))
+    else:
+        for key in SENTINEL_ONLY:
+            if path + (key,) in source.key_positions:
+                out.append(source.problem(path + (key,), f"`{key}` only applies to topology: sentinel, "
+                                          f"not {r['topology']}; remove it", key=True))
+    return out

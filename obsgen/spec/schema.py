@@ -1,0 +1,36 @@
+"""The JSON Schema of the spec: the single source of truth for its format and defaults."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+
+
+@cache
+def schema() -> dict:
+    return json.loads(resources.files("obsgen.spec").joinpath("schema.json").read_text("utf-8"))
+
+
+def resolve(node: dict) -> dict:
+    """Follow a local ``$ref`` (``#/$defs/name``) to the schema it names."""
+    while "$ref" in node:
+        node = schema()["$defs"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def apply_defaults(node: dict, data: object) -> object:
+    """Fill every missing property that has a ``default``, recursively; returns ``data``."""
+    node = resolve(node)
+    if isinstance(data, dict):
+        for key, sub in node.get("properties", {}).items():
+            sub_resolved = resolve(sub)
+            default = sub.get("default", sub_resolved.get("default"))
+            if key not in data and default is not None:
+                data[key] = json.loads(json.dumps(default))
+            if key in data:
+                apply_defaults(sub, data[key])
+    elif isinstance(data, list) and "items" in node:
+        for item in data:
+            apply_defaults(node["items"], item)
+    return data
