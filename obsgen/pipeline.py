@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from obsgen.components.base import Alert, Rule
+from obsgen.components.base import Alert
 from obsgen.render import promtool_tests
 from obsgen.render import rules as rules_renderer
 from obsgen.spec import Spec
+from obsgen.writer import Output
 
 RULES_FILE = "prometheus/rules.yaml"
 TESTS_FILE = "prometheus/rules.test.yaml"
@@ -24,16 +25,12 @@ def rule_groups(spec: Spec) -> list[rules_renderer.RuleGroup]:
     return groups
 
 
-def render(spec: Spec) -> dict[str, str]:
-    """All files of one service, keyed by ``<service>/<path>``."""
+def render(spec: Spec) -> list[Output]:
+    """All files of one service, with paths relative to the output directory."""
     groups = rule_groups(spec)
     alerts: list[Alert] = [r for g in groups for r in g.rules if isinstance(r, Alert)]
     base = spec.service.name
-    return {
-        f"{base}/{RULES_FILE}": rules_renderer.render(groups),
-        f"{base}/{TESTS_FILE}": promtool_tests.render(alerts, "rules.yaml"),
-    }
-
-
-def all_rules(spec: Spec) -> list[Rule]:
-    return [r for g in rule_groups(spec) for r in g.rules]
+    return [
+        Output(f"{base}/{RULES_FILE}", rules_renderer.render(groups)),
+        Output(f"{base}/{TESTS_FILE}", promtool_tests.render(alerts, "rules.yaml")),
+    ]

@@ -118,9 +118,10 @@ def _quorum(c: Component, spec: RedisSpec) -> list[Rule]:
 
     return c.alert("RedisSentinelQuorumAtRisk", expr=expr, for_="5m", severity="warning", scenarios=scenarios,
                    summary="Fewer healthy sentinels than the quorum: automatic failover is impossible.",
-                   description=(f"Only {{{{ $value }}}} sentinels agree that master {spec.master_name} is reachable, "
-                                f"below the quorum of {quorum} of {spec.sentinels} for {{for}} (or no sentinel "
-                                "reports it): a master failure would not be failed over."))
+                   description=(f"Master {spec.master_name}: {{{{ $value }}}} healthy sentinel(s), below the quorum "
+                                f"of {quorum} (of {spec.sentinels}) for {{for}}, or no sentinel reports the master "
+                                "at all (then the value is 1, from absent()): a master failure would not be "
+                                "failed over."))
 
 
 def _no_replica(c: Component, spec: RedisSpec) -> list[Rule]:
@@ -145,8 +146,8 @@ def _no_replica(c: Component, spec: RedisSpec) -> list[Rule]:
 
     return c.alert("RedisNoHealthyReplica", expr=expr, for_="2m", severity="warning", scenarios=scenarios,
                    summary="Redis has no healthy replica: the data has one copy and failover has no target.",
-                   description=(f"Redis {spec.name} has no healthy replica (of {spec.replicas} configured) "
-                                "for {for}."))
+                   description=(f"Redis {spec.name} has had {{{{ $value }}}} healthy replicas (of {spec.replicas} "
+                                "configured) for {for}."))
 
 
 def rules(c: Component) -> list[Rule]:

@@ -17,6 +17,7 @@ from obsgen.errors import Path, Problem, SpecError
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 50_000
+_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 @dataclass
@@ -68,6 +69,8 @@ class _Converter:
             raise self.fail(node, path, f"the document expands to more than {MAX_NODES} values "
                             "(aliases referring to aliases?); write the spec out plainly")
         self.source.positions.setdefault(path, _mark(node))
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+            raise self.fail(node, path, f"the tag {node.tag} is not allowed; use plain YAML values")
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path)
         if isinstance(node, yaml.SequenceNode):

@@ -1,0 +1,133 @@
+"""The one place that touches the output directory: plan, check, write, prune.
+
+obsgen owns exactly the files listed in each service's manifest
+(``<service>/.obsgen-manifest.json``). A rebuild rewrites those, removes the ones
+it no longer produces, and refuses to overwrite a file it did not write. Writes
+go in two phases (every new file to a temporary sibling, then renames), so a
+failure while writing leaves the previous files in place.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MANIFEST = ".obsgen-manifest.json"
+
+
+@dataclass(frozen=True)
+class Output:
+    """One generated file. ``merge(existing, generated)`` keeps hand edits (runbooks)."""
+
+    path: str
+    content: str
+    merge: Callable[[str, str], str] | None = None
+
+
+@dataclass
+class Plan:
+    root: Path
+    writes: dict[str, str] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    old: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.changed or self.missing or self.orphaned)
+
+    def diff(self) -> str:
+        out = []
+        for path in self.changed:
+            out += difflib.unified_diff(self.old[path].splitlines(True), self.writes[path].splitlines(True),
+                                        f"a/{path}", f"b/{path}")
+        return "".join(out)
+
+
+def _manifest_path(service: str) -> str:
+    return f"{service}/{MANIFEST}"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text("utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def owned(root: Path, service: str) -> list[str]:
+    text = _read(root / _manifest_path(service))
+    if text is None:
+        return []
+    try:
+        files = json.loads(text)["files"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    return [f for f in files if isinstance(f, str) and _inside(f)]
+
+
+def _inside(rel: str) -> bool:
+    parts = Path(rel).parts
+    return bool(parts) and not Path(rel).is_absolute() and ".." not in parts
+
+
+def plan(root: Path, services: dict[str, list[Output]]) -> Plan:
+    """Compare what the specs produce with what is on disk, service by service."""
+    result = Plan(root)
+    for service, outputs in sorted(services.items()):
+        before = set(owned(root, service))
+        produced = {}
+        for out in outputs:
+            existing = _read(root / out.path)
+            content = out.merge(existing, out.content) if (out.merge and existing is not None) else out.content
+            produced[out.path] = content
+            if existing is None:
+                result.missing.append(out.path)
+            elif existing != content:
+                if out.path not in before:
+                    result.conflicts.append(out.path)
+                result.changed.append(out.path)
+                result.old[out.path] = existing
+        manifest = json.dumps({"generator": "obsgen", "files": sorted(produced)}, indent=2) + "\n"
+        produced[_manifest_path(service)] = manifest
+        existing_manifest = _read(root / _manifest_path(service))
+        if existing_manifest is None:
+            result.missing.append(_manifest_path(service))
+        elif existing_manifest != manifest:
+            result.changed.append(_manifest_path(service))
+            result.old[_manifest_path(service)] = existing_manifest
+        result.writes.update(produced)
+        result.orphaned += sorted(f for f in before - set(produced) if (root / f).exists())
+    return result
+
+
+def apply(p: Plan) -> None:
+    """Write the plan: every file to a temporary sibling first, then rename, then prune."""
+    pending = [path for path in sorted(p.writes) if path in p.changed or path in p.missing]
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for rel in pending:
+            target = p.root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".obsgen-tmp-{target.name}")
+            tmp.write_text(p.writes[rel], "utf-8")
+            temps.append((tmp, target))
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, target in temps:
+        os.replace(tmp, target)
+    for rel in p.orphaned:
+        path = p.root / rel
+        path.unlink(missing_ok=True)
+        for parent in path.parents:
+            if parent == p.root or not parent.is_relative_to(p.root) or any(parent.iterdir()):
+                break
+            parent.rmdir()

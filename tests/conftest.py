@@ -1,0 +1,43 @@
+"""Shared fixtures: real promtool (a missing binary fails the run), spec builds into temp dirs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from obsgen import pipeline, writer
+from obsgen.spec import load, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+
+
+def tool(name: str) -> str:
+    """Path of a server or tool binary; its absence is a failure, never a skip."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"`{name}` is not installed; run scripts/setup.sh (Debian package)", pytrace=False)
+    return path
+
+
+def build_into(out: Path, *specs) -> None:
+    """Build already-loaded specs into ``out`` through the real writer."""
+    writer.apply(writer.plan(out, {s.service.name: pipeline.render(s) for s in specs}))
+
+
+def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([tool("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def maple():
+    return load(ROOT / "specs" / "maple.yaml")
+
+
+@pytest.fixture
+def spec_from():
+    """Parse spec text (for small, targeted specs in tests)."""
+    return lambda text: parse(text, "test.yaml")

@@ -1,0 +1,89 @@
+"""generated/ is exactly what the code builds from specs/, builds are byte-identical,
+and the writer owns only what it wrote."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from conftest import ROOT
+from obsgen.cli import main
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_committed_generated_output_matches_the_specs():
+    result = run("build", str(ROOT / "specs"), "--check", "--out", str(ROOT / "generated"))
+    assert result.exit_code == 0, result.output + result.stderr
+
+
+def test_same_spec_builds_identical_bytes(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert run("build", str(ROOT / "specs"), "--out", str(first)).exit_code == 0
+    assert run("build", str(ROOT / "specs"), "--out", str(second)).exit_code == 0
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files and files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for rel in files:
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+
+
+def _two_services(specs: Path) -> None:
+    specs.mkdir()
+    shutil.copy(ROOT / "specs" / "maple.yaml", specs / "maple.yaml")
+    (specs / "shop.yaml").write_text(
+        "apiVersion: obsgen/v1\nservice: {name: shop, team: web}\nexecutors: [{name: pool, queue_capacity: 50}]\n")
+
+
+def test_check_reports_changed_missing_and_orphaned_files_and_rebuild_restores(tmp_path):
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    _two_services(specs)
+    assert run("build", str(specs), "--out", str(out)).exit_code == 0
+    rules = out / "maple-expectation" / "prometheus" / "rules.yaml"
+    rules.write_text(rules.read_text().replace("severity: critical", "severity: info", 1))
+    (out / "shop" / "prometheus" / "rules.test.yaml").unlink()
+    hand_written = out / "shop" / "NOTES.md"
+    hand_written.write_text("ours\n")
+    (specs / "shop.yaml").write_text(
+        "apiVersion: obsgen/v1\nservice: {name: shop, team: web}\ncaches: [{name: c}]\n")
+
+    check = run("build", str(specs), "--check", "--out", str(out))
+    assert check.exit_code == 1
+    assert f"changed: {rules}" in check.output
+    assert "-      severity: info" in check.output and "+      severity: critical" in check.output
+    assert f"missing: {out / 'shop' / 'prometheus' / 'rules.test.yaml'}" in check.output
+    assert "NOTES.md" not in check.output
+
+    assert run("build", str(specs), "--out", str(out)).exit_code == 0
+    assert run("build", str(specs), "--check", "--out", str(out)).exit_code == 0
+    assert hand_written.read_text() == "ours\n"
+    assert "ExecutorQueueFull" not in (out / "shop" / "prometheus" / "rules.yaml").read_text()
+
+
+def test_removed_outputs_are_pruned_but_unowned_files_survive(tmp_path):
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    _two_services(specs)
+    assert run("build", str(specs), "--out", str(out)).exit_code == 0
+    (out / "shop" / "prometheus" / "extra.yaml").write_text("mine\n")
+    manifest = out / "shop" / ".obsgen-manifest.json"
+    manifest.write_text(manifest.read_text().replace('"files": [', '"files": [\n    "shop/prometheus/old.yaml",'))
+    (out / "shop" / "prometheus" / "old.yaml").write_text("stale\n")
+
+    check = run("build", str(specs), "--check", "--out", str(out))
+    assert check.exit_code == 1 and f"orphaned: {out / 'shop' / 'prometheus' / 'old.yaml'}" in check.output
+    assert run("build", str(specs), "--out", str(out)).exit_code == 0
+    assert not (out / "shop" / "prometheus" / "old.yaml").exists()
+    assert (out / "shop" / "prometheus" / "extra.yaml").read_text() == "mine\n"
+
+
+def test_build_refuses_to_overwrite_a_file_it_did_not_write(tmp_path):
+    out = tmp_path / "out"
+    target = out / "maple-expectation" / "prometheus" / "rules.yaml"
+    target.parent.mkdir(parents=True)
+    target.write_text("hand-written rules\n")
+    result = run("build", str(ROOT / "specs" / "maple.yaml"), "--out", str(out))
+    assert result.exit_code == 2 and "did not write" in result.stderr
+    assert target.read_text() == "hand-written rules\n"

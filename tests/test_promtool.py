@@ -1,0 +1,56 @@
+"""Every spec's generated rules pass promtool's lint and their generated unit tests pass,
+and those unit tests are strong enough to catch a broken rule."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import SPECS, build_into, promtool
+from obsgen.spec import load
+
+
+@pytest.fixture(scope="module", params=SPECS, ids=lambda p: p.stem)
+def built(request, tmp_path_factory) -> Path:
+    spec = load(request.param)
+    out = tmp_path_factory.mktemp(request.param.stem)
+    build_into(out, spec)
+    return out / spec.service.name / "prometheus"
+
+
+def test_rules_pass_promtool_lint(built):
+    result = promtool("check", "rules", "--lint=all", "--lint-fatal", "rules.yaml", cwd=built)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generated_unit_tests_pass(built):
+    result = promtool("test", "rules", "rules.test.yaml", cwd=built)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Each mutation breaks one trap the rules are built to avoid; the generated tests must catch it.
+MUTATIONS = {
+    "breaker open ignoring half-open misses a re-opening breaker": (r'state=~"open\|half_open\|forced_open"', 'state=~"open"'),
+    "breaker state without a state matcher fires on closed breakers": (r', state=~"open\|half_open\|forced_open"', ""),
+    "hit ratio without the traffic guard fires on idle caches": (r"\n *and\n *instance_cache:hit_total:rate5m\{[^}]*\} >= 1", ""),
+    "memory ratio without the maxmemory guard fires without a limit": (r"\n *and\n *redis_memory_max_bytes\{[^}]*\} > 0", ""),
+    "queue alert without `for` pages on a spike": (r"(alert: ExecutorQueueFull\n(?:.*\n){1,3}?    for: )1m", r"\g<1>0s"),
+    "hit ratio threshold off by a tier": (r"< 0.8\n", "< 0.3\n"),
+    "stampede counted with delta trips on a restart": (r"rate\(cache_lock_failure_total", "delta(cache_lock_failure_total"),
+    "failover window too short": (r"(last_over_time\([^\n]*)\[5m\]\)", r"\g<1>[1m])"),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS), ids=lambda m: m.replace(" ", "-"))
+def test_generated_tests_catch_a_broken_rule(mutation, tmp_path, maple):
+    build_into(tmp_path, maple)
+    prom = tmp_path / maple.service.name / "prometheus"
+    rules = (prom / "rules.yaml").read_text()
+    pattern, replacement = MUTATIONS[mutation]
+    mutated, count = re.subn(pattern, replacement, rules)
+    assert count, f"mutation pattern no longer matches the rules: {pattern}"
+    (prom / "rules.yaml").write_text(mutated)
+    result = promtool("test", "rules", "rules.test.yaml", cwd=prom)
+    assert result.returncode != 0, f"the generated tests did not notice: {mutation}"

@@ -1,0 +1,48 @@
+"""Broken specs get the exact, located message (tests/specs/invalid/*.yaml → *.err) and exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from obsgen.cli import main
+
+INVALID = Path(__file__).parent / "specs" / "invalid"
+CASES = sorted(INVALID.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("spec", CASES, ids=lambda p: p.stem)
+def test_broken_spec_gets_exact_located_message_and_exit_2(spec, monkeypatch):
+    monkeypatch.chdir(INVALID)
+    result = CliRunner().invoke(main, ["validate", spec.name])
+    assert result.exit_code == 2
+    expected = spec.with_suffix(".err").read_text()
+    assert result.stderr.startswith(expected), result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_all_problems_of_all_files_are_reported_at_once(monkeypatch):
+    monkeypatch.chdir(INVALID)
+    result = CliRunner().invoke(main, ["validate", "unknown-key-typo.yaml", "duplicate-names.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 4 and "3 problems found" in result.stderr
+
+
+def test_build_of_invalid_spec_writes_nothing(tmp_path):
+    result = CliRunner().invoke(main, ["build", str(INVALID / "ratio-as-percent.yaml"), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_spec_path_is_exit_2_without_traceback(tmp_path):
+    result = CliRunner().invoke(main, ["build", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2 and "no such file" in result.stderr
+
+
+def test_two_specs_claiming_one_service_are_rejected(tmp_path):
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).write_text("apiVersion: obsgen/v1\nservice: {name: shop, team: web}\n")
+    result = CliRunner().invoke(main, ["validate", str(tmp_path)])
+    assert result.exit_code == 2 and "also defined in" in result.stderr
