@@ -1,0 +1,368 @@
+"""Runbooks: one Markdown page per alert name a service emits, plus an index.
+
+Pages come from Jinja2 templates in ``obsgen/templates/runbooks`` (one per
+component kind, sharing ``_page.md.j2``), rendered in a sandbox with strict
+undefined. Every expression a template prints is Markdown-escaped unless a
+filter marked it as already safe (``code``, ``sh``, ``fenced``, ``md``), so
+text from the spec (names, descriptions) can never inject Markdown, HTML or
+Jinja.
+
+Every generated part of a page sits between ``<!-- BEGIN GENERATED: <id> -->``
+and ``<!-- END GENERATED: <id> -->``; :func:`merge` refreshes those blocks in a
+page a human has annotated and keeps everything written outside them.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from obsgen.components.base import Alert, Component
+
+if TYPE_CHECKING:  # pragma: no cover
+    from obsgen.render.rules import RuleGroup
+    from obsgen.spec import Spec
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+INDEX = "README.md"
+
+# Alerts that usually fire with (or explain) each alert; only those the service emits are linked.
+RELATED: dict[str, tuple[str, ...]] = {
+    "CacheHitRateLow": ("CacheL2Unavailable", "CacheStampede", "RedisDown"),
+    "CacheStampede": ("CacheHitRateLow", "ExecutorSaturated", "ExecutorQueueFull", "CircuitBreakerFailureRateHigh"),
+    "CacheL2Unavailable": ("RedisDown", "RedisSentinelFailover", "RedisRejectedConnections", "RedisMemoryHigh",
+                           "RedisClusterStateFail", "CacheHitRateLow"),
+    "CircuitBreakerOpen": ("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"),
+    "CircuitBreakerFailureRateHigh": ("CircuitBreakerOpen", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"),
+    "RetryExhaustionHigh": ("CircuitBreakerFailureRateHigh", "CircuitBreakerOpen", "TimeLimiterTimeoutsHigh"),
+    "TimeLimiterTimeoutsHigh": ("RetryExhaustionHigh", "CircuitBreakerFailureRateHigh", "CircuitBreakerOpen",
+                                "ExecutorSaturated"),
+    "ExecutorQueueFull": ("ExecutorRejectingTasks", "ExecutorSaturated", "CacheStampede"),
+    "ExecutorRejectingTasks": ("ExecutorQueueFull", "ExecutorSaturated"),
+    "ExecutorSaturated": ("ExecutorQueueFull", "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"),
+    "RedisDown": ("CacheL2Unavailable", "RedisSentinelFailover", "RedisReplicationBroken", "RedisNoHealthyReplica",
+                  "RedisClusterStateFail"),
+    "RedisReplicationBroken": ("RedisNoHealthyReplica", "RedisDown", "RedisSentinelFailover"),
+    "RedisSentinelFailover": ("RedisDown", "RedisReplicationBroken", "RedisSentinelQuorumAtRisk", "CacheL2Unavailable"),
+    "RedisSentinelQuorumAtRisk": ("RedisSentinelFailover", "RedisDown"),
+    "RedisNoHealthyReplica": ("RedisReplicationBroken", "RedisDown", "RedisSentinelFailover"),
+    "RedisMemoryHigh": ("RedisRejectedConnections", "CacheL2Unavailable"),
+    "RedisRejectedConnections": ("CacheL2Unavailable", "RedisMemoryHigh"),
+    "RedisClusterStateFail": ("RedisClusterSlotsFail", "RedisDown", "CacheL2Unavailable"),
+    "RedisClusterSlotsFail": ("RedisClusterStateFail", "RedisDown", "CacheL2Unavailable"),
+}
+
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+# ---------------------------------------------------------------------------------------------
+# Escaping
+
+
+class Safe(str):
+    """Text that is already valid Markdown; the template finalizer prints it as is."""
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|{}#])")
+
+
+def md(value: object) -> Safe:
+    """Escape Markdown (and HTML, and Jinja braces) in user text for inline prose or table cells."""
+    if isinstance(value, Safe):
+        return value
+    text = re.sub(r"\s+", " ", str(value))  # no newlines: they would break tables and lists
+    return Safe(_MD_SPECIAL.sub(r"\\\1", text))
+
+
+def code(value: object) -> Safe:
+    """An inline code span; code spans are literal, so the value is not escaped, only kept free of backticks."""
+    text = " ".join(str(value).replace("`", "'").split())
+    return Safe(f"`{text}`")
+
+
+def sh(value: object) -> Safe:
+    """A shell word for a command in a fenced block (quoted when needed, never a backtick)."""
+    return Safe(shlex.quote(" ".join(str(value).replace("`", "'").split())))
+
+
+def fenced(value: object, lang: str = "", indent: int = 0) -> Safe:
+    """A fenced code block whose fence is longer than any backtick run inside it.
+
+    ``indent`` spaces go before every line, to nest the block in a list item.
+    """
+    text = str(value).rstrip("\n")
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    pad = " " * indent
+    lines = [f"{fence}{lang}", *text.split("\n"), fence]
+    return Safe("\n".join(pad + line if line else line for line in lines))
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, Safe) or hasattr(value, "__html__") or value is None:
+        return value  # Safe, or a macro's output marked |safe (Markup): already Markdown
+    if isinstance(value, str):
+        return md(value)
+    return value
+
+
+def pct(value: float) -> str:
+    return f"{value * 100:g}%"
+
+
+def num(value: float) -> str:
+    """``5000`` → ``5,000``; ``0.1`` → ``0.1``."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:g}"
+
+
+_env_cache: list = []
+
+
+def _env():
+    if _env_cache:
+        return _env_cache[0]
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=False,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, finalize=_finalize,
+    )
+    env.filters.update(md=md, code=code, sh=sh, fenced=fenced, pct=pct, num=num)
+    _env_cache.append(env)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
+# What each rule instance means, in this service's numbers
+
+
+def _threshold(alert: Alert, c: Component) -> str:
+    """The alert's condition with this component's numbers, as plain prose (escaped when printed)."""
+    s: Any = c.spec
+    n = alert.name
+    if n == "CacheHitRateLow":
+        tier = s.tiers.get(alert.labels.get("tier", "").lower()) if alert.labels.get("tier") else None
+        minimum = (tier.hit_rate_min if tier and tier.hit_rate_min else None) or s.hit_rate_min
+        return f"hit ratio below {pct(minimum)} while serving at least {num(s.min_request_rate)} lookups/s"
+    if n == "CacheStampede":
+        return f"more than {num(s.stampede_rate_max)} single-flight lock failures/s summed over all instances"
+    if n == "CacheL2Unavailable":
+        return f"more than {num(s.l2_failure_rate_max)} L2 failures/s on an instance (5m rate)"
+    if n == "CircuitBreakerOpen":
+        return (f"open or half-open now, or not closed for more than half of the last {s.reopen_window} "
+                f"(wait in open: {s.wait_in_open})")
+    if n == "CircuitBreakerFailureRateHigh":
+        return (f"failure rate above {num(s.failure_rate_threshold * s.warning_fraction)}% "
+                f"(the breaker opens at {num(s.failure_rate_threshold)}%)")
+    if n == "RetryExhaustionHigh":
+        return (f"more than {pct(s.exhaustion_ratio_max)} of calls fail after all {s.max_attempts} attempts "
+                f"(while at least {num(s.min_call_rate)} calls/s)")
+    if n == "TimeLimiterTimeoutsHigh":
+        return (f"more than {pct(s.timeout_ratio_max)} of calls exceed the {s.timeout} timeout "
+                f"(while at least {num(s.min_call_rate)} calls/s)")
+    if n == "ExecutorQueueFull":
+        from obsgen.components.executor import queue_threshold
+        return f"at least {num(queue_threshold(s))} of {num(s.queue_capacity)} queue slots used"
+    if n == "ExecutorRejectingTasks":
+        return f"more than {num(s.rejection_rate_max)} rejected tasks/s (5m rate)"
+    if n == "ExecutorSaturated":
+        return "every pool thread busy and at least one task queued"
+    if n == "RedisDown":
+        return "the exporter cannot reach the Redis server (redis_up is 0)"
+    if n == "RedisReplicationBroken":
+        return "a replica reports no link to its master (redis_master_link_up is 0)"
+    if n == "RedisSentinelFailover":
+        return "sentinels reported more than one master address within the last 5m"
+    if n == "RedisSentinelQuorumAtRisk":
+        return f"fewer than {s.quorum or 1} of {s.sentinels} sentinels see the master, or none reports it"
+    if n == "RedisNoHealthyReplica":
+        return f"no healthy replica (of {s.replicas} configured)"
+    if n == "RedisMemoryHigh":
+        return f"used memory above {pct(s.memory_ratio_max)} of maxmemory (only when maxmemory is set)"
+    if n == "RedisRejectedConnections":
+        return "any connection rejected in the last 5m (maxclients reached)"
+    if n == "RedisClusterStateFail":
+        return "a node reports cluster_state:fail"
+    if n == "RedisClusterSlotsFail":
+        return "a node sees at least one hash slot in fail state"
+    return alert.summary
+
+
+def _rule_yaml(alert: Alert) -> str:
+    """The alert exactly as ``prometheus/rules.yaml`` renders it."""
+    from obsgen.render import rules as rules_renderer
+    from obsgen.render.yamlout import dump
+
+    return dump([rules_renderer._rule(alert)])
+
+
+def _owners(spec: Spec) -> dict[tuple[str, str], Component]:
+    """(alert name, component name) → the component whose kind emits it; unambiguous even when
+    a breaker, a retry and a time limiter share one name."""
+    out: dict[tuple[str, str], Component] = {}
+    for c in spec.components:
+        for rule in c.kind.rules(c):
+            if isinstance(rule, Alert):
+                out[(rule.name, c.name)] = c
+    return out
+
+
+def _pages(spec: Spec, groups: list[RuleGroup]) -> list[dict]:
+    owners = _owners(spec)
+    by_name: dict[str, list[tuple[Alert, Component]]] = {}
+    for g in groups:
+        for rule in g.rules:
+            if isinstance(rule, Alert):
+                c = owners.get((rule.name, rule.labels.get("component", "")))
+                if c is None:
+                    raise ValueError(f"alert {rule.name} names component {rule.labels.get('component')!r}, "
+                                     "which does not emit it")
+                by_name.setdefault(rule.name, []).append((rule, c))
+    names = set(by_name)
+    pages = []
+    for name in sorted(by_name):
+        pairs = by_name[name]
+        components: list[Component] = []
+        for _, c in pairs:
+            if c not in components:
+                components.append(c)
+        severities = sorted({a.severity for a, _ in pairs}, key=lambda s: (_SEVERITY_ORDER.get(s, 9), s))
+        instances = [{
+            "component": c, "spec": c.spec, "name": c.name, "kind_title": c.kind.title,
+            "severity": a.severity, "for_": str(a.for_), "expr": a.expr, "threshold": _threshold(a, c),
+            "extra_labels": {k: v for k, v in sorted(a.labels.items())
+                             if k not in ("component", "service", "team", "severity")},
+            "rule_yaml": _rule_yaml(a), "summary": a.summary,
+        } for a, c in pairs]
+        pages.append({
+            "alert": name, "kind": components[0].kind.key, "kind_title": components[0].kind.title,
+            "severities": severities, "summary": pairs[0][0].summary,
+            "instances": instances, "components": components,
+            "related": [r for r in RELATED.get(name, ()) if r in names and r != name],
+        })
+    return pages
+
+
+def _context(spec: Spec, names: set[str]) -> dict:
+    by_kind: dict[str, list[Component]] = {}
+    for c in spec.components:
+        by_kind.setdefault(c.kind.key, []).append(c)
+    def link(name: str) -> Safe:
+        """A link to another runbook of this service, or the bare name when the service has no such page."""
+        return Safe(f"[{name}]({name}.md)" if name in names else f"`{name}`")
+
+    return {"service": spec.service, "by_kind": by_kind, "alerts": sorted(names), "link": link}
+
+
+def render(spec: Spec, groups: list[RuleGroup]) -> dict[str, str]:
+    """Runbook pages keyed ``<service>/runbooks/<Alert>.md`` plus ``<service>/runbooks/README.md``.
+
+    ``groups`` is :func:`obsgen.pipeline.rule_groups` of ``spec``. One page per
+    distinct alert name; every rule of that name (one per component, or per cache
+    tier) is described on it. Output is deterministic: same input, same bytes.
+    """
+    env = _env()
+    pages = _pages(spec, groups)
+    common = _context(spec, {p["alert"] for p in pages})
+    base = f"{spec.service.name}/runbooks"
+    out: dict[str, str] = {}
+    for page in pages:
+        template = env.get_template(f"runbooks/{page['kind']}.md.j2")
+        out[f"{base}/{page['alert']}.md"] = _tidy(template.render(**common, page=page))
+    out[f"{base}/{INDEX}"] = _tidy(env.get_template("runbooks/_index.md.j2").render(**common, pages=pages))
+    return dict(sorted(out.items()))
+
+
+def _tidy(text: str) -> str:
+    """At most one blank line in a row and no trailing spaces outside code blocks; one final newline."""
+    out: list[str] = []
+    fence = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if fence:
+            out.append(line)
+            if stripped == fence:
+                fence = ""
+            continue
+        if stripped.startswith("```"):
+            fence = stripped[: len(stripped) - len(stripped.lstrip("`"))]
+        line = line.rstrip()
+        if line == "" and (not out or out[-1] == ""):
+            continue
+        out.append(line)
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Keeping hand-written notes across regeneration
+
+_BLOCK = re.compile(r"<!-- BEGIN GENERATED: ([A-Za-z0-9_.-]+) -->.*?<!-- END GENERATED: \1 -->", re.S)
+_MARKER = re.compile(r"<!-- (BEGIN|END) GENERATED: ([A-Za-z0-9_.-]+) -->")
+
+
+def _split(text: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """``(text before the first block, [(block id, block text, text after it up to the next block)])``.
+
+    Raises ValueError when markers are unbalanced (a BEGIN or END a human deleted or garbled).
+    """
+    blocks = list(_BLOCK.finditer(text))
+    covered = sum(1 for _ in _MARKER.finditer(text))
+    if covered != 2 * len(blocks) or any(len(list(_MARKER.finditer(m.group(0)))) != 2 for m in blocks):
+        raise ValueError("generated-block markers are unbalanced or nested; fix the page by hand")
+    if not blocks:
+        return text, []
+    head = text[: blocks[0].start()]
+    out = []
+    for i, m in enumerate(blocks):
+        end = blocks[i + 1].start() if i + 1 < len(blocks) else len(text)
+        out.append((m.group(1), m.group(0), text[m.end(): end]))
+    return head, out
+
+
+def has_markers(text: str) -> bool:
+    return bool(_MARKER.search(text))
+
+
+def merge(existing: str, generated: str) -> str:
+    """Refresh the generated blocks of ``existing`` from ``generated``, keeping human text.
+
+    * Text outside generated blocks in ``existing`` (notes before the first block,
+      between blocks, after the last) is kept, after the same block it followed
+      (by block id). If that block no longer exists, the text follows the
+      nearest earlier block that still does, or goes first; nothing a human wrote
+      outside the blocks is dropped.
+    * Every generated block comes from ``generated``, in its order: edits made
+      inside a block are overwritten, blocks that disappeared are removed.
+    * Where the human left only whitespace, ``generated``'s spacing is used, so
+      ``merge(generated, generated) == generated`` and merging is idempotent.
+    * If ``existing`` has no markers at all it is a hand-written page: it is returned
+      unchanged and the caller decides (e.g. keep it and warn).
+    * If ``existing``'s markers are unbalanced, :class:`ValueError` is raised
+      rather than guess (a guess could duplicate or drop text).
+    """
+    if not has_markers(existing):
+        return existing
+    old_head, old_blocks = _split(existing)
+    new_head, new_blocks = _split(generated)
+    new_ids = [b[0] for b in new_blocks]
+    # Human text after each block id; text whose block vanished moves to the nearest earlier surviving block.
+    notes: dict[str | None, list[str]] = {}
+    anchor: str | None = None
+    if old_head.strip():
+        notes.setdefault(None, []).append(old_head)
+    for block_id, _, tail in old_blocks:
+        if block_id in new_ids:
+            anchor = block_id
+        if tail.strip():
+            notes.setdefault(anchor, []).append(tail)
+    parts = ["".join(notes[None]) if None in notes else new_head]
+    for block_id, block, tail in new_blocks:
+        parts.append(block)
+        parts.append("".join(notes[block_id]) if block_id in notes else tail)
+    return "".join(parts)

@@ -1,0 +1,237 @@
+"""Runbook pages: one per alert, linked from the rules, complete, safe with hostile text, and mergeable."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from pathlib import Path
+
+import pytest
+
+from obsgen.components.base import Alert
+from obsgen.pipeline import RULES_FILE, rule_groups
+from obsgen.render import runbooks
+from obsgen.spec import load, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE = "maple-expectation"
+SECTIONS = ["Meaning", "Impact", "Diagnosis", "Mitigation", "Escalation", "Alert behaviour", "Reference"]
+
+HOSTILE = """\
+apiVersion: obsgen/v1
+service:
+  name: hostile
+  team: sre
+  description: "Service with <b>html</b> and {{ 7*7 }}"
+caches:
+  - name: evil_cache
+    description: "{{ 7*7 }} *bold* <script>alert(1)</script> [x](http://e.example) `tick` {% if true %}yes{% endif %}"
+    tiers:
+      l1: {provider: "caffeine*", ttl: 5m, max_size: 100, labels: {layer: L1}}
+      l2: {provider: redis, ttl: 10m, labels: {layer: L2}}
+redis:
+  - name: standalone
+    topology: standalone
+    port: 6380
+"""
+
+
+@pytest.fixture(scope="module")
+def maple():
+    return load(ROOT / "specs" / "maple.yaml")
+
+
+@pytest.fixture(scope="module")
+def maple_groups(maple):
+    return rule_groups(maple)
+
+
+@pytest.fixture(scope="module")
+def pages(maple, maple_groups):
+    return runbooks.render(maple, maple_groups)
+
+
+def _alerts(groups) -> list[Alert]:
+    return [r for g in groups for r in g.rules if isinstance(r, Alert)]
+
+
+def _prose(text: str) -> str:
+    """The page without fenced code blocks (rule YAML legitimately holds Prometheus `{{ $labels.x }}`)."""
+    return re.sub(r"^[ ]*(`{3,})[^\n]*\n.*?^[ ]*\1[ ]*$", "", text, flags=re.S | re.M)
+
+
+def test_every_alert_has_a_page_and_an_index_row(maple_groups, pages):
+    names = {a.name for a in _alerts(maple_groups)}
+    assert names, "maple must emit alerts"
+    index = pages[f"{SERVICE}/runbooks/README.md"]
+    for name in names:
+        assert f"{SERVICE}/runbooks/{name}.md" in pages
+        assert f"| [{name}]({name}.md) |" in index
+    # nothing but alert pages and the index
+    assert set(pages) == {f"{SERVICE}/runbooks/{n}.md" for n in names} | {f"{SERVICE}/runbooks/README.md"}
+
+
+def test_each_rule_runbook_url_resolves_to_a_generated_page(maple_groups, pages):
+    rules_dir = posixpath.dirname(f"{SERVICE}/{RULES_FILE}")
+    for alert in _alerts(maple_groups):
+        target = posixpath.normpath(posixpath.join(rules_dir, alert.runbook_url))
+        assert target in pages, (alert.name, alert.runbook_url)
+
+
+def test_a_page_lists_every_rule_of_its_name_with_component_threshold_for_and_promql(maple_groups, pages):
+    page = pages[f"{SERVICE}/runbooks/CacheHitRateLow.md"]
+    rules = [a for a in _alerts(maple_groups) if a.name == "CacheHitRateLow"]
+    assert len(rules) == 8  # four caches, two tiers each
+    meaning = page.split("## Meaning")[1].split("## Impact")[0]
+    for a in rules:
+        component, tier = a.labels["component"], a.labels["tier"]
+        assert re.search(rf"\| Cache `{component}` \| `tier`=`{tier}` \| hit ratio below {90 if tier == 'L2' else 80}%"
+                         rf".*\| `5m` \| warning \|", meaning), (component, tier)
+        assert a.expr.splitlines()[0] in page
+    assert "cache `equipment` (Nexon API equipment data); L1 Caffeine, 5m TTL, 5,000 entries" in page
+
+
+def test_every_relative_link_resolves_to_a_generated_file(pages):
+    link = re.compile(r"\]\(([^)\s]+)\)")
+    for path, text in pages.items():
+        for target in link.findall(_prose(text)):
+            if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+                continue
+            if target.startswith("../dashboards/"):
+                continue  # the dashboards folder is another renderer's output
+            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+            assert resolved in pages, (path, target)
+
+
+def test_related_alerts_link_only_pages_this_service_has(pages):
+    l2 = pages[f"{SERVICE}/runbooks/CacheL2Unavailable.md"]
+    assert "[RedisDown](RedisDown.md)" in l2.split("## Reference")[1]
+    breaker = pages[f"{SERVICE}/runbooks/CircuitBreakerOpen.md"].split("## Reference")[1]
+    assert "[RetryExhaustionHigh](RetryExhaustionHigh.md)" in breaker
+    assert "[TimeLimiterTimeoutsHigh](TimeLimiterTimeoutsHigh.md)" in breaker
+    # maple has no cluster: no link to a cluster page anywhere
+    assert all("RedisClusterStateFail.md" not in t for t in pages.values())
+
+
+@pytest.mark.parametrize("alert", ["RedisSentinelQuorumAtRisk", "RedisSentinelFailover"])
+def test_sentinel_pages_name_this_deployment_concretely(pages, alert):
+    page = pages[f"{SERVICE}/runbooks/{alert}.md"]
+    assert "mymaster" in page
+    assert "quorum 2" in page
+    assert "3 sentinels" in page
+    assert "redis-cli -p 26379 SENTINEL get-master-addr-by-name mymaster" in page
+    assert "redis-cli -p 26379 SENTINEL replicas mymaster" in page
+    assert "redis-cli -p 6379 INFO replication" in page
+    for placeholder in ("<host>", "<port>", "<master", "TODO", "TBD", "XXX", "None", "master_name>"):
+        assert placeholder not in page, placeholder
+
+
+def test_pages_have_all_sections_in_order_rendered_and_none_empty(pages):
+    for path, text in pages.items():
+        if path.endswith("README.md"):
+            continue
+        name = posixpath.basename(path)[:-3]
+        assert text.startswith(f"<!-- BEGIN GENERATED: header -->\n# {name}\n"), path
+        positions = [text.index(f"\n## {s}\n") for s in SECTIONS]
+        assert positions == sorted(positions), path
+        assert "{%" not in text and "{{" not in _prose(text), path
+        # a heading must be followed by content before the next heading (markers and blank lines don't count)
+        content = [line for line in text.splitlines() if line.strip() and not line.startswith("<!--")]
+        for here, after in zip(content, content[1:]):
+            assert not (here.startswith("#") and after.startswith("#")), (path, here)
+        assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_mitigation_steps_say_how_to_confirm_and_mark_destructive_ones(pages):
+    for name in ("RedisDown", "CacheL2Unavailable", "ExecutorQueueFull", "CircuitBreakerOpen"):
+        mitigation = pages[f"{SERVICE}/runbooks/{name}.md"].split("## Mitigation")[1].split("## Escalation")[0]
+        steps = re.split(r"\n(?=\d+\. )", mitigation.strip())[1:]
+        assert steps, name
+        assert all("Confirm:" in s for s in steps), name
+        assert "**(destructive)**" in mitigation, name
+
+
+def test_generated_sections_are_between_balanced_markers(pages):
+    for path, text in pages.items():
+        begins = re.findall(r"<!-- BEGIN GENERATED: ([\w.-]+) -->", text)
+        ends = re.findall(r"<!-- END GENERATED: ([\w.-]+) -->", text)
+        assert begins and begins == ends and len(set(begins)) == len(begins), path
+        outside = re.sub(r"<!-- BEGIN GENERATED: ([\w.-]+) -->.*?<!-- END GENERATED: \1 -->", "", text, flags=re.S)
+        assert not outside.strip(), path
+
+
+def test_render_is_deterministic(maple):
+    first = runbooks.render(maple, rule_groups(maple))
+    second = runbooks.render(load(ROOT / "specs" / "maple.yaml"), rule_groups(maple))
+    assert first == second
+    assert list(first) == sorted(first)
+
+
+def test_merge_keeps_human_notes_and_restores_generated_text(pages):
+    generated = pages[f"{SERVICE}/runbooks/RedisDown.md"]
+    note = "\n\n## Team notes\n\nCall Alice before restarting the master; she owns the host.\n"
+    head_note = "Hand-written preface.\n\n"
+    # a human adds a preface, a note after the Diagnosis block and at the end, and edits a generated block
+    existing = head_note + generated.replace(
+        "<!-- END GENERATED: diagnosis -->", "<!-- END GENERATED: diagnosis -->" + note, 1
+    ) + "\nFinal human words.\n"
+    existing = existing.replace("Check that clients fell back", "SOMEONE EDITED THIS")
+    merged = runbooks.merge(existing, generated)
+    assert "SOMEONE EDITED THIS" not in merged
+    assert "Check that clients fell back" in merged
+    assert merged.startswith(head_note)
+    assert "<!-- END GENERATED: diagnosis -->" + note + "\n\n<!-- BEGIN GENERATED: mitigation -->" in merged
+    assert merged.endswith("<!-- END GENERATED: reference -->\n\nFinal human words.\n")
+    # a second rebuild changes nothing; merging into an untouched page gives the page
+    assert runbooks.merge(merged, generated) == merged
+    assert runbooks.merge(generated, generated) == generated
+
+
+def test_merge_updates_blocks_when_the_spec_changes(maple, pages):
+    old = pages[f"{SERVICE}/runbooks/RedisSentinelQuorumAtRisk.md"]
+    existing = old.replace("<!-- END GENERATED: impact -->", "<!-- END GENERATED: impact -->\n\nKeep me.", 1)
+    text = (ROOT / "specs" / "maple.yaml").read_text()
+    changed = parse(text.replace("quorum: 2", "quorum: 3"), "maple.yaml")
+    new = runbooks.render(changed, rule_groups(changed))[f"{SERVICE}/runbooks/RedisSentinelQuorumAtRisk.md"]
+    merged = runbooks.merge(existing, new)
+    assert "quorum 3" in merged and "quorum 2" not in merged
+    assert "<!-- END GENERATED: impact -->\n\nKeep me.\n\n<!-- BEGIN GENERATED: diagnosis -->" in merged
+
+
+def test_merge_leaves_hand_written_pages_alone_and_refuses_broken_markers(pages):
+    hand = "# RedisDown\n\nOur own page, no markers.\n"
+    assert runbooks.merge(hand, pages[f"{SERVICE}/runbooks/RedisDown.md"]) == hand
+    broken = pages[f"{SERVICE}/runbooks/RedisDown.md"].replace("<!-- END GENERATED: impact -->", "", 1)
+    with pytest.raises(ValueError):
+        runbooks.merge(broken, pages[f"{SERVICE}/runbooks/RedisDown.md"])
+
+
+def test_markdown_and_jinja_in_spec_text_are_escaped_not_evaluated():
+    spec = parse(HOSTILE, "x.yaml")
+    out = runbooks.render(spec, rule_groups(spec))
+    page = out["hostile/runbooks/CacheHitRateLow.md"]
+    assert r"\{\{ 7\*7 \}\} \*bold\* \<script\>alert(1)\</script\> \[x\](http://e.example) \`tick\`" in page
+    assert r"\{% if true %\}yes\{% endif %\}" in page
+    assert "49" not in page and "<script>" not in page and "*bold*" not in page
+    assert "Caffeine\\*" in page
+    assert r"\<b\>html\</b\>" in out["hostile/runbooks/README.md"]
+    for text in out.values():
+        assert "<script>" not in text and "{{ 7*7 }}" not in text
+    # component names go into code spans verbatim (the schema allows `_`): no escaping inside backticks
+    assert "`evil_cache`" in page
+
+
+def test_standalone_redis_gets_standalone_commands():
+    spec = parse(HOSTILE, "x.yaml")
+    out = runbooks.render(spec, rule_groups(spec))
+    page = out["hostile/runbooks/RedisDown.md"]
+    assert "redis-cli -p 6380 INFO replication" in page and "redis-cli -p 6380 INFO memory" in page
+    assert "SENTINEL" not in page
+    assert "RedisSentinelFailover" not in page  # no sentinel page for a standalone server, so no link
+
+
+def test_fences_grow_around_backticks_and_shell_words_are_quoted():
+    assert runbooks.fenced("a ``` b", "promql") == "````promql\na ``` b\n````"
+    assert runbooks.sh("my master") == "'my master'"
+    assert "`" not in runbooks.sh("x`y")
+    assert runbooks.code("a`b") == "`a'b`"
