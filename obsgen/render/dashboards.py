@@ -1,0 +1,273 @@
+"""Grafana dashboards, described in obsgen's own terms.
+
+One dashboard per concern a spec has (caches; breakers, retries and time
+limiters; executors; Redis) plus a Service Overview with every component's
+health on one screen. Per-kind panel knowledge lives in
+:mod:`obsgen.render.panels`; turning a :class:`Dashboard` into Grafana JSON is
+the job of :mod:`obsgen.render.grafana`, the only module that knows grafanalib.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from obsgen.components.base import Alert, Component
+from obsgen.promql import quote, regex_quote
+
+OUT_DIR = "dashboards"
+UID_MAX = 40
+
+
+@dataclass(frozen=True)
+class Query:
+    """One PromQL query of a panel; ``thresholds`` override the panel's for this query's series only."""
+
+    expr: str
+    legend: str = ""
+    instant: bool = False
+    thresholds: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    """A threshold step: from ``value`` upwards the colour is ``color`` (``None`` is the base step)."""
+
+    color: str
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A value mapping: the number ``value`` is shown as ``text`` in ``color``."""
+
+    value: float
+    text: str
+    color: str
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A panel as obsgen sees it.
+
+    ``runbooks`` names the alerts whose runbooks the panel links to; a panel is the
+    main panel (deep link target) of each alert it names first among all panels.
+    ``kind`` is one of timeseries, stat, state-timeline, table.
+    """
+
+    title: str
+    description: str
+    unit: str
+    queries: tuple[Query, ...]
+    thresholds: tuple[Step, ...] = ()
+    kind: str = "timeseries"
+    runbooks: tuple[str, ...] = ()
+    mappings: tuple[Mapping, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    soft_max: float | None = None
+    width: int = 12
+    height: int = 8
+    links: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row header that groups the panels after it."""
+
+    title: str
+
+
+@dataclass(frozen=True)
+class ComponentPanels:
+    """What a kind contributes for one component: its overview health panel and its detail panels.
+
+    ``jobs`` are the Prometheus jobs its series come from (the ``job`` variable's choices).
+    """
+
+    health: Panel
+    detail: tuple[Panel, ...]
+    jobs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """A dashboard: identity, variables' job choices, annotation query, panels and rows, links."""
+
+    service: str
+    name: str
+    slug: str
+    description: str
+    items: tuple[Panel | Row, ...]
+    jobs: tuple[str, ...]
+    alerts_expr: str
+    links: tuple[Link, ...] = ()
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def title(self) -> str:
+        return f"{self.service} / {self.name}"
+
+    @property
+    def uid(self) -> str:
+        return uid(self.service, self.slug)
+
+    @property
+    def url_slug(self) -> str:
+        """The slug Grafana puts in ``/d/<uid>/<slug>`` (from the title)."""
+        return slugify(self.title)
+
+    @property
+    def url(self) -> str:
+        return f"/d/{self.uid}/{self.url_slug}"
+
+    def panel_ids(self) -> list[tuple[int, Panel | Row]]:
+        """Stable ids: 1, 2, … in layout order (rows included)."""
+        return list(enumerate(self.items, 1))
+
+
+@dataclass(frozen=True)
+class Concern:
+    """A dashboard a spec gets when it has components of any of ``kinds``."""
+
+    slug: str
+    name: str
+    kinds: tuple[str, ...]
+    description: str
+
+
+CONCERNS: tuple[Concern, ...] = (
+    Concern("cache-performance", "Cache Performance", ("caches",),
+            "Hit ratio per cache and tier against its target, traffic, misses, stampedes and L2 failures."),
+    Concern("circuit-breaker", "Circuit Breaker", ("breakers", "retries", "time_limiters"),
+            "Circuit breaker state and failure rate, calls by outcome, retries and time-limiter timeouts."),
+    Concern("thread-pool", "Thread Pool", ("executors",),
+            "Executor threads against pool size, queue depth against capacity, rejections and completed tasks."),
+    Concern("redis-operations", "Redis Operations", ("redis",),
+            "Redis availability, roles and failovers, replication, sentinel quorum, memory, clients and evictions."),
+)
+OVERVIEW = Concern("service-overview", "Service Overview", (), "Every component's health on one screen.")
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def uid(service: str, slug: str) -> str:
+    """``<service>-<slug>`` when it fits Grafana's 40 characters, else a prefix plus a sha1 of both."""
+    readable = slugify(f"{service}-{slug}")
+    if len(readable) <= UID_MAX:
+        return readable
+    digest = hashlib.sha1(f"{service}\0{slug}".encode()).hexdigest()[:12]
+    return readable[: UID_MAX - 13].rstrip("-") + "-" + digest
+
+
+def _alert_names(c: Component) -> set[str]:
+    return {r.name for r in c.kind.rules(c) if isinstance(r, Alert)}
+
+
+def _keep_runbooks(panel: Panel, alerts: set[str]) -> Panel:
+    """Only the runbooks of alerts this component really has (tuning can disable one)."""
+    from dataclasses import replace
+    return replace(panel, runbooks=tuple(a for a in panel.runbooks if a in alerts))
+
+
+def _panels(c: Component) -> ComponentPanels:
+    from dataclasses import replace
+
+    from obsgen.render import panels
+    out: ComponentPanels = getattr(panels, c.kind.key)(c)
+    alerts = _alert_names(c)
+    return replace(out, health=_keep_runbooks(out.health, alerts),
+                   detail=tuple(_keep_runbooks(p, alerts) for p in out.detail))
+
+
+def _jobs(parts: list[ComponentPanels]) -> tuple[str, ...]:
+    return tuple(sorted({j for p in parts for j in p.jobs}))
+
+
+def dashboards(spec) -> list[Dashboard]:  # spec: obsgen.spec.Spec
+    """The spec's dashboards: the overview first, then one per concern it has."""
+    svc = spec.service
+    alerts_expr = f"ALERTS{{service={quote(svc.name)}, alertstate=\"firing\"}}"
+    per_component = [(c, _panels(c)) for c in spec.components]
+    detail: list[Dashboard] = []
+    for concern in CONCERNS:
+        members = [(c, p) for c, p in per_component if c.kind.key in concern.kinds]
+        if not members:
+            continue
+        items: list[Panel | Row] = []
+        for c, p in members:
+            items.append(Row(f"{c.kind.title}: {c.name}" + (f" ({c.spec.description})" if c.spec.description else "")))
+            items.extend(p.detail)
+        detail.append(Dashboard(svc.name, concern.name, concern.slug, concern.description, tuple(items),
+                                _jobs([p for _, p in members]), alerts_expr, tags=(svc.name, "obsgen")))
+    overview_url = Dashboard(svc.name, OVERVIEW.name, OVERVIEW.slug, "", (), (), "").url
+    from dataclasses import replace
+    home = Link(f"{OVERVIEW.name}", overview_url)
+    detail = [replace(d, links=(home,) + tuple(Link(o.name, o.url) for o in detail if o is not d)) for d in detail]
+    by_kind = {k: d for d in detail for k in _concern_of(d).kinds}
+
+    items = [_overview_alerts_panel(alerts_expr)]
+    for c, p in per_component:
+        target = by_kind[c.kind.key]
+        items.append(replace(p.health, links=p.health.links + ((f"{target.name} dashboard", target.url),)))
+    description = (f"{svc.description or svc.name}: every component's health on one screen (team {svc.team}); "
+                   "each panel links to the dashboard with the details.")
+    overview = Dashboard(svc.name, OVERVIEW.name, OVERVIEW.slug, description, tuple(items),
+                         _jobs([p for _, p in per_component]), alerts_expr,
+                         links=tuple(Link(d.name, d.url) for d in detail), tags=(svc.name, "obsgen"))
+    return [overview] + detail
+
+
+def _concern_of(d: Dashboard) -> Concern:
+    return next(c for c in CONCERNS if c.slug == d.slug)
+
+
+def _overview_alerts_panel(alerts_expr: str) -> Panel:
+    return Panel(
+        title="Firing alerts",
+        description="Alerts of this service firing now, from the ALERTS series; the overview's first stop.",
+        unit="none", kind="table", width=24, height=6,
+        queries=(Query(f"sum by (alertname, component, severity, instance) ({alerts_expr})", instant=True),),
+    )
+
+
+def _path(service: str, slug: str) -> str:
+    return f"{service}/{OUT_DIR}/{slug}.json"
+
+
+def render(spec) -> dict[str, str]:
+    """``{"<service>/dashboards/<slug>.json": json_text}`` for every dashboard of the spec."""
+    from obsgen.render import grafana
+    base = spec.service.runbook_base_url
+    return {_path(d.service, d.slug): grafana.to_json(d, runbook_base_url=base) for d in dashboards(spec)}
+
+
+def dashboard_links(spec) -> dict[str, str]:
+    """Alert name → ``/d/<uid>/<slug>?viewPanel=<id>`` of its main panel.
+
+    The main panel is the first one that names the alert first in ``runbooks``, else the
+    first one that names it at all; the overview is never the target.
+    """
+    primary: dict[str, str] = {}
+    other: dict[str, str] = {}
+    for d in dashboards(spec):
+        if d.slug == OVERVIEW.slug:
+            continue
+        for pid, item in d.panel_ids():
+            if isinstance(item, Panel):
+                for i, name in enumerate(item.runbooks):
+                    (other if i else primary).setdefault(name, f"{d.url}?viewPanel={pid}")
+    return dict(sorted({**other, **primary}.items()))
+
+
+def job_regex(jobs: tuple[str, ...]) -> str:
+    return "|".join(regex_quote(j) for j in jobs)

@@ -1,0 +1,418 @@
+"""Dashboards: valid against Grafana's own dashboard model, lint-clean, valid PromQL, and showing what matters."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import promql_parser
+import pytest
+
+from obsgen.components.base import Alert
+from obsgen.render import dashboards
+from obsgen.spec import load, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "tests/fixtures/grafana-dashboard.schema.json").read_text("utf-8"))
+
+# Known false positives of the schema generated from @grafana/schema (see scripts/make-grafana-schema.sh).
+# Each entry: (JSON path pattern of the error, schema keyword, why Grafana accepts it anyway).
+ALLOWED = (
+    # The schema types annotation queries as the generic AnnotationQuery without datasource-specific fields,
+    # but the Prometheus datasource reads its annotation query from these keys (expr, step, titleFormat, …).
+    (r"^annotations/list/\d+$", "additionalProperties",
+     "Prometheus annotation fields (expr, step, titleFormat, textFormat, tagKeys, useValueForTime)"),
+    # The CUE model declares panel links as DashboardLink, but panels actually store data links
+    # ({title, url, targetBlank}); Grafana's panel editor writes exactly that shape.
+    (r"^panels/\d+/links/\d+$", "required", "panel links are data links, not dashboard links"),
+)
+
+SPEC = """
+apiVersion: obsgen/v1
+service: {name: shop, team: web, selector: {job: shop, namespace: prod}}
+caches: [{name: products}]
+breakers: [{name: payments, failure_rate_threshold: 50}]
+executors: [{name: mailer, core_threads: 2, max_threads: 4, queue_capacity: 100}]
+redis:
+  - {name: sessions, topology: sentinel, master_name: mymaster, sentinels: 3, quorum: 2, replicas: 1,
+     selector: {job: redis}}
+"""
+
+COUNTER = re.compile(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*(?:_total|_count)\b")
+RATE_FN = re.compile(r"\b(?:rate|irate|increase)\(")
+
+
+@pytest.fixture(scope="module")
+def maple():
+    return load(ROOT / "specs/maple.yaml")
+
+
+@pytest.fixture(scope="module")
+def maple_files(maple) -> dict[str, str]:
+    return dashboards.render(maple)
+
+
+@pytest.fixture(scope="module")
+def maple_dashboards(maple_files) -> dict[str, dict]:
+    return {path: json.loads(text) for path, text in maple_files.items()}
+
+
+@pytest.fixture(scope="module")
+def small():
+    spec = parse(SPEC, "x.yaml")
+    return {json.loads(t)["uid"].removeprefix("shop-"): json.loads(t) for t in dashboards.render(spec).values()}
+
+
+def panels(d: dict) -> list[dict]:
+    return [p for p in d["panels"] if p["type"] != "row"]
+
+
+def targets(d: dict) -> list[tuple[dict, dict]]:
+    return [(p, t) for p in panels(d) for t in p["targets"]]
+
+
+def panel(d: dict, title_part: str) -> dict:
+    found = [p for p in panels(d) if title_part in p["title"]]
+    assert len(found) == 1, [p["title"] for p in panels(d)]
+    return found[0]
+
+
+def exprs(p: dict) -> list[str]:
+    return [t["expr"] for t in p["targets"]]
+
+
+def alerts_of(spec) -> set[str]:
+    return {r.name for c in spec.components for r in c.kind.rules(c) if isinstance(r, Alert)}
+
+
+def steps(p: dict) -> list[tuple[str, float | None]]:
+    return [(s["color"], s["value"]) for s in p["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+
+
+# --------------------------------------------------------------------------- what gets written
+
+def test_maple_gets_an_overview_and_one_dashboard_per_concern(maple_files):
+    assert sorted(maple_files) == [f"maple-expectation/dashboards/{s}.json" for s in (
+        "cache-performance", "circuit-breaker", "redis-operations", "service-overview", "thread-pool")]
+
+
+def test_concerns_the_spec_lacks_get_no_dashboard():
+    spec = parse("apiVersion: obsgen/v1\nservice: {name: tiny, team: t}\nexecutors: [{name: io, queue_capacity: 10}]\n",
+                 "x.yaml")
+    assert sorted(dashboards.render(spec)) == ["tiny/dashboards/service-overview.json",
+                                                "tiny/dashboards/thread-pool.json"]
+
+
+def test_rendering_twice_gives_identical_bytes(maple, maple_files):
+    again = dashboards.render(maple)
+    assert again == maple_files
+    assert all(text.endswith("}\n") for text in again.values())
+
+
+# --------------------------------------------------------------------------- Grafana's dashboard model
+
+def schema_errors(d: dict) -> list[str]:
+    validator = jsonschema.Draft7Validator(SCHEMA)
+    out = []
+    for error in validator.iter_errors(d):
+        leaves = [error]
+        while any(e.context for e in leaves):  # anyOf (panel or row): report the branch errors
+            leaves = [c for e in leaves for c in (e.context or [e])]
+        for leaf in leaves:
+            path = "/".join(str(p) for p in leaf.absolute_path)
+            if not any(re.search(pat, path) and leaf.validator == kw for pat, kw, _ in ALLOWED):
+                out.append(f"{path}: {leaf.validator}: {leaf.message}")
+    return out
+
+
+def test_every_maple_dashboard_matches_grafanas_dashboard_schema(maple_dashboards):
+    for path, d in maple_dashboards.items():
+        # rows match RowPanel, the rest Panel; only errors of the branch that fits are meaningful
+        panels_ok = {"panels": []}
+        assert schema_errors({**d, **panels_ok}) == [], path
+        for p in d["panels"]:
+            branch = "RowPanel" if p["type"] == "row" else "Panel"
+            sub = {"$ref": f"#/definitions/{branch}", "definitions": SCHEMA["definitions"]}
+            errors = [e for e in jsonschema.Draft7Validator(sub).iter_errors(p)
+                      if not any(re.search(pat, "panels/0/" + "/".join(map(str, e.absolute_path)))
+                                 and e.validator == kw for pat, kw, _ in ALLOWED)]
+            assert [f"{e.json_path}: {e.message}" for e in errors] == [], (path, p["title"])
+
+
+def test_the_allow_list_only_hides_what_it_documents(maple_dashboards):
+    d = maple_dashboards["maple-expectation/dashboards/service-overview.json"]
+    broken = json.loads(json.dumps(d))
+    broken["panels"] = []
+    broken["schemaVersion"] = "41"  # a real error must still be reported
+    broken["annotations"]["list"][1]["iconColor"] = 3
+    assert len(schema_errors(broken)) == 2
+
+
+# --------------------------------------------------------------------------- dashboard linter rules
+
+def test_dashboards_are_modern_read_only_and_stable(maple_dashboards):
+    for path, d in maple_dashboards.items():
+        slug = Path(path).stem
+        assert d["schemaVersion"] == 41
+        assert d["editable"] is False
+        assert d["uid"] == dashboards.uid("maple-expectation", slug) and len(d["uid"]) <= 40
+        ids = [p["id"] for p in d["panels"]]
+        assert ids == list(range(1, len(ids) + 1))
+        text = json.dumps(d)
+        for legacy in ('"intervalFactor"', '"maxDataPoints"', '"span"', '"rows"', '"step": 10', '"style"'):
+            assert legacy not in text, (path, legacy)
+        assert [p for p in null_paths(d) if not re.search(r"/(thresholds|value)/steps/0/value$", p)] == [], path
+
+
+def null_paths(value, path="") -> list[str]:
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [n for k, v in value.items() for n in null_paths(v, f"{path}/{k}")]
+    if isinstance(value, list):
+        return [n for i, v in enumerate(value) for n in null_paths(v, f"{path}/{i}")]
+    return []
+
+
+def test_uids_are_derived_from_service_and_dashboard_and_fit_grafanas_limit():
+    assert dashboards.uid("shop", "thread-pool") == "shop-thread-pool"
+    long = dashboards.uid("a-really-long-service-name-for-testing", "cache-performance")
+    assert len(long) <= 40 and long == dashboards.uid("a-really-long-service-name-for-testing", "cache-performance")
+    assert long != dashboards.uid("a-really-long-service-name-for-testing", "circuit-breaker")
+
+
+def test_only_modern_panel_types(maple_dashboards):
+    for d in maple_dashboards.values():
+        assert {p["type"] for p in d["panels"]} <= {"timeseries", "stat", "state-timeline", "table", "row"}
+
+
+def test_every_panel_and_target_uses_the_templated_datasource(maple_dashboards):
+    for d in maple_dashboards.values():
+        for p, t in targets(d):
+            assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+            assert t["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert d["annotations"]["list"][1]["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_datasource_job_and_instance_variables(maple_dashboards):
+    for d in maple_dashboards.values():
+        variables = {v["name"]: v for v in d["templating"]["list"]}
+        assert list(variables) == ["datasource", "job", "instance"]
+        ds = variables["datasource"]
+        assert (ds["type"], ds["query"], ds["label"]) == ("datasource", "prometheus", "Data source")
+        for name in ("job", "instance"):
+            v = variables[name]
+            assert (v["type"], v["multi"], v["includeAll"], v["allValue"], v["refresh"]) == ("query", True, True,
+                                                                                            ".+", 2)
+        assert "$job" in variables["instance"]["query"]
+
+
+def test_every_panel_has_title_description_unit_and_a_query(maple_dashboards):
+    for d in maple_dashboards.values():
+        for p in panels(d):
+            assert p["title"] and p["description"], p
+            assert p["fieldConfig"]["defaults"]["unit"], p["title"]
+            assert p["targets"], p["title"]
+
+
+def test_rates_use_rate_interval_and_counters_appear_only_inside_rates(maple_dashboards):
+    for d in maple_dashboards.values():
+        for p, t in targets(d):
+            expr = t["expr"]
+            for m in re.finditer(r"\b(?:rate|irate|increase)\((.*?)\[([^\]]+)\]\)", expr, re.S):
+                assert m.group(2) == "$__rate_interval", expr
+            outside = re.sub(r"\b(?:rate|irate|increase)\([^\[]*\[[^\]]+\]\)", "", expr)
+            assert not COUNTER.search(outside), (p["title"], expr)
+
+
+def test_selectors_filter_by_job_and_instance_variables(maple_dashboards):
+    for d in maple_dashboards.values():
+        for p, t in targets(d):
+            for selector in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}", t["expr"]):
+                name, body = selector
+                if name == "ALERTS":
+                    assert 'alertstate="firing"' in body
+                    continue
+                assert 'job=~"$job"' in body and 'instance=~"$instance"' in body, (p["title"], t["expr"])
+                assert not re.search(r'\bjob="', body), t["expr"]  # the spec's job matcher is replaced
+
+
+def test_stat_panels_reduce_to_the_last_value(maple_dashboards):
+    for d in maple_dashboards.values():
+        for p in panels(d):
+            if p["type"] == "stat":
+                assert p["options"]["reduceOptions"]["calcs"] == ["lastNotNull"]
+
+
+def test_thresholds_use_the_current_format(maple_dashboards):
+    for d in maple_dashboards.values():
+        for p in panels(d):
+            th = p["fieldConfig"]["defaults"]["thresholds"]
+            assert th["mode"] == "absolute"
+            assert th["steps"][0]["value"] is None
+            assert all(isinstance(s["value"], (int, float)) for s in th["steps"][1:])
+
+
+def test_every_query_is_valid_promql(maple_dashboards):
+    for d in maple_dashboards.values():
+        queries = [t["expr"] for _, t in targets(d)] + [a["expr"] for a in d["annotations"]["list"] if "expr" in a]
+        for expr in queries:
+            promql_parser.parse(expr.replace("$__rate_interval", "5m"))
+
+
+# --------------------------------------------------------------------------- alerts, runbooks, navigation
+
+def test_firing_alerts_are_annotations(maple_dashboards):
+    for d in maple_dashboards.values():
+        exprs_ = [a.get("expr") for a in d["annotations"]["list"]]
+        assert 'ALERTS{service="maple-expectation", alertstate="firing"}' in exprs_
+
+
+def test_panels_link_to_the_runbooks_of_their_alerts(maple, maple_dashboards):
+    alert_names = alerts_of(maple)
+    linked = set()
+    for d in maple_dashboards.values():
+        for p in panels(d):
+            for link in p.get("links", []):
+                m = re.fullmatch(r"\.\./runbooks/(\w+)\.md", link["url"])
+                if m:
+                    assert m.group(1) in alert_names
+                    linked.add(m.group(1))
+    assert linked == alert_names
+
+
+def test_overview_links_to_every_other_dashboard(maple_dashboards):
+    overview = maple_dashboards["maple-expectation/dashboards/service-overview.json"]
+    others = {d["uid"] for path, d in maple_dashboards.items() if "overview" not in path}
+    assert {link["url"].split("/")[2] for link in overview["links"]} == others
+    assert panel(overview, "Firing alerts")["type"] == "table"
+    health = [p for p in panels(overview) if p["type"] == "stat"]
+    assert len(health) == 4 + 1 + 1 + 1 + 2 + 1  # caches, breaker, retry, time limiter, executors, redis
+
+
+def test_dashboard_links_point_every_alert_at_its_main_panel(maple, maple_dashboards):
+    links = dashboards.dashboard_links(maple)
+    assert set(links) == alerts_of(maple)
+    by_uid = {d["uid"]: d for d in maple_dashboards.values()}
+    for alert, url in links.items():
+        m = re.fullmatch(r"/d/([\w-]+)/([\w-]+)\?viewPanel=(\d+)", url)
+        assert m, url
+        p = next(p for p in by_uid[m.group(1)]["panels"] if p["id"] == int(m.group(3)))
+        assert p["links"][0]["url"] == f"../runbooks/{alert}.md", (alert, p["title"])
+    assert links["ExecutorQueueFull"].endswith("viewPanel=3")
+    assert "redis-operations" in links["RedisSentinelQuorumAtRisk"]
+
+
+def test_disabled_alerts_lose_their_runbook_links():
+    spec = parse(SPEC.replace("[{name: products}]", "[{name: products, alerts: {CacheStampede: {enabled: false}}}]"),
+                 "x.yaml")
+    assert "CacheStampede" not in dashboards.dashboard_links(spec)
+    assert "CacheStampede.md" not in "".join(dashboards.render(spec).values())
+
+
+# --------------------------------------------------------------------------- panel by panel
+
+def test_hit_ratio_panel_queries_cache_gets_with_the_cache_label_and_draws_its_target(small):
+    p = panel(small["cache-performance"], "products: hit ratio")
+    assert p["type"] == "timeseries" and p["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    (expr,) = exprs(p)
+    assert expr.count("cache_gets_total{") == 2 and expr.count('cache="products"') == 2
+    assert 'result="hit"' in expr and 'namespace="prod"' in expr
+    assert steps(p) == [("red", None), ("green", 0.8)]
+    assert p["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
+
+
+def test_stampede_panel_draws_ten_per_second(small):
+    p = panel(small["cache-performance"], "lock failures")
+    assert steps(p) == [("green", None), ("red", 10)]
+    assert "rate(cache_lock_failure_total{" in exprs(p)[0]
+
+
+def test_tiered_caches_get_one_hit_ratio_panel_per_tier_with_its_own_target(maple_dashboards):
+    d = maple_dashboards["maple-expectation/dashboards/cache-performance.json"]
+    l1, l2 = panel(d, "equipment: hit ratio L1"), panel(d, "equipment: hit ratio L2")
+    assert 'layer="L1"' in exprs(l1)[0] and steps(l1)[1] == ("green", 0.8)
+    assert 'layer="L2"' in exprs(l2)[0] and steps(l2)[1] == ("green", 0.9)
+
+
+def test_queue_panel_draws_capacity_and_ninety_percent_line(small):
+    p = panel(small["thread-pool"], "mailer: queue depth")
+    assert steps(p) == [("green", None), ("orange", 90), ("red", 100)]
+    assert p["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "dashed"
+    assert "executor_queued_tasks{" in exprs(p)[0]
+
+
+def test_threads_panel_shows_active_against_pool_size(small):
+    p = panel(small["thread-pool"], "active threads vs pool size")
+    assert [re.search(r"\((\w+)\{", e).group(1) for e in exprs(p)] == ["executor_active_threads",
+                                                                "executor_pool_size_threads"]
+
+
+def test_breaker_state_is_a_state_timeline_with_named_states(small):
+    p = panel(small["circuit-breaker"], "payments: state")
+    assert p["type"] == "state-timeline"
+    assert "resilience4j_circuitbreaker_state{" in exprs(p)[0] and 'name="payments"' in exprs(p)[0]
+    names = {o["text"] for m in p["fieldConfig"]["defaults"]["mappings"] for o in m["options"].values()}
+    assert {"closed", "open", "half_open"} <= names
+
+
+def test_breaker_failure_rate_hides_minus_one_and_draws_warning_and_open_lines(small):
+    p = panel(small["circuit-breaker"], "failure rate")
+    assert exprs(p)[0].endswith(">= 0")
+    assert steps(p) == [("green", None), ("orange", 40), ("red", 50)]
+
+
+def test_sentinel_panel_shows_the_quorum_threshold(small):
+    p = panel(small["redis-operations"], "healthy sentinels vs quorum")
+    assert "redis_sentinel_master_ok_sentinels{" in exprs(p)[0] and 'master_name="mymaster"' in exprs(p)[0]
+    assert steps(p) == [("red", None), ("green", 2)]
+
+
+def test_redis_dashboard_covers_operations(small):
+    titles = " | ".join(p["title"] for p in panels(small["redis-operations"]))
+    for part in ("up", "role", "master address", "replication link", "healthy replicas", "memory vs maxmemory",
+                 "clients", "rejected connections", "evicted keys"):
+        assert f"sessions: {part}" in titles
+    assert 'job=~"$job"' in exprs(panel(small["redis-operations"], "sessions: up"))[0]
+
+
+def test_overview_health_stats_colour_each_query_by_its_own_target(small):
+    p = panel(small["service-overview"], "Redis sessions")
+    overrides = {o["matcher"]["options"]: o["properties"][0]["value"]["steps"] for o in p["fieldConfig"]["overrides"]}
+    assert overrides["A"][1]["value"] == 2  # master + one replica up
+    assert overrides["B"][1]["value"] == 2  # quorum
+    assert any(link["url"].startswith("/d/shop-redis-operations/") for link in p["links"])
+
+
+def test_job_variable_offers_the_jobs_of_the_dashboards_components(small):
+    def job_query(d):
+        return next(v for v in d["templating"]["list"] if v["name"] == "job")["query"]
+    assert job_query(small["redis-operations"]) == 'label_values(up{job=~"redis"}, job)'
+    assert job_query(small["service-overview"]) == 'label_values(up{job=~"redis|shop"}, job)'
+
+
+def test_every_allow_list_entry_is_still_needed(maple_dashboards):
+    used = set()
+    for d in maple_dashboards.values():
+        for p in d["panels"]:
+            branch = "RowPanel" if p["type"] == "row" else "Panel"
+            sub = {"$ref": f"#/definitions/{branch}", "definitions": SCHEMA["definitions"]}
+            for e in jsonschema.Draft7Validator(sub).iter_errors(p):
+                path = "panels/0/" + "/".join(map(str, e.absolute_path))
+                used |= {pat for pat, kw, _ in ALLOWED if re.search(pat, path) and e.validator == kw}
+        for e in jsonschema.Draft7Validator(SCHEMA).iter_errors({**d, "panels": []}):
+            path = "/".join(map(str, e.absolute_path))
+            used |= {pat for pat, kw, _ in ALLOWED if re.search(pat, path) and e.validator == kw}
+    assert used == {pat for pat, _, _ in ALLOWED}
+
+
+def test_grafanalib_stays_behind_one_module_and_is_not_imported_at_start_up():
+    importers = [p.name for p in (ROOT / "obsgen").rglob("*.py") if re.search(r"^\s*(from|import) grafanalib", p.read_text("utf-8"), re.M)
+                 and p.name != "grafana.py"]
+    assert importers == []
+    import subprocess
+    import sys
+    code = "import sys, obsgen.render.dashboards, obsgen.render.panels; assert 'grafanalib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
