@@ -6,10 +6,11 @@ output directory, and the writer decides how they reach the disk.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import groupby
 
 from obsgen.components.base import Alert
-from obsgen.render import promtool_tests
+from obsgen.render import dashboards, promtool_tests, runbooks
 from obsgen.render import rules as rules_renderer
 from obsgen.spec import Spec
 from obsgen.writer import Output
@@ -19,9 +20,16 @@ TESTS_FILE = "prometheus/rules.test.yaml"
 
 
 def rule_groups(spec: Spec) -> list[rules_renderer.RuleGroup]:
+    """Rule groups per kind; every alert's ``dashboard_url`` deep-links to the panel that shows it."""
+    links = dashboards.dashboard_links(spec)
+
+    def linked(rule):
+        return replace(rule, dashboard_url=links.get(rule.name)) if isinstance(rule, Alert) else rule
+
     groups = []
     for kind, components in groupby(spec.components, key=lambda c: c.kind):
-        groups += rules_renderer.group(spec.service.name, kind.key, [kind.rules(c) for c in components])
+        groups += rules_renderer.group(spec.service.name, kind.key,
+                                       [[linked(r) for r in kind.rules(c)] for c in components])
     return groups
 
 
@@ -30,7 +38,10 @@ def render(spec: Spec) -> list[Output]:
     groups = rule_groups(spec)
     alerts: list[Alert] = [r for g in groups for r in g.rules if isinstance(r, Alert)]
     base = spec.service.name
-    return [
+    outputs = [
         Output(f"{base}/{RULES_FILE}", rules_renderer.render(groups)),
         Output(f"{base}/{TESTS_FILE}", promtool_tests.render(alerts, "rules.yaml")),
     ]
+    outputs += [Output(path, text) for path, text in dashboards.render(spec).items()]
+    outputs += [Output(path, text, merge=runbooks.merge) for path, text in runbooks.render(spec, groups).items()]
+    return outputs

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from obsgen.errors import UsageError
+
 MANIFEST = ".obsgen-manifest.json"
 
 
@@ -85,7 +87,11 @@ def plan(root: Path, services: dict[str, list[Output]]) -> Plan:
         produced = {}
         for out in outputs:
             existing = _read(root / out.path)
-            content = out.merge(existing, out.content) if (out.merge and existing is not None) else out.content
+            try:
+                content = out.merge(existing, out.content) if (out.merge and existing is not None) else out.content
+            except ValueError as exc:
+                raise UsageError(f"{root / out.path}: cannot keep your edits ({exc}); fix the marker "
+                                 "comments or move the file away") from None
             produced[out.path] = content
             if existing is None:
                 result.missing.append(out.path)

@@ -87,3 +87,21 @@ def test_build_refuses_to_overwrite_a_file_it_did_not_write(tmp_path):
     result = run("build", str(ROOT / "specs" / "maple.yaml"), "--out", str(out))
     assert result.exit_code == 2 and "did not write" in result.stderr
     assert target.read_text() == "hand-written rules\n"
+
+
+def test_hand_edits_to_a_runbook_survive_a_rebuild_and_generated_parts_are_restored(tmp_path):
+    out = tmp_path / "out"
+    spec = str(ROOT / "specs" / "maple.yaml")
+    assert run("build", spec, "--out", str(out)).exit_code == 0
+    page = out / "maple-expectation" / "runbooks" / "RedisDown.md"
+    original = page.read_text()
+    note = "\n## Team notes\n\nCall the DBA on-call first: they own the Sentinel hosts.\n"
+    page.write_text(original.replace("## Impact", "## Impact (edited by hand)") + note)
+
+    assert run("build", spec, "--check", "--out", str(out)).exit_code == 1
+    assert run("build", spec, "--out", str(out)).exit_code == 0
+    rebuilt = page.read_text()
+    assert rebuilt.endswith(note)
+    assert "## Impact (edited by hand)" not in rebuilt and "## Impact\n" in rebuilt
+    assert rebuilt.replace(note, "") == original
+    assert run("build", spec, "--check", "--out", str(out)).exit_code == 0

@@ -74,6 +74,7 @@ class Alert:
     runbook_url: str
     scenarios: tuple[Scenario, ...]
     keep_firing_for: Duration | None = None
+    dashboard_url: str | None = None
 
 
 Rule = Alert | Recording

@@ -15,6 +15,7 @@ from obsgen.components.base import Alert, Scenario
 from obsgen.components.timeline import STEP
 from obsgen.model.types import Duration
 from obsgen.promql import matchers
+from obsgen.render.rules import annotations
 from obsgen.render.templates import render as render_template
 from obsgen.render.yamlout import dump
 
@@ -60,11 +61,9 @@ def _entry(entry: _Entry) -> dict:
                 labels.update(alert.labels)
                 bucket.append({
                     "exp_labels": dict(sorted(labels.items())),
-                    "exp_annotations": {
-                        "summary": alert.summary,
-                        "description": render_template(alert.description, labels, scenario.value),
-                        "runbook_url": alert.runbook_url,
-                    },
+                    "exp_annotations": dict(
+                        annotations(alert),
+                        description=render_template(alert.description, labels, scenario.value)),
                 })
     tests = [{"eval_time": str(at), "alertname": name, "exp_alerts": alerts}
              for (at, name), alerts in sorted(expected.items(), key=lambda kv: (kv[0][0], kv[0][1]))]

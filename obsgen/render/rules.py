@@ -45,7 +45,15 @@ def _rule(rule: Rule) -> dict:
     if rule.keep_firing_for:
         out["keep_firing_for"] = str(rule.keep_firing_for)
     out["labels"] = dict(sorted(rule.labels.items()))
-    out["annotations"] = {"summary": rule.summary, "description": rule.description, "runbook_url": rule.runbook_url}
+    out["annotations"] = annotations(rule)
+    return out
+
+
+def annotations(alert: Alert) -> dict[str, str]:
+    """The annotations as written (``description`` still a template)."""
+    out = {"summary": alert.summary, "description": alert.description, "runbook_url": alert.runbook_url}
+    if alert.dashboard_url:
+        out["dashboard_url"] = alert.dashboard_url
     return out
 
 
