@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef, Service
 from obsgen.promql import matchers
+
+if TYPE_CHECKING:  # pragma: no cover
+    from obsgen.components.viz import ComponentPanels
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,11 @@ class Recording:
 
 @dataclass(frozen=True)
 class Alert:
-    """An alerting rule with its documentation and its proof."""
+    """An alerting rule with its documentation and its proof.
+
+    ``condition`` says when it fires in this component's numbers, as plain prose
+    for the runbook ("hit ratio below 80% while serving at least 1 lookups/s").
+    """
 
     name: str
     expr: str
@@ -71,6 +79,7 @@ class Alert:
     labels: Labels
     summary: str
     description: str
+    condition: str
     runbook_url: str
     scenarios: tuple[Scenario, ...]
     keep_firing_for: Duration | None = None
@@ -81,18 +90,49 @@ Rule = Alert | Recording
 
 
 @dataclass(frozen=True)
-class Kind:
-    """A component kind: its spec key, model type, default metrics and rule builder.
+class Concern:
+    """A dashboard: the kinds that share it (breakers, retries and time limiters) say which."""
 
+    slug: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Inhibition:
+    """While ``source`` fires, ``targets`` with the same ``equal`` labels are symptoms, not news.
+
+    Rendered as an Alertmanager inhibit rule: RedisDown makes CacheL2Unavailable
+    of the same service redundant.
+    """
+
+    source: str
+    targets: tuple[str, ...]
+    equal: tuple[str, ...] = ("service",)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A component kind: everything obsgen knows about one sort of component.
+
+    ``schema`` names the kind's JSON Schema fragment (``components/schemas/<schema>.json``);
     ``default_metrics`` maps a profile (or ``*`` for exporters every profile shares)
-    to the metric behind each signal the kind reads.
+    to the metric behind each signal the kind reads; ``panels`` draws one
+    component for the ``concern`` dashboard; ``related`` names, per alert, the
+    alerts an on-call engineer should look at next (linked from its runbook when
+    the service emits them).
     """
 
     key: str
     title: str
+    schema: str
     spec: type[ComponentSpec]
     default_metrics: Mapping[str, Mapping[str, MetricRef]]
     rules: Callable[[Component], list[Rule]]
+    panels: Callable[[Component], ComponentPanels]
+    concern: Concern
+    related: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    inhibitions: tuple[Inhibition, ...] = ()
     app_metrics: bool = True
 
 
@@ -141,7 +181,7 @@ class Component:
         return Series(self.metric(signal).name, self.labels(signal, extra, base), values)
 
     def alert(self, name: str, *, expr: str, for_: str | Duration, severity: str, summary: str,
-              description: str, scenarios: Callable[[Duration], list[Scenario]],
+              description: str, condition: str, scenarios: Callable[[Duration], list[Scenario]],
               keep_firing_for: Duration | None = None, labels: Labels | None = None) -> list[Alert]:
         """Build alert ``name`` with the user's tuning applied; an empty list if they disabled it.
 
@@ -156,9 +196,12 @@ class Component:
         description = description.replace("{for}", str(final_for))
         labels = {**(labels or {}), "component": self.name, "service": self.service.name,
                   "severity": final_severity, "team": self.service.team}
+        guard = getattr(self.spec, "breaker", None)
+        if guard:  # Alertmanager inhibits the symptoms of an open breaker by this label.
+            labels["breaker"] = guard
         return [Alert(
             name=name, expr=expr, for_=final_for, severity=final_severity, labels=labels,
-            summary=summary, description=description,
+            summary=summary, description=description, condition=condition,
             runbook_url=f"{self.service.runbook_base_url}{name}.md",
             scenarios=tuple(scenarios(final_for)),
             keep_firing_for=keep_firing_for,

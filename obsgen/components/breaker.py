@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Check, Component, Kind, Rule, Scenario
+from obsgen.components.base import Component, Concern, Inhibition, Kind, Rule, Scenario
 from obsgen.components.shapes import verdict, by_clause, gauge_compare
 from obsgen.components.timeline import MIN, STEP, gauge
+from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, jobs, num, rate, sel
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 from obsgen.promql import number
 
+CONCERN = Concern("circuit-breaker", "Circuit Breaker",
+                  "Circuit breaker state and failure rate, calls by outcome, retries and time-limiter timeouts.")
 NOT_CLOSED = ("open", "half_open", "forced_open")
 
 
@@ -33,6 +36,11 @@ class BreakerSpec(ComponentSpec):
     warning_fraction: float = 0.8
     wait_in_open: Duration = Duration.parse("60s")
     reopen_window: Duration = Duration.parse("2m")
+
+    @property
+    def breaker(self) -> str:
+        """A breaker guards itself: its alerts carry ``breaker`` like those of the calls it protects."""
+        return self.name
 
 
 def _not_closed_now_and_share(c: Component, spec: BreakerSpec) -> tuple[str, str]:
@@ -87,6 +95,8 @@ def _open_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
     return c.alert(
         "CircuitBreakerOpen", expr=expr, for_="1m", severity="critical", scenarios=scenarios,
         summary="A circuit breaker is open: calls through it fail fast or take the fallback.",
+        condition=(f"open or half-open now, or not closed for more than half of the last {window} "
+                   f"(wait in open: {spec.wait_in_open})"),
         description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has been open or "
                      f"half-open (or re-opening most of the last {window}) for {{for}}; calls to the protected "
                      f"dependency are rejected. It retries after {spec.wait_in_open} in open state."),
@@ -100,17 +110,92 @@ def rules(c: Component) -> list[Rule]:
         c, "CircuitBreakerFailureRateHigh", signal="failure_rate", op=">", threshold=warn,
         bad=(warn + spec.failure_rate_threshold) / 2, good=(warn - 5, -1), for_="2m", severity="warning",
         summary="A circuit breaker's failure rate is approaching the rate that opens it.",
+        condition=f"failure rate above {num(warn)}% (the breaker opens at {num(spec.failure_rate_threshold)}%)",
         description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
                      f"{{{{ $value | humanize }}}}% failed calls, above {number(warn)}% for {{for}}; it opens at "
                      f"{number(spec.failure_rate_threshold)}%."),
     )
 
 
+
+BREAKER_STATES = (("closed", "green"), ("half_open", "yellow"), ("open", "red"), ("forced_open", "dark-red"),
+                  ("disabled", "blue"), ("metrics_only", "purple"))
+
+
+def _breaker_state(c: Component, by: str) -> tuple[str, tuple[Mapping, ...]]:
+    enc = c.spec.state_encoding
+    if enc.type == "one_hot":
+        parts = [f"(max by ({by}) ({sel(c, 'state', {enc.label: state})}) == 1) * {code}"
+                 for code, (state, _) in enumerate(BREAKER_STATES)]
+        return "\nor\n".join(parts), tuple(Mapping(code, state, color) for code, (state, color) in enumerate(BREAKER_STATES))
+    codes = (("closed", enc.closed, "green"), ("half_open", enc.closed + 1, "yellow"), ("open", enc.closed + 2, "red"))
+    return (f"max by ({by}) ({sel(c, 'state')})",
+            tuple(Mapping(code, state, color) for state, code, color in codes))
+
+
+def panels(c: Component) -> ComponentPanels:
+    spec = c.spec
+    warn = spec.failure_rate_threshold * spec.warning_fraction
+    state, mappings = _breaker_state(c, "instance")
+    detail = (
+        Panel(
+            title=f"{c.name}: state", kind="state-timeline", unit="none", width=24, mappings=mappings,
+            runbooks=("CircuitBreakerOpen",),
+            description=(f"State of circuit breaker {c.name} per instance over time. Open or half-open for 1m, or "
+                         f"re-opening most of the last {spec.reopen_window}, fires CircuitBreakerOpen; it retries "
+                         f"after {spec.wait_in_open} open."),
+            queries=(Query(state, "{{instance}}"),),
+        ),
+        Panel(
+            title=f"{c.name}: failure rate", unit="percent", min=0, soft_max=100,
+            thresholds=above(spec.failure_rate_threshold, warn),
+            runbooks=("CircuitBreakerFailureRateHigh", "CircuitBreakerOpen"),
+            description=(f"Failed calls in the sliding window of breaker {c.name}, per instance (-1, too few calls, "
+                         f"is hidden). Above {number(warn)}% for 2m fires CircuitBreakerFailureRateHigh; at "
+                         f"{number(spec.failure_rate_threshold)}% the breaker opens."),
+            queries=(Query(f"{sel(c, 'failure_rate')} >= 0", "{{instance}}"),),
+        ),
+        Panel(
+            title=f"{c.name}: slow call rate", unit="percent", min=0, soft_max=100, runbooks=("CircuitBreakerOpen",),
+            description=f"Slow calls in the sliding window of breaker {c.name}, per instance (-1 hidden).",
+            queries=(Query(f"{sel(c, 'slow_call_rate')} >= 0", "{{instance}}"),),
+        ),
+        Panel(
+            title=f"{c.name}: calls by outcome", unit="reqps", runbooks=("CircuitBreakerFailureRateHigh",),
+            description=f"Calls through breaker {c.name} per second by outcome (successful, failed, ignored), "
+                        "all instances.",
+            queries=(Query(f"sum by (kind) ({rate(sel(c, 'calls'))})", "{{kind}}"),),
+        ),
+        Panel(
+            title=f"{c.name}: not permitted calls", unit="reqps", runbooks=("CircuitBreakerOpen",),
+            description=f"Calls rejected by breaker {c.name} per second because it is open, per instance.",
+            queries=(Query(f"sum by (instance) ({rate(sel(c, 'not_permitted'))})", "{{instance}}"),),
+        ),
+    )
+    worst, _ = _breaker_state(c, c.spec.label)
+    health = Panel(
+        title=f"Breaker {c.name}: state", kind="stat", unit="none", width=6, height=5, mappings=mappings,
+        runbooks=("CircuitBreakerOpen",),
+        description=f"The worst state of circuit breaker {c.name} over all instances.",
+        queries=(Query(f"max ({worst})", c.name),),
+    )
+    return ComponentPanels(health, detail, jobs(c.base_labels))
+
+
 KIND = Kind(
     key="breakers",
     title="Circuit breaker",
     spec=BreakerSpec,
+    schema="breaker",
     rules=rules,
+    panels=panels,
+    concern=CONCERN,
+    related={
+        "CircuitBreakerOpen": ("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"),
+        "CircuitBreakerFailureRateHigh": ("CircuitBreakerOpen", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"),
+    },
+    # An open breaker's failure rate is old news.
+    inhibitions=(Inhibition("CircuitBreakerOpen", ("CircuitBreakerFailureRateHigh",), ("service", "breaker")),),
     default_metrics={
         "micrometer": {
             "state": MetricRef("resilience4j_circuitbreaker_state"),

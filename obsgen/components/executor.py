@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from obsgen.components.base import Check, Component, Kind, Rule, Scenario
+from obsgen.components.base import Component, Concern, Kind, Rule, Scenario
 from obsgen.components.shapes import by_clause, gauge_compare, verdict, rate_above
-from obsgen.components.timeline import MIN, STEP, gauge
+from obsgen.components.timeline import MIN, gauge
+from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
+from obsgen.promql import number
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 
@@ -54,6 +56,7 @@ def _saturated(c: Component, spec: ExecutorSpec) -> list[Rule]:
         ]
 
     return c.alert("ExecutorSaturated", expr=expr, for_="5m", severity="warning", scenarios=scenarios,
+                   condition="every pool thread busy and at least one task queued",
                    summary="Every thread of an executor is busy and tasks are waiting.",
                    description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has had all "
                                 "{{ $value }} threads busy with tasks queued for {for}; latency grows with the queue."))
@@ -67,22 +70,88 @@ def rules(c: Component) -> list[Rule]:
         bad=threshold + math.ceil((spec.queue_capacity - threshold) * 0.75), good=(max(threshold - 1, 0),),
         for_="1m", severity="warning",
         summary="An executor's queue is nearly full; new tasks will soon be rejected.",
+        condition=f"at least {num(threshold)} of {num(spec.queue_capacity)} queue slots used",
         description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has {{{{ $value }}}} "
                      f"tasks queued of {spec.queue_capacity} (threshold {threshold}) for {{for}}."),
     ) + rate_above(
         c, "ExecutorRejectingTasks", signal="rejected", threshold=spec.rejection_rate_max,
         window=Duration.parse("5m"), for_="1m", severity="warning",
         summary="An executor is rejecting tasks: its queue is full.",
+        condition=f"more than {num(spec.rejection_rate_max)} rejected tasks/s (5m rate)",
         description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} rejects "
                      f"{{{{ $value | humanize }}}} tasks/s (threshold {spec.rejection_rate_max:g}/s) for {{for}}."),
     ) + _saturated(c, spec)
+
+
+
+def panels(c: Component) -> ComponentPanels:
+    spec = c.spec
+    capacity = spec.queue_capacity
+    full = math.ceil(capacity * spec.queue_full_ratio)
+    queue_steps = (Step("green"), Step("orange", full), Step("red", capacity)) if capacity > 0 else ()
+    detail = (
+        Panel(
+            title=f"{c.name}: active threads vs pool size", unit="short", min=0, runbooks=("ExecutorSaturated",),
+            description=(f"Busy threads of executor {c.name} against its current pool size, per instance "
+                         f"(core {spec.core_threads if spec.core_threads is not None else '?'}, max "
+                         f"{spec.max_threads if spec.max_threads is not None else '?'}). All busy with tasks "
+                         "queued for 5m fires ExecutorSaturated."),
+            queries=(Query(f"max by (instance) ({sel(c, 'active')})", "active {{instance}}"),
+                     Query(f"max by (instance) ({sel(c, 'pool_size')})", "pool size {{instance}}")),
+        ),
+        Panel(
+            title=f"{c.name}: queue depth", unit="short", min=0, soft_max=capacity or None, thresholds=queue_steps,
+            runbooks=("ExecutorQueueFull", "ExecutorRejectingTasks"),
+            description=(f"Tasks waiting in the queue of executor {c.name}, per instance"
+                         + (f", against its capacity {capacity} (red line) and {pct(spec.queue_full_ratio)} of it, "
+                            f"{full} (orange line); at or above {full} for 1m fires ExecutorQueueFull."
+                            if capacity > 0 else " (unbounded queue).")),
+            queries=(Query(f"max by (instance) ({sel(c, 'queued')})", "{{instance}}"),),
+        ),
+        Panel(
+            title=f"{c.name}: rejected tasks", unit="ops", thresholds=above(spec.rejection_rate_max),
+            runbooks=("ExecutorRejectingTasks",),
+            description=(f"Tasks rejected by executor {c.name} per second, per instance. Above "
+                         f"{number(spec.rejection_rate_max)}/s for 1m fires ExecutorRejectingTasks."),
+            queries=(Query(f"sum by (instance) ({rate(sel(c, 'rejected'))})", "{{instance}}"),),
+        ),
+        Panel(
+            title=f"{c.name}: completed tasks", unit="ops", runbooks=("ExecutorSaturated",),
+            description=f"Tasks completed by executor {c.name} per second, per instance: its throughput.",
+            queries=(Query(f"sum by (instance) ({rate(sel(c, 'completed'))})", "{{instance}}"),),
+        ),
+    )
+    if capacity > 0:
+        health = Panel(
+            title=f"Executor {c.name}: queue fill", kind="stat", unit="percentunit", width=6, height=5,
+            thresholds=above(1, spec.queue_full_ratio), runbooks=("ExecutorQueueFull",),
+            description=f"Fullest queue of executor {c.name} over all instances, as a share of its capacity {capacity}.",
+            queries=(Query(f"max ({sel(c, 'queued')}) / {capacity}", c.name),),
+        )
+    else:
+        health = Panel(
+            title=f"Executor {c.name}: queued tasks", kind="stat", unit="short", width=6, height=5,
+            runbooks=("ExecutorSaturated",),
+            description=f"Longest queue of executor {c.name} over all instances (unbounded queue).",
+            queries=(Query(f"max ({sel(c, 'queued')})", c.name),),
+        )
+    return ComponentPanels(health, detail, jobs(c.base_labels))
 
 
 KIND = Kind(
     key="executors",
     title="Executor",
     spec=ExecutorSpec,
+    schema="executor",
     rules=rules,
+    panels=panels,
+    concern=Concern("thread-pool", "Thread Pool",
+                    "Executor threads against pool size, queue depth against capacity, rejections and completed tasks."),
+    related={
+        "ExecutorQueueFull": ("ExecutorRejectingTasks", "ExecutorSaturated", "CacheStampede"),
+        "ExecutorRejectingTasks": ("ExecutorQueueFull", "ExecutorSaturated"),
+        "ExecutorSaturated": ("ExecutorQueueFull", "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"),
+    },
     default_metrics={
         "micrometer": {
             "queued": MetricRef("executor_queued_tasks"),

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Check, Component, Kind, Rule, Scenario
+from obsgen.components.base import Check, Component, Concern, Inhibition, Kind, Rule, Scenario
 from obsgen.components.shapes import gauge_compare, verdict, rate_above
 from obsgen.components.timeline import MIN, STEP, gauge
+from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, pct, rate, sel
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 from obsgen.promql import number
 
@@ -59,6 +60,7 @@ def _memory(c: Component, spec: RedisSpec) -> list[Rule]:
 
     return c.alert("RedisMemoryHigh", expr=expr, for_="5m", severity="warning", scenarios=scenarios,
                    summary="Redis memory is close to maxmemory; evictions or write errors follow.",
+                   condition=f"used memory above {pct(spec.memory_ratio_max)} of maxmemory (only when maxmemory is set)",
                    description=("Redis {{ $labels.instance }} uses {{ $value | humanizePercentage }} of its maxmemory "
                                 f"(threshold {spec.memory_ratio_max * 100:g}%) for {{for}}."))
 
@@ -88,6 +90,7 @@ def _failover(c: Component, spec: RedisSpec) -> list[Rule]:
 
     return c.alert("RedisSentinelFailover", expr=expr, for_="0s", severity="warning", scenarios=scenarios,
                    summary="Sentinel promoted a new Redis master.",
+                   condition="sentinels reported more than one master address within the last 5m",
                    description=(f"Sentinel failed over master {{{{ $labels.master_name }}}} within the last {window}: "
                                 "clients reconnect to the new master; check why the old one failed."))
 
@@ -118,6 +121,7 @@ def _quorum(c: Component, spec: RedisSpec) -> list[Rule]:
 
     return c.alert("RedisSentinelQuorumAtRisk", expr=expr, for_="5m", severity="warning", scenarios=scenarios,
                    summary="Fewer healthy sentinels than the quorum: automatic failover is impossible.",
+                   condition=f"fewer than {spec.quorum or 1} of {spec.sentinels} sentinels see the master, or none reports it",
                    description=(f"Master {spec.master_name}: {{{{ $value }}}} healthy sentinel(s), below the quorum "
                                 f"of {quorum} (of {spec.sentinels}) for {{for}}, or no sentinel reports the master "
                                 "at all (then the value is 1, from absent()): a master failure would not be "
@@ -146,6 +150,7 @@ def _no_replica(c: Component, spec: RedisSpec) -> list[Rule]:
 
     return c.alert("RedisNoHealthyReplica", expr=expr, for_="2m", severity="warning", scenarios=scenarios,
                    summary="Redis has no healthy replica: the data has one copy and failover has no target.",
+                   condition=f"no healthy replica (of {spec.replicas} configured)",
                    description=(f"Redis {spec.name} has had {{{{ $value }}}} healthy replicas (of {spec.replicas} "
                                 "configured) for {for}."))
 
@@ -155,6 +160,7 @@ def rules(c: Component) -> list[Rule]:
     out = gauge_compare(
         c, "RedisDown", signal="up", op="==", threshold=0, bad=0, good=(1,), for_="1m", severity="critical",
         aggregate=False, summary="A Redis server does not answer the exporter.",
+        condition="the exporter cannot reach the Redis server (redis_up is 0)",
         description="Redis {{ $labels.instance }} has been unreachable for {for}.",
     )
     if spec.replicas or spec.topology == "cluster":
@@ -162,6 +168,7 @@ def rules(c: Component) -> list[Rule]:
             c, "RedisReplicationBroken", signal="master_link_up", op="==", threshold=0, bad=0, good=(1,),
             for_="2m", severity="warning", aggregate=False, extra={"master_host": "10.0.0.1", "master_port": "6379"},
             summary="A Redis replica has lost its link to the master.",
+            condition="a replica reports no link to its master (redis_master_link_up is 0)",
             description=("Replica {{ $labels.instance }} has had no link to its master "
                          "{{ $labels.master_host }}:{{ $labels.master_port }} for {for}; it serves stale data."),
         )
@@ -173,24 +180,161 @@ def rules(c: Component) -> list[Rule]:
         c, "RedisRejectedConnections", signal="rejected_connections", threshold=0, window=Duration.parse("5m"),
         for_="1m", severity="warning",
         summary="Redis is refusing client connections (maxclients reached).",
+        condition="any connection rejected in the last 5m (maxclients reached)",
         description="Redis {{ $labels.instance }} rejected {{ $value | humanize }} connections/s for {for}.",
     )
     if spec.topology == "cluster":
         out += gauge_compare(
             c, "RedisClusterStateFail", signal="cluster_state", op="==", threshold=0, bad=0, good=(1,), for_="1m",
             severity="critical", aggregate=False, summary="The Redis cluster reports state fail.",
+            condition="a node reports cluster_state:fail",
             description="Redis cluster node {{ $labels.instance }} has reported cluster_state:fail for {for}.",
         ) + gauge_compare(
             c, "RedisClusterSlotsFail", signal="cluster_slots_fail", op=">", threshold=0, bad=16, good=(0,),
             for_="1m", severity="critical", aggregate=False,
             summary="Redis cluster hash slots are failing; keys in them cannot be served.",
+            condition="a node sees at least one hash slot in fail state",
             description="Redis cluster node {{ $labels.instance }} sees {{ $value }} failed slots for {for}.",
         )
     return out
 
 
+
+UP_DOWN = (Mapping(0, "down", "red"), Mapping(1, "up", "green"))
+
+
+def panels(c: Component) -> ComponentPanels:
+    spec = c.spec
+    sentinel = spec.topology == "sentinel"
+    sentinel_base = {**(spec.sentinel_selector if spec.sentinel_selector is not None else spec.selector),
+                     "master_name": spec.master_name or ""}
+    expected = 1 + spec.replicas
+    info = lambda role: sel(c, "instance_info", {"role": role},  # noqa: E731
+                            regex={"redis_mode": "standalone|cluster"})
+    detail: list[Panel] = [
+        Panel(
+            title=f"{c.name}: up", kind="state-timeline", unit="none", mappings=UP_DOWN, runbooks=("RedisDown",),
+            description=f"Whether the exporter reaches each Redis server of {c.name}; down for 1m fires RedisDown.",
+            queries=(Query(sel(c, "up"), "{{instance}}"),),
+        ),
+        Panel(
+            title=f"{c.name}: role", kind="state-timeline", unit="none",
+            mappings=(Mapping(0, "replica", "purple"), Mapping(1, "master", "blue")),
+            runbooks=("RedisSentinelFailover",) if sentinel else ("RedisReplicationBroken",),
+            description=f"Role of each Redis server of {c.name} over time (redis_instance_info): a change of "
+                        "colour is a promotion or demotion.",
+            queries=(Query(f"(max by (instance) ({info('master')}) * 0 + 1)\nor\n"
+                           f"(max by (instance) ({info('slave')}) * 0)", "{{instance}}"),),
+        ),
+    ]
+    if sentinel:
+        detail += [
+            Panel(
+                title=f"{c.name}: master address (sentinel view)", kind="state-timeline", unit="none",
+                mappings=(Mapping(1, "master", "blue"),), runbooks=("RedisSentinelFailover",),
+                description=(f"The address the sentinels report as master {spec.master_name} over time; a new row "
+                             "appearing is a failover (RedisSentinelFailover fires for 5m after it)."),
+                queries=(Query(f"max by (master_address) ({sel(c, 'sentinel_status', base=sentinel_base)})",
+                               "{{master_address}}"),),
+            ),
+            Panel(
+                title=f"{c.name}: healthy sentinels vs quorum", unit="short", min=0,
+                soft_max=spec.sentinels, thresholds=below(spec.quorum or 1),
+                runbooks=("RedisSentinelQuorumAtRisk",),
+                description=(f"Sentinels that agree master {spec.master_name} is reachable, against the quorum "
+                             f"{spec.quorum or 1} of {spec.sentinels} (red below it: no automatic failover). "
+                             "Below quorum (or no report) for 5m fires RedisSentinelQuorumAtRisk."),
+                queries=(Query(f"max by (master_name) ({sel(c, 'sentinel_ok_sentinels', base=sentinel_base)})",
+                               "healthy sentinels"),),
+            ),
+        ]
+    if spec.replicas or spec.topology == "cluster":
+        detail.append(Panel(
+            title=f"{c.name}: replication link", kind="state-timeline", unit="none", mappings=UP_DOWN,
+            runbooks=("RedisReplicationBroken",),
+            description=f"Link of each replica of {c.name} to its master; down for 2m fires RedisReplicationBroken.",
+            queries=(Query(sel(c, "master_link_up"), "{{instance}} → {{master_host}}:{{master_port}}"),),
+        ))
+    if spec.replicas and spec.topology != "cluster":
+        replicas = (f"max by (master_name) ({sel(c, 'sentinel_ok_replicas', base=sentinel_base)})" if sentinel
+                    else f"max ({sel(c, 'connected_replicas')})")
+        detail.append(Panel(
+            title=f"{c.name}: healthy replicas", unit="short", min=0, soft_max=spec.replicas, thresholds=below(1),
+            runbooks=("RedisNoHealthyReplica",),
+            description=(f"Healthy replicas of {c.name} ({spec.replicas} configured); none for 2m fires "
+                         "RedisNoHealthyReplica."),
+            queries=(Query(replicas, "healthy replicas"),),
+        ))
+    used, limit = sel(c, "memory_used"), sel(c, "memory_max")
+    detail += [
+        Panel(
+            title=f"{c.name}: memory vs maxmemory", unit="percentunit", min=0, soft_max=1,
+            thresholds=above(spec.memory_ratio_max), runbooks=("RedisMemoryHigh",),
+            description=(f"Used memory of each Redis server of {c.name} as a share of its maxmemory (servers without "
+                         f"maxmemory are not shown). Above {pct(spec.memory_ratio_max)} for 5m fires RedisMemoryHigh."),
+            queries=(Query(f"{used}\n/\n({limit} > 0)", "{{instance}}"),),
+        ),
+        Panel(
+            title=f"{c.name}: memory used", unit="bytes", min=0, runbooks=("RedisMemoryHigh",),
+            description=f"Used memory and maxmemory (when set) of each Redis server of {c.name}, in bytes.",
+            queries=(Query(used, "used {{instance}}"), Query(f"{limit} > 0", "maxmemory {{instance}}")),
+        ),
+        Panel(
+            title=f"{c.name}: clients", unit="short", min=0, runbooks=("RedisRejectedConnections",),
+            description=f"Connected and blocked clients of each Redis server of {c.name}.",
+            queries=(Query(sel(c, "connected_clients"), "connected {{instance}}"),
+                     Query(sel(c, "blocked_clients"), "blocked {{instance}}")),
+        ),
+        Panel(
+            title=f"{c.name}: rejected connections", unit="ops", runbooks=("RedisRejectedConnections",),
+            description=(f"Connections refused per second (maxclients reached) by each Redis server of {c.name}; "
+                         "any for 1m fires RedisRejectedConnections."),
+            queries=(Query(rate(sel(c, "rejected_connections")), "{{instance}}"),),
+        ),
+        Panel(
+            title=f"{c.name}: evicted keys", unit="ops", runbooks=("RedisMemoryHigh",),
+            description=f"Keys evicted per second by each Redis server of {c.name} to stay under maxmemory.",
+            queries=(Query(rate(sel(c, "evicted_keys")), "{{instance}}"),),
+        ),
+    ]
+    if spec.topology == "cluster":
+        detail += [
+            Panel(
+                title=f"{c.name}: cluster state", kind="state-timeline", unit="none",
+                mappings=(Mapping(0, "fail", "red"), Mapping(1, "ok", "green")), runbooks=("RedisClusterStateFail",),
+                description=f"cluster_state as each node of {c.name} reports it; fail for 1m fires RedisClusterStateFail.",
+                queries=(Query(sel(c, "cluster_state"), "{{instance}}"),),
+            ),
+            Panel(
+                title=f"{c.name}: failed slots", unit="short", min=0, thresholds=above(1),
+                runbooks=("RedisClusterSlotsFail",),
+                description=f"Hash slots in fail state as each node of {c.name} sees them; any for 1m fires "
+                            "RedisClusterSlotsFail.",
+                queries=(Query(sel(c, "cluster_slots_fail"), "{{instance}}"),),
+            ),
+        ]
+    up_steps = below(expected if spec.topology != "cluster" else 1)
+    health_queries = [Query(f"sum ({sel(c, 'up')})", "servers up", thresholds=up_steps)]
+    if sentinel:
+        health_queries.append(Query(f"max ({sel(c, 'sentinel_ok_sentinels', base=sentinel_base)})",
+                                    "healthy sentinels", thresholds=below(spec.quorum or 1)))
+    health = Panel(
+        title=f"Redis {c.name}", kind="stat", unit="short", width=6, height=5, thresholds=up_steps,
+        runbooks=("RedisDown",) + (("RedisSentinelQuorumAtRisk",) if sentinel else ()),
+        description=(f"Redis servers of {c.name} that answer the exporter"
+                     + (f" (expected {expected})" if spec.topology != "cluster" else "")
+                     + (f", and healthy sentinels against the quorum {spec.quorum or 1}" if sentinel else "") + "."),
+        queries=tuple(health_queries),
+    )
+    return ComponentPanels(health, tuple(detail), jobs(spec.selector, spec.sentinel_selector))
+
+
 REDIS_EXPORTER = {
     "up": MetricRef("redis_up"),
+    "instance_info": MetricRef("redis_instance_info"),
+    "connected_clients": MetricRef("redis_connected_clients"),
+    "blocked_clients": MetricRef("redis_blocked_clients"),
+    "evicted_keys": MetricRef("redis_evicted_keys_total"),
     "master_link_up": MetricRef("redis_master_link_up"),
     "connected_replicas": MetricRef("redis_connected_slaves"),
     "memory_used": MetricRef("redis_memory_used_bytes"),
@@ -203,5 +347,31 @@ REDIS_EXPORTER = {
     "cluster_slots_fail": MetricRef("redis_cluster_slots_fail"),
 }
 
-KIND = Kind(key="redis", title="Redis", spec=RedisSpec, rules=rules, default_metrics={"*": REDIS_EXPORTER},
-            app_metrics=False)
+KIND = Kind(
+    key="redis",
+    title="Redis",
+    schema="redis",
+    spec=RedisSpec,
+    rules=rules,
+    panels=panels,
+    concern=Concern("redis-operations", "Redis Operations",
+                    "Redis availability, roles and failovers, replication, sentinel quorum, memory, clients and "
+                    "evictions."),
+    default_metrics={"*": REDIS_EXPORTER},
+    app_metrics=False,
+    related={
+        "RedisDown": ("CacheL2Unavailable", "RedisSentinelFailover", "RedisReplicationBroken", "RedisNoHealthyReplica",
+                      "RedisClusterStateFail"),
+        "RedisReplicationBroken": ("RedisNoHealthyReplica", "RedisDown", "RedisSentinelFailover"),
+        "RedisSentinelFailover": ("RedisDown", "RedisReplicationBroken", "RedisSentinelQuorumAtRisk",
+                                  "CacheL2Unavailable"),
+        "RedisSentinelQuorumAtRisk": ("RedisSentinelFailover", "RedisDown"),
+        "RedisNoHealthyReplica": ("RedisReplicationBroken", "RedisDown", "RedisSentinelFailover"),
+        "RedisMemoryHigh": ("RedisRejectedConnections", "CacheL2Unavailable"),
+        "RedisRejectedConnections": ("CacheL2Unavailable", "RedisMemoryHigh"),
+        "RedisClusterStateFail": ("RedisClusterSlotsFail", "RedisDown", "CacheL2Unavailable"),
+        "RedisClusterSlotsFail": ("RedisClusterStateFail", "RedisDown", "CacheL2Unavailable"),
+    },
+    # A server that is down also breaks its replicas' links: the link alerts add nothing.
+    inhibitions=(Inhibition("RedisDown", ("RedisReplicationBroken", "RedisNoHealthyReplica")),),
+)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from obsgen.components.base import Component, Kind, Rule
+from obsgen.components import breaker
+from obsgen.components.base import Component, Inhibition, Kind, Rule
 from obsgen.components.shapes import RatioSignals, ratio_of_rates
+from obsgen.components.viz import ComponentPanels, num, pct, ratio_panels
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 
@@ -31,17 +33,31 @@ def rules(c: Component) -> list[Rule]:
         record="instance_retry:exhausted", threshold=spec.exhaustion_ratio_max, below=False,
         min_rate=spec.min_call_rate, for_="5m", severity="warning",
         summary="Many calls fail even after all their retries.",
+        condition=(f"more than {pct(spec.exhaustion_ratio_max)} of calls fail after all {spec.max_attempts} attempts "
+                   f"(while at least {num(spec.min_call_rate)} calls/s)"),
         description=(f"Retry {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}: "
                      f"{{{{ $value | humanizePercentage }}}} of calls failed after all {spec.max_attempts} attempts "
                      f"(threshold {spec.exhaustion_ratio_max * 100:g}%) for {{for}}."),
     )
 
 
+
+def panels(c: Component) -> ComponentPanels:
+    return ratio_panels(c, noun="retry", part="exhausted", alert="RetryExhaustionHigh",
+                         threshold=c.spec.exhaustion_ratio_max, what="exhausted ratio")
+
+
 KIND = Kind(
     key="retries",
     title="Retry",
     spec=RetrySpec,
+    schema="retry",
     rules=rules,
+    panels=panels,
+    concern=breaker.CONCERN,
+    related={"RetryExhaustionHigh": ("CircuitBreakerFailureRateHigh", "CircuitBreakerOpen", "TimeLimiterTimeoutsHigh")},
+    # Calls rejected by an open breaker exhaust their retries: a symptom of the breaker.
+    inhibitions=(Inhibition("CircuitBreakerOpen", ("RetryExhaustionHigh",), ("service", "breaker")),),
     default_metrics={
         "micrometer": {
             "calls": MetricRef("resilience4j_retry_calls_total"),

@@ -32,7 +32,8 @@ def verdict(for_: Duration, end: Duration, fires: bool) -> tuple[Check, ...]:
 
 
 def rate_above(c: Component, name: str, *, signal: str, threshold: float, window: Duration, for_: str,
-               severity: str, summary: str, description: str, per_instance: bool = True) -> list[Rule]:
+               severity: str, summary: str, description: str, condition: str,
+               per_instance: bool = True) -> list[Rule]:
     """``sum(rate(counter)) > threshold``: lock failures, L2 failures, rejections."""
     by = by_clause(c, per_instance)
     expr = f"sum {by} (rate({c.select(signal)}[{window}])) > {number(threshold)}"
@@ -55,11 +56,11 @@ def rate_above(c: Component, name: str, *, signal: str, threshold: float, window
         ]
 
     return c.alert(name, expr=expr, for_=for_, severity=severity, summary=summary, description=description,
-                   scenarios=scenarios)
+                   condition=condition, scenarios=scenarios)
 
 
 def gauge_compare(c: Component, name: str, *, signal: str, op: str, threshold: float, bad: float, good: tuple[float, ...],
-                  for_: str, severity: str, summary: str, description: str, aggregate: bool = True,
+                  for_: str, severity: str, summary: str, description: str, condition: str, aggregate: bool = True,
                   extra: Labels | None = None, base: Labels | None = None) -> list[Rule]:
     """A gauge against a threshold for ``for``: a full queue, a Redis that is down.
 
@@ -93,7 +94,7 @@ def gauge_compare(c: Component, name: str, *, signal: str, op: str, threshold: f
         return out
 
     return c.alert(name, expr=expr, for_=for_, severity=severity, summary=summary, description=description,
-                   scenarios=scenarios)
+                   condition=condition, scenarios=scenarios)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class RatioSignals:
 
 def ratio_of_rates(c: Component, name: str, *, signals: RatioSignals, record: str, threshold: float,
                    below: bool, min_rate: float, for_: str, severity: str, summary: str, description: str,
-                   extra: Labels | None = None, tag: Labels | None = None, window: Duration = FIVE_MIN) -> list[Rule]:
+                   condition: str, extra: Labels | None = None, tag: Labels | None = None, window: Duration = FIVE_MIN) -> list[Rule]:
     """A ratio of two rates against a threshold, judged only while traffic is at least ``min_rate``.
 
     Records ``<record>:ratio_rate5m`` and ``<record>:total:rate5m`` per instance;
@@ -156,4 +157,4 @@ def ratio_of_rates(c: Component, name: str, *, signals: RatioSignals, record: st
         return out
 
     return recordings + c.alert(name, expr=expr, for_=for_, severity=severity, summary=summary,
-                                description=description, scenarios=scenarios, labels=tag)
+                                description=description, condition=condition, scenarios=scenarios, labels=tag)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from obsgen.components.base import Component, Kind, Rule
+from obsgen.components import breaker
+from obsgen.components.base import Component, Inhibition, Kind, Rule
 from obsgen.components.shapes import RatioSignals, ratio_of_rates
+from obsgen.components.viz import ComponentPanels, Panel, Query, num, pct, rate, ratio_panels, sel
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 
@@ -28,17 +30,38 @@ def rules(c: Component) -> list[Rule]:
         record="instance_timelimiter:timeout", threshold=spec.timeout_ratio_max, below=False,
         min_rate=spec.min_call_rate, for_="5m", severity="warning",
         summary="Many calls hit their time limit.",
+        condition=(f"more than {pct(spec.timeout_ratio_max)} of calls exceed the {spec.timeout} timeout "
+                   f"(while at least {num(spec.min_call_rate)} calls/s)"),
         description=(f"Time limiter {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}: "
                      f"{{{{ $value | humanizePercentage }}}} of calls exceeded the {spec.timeout} timeout "
                      f"(threshold {spec.timeout_ratio_max * 100:g}%) for {{for}}."),
     )
 
 
+
+def panels(c: Component) -> ComponentPanels:
+    out = ratio_panels(c, noun="time limiter", part="timeouts", alert="TimeLimiterTimeoutsHigh",
+                        threshold=c.spec.timeout_ratio_max, what="timed out ratio")
+    timeouts = Panel(
+        title=f"{c.name}: timeouts", unit="ops", runbooks=("TimeLimiterTimeoutsHigh",),
+        description=f"Calls cut off at the {c.spec.timeout} deadline of time limiter {c.name} per second, "
+                    "per instance.",
+        queries=(Query(f"sum by (instance) ({rate(sel(c, 'timeouts'))})", "{{instance}}"),),
+    )
+    return ComponentPanels(out.health, out.detail + (timeouts,), out.jobs)
+
+
 KIND = Kind(
     key="time_limiters",
     title="Time limiter",
     spec=TimeLimiterSpec,
+    schema="time_limiter",
     rules=rules,
+    panels=panels,
+    concern=breaker.CONCERN,
+    related={"TimeLimiterTimeoutsHigh": ("RetryExhaustionHigh", "CircuitBreakerFailureRateHigh", "CircuitBreakerOpen",
+                                         "ExecutorSaturated")},
+    inhibitions=(Inhibition("CircuitBreakerOpen", ("TimeLimiterTimeoutsHigh",), ("service", "breaker")),),
     default_metrics={
         "micrometer": {
             "calls": MetricRef("resilience4j_timelimiter_calls_total"),

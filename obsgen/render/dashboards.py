@@ -1,19 +1,20 @@
 """Grafana dashboards, described in obsgen's own terms.
 
-One dashboard per concern a spec has (caches; breakers, retries and time
-limiters; executors; Redis) plus a Service Overview with every component's
-health on one screen. Per-kind panel knowledge lives in
-:mod:`obsgen.render.panels`; turning a :class:`Dashboard` into Grafana JSON is
-the job of :mod:`obsgen.render.grafana`, the only module that knows grafanalib.
+One dashboard per concern its components' kinds name (caches; breakers,
+retries and time limiters; executors; Redis; …) plus a Service Overview with
+every component's health on one screen. Each kind draws its own panels
+(``Kind.panels``, in the vocabulary of :mod:`obsgen.components.viz`); turning
+a :class:`Dashboard` into Grafana JSON is the job of :mod:`obsgen.render.grafana`, the only module that knows grafanalib.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from obsgen.components.base import Alert, Component
+from obsgen.components.base import Alert, Component, Concern
+from obsgen.components.viz import ComponentPanels, Panel, Query
 from obsgen.promql import quote, regex_quote
 
 OUT_DIR = "dashboards"
@@ -21,74 +22,10 @@ UID_MAX = 40
 
 
 @dataclass(frozen=True)
-class Query:
-    """One PromQL query of a panel; ``thresholds`` override the panel's for this query's series only."""
-
-    expr: str
-    legend: str = ""
-    instant: bool = False
-    thresholds: tuple[Step, ...] = ()
-
-
-@dataclass(frozen=True)
-class Step:
-    """A threshold step: from ``value`` upwards the colour is ``color`` (``None`` is the base step)."""
-
-    color: str
-    value: float | None = None
-
-
-@dataclass(frozen=True)
-class Mapping:
-    """A value mapping: the number ``value`` is shown as ``text`` in ``color``."""
-
-    value: float
-    text: str
-    color: str
-
-
-@dataclass(frozen=True)
-class Panel:
-    """A panel as obsgen sees it.
-
-    ``runbooks`` names the alerts whose runbooks the panel links to; a panel is the
-    main panel (deep link target) of each alert it names first among all panels.
-    ``kind`` is one of timeseries, stat, state-timeline, table.
-    """
-
-    title: str
-    description: str
-    unit: str
-    queries: tuple[Query, ...]
-    thresholds: tuple[Step, ...] = ()
-    kind: str = "timeseries"
-    runbooks: tuple[str, ...] = ()
-    mappings: tuple[Mapping, ...] = ()
-    min: float | None = None
-    max: float | None = None
-    soft_max: float | None = None
-    width: int = 12
-    height: int = 8
-    links: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
 class Row:
     """A row header that groups the panels after it."""
 
     title: str
-
-
-@dataclass(frozen=True)
-class ComponentPanels:
-    """What a kind contributes for one component: its overview health panel and its detail panels.
-
-    ``jobs`` are the Prometheus jobs its series come from (the ``job`` variable's choices).
-    """
-
-    health: Panel
-    detail: tuple[Panel, ...]
-    jobs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,27 +70,7 @@ class Dashboard:
         return list(enumerate(self.items, 1))
 
 
-@dataclass(frozen=True)
-class Concern:
-    """A dashboard a spec gets when it has components of any of ``kinds``."""
-
-    slug: str
-    name: str
-    kinds: tuple[str, ...]
-    description: str
-
-
-CONCERNS: tuple[Concern, ...] = (
-    Concern("cache-performance", "Cache Performance", ("caches",),
-            "Hit ratio per cache and tier against its target, traffic, misses, stampedes and L2 failures."),
-    Concern("circuit-breaker", "Circuit Breaker", ("breakers", "retries", "time_limiters"),
-            "Circuit breaker state and failure rate, calls by outcome, retries and time-limiter timeouts."),
-    Concern("thread-pool", "Thread Pool", ("executors",),
-            "Executor threads against pool size, queue depth against capacity, rejections and completed tasks."),
-    Concern("redis-operations", "Redis Operations", ("redis",),
-            "Redis availability, roles and failovers, replication, sentinel quorum, memory, clients and evictions."),
-)
-OVERVIEW = Concern("service-overview", "Service Overview", (), "Every component's health on one screen.")
+OVERVIEW = Concern("service-overview", "Service Overview", "Every component's health on one screen.")
 
 
 def slugify(text: str) -> str:
@@ -175,15 +92,11 @@ def _alert_names(c: Component) -> set[str]:
 
 def _keep_runbooks(panel: Panel, alerts: set[str]) -> Panel:
     """Only the runbooks of alerts this component really has (tuning can disable one)."""
-    from dataclasses import replace
     return replace(panel, runbooks=tuple(a for a in panel.runbooks if a in alerts))
 
 
 def _panels(c: Component) -> ComponentPanels:
-    from dataclasses import replace
-
-    from obsgen.render import panels
-    out: ComponentPanels = getattr(panels, c.kind.key)(c)
+    out = c.kind.panels(c)
     alerts = _alert_names(c)
     return replace(out, health=_keep_runbooks(out.health, alerts),
                    detail=tuple(_keep_runbooks(p, alerts) for p in out.detail))
@@ -198,9 +111,10 @@ def dashboards(spec) -> list[Dashboard]:  # spec: obsgen.spec.Spec
     svc = spec.service
     alerts_expr = f"ALERTS{{service={quote(svc.name)}, alertstate=\"firing\"}}"
     per_component = [(c, _panels(c)) for c in spec.components]
+    concerns = list(dict.fromkeys(c.kind.concern for c in spec.components))
     detail: list[Dashboard] = []
-    for concern in CONCERNS:
-        members = [(c, p) for c, p in per_component if c.kind.key in concern.kinds]
+    for concern in concerns:
+        members = [(c, p) for c, p in per_component if c.kind.concern == concern]
         if not members:
             continue
         items: list[Panel | Row] = []
@@ -210,14 +124,13 @@ def dashboards(spec) -> list[Dashboard]:  # spec: obsgen.spec.Spec
         detail.append(Dashboard(svc.name, concern.name, concern.slug, concern.description, tuple(items),
                                 _jobs([p for _, p in members]), alerts_expr, tags=(svc.name, "obsgen")))
     overview_url = Dashboard(svc.name, OVERVIEW.name, OVERVIEW.slug, "", (), (), "").url
-    from dataclasses import replace
     home = Link(f"{OVERVIEW.name}", overview_url)
     detail = [replace(d, links=(home,) + tuple(Link(o.name, o.url) for o in detail if o is not d)) for d in detail]
-    by_kind = {k: d for d in detail for k in _concern_of(d).kinds}
+    by_slug = {d.slug: d for d in detail}
 
     items = [_overview_alerts_panel(alerts_expr)]
     for c, p in per_component:
-        target = by_kind[c.kind.key]
+        target = by_slug[c.kind.concern.slug]
         items.append(replace(p.health, links=p.health.links + ((f"{target.name} dashboard", target.url),)))
     description = (f"{svc.description or svc.name}: every component's health on one screen (team {svc.team}); "
                    "each panel links to the dashboard with the details.")
@@ -225,10 +138,6 @@ def dashboards(spec) -> list[Dashboard]:  # spec: obsgen.spec.Spec
                          _jobs([p for _, p in per_component]), alerts_expr,
                          links=tuple(Link(d.name, d.url) for d in detail), tags=(svc.name, "obsgen"))
     return [overview] + detail
-
-
-def _concern_of(d: Dashboard) -> Concern:
-    return next(c for c in CONCERNS if c.slug == d.slug)
 
 
 def _overview_alerts_panel(alerts_expr: str) -> Panel:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from obsgen.render.dashboards import Dashboard, Panel, Row, Step, job_regex
+from obsgen.components.viz import Panel, Step
+from obsgen.render.dashboards import Dashboard, Row, job_regex
 
 SCHEMA_VERSION = 41
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}

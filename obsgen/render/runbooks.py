@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from obsgen.components.base import Alert, Component
+from obsgen.components.viz import num, pct
 
 if TYPE_CHECKING:  # pragma: no cover
     from obsgen.render.rules import RuleGroup
@@ -27,32 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 INDEX = "README.md"
-
-# Alerts that usually fire with (or explain) each alert; only those the service emits are linked.
-RELATED: dict[str, tuple[str, ...]] = {
-    "CacheHitRateLow": ("CacheL2Unavailable", "CacheStampede", "RedisDown"),
-    "CacheStampede": ("CacheHitRateLow", "ExecutorSaturated", "ExecutorQueueFull", "CircuitBreakerFailureRateHigh"),
-    "CacheL2Unavailable": ("RedisDown", "RedisSentinelFailover", "RedisRejectedConnections", "RedisMemoryHigh",
-                           "RedisClusterStateFail", "CacheHitRateLow"),
-    "CircuitBreakerOpen": ("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"),
-    "CircuitBreakerFailureRateHigh": ("CircuitBreakerOpen", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"),
-    "RetryExhaustionHigh": ("CircuitBreakerFailureRateHigh", "CircuitBreakerOpen", "TimeLimiterTimeoutsHigh"),
-    "TimeLimiterTimeoutsHigh": ("RetryExhaustionHigh", "CircuitBreakerFailureRateHigh", "CircuitBreakerOpen",
-                                "ExecutorSaturated"),
-    "ExecutorQueueFull": ("ExecutorRejectingTasks", "ExecutorSaturated", "CacheStampede"),
-    "ExecutorRejectingTasks": ("ExecutorQueueFull", "ExecutorSaturated"),
-    "ExecutorSaturated": ("ExecutorQueueFull", "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"),
-    "RedisDown": ("CacheL2Unavailable", "RedisSentinelFailover", "RedisReplicationBroken", "RedisNoHealthyReplica",
-                  "RedisClusterStateFail"),
-    "RedisReplicationBroken": ("RedisNoHealthyReplica", "RedisDown", "RedisSentinelFailover"),
-    "RedisSentinelFailover": ("RedisDown", "RedisReplicationBroken", "RedisSentinelQuorumAtRisk", "CacheL2Unavailable"),
-    "RedisSentinelQuorumAtRisk": ("RedisSentinelFailover", "RedisDown"),
-    "RedisNoHealthyReplica": ("RedisReplicationBroken", "RedisDown", "RedisSentinelFailover"),
-    "RedisMemoryHigh": ("RedisRejectedConnections", "CacheL2Unavailable"),
-    "RedisRejectedConnections": ("CacheL2Unavailable", "RedisMemoryHigh"),
-    "RedisClusterStateFail": ("RedisClusterSlotsFail", "RedisDown", "CacheL2Unavailable"),
-    "RedisClusterSlotsFail": ("RedisClusterStateFail", "RedisDown", "CacheL2Unavailable"),
-}
 
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -107,17 +82,6 @@ def _finalize(value: Any) -> Any:
     return value
 
 
-def pct(value: float) -> str:
-    return f"{value * 100:g}%"
-
-
-def num(value: float) -> str:
-    """``5000`` → ``5,000``; ``0.1`` → ``0.1``."""
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:g}"
-
-
 _env_cache: list = []
 
 
@@ -137,59 +101,7 @@ def _env():
 
 
 # ---------------------------------------------------------------------------------------------
-# What each rule instance means, in this service's numbers
-
-
-def _threshold(alert: Alert, c: Component) -> str:
-    """The alert's condition with this component's numbers, as plain prose (escaped when printed)."""
-    s: Any = c.spec
-    n = alert.name
-    if n == "CacheHitRateLow":
-        tier = s.tiers.get(alert.labels.get("tier", "").lower()) if alert.labels.get("tier") else None
-        minimum = (tier.hit_rate_min if tier and tier.hit_rate_min else None) or s.hit_rate_min
-        return f"hit ratio below {pct(minimum)} while serving at least {num(s.min_request_rate)} lookups/s"
-    if n == "CacheStampede":
-        return f"more than {num(s.stampede_rate_max)} single-flight lock failures/s summed over all instances"
-    if n == "CacheL2Unavailable":
-        return f"more than {num(s.l2_failure_rate_max)} L2 failures/s on an instance (5m rate)"
-    if n == "CircuitBreakerOpen":
-        return (f"open or half-open now, or not closed for more than half of the last {s.reopen_window} "
-                f"(wait in open: {s.wait_in_open})")
-    if n == "CircuitBreakerFailureRateHigh":
-        return (f"failure rate above {num(s.failure_rate_threshold * s.warning_fraction)}% "
-                f"(the breaker opens at {num(s.failure_rate_threshold)}%)")
-    if n == "RetryExhaustionHigh":
-        return (f"more than {pct(s.exhaustion_ratio_max)} of calls fail after all {s.max_attempts} attempts "
-                f"(while at least {num(s.min_call_rate)} calls/s)")
-    if n == "TimeLimiterTimeoutsHigh":
-        return (f"more than {pct(s.timeout_ratio_max)} of calls exceed the {s.timeout} timeout "
-                f"(while at least {num(s.min_call_rate)} calls/s)")
-    if n == "ExecutorQueueFull":
-        from obsgen.components.executor import queue_threshold
-        return f"at least {num(queue_threshold(s))} of {num(s.queue_capacity)} queue slots used"
-    if n == "ExecutorRejectingTasks":
-        return f"more than {num(s.rejection_rate_max)} rejected tasks/s (5m rate)"
-    if n == "ExecutorSaturated":
-        return "every pool thread busy and at least one task queued"
-    if n == "RedisDown":
-        return "the exporter cannot reach the Redis server (redis_up is 0)"
-    if n == "RedisReplicationBroken":
-        return "a replica reports no link to its master (redis_master_link_up is 0)"
-    if n == "RedisSentinelFailover":
-        return "sentinels reported more than one master address within the last 5m"
-    if n == "RedisSentinelQuorumAtRisk":
-        return f"fewer than {s.quorum or 1} of {s.sentinels} sentinels see the master, or none reports it"
-    if n == "RedisNoHealthyReplica":
-        return f"no healthy replica (of {s.replicas} configured)"
-    if n == "RedisMemoryHigh":
-        return f"used memory above {pct(s.memory_ratio_max)} of maxmemory (only when maxmemory is set)"
-    if n == "RedisRejectedConnections":
-        return "any connection rejected in the last 5m (maxclients reached)"
-    if n == "RedisClusterStateFail":
-        return "a node reports cluster_state:fail"
-    if n == "RedisClusterSlotsFail":
-        return "a node sees at least one hash slot in fail state"
-    return alert.summary
+# Pages
 
 
 def _rule_yaml(alert: Alert) -> str:
@@ -223,6 +135,7 @@ def _pages(spec: Spec, groups: list[RuleGroup]) -> list[dict]:
                                      "which does not emit it")
                 by_name.setdefault(rule.name, []).append((rule, c))
     names = set(by_name)
+    related = {name: alerts for c in spec.components for name, alerts in c.kind.related.items()}
     pages = []
     for name in sorted(by_name):
         pairs = by_name[name]
@@ -233,7 +146,7 @@ def _pages(spec: Spec, groups: list[RuleGroup]) -> list[dict]:
         severities = sorted({a.severity for a, _ in pairs}, key=lambda s: (_SEVERITY_ORDER.get(s, 9), s))
         instances = [{
             "component": c, "spec": c.spec, "name": c.name, "kind_title": c.kind.title,
-            "severity": a.severity, "for_": str(a.for_), "expr": a.expr, "threshold": _threshold(a, c),
+            "severity": a.severity, "for_": str(a.for_), "expr": a.expr, "threshold": a.condition,
             "extra_labels": {k: v for k, v in sorted(a.labels.items())
                              if k not in ("component", "service", "team", "severity")},
             "rule_yaml": _rule_yaml(a), "summary": a.summary,
@@ -242,7 +155,7 @@ def _pages(spec: Spec, groups: list[RuleGroup]) -> list[dict]:
             "alert": name, "kind": components[0].kind.key, "kind_title": components[0].kind.title,
             "severities": severities, "summary": pairs[0][0].summary,
             "instances": instances, "components": components,
-            "related": [r for r in RELATED.get(name, ()) if r in names and r != name],
+            "related": [r for r in related.get(name, ()) if r in names and r != name],
         })
     return pages
 

@@ -1,4 +1,10 @@
-"""The JSON Schema of the spec: the single source of truth for its format and defaults."""
+"""The JSON Schema of the spec: the single source of truth for its format and defaults.
+
+``spec/schema.json`` holds the service and the definitions every kind shares;
+each kind brings its own fragment, ``components/schemas/<Kind.schema>.json``
+(an array schema whose ``items`` describe one component, with any ``$defs`` of
+its own), added here under the kind's key in kind order.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,17 @@ from importlib import resources
 
 @cache
 def schema() -> dict:
-    return json.loads(resources.files("obsgen.spec").joinpath("schema.json").read_text("utf-8"))
+    from obsgen.components import KINDS
+
+    root = json.loads(resources.files("obsgen.spec").joinpath("schema.json").read_text("utf-8"))
+    fragments = resources.files("obsgen.components").joinpath("schemas")
+    for kind in KINDS:
+        fragment = json.loads(fragments.joinpath(f"{kind.schema}.json").read_text("utf-8"))
+        root["$defs"].update(fragment.get("$defs", {}))
+        root["$defs"][kind.schema] = fragment["items"]
+        root["properties"][kind.key] = {"type": "array", "default": [], "description": fragment["description"],
+                                        "items": {"$ref": f"#/$defs/{kind.schema}"}}
+    return root
 
 
 def resolve(node: dict) -> dict:
