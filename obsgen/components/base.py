@@ -112,12 +112,56 @@ class Inhibition:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A semantic problem in one component of a spec, found by its kind.
+
+    ``path`` is relative to the component (``("tiers", "l1", "hit_rate_min")``);
+    ``key`` points the location at the key rather than its value.
+    """
+
+    path: tuple[str | int, ...]
+    message: str
+    key: bool = False
+
+
+@dataclass(frozen=True)
+class Given:
+    """One component as the spec gives it to a kind's ``check``.
+
+    ``item`` has the schema's defaults filled in; ``written`` are the keys the
+    author actually wrote; ``spec`` is the whole document (to resolve references).
+    """
+
+    item: Mapping
+    written: frozenset[str]
+    spec: Mapping
+
+
+def no_findings(given: Given) -> list[Finding]:
+    return []
+
+
+def breaker_reference(given: Given) -> list[Finding]:
+    """A component's ``breaker`` must name a breaker of the spec."""
+    import difflib
+
+    ref = given.item.get("breaker")
+    breakers = sorted(b["name"] for b in given.spec.get("breakers", []))
+    if ref is None or ref in breakers:
+        return []
+    close = difflib.get_close_matches(ref, breakers, n=1)
+    hint = f"; did you mean `{close[0]}`?" if close else "; declare it under `breakers`"
+    return [Finding(("breaker",), f"no breaker named `{ref}`{hint}")]
+
+
+@dataclass(frozen=True)
 class Kind:
     """A component kind: everything obsgen knows about one sort of component.
 
     ``schema`` names the kind's JSON Schema fragment (``components/schemas/<schema>.json``);
     ``default_metrics`` maps a profile (or ``*`` for exporters every profile shares)
-    to the metric behind each signal the kind reads; ``panels`` draws one
+    to the metric behind each signal the kind reads; ``check`` finds what the
+    schema cannot (cross-field rules, references); ``panels`` draws one
     component for the ``concern`` dashboard; ``related`` names, per alert, the
     alerts an on-call engineer should look at next (linked from its runbook when
     the service emits them).
@@ -133,6 +177,7 @@ class Kind:
     concern: Concern
     related: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     inhibitions: tuple[Inhibition, ...] = ()
+    check: Callable[[Given], list[Finding]] = no_findings
     app_metrics: bool = True
 
 

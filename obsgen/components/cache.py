@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Component, Concern, Inhibition, Kind, Rule
+from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Rule
 from obsgen.components.shapes import RatioSignals, rate_above, ratio_of_rates
 from obsgen.components.viz import ComponentPanels, Panel, Query, below, above, jobs, num, pct, rate, sel
 from obsgen.promql import number
@@ -37,6 +37,12 @@ class CacheSpec(ComponentSpec):
     stampede_rate_max: float = 10.0
     l2_failure_rate_max: float = 0.1
     tiers: dict[str, Tier] = field(default_factory=dict)
+
+
+def check(given: Given) -> list[Finding]:
+    return [Finding(("tiers", name, "hit_rate_min"), "a tier threshold needs `labels` that select the tier's series; "
+                    "add them or move hit_rate_min to the cache")
+            for name, tier in given.item.get("tiers", {}).items() if "hit_rate_min" in tier and not tier.get("labels")]
 
 
 HITS = RatioSignals(part="hits", total="requests", rest="misses")
@@ -158,6 +164,7 @@ KIND = Kind(
     title="Cache",
     spec=CacheSpec,
     schema="cache",
+    check=check,
     rules=rules,
     panels=panels,
     concern=Concern("cache-performance", "Cache Performance",

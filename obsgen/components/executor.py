@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from obsgen.components.base import Component, Concern, Kind, Rule, Scenario
+from obsgen.components.base import Component, Concern, Finding, Given, Kind, Rule, Scenario
 from obsgen.components.shapes import by_clause, gauge_compare, verdict, rate_above
 from obsgen.components.timeline import MIN, gauge
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
@@ -27,6 +27,13 @@ class ExecutorSpec(ComponentSpec):
     max_threads: int | None = None
     queue_full_ratio: float = 0.9
     rejection_rate_max: float = 0.1
+
+
+def check(given: Given) -> list[Finding]:
+    core, most = given.item.get("core_threads"), given.item.get("max_threads")
+    if core and most and core > most:
+        return [Finding(("core_threads",), f"core_threads ({core}) is larger than max_threads ({most})")]
+    return []
 
 
 def queue_threshold(spec: ExecutorSpec) -> int:
@@ -143,6 +150,7 @@ KIND = Kind(
     title="Executor",
     spec=ExecutorSpec,
     schema="executor",
+    check=check,
     rules=rules,
     panels=panels,
     concern=Concern("thread-pool", "Thread Pool",

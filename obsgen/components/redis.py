@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Check, Component, Concern, Inhibition, Kind, Rule, Scenario
+from obsgen.components.base import Check, Component, Concern, Finding, Given, Inhibition, Kind, Rule, Scenario
 from obsgen.components.shapes import gauge_compare, verdict, rate_above
 from obsgen.components.timeline import MIN, STEP, gauge
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, pct, rate, sel
@@ -32,6 +32,23 @@ class RedisSpec(ComponentSpec):
     port: int = 6379
     sentinel_port: int = 26379
     memory_ratio_max: float = 0.9
+
+
+SENTINEL_ONLY = ("master_name", "sentinels", "quorum", "sentinel_selector", "sentinel_port")
+
+
+def check(given: Given) -> list[Finding]:
+    """Sentinel needs its master name, sentinels and quorum; other topologies must not carry them."""
+    r = given.item
+    if r["topology"] != "sentinel":
+        return [Finding((key,), f"`{key}` only applies to topology: sentinel, not {r['topology']}; remove it", key=True)
+                for key in SENTINEL_ONLY if key in given.written]
+    out = [Finding((), f"a sentinel topology needs `{key}`") for key in ("master_name", "sentinels", "quorum")
+           if key not in r]
+    if "quorum" in r and "sentinels" in r and r["quorum"] > r["sentinels"]:
+        out.append(Finding(("quorum",), f"quorum {r['quorum']} is larger than the number of sentinels "
+                                        f"({r['sentinels']}); failover could never be agreed"))
+    return out
 
 
 def _sentinel_base(c: Component, spec: RedisSpec) -> Labels:
@@ -351,6 +368,7 @@ KIND = Kind(
     key="redis",
     title="Redis",
     schema="redis",
+    check=check,
     spec=RedisSpec,
     rules=rules,
     panels=panels,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import breaker
-from obsgen.components.base import Component, Inhibition, Kind, Rule
+from obsgen.components.base import Component, Inhibition, Kind, Rule, breaker_reference
 from obsgen.components.shapes import RatioSignals, ratio_of_rates
 from obsgen.components.viz import ComponentPanels, num, pct, ratio_panels
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
@@ -52,6 +52,7 @@ KIND = Kind(
     title="Retry",
     spec=RetrySpec,
     schema="retry",
+    check=breaker_reference,
     rules=rules,
     panels=panels,
     concern=breaker.CONCERN,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import breaker
-from obsgen.components.base import Component, Inhibition, Kind, Rule
+from obsgen.components.base import Component, Inhibition, Kind, Rule, breaker_reference
 from obsgen.components.shapes import RatioSignals, ratio_of_rates
 from obsgen.components.viz import ComponentPanels, Panel, Query, num, pct, rate, ratio_panels, sel
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
@@ -56,6 +56,7 @@ KIND = Kind(
     title="Time limiter",
     spec=TimeLimiterSpec,
     schema="time_limiter",
+    check=breaker_reference,
     rules=rules,
     panels=panels,
     concern=breaker.CONCERN,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import json
 
+from obsgen.components import KINDS
+from obsgen.components.base import Given
 from obsgen.errors import Problem
 from obsgen.spec.schema import resolve, schema
 from obsgen.spec.source import Source
@@ -80,44 +82,10 @@ def semantic_problems(source: Source, data: dict) -> list[Problem]:
                 problems.append(source.problem((key, i, "name"), f"duplicate name `{name}` "
                                                f"(also {key}[{seen[name]}]); give each component its own name"))
             seen.setdefault(name, i)
-    breakers = {b["name"] for b in data.get("breakers", [])}
-    for key in ("retries", "time_limiters"):
-        for i, item in enumerate(data.get(key, [])):
-            if "breaker" in item and item["breaker"] not in breakers:
-                close = difflib.get_close_matches(item["breaker"], sorted(breakers), n=1)
-                hint = f"; did you mean `{close[0]}`?" if close else "; declare it under `breakers`"
-                problems.append(source.problem((key, i, "breaker"), f"no breaker named `{item['breaker']}`{hint}"))
-    for i, ex in enumerate(data.get("executors", [])):
-        if ex.get("core_threads") and ex.get("max_threads") and ex["core_threads"] > ex["max_threads"]:
-            problems.append(source.problem(("executors", i, "core_threads"),
-                                           f"core_threads ({ex['core_threads']}) is larger than max_threads "
-                                           f"({ex['max_threads']})"))
-    for i, cache in enumerate(data.get("caches", [])):
-        for tier_name, tier in cache.get("tiers", {}).items():
-            if "hit_rate_min" in tier and not tier.get("labels"):
-                problems.append(source.problem(("caches", i, "tiers", tier_name, "hit_rate_min"),
-                                               "a tier threshold needs `labels` that select the tier's series; "
-                                               "add them or move hit_rate_min to the cache"))
-    for i, r in enumerate(data.get("redis", [])):
-        problems += _redis_topology(source, ("redis", i), r)
+    for kind in KINDS:
+        for i, item in enumerate(data.get(kind.key, [])):
+            path = (kind.key, i)
+            written = frozenset(p[-1] for p in source.key_positions if len(p) == 3 and p[:2] == path)
+            for finding in kind.check(Given(item, written, data)):
+                problems.append(source.problem(path + finding.path, finding.message, key=finding.key))
     return problems
-
-
-SENTINEL_ONLY = ("master_name", "sentinels", "quorum", "sentinel_selector", "sentinel_port")
-
-
-def _redis_topology(source: Source, path: tuple, r: dict) -> list[Problem]:
-    out = []
-    if r["topology"] == "sentinel":
-        for key in ("master_name", "sentinels", "quorum"):
-            if key not in r:
-                out.append(source.problem(path, f"a sentinel topology needs `{key}`"))
-        if "quorum" in r and "sentinels" in r and r["quorum"] > r["sentinels"]:
-            out.append(source.problem(path + ("quorum",), f"quorum {r['quorum']} is larger than the number of "
-                                      f"sentinels ({r['sentinels']}); failover could never be agreed"))
-    else:
-        for key in SENTINEL_ONLY:
-            if path + (key,) in source.key_positions:
-                out.append(source.problem(path + (key,), f"`{key}` only applies to topology: sentinel, "
-                                          f"not {r['topology']}; remove it", key=True))
-    return out
