@@ -13,6 +13,8 @@ from obsgen.spec import load, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+# Small specs that exercise what the seed specs do not (a kind's other profile, a rare topology).
+VALID_SPECS = sorted((ROOT / "tests" / "specs" / "valid").glob("*.yaml"))
 
 
 def tool(name: str) -> str:

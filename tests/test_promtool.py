@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SPECS, build_into, promtool
+from conftest import SPECS, VALID_SPECS, build_into, promtool
 from obsgen.spec import load
 
 
-@pytest.fixture(scope="module", params=SPECS, ids=lambda p: p.stem)
+@pytest.fixture(scope="module", params=SPECS + VALID_SPECS, ids=lambda p: p.stem)
 def built(request, tmp_path_factory) -> Path:
     spec = load(request.param)
     out = tmp_path_factory.mktemp(request.param.stem)
