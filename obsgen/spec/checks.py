@@ -6,7 +6,7 @@ import difflib
 import json
 
 from obsgen.components import KINDS
-from obsgen.components.base import Given
+from obsgen.components.base import Given, Kind
 from obsgen.errors import Problem
 from obsgen.spec.schema import resolve, schema
 from obsgen.spec.source import Source
@@ -69,6 +69,19 @@ def schema_problems(source: Source) -> list[Problem]:
     return problems
 
 
+def _unnamed_metrics(source: Source, path: tuple, kind: Kind, profile: str, item: dict) -> list[Problem]:
+    """Signals whose metric name neither the profile nor the spec's ``metrics`` gives."""
+    defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*")
+    signals = sorted({s for names in kind.default_metrics.values() for s in names})
+    missing = [s for s in signals if s not in (defaults or {}) and s not in item.get("metrics", {})]
+    if not missing:
+        return []
+    where = path + ("metrics",) if "metrics" in item and path + ("metrics",) in source.key_positions else path
+    return [source.problem(where, f"profile `{profile}` has no default metric for {kind.title.lower()} signal(s) "
+                           + ", ".join(f"`{s}`" for s in missing) + "; name them under `metrics:` "
+                           "(e.g. `" + missing[0] + ": my_app_metric`)")]
+
+
 def semantic_problems(source: Source, data: dict) -> list[Problem]:
     """Checks across fields: duplicate names, dangling references, topology, thresholds."""
     problems: list[Problem] = []
@@ -88,4 +101,5 @@ def semantic_problems(source: Source, data: dict) -> list[Problem]:
             written = frozenset(p[-1] for p in source.key_positions if len(p) == 3 and p[:2] == path)
             for finding in kind.check(Given(item, written, data)):
                 problems.append(source.problem(path + finding.path, finding.message, key=finding.key))
+            problems += _unnamed_metrics(source, path, kind, data["service"].get("profile", "micrometer"), item)
     return problems
