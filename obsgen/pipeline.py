@@ -16,7 +16,6 @@ from obsgen.spec import Spec
 from obsgen.writer import Output
 
 RULES_FILE = "prometheus/rules.yaml"
-TESTS_FILE = "prometheus/rules.test.yaml"
 
 
 def rule_groups(spec: Spec) -> list[rules_renderer.RuleGroup]:
@@ -29,19 +28,23 @@ def rule_groups(spec: Spec) -> list[rules_renderer.RuleGroup]:
     groups = []
     for kind, components in groupby(spec.components, key=lambda c: c.kind):
         groups += rules_renderer.group(spec.service.name, kind.key,
-                                       [[linked(r) for r in kind.rules(c)] for c in components])
+                                       [[linked(r) for r in kind.rules(c)] for c in components],
+                                       file=kind.rules_file, test_step=kind.test_step)
     return groups
 
 
 def render(spec: Spec) -> list[Output]:
     """All files of one service, with paths relative to the output directory."""
     groups = rule_groups(spec)
-    alerts: list[Alert] = [r for g in groups for r in g.rules if isinstance(r, Alert)]
     base = spec.service.name
-    outputs = [
-        Output(f"{base}/{RULES_FILE}", rules_renderer.render(groups)),
-        Output(f"{base}/{TESTS_FILE}", promtool_tests.render(alerts, "rules.yaml")),
-    ]
+    outputs = []
+    for file in dict.fromkeys(g.file for g in groups):
+        mine = [g for g in groups if g.file == file]
+        alerts: list[Alert] = [r for g in mine for r in g.rules if isinstance(r, Alert)]
+        step = mine[0].test_step
+        outputs.append(Output(f"{base}/prometheus/{file}.yaml", rules_renderer.render(mine)))
+        outputs += [Output(f"{base}/prometheus/{file}{'' if clock == step else f'.{clock}'}.test.yaml", text)
+                    for clock, text in promtool_tests.render(alerts, f"{file}.yaml", step).items()]
     outputs += [Output(path, text) for path, text in dashboards.render(spec).items()]
     outputs += [Output(path, text, merge=runbooks.merge) for path, text in runbooks.render(spec, groups).items()]
     return outputs

@@ -12,6 +12,7 @@ MAPLE_ALERTS = {
     "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh", "ExecutorQueueFull", "ExecutorRejectingTasks",
     "ExecutorSaturated", "RedisDown", "RedisReplicationBroken", "RedisSentinelFailover", "RedisSentinelQuorumAtRisk",
     "RedisNoHealthyReplica", "RedisMemoryHigh", "RedisRejectedConnections",
+    "ErrorBudgetBurnFast", "ErrorBudgetBurnSlow",
 }
 
 

@@ -95,7 +95,7 @@ def steps(p: dict) -> list[tuple[str, float | None]]:
 
 def test_maple_gets_an_overview_and_one_dashboard_per_concern(maple_files):
     assert sorted(maple_files) == [f"maple-expectation/dashboards/{s}.json" for s in (
-        "cache-performance", "circuit-breaker", "redis-operations", "service-overview", "thread-pool")]
+        "cache-performance", "circuit-breaker", "redis-operations", "service-overview", "slo", "thread-pool")]
 
 
 def test_concerns_the_spec_lacks_get_no_dashboard():
@@ -228,12 +228,16 @@ def test_rates_use_rate_interval_and_counters_appear_only_inside_rates(maple_das
 
 
 def test_selectors_filter_by_job_and_instance_variables(maple_dashboards):
+    """Raw series are filtered by the variables; recordings (``level:metric:ops``) are per service already."""
     for d in maple_dashboards.values():
         for p, t in targets(d):
             for selector in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}", t["expr"]):
                 name, body = selector
                 if name == "ALERTS":
                     assert 'alertstate="firing"' in body
+                    continue
+                if ":" in name:
+                    assert 'service="maple-expectation"' in body, (p["title"], t["expr"])
                     continue
                 assert 'job=~"$job"' in body and 'instance=~"$instance"' in body, (p["title"], t["expr"])
                 assert not re.search(r'\bjob="', body), t["expr"]  # the spec's job matcher is replaced
@@ -289,7 +293,7 @@ def test_overview_links_to_every_other_dashboard(maple_dashboards):
     assert {link["url"].split("/")[2] for link in overview["links"]} == others
     assert panel(overview, "Firing alerts")["type"] == "table"
     health = [p for p in panels(overview) if p["type"] == "stat"]
-    assert len(health) == 4 + 1 + 1 + 1 + 2 + 1  # caches, breaker, retry, time limiter, executors, redis
+    assert len(health) == 4 + 1 + 1 + 1 + 2 + 1 + 1  # caches, breaker, retry, time limiter, executors, redis, SLO
 
 
 def test_dashboard_links_point_every_alert_at_its_main_panel(maple, maple_dashboards):

@@ -20,13 +20,23 @@ def built(request, tmp_path_factory) -> Path:
     return out / spec.service.name / "prometheus"
 
 
+def rule_files(prom: Path) -> list[str]:
+    return sorted(p.name for p in prom.glob("*.yaml") if not p.name.endswith(".test.yaml"))
+
+
+def unit_test_files(prom: Path) -> list[str]:
+    return sorted(p.name for p in prom.glob("*.test.yaml"))
+
+
 def test_rules_pass_promtool_lint(built):
-    result = promtool("check", "rules", "--lint=all", "--lint-fatal", "rules.yaml", cwd=built)
+    result = promtool("check", "rules", "--lint=all", "--lint-fatal", *rule_files(built), cwd=built)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_generated_unit_tests_pass(built):
-    result = promtool("test", "rules", "rules.test.yaml", cwd=built)
+def test_every_rule_file_has_generated_unit_tests_that_pass(built):
+    files = unit_test_files(built)
+    assert {f.split(".")[0] for f in files} == {f.removesuffix(".yaml") for f in rule_files(built)}
+    result = promtool("test", "rules", *files, cwd=built)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -40,6 +50,13 @@ MUTATIONS = {
     "hit ratio threshold off by a tier": (r"< 0.8\n", "< 0.3\n"),
     "stampede counted with delta trips on a restart": (r"rate\(cache_lock_failure_total", "delta(cache_lock_failure_total"),
     "failover window too short": (r"(last_over_time\([^\n]*)\[5m\]\)", r"\g<1>[1m])"),
+    "burn-rate page without its low-traffic guard pages on one failed request": (
+        r"(alert: ErrorBudgetBurnFast\n(?:.*\n)*?.*)\n *and\n *slo:sli_requests:rate1h\{[^}]*\} \* 3600 >= \d+", r"\g<1>"),
+    "burn-rate page without its short window keeps paging after the burn stopped": (
+        r"(alert: ErrorBudgetBurnFast\n(?:.*\n)*?.*)\n *and\n *slo:sli_error:ratio_rate5m\{[^}]*\} > [0-9.]+ \* [0-9.]+", r"\g<1>"),
+    "slow burn without its 6h condition misses a 6h burn": (
+        r"\(\n *slo:sli_error:ratio_rate6h\{[^}]*\} > 6 \* [0-9.]+\n(?:.*\n){4} *\)\n *or\n *", ""),
+    "burn threshold off by a factor pages on a budget-neutral burn": (r"> 14.4 \* ", "> 0.5 * "),
 }
 
 
@@ -47,10 +64,12 @@ MUTATIONS = {
 def test_generated_tests_catch_a_broken_rule(mutation, tmp_path, maple):
     build_into(tmp_path, maple)
     prom = tmp_path / maple.service.name / "prometheus"
-    rules = (prom / "rules.yaml").read_text()
     pattern, replacement = MUTATIONS[mutation]
-    mutated, count = re.subn(pattern, replacement, rules)
+    count = 0
+    for name in rule_files(prom):
+        mutated, n = re.subn(pattern, replacement, (prom / name).read_text())
+        (prom / name).write_text(mutated)
+        count += n
     assert count, f"mutation pattern no longer matches the rules: {pattern}"
-    (prom / "rules.yaml").write_text(mutated)
-    result = promtool("test", "rules", "rules.test.yaml", cwd=prom)
+    result = promtool("test", "rules", *unit_test_files(prom), cwd=prom)
     assert result.returncode != 0, f"the generated tests did not notice: {mutation}"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from obsgen.components.timeline import STEP
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef, Service
 from obsgen.promql import matchers
 
@@ -46,6 +47,12 @@ class Scenario:
     The renderer gives each scenario its own ``instance`` so that many scenarios
     share one promtool test group; ``per_instance`` says whether the alert keeps
     that label (otherwise the scenario needs a group to itself for its rule).
+    Scenarios naming the same ``story`` (of one component) are one set of input
+    series told to several alerts, in a test group of their own: for rules that
+    read series no identity label separates (an SLO's request counters).
+    ``clock`` evaluates the scenario's rules less often than its samples arrive, for
+    stories hours long whose checks need no finer timing (promtool's cost is
+    evaluations times rules).
     """
 
     slug: str
@@ -55,6 +62,8 @@ class Scenario:
     labels: Labels = field(default_factory=dict)
     value: float | None = None
     per_instance: bool = True
+    story: str | None = None
+    clock: Duration | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +173,11 @@ class Kind:
     schema cannot (cross-field rules, references); ``panels`` draws one
     component for the ``concern`` dashboard; ``related`` names, per alert, the
     alerts an on-call engineer should look at next (linked from its runbook when
-    the service emits them).
+    the service emits them). ``app_metrics`` is false for exporter metrics (no
+    service selector); ``identified`` is false when a component's series carry
+    no label naming it (an SLO picks its events by matchers). Rules go to
+    ``prometheus/<rules_file>.yaml``, tested on a ``test_step`` clock: kinds whose
+    stories last hours (SLOs) get their own file so the rest stay fast to test.
     """
 
     key: str
@@ -179,6 +192,9 @@ class Kind:
     inhibitions: tuple[Inhibition, ...] = ()
     check: Callable[[Given], list[Finding]] = no_findings
     app_metrics: bool = True
+    identified: bool = True
+    rules_file: str = "rules"
+    test_step: Duration = STEP
 
 
 @dataclass(frozen=True)
@@ -196,7 +212,7 @@ class Component:
     @property
     def identity(self) -> Labels:
         """Labels that pick out this component's series (``cache="equipment"``)."""
-        return {self.spec.label: self.spec.name} if self.kind.app_metrics else {}
+        return {self.spec.label: self.spec.name} if self.kind.app_metrics and self.kind.identified else {}
 
     @property
     def base_labels(self) -> Labels:

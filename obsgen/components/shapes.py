@@ -21,14 +21,14 @@ def by_clause(c: Component, per_instance: bool = True) -> str:
     return f"by ({', '.join(labels)})"
 
 
-def verdict(for_: Duration, end: Duration, fires: bool) -> tuple[Check, ...]:
+def verdict(for_: Duration, end: Duration, fires: bool, step: Duration = STEP) -> tuple[Check, ...]:
     """The checks every scenario of an alert makes, so scenarios can share a promtool group.
 
     Just before ``for`` has passed nothing may fire, whatever the data; at the
     end of the story the alert fires or it does not.
     """
-    early = (Check(for_ - STEP, False),) if for_ > STEP else ()
-    return early + (Check(end - STEP, fires),)
+    early = (Check(for_ - step, False),) if for_ > step else ()
+    return early + (Check(end - step, fires),)
 
 
 def rate_above(c: Component, name: str, *, signal: str, threshold: float, window: Duration, for_: str,

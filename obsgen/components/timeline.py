@@ -14,22 +14,22 @@ STEP = Duration.parse("15s")
 MIN = Duration.parse("1m")
 
 
-def _steps(span: Duration) -> int:
-    steps, rest = divmod(span.millis, STEP.millis)
+def _steps(span: Duration, step: Duration = STEP) -> int:
+    steps, rest = divmod(span.millis, step.millis)
     if rest:
-        raise ValueError(f"{span} is not a whole number of {STEP} steps")
+        raise ValueError(f"{span} is not a whole number of {step} steps")
     return steps
 
 
 RESTART = "restart"
 
 
-def gauge(*segments: tuple[Duration, float]) -> str:
+def gauge(*segments: tuple[Duration, float], step: Duration = STEP) -> str:
     """A gauge that holds each value for its duration: ``gauge((2*MIN, 1), (MIN, 0))``."""
-    return " ".join(f"{number(v)}+0x{_steps(span) - 1}" for span, v in segments)
+    return " ".join(f"{number(v)}+0x{_steps(span, step) - 1}" for span, v in segments)
 
 
-def counter(*segments: tuple[Duration, float] | str, start: float = 0) -> str:
+def counter(*segments: tuple[Duration, float] | str, start: float = 0, step: Duration = STEP) -> str:
     """A counter rising at each per-second rate for its duration.
 
     :data:`RESTART` between segments drops it to zero, as a process restart does.
@@ -40,8 +40,8 @@ def counter(*segments: tuple[Duration, float] | str, start: float = 0) -> str:
             value = 0
             continue
         span, per_second = segment
-        inc = per_second * STEP.total_seconds
-        steps = _steps(span)
+        inc = per_second * step.total_seconds
+        steps = _steps(span, step)
         out.append(f"{number(value)}+{number(inc)}x{steps - 1}")
         value += inc * steps
     return " ".join(out)

@@ -47,6 +47,8 @@ class Duration:
             return "0s"
         rest, out = self.millis, ""
         for unit, secs in _UNITS:
+            if unit == "w":  # 30d reads better than 4w2d
+                continue
             size = round(secs * 1000)
             if rest >= size:
                 out += f"{rest // size}{unit}"

@@ -26,14 +26,18 @@ class _Entry:
     rules: set[int] = field(default_factory=set)
     shared_rules: set[int] = field(default_factory=set)
     cases: list[tuple[int, Alert, Scenario]] = field(default_factory=list)
+    story: tuple[str, str] | None = None
 
     def accepts(self, rule: int, alert: Alert, scenario: Scenario) -> bool:
+        if self.cases and _story(alert, scenario) != self.story:
+            return False
         times = tuple(c.at for c in scenario.checks)
         if self.checks.get(alert.name, times) != times or rule in self.shared_rules:
             return False
         return scenario.per_instance or rule not in self.rules
 
     def add(self, rule: int, alert: Alert, scenario: Scenario) -> None:
+        self.story = _story(alert, scenario)
         self.checks[alert.name] = tuple(c.at for c in scenario.checks)
         self.rules.add(rule)
         if not scenario.per_instance:
@@ -41,17 +45,24 @@ class _Entry:
         self.cases.append((rule, alert, scenario))
 
 
+def _story(alert: Alert, scenario: Scenario) -> tuple[str, str] | None:
+    return (alert.labels["component"], scenario.story) if scenario.story else None
+
+
 def _instance(alert: Alert, scenario: Scenario) -> str:
+    if scenario.story:
+        return f"{alert.labels['component']}/{scenario.story}"
     return f"{alert.name}/{alert.labels['component']}/{scenario.slug}"
 
 
-def _entry(entry: _Entry) -> dict:
+def _entry(entry: _Entry, step: Duration) -> dict:
     series, expected = [], {}
     for _, alert, scenario in entry.cases:
         instance = _instance(alert, scenario)
         for s in scenario.series:
-            labels = dict(s.labels, instance=instance)
-            series.append({"series": s.metric + matchers(labels), "values": s.values})
+            item = {"series": s.metric + matchers(dict(s.labels, instance=instance)), "values": s.values}
+            if item not in series:  # a story's series, told once for all its alerts
+                series.append(item)
         for check in scenario.checks:
             bucket = expected.setdefault((check.at, alert.name), [])
             if check.fires:
@@ -67,20 +78,26 @@ def _entry(entry: _Entry) -> dict:
                 })
     tests = [{"eval_time": str(at), "alertname": name, "exp_alerts": alerts}
              for (at, name), alerts in sorted(expected.items(), key=lambda kv: (kv[0][0], kv[0][1]))]
-    return {"interval": str(STEP), "input_series": series, "alert_rule_test": tests}
+    return {"interval": str(step), "input_series": series, "alert_rule_test": tests}
 
 
-def render(alerts: list[Alert], rule_file: str) -> str:
-    entries: list[_Entry] = []
+def render(alerts: list[Alert], rule_file: str, step: Duration = STEP) -> dict[Duration, str]:
+    """Test files for ``rule_file`` by evaluation interval: every scenario of ``alerts``, sampled every ``step``.
+
+    Scenarios evaluate every ``step`` unless they ask for a slower ``clock``; each
+    clock gets a file of its own (promtool has one evaluation interval per file).
+    """
+    by_clock: dict[Duration, list[_Entry]] = {}
     for rule, alert in enumerate(alerts):
         for scenario in alert.scenarios:
+            entries = by_clock.setdefault(scenario.clock or step, [])
             target = next((e for e in entries if e.accepts(rule, alert, scenario)), None)
             if target is None:
                 target = _Entry()
                 entries.append(target)
             target.add(rule, alert, scenario)
-    return dump({
+    return {clock: dump({
         "rule_files": [rule_file],
-        "evaluation_interval": str(STEP),
-        "tests": [_entry(e) for e in entries],
-    })
+        "evaluation_interval": str(clock),
+        "tests": [_entry(e, step) for e in entries],
+    }) for clock, entries in sorted(by_clock.items())}

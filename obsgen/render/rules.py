@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components.base import Alert, Recording, Rule
+from obsgen.components.timeline import STEP
+from obsgen.model.types import Duration
 from obsgen.render.yamlout import dump
 
 GROUP_NAME_MAX = 40
@@ -13,11 +15,16 @@ GROUP_RULES_MAX = 20
 
 @dataclass(frozen=True)
 class RuleGroup:
+    """A rule group, the file it goes to (``prometheus/<file>.yaml``) and the clock its tests run on."""
+
     name: str
     rules: tuple[Rule, ...]
+    file: str = "rules"
+    test_step: Duration = STEP
 
 
-def group(service: str, kind: str, per_component: list[list[Rule]]) -> list[RuleGroup]:
+def group(service: str, kind: str, per_component: list[list[Rule]], *, file: str = "rules",
+          test_step: Duration = STEP) -> list[RuleGroup]:
     """Pack whole components into groups of at most 20 rules, named ``<service>.<kind>[.n]``.
 
     A component's recordings stay in the same group as the alerts that read them,
@@ -33,7 +40,7 @@ def group(service: str, kind: str, per_component: list[list[Rule]]) -> list[Rule
     out = []
     for i, chunk in enumerate(chunks, 1):
         suffix = f".{kind}" + (f".{i}" if len(chunks) > 1 else "")
-        out.append(RuleGroup(service[: GROUP_NAME_MAX - len(suffix)] + suffix, tuple(chunk)))
+        out.append(RuleGroup(service[: GROUP_NAME_MAX - len(suffix)] + suffix, tuple(chunk), file, test_step))
     return out
 
 

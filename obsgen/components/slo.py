@@ -1,0 +1,455 @@
+"""Service level objectives: error-budget burn-rate alerts after the Google SRE workbook.
+
+An SLO is a share of good events over a window (default 30d): requests that did
+not fail (``availability``), or requests faster than a bound (``latency``, from
+histogram buckets). The error budget is ``1 - objective``; the burn rate is the
+error ratio divided by the budget (1 spends the budget exactly over the window).
+
+Alerts follow the workbook's multi-window, multi-burn-rate table. A page,
+``ErrorBudgetBurnFast``, when 2% of the budget burns within 1h (long window 1h,
+short 5m); a ticket, ``ErrorBudgetBurnSlow``, when 5% burns within 6h (6h/30m) or
+10% within 3d (3d/6h). The short window makes an alert stop soon after the burn
+stops. Burn thresholds come from those budget shares and the SLO window (14.4, 6
+and 1 for 30d) and never drop below 1: spending the budget no faster than the
+window allows is not an incident.
+
+Recordings (labelled ``service`` and ``slo``):
+
+* ``slo:sli_errors:rate5m`` and ``slo:sli_requests:rate5m``: the raw event rates;
+* ``slo:sli_error:ratio_rate<W>`` for 5m, 30m, 1h, 2h and 6h, straight from the
+  counters (exact, and cheap at these ranges);
+* ``slo:sli_error:ratio_rate<W>`` for 1d, 3d and the SLO window, as the
+  ``sum_over_time`` of the recorded 5m error rate over that of the 5m request
+  rate. Both sums weigh every evaluation alike, so this is the traffic-weighted
+  error ratio of the window, blurred by the 5m rate at the window's edges only
+  (under 0.4% of a 1d window); a 30d range over raw counters would read millions
+  of samples on every evaluation;
+* ``slo:sli_requests:rate<W>`` for the alerts' long windows (the traffic guard).
+
+Low traffic: one failed request among a handful at night is a huge error ratio.
+Each condition also needs ``min_events`` requests in its long window (default:
+the smallest count at which one failed request alone cannot cross the
+condition's threshold), configurable per SLO (Sloth issue 666, Pyrra issue 1925).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from obsgen.components.base import (Check, Component, Concern, Finding, Given, Inhibition, Kind, Recording, Rule,
+                                    Scenario)
+from obsgen.components.timeline import counter
+from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, below, jobs, pct
+from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
+from obsgen.promql import matchers, number
+
+STEP = Duration.parse("1m")
+"""SLO tests run on a one-minute clock (their own rule and test file): their stories last hours."""
+
+BASE = Duration.parse("5m")
+RAW_WINDOWS = tuple(Duration.parse(w) for w in ("5m", "30m", "1h", "2h", "6h"))
+LONG_WINDOWS = tuple(Duration.parse(w) for w in ("1d", "3d"))
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One row of the workbook table: ``share`` of the budget spent within ``long`` (confirmed by ``short``)."""
+
+    share: float
+    long: Duration
+    short: Duration
+
+    def burn(self, window: Duration) -> float:
+        return max(1.0, round(self.share * window.millis / self.long.millis, 4))
+
+
+@dataclass(frozen=True)
+class BurnAlert:
+    name: str
+    severity: str
+    for_: str
+    conditions: tuple[Condition, ...]
+
+
+FAST = BurnAlert("ErrorBudgetBurnFast", "critical", "1m",
+                 (Condition(0.02, Duration.parse("1h"), Duration.parse("5m")),))
+SLOW = BurnAlert("ErrorBudgetBurnSlow", "warning", "5m",
+                 (Condition(0.05, Duration.parse("6h"), Duration.parse("30m")),
+                  Condition(0.10, Duration.parse("3d"), Duration.parse("6h"))))
+
+
+@dataclass(frozen=True)
+class SloSpec(ComponentSpec):
+    sli: str = "availability"
+    objective: float = 0.999
+    window: Duration = Duration.parse("30d")
+    latency_threshold: Duration | None = None
+    le: str | None = None
+    min_events: int | None = None
+
+    @property
+    def budget(self) -> float:
+        return round(1 - self.objective, 10)
+
+    @property
+    def bucket_bound(self) -> str:
+        """The bucket's ``le`` as client libraries print it (0.5 → ``0.5``, 1 → ``1.0``) unless ``le`` says."""
+        if self.le:
+            return self.le
+        return repr(self.latency_threshold.total_seconds) if self.latency_threshold else ""
+
+
+def check(given: Given) -> list[Finding]:
+    item, out = given.item, []
+    if item["sli"] == "latency" and "latency_threshold" not in item:
+        out.append(Finding((), "a latency SLO needs `latency_threshold`: the bound a good request is faster than, "
+                               "one of the histogram's bucket bounds (e.g. 500ms)"))
+    if item["sli"] != "latency":
+        out += [Finding((key,), f"`{key}` only applies to `sli: latency`; remove it", key=True)
+                for key in ("latency_threshold", "le") if key in given.written]
+    window = Duration.parse(item["window"])
+    if window < LONG_WINDOWS[-1]:
+        out.append(Finding(("window",), f"an SLO window of {item['window']} is shorter than the 3d window of the "
+                                        "slow-burn alert; use at least 3d (28d or 30d are usual)"))
+        return out
+    budget = 1 - item["objective"]
+    fast = FAST.conditions[0].burn(window)
+    if fast * budget >= 1:
+        out.append(Finding(("objective",), f"with an objective of {pct(item['objective'])} the fast-burn page needs "
+                                           f"an error ratio of {pct(fast * budget)}, which is impossible; use an "
+                                           f"objective above {pct(1 - 1 / fast)}"))
+    return out
+
+
+# ------------------------------------------------------------------- rules
+
+def _base(c: Component) -> Labels:
+    return {**c.service.selector, **c.spec.selector}
+
+
+def _tag(c: Component) -> Labels:
+    return {"service": c.service.name, "slo": c.name}
+
+
+def _ratio(window: Duration) -> str:
+    return f"slo:sli_error:ratio_rate{window}"
+
+
+def _requests(window: Duration) -> str:
+    return f"slo:sli_requests:rate{window}"
+
+
+def _rates(c: Component, spec: SloSpec, window: Duration) -> tuple[str, str]:
+    """PromQL for (bad events/s, all events/s) over ``window``, summed over every instance."""
+    base = _base(c)
+    if spec.sli == "latency":
+        total = f"sum(rate({c.select('latency_count', base=base)}[{window}]))"
+        fast = f"sum(rate({c.select('latency_bucket', {'le': spec.bucket_bound}, base=base)}[{window}]))"
+        return f"(\n  {total}\n  -\n  {fast}\n)", total
+    return (f"sum(rate({c.select('errors', base=base)}[{window}]))",
+            f"sum(rate({c.select('requests', base=base)}[{window}]))")
+
+
+def _recordings(c: Component, spec: SloSpec) -> list[Rule]:
+    tag, pick = _tag(c), matchers(_tag(c))
+    bad, total = _rates(c, spec, BASE)
+    out: list[Rule] = [Recording("slo:sli_errors:rate5m", bad, tag), Recording(_requests(BASE), total, tag)]
+    for window in RAW_WINDOWS:
+        bad, total = _rates(c, spec, window)
+        out.append(Recording(_ratio(window), f"{bad}\n/\n{total}", tag))
+    for window in sorted(set(LONG_WINDOWS) | {spec.window}):
+        out.append(Recording(_ratio(window), f"sum_over_time(slo:sli_errors:rate5m{pick}[{window}])\n/\n"
+                                             f"sum_over_time({_requests(BASE)}{pick}[{window}])", tag))
+    for window in sorted({cond.long for a in (FAST, SLOW) for cond in a.conditions}):
+        expr = (_rates(c, spec, window)[1] if window in RAW_WINDOWS
+                else f"avg_over_time({_requests(BASE)}{pick}[{window}])")
+        out.append(Recording(_requests(window), expr, tag))
+    return out
+
+
+def min_events(spec: SloSpec, cond: Condition) -> int:
+    """Requests a condition's long window must hold: with fewer, one failed request alone could cross it."""
+    if spec.min_events is not None:
+        return spec.min_events
+    return math.floor(1 / (cond.burn(spec.window) * spec.budget)) + 1
+
+
+def _condition(c: Component, spec: SloSpec, cond: Condition) -> str:
+    pick = matchers(_tag(c))
+    threshold = f"{number(cond.burn(spec.window))} * {number(spec.budget)}"
+    return (f"{_ratio(cond.long)}{pick} > {threshold}\nand\n{_ratio(cond.short)}{pick} > {threshold}\n"
+            f"and\n{_requests(cond.long)}{pick} * {number(cond.long.total_seconds)} >= {min_events(spec, cond)}")
+
+
+def _alert(c: Component, spec: SloSpec, alert: BurnAlert) -> list[Rule]:
+    expr = "\nor\n".join(f"(\n{_indent(_condition(c, spec, cond))}\n)" for cond in alert.conditions)
+    if len(alert.conditions) == 1:
+        expr = _condition(c, spec, alert.conditions[0])
+    bad = f"slower than {spec.latency_threshold}" if spec.sli == "latency" else "failed"
+    rows = " or ".join(f"{pct(cond.share)} of the budget within {cond.long} ({number(cond.burn(spec.window))}× burn "
+                       f"over {cond.long} and {cond.short})" for cond in alert.conditions)
+    fast = alert is FAST
+    return c.alert(
+        alert.name, expr=expr, for_=alert.for_, severity=alert.severity,
+        scenarios=lambda f: _scenarios(c, spec, alert, f),
+        summary=("An SLO's error budget is burning fast; at this rate it is gone within days." if fast else
+                 "An SLO's error budget is burning faster than its objective allows."),
+        description=(f"SLO {{{{ $labels.slo }}}} ({pct(spec.objective)} over {spec.window}): "
+                     f"requests {bad} at a rate that spends {rows}. The budget is {pct(spec.budget)} of requests."),
+        condition=(f"spending {rows}, with at least "
+                   + " / ".join(f"{min_events(spec, cond):,} requests in {cond.long}" for cond in alert.conditions)),
+    )
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.split("\n"))
+
+
+def rules(c: Component) -> list[Rule]:
+    spec: SloSpec = c.spec  # type: ignore[assignment]
+    return _recordings(c, spec) + _alert(c, spec, FAST) + _alert(c, spec, SLOW)
+
+
+# ------------------------------------------------------------------- panels
+
+BURN_WINDOWS = RAW_WINDOWS + LONG_WINDOWS
+
+
+def panels(c: Component) -> ComponentPanels:
+    spec: SloSpec = c.spec  # type: ignore[assignment]
+    pick = matchers(_tag(c))
+    remaining = f"1 - {_ratio(spec.window)}{pick} / {number(spec.budget)}"
+    what = (f"requests faster than {spec.latency_threshold}" if spec.sli == "latency" else "requests that succeed")
+    budget_steps = (Step("red"), Step("orange", 0), Step("green", 0.25))
+    burn_lines = tuple(sorted({cond.burn(spec.window) for a in (FAST, SLOW) for cond in a.conditions}))
+    detail = (
+        Panel(
+            title=f"{c.name}: SLI against the objective", unit="percentunit", max=1,
+            thresholds=below(spec.objective), runbooks=("ErrorBudgetBurnSlow",),
+            description=(f"Share of {what} over 5m and 1h, against the objective {pct(spec.objective)} (red below "
+                         f"it). Dips are fine while the error budget lasts."),
+            queries=(Query(f"1 - {_ratio(BASE)}{pick}", "5m"), Query(f"1 - {_ratio(Duration.parse('1h'))}{pick}", "1h")),
+        ),
+        Panel(
+            title=f"{c.name}: error budget remaining", unit="percentunit", max=1, thresholds=budget_steps,
+            runbooks=("ErrorBudgetBurnSlow",),
+            description=(f"Share of the {spec.window} error budget ({pct(spec.budget)} of requests) not yet spent; "
+                         "below 0 the objective is missed for this window."),
+            queries=(Query(remaining, "remaining"),),
+        ),
+        Panel(
+            title=f"{c.name}: burn rate per window", unit="short", min=0,
+            thresholds=above(burn_lines[-1], burn_lines[0]), runbooks=("ErrorBudgetBurnFast", "ErrorBudgetBurnSlow"),
+            description=("Error ratio over each window divided by the budget: 1 spends the budget exactly over "
+                         f"{spec.window}. The page needs {number(burn_lines[-1])}× over 1h and 5m; the tickets "
+                         + " or ".join(f"{number(cond.burn(spec.window))}× over {cond.long} and {cond.short}"
+                                       for cond in SLOW.conditions) + "."),
+            queries=tuple(Query(f"{_ratio(w)}{pick} / {number(spec.budget)}", str(w)) for w in BURN_WINDOWS),
+        ),
+    )
+    health = Panel(
+        title=f"SLO {c.name}: budget left", kind="stat", unit="percentunit", width=6, height=5,
+        thresholds=budget_steps, runbooks=("ErrorBudgetBurnFast",),
+        description=f"Error budget of SLO {c.name} ({pct(spec.objective)} over {spec.window}) not yet spent.",
+        queries=(Query(remaining, c.name),),
+    )
+    return ComponentPanels(health, detail, jobs(_base(c)))
+
+
+# ------------------------------------------------------------------- promtool stories
+#
+# Each story is one set of request counters, told to both alerts in a test group of
+# its own: a fast burn pages on time; slow burns ticket on time (each condition
+# alone) and do not page; errors within the budget and a failing trickle of traffic
+# fire nothing. Detection times are not guessed: ``_simulate`` replays the story
+# minute by minute through the recordings as Prometheus computes them.
+
+Segment = tuple[Duration, float, float]
+"""(duration, requests/s, error ratio)"""
+
+SLOW_CLOCK = Duration.parse("5m")
+"""Stories of slow burns evaluate every 5m: hours long, their checks need no finer timing."""
+RECOVERY = Duration.parse("15m")
+SILENT_AFTER = Duration.parse("20m")
+"""How long after another alert's detection a story checks that this one stays silent."""
+
+
+def _per_minute(segments: tuple[Segment, ...]) -> tuple[list[float], list[float]]:
+    requests, errors = [], []
+    for span, rate, ratio in segments:
+        minutes = span.millis // STEP.millis
+        requests += [rate * 60] * minutes
+        errors += [rate * ratio * 60] * minutes
+    return requests, errors
+
+
+def _simulate(spec: SloSpec, alert: BurnAlert, segments: tuple[Segment, ...]) -> Duration | None:
+    """The first evaluation at which one of ``alert``'s conditions holds, as the recordings would see it.
+
+    ``rate(x[W])`` at a 1m clock spans the last W/1m - 1 increments (both rates of a
+    ratio alike, so extrapolation cancels); the long windows sum the recorded 5m
+    rates (last 4 increments) over the evaluations within W.
+    """
+    requests, errors = _per_minute(segments)
+
+    def raw(values: list[float], t: int, window: Duration) -> float:
+        return sum(values[max(0, t - window.millis // STEP.millis + 1): t])
+
+    five = [(raw(errors, t, BASE), raw(requests, t, BASE)) for t in range(len(requests) + 1)]
+
+    def ratio(t: int, window: Duration) -> tuple[float, float]:
+        if window in RAW_WINDOWS:
+            bad, total = raw(errors, t, window), raw(requests, t, window)
+            return (bad / total if total else 0.0), total * window.millis / (window.millis - STEP.millis)
+        picked = five[max(0, t - window.millis // STEP.millis + 1): t + 1]
+        bad, total = sum(e for e, _ in picked), sum(r for _, r in picked)
+        return (bad / total if total else 0.0), total / len(picked) / 4 * window.millis / STEP.millis
+
+    for t in range(1, len(requests) + 1):
+        for cond in alert.conditions:
+            threshold = cond.burn(spec.window) * spec.budget
+            long_ratio, long_requests = ratio(t, cond.long)
+            if long_ratio > threshold and ratio(t, cond.short)[0] > threshold \
+                    and long_requests >= min_events(spec, cond):
+                return STEP * t
+    return None
+
+
+def _traffic(c: Component, spec: SloSpec, segments: tuple[Segment, ...]) -> tuple:
+    def series(share):
+        return counter(*[(span, rate * share(r)) for span, rate, r in segments], step=STEP)
+
+    base = _base(c)
+    if spec.sli == "latency":
+        return (c.series("latency_count", series(lambda r: 1), base=base),
+                c.series("latency_bucket", series(lambda r: 1 - r), {"le": spec.bucket_bound}, base=base))
+    errors = c.series("errors", series(lambda r: r), base=base)
+    if c.metric("errors").name != c.metric("requests").name:
+        return errors, c.series("requests", series(lambda r: 1), base=base)
+    # Errors are one label value of the request family (outcome="SERVER_ERROR"): the rest are good requests.
+    good = {k: f"not_{v}" for k, v in c.metric("errors").matchers}
+    return errors, c.series("requests", series(lambda r: 1 - r), good, base=base)
+
+
+@dataclass(frozen=True)
+class Story:
+    """Request counters told to both alerts: ``fires`` must fire on time, ``free`` are not checked
+    (a fast burn also tickets; Alertmanager inhibits it), the rest must stay silent. A story that
+    ``recovers`` ends with :data:`RECOVERY` of clean traffic, after which the firing alert must have cleared."""
+
+    slug: str
+    title: str
+    segments: tuple[Segment, ...]
+    fires: tuple[BurnAlert, ...] = ()
+    free: tuple[BurnAlert, ...] = ()
+    recovers: bool = False
+
+
+def _stories(spec: SloSpec, page_for: Duration) -> list[Story]:
+    """Burns between the thresholds, so that exactly the intended conditions can hold.
+
+    The fast burn lasts until the page has fired (``page_for`` after detection) and then
+    stops: the page must clear within its 5m short window plus ``for``.
+    """
+    fast = FAST.conditions[0].burn(spec.window)
+    six_h, three_d = (cond.burn(spec.window) for cond in SLOW.conditions)
+    rate = max(10.0, 4 * max(min_events(spec, cond) / cond.long.total_seconds
+                             for a in (FAST, SLOW) for cond in a.conditions))
+    hour = Duration.parse("1h")
+
+    def capped(burn: float) -> float:
+        return min(1.0, burn * spec.budget)
+
+    quiet = min(min_events(spec, cond) / cond.long.total_seconds for a in (FAST, SLOW) for cond in a.conditions) / 4
+    fast_burn = Duration.seconds(math.ceil(hour.total_seconds / 1.5 / 60) * 60) + page_for + STEP * 5
+    near_fast = six_h + (fast - six_h) * 0.9
+    # To prove the 6h/30m condition alone, the 3d window must stay under 1× while the 6h window fills with
+    # errors: a short burst of heavy clean traffic long enough ago weighs the 3d window down without
+    # reaching into the 6h window by the time the burn is detected.
+    six_hours = SLOW.conditions[0].long.total_seconds
+    detect = six_hours * six_h / near_fast  # seconds of burn until the 6h window crosses six_h×
+    heavy = max(20.0, 4 * near_fast * detect / 3600)  # 30m of it outweighs the burn twice in the 3d window
+    gap = Duration.seconds(math.ceil((six_hours - detect) / 60) * 60 + 600)
+    out = [
+        Story("fast-burn", f"{number(fast * 1.5)}× burn after 1h clean, stopping after the page: pages, then clears", (
+            (hour, rate, 0.0), (fast_burn, rate, capped(fast * 1.5)), (RECOVERY, rate, 0.0)), (FAST,), (SLOW,),
+              recovers=True),
+        Story("slow-burn-6h", f"{number(near_fast)}× burn after heavy clean traffic: tickets, no page", (
+            (Duration.parse("30m"), rate * heavy, 0.0), (gap, rate, 0.0), (hour * 5, rate, capped(near_fast))), (SLOW,)),
+        Story("slow-burn-3d", f"{number((three_d + six_h) / 2)}× burn after 1h clean: tickets, no page", (
+            (hour, rate, 0.0), (hour * 5, rate, capped((three_d + six_h) / 2))), (SLOW,)),
+        Story("within-budget", "errors at 0.9× the budget for 70m: nothing fires", (
+            (hour + STEP * 10, rate, 0.9 * spec.budget),)),
+        Story("low-traffic", f"a fifth of requests failing at only {number(quiet)}/s, too few to judge: nothing fires",
+              ((hour + STEP * 10, quiet, 0.2),)),
+    ]
+    return [s for s in out if s.slug != "slow-burn-3d" or three_d < six_h]
+
+
+def _on(clock: Duration, at: Duration, up: bool) -> Duration:
+    """``at`` moved onto the evaluation clock (promtool checks alerts at evaluations)."""
+    ticks = at.millis / clock.millis
+    return clock * (math.ceil(ticks) if up else math.floor(ticks))
+
+
+def _scenarios(c: Component, spec: SloSpec, alert: BurnAlert, f: Duration) -> list[Scenario]:
+    """This alert's part in every story: firing on time where the story burns for it, silent elsewhere.
+
+    A firing check is one evaluation after the condition has held for ``for``; the
+    silent check before it two evaluations before the condition holds.
+    """
+    page = spec.alerts.get(FAST.name)
+    page_for = page.for_ if page and page.for_ is not None else Duration.parse(FAST.for_)
+    out = []
+    for story in _stories(spec, page_for):
+        clock = STEP if FAST in story.fires else SLOW_CLOCK
+        end = sum((span for span, _, _ in story.segments), Duration(0))
+        detect = _simulate(spec, story.fires[0], story.segments) if story.fires else None
+        if detect is not None:
+            detect = _on(clock, detect, up=True)
+        if story.fires and (detect is None or detect + f + clock > end):
+            raise ValueError(f"SLO {c.name}: story {story.slug} does not fire {story.fires[0].name} in time (a bug)")
+        if alert in story.free:
+            continue
+        if alert in story.fires:
+            checks = (Check(detect - clock * 2, False), Check(_on(clock, detect + f, up=True) + clock, True))
+            checks += (Check(_on(clock, end - clock, up=False), False),) if story.recovers else ()
+        else:
+            checks = (Check(_on(clock, detect + SILENT_AFTER if detect else end - clock, up=False), False),)
+        out.append(Scenario(story.slug, story.title, _traffic(c, spec, story.segments), checks,
+                            labels=_tag(c) if alert in story.fires else {}, per_instance=False, story=story.slug,
+                            clock=None if clock == STEP else clock))
+    return out
+
+KIND = Kind(
+    key="slos",
+    title="SLO",
+    schema="slo",
+    spec=SloSpec,
+    rules=rules,
+    panels=panels,
+    check=check,
+    concern=Concern("slo", "Service Level Objectives",
+                    "Each SLO's indicator against its objective, error budget remaining and burn rate per window."),
+    default_metrics={
+        "micrometer": {
+            "requests": MetricRef("http_server_requests_seconds_count"),
+            "errors": MetricRef("http_server_requests_seconds_count", (("outcome", "SERVER_ERROR"),)),
+            "latency_count": MetricRef("http_server_requests_seconds_count"),
+            "latency_bucket": MetricRef("http_server_requests_seconds_bucket"),
+        },
+        "python": {
+            "requests": MetricRef("http_requests_total"),
+            "errors": MetricRef("http_requests_total", (("status", "5xx"),)),
+            "latency_count": MetricRef("http_request_duration_seconds_count"),
+            "latency_bucket": MetricRef("http_request_duration_seconds_bucket"),
+        },
+    },
+    related={"ErrorBudgetBurnFast": ("ErrorBudgetBurnSlow",), "ErrorBudgetBurnSlow": ("ErrorBudgetBurnFast",)},
+    # The page says it all: the ticket for the same SLO adds nothing while it fires.
+    inhibitions=(Inhibition("ErrorBudgetBurnFast", ("ErrorBudgetBurnSlow",), ("service", "slo")),),
+    identified=False,
+    rules_file="slo",
+    test_step=STEP,
+)

@@ -1,0 +1,122 @@
+"""SLO burn-rate alerts: the workbook's thresholds and detection times, the low-traffic guard,
+the SLO dashboard and runbook, and the spec mistakes SLOs invite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from obsgen import pipeline
+from obsgen.components import slo
+from obsgen.errors import SpecError
+from obsgen.model.types import Duration
+from obsgen.spec import parse
+
+HOUR = Duration.parse("1h")
+
+
+def spec_text(objective: float = 0.999, window: str = "30d", extra: str = "") -> str:
+    return (f"apiVersion: obsgen/v1\nservice: {{name: shop, team: web}}\n"
+            f"slos:\n  - name: api\n    objective: {objective}\n    window: {window}\n{extra}")
+
+
+def slo_spec(**kw) -> slo.SloSpec:
+    return parse(spec_text(**kw), "t.yaml").components[0].spec  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("window, burns", [("30d", (14.4, 6, 1)), ("28d", (13.44, 5.6, 1))])
+def test_burn_thresholds_follow_the_workbook_budget_shares(window, burns):
+    w = Duration.parse(window)
+    got = (slo.FAST.conditions[0].burn(w), *(c.burn(w) for c in slo.SLOW.conditions))
+    assert got == pytest.approx(burns)
+
+
+@pytest.mark.parametrize("burn", [1000, 100, 21.6, 15])
+def test_fast_burn_is_detected_when_the_1h_window_crosses_14_4x(burn):
+    """Workbook: a burn b crosses 14.4x over 1h after 1h * 14.4 / b (0.86 min for a full outage at 99.9%).
+
+    Detection lands within one 1m evaluation of that time (rate() over 1h sees 59 increments).
+    """
+    spec = slo_spec(objective=0.999)
+    ratio = min(1.0, burn * spec.budget)
+    story = ((HOUR, 10.0, 0.0), (HOUR * 2, 10.0, ratio))
+    detected = slo._simulate(spec, slo.FAST, story)
+    workbook = HOUR.total_seconds * 14.4 / (ratio / spec.budget)
+    assert detected is not None
+    assert abs((detected - HOUR).total_seconds - workbook) <= 60
+
+
+def test_a_burn_under_the_page_threshold_never_pages():
+    spec = slo_spec(objective=0.999)
+    assert slo._simulate(spec, slo.FAST, ((HOUR, 10.0, 0.0), (HOUR * 8, 10.0, 14 * spec.budget))) is None
+
+
+def test_errors_within_budget_fire_neither_alert():
+    spec = slo_spec(objective=0.999)
+    story = ((HOUR * 8, 10.0, 0.99 * spec.budget),)
+    assert slo._simulate(spec, slo.FAST, story) is None
+    assert slo._simulate(spec, slo.SLOW, story) is None
+
+
+@pytest.mark.parametrize("objective", [0.95, 0.99, 0.995, 0.999, 0.9999])
+def test_default_traffic_guard_keeps_one_failed_request_from_firing_any_condition(objective):
+    spec = slo_spec(objective=objective)
+    for alert in (slo.FAST, slo.SLOW):
+        for cond in alert.conditions:
+            needed = slo.min_events(spec, cond)
+            assert 1 / needed <= cond.burn(spec.window) * spec.budget, (alert.name, cond)
+
+
+def test_explicit_min_events_appears_in_the_rule():
+    text = spec_text(extra="    min_events: 250\n")
+    groups = pipeline.rule_groups(parse(text, "t.yaml"))
+    fast = next(r for g in groups for r in g.rules if getattr(r, "name", "") == "ErrorBudgetBurnFast")
+    assert "slo:sli_requests:rate1h{service=\"shop\", slo=\"api\"} * 3600 >= 250" in fast.expr
+
+
+def test_slo_rules_go_to_their_own_file_with_a_fast_and_a_slow_test_clock():
+    outputs = {o.path: o.content for o in pipeline.render(parse(spec_text(), "t.yaml"))}
+    assert {"shop/prometheus/slo.yaml", "shop/prometheus/slo.test.yaml", "shop/prometheus/slo.5m.test.yaml"} <= set(outputs)
+    assert "evaluation_interval: 1m" in outputs["shop/prometheus/slo.test.yaml"]
+    assert "evaluation_interval: 5m" in outputs["shop/prometheus/slo.5m.test.yaml"]
+
+
+def test_latency_slo_counts_requests_slower_than_the_bucket_bound():
+    text = spec_text(objective=0.99, extra="    sli: latency\n    latency_threshold: 500ms\n")
+    groups = pipeline.rule_groups(parse(text, "t.yaml"))
+    rec = next(r for g in groups for r in g.rules if getattr(r, "record", "") == "slo:sli_errors:rate5m")
+    assert 'http_server_requests_seconds_count{job="shop"}[5m]' in rec.expr
+    assert 'http_server_requests_seconds_bucket{job="shop", le="0.5"}[5m]' in rec.expr
+
+
+def test_slo_dashboard_draws_budget_sli_and_burn_rates_with_the_thresholds():
+    outputs = {o.path: o.content for o in pipeline.render(parse(spec_text(objective=0.995), "t.yaml"))}
+    board = json.loads(outputs["shop/dashboards/slo.json"])
+    panels = {p["title"]: p for p in board["panels"] if p["type"] != "row"}
+    sli = panels["api: SLI against the objective"]
+    assert sli["targets"][0]["expr"] == '1 - slo:sli_error:ratio_rate5m{service="shop", slo="api"}'
+    steps = sli["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == 0.995
+    burn = panels["api: burn rate per window"]
+    assert [t["legendFormat"] for t in burn["targets"]] == ["5m", "30m", "1h", "2h", "6h", "1d", "3d"]
+    assert 'slo:sli_error:ratio_rate30d{service="shop", slo="api"} / 0.005' in \
+        panels["api: error budget remaining"]["targets"][0]["expr"]
+
+
+def test_page_runbook_explains_error_budgets_and_what_to_do():
+    outputs = {o.path: o.content for o in pipeline.render(parse(spec_text(), "t.yaml"))}
+    page = outputs["shop/runbooks/ErrorBudgetBurnFast.md"]
+    assert "**Error budgets in two sentences.**" in page
+    assert "## Mitigation" in page and "roll it back" in page
+
+
+@pytest.mark.parametrize("extra, objective, message", [
+    ("    sli: latency\n", 0.99, "a latency SLO needs `latency_threshold`"),
+    ("", 0.9, "the fast-burn page needs an error ratio of 144%, which is impossible"),
+    ("    latency_threshold: 1s\n", 0.99, "`latency_threshold` only applies to `sli: latency`"),
+])
+def test_slo_mistakes_are_located_spec_errors(extra, objective, message):
+    with pytest.raises(SpecError) as err:
+        parse(spec_text(objective=objective, extra=extra), "t.yaml")
+    assert message in str(err.value)
