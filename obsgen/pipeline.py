@@ -10,7 +10,7 @@ from dataclasses import replace
 from itertools import groupby
 
 from obsgen.components.base import Alert
-from obsgen.render import dashboards, promtool_tests, runbooks
+from obsgen.render import alertmanager, dashboards, grafana_provisioning, prometheusrule, promtool_tests, runbooks
 from obsgen.render import rules as rules_renderer
 from obsgen.spec import Spec
 from obsgen.writer import Output
@@ -40,8 +40,13 @@ def render(spec: Spec) -> list[Output]:
     base = spec.service.name
     outputs = [
         Output(f"{base}/{RULES_FILE}", rules_renderer.render(groups)),
-        Output(f"{base}/{TESTS_FILE}", promtool_tests.render(alerts, "rules.yaml")),
+        Output(f"{base}/{TESTS_FILE}", promtool_tests.render(alerts, "rules.yaml", spec.service.cluster_label)),
     ]
-    outputs += [Output(path, text) for path, text in dashboards.render(spec).items()]
+    boards = dashboards.render(spec)
+    outputs += [Output(path, text) for path, text in boards.items()]
+    # What the platforms consume: prometheus-operator, Grafana provisioning / grafana-operator, Alertmanager.
+    outputs += [Output(path, text) for path, text in prometheusrule.render(spec.service, groups).items()]
+    outputs += [Output(path, text) for path, text in grafana_provisioning.render(spec.service, boards).items()]
+    outputs.append(Output(f"{base}/{alertmanager.FILE}", alertmanager.render(spec.service, spec.components, alerts)))
     outputs += [Output(path, text, merge=runbooks.merge) for path, text in runbooks.render(spec, groups).items()]
     return outputs

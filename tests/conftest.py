@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,3 +44,20 @@ def maple():
 def spec_from():
     """Parse spec text (for small, targeted specs in tests)."""
     return lambda text: parse(text, "test.yaml")
+
+
+_RENDERED: dict[int, tuple[object, dict[str, str]]] = {}
+
+
+def rendered(spec) -> dict[str, str]:
+    """Every file of a loaded spec, path → text, rendered once per spec object."""
+    hit = _RENDERED.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        hit = _RENDERED[id(spec)] = (spec, {o.path: o.content for o in pipeline.render(spec)})
+    return hit[1]
+
+
+@functools.cache
+def load_spec(path: Path):
+    """A spec file loaded once per test run (specs are read-only)."""
+    return load(path)

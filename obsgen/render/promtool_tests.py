@@ -20,6 +20,10 @@ from obsgen.render.templates import render as render_template
 from obsgen.render.yamlout import dump
 
 
+TEST_CLUSTER = "eu-west-1"
+TEMPLATED = ("description", "dashboard_url")  # the annotations that carry templates
+
+
 @dataclass
 class _Entry:
     checks: dict[str, tuple[Duration, ...]] = field(default_factory=dict)
@@ -45,32 +49,34 @@ def _instance(alert: Alert, scenario: Scenario) -> str:
     return f"{alert.name}/{alert.labels['component']}/{scenario.slug}"
 
 
-def _entry(entry: _Entry) -> dict:
+def _entry(entry: _Entry, cluster: dict[str, str]) -> dict:
     series, expected = [], {}
     for _, alert, scenario in entry.cases:
         instance = _instance(alert, scenario)
         for s in scenario.series:
-            labels = dict(s.labels, instance=instance)
+            labels = dict(s.labels, instance=instance, **cluster)
             series.append({"series": s.metric + matchers(labels), "values": s.values})
         for check in scenario.checks:
             bucket = expected.setdefault((check.at, alert.name), [])
             if check.fires:
-                labels = dict(scenario.labels)
+                labels = dict(scenario.labels, **cluster)
                 if scenario.per_instance:
                     labels["instance"] = instance
                 labels.update(alert.labels)
                 bucket.append({
                     "exp_labels": dict(sorted(labels.items())),
-                    "exp_annotations": dict(
-                        annotations(alert),
-                        description=render_template(alert.description, labels, scenario.value)),
+                    "exp_annotations": {
+                        key: render_template(text, labels, scenario.value) if key in TEMPLATED else text
+                        for key, text in annotations(alert).items()},
                 })
     tests = [{"eval_time": str(at), "alertname": name, "exp_alerts": alerts}
              for (at, name), alerts in sorted(expected.items(), key=lambda kv: (kv[0][0], kv[0][1]))]
     return {"interval": str(STEP), "input_series": series, "alert_rule_test": tests}
 
 
-def render(alerts: list[Alert], rule_file: str) -> str:
+def render(alerts: list[Alert], rule_file: str, cluster_label: str | None = None) -> str:
+    """The test file; with ``cluster_label`` every input series comes from one cluster and every alert keeps it."""
+    cluster = {cluster_label: TEST_CLUSTER} if cluster_label else {}
     entries: list[_Entry] = []
     for rule, alert in enumerate(alerts):
         for scenario in alert.scenarios:
@@ -82,5 +88,5 @@ def render(alerts: list[Alert], rule_file: str) -> str:
     return dump({
         "rule_files": [rule_file],
         "evaluation_interval": str(STEP),
-        "tests": [_entry(e) for e in entries],
+        "tests": [_entry(e, cluster) for e in entries],
     })
