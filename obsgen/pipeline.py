@@ -10,7 +10,7 @@ from dataclasses import replace
 from itertools import groupby
 
 from obsgen.components.base import Alert
-from obsgen.render import dashboards, promtool_tests, runbooks
+from obsgen.render import alertmanager, dashboards, grafana_provisioning, prometheusrule, promtool_tests, runbooks
 from obsgen.render import rules as rules_renderer
 from obsgen.spec import Spec
 from obsgen.writer import Output
@@ -40,11 +40,18 @@ def render(spec: Spec) -> list[Output]:
     outputs = []
     for file in dict.fromkeys(g.file for g in groups):
         mine = [g for g in groups if g.file == file]
-        alerts: list[Alert] = [r for g in mine for r in g.rules if isinstance(r, Alert)]
+        alerts = [r for g in mine for r in g.rules if isinstance(r, Alert)]
         step = mine[0].test_step
         outputs.append(Output(f"{base}/prometheus/{file}.yaml", rules_renderer.render(mine)))
+        tests = promtool_tests.render(alerts, f"{file}.yaml", step, spec.service.cluster_label)
         outputs += [Output(f"{base}/prometheus/{file}{'' if clock == step else f'.{clock}'}.test.yaml", text)
-                    for clock, text in promtool_tests.render(alerts, f"{file}.yaml", step).items()]
-    outputs += [Output(path, text) for path, text in dashboards.render(spec).items()]
+                    for clock, text in tests.items()]
+    all_alerts: list[Alert] = [r for g in groups for r in g.rules if isinstance(r, Alert)]
+    boards = dashboards.render(spec)
+    outputs += [Output(path, text) for path, text in boards.items()]
+    # What the platforms consume: prometheus-operator, Grafana provisioning / grafana-operator, Alertmanager.
+    outputs += [Output(path, text) for path, text in prometheusrule.render(spec.service, groups).items()]
+    outputs += [Output(path, text) for path, text in grafana_provisioning.render(spec.service, boards).items()]
+    outputs.append(Output(f"{base}/{alertmanager.FILE}", alertmanager.render(spec.service, spec.components, all_alerts)))
     outputs += [Output(path, text, merge=runbooks.merge) for path, text in runbooks.render(spec, groups).items()]
     return outputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,3 +44,30 @@ def maple():
 def spec_from():
     """Parse spec text (for small, targeted specs in tests)."""
     return lambda text: parse(text, "test.yaml")
+
+
+_RENDERED: dict[int, tuple[object, dict[str, str]]] = {}
+
+
+def rendered(spec) -> dict[str, str]:
+    """Every file of a loaded spec, path → text, rendered once per spec object."""
+    hit = _RENDERED.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        hit = _RENDERED[id(spec)] = (spec, {o.path: o.content for o in pipeline.render(spec)})
+    return hit[1]
+
+
+@functools.cache
+def load_spec(path: Path):
+    """A spec file loaded once per test run (specs are read-only)."""
+    return load(path)
+
+
+def all_rule_groups(files: dict[str, str], service: str) -> dict:
+    """Every group of every plain rule file of ``service`` (rules.yaml, then e.g. slo.yaml), as one document."""
+    import yaml
+
+    prefix = f"{service}/prometheus/"
+    names = [p for p in files if p.startswith(prefix) and p.endswith(".yaml") and not p.endswith(".test.yaml")]
+    names.sort(key=lambda p: (p != f"{prefix}rules.yaml", p))
+    return {"groups": [g for name in names for g in yaml.safe_load(files[name])["groups"]]}

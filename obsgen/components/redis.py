@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from obsgen.components.base import Check, Component, Concern, Finding, Given, Inhibition, Kind, Rule, Scenario
-from obsgen.components.shapes import gauge_compare, verdict, rate_above
+from obsgen.components.shapes import by_labels, gauge_compare, verdict, rate_above
 from obsgen.components.timeline import MIN, STEP, gauge
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, pct, rate, sel
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
@@ -85,7 +85,7 @@ def _memory(c: Component, spec: RedisSpec) -> list[Rule]:
 def _failover(c: Component, spec: RedisSpec) -> list[Rule]:
     base = _sentinel_base(c, spec)
     window = Duration.parse("5m")
-    expr = (f"count by (master_name) (\n  count by (master_name, master_address) (\n"
+    expr = (f"count {by_labels(c, 'master_name')} (\n  count {by_labels(c, 'master_name', 'master_address')} (\n"
             f"    last_over_time({c.select('sentinel_status', base=base)}[{window}])\n  )\n) > 1")
 
     def scenarios(f: Duration) -> list[Scenario]:
@@ -116,7 +116,13 @@ def _quorum(c: Component, spec: RedisSpec) -> list[Rule]:
     base = _sentinel_base(c, spec)
     quorum = spec.quorum or 1
     sel = c.select("sentinel_ok_sentinels", base=base)
-    expr = f"max by (master_name) ({sel}) < {quorum}\nor\nabsent({sel})"
+    cluster = c.service.cluster_label
+    if cluster:  # absent() would look at the whole fleet: per cluster, sentinels that report other masters only
+        others = c.select("sentinel_ok_sentinels", base={k: v for k, v in base.items() if k != "master_name"})
+        missing = f"(\n  group {by_labels(c)} ({others})\nunless\n  group {by_labels(c)} ({sel})\n)"
+    else:
+        missing = f"absent({sel})"
+    expr = f"max {by_labels(c, 'master_name')} ({sel}) < {quorum}\nor\n{missing}"
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = f + MIN * 2
@@ -133,7 +139,7 @@ def _quorum(c: Component, spec: RedisSpec) -> list[Rule]:
             Scenario("at-quorum", f"{quorum} healthy sentinels, quorum {quorum}", ok(quorum),
                      verdict(f, end, False), per_instance=False),
             Scenario("unreported", "no sentinel reports this master (only another one)", ok(quorum + 1, other),
-                     verdict(f, end, True), labels={k: v for k, v in base.items()}, value=1, per_instance=False),
+                     verdict(f, end, True), labels={} if cluster else dict(base), value=1, per_instance=False),
         ]
 
     return c.alert("RedisSentinelQuorumAtRisk", expr=expr, for_="5m", severity="warning", scenarios=scenarios,
@@ -148,13 +154,13 @@ def _quorum(c: Component, spec: RedisSpec) -> list[Rule]:
 def _no_replica(c: Component, spec: RedisSpec) -> list[Rule]:
     if spec.topology == "sentinel":
         base = _sentinel_base(c, spec)
-        sel, by, fired = c.select("sentinel_ok_replicas", base=base), "master_name", {"master_name": spec.master_name}
+        sel, by, fired = c.select("sentinel_ok_replicas", base=base), ["master_name"], {"master_name": spec.master_name}
         signal, extra = "sentinel_ok_replicas", {"master_address": "10.0.0.1:6379"}
     else:
         base = dict(spec.selector)
-        sel, by, fired = c.select("connected_replicas"), ", ".join(sorted(spec.selector)), dict(spec.selector)
+        sel, by, fired = c.select("connected_replicas"), sorted(spec.selector), dict(spec.selector)
         signal, extra = "connected_replicas", {}
-    expr = f"max by ({by}) ({sel}) < 1"
+    expr = f"max {by_labels(c, *by)} ({sel}) < 1"
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = f + MIN * 2

@@ -16,9 +16,18 @@ from obsgen.promql import matchers, number
 FIVE_MIN = Duration.parse("5m")
 
 
+def by_labels(c: Component, *labels: str) -> str:
+    """``by (…)`` of an alert aggregation, keeping the service's cluster label when it has one.
+
+    Fleets behind Thanos or Mimir evaluate one rule over many clusters: an
+    aggregation that dropped the cluster would merge them into one alert.
+    """
+    cluster = [c.service.cluster_label] if c.service.cluster_label else []
+    return f"by ({', '.join(cluster + list(labels))})"
+
+
 def by_clause(c: Component, per_instance: bool = True) -> str:
-    labels = (["instance"] if per_instance else []) + list(c.identity)
-    return f"by ({', '.join(labels)})"
+    return by_labels(c, *(["instance"] if per_instance else []), *c.identity)
 
 
 def verdict(for_: Duration, end: Duration, fires: bool, step: Duration = STEP) -> tuple[Check, ...]:

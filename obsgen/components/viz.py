@@ -93,8 +93,9 @@ def _panel_base(c: Component, base: Labels | None = None) -> Labels:
 
 def sel(c: Component, signal: str, extra: MappingABC[str, str] | None = None, *, base: Labels | None = None,
         regex: MappingABC[str, str] | None = None) -> str:
-    """Selector for ``signal`` filtered by the dashboard variables."""
-    return c.select(signal, extra, regex={**VARS, **(regex or {})}, base=_panel_base(c, base))
+    """Selector for ``signal`` filtered by the dashboard variables (and ``$cluster`` when the service has one)."""
+    cluster = {c.service.cluster_label: "$cluster"} if c.service.cluster_label else {}
+    return c.select(signal, extra, regex={**cluster, **VARS, **(regex or {})}, base=_panel_base(c, base))
 
 
 def rate(selector: str) -> str:

@@ -83,6 +83,38 @@ Labels = dict[str, str]
 
 
 @dataclass(frozen=True)
+class KubernetesOutput:
+    """Metadata of the generated Kubernetes objects (PrometheusRule, GrafanaDashboard)."""
+
+    namespace: str | None = None
+    labels: Labels = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GrafanaOperator:
+    """grafana-operator ``GrafanaDashboard`` manifests: off unless enabled."""
+
+    enabled: bool = False
+    instance_selector: Labels = field(default_factory=lambda: {"dashboards": "grafana"})
+
+
+@dataclass(frozen=True)
+class GrafanaOutput:
+    """Grafana provisioning: ``folder`` defaults to the team, ``dashboards_path`` to a per-service directory."""
+
+    folder: str | None = None
+    dashboards_path: str | None = None
+    operator: GrafanaOperator = field(default_factory=GrafanaOperator)
+
+
+@dataclass(frozen=True)
+class AlertmanagerOutput:
+    """Receivers per severity; ``critical`` and ``warning`` default to ``<team>-pager`` and ``<team>-tickets``."""
+
+    receivers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     team: str
@@ -90,6 +122,10 @@ class Service:
     selector: Labels
     profile: str
     runbook_base_url: str
+    cluster_label: str | None = None
+    kubernetes: KubernetesOutput = field(default_factory=KubernetesOutput)
+    grafana: GrafanaOutput = field(default_factory=GrafanaOutput)
+    alertmanager: AlertmanagerOutput = field(default_factory=AlertmanagerOutput)
 
 
 @dataclass(frozen=True)

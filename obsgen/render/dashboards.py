@@ -47,6 +47,7 @@ class Dashboard:
     alerts_expr: str
     links: tuple[Link, ...] = ()
     tags: tuple[str, ...] = field(default_factory=tuple)
+    cluster_label: str | None = None
 
     @property
     def title(self) -> str:
@@ -110,6 +111,8 @@ def dashboards(spec) -> list[Dashboard]:  # spec: obsgen.spec.Spec
     """The spec's dashboards: the overview first, then one per concern it has."""
     svc = spec.service
     alerts_expr = f"ALERTS{{service={quote(svc.name)}, alertstate=\"firing\"}}"
+    if svc.cluster_label:
+        alerts_expr = alerts_expr[:-1] + f", {svc.cluster_label}=~\"$cluster\"}}"
     per_component = [(c, _panels(c)) for c in spec.components]
     concerns = list(dict.fromkeys(c.kind.concern for c in spec.components))
     detail: list[Dashboard] = []
@@ -122,7 +125,8 @@ def dashboards(spec) -> list[Dashboard]:  # spec: obsgen.spec.Spec
             items.append(Row(f"{c.kind.title}: {c.name}" + (f" ({c.spec.description})" if c.spec.description else "")))
             items.extend(p.detail)
         detail.append(Dashboard(svc.name, concern.name, concern.slug, concern.description, tuple(items),
-                                _jobs([p for _, p in members]), alerts_expr, tags=(svc.name, "obsgen")))
+                                _jobs([p for _, p in members]), alerts_expr, tags=(svc.name, "obsgen"),
+                                cluster_label=svc.cluster_label))
     overview_url = Dashboard(svc.name, OVERVIEW.name, OVERVIEW.slug, "", (), (), "").url
     home = Link(f"{OVERVIEW.name}", overview_url)
     detail = [replace(d, links=(home,) + tuple(Link(o.name, o.url) for o in detail if o is not d)) for d in detail]
@@ -136,7 +140,8 @@ def dashboards(spec) -> list[Dashboard]:  # spec: obsgen.spec.Spec
                    "each panel links to the dashboard with the details.")
     overview = Dashboard(svc.name, OVERVIEW.name, OVERVIEW.slug, description, tuple(items),
                          _jobs([p for _, p in per_component]), alerts_expr,
-                         links=tuple(Link(d.name, d.url) for d in detail), tags=(svc.name, "obsgen"))
+                         links=tuple(Link(d.name, d.url) for d in detail), tags=(svc.name, "obsgen"),
+                         cluster_label=svc.cluster_label)
     return [overview] + detail
 
 
@@ -175,7 +180,11 @@ def dashboard_links(spec) -> dict[str, str]:
             if isinstance(item, Panel):
                 for i, name in enumerate(item.runbooks):
                     (other if i else primary).setdefault(name, f"{d.url}?viewPanel={pid}")
-    return dict(sorted({**other, **primary}.items()))
+    links = dict(sorted({**other, **primary}.items()))
+    cluster = spec.service.cluster_label
+    if cluster:  # open the dashboard on the alert's own cluster
+        links = {name: f"{url}&var-cluster={{{{ $labels.{cluster} | urlquery }}}}" for name, url in links.items()}
+    return links
 
 
 def job_regex(jobs: tuple[str, ...]) -> str:

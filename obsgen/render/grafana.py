@@ -18,6 +18,7 @@ from obsgen.render.dashboards import Dashboard, Row, job_regex
 SCHEMA_VERSION = 41
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_WIDTH = 24
+JOB_VAR = 'job=~"$job"'
 
 # Keys grafanalib writes that Grafana 11 no longer reads (or that the dashboard model does not have).
 LEGACY_DASHBOARD_KEYS = ("__inputs", "hideControls", "rows", "sharedCrosshair", "style", "gnetId", "id")
@@ -62,13 +63,16 @@ def _build(d: Dashboard, runbook_base_url: str):
         else:
             raise ValueError(f"panel {item.title!r}: unsupported panel kind {item.kind!r}")
 
-    jobs = job_regex(d.jobs)
-    up = f'up{{job=~"{jobs}"}}' if jobs else "up"
+    jobs = [f'job=~"{job_regex(d.jobs)}"'] if d.jobs else []
+    cluster = [f'{d.cluster_label}=~"$cluster"'] if d.cluster_label else []
+    clusters = [G.Template(name="cluster", label="Cluster", query=f"label_values({_up(*jobs)}, {d.cluster_label})",
+                           dataSource=DATASOURCE, refresh=2, sort=1)] if d.cluster_label else []
     templating = G.Templating(list=[
         G.Template(name="datasource", label="Data source", type="datasource", query="prometheus"),
-        G.Template(name="job", label="Job", query=f"label_values({up}, job)", dataSource=DATASOURCE,
-                   multi=True, includeAll=True, allValue=".+", refresh=2, sort=1),
-        G.Template(name="instance", label="Instance", query='label_values(up{job=~"$job"}, instance)',
+        *clusters,  # one cluster at a time; the job and instance choices follow it
+        G.Template(name="job", label="Job", query=f"label_values({_up(*cluster, *jobs)}, job)",
+                   dataSource=DATASOURCE, multi=True, includeAll=True, allValue=".+", refresh=2, sort=1),
+        G.Template(name="instance", label="Instance", query=f"label_values({_up(*cluster, JOB_VAR)}, instance)",
                    dataSource=DATASOURCE, multi=True, includeAll=True, allValue=".+", refresh=2, sort=1),
     ])
     annotations = G.Annotations(list=[
@@ -87,6 +91,10 @@ def _build(d: Dashboard, runbook_base_url: str):
         links=[G.DashboardLink(title=link.title, uri=link.url, keepTime=True, includeVars=True, icon="dashboard",
                                tooltip=link.title) for link in d.links],
     )
+
+
+def _up(*matchers: str) -> str:
+    return "up{" + ", ".join(matchers) + "}" if matchers else "up"
 
 
 def _ref(i: int) -> str:

@@ -20,6 +20,10 @@ from obsgen.render.templates import render as render_template
 from obsgen.render.yamlout import dump
 
 
+TEST_CLUSTER = "eu-west-1"
+TEMPLATED = ("description", "dashboard_url")  # the annotations that carry templates
+
+
 @dataclass
 class _Entry:
     checks: dict[str, tuple[Duration, ...]] = field(default_factory=dict)
@@ -55,38 +59,41 @@ def _instance(alert: Alert, scenario: Scenario) -> str:
     return f"{alert.name}/{alert.labels['component']}/{scenario.slug}"
 
 
-def _entry(entry: _Entry, step: Duration) -> dict:
+def _entry(entry: _Entry, step: Duration, cluster: dict[str, str]) -> dict:
     series, expected = [], {}
     for _, alert, scenario in entry.cases:
         instance = _instance(alert, scenario)
         for s in scenario.series:
-            item = {"series": s.metric + matchers(dict(s.labels, instance=instance)), "values": s.values}
+            item = {"series": s.metric + matchers(dict(s.labels, instance=instance, **cluster)), "values": s.values}
             if item not in series:  # a story's series, told once for all its alerts
                 series.append(item)
         for check in scenario.checks:
             bucket = expected.setdefault((check.at, alert.name), [])
             if check.fires:
-                labels = dict(scenario.labels)
+                labels = dict(scenario.labels, **cluster)
                 if scenario.per_instance:
                     labels["instance"] = instance
                 labels.update(alert.labels)
                 bucket.append({
                     "exp_labels": dict(sorted(labels.items())),
-                    "exp_annotations": dict(
-                        annotations(alert),
-                        description=render_template(alert.description, labels, scenario.value)),
+                    "exp_annotations": {
+                        key: render_template(text, labels, scenario.value) if key in TEMPLATED else text
+                        for key, text in annotations(alert).items()},
                 })
     tests = [{"eval_time": str(at), "alertname": name, "exp_alerts": alerts}
              for (at, name), alerts in sorted(expected.items(), key=lambda kv: (kv[0][0], kv[0][1]))]
     return {"interval": str(step), "input_series": series, "alert_rule_test": tests}
 
 
-def render(alerts: list[Alert], rule_file: str, step: Duration = STEP) -> dict[Duration, str]:
+def render(alerts: list[Alert], rule_file: str, step: Duration = STEP,
+           cluster_label: str | None = None) -> dict[Duration, str]:
     """Test files for ``rule_file`` by evaluation interval: every scenario of ``alerts``, sampled every ``step``.
 
     Scenarios evaluate every ``step`` unless they ask for a slower ``clock``; each
     clock gets a file of its own (promtool has one evaluation interval per file).
+    With ``cluster_label`` every input series comes from one cluster and every alert keeps it.
     """
+    cluster = {cluster_label: TEST_CLUSTER} if cluster_label else {}
     by_clock: dict[Duration, list[_Entry]] = {}
     for rule, alert in enumerate(alerts):
         for scenario in alert.scenarios:
@@ -99,5 +106,5 @@ def render(alerts: list[Alert], rule_file: str, step: Duration = STEP) -> dict[D
     return {clock: dump({
         "rule_files": [rule_file],
         "evaluation_interval": str(clock),
-        "tests": [_entry(e, step) for e in entries],
+        "tests": [_entry(e, step, cluster) for e in entries],
     }) for clock, entries in sorted(by_clock.items())}

@@ -64,5 +64,10 @@ def annotations(alert: Alert) -> dict[str, str]:
     return out
 
 
+def data(groups: list[RuleGroup]) -> dict:
+    """The rule file as data: ``{"groups": [...]}`` (also the ``spec`` of a PrometheusRule)."""
+    return {"groups": [{"name": g.name, "rules": [_rule(r) for r in g.rules]} for g in groups]}
+
+
 def render(groups: list[RuleGroup]) -> str:
-    return dump({"groups": [{"name": g.name, "rules": [_rule(r) for r in g.rules]} for g in groups]})
+    return dump(data(groups))

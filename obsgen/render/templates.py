@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from urllib.parse import quote_plus
 
 _ACTION = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 
@@ -52,6 +53,8 @@ _FUNCS = {"$value": _plain, "$value | humanize": humanize, "$value | humanizePer
 def render(template: str, labels: dict[str, str], value: float | None) -> str:
     def action(m: re.Match) -> str:
         expr = m.group(1)
+        if expr.startswith("$labels.") and expr.endswith(" | urlquery"):  # Go's url.QueryEscape
+            return quote_plus(labels.get(expr[len("$labels."):-len(" | urlquery")], ""), safe="")
         if expr.startswith("$labels."):
             return labels.get(expr[len("$labels."):], "")
         if expr in _FUNCS:

@@ -1,0 +1,242 @@
+"""The Alertmanager snippet: a valid config once pasted under a root route (amtool check-config), routing each
+severity to its receiver (amtool config routes test), inhibit rules only for alerts the service emits with the
+labels they compare, and the inhibitions working in a real Alertmanager."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, SPECS, VALID_SPECS, all_rule_groups, load_spec, rendered, tool
+from obsgen.render import alertmanager
+
+FLEET = ROOT / "tests" / "specs" / "valid" / "fleet-multicluster.yaml"
+DEFAULT = "platform-default"
+
+
+outputs = rendered
+
+
+def snippet(spec) -> dict:
+    return yaml.safe_load(outputs(spec)[f"{spec.service.name}/{alertmanager.FILE}"])
+
+
+def full_config(*snippets: dict) -> dict:
+    """What a platform team has after pasting: its root route and receivers, plus each service's snippet."""
+    names = {r["receiver"] for s in snippets for route in s["routes"] for r in route["routes"]}
+    return {
+        "route": {"receiver": DEFAULT, "group_by": ["alertname"], "routes": [r for s in snippets for r in s["routes"]]},
+        "receivers": [{"name": n} for n in [DEFAULT, *sorted(names)]],
+        "inhibit_rules": [rule for s in snippets for rule in s["inhibit_rules"]],
+    }
+
+
+def write(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([tool("amtool"), *args], capture_output=True, text=True, timeout=60)
+
+
+def receiver_of(config: Path, **labels: str) -> str:
+    result = amtool("config", "routes", "test", f"--config.file={config}", *(f"{k}={v}" for k, v in labels.items()))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    return load_spec(FLEET)
+
+
+@pytest.mark.parametrize("path", SPECS + VALID_SPECS, ids=lambda p: p.stem)
+def test_snippet_under_a_root_route_passes_amtool_check_config(path, tmp_path):
+    config = write(tmp_path, full_config(snippet(load_spec(path))))
+    result = amtool("check-config", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_snippets_of_several_services_paste_into_one_config(maple, fleet, tmp_path):
+    config = write(tmp_path, full_config(snippet(maple), snippet(fleet)))
+    assert amtool("check-config", str(config)).returncode == 0
+    assert receiver_of(config, service="checkout", team="payments", severity="critical", cluster="eu-west-1",
+                       alertname="RedisDown") == "payments-pagerduty"
+    assert receiver_of(config, service="checkout", team="payments", severity="warning") == "payments-slack"
+    assert receiver_of(config, service="maple-expectation", team="sre", severity="critical") == "sre-pager"
+
+
+def test_critical_pages_warning_tickets_and_the_rest_falls_through(maple, tmp_path):
+    config = write(tmp_path, full_config(snippet(maple)))
+    common = {"service": "maple-expectation", "team": "sre", "component": "main"}
+    assert receiver_of(config, alertname="RedisDown", severity="critical", **common) == "sre-pager"
+    assert receiver_of(config, alertname="RedisMemoryHigh", severity="warning", **common) == "sre-tickets"
+    assert receiver_of(config, alertname="RedisMemoryHigh", severity="info", **common) == DEFAULT
+    assert receiver_of(config, alertname="RedisDown", severity="critical", service="other", team="sre") == DEFAULT
+    verified = amtool("config", "routes", "test", f"--config.file={config}", "--verify.receivers=sre-pager",
+                      "service=maple-expectation", "team=sre", "severity=warning")
+    assert verified.returncode != 0  # amtool's own check notices a wrong receiver
+
+
+def test_route_groups_by_alert_service_and_component_and_cluster_when_set(maple, fleet):
+    (route,) = snippet(maple)["routes"]
+    assert route["matchers"] == ['service="maple-expectation"', 'team="sre"']
+    assert route["group_by"] == ["alertname", "service", "component"]
+    (route,) = snippet(fleet)["routes"]
+    assert route["group_by"] == ["alertname", "service", "component", "cluster"]
+
+
+def test_receivers_default_to_team_pager_and_tickets_and_info_can_be_routed(spec_from):
+    spec = spec_from("apiVersion: obsgen/v1\nservice: {name: shop, team: web, alertmanager: {receivers: {info: web-log}}}\n"
+                     "executors: [{name: p, queue_capacity: 5}]\n")
+    (route,) = snippet(spec)["routes"]
+    assert [(r["matchers"], r["receiver"]) for r in route["routes"]] == [
+        (['severity="critical"'], "web-pager"), (['severity="warning"'], "web-tickets"), (['severity="info"'], "web-log")]
+
+
+# --------------------------------------------------------------------------- inhibitions, by structure
+
+def rule_alerts(spec) -> dict[str, list[dict]]:
+    """Alert name → the labels of every rule of that name in the plain rule file."""
+    rules = all_rule_groups(outputs(spec), spec.service.name)
+    out: dict[str, list[dict]] = {}
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                out.setdefault(rule["alert"], []).append(rule["labels"])
+    return out
+
+
+def parsed(rule: dict) -> tuple[str, list[str], list[str]]:
+    (source,) = [re.fullmatch(r'alertname="(\w+)"', m).group(1) for m in rule["source_matchers"] if "alertname" in m]
+    (targets,) = [re.fullmatch(r'alertname=~"([\w|]+)"', m).group(1).split("|")
+                  for m in rule["target_matchers"] if "alertname" in m]
+    return source, targets, rule["equal"]
+
+
+@pytest.mark.parametrize("path", SPECS + VALID_SPECS, ids=lambda p: p.stem)
+def test_every_inhibition_names_emitted_alerts_that_carry_the_compared_labels(path):
+    spec = load_spec(path)
+    emitted = rule_alerts(spec)
+    for rule in snippet(spec)["inhibit_rules"]:
+        source, targets, equal = parsed(rule)
+        static = [label for label in equal if label != spec.service.cluster_label]  # the cluster comes from series
+        assert source in emitted and all(set(static) <= set(labels) for labels in emitted[source]), rule
+        for target in targets:
+            assert target in emitted and any(set(static) <= set(labels) for labels in emitted[target]), (rule, target)
+        scope = f'service="{spec.service.name}"'
+        assert scope in rule["source_matchers"] and scope in rule["target_matchers"]
+
+
+def test_maple_inhibits_cache_and_replication_symptoms_of_redis_and_the_calls_behind_an_open_breaker(maple):
+    rules = {parsed(r)[0]: parsed(r)[1:] for r in snippet(maple)["inhibit_rules"]}
+    assert rules == {
+        "RedisDown": (["CacheL2Unavailable", "RedisNoHealthyReplica", "RedisReplicationBroken"], ["service"]),
+        "CircuitBreakerOpen": (["CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"],
+                               ["service", "breaker"]),
+    }
+
+
+def test_inhibitions_only_for_alerts_the_service_emits(spec_from):
+    spec = spec_from("""
+apiVersion: obsgen/v1
+service: {name: shop, team: web}
+caches: [{name: products}]
+breakers: [{name: payments}]
+retries: [{name: payments}]
+redis: [{name: cache, topology: standalone}]
+""")
+    # no L2 tier: no CacheL2Unavailable; no replicas: no replication alerts; a retry without `breaker` has no
+    # breaker label, so an open breaker cannot be told to silence it.
+    rules = {parsed(r)[0]: parsed(r)[1] for r in snippet(spec)["inhibit_rules"]}
+    assert rules == {"CircuitBreakerOpen": ["CircuitBreakerFailureRateHigh"]}
+    no_redis = spec_from("apiVersion: obsgen/v1\nservice: {name: shop, team: web}\nexecutors: [{name: p, queue_capacity: 5}]\n")
+    assert snippet(no_redis)["inhibit_rules"] == []
+
+
+def test_inhibitions_compare_the_cluster_when_set(fleet):
+    for rule in snippet(fleet)["inhibit_rules"]:
+        assert rule["equal"][-1] == "cluster"
+
+
+# --------------------------------------------------------------------------- inhibitions in a real Alertmanager
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _api(base: str, path: str, body: object | None = None) -> object:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read()
+    return json.loads(text) if text else None
+
+
+def _alert(name: str, **labels: str) -> dict:
+    return {"labels": {"alertname": name, **labels}}
+
+
+@pytest.mark.e2e
+def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_cluster(maple, fleet, tmp_path):
+    config = write(tmp_path, full_config(snippet(maple), snippet(fleet)))
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([tool("prometheus-alertmanager"), f"--config.file={config}",
+                               f"--storage.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+                               "--cluster.listen-address="], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/-/ready", timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "alertmanager did not start"
+                time.sleep(0.1)
+        maple_labels = {"service": "maple-expectation", "team": "sre"}
+        checkout = {"service": "checkout", "team": "payments"}
+        sent = {
+            "redis-down": (_alert("RedisDown", severity="critical", component="main", **maple_labels), False),
+            "l2-same-service": (_alert("CacheL2Unavailable", severity="warning", component="equipment",
+                                       **maple_labels), True),
+            "breaker-open": (_alert("CircuitBreakerOpen", severity="critical", component="nexonApi",
+                                    breaker="nexonApi", **maple_labels), False),
+            "retry-same-breaker": (_alert("RetryExhaustionHigh", severity="warning", component="nexonApi",
+                                          breaker="nexonApi", **maple_labels), True),
+            "retry-other-breaker": (_alert("RetryExhaustionHigh", severity="warning", component="otherApi",
+                                           breaker="otherApi", **maple_labels), False),
+            "l2-other-service": (_alert("CacheL2Unavailable", severity="warning", component="carts",
+                                        cluster="us-east-1", **checkout), False),
+            "checkout-redis-down": (_alert("RedisDown", severity="critical", component="main",
+                                           cluster="eu-west-1", **checkout), False),
+            "checkout-l2-same-cluster": (_alert("CacheL2Unavailable", severity="warning", component="sessions",
+                                                cluster="eu-west-1", **checkout), True),
+        }
+        _api(base, "/api/v2/alerts", [alert for alert, _ in sent.values()])
+        expected = {slug: inhibited for slug, (_, inhibited) in sent.items()}
+        by_labels = {json.dumps(alert["labels"], sort_keys=True): slug for slug, (alert, _) in sent.items()}
+        deadline = time.monotonic() + 20
+        while True:
+            seen = {by_labels[json.dumps(a["labels"], sort_keys=True)]: bool(a["status"]["inhibitedBy"])
+                    for a in _api(base, "/api/v2/alerts")}  # type: ignore[union-attr]
+            if seen == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert seen == expected
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
