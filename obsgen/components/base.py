@@ -46,6 +46,9 @@ class Scenario:
     The renderer gives each scenario its own ``instance`` so that many scenarios
     share one promtool test group; ``per_instance`` says whether the alert keeps
     that label (otherwise the scenario needs a group to itself for its rule).
+    ``alone`` scenarios get a test entry to themselves and their series exactly as
+    written (no ``instance`` added): stories about absent series (``absent()``)
+    and tests written by the spec's author, whose series other stories must not see.
     """
 
     slug: str
@@ -55,6 +58,7 @@ class Scenario:
     labels: Labels = field(default_factory=dict)
     value: float | None = None
     per_instance: bool = True
+    alone: bool = False
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ class _Entry:
     cases: list[tuple[int, Alert, Scenario]] = field(default_factory=list)
 
     def accepts(self, rule: int, alert: Alert, scenario: Scenario) -> bool:
+        if scenario.alone or any(s.alone for _, _, s in self.cases):
+            return not self.cases
         times = tuple(c.at for c in scenario.checks)
         if self.checks.get(alert.name, times) != times or rule in self.shared_rules:
             return False
@@ -50,13 +52,13 @@ def _entry(entry: _Entry) -> dict:
     for _, alert, scenario in entry.cases:
         instance = _instance(alert, scenario)
         for s in scenario.series:
-            labels = dict(s.labels, instance=instance)
+            labels = dict(s.labels) if scenario.alone else dict(s.labels, instance=instance)
             series.append({"series": s.metric + matchers(labels), "values": s.values})
         for check in scenario.checks:
             bucket = expected.setdefault((check.at, alert.name), [])
             if check.fires:
                 labels = dict(scenario.labels)
-                if scenario.per_instance:
+                if scenario.per_instance and not scenario.alone:
                     labels["instance"] = instance
                 labels.update(alert.labels)
                 bucket.append({
