@@ -22,10 +22,10 @@ the app recovers from by itself, never fires.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Rule, Scenario
-from obsgen.components.shapes import gauge_compare, verdict
+from obsgen.components.shapes import gauge_compare, isolated, verdict
 from obsgen.components.timeline import MIN, STEP, gauge, whole_steps
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, sel
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
@@ -212,13 +212,7 @@ def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
                 c.series("degraded", gauge(*[(span, m) for span, _, m in phases]), base=base))
 
     def scenarios(f: Duration) -> list[Scenario]:
-        # Alone: their failing checks would fire HealthCheckFailing in a shared entry. They name their instance.
-        out = []
-        for s in stories(f):
-            instance = {"instance": f"{c.name}/{s.slug}"}
-            out.append(replace(s, alone=True, labels={**s.labels, **instance} if s.labels else {},
-                               series=tuple(replace(x, labels={**x.labels, **instance}) for x in s.series)))
-        return out
+        return isolated(c, stories(f))  # their failing checks would fire HealthCheckFailing in a shared entry
 
     def stories(f: Duration) -> list[Scenario]:
         detect, confirm = whole_steps(detection_time(spec)), whole_steps(recovery_time(spec))

@@ -31,6 +31,21 @@ def verdict(for_: Duration, end: Duration, fires: bool) -> tuple[Check, ...]:
     return early + (Check(end - STEP, fires),)
 
 
+def isolated(c: Component, scenarios: list[Scenario]) -> list[Scenario]:
+    """``scenarios`` in test entries of their own, each naming its instance as the renderer would.
+
+    For stories whose series would make another alert of the component fire in a
+    shared entry (a failing check in a degraded-mode story, a crowd of connections
+    in a reconnect story).
+    """
+    out = []
+    for s in scenarios:
+        instance = {"instance": f"{c.name}/{s.slug}"}
+        out.append(replace(s, alone=True, labels={**s.labels, **instance} if s.labels else {},
+                           series=tuple(replace(x, labels={**x.labels, **instance}) for x in s.series)))
+    return out
+
+
 def rate_above(c: Component, name: str, *, signal: str, threshold: float, window: Duration, for_: str,
                severity: str, summary: str, description: str, condition: str,
                per_instance: bool = True) -> list[Rule]:
