@@ -239,6 +239,8 @@ def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
             Scenario("long-but-recovered", f"mode on for {longest - MIN * 2} while the dependency is down, then "
                      "both recover", story([(longest - MIN * 2, 0, 1), (MIN * 4, 1, 0)]),
                      verdict(f, long_end, False)),
+            Scenario("started-degraded", "a new instance starts in the mode (dependency down at start): its short "
+                     f"history is not {longest} of it", story([(f + MIN * 4, 0, 1)]), verdict(f, f + MIN * 4, False)),
         ]
         return out
 
