@@ -10,6 +10,7 @@ import jsonschema
 import promql_parser
 import pytest
 
+from conftest import VALID_SPECS
 from obsgen.components.base import Alert
 from obsgen.render import dashboards
 from obsgen.spec import load, parse
@@ -420,3 +421,38 @@ def test_grafanalib_stays_behind_one_module_and_is_not_imported_at_start_up():
     import sys
     code = "import sys, obsgen.render.dashboards, obsgen.components.viz, obsgen.spec; assert 'grafanalib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# --------------------------------------------------------------------------- the small specs under tests/specs/valid
+
+@pytest.mark.parametrize("path", VALID_SPECS, ids=lambda p: p.stem)
+def test_valid_spec_dashboards_match_grafanas_schema_and_lint_rules(path):
+    """Every kind's panels, not only Maple's, pass the schema and the linter rules. Custom-signal panels show the
+    team's own PromQL verbatim (what its alert judges), so they are exempt from the job/instance and
+    $__rate_interval rules."""
+    for text in dashboards.render(load(path)).values():
+        d = json.loads(text)
+        assert schema_errors({**d, "panels": []}) == [], path
+        for p in panels(d):
+            sub = {"$ref": "#/definitions/Panel", "definitions": SCHEMA["definitions"]}
+            errors = [e.message for e in jsonschema.Draft7Validator(sub).iter_errors(p)
+                      if not any(re.search(pat, "panels/0/" + "/".join(map(str, e.absolute_path)))
+                                 and e.validator == kw for pat, kw, _ in ALLOWED)]
+            assert errors == [], (path.stem, p["title"])
+            assert p["type"] in {"timeseries", "stat", "state-timeline", "table"}
+            assert p["title"] and p["description"] and p["fieldConfig"]["defaults"]["unit"] and p["targets"]
+            for t in p["targets"]:
+                promql_parser.parse(t["expr"].replace("$__rate_interval", "5m"))
+                custom = d["uid"].endswith("custom-signals") or any("custom-signals/" in link["url"]
+                                                                   for link in p.get("links", []))
+                if custom or (p["type"] == "table" and "ALERTS{" in t["expr"]):
+                    continue
+                expr = t["expr"]
+                assert all(m == "$__rate_interval" for m in re.findall(r"\b(?:rate|irate|increase)\([^\[]*\[([^\]]+)\]",
+                                                                        expr)), expr
+                assert not COUNTER.search(re.sub(r"\b(?:rate|irate|increase)\([^\[]*\[[^\]]+\]\)", "", expr)), expr
+                for name, body in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}", expr):
+                    if ":" in name:  # a recording (level:metric:ops) is per service already
+                        assert "service=" in body, (p["title"], expr)
+                        continue
+                    assert 'job=~"$job"' in body and 'instance=~"$instance"' in body, (p["title"], expr)

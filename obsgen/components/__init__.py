@@ -1,6 +1,7 @@
 """Component kinds, one module each. Adding a kind: a module with ``KIND`` plus its schema."""
 
-from obsgen.components import breaker, cache, executor, redis, retry, slo, time_limiter
+from obsgen.components import breaker, cache, custom, executor, health, redis, retry, slo, streams, time_limiter
 from obsgen.components.base import Kind
 
-KINDS: tuple[Kind, ...] = (cache.KIND, breaker.KIND, retry.KIND, time_limiter.KIND, executor.KIND, redis.KIND, slo.KIND)
+KINDS: tuple[Kind, ...] = (cache.KIND, breaker.KIND, retry.KIND, time_limiter.KIND, executor.KIND, redis.KIND,
+                          health.KIND, streams.KIND, custom.KIND, slo.KIND)

@@ -53,6 +53,9 @@ class Scenario:
     ``clock`` evaluates the scenario's rules less often than its samples arrive, for
     stories hours long whose checks need no finer timing (promtool's cost is
     evaluations times rules).
+    ``alone`` scenarios get a test entry to themselves and their series exactly as
+    written (no ``instance`` added): stories about absent series (``absent()``)
+    and tests written by the spec's author, whose series other stories must not see.
     """
 
     slug: str
@@ -64,6 +67,7 @@ class Scenario:
     per_instance: bool = True
     story: str | None = None
     clock: Duration | None = None
+    alone: bool = False
 
 
 @dataclass(frozen=True)

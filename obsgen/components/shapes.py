@@ -6,7 +6,7 @@ promtool stories (fires, near miss, idle, restart, short spike) are written once
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from obsgen.components.base import Check, Component, Recording, Rule, Scenario
 from obsgen.components.timeline import MIN, RESTART, STEP, counter, gauge
@@ -22,8 +22,13 @@ def by_labels(c: Component, *labels: str) -> str:
     Fleets behind Thanos or Mimir evaluate one rule over many clusters: an
     aggregation that dropped the cluster would merge them into one alert.
     """
+    return f"by ({kept(c, *labels)})"
+
+
+def kept(c: Component, *labels: str) -> str:
+    """The labels an aggregation or a vector match keeps, the cluster label first when the service has one."""
     cluster = [c.service.cluster_label] if c.service.cluster_label else []
-    return f"by ({', '.join(cluster + list(labels))})"
+    return ", ".join(cluster + list(labels))
 
 
 def by_clause(c: Component, per_instance: bool = True) -> str:
@@ -38,6 +43,21 @@ def verdict(for_: Duration, end: Duration, fires: bool, step: Duration = STEP) -
     """
     early = (Check(for_ - step, False),) if for_ > step else ()
     return early + (Check(end - step, fires),)
+
+
+def isolated(c: Component, scenarios: list[Scenario]) -> list[Scenario]:
+    """``scenarios`` in test entries of their own, each naming its instance as the renderer would.
+
+    For stories whose series would make another alert of the component fire in a
+    shared entry (a failing check in a degraded-mode story, a crowd of connections
+    in a reconnect story).
+    """
+    out = []
+    for s in scenarios:
+        instance = {"instance": f"{c.name}/{s.slug}"}
+        out.append(replace(s, alone=True, labels={**s.labels, **instance} if s.labels else {},
+                           series=tuple(replace(x, labels={**x.labels, **instance}) for x in s.series)))
+    return out
 
 
 def rate_above(c: Component, name: str, *, signal: str, threshold: float, window: Duration, for_: str,
@@ -70,26 +90,32 @@ def rate_above(c: Component, name: str, *, signal: str, threshold: float, window
 
 def gauge_compare(c: Component, name: str, *, signal: str, op: str, threshold: float, bad: float, good: tuple[float, ...],
                   for_: str, severity: str, summary: str, description: str, condition: str, aggregate: bool = True,
-                  extra: Labels | None = None, base: Labels | None = None) -> list[Rule]:
+                  extra: Labels | None = None, base: Labels | None = None, spike: Duration = Duration.parse("30s"),
+                  by: Labels | None = None) -> list[Rule]:
     """A gauge against a threshold for ``for``: a full queue, a Redis that is down.
 
     With ``aggregate`` the worst instance of the component is judged; otherwise
-    each raw series (one Redis server) is. The proof includes a short spike to the
-    bad value, which must not fire: a 30 s blip is not an incident. Each ``good``
+    each raw series (one Redis server) is. The proof includes a short ``spike`` to
+    the bad value, which must not fire: a 30 s blip is not an incident. Each ``good``
     value is a healthy scenario (a near miss, or a trap such as Resilience4j's -1).
+    ``by`` replaces the component's identity as the labels the worst value is
+    taken per (besides ``instance``), with the values the test series carry
+    (a per-store connection limit judges each store).
     """
     selector = c.select(signal, extra, base=base)
     worst = "max" if op.startswith(">") else "min"
-    expr = f"{worst} {by_clause(c)} ({selector}) {op} {number(threshold)}" if aggregate else \
+    keep = dict(c.identity) if by is None else dict(by)
+    grouping = by_labels(c, "instance", *keep)
+    expr = f"{worst} {grouping} ({selector}) {op} {number(threshold)}" if aggregate else \
         f"{selector} {op} {number(threshold)}"
-    fired = dict(c.identity) if aggregate else c.labels(signal, extra, base)
+    fired = keep if aggregate else c.labels(signal, extra, base)
 
     def series(values: str):
-        return (c.series(signal, values, extra, base=base),)
+        s = c.series(signal, values, extra, base=base)
+        return (replace(s, labels={**s.labels, **keep}),)
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = f + MIN * 2
-        spike = Duration.parse("30s")
         out = [
             Scenario("sustained", f"held at {number(bad)} (threshold {op} {number(threshold)})",
                      series(gauge((end, bad))), verdict(f, end, True), labels=fired, value=bad),

@@ -21,12 +21,27 @@ def _steps(span: Duration, step: Duration = STEP) -> int:
     return steps
 
 
+def whole_steps(span: Duration) -> Duration:
+    """``span`` rounded up to a whole number of steps (a 20 s duration becomes 30 s)."""
+    return Duration(-(-span.millis // STEP.millis) * STEP.millis)
+
+
 RESTART = "restart"
 
 
-def gauge(*segments: tuple[Duration, float], step: Duration = STEP) -> str:
-    """A gauge that holds each value for its duration: ``gauge((2*MIN, 1), (MIN, 0))``."""
-    return " ".join(f"{number(v)}+0x{_steps(span, step) - 1}" for span, v in segments)
+def gauge(*segments: tuple[Duration, float | None], step: Duration = STEP) -> str:
+    """A gauge that holds each value for its duration: ``gauge((2*MIN, 1), (MIN, 0))``.
+
+    ``None`` is silence: a staleness marker (the scrape failed or the series went
+    away), then no samples for the rest of the segment.
+    """
+    return " ".join(_silence(span, step) if v is None else f"{number(v)}+0x{_steps(span, step) - 1}"
+                    for span, v in segments)
+
+
+def _silence(span: Duration, step: Duration) -> str:
+    steps = _steps(span, step)
+    return "stale" + (f" _x{steps - 1}" if steps > 1 else "")
 
 
 def counter(*segments: tuple[Duration, float] | str, start: float = 0, step: Duration = STEP) -> str:

@@ -33,6 +33,8 @@ class _Entry:
     story: tuple[str, str] | None = None
 
     def accepts(self, rule: int, alert: Alert, scenario: Scenario) -> bool:
+        if scenario.alone or any(s.alone for _, _, s in self.cases):
+            return not self.cases
         if self.cases and _story(alert, scenario) != self.story:
             return False
         times = tuple(c.at for c in scenario.checks)
@@ -64,14 +66,15 @@ def _entry(entry: _Entry, step: Duration, cluster: dict[str, str]) -> dict:
     for _, alert, scenario in entry.cases:
         instance = _instance(alert, scenario)
         for s in scenario.series:
-            item = {"series": s.metric + matchers(dict(s.labels, instance=instance, **cluster)), "values": s.values}
+            labels = dict(s.labels, **cluster) if scenario.alone else dict(s.labels, instance=instance, **cluster)
+            item = {"series": s.metric + matchers(labels), "values": s.values}
             if item not in series:  # a story's series, told once for all its alerts
                 series.append(item)
         for check in scenario.checks:
             bucket = expected.setdefault((check.at, alert.name), [])
             if check.fires:
                 labels = dict(scenario.labels, **cluster)
-                if scenario.per_instance:
+                if scenario.per_instance and not scenario.alone:
                     labels["instance"] = instance
                 labels.update(alert.labels)
                 bucket.append({

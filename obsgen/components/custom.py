@@ -1,0 +1,460 @@
+"""Custom signals: any PromQL the team writes, with a threshold, a `for`, a unit, a severity and a runbook.
+
+For business metrics no kind knows (Table Order's orders per hour). The user's
+expression is *the signal*; obsgen adds the comparison. It is parsed at validate
+time with ``promql-parser`` (a runtime dependency: a Rust wheel, compatible with
+Prometheus 2.45's PromQL) so a typo is a located spec error, not a broken rule
+file, and it reaches the rule only as a YAML string, wrapped in parentheses on
+lines of its own (a trailing ``# comment`` cannot swallow the closing one):
+
+    (
+      <expr>
+    )
+    <op> <threshold>
+
+Proof. obsgen cannot know the input series of arbitrary PromQL, so every custom
+alert must be proven one of two ways, enforced at validate time:
+
+* derived: when the expression is a plain selector, or ``rate``/``irate``/
+  ``increase`` of one, optionally inside one ``sum``/``min``/``max``/``avg``, and
+  the selector names its metric with exact matchers only, obsgen writes the
+  stories itself (bad value fires; good value, a short spike and a counter
+  restart stay silent);
+* written: otherwise a ``tests:`` block gives input series (promtool's expanding
+  notation, a sample every 15 s), an evaluation time, whether the alert fires,
+  and when it fires its labels and ``$value``. A custom component with neither is
+  a spec error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from obsgen.components.base import Check, Component, Concern, Finding, Given, Kind, Rule, Scenario, Series
+from obsgen.components.shapes import verdict
+from obsgen.components.timeline import MIN, RESTART, STEP, counter, gauge
+from obsgen.components.viz import ComponentPanels, Panel, Query, above, below, pct
+from obsgen.model.types import ComponentSpec, Duration, Labels
+from obsgen.promql import number
+
+OPS = {">": "above", ">=": "at or above", "<": "below", "<=": "at or below", "==": "equal to", "!=": "not equal to"}
+# Grafana unit id → what follows a number in prose ("percentunit" values are ratios, shown as percentages).
+UNIT_TEXT = {"none": "", "short": "", "percent": "%", "percentunit": "", "s": " s", "ms": " ms", "bytes": " B",
+             "reqps": " req/s", "ops": "/s", "opm": "/min"}
+AGGREGATIONS = ("sum", "min", "max", "avg")
+COUNTER_FUNCTIONS = ("rate", "irate", "increase")
+VALUES = re.compile(r"^\s*(?:(?:stale|_(?:x\d+)?|[-+]?(?:Inf|NaN)|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+                    r"(?:[-+](?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?x\d+|x\d+)?)\s*)+$")
+
+
+@dataclass(frozen=True)
+class TestSeries:
+    series: str
+    values: str
+
+
+@dataclass(frozen=True)
+class CustomTest:
+    name: str
+    at: Duration
+    fires: bool
+    series: list[TestSeries] = field(default_factory=list)
+    labels: Labels = field(default_factory=dict)
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class CustomRunbook:
+    meaning: str = ""
+    impact: str = ""
+    actions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CustomSpec(ComponentSpec):
+    expr: str = ""
+    op: str = ">"
+    threshold: float = 0
+    for_: Duration = Duration.parse("5m")
+    unit: str = "short"
+    severity: str = "warning"
+    alert: str | None = None
+    summary: str | None = None
+    runbook: CustomRunbook = field(default_factory=CustomRunbook)
+    tests: list[CustomTest] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- reading the expression
+
+
+class PromQLError(ValueError):
+    """The expression is not PromQL an alert can compare against a threshold."""
+
+
+@dataclass(frozen=True)
+class Derivable:
+    """An expression obsgen can write test data for: one metric, exact matchers, at most one aggregation."""
+
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+    counter: bool
+    factor: float  # expression value per unit of the series' slope: 1 for rate, the range in seconds for increase
+    window: Duration
+    kept: tuple[tuple[str, str], ...]  # labels the result keeps
+
+
+@dataclass(frozen=True)
+class Analysis:
+    derivable: Derivable | None
+    why_not: str
+    jobs: tuple[str, ...]
+
+
+def _value_type(node) -> str:
+    import promql_parser as p
+
+    if isinstance(node, (p.ParenExpr, p.UnaryExpr)):
+        return _value_type(node.expr)
+    if isinstance(node, (p.VectorSelector, p.AggregateExpr)):
+        return "vector"
+    if isinstance(node, (p.MatrixSelector, p.SubqueryExpr)):
+        return "range vector"
+    if isinstance(node, p.NumberLiteral):
+        return "scalar"
+    if isinstance(node, p.StringLiteral):
+        return "string"
+    if isinstance(node, p.Call):
+        return {p.ValueType.Vector: "vector", p.ValueType.Scalar: "scalar", p.ValueType.Matrix: "range vector",
+                p.ValueType.String: "string"}[node.func.return_type]
+    if isinstance(node, p.BinaryExpr):
+        sides = {_value_type(node.lhs), _value_type(node.rhs)}
+        return "scalar" if sides == {"scalar"} else "vector"
+    return "unknown"
+
+
+def _strip(node):
+    import promql_parser as p
+
+    while isinstance(node, p.ParenExpr):
+        node = node.expr
+    return node
+
+
+def _derive(root) -> tuple[Derivable | None, str]:
+    import promql_parser as p
+
+    node, kept_rule, aggregated = _strip(root), None, False
+    if isinstance(node, p.AggregateExpr):
+        aggregated = True
+        if str(node.op) not in AGGREGATIONS or node.param is not None:
+            return None, f"`{node.op}` is not one of {', '.join(AGGREGATIONS)}"
+        kept_rule = node.modifier
+        node = _strip(node.expr)
+    counter_fn, window, factor = None, Duration(0), 1.0
+    if isinstance(node, p.Call) and node.func.name in COUNTER_FUNCTIONS and isinstance(node.args[0], p.MatrixSelector):
+        counter_fn = node.func.name
+        window = Duration.seconds(node.args[0].range.total_seconds())
+        factor = window.total_seconds if counter_fn == "increase" else 1.0
+        node = node.args[0].vector_selector
+    if not isinstance(node, p.VectorSelector):
+        return None, "it is not a selector, or rate/irate/increase of one, inside at most one sum/min/max/avg"
+    if node.offset is not None or node.at is not None:
+        return None, "the selector has an offset or @ modifier"
+    name, labels = node.name, {}
+    for m in node.matchers.matchers:
+        if m.op != p.MatchOp.Equal:
+            return None, f"the matcher on `{m.name}` is not an exact `=` match"
+        if m.name == "__name__":
+            name = m.value
+        else:
+            labels[m.name] = m.value
+    if not name:
+        return None, "the selector names no metric"
+    if kept_rule is None:
+        kept = {} if aggregated else labels
+    elif kept_rule.type == p.AggModifierType.By:
+        kept = {k: v for k, v in labels.items() if k in kept_rule.labels}
+    else:
+        kept = {k: v for k, v in labels.items() if k not in kept_rule.labels}
+    return Derivable(name, tuple(labels.items()), counter_fn is not None, factor, window,
+                     tuple(sorted(kept.items()))), ""
+
+
+@lru_cache(maxsize=256)
+def analyse(expr: str) -> Analysis:
+    """Parse ``expr`` and check it can be an alert's signal; raises :class:`PromQLError` saying why not."""
+    import promql_parser as p
+
+    try:
+        root = p.parse(expr)
+    except (ValueError, RuntimeError) as exc:
+        raise PromQLError(f"not valid PromQL: {exc}") from None
+    kind = _value_type(root)
+    if kind != "vector":
+        raise PromQLError(f"the expression is a {kind}; an alert needs an instant vector (wrap a scalar in vector())")
+    top = _strip(root)
+    if isinstance(top, p.BinaryExpr) and str(top.op) in OPS and not (top.modifier and top.modifier.return_bool):
+        raise PromQLError(f"`expr` is the signal, not the condition: move `{top.op} {top.rhs}` to `op` and "
+                          "`threshold`")
+    jobs: set[str] = set()
+    problems: list[str] = []
+
+    def visit(node):
+        if isinstance(node, p.VectorSelector):
+            if node.matchers.or_matchers:
+                problems.append("`or` between label matchers needs Prometheus 3; write two selectors joined by `or`")
+            jobs.update(m.value for m in node.matchers.matchers if m.name == "job" and m.op == p.MatchOp.Equal)
+        return True
+
+    p.walk(root, visit)
+    if problems:
+        raise PromQLError(problems[0])
+    derivable, why = _derive(root)
+    return Analysis(derivable, why, tuple(sorted(jobs)))
+
+
+def parse_series(text: str) -> tuple[str, Labels]:
+    """A promtool input series ``metric{label="value"}``: name and exact labels."""
+    import promql_parser as p
+
+    try:
+        node = p.parse(text)
+    except (ValueError, RuntimeError) as exc:
+        raise PromQLError(f"not a series: {exc}") from None
+    if not isinstance(node, p.VectorSelector) or node.offset is not None or node.at is not None:
+        raise PromQLError('a series is a metric name with exact labels, e.g. orders_created_total{store_id="1"}')
+    labels = {}
+    for m in node.matchers.matchers:
+        if m.op != p.MatchOp.Equal or m.name == "__name__":
+            raise PromQLError(f"series labels are exact `=` values; `{m.name}` is not")
+        labels[m.name] = m.value
+    if not node.name:
+        raise PromQLError("the series names no metric")
+    return node.name, labels
+
+
+# --------------------------------------------------------------------------- names and words
+
+
+def alert_name(spec: CustomSpec | dict) -> str:
+    explicit = spec.get("alert") if isinstance(spec, dict) else spec.alert
+    if explicit:
+        return explicit
+    name, op = (spec["name"], spec["op"]) if isinstance(spec, dict) else (spec.name, spec.op)
+    camel = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+    if not camel[:1].isalpha():
+        camel = "Custom" + camel
+    return camel + {">": "High", ">=": "High", "<": "Low", "<=": "Low"}.get(op, "")
+
+
+def _shown(spec: CustomSpec, x: float) -> str:
+    return pct(x) if spec.unit == "percentunit" else number(x) + _unit_text(spec.unit)
+
+
+def _unit_text(unit: str) -> str:
+    return " " + unit.split(":", 1)[1] if unit.startswith("suffix:") else UNIT_TEXT.get(unit, "")
+
+
+def _value(spec: CustomSpec) -> str:
+    if spec.unit == "percentunit":
+        return "{{ $value | humanizePercentage }}"
+    return "{{ $value | humanize }}" + _unit_text(spec.unit)
+
+
+def condition(spec: CustomSpec) -> str:
+    return f"the signal is {OPS[spec.op]} {_shown(spec, spec.threshold)} for {spec.for_}"
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _levels(op: str, t: float) -> tuple[float, float]:
+    """(a value that fires, a value that does not) for ``<value> op t``."""
+    up, down = (t * 2, t / 2) if t > 0 else (t + 1, t - 1)
+    return {">": (up, down if t > 0 else t - 1), ">=": (up, down), "<": (down, up), "<=": (down, up),
+            "==": (t, t + 1), "!=": (t + 1, t)}[op]
+
+
+def check(given: Given) -> list[Finding]:
+    from obsgen.components import KINDS
+
+    item, out = given.item, []
+    try:
+        analysis = analyse(item["expr"])
+    except PromQLError as exc:
+        return [Finding(("expr",), str(exc))]
+    name = alert_name(item)
+    if len(name) > 40:
+        out.append(Finding(("name",), f"the alert name derived from it, `{name}`, is longer than 40 characters; "
+                           "give a shorter `alert:`", key=True))
+    owner = next((k.key for k in KINDS if k.key != KIND.key and name in k.related), None)
+    if owner:
+        where = ("alert",) if item.get("alert") else ("name",)
+        out.append(Finding(where, f"alert `{name}` belongs to the {owner} kind; give this one its own `alert:` name"))
+    siblings = given.spec.get(KIND.key, [])
+    me = next(i for i, other in enumerate(siblings) if other is item)
+    earlier = [i for i, other in enumerate(siblings[:me]) if alert_name(other) == name]
+    if earlier:
+        out.append(Finding(("alert",) if item.get("alert") else ("name",),
+                           f"alert `{name}` is already custom[{earlier[0]}]'s; alert names name runbook pages, "
+                           "give each custom alert its own"))
+    tests = item.get("tests", [])
+    if not tests:
+        d = analysis.derivable
+        if d is None:
+            out.append(Finding(("expr",), f"obsgen cannot write test data for this expression ({analysis.why_not}); "
+                               "add a `tests:` block with input series and the expected outcome "
+                               "(docs/components.md#custom)"))
+        else:
+            fire, calm = _levels(item["op"], float(item["threshold"]))
+            if d.counter and fire < 0:
+                out.append(Finding(("threshold",), f"a rate is never {OPS[item['op']]} {number(item['threshold'])}: "
+                                   "this alert can never fire"))
+            elif d.counter and calm < 0:
+                out.append(Finding(("threshold",), f"a rate is always {OPS[item['op']]} {number(item['threshold'])}: "
+                                   "this alert would always fire"))
+        return out
+    if not any(t["fires"] for t in tests) or all(t["fires"] for t in tests):
+        out.append(Finding(("tests",), "tests need at least one case where the alert fires and one where it must "
+                           "not", key=True))
+    for_ = Duration.parse(item["for"])
+    for i, t in enumerate(tests):
+        if t["fires"] and "value" not in t:
+            out.append(Finding(("tests", i), "a firing case needs `value`: the signal's value when it fires "
+                               "(the description shows it)"))
+        if t["fires"] and Duration.parse(t["at"]) < for_:
+            out.append(Finding(("tests", i, "at"), f"an alert cannot fire before its `for` ({for_}) has passed"))
+        for j, s in enumerate(t["series"]):
+            try:
+                parse_series(s["series"])
+            except PromQLError as exc:
+                out.append(Finding(("tests", i, "series", j, "series"), str(exc)))
+            if not VALUES.match(s["values"]):
+                out.append(Finding(("tests", i, "series", j, "values"), "expected promtool's expanding notation, "
+                                   "e.g. `0+10x20` or `1x5 _x3 stale` (a sample every 15s)"))
+    return out
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _expr(spec: CustomSpec) -> str:
+    body = spec.expr.strip()
+    if "`" not in body:  # raw strings may span lines: indent only when there are none
+        body = "\n".join("  " + line if line else line for line in body.split("\n"))
+    return f"(\n{body}\n)\n{spec.op} {number(spec.threshold)}"
+
+
+def _slug(text: str, taken: set[str]) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "case"
+    out, n = slug, 2
+    while out in taken:
+        out, n = f"{slug}-{n}", n + 1
+    taken.add(out)
+    return out
+
+
+def _written(spec: CustomSpec) -> list[Scenario]:
+    taken: set[str] = set()
+    out = []
+    for t in spec.tests:
+        series = tuple(Series(*parse_series(s.series), s.values) for s in t.series)
+        out.append(Scenario(_slug(t.name, taken), t.name, series, (Check(t.at, t.fires),),
+                            labels=dict(t.labels) if t.fires else {}, value=t.value, per_instance=False, alone=True))
+    return out
+
+
+def _derived(spec: CustomSpec, d: Derivable, f: Duration) -> list[Scenario]:
+    fire, calm = _levels(spec.op, spec.threshold)
+    labels, kept = dict(d.labels), dict(d.kept)
+    end = d.window + f + MIN * 2
+
+    def series(values: str) -> tuple[Series, ...]:
+        return (Series(d.metric, labels, values),)
+
+    if d.counter:
+        def level(v: float) -> str:
+            return counter((end, v / d.factor))
+    else:
+        def level(v: float) -> str:
+            return gauge((end, v))
+    out = [
+        Scenario("fires", f"the signal held at {number(fire)}", series(level(fire)), verdict(f, end, True),
+                 labels=kept, value=fire, per_instance=False, alone=True),
+        Scenario("healthy", f"the signal held at {number(calm)}", series(level(calm)), verdict(f, end, False),
+                 per_instance=False, alone=True),
+    ]
+    if d.counter:
+        half = Duration(end.millis // 2 // STEP.millis * STEP.millis)
+        out.append(Scenario("restart", f"held at {number(calm)} across a process restart (counter reset)",
+                            series(counter((half, calm / d.factor), RESTART, (end - half, calm / d.factor),
+                                           start=1_000_000)), verdict(f, end, False), per_instance=False, alone=True))
+    else:
+        spike = Duration(f.millis // 2 // STEP.millis * STEP.millis)
+        if spike >= STEP:
+            out.append(Scenario("spike", f"{spike} at {number(fire)}, shorter than the `for`",
+                                series(gauge((MIN, calm), (spike, fire), (end - MIN - spike, calm))),
+                                verdict(f, end, False), per_instance=False, alone=True))
+    return out
+
+
+def rules(c: Component) -> list[Rule]:
+    spec: CustomSpec = c.spec  # type: ignore[assignment]
+    derivable = analyse(spec.expr).derivable
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        return _written(spec) if spec.tests else _derived(spec, derivable, f)  # type: ignore[arg-type]
+
+    return c.alert(
+        alert_name(spec), expr=_expr(spec), for_=spec.for_, severity=spec.severity, scenarios=scenarios,
+        summary=spec.summary or f"Custom signal {c.name} is {OPS[spec.op]} its threshold.",
+        condition=condition(spec),
+        description=(f"{spec.description.strip()} Now {_value(spec)}, {OPS[spec.op]} "
+                     f"{_shown(spec, spec.threshold)}, for {{for}}.").strip(),
+    )
+
+
+# --------------------------------------------------------------------------- panels
+
+
+def _steps(spec: CustomSpec):
+    if spec.op in (">", ">="):
+        return above(spec.threshold)
+    if spec.op in ("<", "<="):
+        return below(spec.threshold)
+    return ()
+
+
+def panels(c: Component) -> ComponentPanels:
+    spec: CustomSpec = c.spec  # type: ignore[assignment]
+    name = alert_name(spec)
+    unit = spec.unit
+    detail = (Panel(
+        title=f"{c.name}", unit=unit, thresholds=_steps(spec), runbooks=(name,),
+        description=(f"{spec.description.strip()} The alert's own expression, not filtered by the job and instance "
+                     f"variables; {OPS[spec.op]} {_shown(spec, spec.threshold)} for {spec.for_} fires {name}."),
+        queries=(Query(spec.expr.strip()),),
+    ),)
+    health = Panel(
+        title=f"{c.name}", kind="stat", unit=unit, width=6, height=5, thresholds=_steps(spec), runbooks=(name,),
+        description=f"{spec.description.strip()} Fires {name} when {OPS[spec.op]} {_shown(spec, spec.threshold)}.",
+        queries=(Query(spec.expr.strip()),),
+    )
+    return ComponentPanels(health, detail, analyse(spec.expr).jobs)
+
+
+KIND = Kind(
+    key="custom",
+    title="Custom signal",
+    spec=CustomSpec,
+    schema="custom",
+    check=check,
+    rules=rules,
+    panels=panels,
+    concern=Concern("custom-signals", "Custom Signals",
+                    "The team's own signals (business metrics) against their thresholds, as their alerts see them."),
+    default_metrics={"micrometer": {}, "python": {}},
+    app_metrics=False,
+)

@@ -1,0 +1,357 @@
+"""Health checks and the degraded modes they switch: failing checks, silent checks, stuck degraded modes.
+
+No library exports a health check as a Prometheus metric. Spring Boot Actuator's
+``/actuator/health`` is HTTP/JSON only (its how-to "Map Health Indicators to
+Micrometer Metrics" registers an app-side ``health`` gauge, UP=3, OUT_OF_SERVICE=2,
+DOWN=1, UNKNOWN=0, for the overall status), and Python services report their
+checks as JSON (Table Order's ``/health/ready``, AniVault's ``get_resilience_status()``).
+obsgen therefore defines what the app exports, the same name in both profiles
+(Micrometer's ``health.check.status`` gauge renders as ``health_check_status``):
+
+* ``health_check_status{check="<name>"}``: the result of the check's latest run,
+  1 when it passed, 0 when it failed (a MeterBinder over Spring's
+  HealthContributorRegistry, or a prometheus_client Gauge set after each run);
+  ``healthy_value`` adapts other encodings (3 for the Spring how-to's gauge);
+* ``degraded_mode_active{mode="<name>"}``: 1 while the app runs in a degraded mode
+  it switched to because the check failed (AniVault's cache-only mode), else 0.
+
+The ``for`` of every alert is derived from the check's own timing (interval,
+failure and recovery thresholds), so a single failed probe, or a degradation
+the app recovers from by itself, never fires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Rule, Scenario
+from obsgen.components.shapes import by_labels, gauge_compare, isolated, kept, verdict
+from obsgen.components.timeline import MIN, gauge, whole_steps
+from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, sel
+from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
+from obsgen.promql import number
+
+FLOOR = MIN  # no `for` below a minute: four 15 s scrapes
+
+
+@dataclass(frozen=True)
+class DegradedMode:
+    name: str
+    label: str = "mode"
+    auto_recovery: bool = True
+    recovery_check_interval: Duration | None = None
+    max_duration: Duration = Duration.parse("30m")
+
+
+@dataclass(frozen=True)
+class HealthCheckSpec(ComponentSpec):
+    label: str = "check"
+    dependency: str = ""
+    interval: Duration = Duration.parse("30s")
+    timeout: Duration | None = None
+    failure_threshold: int = 3
+    recovery_threshold: int = 1
+    healthy_value: float = 1
+    silence_is_failure: bool = False
+    degraded_mode: DegradedMode | None = None
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def detection_time(spec: HealthCheckSpec) -> Duration:
+    """How long the check must fail before the app (or Kubernetes) calls it down: failure_threshold runs."""
+    return spec.interval * spec.failure_threshold
+
+
+def recovery_time(spec: HealthCheckSpec) -> Duration:
+    """The longest a degraded mode may stay on once the check passes again.
+
+    recovery_threshold passing runs confirm the dependency, then the app's next
+    recovery check (every ``recovery_check_interval``) switches back; without
+    automatic recovery nothing switches back, and the confirmation alone counts.
+    """
+    mode = spec.degraded_mode
+    confirm = spec.interval * spec.recovery_threshold
+    if mode is None or not mode.auto_recovery:
+        return confirm
+    return confirm + (mode.recovery_check_interval or spec.interval)
+
+
+def failing_for(spec: HealthCheckSpec) -> Duration:
+    return max(whole_steps(detection_time(spec)), FLOOR)
+
+
+def silent_for(spec: HealthCheckSpec) -> Duration:
+    """A restart takes one detection time to trigger and about as long to answer again; at least 2 minutes."""
+    return max(whole_steps(detection_time(spec) * 2), MIN * 2)
+
+
+def degraded_for(spec: HealthCheckSpec) -> Duration:
+    return max(whole_steps(recovery_time(spec)), FLOOR)
+
+
+def stuck_for(spec: HealthCheckSpec) -> Duration:
+    """Recovery time plus a minute for the scrape delay of the two series the alert joins."""
+    return whole_steps(recovery_time(spec)) + MIN
+
+
+def check(given: Given) -> list[Finding]:
+    item = given.item
+    mode = item.get("degraded_mode")
+    if not mode:
+        return []
+    spec = HealthCheckSpec(name=item["name"], interval=Duration.parse(item["interval"]),
+                           recovery_threshold=item["recovery_threshold"],
+                           degraded_mode=DegradedMode(name=mode["name"], auto_recovery=mode["auto_recovery"],
+                                                      recovery_check_interval=Duration.parse(
+                                                          mode["recovery_check_interval"])
+                                                      if mode.get("recovery_check_interval") else None))
+    longest, least = Duration.parse(mode["max_duration"]), stuck_for(spec) + MIN * 5
+    if longest < least:
+        return [Finding(("degraded_mode", "max_duration"),
+                        f"max_duration ({longest}) must be at least {least}: 5m more than the recovery the mode is "
+                        f"allowed ({stuck_for(spec)} = recovery_threshold × interval + recovery_check_interval + 1m), "
+                        "so that a stuck mode and a long outage can be told apart")]
+    return []
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _mode_base(c: Component) -> Labels:
+    """Selector labels of the degraded-mode gauge: the service's and component's selectors, the mode, no check."""
+    mode = c.spec.degraded_mode
+    base = dict(c.service.selector)
+    base.update(c.spec.selector)
+    base[mode.label] = mode.name
+    return base
+
+
+def _failing(c: Component, spec: HealthCheckSpec) -> list[Rule]:
+    brief = whole_steps(spec.interval * max(spec.failure_threshold - 1, 1))
+    what = f" ({spec.dependency})" if spec.dependency else ""
+    return gauge_compare(
+        c, "HealthCheckFailing", signal="status", op="<", threshold=spec.healthy_value, bad=0,
+        good=(spec.healthy_value,), spike=brief, for_=str(failing_for(spec)), severity="critical",
+        summary="A health check keeps failing: its dependency is unreachable or broken.",
+        condition=(f"the check reports below {number(spec.healthy_value)} (failing) for {failing_for(spec)}: "
+                   f"{spec.failure_threshold} runs every {spec.interval}, the time the app needs to call it down"),
+        description=(f"Health check {{{{ $labels.{spec.label} }}}}{what} on {{{{ $labels.instance }}}} has "
+                     f"failed for {{for}} (checked every {spec.interval}, down after {spec.failure_threshold} "
+                     "failures)."),
+    )
+
+
+def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
+    selector = c.select("status")
+    labels = c.labels("status")
+    restart = whole_steps(detection_time(spec))
+    ok = spec.healthy_value
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        end = MIN + f + MIN * 2
+        story = [
+            Scenario("went-silent", "reported for 1m, then no instance reports the check",
+                     (c.series("status", gauge((MIN, ok), (end - MIN, None))),),
+                     verdict(MIN + f, end, True), labels=labels, per_instance=False, alone=True),
+            Scenario("reporting", "every instance keeps reporting", (c.series("status", gauge((end, ok))),),
+                     verdict(MIN + f, end, False), per_instance=False, alone=True),
+        ]
+        if restart < f:
+            story.append(Scenario(
+                "restart", f"silent for {restart} (one restart), then reporting again",
+                (c.series("status", gauge((MIN, ok), (restart, None), (end - MIN - restart, ok))),),
+                verdict(MIN + f, end, False), per_instance=False, alone=True))
+        return story
+
+    return c.alert(
+        "HealthCheckSilent", expr=f"absent({selector})", for_=silent_for(spec), severity="critical",
+        scenarios=scenarios,
+        summary="No instance reports a health check whose silence means the process is gone.",
+        condition=(f"no series of the check at all for {silent_for(spec)} (absent(): every instance dead, hung or "
+                   "no longer scraped; silence is the failure of a liveness check)"),
+        description=(f"No instance of job {{{{ $labels.job }}}} has reported health check "
+                     f"{{{{ $labels.{spec.label} }}}} for {{for}}: every process is dead, hung or no longer scraped."),
+    )
+
+
+def _degraded(c: Component, spec: HealthCheckSpec) -> list[Rule]:
+    mode = spec.degraded_mode
+    base = _mode_base(c)
+    return gauge_compare(
+        c, "DegradedModeActive", signal="degraded", op=">", threshold=0, bad=1, good=(0,),
+        spike=whole_steps(spec.interval * spec.recovery_threshold), base=base, by={mode.label: mode.name},
+        for_=str(degraded_for(spec)), severity="warning",
+        summary="The service runs in a degraded mode: a dependency failed and it serves what it can without it.",
+        condition=(f"mode {mode.name} on for {degraded_for(spec)}, longer than a blip the app recovers from "
+                   f"by itself ({spec.recovery_threshold} passing checks every {spec.interval}"
+                   + (f" plus a recovery check every {mode.recovery_check_interval or spec.interval})"
+                      if mode.auto_recovery else ")")),
+        description=(f"{{{{ $labels.instance }}}} has run in degraded mode {{{{ $labels.{mode.label} }}}} for {{for}} "
+                     f"because health check {spec.name} failed."),
+    )
+
+
+def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
+    mode = spec.degraded_mode
+    base = _mode_base(c)
+    by = by_labels(c, "instance", mode.label)
+    on = c.select("degraded", base=base)
+    status = c.select("status")
+    healthy = number(spec.healthy_value)
+
+    def expr(f: Duration) -> str:
+        window = max(mode.max_duration - f, MIN)
+        return (f"(\n  max {by} ({on}) == 1\n  and on ({kept(c, 'instance')})\n  min {by_labels(c, 'instance')} ({status}) "
+                f">= {healthy}\n)\n"
+                f"or\n(\n  max {by} (min_over_time({on}[{window}])) == 1\n  and\n  max {by} ({on} offset {window})\n)")
+
+    def story(phases: list[tuple[Duration, float, float]]) -> tuple:
+        """(span, check passing, mode) phases."""
+        return (c.series("status", gauge(*[(span, spec.healthy_value if ok else 0) for span, ok, _ in phases])),
+                c.series("degraded", gauge(*[(span, m) for span, _, m in phases]), base=base))
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        return isolated(c, stories(f))  # their failing checks would fire HealthCheckFailing in a shared entry
+
+    def stories(f: Duration) -> list[Scenario]:
+        detect, confirm = whole_steps(detection_time(spec)), whole_steps(recovery_time(spec))
+        outage = detect + MIN * 2
+        end = outage + f + MIN * 2
+        fired = {mode.label: mode.name}
+        probe = whole_steps(spec.interval)
+        out = [
+            Scenario("stuck", f"check passes again after a {outage} outage, mode {mode.name} stays on",
+                     story([(detect, 0, 0), (outage - detect, 0, 1), (end - outage, 1, 1)]),
+                     verdict(f, end, True), labels=fired, value=1),
+            Scenario("recovers", f"check passes again and the mode switches off after {confirm} (the recovery)",
+                     story([(detect, 0, 0), (outage - detect, 0, 1), (confirm, 1, 1), (end - outage - confirm, 1, 0)]),
+                     verdict(f, end, False)),
+            Scenario("lucky-probe", "outage still on: one probe passes, the mode rightly stays on",
+                     story([(detect, 0, 0), (MIN, 0, 1), (probe, 1, 1), (end - detect - MIN - probe, 0, 1)]),
+                     verdict(f, end, False)),
+        ]
+        longest = mode.max_duration
+        long_end = longest + MIN * 2
+        out += [
+            Scenario("too-long", f"dependency down and mode on for more than {longest}",
+                     story([(long_end, 0, 1)]), verdict(f, long_end, True), labels=fired, value=1),
+            Scenario("long-but-recovered", f"mode on for {longest - MIN * 2} while the dependency is down, then "
+                     "both recover", story([(longest - MIN * 2, 0, 1), (MIN * 4, 1, 0)]),
+                     verdict(f, long_end, False)),
+            Scenario("started-degraded", "a new instance starts in the mode (dependency down at start): its short "
+                     f"history is not {longest} of it", story([(f + MIN * 4, 0, 1)]), verdict(f, f + MIN * 4, False)),
+        ]
+        return out
+
+    f = stuck_for(spec)
+    tuned = spec.alerts.get("DegradedModeNotRecovering")
+    final = tuned.for_ if tuned and tuned.for_ else f
+    return c.alert(
+        "DegradedModeNotRecovering", expr=expr(final), for_=f, severity="critical", scenarios=scenarios,
+        summary="A degraded mode does not end although it should have: automatic recovery is not happening.",
+        condition=(f"mode {mode.name} on while check {spec.name} passes for {f} (recovery should take at most "
+                   f"{whole_steps(recovery_time(spec))}), or on for {mode.max_duration} in a row"),
+        description=(f"{{{{ $labels.instance }}}} is still in degraded mode {{{{ $labels.{mode.label} }}}} although "
+                     f"health check {spec.name} has passed for {{for}}, or the mode has been on for "
+                     f"{mode.max_duration}; it will not switch back by itself."),
+    )
+
+
+def rules(c: Component) -> list[Rule]:
+    spec: HealthCheckSpec = c.spec  # type: ignore[assignment]
+    out = _failing(c, spec)
+    if spec.silence_is_failure:
+        out += _silent(c, spec)
+    if spec.degraded_mode is not None:
+        out += _degraded(c, spec) + _stuck(c, spec)
+    return out
+
+
+# --------------------------------------------------------------------------- panels
+
+
+def _status_mappings(spec: HealthCheckSpec) -> tuple[Mapping, ...]:
+    healthy = spec.healthy_value
+    failing = range(int(healthy)) if float(healthy).is_integer() and 0 < healthy <= 10 else (0,)
+    return (Mapping(healthy, "passing", "green"),) + tuple(Mapping(v, "failing", "red") for v in failing)
+
+
+def panels(c: Component) -> ComponentPanels:
+    spec: HealthCheckSpec = c.spec  # type: ignore[assignment]
+    healthy = number(spec.healthy_value)
+    what = f" ({spec.dependency})" if spec.dependency else ""
+    detail = [Panel(
+        title=f"{c.name}: check status", kind="state-timeline", unit="none", width=24,
+        mappings=_status_mappings(spec), runbooks=("HealthCheckFailing",),
+        description=(f"Result of the latest run of health check {c.name}{what} per instance, run every "
+                     f"{spec.interval}" + (f" with a {spec.timeout} timeout" if spec.timeout else "")
+                     + f". Failing for {failing_for(spec)} ({spec.failure_threshold} runs) fires HealthCheckFailing."),
+        queries=(Query(f"min by (instance) ({sel(c, 'status')})", "{{instance}}"),),
+    )]
+    if spec.silence_is_failure:
+        detail.append(Panel(
+            title=f"{c.name}: instances reporting", unit="short", min=0, thresholds=below(1),
+            runbooks=("HealthCheckSilent",),
+            description=(f"Instances that report health check {c.name}. None for {silent_for(spec)} fires "
+                         "HealthCheckSilent: for a liveness check silence is the failure."),
+            queries=(Query(f"count ({sel(c, 'status')}) or vector(0)", "reporting"),),
+        ))
+    mode = spec.degraded_mode
+    if mode is not None:
+        degraded = sel(c, "degraded", base=_mode_base(c))
+        detail += [
+            Panel(
+                title=f"{c.name}: degraded mode {mode.name}", kind="state-timeline", unit="none", width=24,
+                mappings=(Mapping(0, "normal", "green"), Mapping(1, mode.name, "orange")),
+                runbooks=("DegradedModeActive", "DegradedModeNotRecovering"),
+                description=(f"Whether each instance runs in degraded mode {mode.name}, switched on when health check "
+                             f"{c.name} fails. On for {degraded_for(spec)} fires DegradedModeActive."),
+                queries=(Query(f"max by (instance) ({degraded})", "{{instance}}"),),
+            ),
+            Panel(
+                title=f"{c.name}: degraded mode vs check status", unit="none", min=0,
+                runbooks=("DegradedModeNotRecovering",),
+                description=(f"Degraded mode {mode.name} (1 = on) next to check {c.name} (passing at {healthy}). "
+                             f"The mode still on while the check passes for {stuck_for(spec)}, or on for "
+                             f"{mode.max_duration}, fires DegradedModeNotRecovering."),
+                queries=(Query(f"max by (instance) ({degraded})", "mode {{instance}}"),
+                         Query(f"min by (instance) ({sel(c, 'status')})", "check {{instance}}")),
+            ),
+        ]
+    health = Panel(
+        title=f"Health check {c.name}: failing instances", kind="stat", unit="short", width=6, height=5,
+        thresholds=above(1), runbooks=("HealthCheckFailing",),
+        description=f"Instances whose latest run of health check {c.name}{what} failed.",
+        queries=(Query(f"count (min by (instance) ({sel(c, 'status')}) < {healthy}) or vector(0)", c.name),),
+    )
+    return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
+
+
+KIND = Kind(
+    key="health_checks",
+    title="Health check",
+    spec=HealthCheckSpec,
+    schema="health_check",
+    check=check,
+    rules=rules,
+    panels=panels,
+    concern=Concern("health", "Health & Degraded Modes",
+                    "Health check results per instance, instances reporting, degraded modes and their recovery."),
+    related={
+        "HealthCheckFailing": ("DegradedModeActive", "DegradedModeNotRecovering", "CircuitBreakerOpen",
+                               "RetryExhaustionHigh"),
+        "HealthCheckSilent": ("HealthCheckFailing",),
+        "DegradedModeActive": ("HealthCheckFailing", "DegradedModeNotRecovering", "CircuitBreakerOpen"),
+        "DegradedModeNotRecovering": ("HealthCheckFailing", "DegradedModeActive", "CircuitBreakerOpen"),
+    },
+    # Degraded mode while the check fails is the app doing its job: the failing check is the news.
+    inhibitions=(Inhibition("HealthCheckFailing", ("DegradedModeActive",), ("service", "component", "instance")),),
+    default_metrics={
+        profile: {
+            "status": MetricRef("health_check_status"),
+            "degraded": MetricRef("degraded_mode_active"),
+        } for profile in ("micrometer", "python")
+    },
+)
