@@ -46,6 +46,9 @@ class Scenario:
     The renderer gives each scenario its own ``instance`` so that many scenarios
     share one promtool test group; ``per_instance`` says whether the alert keeps
     that label (otherwise the scenario needs a group to itself for its rule).
+    ``alone`` scenarios get a promtool entry to themselves: their series would
+    disturb other rules' stories (alerts aggregated across instances from the
+    same metrics, such as HTTP routes).
     """
 
     slug: str
@@ -55,6 +58,7 @@ class Scenario:
     labels: Labels = field(default_factory=dict)
     value: float | None = None
     per_instance: bool = True
+    alone: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,9 @@ class Kind:
     inhibitions: tuple[Inhibition, ...] = ()
     check: Callable[[Given], list[Finding]] = no_findings
     app_metrics: bool = True
+    optional: frozenset[str] = frozenset()
+    """Signals a profile may lack (Python breakers export no failure-rate gauge); the kind then
+    derives what it needs from other signals or leaves the panel out (see :meth:`Component.has`)."""
 
 
 @dataclass(frozen=True)
@@ -196,7 +203,7 @@ class Component:
     @property
     def identity(self) -> Labels:
         """Labels that pick out this component's series (``cache="equipment"``)."""
-        return {self.spec.label: self.spec.name} if self.kind.app_metrics else {}
+        return {self.spec.label: self.spec.name} if self.kind.app_metrics and self.spec.label else {}
 
     @property
     def base_labels(self) -> Labels:
@@ -204,6 +211,11 @@ class Component:
         base.update(self.spec.selector)
         base.update(self.identity)
         return base
+
+    def has(self, signal: str) -> bool:
+        """Whether the spec or the profile names a metric for ``signal`` (optional signals may lack one)."""
+        defaults = self.kind.default_metrics
+        return signal in self.spec.metrics or signal in (defaults.get(self.service.profile) or defaults["*"])
 
     def metric(self, signal: str) -> MetricRef:
         defaults = self.kind.default_metrics
@@ -243,7 +255,7 @@ class Component:
                   "severity": final_severity, "team": self.service.team}
         guard = getattr(self.spec, "breaker", None)
         if guard:  # Alertmanager inhibits the symptoms of an open breaker by this label.
-            labels["breaker"] = guard
+            labels.setdefault("breaker", guard)
         return [Alert(
             name=name, expr=expr, for_=final_for, severity=final_severity, labels=labels,
             summary=summary, description=description, condition=condition,

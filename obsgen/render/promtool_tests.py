@@ -28,6 +28,8 @@ class _Entry:
     cases: list[tuple[int, Alert, Scenario]] = field(default_factory=list)
 
     def accepts(self, rule: int, alert: Alert, scenario: Scenario) -> bool:
+        if self.cases and (scenario.alone or self.cases[0][2].alone):
+            return False
         times = tuple(c.at for c in scenario.checks)
         if self.checks.get(alert.name, times) != times or rule in self.shared_rules:
             return False
