@@ -202,8 +202,10 @@ class Component:
 
     @property
     def identity(self) -> Labels:
-        """Labels that pick out this component's series (``cache="equipment"``)."""
-        return {self.spec.label: self.spec.name} if self.kind.app_metrics and self.spec.label else {}
+        """Labels that pick out this component's series (``cache="equipment"``); a kind whose label values are
+        not valid names (routes) has a ``value`` field for them."""
+        value = getattr(self.spec, "value", None) or self.spec.name
+        return {self.spec.label: value} if self.kind.app_metrics and self.spec.label else {}
 
     @property
     def base_labels(self) -> Labels:
