@@ -89,9 +89,12 @@ class Target:
     latency: dict[str, Duration]
     min_rate: float
     breaker: str | None
+    alone: bool = False  # the only group: no route has thresholds of its own
 
     def words(self) -> str:
-        return f"route {self.route}" if self.route is not None else "every other route"
+        if self.route is not None:
+            return f"route {self.route}"
+        return "every route" if self.alone else "every other route"
 
 
 def targets(spec: HttpSpec) -> list[Target]:
@@ -99,7 +102,8 @@ def targets(spec: HttpSpec) -> list[Target]:
                      spec.latency if r.latency is None else r.latency,
                      spec.min_request_rate if r.min_request_rate is None else r.min_request_rate,
                      r.breaker or spec.breaker) for r in spec.routes]
-    return listed + [Target(None, spec.error_ratio_max, spec.latency, spec.min_request_rate, spec.breaker)]
+    return listed + [Target(None, spec.error_ratio_max, spec.latency, spec.min_request_rate, spec.breaker,
+                            alone=not listed)]
 
 
 def _route_matchers(spec: HttpSpec, t: Target) -> tuple[Labels, Labels]:
