@@ -20,10 +20,12 @@ def regex_quote(value: str) -> str:
     return "".join("\\" + ch if ch in r".^$*+?()[]{}|\\" else ch for ch in value)
 
 
-def matchers(labels: Mapping[str, str], regex: Mapping[str, str] | None = None) -> str:
-    """``{a="b",c=~"d|e"}``; exact matchers in the order given, then regex ones."""
+def matchers(labels: Mapping[str, str], regex: Mapping[str, str] | None = None,
+             not_regex: Mapping[str, str] | None = None) -> str:
+    """``{a="b",c=~"d|e",f!~"g"}``; exact matchers in the order given, then regex, then negated regex ones."""
     parts = [f"{k}={quote(v)}" for k, v in labels.items()]
     parts += [f"{k}=~{quote(v)}" for k, v in (regex or {}).items()]
+    parts += [f"{k}!~{quote(v)}" for k, v in (not_regex or {}).items()]
     return "{" + ", ".join(parts) + "}"
 
 

@@ -9,6 +9,7 @@ from obsgen.pipeline import rule_groups
 
 MAPLE_ALERTS = {
     "CacheHitRateLow", "CacheStampede", "CacheL2Unavailable", "CircuitBreakerOpen", "CircuitBreakerFailureRateHigh",
+    "CircuitBreakerNotOpening",
     "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh", "ExecutorQueueFull", "ExecutorRejectingTasks",
     "ExecutorSaturated", "RedisDown", "RedisReplicationBroken", "RedisSentinelFailover", "RedisSentinelQuorumAtRisk",
     "RedisNoHealthyReplica", "RedisMemoryHigh", "RedisRejectedConnections",

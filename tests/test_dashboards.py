@@ -16,6 +16,7 @@ from obsgen.render import dashboards
 from obsgen.spec import load, parse
 
 ROOT = Path(__file__).resolve().parent.parent
+SELECTOR = r'\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[^}"]|"(?:[^"\\]|\\.)*")*)\}'  # label values may hold braces
 SCHEMA = json.loads((ROOT / "tests/fixtures/grafana-dashboard.schema.json").read_text("utf-8"))
 
 # Known false positives of the schema generated from @grafana/schema (see scripts/make-grafana-schema.sh).
@@ -232,7 +233,7 @@ def test_selectors_filter_by_job_and_instance_variables(maple_dashboards):
     """Raw series are filtered by the variables; recordings (``level:metric:ops``) are per service already."""
     for d in maple_dashboards.values():
         for p, t in targets(d):
-            for selector in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}", t["expr"]):
+            for selector in re.findall(SELECTOR, t["expr"]):
                 name, body = selector
                 if name == "ALERTS":
                     assert 'alertstate="firing"' in body
@@ -451,8 +452,71 @@ def test_valid_spec_dashboards_match_grafanas_schema_and_lint_rules(path):
                 assert all(m == "$__rate_interval" for m in re.findall(r"\b(?:rate|irate|increase)\([^\[]*\[([^\]]+)\]",
                                                                         expr)), expr
                 assert not COUNTER.search(re.sub(r"\b(?:rate|irate|increase)\([^\[]*\[[^\]]+\]\)", "", expr)), expr
-                for name, body in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}", expr):
+                for name, body in re.findall(SELECTOR, expr):
                     if ":" in name:  # a recording (level:metric:ops) is per service already
                         assert "service=" in body, (p["title"], expr)
                         continue
                     assert 'job=~"$job"' in body and 'instance=~"$instance"' in body, (p["title"], expr)
+
+
+@pytest.mark.parametrize("path", VALID_SPECS, ids=lambda p: p.stem)
+def test_small_specs_link_every_alert_to_a_panel_that_links_its_runbook(path):
+    spec = load(path)
+    rendered = {p: json.loads(t) for p, t in dashboards.render(spec).items()}
+    links = dashboards.dashboard_links(spec)
+    assert set(links) == alerts_of(spec)
+    by_uid = {d["uid"]: d for d in rendered.values()}
+    for alert, url in links.items():  # each alert's deep link lands on a panel whose first runbook is its own
+        uid, pid = re.fullmatch(r"/d/([\w-]+)/[\w-]+\?viewPanel=(\d+)(?:&.*)?", url).groups()
+        p = next(p for p in by_uid[uid]["panels"] if p["id"] == int(pid))
+        assert p["links"][0]["url"] == f"../runbooks/{alert}.md", (alert, p["title"])
+
+
+@pytest.fixture(scope="module")
+def fastapi():
+    spec = load(ROOT / "tests/specs/valid/http-python.yaml")
+    return {json.loads(t)["uid"].removeprefix("fastapi-http-"): json.loads(t) for t in dashboards.render(spec).values()}
+
+
+def test_http_percentile_panels_read_the_instrumentator_histogram_by_handler_and_draw_the_thresholds(fastapi):
+    p95, p99 = panel(fastapi["http"], "p95 latency"), panel(fastapi["http"], "p99 latency")
+    assert exprs(p99)[0].startswith("histogram_quantile(0.99, sum by (handler, le) (rate("
+                                    "http_request_duration_seconds_bucket{")
+    assert steps(p95) == [("green", None), ("red", 1)] and steps(p99) == [("green", None), ("red", 2)]
+    assert p99["fieldConfig"]["defaults"]["unit"] == "s"
+    mean = panel(fastapi["http"], "average latency")
+    assert "http_request_duration_seconds_sum{" in exprs(mean)[0] and steps(mean)[1] == ("red", 0.5)
+
+
+def test_http_error_panel_divides_5xx_by_all_requests_per_route_and_draws_one_percent(fastapi):
+    p = panel(fastapi["http"], "5xx ratio by route")
+    (expr,) = exprs(p)
+    errors, requests = expr.split("\n/\n")
+    assert errors.startswith("sum by (handler) (rate(http_requests_total{") and 'status="5xx"' in errors
+    assert requests.startswith("sum by (handler) (rate(http_requests_total{") and "status" not in requests
+    assert steps(p) == [("green", None), ("red", 0.01)]
+    assert "orders/stream: 5xx 5%" in p["description"]
+
+
+def test_python_breaker_panels_derive_the_failure_share_from_calls_and_show_the_enum_state():
+    spec = load(ROOT / "tests/specs/valid/python-resilience.yaml")
+    d = next(json.loads(t) for path, t in dashboards.render(spec).items() if path.endswith("circuit-breaker.json"))
+    titles = [p["title"] for p in panels(d)]
+    assert "terminus_db: failure rate" not in titles and "terminus_db: slow call rate" not in titles
+    share = panel(d, "terminus_db: failed share of calls")
+    failed, calls = exprs(share)[0].split("\n/\n")
+    assert 'circuit_breaker_calls_total{name="terminus_db", result="failure"' in failed and "result" not in calls
+    assert steps(share) == [("green", None), ("orange", 0.16), ("red", 0.2)]
+    state = panel(d, "terminus_db: state")
+    assert exprs(state)[0].startswith("max by (instance) (circuit_breaker_state{")
+    names = {o["text"]: v for m in state["fieldConfig"]["defaults"]["mappings"] for v, o in m["options"].items()}
+    assert names == {"closed": "0", "half_open": "1", "open": "2"}
+
+
+def test_python_cache_panels_draw_hits_and_lookups_and_misses_as_their_difference():
+    spec = load(ROOT / "tests/specs/valid/python-resilience.yaml")
+    d = next(json.loads(t) for path, t in dashboards.render(spec).items() if path.endswith("cache-performance.json"))
+    lookups = panel(d, "schemas: request rate")
+    assert [t["legendFormat"] for t in lookups["targets"]] == ["lookups", "hits"]
+    misses = exprs(panel(d, "schemas: misses"))[0]
+    assert "cache_requests_total{" in misses.split("\n-\n")[0] and "cache_hits_total{" in misses.split("\n-\n")[1]

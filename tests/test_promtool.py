@@ -73,3 +73,39 @@ def test_generated_tests_catch_a_broken_rule(mutation, tmp_path, maple):
     assert count, f"mutation pattern no longer matches the rules: {pattern}"
     result = promtool("test", "rules", *unit_test_files(prom), cwd=prom)
     assert result.returncode != 0, f"the generated tests did not notice: {mutation}"
+
+
+# The same, for the kinds only the small specs under tests/specs/valid exercise: (spec, pattern, replacement).
+SMALL_SPEC_MUTATIONS = {
+    "http error ratio without the traffic guard fires on a few errors at low traffic": (
+        "http-python", r"\n *and\n *route:http_requests:rate5m\{[^\n]*\} >= 0.2", ""),
+    "http latency without `for` pages on a spike shorter than `for`": (
+        "http-python", r"(alert: HttpLatencyHigh\n(?:.*\n){1,6}?    for: )10m", r"\g<1>0s"),
+    "http latency percentile without the histogram's traffic guard fires on an idle route": (
+        "http-micrometer", r"\n *and ignoring \(quantile\)\n *route:http_request_duration_seconds_count:rate5m\{[^\n]*\}"
+                           r" >= \d+", ""),
+    "breaker not-opening without the closed check fires on a breaker that opened": (
+        "python-resilience", r"\n *and\n *max by \(instance, name\) \(max_over_time\([^\n]*\) == 0", ""),
+    "breaker not-opening without the failure minimum fires on a few calls": (
+        "python-resilience", r"\n *and\n *sum by \(instance, name\) \(increase\([^\n]*\) >= 3", ""),
+    "breaker not-opening one-hot check without the closed matcher never fires": (
+        "http-micrometer", r'(min_over_time\(resilience4j_circuitbreaker_state\{[^}]*), state="closed"', r"\g<1>"),
+    "etag never-304 comparing hits to zero misses a hit series that was never created": (
+        "etag-python", r"unless (on \([^)]*\)\n *sum by [^\n]*\)) > 0", r"and \g<1> == 0"),
+    "etag never-304 without the conditional-request minimum fires on a few requests": (
+        "etag-python", r">= 20\n( *)unless", r">= 0\n\g<1>unless"),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(SMALL_SPEC_MUTATIONS), ids=lambda m: m.replace(" ", "-"))
+def test_generated_tests_of_the_small_specs_catch_a_broken_rule(mutation, tmp_path):
+    name, pattern, replacement = SMALL_SPEC_MUTATIONS[mutation]
+    spec = load(next(p for p in VALID_SPECS if p.stem == name))
+    build_into(tmp_path, spec)
+    prom = tmp_path / spec.service.name / "prometheus"
+    rules = (prom / "rules.yaml").read_text()
+    mutated, count = re.subn(pattern, replacement, rules)
+    assert count, f"mutation pattern no longer matches the rules: {pattern}"
+    (prom / "rules.yaml").write_text(mutated)
+    result = promtool("test", "rules", "rules.test.yaml", cwd=prom)
+    assert result.returncode != 0, f"the generated tests did not notice: {mutation}"

@@ -11,6 +11,7 @@ import pytest
 from obsgen.components.base import Alert
 from obsgen.pipeline import RULES_FILE, rule_groups
 from obsgen.render import runbooks
+from conftest import VALID_SPECS
 from obsgen.spec import load, parse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,3 +236,35 @@ def test_fences_grow_around_backticks_and_shell_words_are_quoted():
     assert runbooks.sh("my master") == "'my master'"
     assert "`" not in runbooks.sh("x`y")
     assert runbooks.code("a`b") == "`a'b`"
+
+
+@pytest.mark.parametrize("path", VALID_SPECS, ids=lambda p: p.stem)
+def test_small_specs_get_a_complete_page_per_alert_with_confirmed_mitigations(path):
+    spec = load(path)
+    groups = rule_groups(spec)
+    small = runbooks.render(spec, groups)
+    service = spec.service.name
+    assert set(small) == {f"{service}/runbooks/{a.name}.md" for a in _alerts(groups)} | {f"{service}/runbooks/README.md"}
+    test_pages_have_all_sections_in_order_rendered_and_none_empty(small)
+    test_every_relative_link_resolves_to_a_generated_file(small)
+    test_generated_sections_are_between_balanced_markers(small)
+    for page, text in small.items():
+        if page.endswith("README.md"):
+            continue
+        mitigation = text.split("## Mitigation")[1].split("## Escalation")[0]
+        steps = re.split(r"\n(?=\d+\. )", mitigation.strip())[1:]
+        assert steps and all("Confirm:" in s for s in steps), page
+
+
+def test_pages_of_the_new_alerts_carry_the_seed_findings_and_this_spec_s_numbers():
+    spec = load(ROOT / "tests/specs/valid/python-resilience.yaml")
+    page = runbooks.render(spec, rule_groups(spec))["py-resilience/runbooks/CircuitBreakerNotOpening.md"]
+    assert "`terminus_db` opens at 20% after 3 calls" in page
+    assert "0 closed, 1 half-open, 2 open" in page  # the python breaker's enum state, not one series per state
+    etag = load(ROOT / "tests/specs/valid/etag-python.yaml")
+    page = runbooks.render(etag, rule_groups(etag))["py-etags/runbooks/ETagNeverNotModified.md"]
+    assert 'etag_requests_total{job="py-etags", resource_type="object-types", result="hit"}' in page
+    assert "If-None-Match: $TAG" in page
+    http = load(ROOT / "tests/specs/valid/http-python.yaml")
+    page = runbooks.render(http, rule_groups(http))["fastapi-http/runbooks/HttpLatencyHigh.md"]
+    assert "| HTTP server `api` | `quantile`=`0.99` | every other route: p99 latency above 2s" in page

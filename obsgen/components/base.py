@@ -54,8 +54,9 @@ class Scenario:
     stories hours long whose checks need no finer timing (promtool's cost is
     evaluations times rules).
     ``alone`` scenarios get a test entry to themselves and their series exactly as
-    written (no ``instance`` added): stories about absent series (``absent()``)
-    and tests written by the spec's author, whose series other stories must not see.
+    written (no ``instance`` added): stories about absent series (``absent()``),
+    tests written by the spec's author, and series that would disturb other rules'
+    stories (alerts aggregated across instances from the same metrics, such as HTTP routes).
     """
 
     slug: str
@@ -199,6 +200,9 @@ class Kind:
     identified: bool = True
     rules_file: str = "rules"
     test_step: Duration = STEP
+    optional: frozenset[str] = frozenset()
+    """Signals a profile may lack (Python breakers export no failure-rate gauge); the kind then
+    derives what it needs from other signals or leaves the panel out (see :meth:`Component.has`)."""
 
 
 @dataclass(frozen=True)
@@ -215,8 +219,11 @@ class Component:
 
     @property
     def identity(self) -> Labels:
-        """Labels that pick out this component's series (``cache="equipment"``)."""
-        return {self.spec.label: self.spec.name} if self.kind.app_metrics and self.kind.identified else {}
+        """Labels that pick out this component's series (``cache="equipment"``); a kind whose label values are
+        not valid names (routes) has a ``value`` field for them."""
+        value = getattr(self.spec, "value", None) or self.spec.name
+        identified = self.kind.app_metrics and self.kind.identified and self.spec.label
+        return {self.spec.label: value} if identified else {}
 
     @property
     def base_labels(self) -> Labels:
@@ -224,6 +231,11 @@ class Component:
         base.update(self.spec.selector)
         base.update(self.identity)
         return base
+
+    def has(self, signal: str) -> bool:
+        """Whether the spec or the profile names a metric for ``signal`` (optional signals may lack one)."""
+        defaults = self.kind.default_metrics
+        return signal in self.spec.metrics or signal in (defaults.get(self.service.profile) or defaults["*"])
 
     def metric(self, signal: str) -> MetricRef:
         defaults = self.kind.default_metrics
@@ -263,7 +275,7 @@ class Component:
                   "severity": final_severity, "team": self.service.team}
         guard = getattr(self.spec, "breaker", None)
         if guard:  # Alertmanager inhibits the symptoms of an open breaker by this label.
-            labels["breaker"] = guard
+            labels.setdefault("breaker", guard)
         return [Alert(
             name=name, expr=expr, for_=final_for, severity=final_severity, labels=labels,
             summary=summary, description=description, condition=condition,

@@ -1,19 +1,34 @@
-"""Circuit breakers: open (including one that keeps re-opening) and failure rate nearing the threshold.
+"""Circuit breakers: open (including one that keeps re-opening), failure rate nearing the threshold,
+and a breaker that never opens although its calls keep failing.
 
 Resilience4j publishes ``resilience4j_circuitbreaker_state`` as one series per
 state, valued 1 for the current state and 0 otherwise; Python libraries usually
 publish one gauge with a number per state. Both are handled here, and the
 failure-rate gauge's -1 ("not enough calls yet") can never look like a failure.
+
+Python breakers (pybreaker, aiobreaker, circuitbreaker, purgatory) export no
+metrics; the app exports them with prometheus_client. The python profile
+follows the OMS guide and purgatory's example: ``circuit_breaker_state{name}``
+as one gauge (0 closed, 1 half-open, 2 open, so the profile's default
+``state_encoding`` is ``enum``), and obsgen's convention for the calls,
+``circuit_breaker_calls_total{name, result}`` with result ``success``,
+``failure`` or ``rejected``. No failure-rate gauge: the python profile derives
+the failure rate from the call counters.
+
+CircuitBreakerNotOpening is the integration report's finding (seed 001): calls
+kept failing (20 errors in a row) and the breaker stayed closed. It compares
+the breaker's own call counters with its configured threshold.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from obsgen.components.base import Component, Concern, Inhibition, Kind, Rule, Scenario
-from obsgen.components.shapes import verdict, by_clause, gauge_compare
-from obsgen.components.timeline import MIN, STEP, gauge
-from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, jobs, num, rate, sel
+from obsgen.components.shapes import RatioSignals, by_clause, gauge_compare, ratio_of_rates, ratio_traffic, verdict
+from obsgen.components.timeline import MIN, STEP, counter, gauge
+from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, jobs, num, pct, rate, sel
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 from obsgen.promql import number
 
@@ -36,6 +51,8 @@ class BreakerSpec(ComponentSpec):
     warning_fraction: float = 0.8
     wait_in_open: Duration = Duration.parse("60s")
     reopen_window: Duration = Duration.parse("2m")
+    minimum_calls: int = 100
+    failure_window: Duration = Duration.parse("5m")
 
     @property
     def breaker(self) -> str:
@@ -103,18 +120,100 @@ def _open_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
     )
 
 
+CALLS = RatioSignals(part="failed_calls", total="calls", rest="successful_calls")
+FAILURE_RATE_SUMMARY = "A circuit breaker's failure rate is approaching the rate that opens it."
+
+
+def _failure_rate_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
+    """From the breaker's own failure-rate gauge (Resilience4j), else from its call counters (python)."""
+    warn = spec.failure_rate_threshold * spec.warning_fraction
+    opens = f"the breaker opens at {num(spec.failure_rate_threshold)}%"
+    if c.has("failure_rate"):
+        return gauge_compare(
+            c, "CircuitBreakerFailureRateHigh", signal="failure_rate", op=">", threshold=warn,
+            bad=(warn + spec.failure_rate_threshold) / 2, good=(warn - 5, -1), for_="2m", severity="warning",
+            summary=FAILURE_RATE_SUMMARY, condition=f"failure rate above {num(warn)}% ({opens})",
+            description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
+                         f"{{{{ $value | humanize }}}}% failed calls, above {number(warn)}% for {{for}}; it opens at "
+                         f"{number(spec.failure_rate_threshold)}%."),
+        )
+    # Like Resilience4j's -1, no rate until the breaker has seen minimum_calls calls in the window.
+    min_rate = spec.minimum_calls / spec.failure_window.total_seconds
+    return ratio_of_rates(
+        c, "CircuitBreakerFailureRateHigh", signals=CALLS, record="instance_breaker:failed", threshold=warn / 100,
+        below=False, min_rate=min_rate, for_="2m", severity="warning", summary=FAILURE_RATE_SUMMARY,
+        condition=(f"more than {num(warn)}% of calls failed (5m rate; {opens}) while at least "
+                   f"{num(round(min_rate, 4))} calls/s ({spec.minimum_calls} calls in {spec.failure_window})"),
+        description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
+                     f"{{{{ $value | humanizePercentage }}}} failed calls, above {number(warn)}% for {{for}}; it "
+                     f"opens at {number(spec.failure_rate_threshold)}%."),
+    )
+
+
+def _closed_throughout(c: Component, spec: BreakerSpec) -> str:
+    """PromQL: the breaker was closed at every sample of the failure window."""
+    by, enc, window = by_clause(c), spec.state_encoding, spec.failure_window
+    if enc.type == "one_hot":
+        return f"min {by} (min_over_time({c.select('state', {enc.label: 'closed'})}[{window}])) == 1"
+    return f"max {by} (max_over_time(({c.select('state')} != bool {number(enc.closed)})[{window}:])) == 0"
+
+
+def _not_opening_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
+    """Calls failing above the breaker's threshold for a whole window, and the breaker closed all along.
+
+    Only failed calls count towards the minimum: with at least ``minimum_calls``
+    failures and a failure ratio above the threshold, a Resilience4j breaker
+    (minimumNumberOfCalls) and a counting one (pybreaker's fail_max) alike must
+    have opened. The ratio's denominator is every call (ignored ones too), so
+    it never overstates the breaker's own failure rate.
+    """
+    by, window, threshold = by_clause(c), spec.failure_window, spec.failure_rate_threshold / 100
+    failed, calls = c.select("failed_calls"), c.select("calls")
+    expr = (f"(\n  sum {by} (rate({failed}[{window}]))\n  /\n  sum {by} (rate({calls}[{window}]))\n) > "
+            f"{number(threshold)}\nand\nsum {by} (increase({failed}[{window}])) >= {spec.minimum_calls}\n"
+            f"and\n{_closed_throughout(c, spec)}")
+    bad = min(1.0, (threshold + 1) / 2)
+    busy = float(max(1, math.ceil(2 * spec.minimum_calls / (bad * window.total_seconds))))
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        """Stories whose open state (CircuitBreakerOpen) or busy failing calls (a failure rate computed from the
+        same counters) would fire this breaker's other alerts get a promtool entry to themselves."""
+        end = window + f + MIN * 2
+        closed = _state_series(c, spec, [(end, "closed")])
+        opens = _state_series(c, spec, [(MIN, "closed"), (end - MIN, "open")])
+        few = spec.minimum_calls / 2 / window.total_seconds
+        shared = c.has("failure_rate")
+        return [
+            Scenario("failing-closed", f"{pct(bad)} of {number(busy)} calls/s fail, the breaker stays closed",
+                     ratio_traffic(c, CALLS, bad, busy, end) + closed, verdict(f, end, True),
+                     labels=dict(c.identity), value=bad, alone=not shared),
+            Scenario("all-failing", f"every call fails ({number(busy)}/s, no success ever counted), breaker closed",
+                     (c.series("failed_calls", counter((end, busy))),) + closed, verdict(f, end, True),
+                     labels=dict(c.identity), value=1, alone=not shared),
+            Scenario("opens", "the same failures, and the breaker opens after a minute as it should",
+                     ratio_traffic(c, CALLS, bad, busy, end) + opens, verdict(f, end, False), alone=True),
+            Scenario("few-calls", f"every call fails, but only {number(spec.minimum_calls / 2)} in {window}",
+                     (c.series("failed_calls", counter((end, few))),) + closed, verdict(f, end, False)),
+            Scenario("under-threshold", f"{pct(threshold * 0.9)} of calls fail, just under the threshold",
+                     ratio_traffic(c, CALLS, threshold * 0.9, busy, end) + closed, verdict(f, end, False),
+                     alone=not shared),
+        ]
+
+    return c.alert(
+        "CircuitBreakerNotOpening", expr=expr, for_=window, severity="warning", scenarios=scenarios,
+        summary="A circuit breaker stays closed while the calls it protects keep failing.",
+        condition=(f"more than {num(spec.failure_rate_threshold)}% of calls failed over {window}, with at least "
+                   f"{spec.minimum_calls} failed calls, and the breaker closed the whole time"),
+        description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} stayed closed "
+                     f"while {{{{ $value | humanizePercentage }}}} of its calls failed over {window} (it should open "
+                     f"at {number(spec.failure_rate_threshold)}% after {spec.minimum_calls} calls) for {{for}}: "
+                     "the failing dependency is not being protected."),
+    )
+
+
 def rules(c: Component) -> list[Rule]:
     spec: BreakerSpec = c.spec  # type: ignore[assignment]
-    warn = spec.failure_rate_threshold * spec.warning_fraction
-    return _open_rule(c, spec) + gauge_compare(
-        c, "CircuitBreakerFailureRateHigh", signal="failure_rate", op=">", threshold=warn,
-        bad=(warn + spec.failure_rate_threshold) / 2, good=(warn - 5, -1), for_="2m", severity="warning",
-        summary="A circuit breaker's failure rate is approaching the rate that opens it.",
-        condition=f"failure rate above {num(warn)}% (the breaker opens at {num(spec.failure_rate_threshold)}%)",
-        description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
-                     f"{{{{ $value | humanize }}}}% failed calls, above {number(warn)}% for {{for}}; it opens at "
-                     f"{number(spec.failure_rate_threshold)}%."),
-    )
+    return _open_rule(c, spec) + _failure_rate_rule(c, spec) + _not_opening_rule(c, spec)
 
 
 
@@ -154,17 +253,29 @@ def panels(c: Component) -> ComponentPanels:
                          f"is hidden). Above {number(warn)}% for 2m fires CircuitBreakerFailureRateHigh; at "
                          f"{number(spec.failure_rate_threshold)}% the breaker opens."),
             queries=(Query(f"{sel(c, 'failure_rate')} >= 0", "{{instance}}"),),
-        ),
+        ) if c.has("failure_rate") else None,
         Panel(
             title=f"{c.name}: slow call rate", unit="percent", min=0, soft_max=100, runbooks=("CircuitBreakerOpen",),
             description=f"Slow calls in the sliding window of breaker {c.name}, per instance (-1 hidden).",
             queries=(Query(f"{sel(c, 'slow_call_rate')} >= 0", "{{instance}}"),),
+        ) if c.has("slow_call_rate") else None,
+        Panel(
+            title=f"{c.name}: failed share of calls", unit="percentunit", min=0, max=1,
+            thresholds=above(spec.failure_rate_threshold / 100, warn / 100),
+            runbooks=("CircuitBreakerNotOpening", "CircuitBreakerFailureRateHigh"),
+            description=(f"Failed calls as a share of all calls through breaker {c.name}, per instance, from its "
+                         f"call counters. Above {number(spec.failure_rate_threshold)}% over {spec.failure_window} "
+                         f"with at least {spec.minimum_calls} failures while the state panel stays closed fires "
+                         "CircuitBreakerNotOpening."),
+            queries=(Query(f"sum by (instance) ({rate(sel(c, 'failed_calls'))})\n/\n"
+                           f"sum by (instance) ({rate(sel(c, 'calls'))})", "{{instance}}"),),
         ),
         Panel(
             title=f"{c.name}: calls by outcome", unit="reqps", runbooks=("CircuitBreakerFailureRateHigh",),
-            description=f"Calls through breaker {c.name} per second by outcome (successful, failed, ignored), "
-                        "all instances.",
-            queries=(Query(f"sum by (kind) ({rate(sel(c, 'calls'))})", "{{kind}}"),),
+            description=f"Calls through breaker {c.name} per second, all instances: every call, the successful "
+                        "and the failed ones (the rest are ignored or rejected).",
+            queries=tuple(Query(f"sum ({rate(sel(c, signal))})", legend) for signal, legend in (
+                ("calls", "all calls"), ("successful_calls", "successful"), ("failed_calls", "failed"))),
         ),
         Panel(
             title=f"{c.name}: not permitted calls", unit="reqps", runbooks=("CircuitBreakerOpen",),
@@ -179,7 +290,7 @@ def panels(c: Component) -> ComponentPanels:
         description=f"The worst state of circuit breaker {c.name} over all instances.",
         queries=(Query(f"max ({worst})", c.name),),
     )
-    return ComponentPanels(health, detail, jobs(c.base_labels))
+    return ComponentPanels(health, tuple(p for p in detail if p), jobs(c.base_labels))
 
 
 KIND = Kind(
@@ -192,7 +303,10 @@ KIND = Kind(
     concern=CONCERN,
     related={
         "CircuitBreakerOpen": ("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"),
-        "CircuitBreakerFailureRateHigh": ("CircuitBreakerOpen", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"),
+        "CircuitBreakerFailureRateHigh": ("CircuitBreakerOpen", "CircuitBreakerNotOpening", "RetryExhaustionHigh",
+                                          "TimeLimiterTimeoutsHigh"),
+        "CircuitBreakerNotOpening": ("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh",
+                                     "HttpErrorRateHigh"),
     },
     # An open breaker's failure rate is old news.
     inhibitions=(Inhibition("CircuitBreakerOpen", ("CircuitBreakerFailureRateHigh",), ("service", "breaker")),),
@@ -202,7 +316,18 @@ KIND = Kind(
             "failure_rate": MetricRef("resilience4j_circuitbreaker_failure_rate"),
             "slow_call_rate": MetricRef("resilience4j_circuitbreaker_slow_call_rate"),
             "calls": MetricRef("resilience4j_circuitbreaker_calls_seconds_count"),
+            "failed_calls": MetricRef("resilience4j_circuitbreaker_calls_seconds_count", (("kind", "failed"),)),
+            "successful_calls": MetricRef("resilience4j_circuitbreaker_calls_seconds_count", (("kind", "successful"),)),
             "not_permitted": MetricRef("resilience4j_circuitbreaker_not_permitted_calls_total"),
         },
+        "python": {
+            "state": MetricRef("circuit_breaker_state"),
+            "calls": MetricRef("circuit_breaker_calls_total"),
+            "failed_calls": MetricRef("circuit_breaker_calls_total", (("result", "failure"),)),
+            "successful_calls": MetricRef("circuit_breaker_calls_total", (("result", "success"),)),
+            "not_permitted": MetricRef("circuit_breaker_calls_total", (("result", "rejected"),)),
+        },
     },
+    # Python breakers have no failure-rate gauges: the failure rate comes from the call counters.
+    optional=frozenset({"failure_rate", "slow_call_rate"}),
 )

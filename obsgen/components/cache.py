@@ -4,6 +4,11 @@ Micrometer names: ``cache_gets_total{cache,result}`` (Caffeine and Redisson
 binders). Lock and L2 failures have no library metric: the Maple guide's
 TieredCache counts them as ``cache_lock_failure_total`` and
 ``cache_l2_failure_total``.
+
+Python (cachetools, aiocache and friends export nothing): the app counts with
+prometheus_client as the OMS guide's SmartCache does, ``cache_hits_total`` and
+``cache_requests_total`` (two counters, so misses are requests minus hits), and
+the same lock and L2 failure counters.
 """
 
 from __future__ import annotations
@@ -40,9 +45,17 @@ class CacheSpec(ComponentSpec):
 
 
 def check(given: Given) -> list[Finding]:
-    return [Finding(("tiers", name, "hit_rate_min"), "a tier threshold needs `labels` that select the tier's series; "
-                    "add them or move hit_rate_min to the cache")
-            for name, tier in given.item.get("tiers", {}).items() if "hit_rate_min" in tier and not tier.get("labels")]
+    out = [Finding(("tiers", name, "hit_rate_min"), "a tier threshold needs `labels` that select the tier's series; "
+                   "add them or move hit_rate_min to the cache")
+           for name, tier in given.item.get("tiers", {}).items() if "hit_rate_min" in tier and not tier.get("labels")]
+    named = {**KIND.default_metrics.get(given.spec["service"].get("profile", "micrometer"), {}),
+             **{k: MetricRef.of(v) for k, v in given.item.get("metrics", {}).items()}}
+    if "misses" not in named and "hits" in named and "requests" in named \
+            and named["hits"].name == named["requests"].name:
+        out.append(Finding(("metrics",), f"`hits` and `requests` are one metric family ({named['hits'].name}): "
+                           "name its misses too (e.g. `misses: {name: " + named["hits"].name
+                           + ", matchers: {result: miss}}`)", key=True))
+    return out
 
 
 HITS = RatioSignals(part="hits", total="requests", rest="misses")
@@ -103,6 +116,17 @@ def panels(c: Component) -> ComponentPanels:
         return (f"sum {by} ({rate(sel(c, 'hits', extra))})\n/\n"
                 f"sum {by} ({rate(sel(c, 'requests', extra))})")
 
+    by_result = c.metric("hits").name == c.metric("requests").name
+    lookups_by = ", ".join(tier_keys + (["result"] if by_result else []))
+    lookups = (Query(f"sum by ({lookups_by}) ({rate(sel(c, 'requests'))})", (tier_legend + " {{result}}").strip()),)
+    if not by_result:  # hits and lookups are two counters: draw both
+        by_tier = f"by ({', '.join(tier_keys)}) " if tier_keys else ""
+        lookups = tuple(Query(f"sum {by_tier}({rate(sel(c, signal))})", f"{tier_legend} {word}".strip())
+                        for signal, word in (("requests", "lookups"), ("hits", "hits")))
+    miss_by = f"by ({', '.join(['instance'] + tier_keys)})"
+    misses = (f"sum {miss_by} ({rate(sel(c, 'misses'))})" if c.has("misses") else
+              f"sum {miss_by} ({rate(sel(c, 'requests'))})\n-\nsum {miss_by} ({rate(sel(c, 'hits'))})")
+
     detail = [
         Panel(
             title=f"{c.name}: hit ratio" + (f" {tier}" if tier else ""),
@@ -117,18 +141,17 @@ def panels(c: Component) -> ComponentPanels:
     detail += [
         Panel(
             title=f"{c.name}: request rate", unit="reqps", runbooks=("CacheHitRateLow",),
-            description=f"Lookups per second of cache {c.name} by result" + (" and tier" if tier_keys else "")
+            description=f"Lookups per second of cache {c.name} " + ("by result" if by_result else "and its hits")
+                        + (" and tier" if tier_keys else "")
                         + ", all instances. The hit-ratio alert only judges a cache this busy or busier: "
                         + f"{number(spec.min_request_rate)} req/s.",
-            queries=(Query(f"sum by ({', '.join(tier_keys + ['result'])}) ({rate(sel(c, 'requests'))})",
-                           (tier_legend + " {{result}}").strip()),),
+            queries=lookups,
         ),
         Panel(
             title=f"{c.name}: misses", unit="reqps", runbooks=("CacheHitRateLow",),
             description=f"Misses per second of cache {c.name} per instance"
                         + (" and tier" if tier_keys else "") + ": each one is a load from the source.",
-            queries=(Query(f"sum by ({', '.join(['instance'] + tier_keys)}) ({rate(sel(c, 'misses'))})",
-                           ("{{instance}} " + tier_legend).strip()),),
+            queries=(Query(misses, ("{{instance}} " + tier_legend).strip()),),
         ),
         Panel(
             title=f"{c.name}: lock failures (stampede)", unit="ops", runbooks=("CacheStampede",),
@@ -186,5 +209,13 @@ KIND = Kind(
             "lock_failures": MetricRef("cache_lock_failure_total"),
             "l2_failures": MetricRef("cache_l2_failure_total"),
         },
+        "python": {
+            "hits": MetricRef("cache_hits_total"),
+            "requests": MetricRef("cache_requests_total"),
+            "lock_failures": MetricRef("cache_lock_failure_total"),
+            "l2_failures": MetricRef("cache_l2_failure_total"),
+        },
     },
+    # Two counters (hits, requests) have no misses family: misses are requests minus hits.
+    optional=frozenset({"misses"}),
 )

@@ -3,6 +3,11 @@
 Resilience4j counts ``resilience4j_retry_calls_total{kind}`` with kind one of
 successful_without_retry, successful_with_retry, failed_without_retry and
 failed_with_retry; the last one is a call whose retries were exhausted.
+
+Python retry libraries (tenacity, backoff) export nothing; obsgen's python
+convention is the app counting each call once with prometheus_client as
+``retry_calls_total{name, result}``, result ``success`` or ``exhausted``
+(plus whatever else the app tells apart, e.g. ``failure`` for errors it does not retry).
 """
 
 from __future__ import annotations
@@ -64,6 +69,11 @@ KIND = Kind(
             "calls": MetricRef("resilience4j_retry_calls_total"),
             "exhausted": MetricRef("resilience4j_retry_calls_total", (("kind", "failed_with_retry"),)),
             "succeeded": MetricRef("resilience4j_retry_calls_total", (("kind", "successful_without_retry"),)),
+        },
+        "python": {
+            "calls": MetricRef("retry_calls_total"),
+            "exhausted": MetricRef("retry_calls_total", (("result", "exhausted"),)),
+            "succeeded": MetricRef("retry_calls_total", (("result", "success"),)),
         },
     },
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from obsgen.components.base import Check, Component, Recording, Rule, Scenario
+from obsgen.components.base import Check, Component, Recording, Rule, Scenario, Series
 from obsgen.components.timeline import MIN, RESTART, STEP, counter, gauge
 from obsgen.model.types import Duration, Labels
 from obsgen.promql import matchers, number
@@ -146,6 +146,20 @@ class RatioSignals:
     rest: str
 
 
+def ratio_traffic(c: Component, signals: RatioSignals, ratio: float, rate: float, span: Duration,
+                  extra: Labels | None = None, base: Labels | None = None) -> tuple[Series, ...]:
+    """Test series for ``rate``/s of traffic of which ``ratio`` is ``part``, for ``span``.
+
+    One family told apart by a label (``cache_gets_total{result}``) gets ``part`` and
+    ``rest`` series; separate counters (``cache_hits_total`` and ``cache_requests_total``)
+    get ``part`` and ``total``.
+    """
+    part = c.series(signals.part, counter((span, rate * ratio)), extra, base=base)
+    if c.metric(signals.part).name == c.metric(signals.total).name:
+        return part, c.series(signals.rest, counter((span, rate * (1 - ratio))), extra, base=base)
+    return part, c.series(signals.total, counter((span, rate)), extra, base=base)
+
+
 def ratio_of_rates(c: Component, name: str, *, signals: RatioSignals, record: str, threshold: float,
                    below: bool, min_rate: float, for_: str, severity: str, summary: str, description: str,
                    condition: str, extra: Labels | None = None, tag: Labels | None = None, window: Duration = FIVE_MIN) -> list[Rule]:
@@ -170,13 +184,9 @@ def ratio_of_rates(c: Component, name: str, *, signals: RatioSignals, record: st
     bad = threshold / 2 if below else min(1.0, max(threshold * 2, threshold + (1 - threshold) / 2))
     good = (1 + threshold) / 2 if below else threshold / 2
     busy = max(min_rate * 5, 1.0)
-    same_family = c.metric(signals.part).name == c.metric(signals.total).name
 
     def traffic(ratio: float, rate: float, span: Duration) -> tuple:
-        part_series = c.series(signals.part, counter((span, rate * ratio)), extra)
-        if same_family:
-            return part_series, c.series(signals.rest, counter((span, rate * (1 - ratio))), extra)
-        return part_series, c.series(signals.total, counter((span, rate)), extra)
+        return ratio_traffic(c, signals, ratio, rate, span, extra)
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = window + f + MIN * 2

@@ -2,6 +2,11 @@
 
 Resilience4j counts ``resilience4j_timelimiter_calls_total{kind}`` with kind
 successful, failed or timeout.
+
+Python has no time-limiter library with metrics (``asyncio.wait_for`` and
+friends); obsgen's python convention is the app counting
+``time_limiter_calls_total{name, result}`` with prometheus_client, result
+``success``, ``failure`` or ``timeout``.
 """
 
 from __future__ import annotations
@@ -68,6 +73,11 @@ KIND = Kind(
             "calls": MetricRef("resilience4j_timelimiter_calls_total"),
             "timeouts": MetricRef("resilience4j_timelimiter_calls_total", (("kind", "timeout"),)),
             "successful": MetricRef("resilience4j_timelimiter_calls_total", (("kind", "successful"),)),
+        },
+        "python": {
+            "calls": MetricRef("time_limiter_calls_total"),
+            "timeouts": MetricRef("time_limiter_calls_total", (("result", "timeout"),)),
+            "successful": MetricRef("time_limiter_calls_total", (("result", "success"),)),
         },
     },
 )

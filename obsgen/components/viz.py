@@ -120,15 +120,21 @@ def pct(x: float) -> str:
     return f"{x * 100:g}%"
 
 
+def outcome_label(c: Component, part: str) -> str:
+    """The label that tells outcomes apart in one family of calls: ``kind`` (Resilience4j), ``result`` (python)."""
+    return next(iter(dict(c.metric(part).matchers)), "kind")
+
+
 def ratio_panels(c: Component, *, noun: str, part: str, alert: str, threshold: float, what: str
                  ) -> ComponentPanels:
     """Calls by outcome and the share of a bad outcome: retries exhausted, calls timed out."""
     ratio = lambda by: f"sum {by} ({rate(sel(c, part))})\n/\nsum {by} ({rate(sel(c, 'calls'))})"  # noqa: E731
+    outcome = outcome_label(c, part)
     detail = (
         Panel(
             title=f"{c.name}: {noun} calls by outcome", unit="reqps", runbooks=(alert,),
-            description=f"Calls through {noun} {c.name} per second by outcome (kind), all instances.",
-            queries=(Query(f"sum by (kind) ({rate(sel(c, 'calls'))})", "{{kind}}"),),
+            description=f"Calls through {noun} {c.name} per second by outcome ({outcome}), all instances.",
+            queries=(Query(f"sum by ({outcome}) ({rate(sel(c, 'calls'))})", f"{{{{{outcome}}}}}"),),
         ),
         Panel(
             title=f"{c.name}: {what}", unit="percentunit", min=0, thresholds=above(threshold), runbooks=(alert,),

@@ -43,6 +43,8 @@ def _coerce(tp: object, value: object) -> object:
     if origin is list:
         (item,) = typing.get_args(tp)
         return [_coerce(item, v) for v in value]  # type: ignore[attr-defined]
+    if origin is tuple:  # tuple[X, ...]: a list in the spec
+        return tuple(_coerce(typing.get_args(tp)[0], v) for v in value)  # type: ignore[attr-defined]
     if origin is dict:
         _, item = typing.get_args(tp)
         return {k: _coerce(item, v) for k, v in value.items()}  # type: ignore[attr-defined]

@@ -35,6 +35,31 @@ def humanize_percentage(v: float) -> str:
     return _g4(v * 100) + "%"
 
 
+def humanize_duration(v: float) -> str:
+    """Seconds as Prometheus prints them: ``2s``, ``1m 30s``, ``500ms``."""
+    if math.isnan(v) or math.isinf(v):
+        return _g4(v)
+    if v == 0:
+        return _g4(v) + "s"
+    if abs(v) >= 1:
+        sign, v = ("-", -v) if v < 0 else ("", v)
+        whole = int(v)
+        days, hours, minutes, seconds = whole // 86400, whole // 3600 % 24, whole // 60 % 60, whole % 60
+        if days:
+            return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
+        if hours:
+            return f"{sign}{hours}h {minutes}m {seconds}s"
+        if minutes:
+            return f"{sign}{minutes}m {seconds}s"
+        return f"{sign}{_g4(v)}s"
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(v) >= 1:
+            break
+        prefix, v = p, v * 1000
+    return f"{_g4(v)}{prefix}s"
+
+
 def _g4(v: float) -> str:
     """Go's ``%.4g``: like C's, but with at least two exponent digits."""
     return "%.4g" % v
@@ -47,7 +72,8 @@ def _plain(v: float) -> str:
     raise ValueError(f"print {v} through a humanize function")
 
 
-_FUNCS = {"$value": _plain, "$value | humanize": humanize, "$value | humanizePercentage": humanize_percentage}
+_FUNCS = {"$value": _plain, "$value | humanize": humanize, "$value | humanizePercentage": humanize_percentage,
+          "$value | humanizeDuration": humanize_duration}
 
 
 def render(template: str, labels: dict[str, str], value: float | None) -> str:

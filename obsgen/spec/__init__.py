@@ -32,7 +32,7 @@ def parse(text: str, file: str) -> Spec:
     problems = schema_problems(source)
     if problems:
         raise SpecError(problems)
-    data = apply_defaults(schema(), source.data)
+    data = apply_defaults(schema(), source.data, source.data.get("service", {}).get("profile", "micrometer"))
     problems = semantic_problems(source, data)  # type: ignore[arg-type]
     if problems:
         raise SpecError(problems)

@@ -73,7 +73,8 @@ def _unnamed_metrics(source: Source, path: tuple, kind: Kind, profile: str, item
     """Signals whose metric name neither the profile nor the spec's ``metrics`` gives."""
     defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*")
     signals = sorted({s for names in kind.default_metrics.values() for s in names})
-    missing = [s for s in signals if s not in (defaults or {}) and s not in item.get("metrics", {})]
+    missing = [s for s in signals if s not in (defaults or {}) and s not in item.get("metrics", {})
+               and s not in kind.optional]
     if not missing:
         return []
     where = path + ("metrics",) if "metrics" in item and path + ("metrics",) in source.key_positions else path

@@ -35,18 +35,23 @@ def resolve(node: dict) -> dict:
     return node
 
 
-def apply_defaults(node: dict, data: object) -> object:
-    """Fill every missing property that has a ``default``, recursively; returns ``data``."""
+def apply_defaults(node: dict, data: object, profile: str = "micrometer") -> object:
+    """Fill every missing property that has a ``default``, recursively; returns ``data``.
+
+    ``x-profile-defaults`` (``{"python": "enum"}``) overrides ``default`` for the
+    service's metric profile: a python breaker's state is a 0/1/2 gauge by default.
+    """
     node = resolve(node)
     if isinstance(data, dict):
         for key, sub in node.get("properties", {}).items():
             sub_resolved = resolve(sub)
             default = sub.get("default", sub_resolved.get("default"))
+            default = sub.get("x-profile-defaults", {}).get(profile, default)
             if key not in data and default is not None:
                 data[key] = json.loads(json.dumps(default))
             if key in data:
-                apply_defaults(sub, data[key])
+                apply_defaults(sub, data[key], profile)
     elif isinstance(data, list) and "items" in node:
         for item in data:
-            apply_defaults(node["items"], item)
+            apply_defaults(node["items"], item, profile)
     return data

@@ -1,0 +1,152 @@
+"""E-Tag conditional caching: how many conditional requests end in 304 Not Modified.
+
+What an app can export: HTTP metrics alone cannot tell a conditional request
+(one carrying ``If-None-Match``) from any other, and prometheus-fastapi-instrumentator
+groups 304 into ``3xx`` with every redirect. So the E-Tag middleware counts the
+conditional requests itself, once each, with the outcome:
+``etag_requests_total{route, result}``, result ``hit`` (the tag matched, 304
+sent) or ``miss`` (the tag was stale, 200 with a new body and a new tag).
+That is prometheus_client's ``Counter("etag_requests", ..., ["route", "result"])``
+in the python profile and a Micrometer ``Counter("etag.requests")`` with the
+same tags in the micrometer profile (Spring's ShallowEtagHeaderFilter exports
+nothing), so both profiles share the names. OMS's ``etag_cache_effectiveness_ratio``
+gauge is a ratio and cannot be aggregated or guarded by traffic; the counters
+replace it (the gauge is ``rate(hit) / rate(all)``).
+
+ETagNeverNotModified is the integration report's finding (seed 001): 20
+conditional requests in a row all answered 200 because the tag changed on every
+request. A ``result="hit"`` series that was never incremented does not exist in
+prometheus_client, so the rule fires on conditional traffic *unless* any 304
+was counted, rather than on a hit rate equal to zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from obsgen.components import cache
+from obsgen.components.base import Component, Inhibition, Kind, Rule, Scenario
+from obsgen.components.shapes import RatioSignals, by_clause, ratio_of_rates, ratio_traffic, verdict
+from obsgen.components.timeline import MIN, counter
+from obsgen.components.viz import ComponentPanels, Panel, Query, below, jobs, num, pct, rate, sel
+from obsgen.model.types import ComponentSpec, Duration, MetricRef
+from obsgen.promql import number
+
+NOT_MODIFIED = RatioSignals(part="not_modified", total="conditional", rest="modified")
+
+
+@dataclass(frozen=True)
+class ETagSpec(ComponentSpec):
+    label: str = "route"
+    value: str | None = None
+    not_modified_ratio_min: float = 0.2
+    min_request_rate: float = 0.1
+    never_window: Duration = Duration.parse("15m")
+    min_conditional_requests: int = 20
+
+
+def _never_rule(c: Component, spec: ETagSpec) -> list[Rule]:
+    by, window, need = by_clause(c), spec.never_window, spec.min_conditional_requests
+    on = by.replace("by (", "on (", 1)
+    expr = (f"sum {by} (increase({c.select('conditional')}[{window}])) >= {need}\nunless {on}\n"
+            f"sum {by} (increase({c.select('not_modified')}[{window}])) > 0")
+    busy = 2 * need / window.total_seconds
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        end = window + f + MIN * 2
+        misses = c.series("modified", counter((end, busy)))
+        return [
+            Scenario("never", f"{2 * need} conditional requests per {window}, every one answered 200 (no 304 ever "
+                     "counted, so no hit series)", (misses,), verdict(f, end, True), labels=dict(c.identity),
+                     value=2 * need),
+            # A 304 ratio of 0 at this traffic would fire ETagEffectivenessLow too, in a shared entry.
+            Scenario("hits-zero", "the same, with a hit series that stays at 0", (
+                misses, c.series("not_modified", counter((end, 0)))), verdict(f, end, True),
+                labels=dict(c.identity), value=2 * need, alone=busy >= spec.min_request_rate),
+            Scenario("some-hits", "the same traffic, one in ten answered 304",
+                     ratio_traffic(c, NOT_MODIFIED, 0.1, busy, end), verdict(f, end, False)),
+            Scenario("few", f"every conditional request answered 200, but only {need // 2} per {window}",
+                     (c.series("modified", counter((end, need / 2 / window.total_seconds))),), verdict(f, end, False)),
+        ]
+
+    return c.alert(
+        "ETagNeverNotModified", expr=expr, for_="5m", severity="warning", scenarios=scenarios,
+        summary="Clients send conditional requests but E-Tags never produce a 304 Not Modified.",
+        condition=(f"at least {need} conditional requests in {window} and not a single 304 among them"),
+        description=(f"E-Tag route {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} received "
+                     f"{{{{ $value | humanize }}}} conditional requests in the last {window} and answered none of "
+                     "them with 304 for {for}: the tags change on every request, so conditional caching does nothing."),
+    )
+
+
+def rules(c: Component) -> list[Rule]:
+    spec: ETagSpec = c.spec  # type: ignore[assignment]
+    return _never_rule(c, spec) + ratio_of_rates(
+        c, "ETagEffectivenessLow", signals=NOT_MODIFIED, record="instance_etag:not_modified",
+        threshold=spec.not_modified_ratio_min, below=True, min_rate=spec.min_request_rate, for_="15m",
+        severity="warning",
+        summary="Few conditional requests end in 304 Not Modified: E-Tag caching saves little.",
+        condition=(f"less than {pct(spec.not_modified_ratio_min)} of conditional requests answered 304 while at "
+                   f"least {num(spec.min_request_rate)} conditional requests/s"),
+        description=(f"E-Tag route {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} answers "
+                     f"{{{{ $value | humanizePercentage }}}} of conditional requests with 304, below "
+                     f"{pct(spec.not_modified_ratio_min)} for {{for}}."),
+    )
+
+
+def panels(c: Component) -> ComponentPanels:
+    spec: ETagSpec = c.spec  # type: ignore[assignment]
+    ratio = lambda by: (f"sum {by} ({rate(sel(c, 'not_modified'))})\n/\n"  # noqa: E731
+                        f"sum {by} ({rate(sel(c, 'conditional'))})")
+    detail = (
+        Panel(
+            title=f"{c.name}: conditional requests and 304s", unit="reqps",
+            runbooks=("ETagNeverNotModified", "ETagEffectivenessLow"),
+            description=(f"Conditional requests (If-None-Match) to E-Tag route {c.name} per second and the 304 Not "
+                         f"Modified answers among them, per instance. {spec.min_conditional_requests} or more "
+                         f"conditional requests in {spec.never_window} without a single 304 fires "
+                         "ETagNeverNotModified."),
+            queries=(Query(f"sum by (instance) ({rate(sel(c, 'conditional'))})", "conditional {{instance}}"),
+                     Query(f"sum by (instance) ({rate(sel(c, 'not_modified'))})", "304 {{instance}}")),
+        ),
+        Panel(
+            title=f"{c.name}: 304 ratio", unit="percentunit", min=0, max=1,
+            thresholds=below(spec.not_modified_ratio_min), runbooks=("ETagEffectivenessLow",),
+            description=(f"Share of conditional requests to {c.name} answered 304, per instance. Below "
+                         f"{pct(spec.not_modified_ratio_min)} for 15m with at least {number(spec.min_request_rate)} "
+                         "conditional requests/s fires ETagEffectivenessLow."),
+            queries=(Query(ratio("by (instance)"), "{{instance}}"),),
+        ),
+    )
+    health = Panel(
+        title=f"E-Tag {c.name}: 304 ratio", kind="stat", unit="percentunit", width=6, height=5,
+        thresholds=below(spec.not_modified_ratio_min), runbooks=("ETagEffectivenessLow", "ETagNeverNotModified"),
+        description=f"Share of conditional requests to {c.name} answered 304 over all instances "
+                    f"(target at least {pct(spec.not_modified_ratio_min)}).",
+        queries=(Query(ratio("without ()"), c.name),),
+    )
+    return ComponentPanels(health, detail, jobs(c.base_labels))
+
+
+COUNTERS = {
+    "conditional": MetricRef("etag_requests_total"),
+    "not_modified": MetricRef("etag_requests_total", (("result", "hit"),)),
+    "modified": MetricRef("etag_requests_total", (("result", "miss"),)),
+}
+
+KIND = Kind(
+    key="etags",
+    title="E-Tag",
+    spec=ETagSpec,
+    schema="etag",
+    rules=rules,
+    panels=panels,
+    concern=cache.KIND.concern,
+    related={
+        "ETagNeverNotModified": ("ETagEffectivenessLow", "CacheHitRateLow", "CacheL2Unavailable"),
+        "ETagEffectivenessLow": ("ETagNeverNotModified", "CacheHitRateLow", "CacheL2Unavailable"),
+    },
+    # A route that never answers 304 has a low 304 ratio too: one page is enough.
+    inhibitions=(Inhibition("ETagNeverNotModified", ("ETagEffectivenessLow",), ("service", "component")),),
+    default_metrics={"micrometer": COUNTERS, "python": COUNTERS},
+)

@@ -1,0 +1,437 @@
+"""HTTP endpoints: request rate, 5xx error ratio and latency per route, with per-route thresholds.
+
+Metric names per profile:
+
+* ``micrometer``: Spring Boot's ``http.server.requests`` timer,
+  ``http_server_requests_seconds_{count,sum,bucket}{uri, status, outcome, method}``;
+  5xx are ``outcome="SERVER_ERROR"``. The ``_bucket`` series exist only with
+  ``management.metrics.distribution.percentiles-histogram.http.server.requests=true``;
+  Micrometer's timer buckets then span 1 ms to 30 s.
+* ``python``: prometheus-fastapi-instrumentator 8.0 defaults,
+  ``http_requests_total{handler, status, method}`` with status grouped to
+  ``2xx``..``5xx`` and ``http_request_duration_seconds_{bucket,sum}{handler, method}``
+  with buckets 0.1, 0.5 and 1 s only (add buckets for thresholds at or above 1 s).
+
+Routes are judged across instances (users see the service, not one process):
+recordings sum ``by (<route label>)`` and carry ``service`` and ``component``
+so SLO rules (issue 10) can build on them: ``route:http_requests:rate5m``,
+``route:http_request_errors:rate5m``, ``route:http_request_errors:ratio_rate5m``,
+``route:http_request_duration_seconds:quantile_rate5m{quantile="0.99"}``,
+``route:http_request_duration_seconds:mean_rate5m`` and the histogram's own
+request rate ``route:http_request_duration_seconds_count:rate5m`` (from the
+``+Inf`` bucket). The raw good/total counters stay addressable as the
+``requests`` and ``errors`` signals.
+
+Latency is one alert name per statistic: ``HttpLatencyHigh`` with the
+percentile in the ``quantile`` label (one rule per percentile and route group),
+``HttpLatencyAverageHigh`` for the mean. Every route listed under ``routes``
+gets its own rules and thresholds; the component's thresholds cover every
+other route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Recording, Rule, Scenario
+from obsgen.components.base import breaker_reference
+from obsgen.components.shapes import FIVE_MIN, RatioSignals, ratio_traffic, verdict
+from obsgen.components.timeline import MIN, STEP, counter
+from obsgen.components.viz import ComponentPanels, Panel, Query, above, jobs, num, pct, rate, sel
+from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef
+from obsgen.promql import matchers, number, regex_quote
+
+QUANTILES = {"p50": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+AVG = "avg"
+ERRORS = RatioSignals(part="errors", total="requests", rest="ok")
+
+REQUESTS = "route:http_requests:rate5m"
+ERROR_RATE = "route:http_request_errors:rate5m"
+ERROR_RATIO = "route:http_request_errors:ratio_rate5m"
+LATENCY_COUNT = "route:http_request_duration_seconds_count:rate5m"
+LATENCY_QUANTILE = "route:http_request_duration_seconds:quantile_rate5m"
+LATENCY_MEAN = "route:http_request_duration_seconds:mean_rate5m"
+
+
+@dataclass(frozen=True)
+class Route:
+    route: str
+    error_ratio_max: float | None = None
+    latency: dict[str, Duration] | None = None
+    min_request_rate: float | None = None
+    breaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Histogram:
+    smallest_bucket: Duration = Duration.parse("1ms")
+    largest_bucket: Duration = Duration.parse("30s")
+
+
+@dataclass(frozen=True)
+class HttpSpec(ComponentSpec):
+    label: str = ""  # route series carry no component label: the component is the whole server
+    route_label: str = "uri"
+    breaker: str | None = None
+    min_request_rate: float = 1.0
+    error_ratio_max: float = 0.01
+    latency: dict[str, Duration] = field(default_factory=lambda: {"p99": Duration.parse("500ms")})
+    histogram: Histogram = field(default_factory=Histogram)
+    routes: tuple[Route, ...] = ()
+
+
+@dataclass(frozen=True)
+class Target:
+    """One group of routes judged with one set of thresholds: a listed route, or every other route."""
+
+    route: str | None
+    error_ratio_max: float
+    latency: dict[str, Duration]
+    min_rate: float
+    breaker: str | None
+    alone: bool = False  # the only group: no route has thresholds of its own
+
+    def words(self) -> str:
+        if self.route is not None:
+            return f"route {self.route}"
+        return "every route" if self.alone else "every other route"
+
+
+def targets(spec: HttpSpec) -> list[Target]:
+    listed = [Target(r.route, spec.error_ratio_max if r.error_ratio_max is None else r.error_ratio_max,
+                     spec.latency if r.latency is None else r.latency,
+                     spec.min_request_rate if r.min_request_rate is None else r.min_request_rate,
+                     r.breaker or spec.breaker) for r in spec.routes]
+    return listed + [Target(None, spec.error_ratio_max, spec.latency, spec.min_request_rate, spec.breaker,
+                            alone=not listed)]
+
+
+def _route_matchers(spec: HttpSpec, t: Target) -> tuple[Labels, Labels]:
+    """Exact matcher for a listed route; for the rest, a negated regex of the listed ones."""
+    if t.route is not None:
+        return {spec.route_label: t.route}, {}
+    listed = [r.route for r in spec.routes]
+    return {}, ({spec.route_label: "|".join(regex_quote(r) for r in listed)} if listed else {})
+
+
+def _test_route(spec: HttpSpec, t: Target) -> str:
+    """The route value test series use: the listed route itself, or one no route entry names."""
+    if t.route is not None:
+        return t.route
+    listed = {r.route for r in spec.routes}
+    return next(f"/other{i or ''}" for i in range(len(listed) + 1) if f"/other{i or ''}" not in listed)
+
+
+def _static(c: Component) -> Labels:
+    return {"service": c.service.name, "component": c.name}
+
+
+def _pick(c: Component, record: str, t: Target, extra: Labels | None = None) -> str:
+    exact, negated = _route_matchers(c.spec, t)  # type: ignore[arg-type]
+    return record + matchers({**_static(c), **(extra or {}), **exact}, None, negated)
+
+
+def _seconds(d: Duration) -> float:
+    return d.total_seconds
+
+
+def latency_keys(spec: HttpSpec) -> list[str]:
+    """Every statistic some route is judged on, percentiles in order then the mean."""
+    used = {k for t in targets(spec) for k in t.latency}
+    return [k for k in (*QUANTILES, AVG) if k in used]
+
+
+def _recordings(c: Component) -> list[Rule]:
+    spec: HttpSpec = c.spec  # type: ignore[assignment]
+    by, win, static = f"by ({spec.route_label})", FIVE_MIN, _static(c)
+    pick = matchers(static)
+    out: list[Rule] = [
+        Recording(REQUESTS, f"sum {by} (rate({c.select('requests')}[{win}]))", static),
+        Recording(ERROR_RATE, f"sum {by} (rate({c.select('errors')}[{win}]))", static),
+        Recording(ERROR_RATIO, f"{ERROR_RATE}{pick}\n/\n{REQUESTS}{pick}", static),
+    ]
+    keys = latency_keys(spec)
+    if keys:
+        out.append(Recording(LATENCY_COUNT, f"sum {by} (rate({c.select('buckets', {'le': '+Inf'})}[{win}]))", static))
+    for key in keys:
+        if key == AVG:
+            out.append(Recording(LATENCY_MEAN, f"sum {by} (rate({c.select('duration_sum')}[{win}]))\n/\n"
+                                               f"sum {by} (rate({c.select('buckets', {'le': '+Inf'})}[{win}]))",
+                                 static))
+        else:
+            q = number(QUANTILES[key])
+            out.append(Recording(LATENCY_QUANTILE, f"histogram_quantile({q}, sum by ({spec.route_label}, le) "
+                                                   f"(rate({c.select('buckets')}[{win}])))", {**static, "quantile": q}))
+    return out
+
+
+def _group_labels(spec: HttpSpec, t: Target) -> Labels:
+    """Static labels that keep the rules of one alert name apart: the listed route (and the breaker)."""
+    out = {spec.route_label: t.route} if t.route is not None else {}
+    return {**out, **({"breaker": t.breaker} if t.breaker else {})}
+
+
+def _tuned_for(c: Component, name: str, default: str) -> Duration:
+    tuning = c.spec.alerts.get(name, AlertTuning())
+    return tuning.for_ if tuning.for_ is not None else Duration.parse(default)
+
+
+def _error_rule(c: Component, t: Target) -> list[Rule]:
+    spec: HttpSpec = c.spec  # type: ignore[assignment]
+    threshold, route = t.error_ratio_max, _test_route(spec, t)
+    expr = f"{_pick(c, ERROR_RATIO, t)} > {number(threshold)}\nand\n{_pick(c, REQUESTS, t)} >= {number(t.min_rate)}"
+    bad = min(1.0, max(threshold * 2, threshold + (1 - threshold) / 2))
+    busy = max(t.min_rate * 5, 1.0)
+    at = {spec.route_label: route}
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        end = FIVE_MIN + f + MIN * 2
+
+        def story(ratio: float, per_second: float) -> tuple:
+            return ratio_traffic(c, ERRORS, ratio, per_second, end, at)
+
+        return [
+            Scenario("errors", f"{pct(bad)} of {number(busy)} req/s answered 5xx", story(bad, busy),
+                     verdict(f, end, True), labels=at, value=bad, per_instance=False),
+            Scenario("under", f"{pct(threshold / 2)} 5xx, half the threshold", story(threshold / 2, busy),
+                     verdict(f, end, False), per_instance=False),
+            Scenario("few-errors", f"half the requests fail, but only {number(t.min_rate / 10)} req/s of traffic",
+                     story(0.5, t.min_rate / 10), verdict(f, end, False), per_instance=False),
+            Scenario("no-traffic", "no requests at all (the ratio is NaN)", story(0.5, 0), verdict(f, end, False),
+                     per_instance=False),
+        ]
+
+    return c.alert(
+        "HttpErrorRateHigh", expr=expr, for_="5m", severity="critical", scenarios=scenarios,
+        labels=_group_labels(spec, t),
+        summary="An HTTP route answers too many requests with a server error (5xx).",
+        condition=(f"{t.words()}: more than {pct(threshold)} of requests answered 5xx (5m rate) while serving at "
+                   f"least {num(t.min_rate)} req/s"),
+        description=(f"Route {{{{ $labels.{spec.route_label} }}}} answers {{{{ $value | humanizePercentage }}}} of "
+                     f"requests with 5xx (threshold {pct(threshold)}) for {{for}}."),
+    )
+
+
+def _latency_rules(c: Component, t: Target) -> list[Rule]:
+    """One rule per statistic; all of them tell the same stories, so their promtool entries can be shared.
+
+    Test buckets are synthetic: fast requests all fall under ``lo`` (half the
+    smallest threshold), slow ones above ``hi`` (twice the largest), where
+    histogram_quantile answers ``hi``: above every threshold, below none.
+    """
+    spec: HttpSpec = c.spec  # type: ignore[assignment]
+    at = {spec.route_label: _test_route(spec, t)}
+    limits = [_seconds(d) for d in t.latency.values()]
+    lo, hi = min(limits) / 2, max(limits) * 2
+    busy = max(t.min_rate * 5, 1.0)
+    # A short spike must end well within the shortest `for` of these rules, 5m rate window included.
+    shortest = min(_tuned_for(c, "HttpLatencyHigh", "10m"), _tuned_for(c, "HttpLatencyAverageHigh", "10m"))
+    spike = Duration(max(shortest.millis - FIVE_MIN.millis, 0) // 2 // STEP.millis * STEP.millis)
+
+    def story(*segments: tuple[Duration, float, bool]) -> tuple:
+        """Segments of (duration, req/s, slow?)."""
+        def buckets(le: float | None) -> str:
+            return counter(*[(d, r if le is None or not slow else 0) for d, r, slow in segments])
+        return (c.series("buckets", buckets(lo), {**at, "le": number(lo)}),
+                c.series("buckets", buckets(hi), {**at, "le": number(hi)}),
+                c.series("buckets", buckets(None), {**at, "le": "+Inf"}),
+                c.series("duration_sum", counter(*[(d, r * (hi * 2 if slow else lo / 2)) for d, r, slow in segments]),
+                         at))
+
+    def scenarios(value: float, labels: Labels):
+        def make(f: Duration) -> list[Scenario]:
+            end = FIVE_MIN + f + MIN * 2
+            out = [
+                Scenario("slow", f"every request slower than {number(hi)}s at {number(busy)} req/s",
+                         story((end, busy, True)), verdict(f, end, True), labels={**at, **labels}, value=value,
+                         per_instance=False),
+                Scenario("fast", f"every request faster than {number(lo)}s", story((end, busy, False)),
+                         verdict(f, end, False), per_instance=False),
+                Scenario("slow-idle", f"every request slow, but only {number(t.min_rate / 10)} req/s",
+                         story((end, t.min_rate / 10, True)), verdict(f, end, False), per_instance=False),
+                Scenario("no-traffic", "no requests (the quantile is NaN)", story((end, 0, True)),
+                         verdict(f, end, False), per_instance=False),
+            ]
+            if spike >= STEP:
+                out.append(Scenario("spike", f"slow for {spike}, fast before and after", story(
+                    (MIN, busy, False), (spike, busy, True), (end - MIN - spike, busy, False)),
+                    verdict(f, end, False), per_instance=False))
+            return out
+        return make
+
+    out: list[Rule] = []
+    extra = _group_labels(spec, t)
+    for key in [k for k in QUANTILES if k in t.latency]:
+        limit, q = _seconds(t.latency[key]), number(QUANTILES[key])
+        expr = (f"{_pick(c, LATENCY_QUANTILE, t, {'quantile': q})} > {number(limit)}\nand ignoring (quantile)\n"
+                f"{_pick(c, LATENCY_COUNT, t)} >= {number(t.min_rate)}")
+        out += c.alert(
+            "HttpLatencyHigh", expr=expr, for_="10m", severity="warning", labels={**extra, "quantile": q},
+            scenarios=scenarios(hi, {"quantile": q}),
+            summary="An HTTP route's latency percentile is above its threshold.",
+            condition=(f"{t.words()}: {key} latency above {t.latency[key]} (5m histogram) while serving at least "
+                       f"{num(t.min_rate)} req/s"),
+            description=(f"Route {{{{ $labels.{spec.route_label} }}}} has a {key} latency of "
+                         f"{{{{ $value | humanizeDuration }}}}, above {t.latency[key]} for {{for}}."),
+        )
+    if AVG in t.latency:
+        limit = _seconds(t.latency[AVG])
+        expr = f"{_pick(c, LATENCY_MEAN, t)} > {number(limit)}\nand\n{_pick(c, LATENCY_COUNT, t)} >= {number(t.min_rate)}"
+        out += c.alert(
+            "HttpLatencyAverageHigh", expr=expr, for_="10m", severity="warning", labels=extra,
+            scenarios=scenarios(hi * 2, {}),
+            summary="An HTTP route's average latency is above its threshold.",
+            condition=(f"{t.words()}: average latency above {t.latency[AVG]} (5m rate) while serving at least "
+                       f"{num(t.min_rate)} req/s"),
+            description=(f"Route {{{{ $labels.{spec.route_label} }}}} answers in {{{{ $value | humanizeDuration }}}} "
+                         f"on average, above {t.latency[AVG]} for {{for}}."),
+        )
+    return out
+
+
+def rules(c: Component) -> list[Rule]:
+    out = _recordings(c)
+    for t in targets(c.spec):  # type: ignore[arg-type]
+        out += _error_rule(c, t)
+        if t.latency:
+            out += _latency_rules(c, t)
+    return out
+
+
+def check(given: Given) -> list[Finding]:
+    """Breaker references, duplicate routes, and latency thresholds the histogram can measure.
+
+    histogram_quantile never answers more than the largest finite bucket, and
+    answers about the smallest bucket for requests faster than it: a threshold
+    outside [smallest, largest) could never fire, or would fire on a healthy route.
+    """
+    item = given.item
+    out = breaker_reference(given)
+    for i, route in enumerate(item.get("routes", [])):
+        out += [Finding(("routes", i) + f.path, f.message, f.key)
+                for f in breaker_reference(Given(route, frozenset(route), given.spec))]
+    seen: dict[str, int] = {}
+    for i, route in enumerate(item.get("routes", [])):
+        if route["route"] in seen:
+            out.append(Finding(("routes", i, "route"), f"route `{route['route']}` is listed twice (also "
+                               f"routes[{seen[route['route']]}]); merge the two entries"))
+        seen.setdefault(route["route"], i)
+    hist = item.get("histogram", {})
+    smallest, largest = Duration.parse(hist["smallest_bucket"]), Duration.parse(hist["largest_bucket"])
+    if smallest >= largest:
+        return out + [Finding(("histogram", "smallest_bucket"), f"smallest_bucket ({smallest}) must be below "
+                              f"largest_bucket ({largest})")]
+    places = [(("latency",), item.get("latency", {}))] + [
+        (("routes", i, "latency"), r["latency"]) for i, r in enumerate(item.get("routes", [])) if "latency" in r]
+    for path, latency in places:
+        for key, text in latency.items():
+            limit = Duration.parse(text)
+            if key == AVG:
+                continue
+            if limit >= largest:
+                out.append(Finding(path + (key,), f"{key} threshold {limit} is not below the histogram's largest "
+                                   f"bucket ({largest}): histogram_quantile never reports more, so HttpLatencyHigh "
+                                   "could never fire; add larger buckets to the app's histogram and set "
+                                   "`histogram.largest_bucket`"))
+            elif limit < smallest:
+                out.append(Finding(path + (key,), f"{key} threshold {limit} is below the histogram's smallest "
+                                   f"bucket ({smallest}): fast requests read as up to {smallest}, so HttpLatencyHigh "
+                                   "would fire on a healthy route; add smaller buckets and set "
+                                   "`histogram.smallest_bucket`"))
+    return out
+
+
+def panels(c: Component) -> ComponentPanels:
+    spec: HttpSpec = c.spec  # type: ignore[assignment]
+    route = spec.route_label
+    by = f"by ({route})"
+    default = targets(spec)[-1]
+    listed = "; ".join(
+        f"{t.route}: " + ", ".join([f"5xx {pct(t.error_ratio_max)}"] + [f"{k} {v}" for k, v in t.latency.items()])
+        for t in targets(spec)[:-1])
+    own = f" Routes with their own thresholds: {listed}." if listed else ""
+    detail = [
+        Panel(
+            title=f"{c.name}: 5xx ratio by route", unit="percentunit", min=0, thresholds=above(default.error_ratio_max),
+            runbooks=("HttpErrorRateHigh",),
+            description=(f"Share of requests answered 5xx per route, all instances. Above "
+                         f"{pct(default.error_ratio_max)} for 5m while a route serves at least "
+                         f"{number(default.min_rate)} req/s fires HttpErrorRateHigh.{own}"),
+            queries=(Query(f"sum {by} ({rate(sel(c, 'errors'))})\n/\nsum {by} ({rate(sel(c, 'requests'))})",
+                           f"{{{{{route}}}}}"),),
+        ),
+        Panel(
+            title=f"{c.name}: requests by route", unit="reqps", runbooks=("HttpErrorRateHigh", "HttpLatencyHigh"),
+            description=(f"Requests per second per route, all instances. Routes under "
+                         f"{number(default.min_rate)} req/s are not judged (too few requests for a ratio or a "
+                         "percentile to mean anything)."),
+            queries=(Query(f"sum {by} ({rate(sel(c, 'requests'))})", f"{{{{{route}}}}}"),),
+        ),
+    ]
+    for key in latency_keys(spec):
+        limit = default.latency.get(key)
+        line = (f" Above {limit} for 10m fires {'HttpLatencyAverageHigh' if key == AVG else 'HttpLatencyHigh'}."
+                if limit else "")
+        if key == AVG:
+            expr = (f"sum {by} ({rate(sel(c, 'duration_sum'))})\n/\n"
+                    f"sum {by} ({rate(sel(c, 'buckets', {'le': '+Inf'}))})")
+            title, alert, what = f"{c.name}: average latency by route", "HttpLatencyAverageHigh", "Mean latency"
+        else:
+            expr = f"histogram_quantile({number(QUANTILES[key])}, sum by ({route}, le) ({rate(sel(c, 'buckets'))}))"
+            title, alert, what = f"{c.name}: {key} latency by route", "HttpLatencyHigh", f"{key} latency"
+        detail.append(Panel(
+            title=title, unit="s", min=0, thresholds=above(_seconds(limit)) if limit else (), runbooks=(alert,),
+            description=f"{what} per route from the request histogram, all instances.{line}{own}",
+            queries=(Query(expr, f"{{{{{route}}}}}"),),
+        ))
+    detail.append(Panel(
+        title=f"{c.name}: 5xx by route", unit="reqps", runbooks=("HttpErrorRateHigh",),
+        description="Requests answered 5xx per second per route, all instances: how many users see an error.",
+        queries=(Query(f"sum {by} ({rate(sel(c, 'errors'))})", f"{{{{{route}}}}}"),),
+    ))
+    health = Panel(
+        title=f"HTTP {c.name}: 5xx ratio", kind="stat", unit="percentunit", width=6, height=5,
+        thresholds=above(default.error_ratio_max), runbooks=("HttpErrorRateHigh",),
+        description=f"Share of all requests to {c.name} answered 5xx, all routes and instances.",
+        queries=(Query(f"sum ({rate(sel(c, 'errors'))})\n/\nsum ({rate(sel(c, 'requests'))})", c.name),),
+    )
+    return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
+
+
+ALERTS = ("HttpErrorRateHigh", "HttpLatencyHigh", "HttpLatencyAverageHigh")
+
+KIND = Kind(
+    key="http",
+    title="HTTP server",
+    spec=HttpSpec,
+    schema="http",
+    check=check,
+    rules=rules,
+    panels=panels,
+    concern=Concern("http", "HTTP", "Request rate, 5xx ratio and latency percentiles per route against their thresholds."),
+    related={
+        "HttpErrorRateHigh": ("HttpLatencyHigh", "CircuitBreakerOpen", "CircuitBreakerNotOpening",
+                              "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"),
+        "HttpLatencyHigh": ("HttpLatencyAverageHigh", "HttpErrorRateHigh", "ExecutorSaturated", "CacheHitRateLow",
+                            "TimeLimiterTimeoutsHigh"),
+        "HttpLatencyAverageHigh": ("HttpLatencyHigh", "HttpErrorRateHigh", "ExecutorSaturated", "CacheHitRateLow"),
+    },
+    # Calls an open breaker rejects fail fast or fall back: the routes' errors and latency are its symptoms.
+    inhibitions=(Inhibition("CircuitBreakerOpen", ALERTS, ("service", "breaker")),),
+    default_metrics={
+        "micrometer": {
+            "requests": MetricRef("http_server_requests_seconds_count"),
+            "errors": MetricRef("http_server_requests_seconds_count", (("outcome", "SERVER_ERROR"),)),
+            "ok": MetricRef("http_server_requests_seconds_count", (("outcome", "SUCCESS"),)),
+            "buckets": MetricRef("http_server_requests_seconds_bucket"),
+            "duration_sum": MetricRef("http_server_requests_seconds_sum"),
+        },
+        "python": {
+            "requests": MetricRef("http_requests_total"),
+            "errors": MetricRef("http_requests_total", (("status", "5xx"),)),
+            "ok": MetricRef("http_requests_total", (("status", "2xx"),)),
+            "buckets": MetricRef("http_request_duration_seconds_bucket"),
+            "duration_sum": MetricRef("http_request_duration_seconds_sum"),
+        },
+    },
+)
