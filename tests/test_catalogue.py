@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import pytest
+
+from conftest import SPECS, VALID_SPECS
 from obsgen.components.base import Alert
 from obsgen.pipeline import rule_groups
+from obsgen.spec import load
 
 MAPLE_ALERTS = {
     "CacheHitRateLow", "CacheStampede", "CacheL2Unavailable", "CircuitBreakerOpen", "CircuitBreakerFailureRateHigh",
@@ -14,6 +19,7 @@ MAPLE_ALERTS = {
     "ExecutorSaturated", "RedisDown", "RedisReplicationBroken", "RedisSentinelFailover", "RedisSentinelQuorumAtRisk",
     "RedisNoHealthyReplica", "RedisMemoryHigh", "RedisRejectedConnections",
     "ErrorBudgetBurnFast", "ErrorBudgetBurnSlow",
+    "LockAcquireLatencyHigh", "LockAcquireFailuresHigh",
 }
 
 
@@ -112,3 +118,86 @@ executors: [{name: pool, queue_capacity: 10}]
 """)
     expr = next(a.expr for a in alerts_of(spec) if a.name == "ExecutorQueueFull")
     assert 'job="we\\"ird\\\\job"' in expr
+
+
+# --------------------------------------------------------------------------- every spec, every kind
+
+
+@pytest.mark.parametrize("path", SPECS + VALID_SPECS, ids=lambda p: p.stem)
+def test_every_alert_of_every_spec_follows_the_catalogue_rules(path: Path):
+    for alert in alerts_of(load(path)):
+        assert {"service", "team", "severity", "component"} <= set(alert.labels), alert.name
+        assert alert.summary[0].isupper() and alert.summary.endswith(".") and "{{" not in alert.summary
+        assert "{{" in alert.description and "{for}" not in alert.description, alert.name
+        assert alert.runbook_url == f"../runbooks/{alert.name}.md"
+        assert len(alert.name) <= 40 and re.fullmatch(r"[A-Z][A-Za-z0-9]+", alert.name)
+        verdicts = [c.fires for s in alert.scenarios for c in s.checks]
+        assert True in verdicts and False in verdicts, alert.name
+
+
+def test_one_summary_per_alert_name_whatever_the_component(spec_from):
+    spec = spec_from("""
+apiVersion: obsgen/v1
+service: {name: s, team: t, profile: python}
+backpressure:
+  - {name: queued, max_concurrent: 10, queue_capacity: 100}
+  - {name: unqueued, max_concurrent: 10}
+""")
+    summaries = {}
+    for a in alerts_of(spec):
+        summaries.setdefault(a.name, set()).add(a.summary)
+    assert all(len(s) == 1 for s in summaries.values()), summaries
+
+
+def test_db_pool_exhaustion_needs_waiters_only_where_the_library_counts_them(spec_from):
+    def pool_alerts(profile: str) -> dict[str, str]:
+        spec = spec_from(f"apiVersion: obsgen/v1\nservice: {{name: s, team: t, profile: {profile}}}\n"
+                         "db_pools: [{name: main, pool_size: 5, max_overflow: 10}]\n")
+        return {a.name: a.expr for a in alerts_of(spec)}
+
+    hikari, sqlalchemy = pool_alerts("micrometer"), pool_alerts("python")
+    assert "hikaricp_connections_pending" in hikari["DbPoolExhausted"] and "DbPoolPendingHigh" in hikari
+    assert hikari["DbPoolExhausted"].startswith("max by (instance, pool) (hikaricp_connections_active{")
+    assert sqlalchemy["DbPoolExhausted"] == ('max by (instance, pool) (db_pool_checked_out_connections{job="s", '
+                                             'pool="main"}) >= 15')
+    assert set(sqlalchemy) == {"DbPoolExhausted", "DbPoolAcquireTimeouts"}
+
+
+def test_a_python_pool_gets_waiter_alerts_once_the_spec_names_a_metric(spec_from):
+    spec = spec_from("apiVersion: obsgen/v1\nservice: {name: s, team: t, profile: python}\n"
+                     "db_pools: [{name: main, pool_size: 5, metrics: {pending: db_pool_checkout_waiting}}]\n")
+    exprs = {a.name: a.expr for a in alerts_of(spec)}
+    assert "db_pool_checkout_waiting" in exprs["DbPoolExhausted"] and "DbPoolPendingHigh" in exprs
+
+
+def test_bulkhead_alerts_follow_queue_and_library(spec_from):
+    def of(profile: str, item: str) -> dict[str, str]:
+        spec = spec_from(f"apiVersion: obsgen/v1\nservice: {{name: s, team: t, profile: {profile}}}\n"
+                         f"backpressure: [{item}]\n")
+        return {a.name: a.expr for a in alerts_of(spec)}
+
+    semaphore = of("micrometer", "{name: b, max_concurrent: 25}")
+    assert set(semaphore) == {"BackpressureSaturated", "BackpressureSheddingLoad"}
+    assert semaphore["BackpressureSaturated"] == ('min by (instance, name) '
+                                                  '(resilience4j_bulkhead_available_concurrent_calls{job="s", name="b"}) <= 0')
+    oms = of("python", "{name: heavy_operation, label: circuit_name, max_concurrent: 100, queue_capacity: 1000}")
+    assert oms["BackpressureQueueNearFull"].endswith(">= 900")
+    assert "backpressure_active_requests" in oms["BackpressureSaturated"] and ">= 100" in oms["BackpressureSaturated"]
+    assert 'circuit_name="heavy_operation"' in oms["BackpressureSheddingLoad"]
+
+
+def test_lock_alerts_use_the_maple_guides_numbers(maple):
+    by_name = {a.name: a for a in alerts_of(maple)}
+    latency, failures = by_name["LockAcquireLatencyHigh"], by_name["LockAcquireFailuresHigh"]
+    assert latency.expr.startswith("histogram_quantile(0.95, sum by (le, lock) (rate(lock_acquire_seconds_bucket{")
+    assert ") > 0.1\nand\n" in latency.expr and 'le="+Inf"' in latency.expr
+    assert "instance_lock:acquire_failure:ratio_rate5m" in failures.expr and "> 0.1\n" in failures.expr
+    assert "LockHoldTimeHigh" not in by_name  # no hold-time limit in the guide
+
+
+def test_percentile_alerts_check_no_traffic_and_low_traffic(maple):
+    latency = next(a for a in alerts_of(maple) if a.name == "LockAcquireLatencyHigh")
+    stories = {s.slug: s for s in latency.scenarios}
+    assert not any(c.fires for c in stories["slow-idle"].checks)
+    assert [c.fires for c in stories["slow-busy"].checks] == [False, True]
+    assert stories["slow-busy"].value == pytest.approx(0.15)  # 10% in (100 ms, 200 ms]: p95 interpolates to 150 ms

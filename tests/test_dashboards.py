@@ -10,9 +10,9 @@ import jsonschema
 import promql_parser
 import pytest
 
-from conftest import VALID_SPECS
 from obsgen.components.base import Alert
 from obsgen.render import dashboards
+from conftest import SPECS, VALID_SPECS
 from obsgen.spec import load, parse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,8 @@ redis:
      selector: {job: redis}}
 """
 
-COUNTER = re.compile(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*(?:_total|_count)\b")
+COUNTER = re.compile(r"\b(?!resilience4j_bulkhead_(?:active|available)_thread_count\b)"  # gauges, despite the name
+                     r"[a-zA-Z_:][a-zA-Z0-9_:]*(?:_total|_count)\b")
 RATE_FN = re.compile(r"\b(?:rate|irate|increase)\(")
 
 
@@ -59,6 +60,22 @@ def maple_files(maple) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def maple_dashboards(maple_files) -> dict[str, dict]:
     return {path: json.loads(text) for path, text in maple_files.items()}
+
+
+# Custom signals show the team's own PromQL verbatim (test_valid_spec_dashboards_… checks them with that
+# exemption); the fleet's extra cluster variable and filters are tested in test_multicluster.py.
+LINTED_SPECS = [p for p in SPECS + VALID_SPECS if p.stem not in ("custom-signals", "fleet-multicluster")]
+
+
+@pytest.fixture(scope="module", params=LINTED_SPECS, ids=lambda p: p.stem)
+def every_spec(request):
+    """Each spec of specs/ and tests/specs/valid/: the checks every dashboard must pass run on all of them."""
+    return load(request.param)
+
+
+@pytest.fixture(scope="module")
+def every_dashboards(every_spec) -> dict[str, dict]:
+    return {path: json.loads(text) for path, text in dashboards.render(every_spec).items()}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +114,8 @@ def steps(p: dict) -> list[tuple[str, float | None]]:
 
 def test_maple_gets_an_overview_and_one_dashboard_per_concern(maple_files):
     assert sorted(maple_files) == [f"maple-expectation/dashboards/{s}.json" for s in (
-        "cache-performance", "circuit-breaker", "redis-operations", "service-overview", "slo", "thread-pool")]
+        "cache-performance", "circuit-breaker", "distributed-locks", "redis-operations", "service-overview",
+        "slo", "thread-pool")]
 
 
 def test_concerns_the_spec_lacks_get_no_dashboard():
@@ -129,8 +147,8 @@ def schema_errors(d: dict) -> list[str]:
     return out
 
 
-def test_every_maple_dashboard_matches_grafanas_dashboard_schema(maple_dashboards):
-    for path, d in maple_dashboards.items():
+def test_every_dashboard_matches_grafanas_dashboard_schema(every_dashboards):
+    for path, d in every_dashboards.items():
         # rows match RowPanel, the rest Panel; only errors of the branch that fits are meaningful
         panels_ok = {"panels": []}
         assert schema_errors({**d, **panels_ok}) == [], path
@@ -154,12 +172,12 @@ def test_the_allow_list_only_hides_what_it_documents(maple_dashboards):
 
 # --------------------------------------------------------------------------- dashboard linter rules
 
-def test_dashboards_are_modern_read_only_and_stable(maple_dashboards):
-    for path, d in maple_dashboards.items():
+def test_dashboards_are_modern_read_only_and_stable(every_dashboards):
+    for path, d in every_dashboards.items():
         slug = Path(path).stem
         assert d["schemaVersion"] == 41
         assert d["editable"] is False
-        assert d["uid"] == dashboards.uid("maple-expectation", slug) and len(d["uid"]) <= 40
+        assert d["uid"] == dashboards.uid(path.split("/")[0], slug) and len(d["uid"]) <= 40
         ids = [p["id"] for p in d["panels"]]
         assert ids == list(range(1, len(ids) + 1))
         text = json.dumps(d)
@@ -185,23 +203,24 @@ def test_uids_are_derived_from_service_and_dashboard_and_fit_grafanas_limit():
     assert long != dashboards.uid("a-really-long-service-name-for-testing", "circuit-breaker")
 
 
-def test_only_modern_panel_types(maple_dashboards):
-    for d in maple_dashboards.values():
+def test_only_modern_panel_types(every_dashboards):
+    for d in every_dashboards.values():
         assert {p["type"] for p in d["panels"]} <= {"timeseries", "stat", "state-timeline", "table", "row"}
 
 
-def test_every_panel_and_target_uses_the_templated_datasource(maple_dashboards):
-    for d in maple_dashboards.values():
+def test_every_panel_and_target_uses_the_templated_datasource(every_dashboards):
+    for d in every_dashboards.values():
         for p, t in targets(d):
             assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
             assert t["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         assert d["annotations"]["list"][1]["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
 
 
-def test_datasource_job_and_instance_variables(maple_dashboards):
-    for d in maple_dashboards.values():
+def test_datasource_job_and_instance_variables(every_dashboards):
+    for d in every_dashboards.values():
         variables = {v["name"]: v for v in d["templating"]["list"]}
-        assert list(variables) == ["datasource", "job", "instance"]
+        cluster = ["cluster"] if "cluster" in variables else []  # fleets (service.cluster_label)
+        assert list(variables) == ["datasource", *cluster, "job", "instance"]
         ds = variables["datasource"]
         assert (ds["type"], ds["query"], ds["label"]) == ("datasource", "prometheus", "Data source")
         for name in ("job", "instance"):
@@ -211,16 +230,16 @@ def test_datasource_job_and_instance_variables(maple_dashboards):
         assert "$job" in variables["instance"]["query"]
 
 
-def test_every_panel_has_title_description_unit_and_a_query(maple_dashboards):
-    for d in maple_dashboards.values():
+def test_every_panel_has_title_description_unit_and_a_query(every_dashboards):
+    for d in every_dashboards.values():
         for p in panels(d):
             assert p["title"] and p["description"], p
             assert p["fieldConfig"]["defaults"]["unit"], p["title"]
             assert p["targets"], p["title"]
 
 
-def test_rates_use_rate_interval_and_counters_appear_only_inside_rates(maple_dashboards):
-    for d in maple_dashboards.values():
+def test_rates_use_rate_interval_and_counters_appear_only_inside_rates(every_dashboards):
+    for d in every_dashboards.values():
         for p, t in targets(d):
             expr = t["expr"]
             for m in re.finditer(r"\b(?:rate|irate|increase)\((.*?)\[([^\]]+)\]\)", expr, re.S):
@@ -229,9 +248,9 @@ def test_rates_use_rate_interval_and_counters_appear_only_inside_rates(maple_das
             assert not COUNTER.search(outside), (p["title"], expr)
 
 
-def test_selectors_filter_by_job_and_instance_variables(maple_dashboards):
+def test_selectors_filter_by_job_and_instance_variables(every_dashboards):
     """Raw series are filtered by the variables; recordings (``level:metric:ops``) are per service already."""
-    for d in maple_dashboards.values():
+    for d in every_dashboards.values():
         for p, t in targets(d):
             for selector in re.findall(SELECTOR, t["expr"]):
                 name, body = selector
@@ -239,21 +258,21 @@ def test_selectors_filter_by_job_and_instance_variables(maple_dashboards):
                     assert 'alertstate="firing"' in body
                     continue
                 if ":" in name:
-                    assert 'service="maple-expectation"' in body, (p["title"], t["expr"])
+                    assert 'service="' in body, (p["title"], t["expr"])
                     continue
                 assert 'job=~"$job"' in body and 'instance=~"$instance"' in body, (p["title"], t["expr"])
                 assert not re.search(r'\bjob="', body), t["expr"]  # the spec's job matcher is replaced
 
 
-def test_stat_panels_reduce_to_the_last_value(maple_dashboards):
-    for d in maple_dashboards.values():
+def test_stat_panels_reduce_to_the_last_value(every_dashboards):
+    for d in every_dashboards.values():
         for p in panels(d):
             if p["type"] == "stat":
                 assert p["options"]["reduceOptions"]["calcs"] == ["lastNotNull"]
 
 
-def test_thresholds_use_the_current_format(maple_dashboards):
-    for d in maple_dashboards.values():
+def test_thresholds_use_the_current_format(every_dashboards):
+    for d in every_dashboards.values():
         for p in panels(d):
             th = p["fieldConfig"]["defaults"]["thresholds"]
             assert th["mode"] == "absolute"
@@ -261,8 +280,8 @@ def test_thresholds_use_the_current_format(maple_dashboards):
             assert all(isinstance(s["value"], (int, float)) for s in th["steps"][1:])
 
 
-def test_every_query_is_valid_promql(maple_dashboards):
-    for d in maple_dashboards.values():
+def test_every_query_is_valid_promql(every_dashboards):
+    for d in every_dashboards.values():
         queries = [t["expr"] for _, t in targets(d)] + [a["expr"] for a in d["annotations"]["list"] if "expr" in a]
         for expr in queries:
             promql_parser.parse(expr.replace("$__rate_interval", "5m"))
@@ -270,16 +289,16 @@ def test_every_query_is_valid_promql(maple_dashboards):
 
 # --------------------------------------------------------------------------- alerts, runbooks, navigation
 
-def test_firing_alerts_are_annotations(maple_dashboards):
-    for d in maple_dashboards.values():
+def test_firing_alerts_are_annotations(every_dashboards):
+    for path, d in every_dashboards.items():
         exprs_ = [a.get("expr") for a in d["annotations"]["list"]]
-        assert 'ALERTS{service="maple-expectation", alertstate="firing"}' in exprs_
+        assert f'ALERTS{{service="{path.split("/")[0]}", alertstate="firing"}}' in exprs_
 
 
-def test_panels_link_to_the_runbooks_of_their_alerts(maple, maple_dashboards):
-    alert_names = alerts_of(maple)
+def test_panels_link_to_the_runbooks_of_their_alerts(every_spec, every_dashboards):
+    alert_names = alerts_of(every_spec)
     linked = set()
-    for d in maple_dashboards.values():
+    for d in every_dashboards.values():
         for p in panels(d):
             for link in p.get("links", []):
                 m = re.fullmatch(r"\.\./runbooks/(\w+)\.md", link["url"])
@@ -295,7 +314,7 @@ def test_overview_links_to_every_other_dashboard(maple_dashboards):
     assert {link["url"].split("/")[2] for link in overview["links"]} == others
     assert panel(overview, "Firing alerts")["type"] == "table"
     health = [p for p in panels(overview) if p["type"] == "stat"]
-    assert len(health) == 4 + 1 + 1 + 1 + 2 + 1 + 1  # caches, breaker, retry, time limiter, executors, redis, SLO
+    assert len(health) == 4 + 1 + 1 + 1 + 2 + 1 + 1 + 1  # caches, breaker, retry, time limiter, executors, redis, lock, SLO
 
 
 def test_dashboard_links_point_every_alert_at_its_main_panel(maple, maple_dashboards):
@@ -520,3 +539,64 @@ def test_python_cache_panels_draw_hits_and_lookups_and_misses_as_their_differenc
     assert [t["legendFormat"] for t in lookups["targets"]] == ["lookups", "hits"]
     misses = exprs(panel(d, "schemas: misses"))[0]
     assert "cache_requests_total{" in misses.split("\n-\n")[0] and "cache_hits_total{" in misses.split("\n-\n")[1]
+
+
+# --------------------------------------------------------------------------- backpressure, rate limiters, locks, pools
+
+def concern(name: str, slug: str) -> dict:
+    spec = load(ROOT / "tests/specs/valid" / f"{name}.yaml")
+    return {Path(path).stem: json.loads(text) for path, text in dashboards.render(spec).items()}[slug]
+
+
+def test_maple_lock_panel_draws_the_p95_of_the_acquire_histogram_with_target_and_limit(maple_dashboards):
+    p = panel(maple_dashboards["maple-expectation/dashboards/distributed-locks.json"], "redisLock: acquire latency p95")
+    first = exprs(p)[0]
+    assert first.startswith("histogram_quantile(0.95, sum by (le) (rate(lock_acquire_seconds_bucket{")
+    assert 'lock="redisLock"' in first and first.endswith("[$__rate_interval])))")
+    assert steps(p) == [("green", None), ("orange", 0.01), ("red", 0.1)]  # 10 ms objective, 100 ms limit
+    assert p["fieldConfig"]["defaults"]["unit"] == "s"
+
+
+def test_python_bulkhead_queue_panel_uses_the_apps_label_and_draws_capacity_and_ninety_percent():
+    d = concern("backpressure-python", "backpressure")
+    queue = panel(d, "heavy_operation: queue depth")
+    assert "backpressure_queue_size{" in exprs(queue)[0] and 'circuit_name="heavy_operation"' in exprs(queue)[0]
+    assert steps(queue) == [("green", None), ("orange", 900), ("red", 1000)]
+    busy = panel(d, "heavy_operation: calls in progress")
+    assert "backpressure_active_requests{" in exprs(busy)[0] and steps(busy) == [("green", None), ("red", 100)]
+    assert "HTTP 503" in panel(d, "heavy_operation: shed calls")["description"]
+
+
+def test_semaphore_bulkhead_is_drawn_by_its_free_permits_and_has_no_queue_panel():
+    d = concern("backpressure-micrometer", "backpressure")
+    free = panel(d, "inventory: free permits")
+    assert "resilience4j_bulkhead_available_concurrent_calls{" in exprs(free)[0]
+    assert steps(free) == [("red", None), ("green", 1)]
+    assert not [p for p in panels(d) if p["title"] == "inventory: queue depth"]
+    assert "resilience4j_bulkhead_queue_depth{" in exprs(panel(d, "pricing: queue depth"))[0]
+
+
+def test_rate_limiter_shows_waiting_callers_only_where_the_library_counts_them():
+    java = concern("rate-limiter-micrometer", "backpressure")
+    assert "resilience4j_ratelimiter_waiting_threads{" in exprs(panel(java, "partnerApi: waiting callers"))[0]
+    assert "resilience4j_ratelimiter_available_permissions{" in exprs(panel(java, "partnerApi: available permits"))[0]
+    python = concern("rate-limiter-python", "backpressure")
+    assert not [p for p in panels(python) if "waiting" in p["title"]]
+    assert "rate_limiter_rejected_total{" in exprs(panel(python, "sms: rejected calls"))[0]
+
+
+def test_sqlalchemy_pool_draws_pool_size_and_overflow_limit_and_has_no_waiting_panel():
+    d = concern("db-pool-sqlalchemy", "database")
+    p = panel(d, "main: connections in use")
+    assert [re.search(r"\((\w+)\{", e).group(1) for e in exprs(p)] == ["db_pool_checked_out_connections",
+                                                                       "db_pool_checked_in_connections"]
+    assert steps(p) == [("green", None), ("orange", 5), ("red", 15)]
+    assert not [p for p in panels(d) if "waiting" in p["title"] or "acquire time" in p["title"]]
+
+
+def test_hikari_pool_draws_waiting_threads_and_average_acquire_time():
+    d = concern("db-pool-hikari", "database")
+    assert steps(panel(d, "HikariPool-1: connections in use")) == [("green", None), ("red", 10)]
+    assert "hikaricp_connections_pending{" in exprs(panel(d, "HikariPool-1: waiting callers"))[0]
+    (acquire,) = exprs(panel(d, "HikariPool-1: average acquire time"))
+    assert "hikaricp_connections_acquire_seconds_sum{" in acquire and "hikaricp_connections_acquire_seconds_count{" in acquire

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SPECS, VALID_SPECS
 from obsgen.components.base import Alert
 from obsgen.pipeline import RULES_FILE, rule_groups
 from obsgen.render import runbooks
-from conftest import VALID_SPECS
 from obsgen.spec import load, parse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -268,3 +268,54 @@ def test_pages_of_the_new_alerts_carry_the_seed_findings_and_this_spec_s_numbers
     http = load(ROOT / "tests/specs/valid/http-python.yaml")
     page = runbooks.render(http, rule_groups(http))["fastapi-http/runbooks/HttpLatencyHigh.md"]
     assert "| HTTP server `api` | `quantile`=`0.99` | every other route: p99 latency above 2s" in page
+
+
+# --------------------------------------------------------------------------- every spec, every kind
+
+# Kinds whose every mitigation step says how to confirm it (older pages keep some advice-only steps).
+CONFIRMED = ("Backpressure", "RateLimiter", "Lock", "DbPool")
+
+
+@pytest.mark.parametrize("path", SPECS + VALID_SPECS, ids=lambda p: p.stem)
+def test_every_spec_gets_a_complete_linked_page_per_alert(path):
+    spec = load(path)
+    groups = rule_groups(spec)
+    out = runbooks.render(spec, groups)
+    base = f"{spec.service.name}/runbooks"
+    names = {a.name for a in _alerts(groups)}
+    assert set(out) == {f"{base}/{n}.md" for n in names} | {f"{base}/README.md"}
+    link = re.compile(r"\]\(([^)\s]+)\)")
+    for page_path, text in out.items():
+        for target in link.findall(_prose(text)):
+            if not (re.match(r"^[a-z]+:", target) or target.startswith(("#", "../dashboards/"))):
+                assert posixpath.normpath(posixpath.join(base, target)) in out, (page_path, target)
+        if page_path.endswith("README.md"):
+            continue
+        assert [text.index(f"\n## {s}\n") for s in SECTIONS] == sorted(text.index(f"\n## {s}\n") for s in SECTIONS)
+        assert "{%" not in text and "{{" not in _prose(text), page_path
+        content = [line for line in text.splitlines() if line.strip() and not line.startswith("<!--")]
+        assert not any(a.startswith("#") and b.startswith("#") for a, b in zip(content, content[1:])), page_path
+        mitigation = text.split("## Mitigation")[1].split("## Escalation")[0]
+        steps = re.split(r"\n(?=\d+\. )", mitigation.strip())[1:]
+        assert steps, page_path
+        if posixpath.basename(page_path).startswith(CONFIRMED):
+            assert all("Confirm:" in s for s in steps), page_path
+        for placeholder in (r"\bTODO\b", r"\bTBD\b", r"\bXXX\b", r"\bNone\b", "<host>"):  # If-None-Match is fine
+            assert not re.search(placeholder, _prose(text).replace("If-None-Match", "")), (page_path, placeholder)
+
+
+def test_lock_page_gives_maples_redis_commands_and_rollback_trigger(pages):
+    page = pages[f"{SERVICE}/runbooks/LockAcquireLatencyHigh.md"]
+    assert "redis-cli -p 6379 --scan --pattern 'cache:sf:*' | head -20" in page
+    assert "redis-cli -p 6379 SLOWLOG GET 10" in page
+    assert "roll back to the MySQL named lock (ADR-310)" in page
+    assert "p95 acquire limit 100ms (objective 10ms)" in page
+
+
+def test_pool_page_queries_the_database_it_names(spec_from):
+    spec = spec_from("apiVersion: obsgen/v1\nservice: {name: s, team: t, profile: python}\n"
+                     "db_pools: [{name: main, pool_size: 5, max_overflow: 10, database: postgresql}]\n")
+    page = runbooks.render(spec, rule_groups(spec))["s/runbooks/DbPoolExhausted.md"]
+    assert "FROM pg_stat_activity" in page and "SHOW FULL PROCESSLIST" not in page
+    assert "pool `main`: 5 connections + 10 overflow = 15 at most" in page
+    assert "2. See connections in use against the maximum, idle connections and timeouts per instance:" in page

@@ -174,7 +174,9 @@ class Kind:
 
     ``schema`` names the kind's JSON Schema fragment (``components/schemas/<schema>.json``);
     ``default_metrics`` maps a profile (or ``*`` for exporters every profile shares)
-    to the metric behind each signal the kind reads; ``check`` finds what the
+    to the metric behind each signal the kind reads (``None`` where that profile's
+    libraries cannot export the signal: the kind then leaves out what reads it,
+    unless the spec names a metric, see :meth:`Component.has_metric`); ``check`` finds what the
     schema cannot (cross-field rules, references); ``panels`` draws one
     component for the ``concern`` dashboard; ``related`` names, per alert, the
     alerts an on-call engineer should look at next (linked from its runbook when
@@ -189,7 +191,7 @@ class Kind:
     title: str
     schema: str
     spec: type[ComponentSpec]
-    default_metrics: Mapping[str, Mapping[str, MetricRef]]
+    default_metrics: Mapping[str, Mapping[str, MetricRef | None]]
     rules: Callable[[Component], list[Rule]]
     panels: Callable[[Component], ComponentPanels]
     concern: Concern
@@ -240,6 +242,10 @@ class Component:
     def metric(self, signal: str) -> MetricRef:
         defaults = self.kind.default_metrics
         return self.spec.metrics.get(signal) or (defaults.get(self.service.profile) or defaults["*"])[signal]
+
+    def has_metric(self, signal: str) -> bool:
+        """Whether ``signal`` has a metric here: named by the spec, or by the profile (not ``None``)."""
+        return self.metric(signal) is not None
 
     def labels(self, signal: str, extra: Mapping[str, str] | None = None, base: Labels | None = None) -> Labels:
         out = dict(self.base_labels if base is None else base)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from obsgen.components.base import Component, Concern, Finding, Given, Kind, Rule, Scenario
-from obsgen.components.shapes import by_clause, gauge_compare, verdict, rate_above
-from obsgen.components.timeline import MIN, gauge
+from obsgen.components.base import Component, Concern, Finding, Given, Kind, Rule
+from obsgen.components.shapes import fill_mark, filling_up, rate_above, saturated
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
 from obsgen.promql import number
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
@@ -38,48 +37,26 @@ def check(given: Given) -> list[Finding]:
 
 def queue_threshold(spec: ExecutorSpec) -> int:
     """Queued tasks that count as full: 90% of 200 is 180."""
-    return math.ceil(spec.queue_capacity * spec.queue_full_ratio)
+    return fill_mark(spec.queue_capacity, spec.queue_full_ratio)
 
 
 def _saturated(c: Component, spec: ExecutorSpec) -> list[Rule]:
-    by = by_clause(c)
-    expr = (f"max {by} ({c.select('active')}) >= max {by} ({c.select('pool_size')})\n"
-            f"and\nmax {by} ({c.select('queued')}) > 0")
-    threads = spec.core_threads or 4
-
-    def story(active: int, queued: int, span: Duration) -> tuple:
-        return (c.series("active", gauge((span, active))), c.series("pool_size", gauge((span, threads))),
-                c.series("queued", gauge((span, queued))))
-
-    def scenarios(f: Duration) -> list[Scenario]:
-        end = f + MIN * 2
-        return [
-            Scenario("busy-backlog", f"all {threads} threads busy and 50 tasks waiting", story(threads, 50, end),
-                     verdict(f, end, True), labels=dict(c.identity), value=threads),
-            Scenario("spare-thread", "one thread idle, tasks waiting", story(threads - 1, 50, end),
-                     verdict(f, end, False)),
-            Scenario("keeping-up", "all threads busy, nothing waiting", story(threads, 0, end),
-                     verdict(f, end, False)),
-        ]
-
-    return c.alert("ExecutorSaturated", expr=expr, for_="5m", severity="warning", scenarios=scenarios,
-                   condition="every pool thread busy and at least one task queued",
-                   summary="Every thread of an executor is busy and tasks are waiting.",
-                   description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has had all "
-                                "{{ $value }} threads busy with tasks queued for {for}; latency grows with the queue."))
+    return saturated(
+        c, "ExecutorSaturated", used="active", capacity="pool_size", waiting="queued", size=spec.core_threads or 4,
+        for_="5m", severity="warning", condition="every pool thread busy and at least one task queued",
+        summary="Every thread of an executor is busy and tasks are waiting.",
+        description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has had all "
+                     "{{ $value }} threads busy with tasks queued for {for}; latency grows with the queue."))
 
 
 def rules(c: Component) -> list[Rule]:
     spec: ExecutorSpec = c.spec  # type: ignore[assignment]
-    threshold = queue_threshold(spec)
-    return gauge_compare(
-        c, "ExecutorQueueFull", signal="queued", op=">=", threshold=threshold,
-        bad=threshold + math.ceil((spec.queue_capacity - threshold) * 0.75), good=(max(threshold - 1, 0),),
+    return filling_up(
+        c, "ExecutorQueueFull", signal="queued", capacity=spec.queue_capacity, ratio=spec.queue_full_ratio,
         for_="1m", severity="warning",
         summary="An executor's queue is nearly full; new tasks will soon be rejected.",
-        condition=f"at least {num(threshold)} of {num(spec.queue_capacity)} queue slots used",
         description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has {{{{ $value }}}} "
-                     f"tasks queued of {spec.queue_capacity} (threshold {threshold}) for {{for}}."),
+                     f"tasks queued of {spec.queue_capacity} (threshold {{mark}}) for {{for}}."),
     ) + rate_above(
         c, "ExecutorRejectingTasks", signal="rejected", threshold=spec.rejection_rate_max,
         window=Duration.parse("5m"), for_="1m", severity="warning",

@@ -6,6 +6,7 @@ promtool stories (fires, near miss, idle, restart, short spike) are written once
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from obsgen.components.base import Check, Component, Recording, Rule, Scenario, Series
@@ -132,6 +133,23 @@ def gauge_compare(c: Component, name: str, *, signal: str, op: str, threshold: f
                    condition=condition, scenarios=scenarios)
 
 
+def fill_mark(capacity: int, ratio: float) -> int:
+    """The level that counts as full: 90% of 200 queue slots is 180."""
+    return math.ceil(capacity * ratio)
+
+
+def filling_up(c: Component, name: str, *, signal: str, capacity: int, ratio: float, for_: str, severity: str,
+               summary: str, description: str, slots: str = "queue slots") -> list[Rule]:
+    """A gauge at ``ratio`` of a fixed ``capacity`` or above (a bounded queue): :func:`gauge_compare` with
+    the mark, a fill between it and the capacity, and one below the mark. ``{mark}`` in ``description``
+    becomes the mark."""
+    mark = fill_mark(capacity, ratio)
+    return gauge_compare(
+        c, name, signal=signal, op=">=", threshold=mark, bad=mark + math.ceil((capacity - mark) * 0.75),
+        good=(max(mark - 1, 0),), for_=for_, severity=severity, summary=summary,
+        condition=f"at least {mark:,} of {capacity:,} {slots} used", description=description.replace("{mark}", str(mark)))
+
+
 @dataclass(frozen=True)
 class RatioSignals:
     """The counters of a ratio: ``part / total``, where ``rest`` is total minus part.
@@ -203,3 +221,109 @@ def ratio_of_rates(c: Component, name: str, *, signals: RatioSignals, record: st
 
     return recordings + c.alert(name, expr=expr, for_=for_, severity=severity, summary=summary,
                                 description=description, condition=condition, scenarios=scenarios, labels=tag)
+
+
+def saturated(c: Component, name: str, *, used: str, capacity: str | float, waiting: str | None, size: int,
+              for_: str, severity: str, summary: str, description: str, condition: str) -> list[Rule]:
+    """Every unit of a pool in use, with callers waiting: threads, concurrency slots, connections.
+
+    ``capacity`` is a gauge signal (an executor's current pool size) or a fixed
+    number from the spec (a connection pool's maximum); ``waiting`` is the gauge
+    of callers waiting for a unit, or ``None`` where the library cannot tell
+    (SQLAlchemy has no waiter count), and then being at capacity for ``for`` is
+    the condition. ``size`` is the capacity the test stories use. ``$value`` is
+    the number of units in use.
+    """
+    by = by_clause(c)
+    limit = f"max {by} ({c.select(capacity)})" if isinstance(capacity, str) else number(capacity)
+    expr = f"max {by} ({c.select(used)}) >= {limit}"
+    if waiting:
+        expr += f"\nand\nmax {by} ({c.select(waiting)}) > 0"
+
+    def story(*segments: tuple[Duration, float, float]) -> tuple:
+        """Series for ``(span, units in use, callers waiting)`` segments."""
+        out = [c.series(used, gauge(*[(span, busy) for span, busy, _ in segments]))]
+        if isinstance(capacity, str):
+            out.append(c.series(capacity, gauge(*[(span, size) for span, _, _ in segments])))
+        if waiting:
+            out.append(c.series(waiting, gauge(*[(span, queued) for span, _, queued in segments])))
+        return tuple(out)
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        end = f + MIN * 2
+        spike = Duration.parse("30s")
+        out = [
+            Scenario("busy-backlog", f"all {size} in use" + (" and 50 waiting" if waiting else ""),
+                     story((end, size, 50)), verdict(f, end, True), labels=dict(c.identity), value=size),
+            Scenario("one-spare", f"{size - 1} of {size} in use" + (", 50 waiting" if waiting else ""),
+                     story((end, size - 1, 50)), verdict(f, end, False)),
+        ]
+        if waiting:
+            out.append(Scenario("keeping-up", f"all {size} in use, nobody waiting", story((end, size, 0)),
+                                verdict(f, end, False)))
+        if f > spike:
+            out.append(Scenario("spike", f"{spike} at capacity, then one spare",
+                                story((MIN, size - 1, 0), (spike, size, 50), (end - MIN - spike, size - 1, 0)),
+                                verdict(f, end, False)))
+        return out
+
+    return c.alert(name, expr=expr, for_=for_, severity=severity, summary=summary, description=description,
+                   condition=condition, scenarios=scenarios)
+
+
+def quantile_above(c: Component, name: str, *, signal: str, quantile: float, threshold: float, min_rate: float,
+                   for_: str, severity: str, summary: str, description: str, condition: str,
+                   window: Duration = FIVE_MIN, per_instance: bool = True, extra: Labels | None = None,
+                   tag: Labels | None = None) -> list[Rule]:
+    """A latency percentile from a histogram above ``threshold`` seconds, judged only with traffic.
+
+    ``signal`` is the histogram's ``_bucket`` series. The quantile is taken over
+    ``sum by (le, …) (rate(…_bucket[window]))`` (per instance or across them);
+    with no observations it is NaN and with a handful it is noise, so the alert
+    also needs at least ``min_rate`` observations/s, counted by the ``le="+Inf"``
+    bucket (which every histogram has, so no ``_count`` signal is needed).
+    ``extra`` narrows the series (one route) and ``tag`` labels tell several such
+    alerts of one component apart. ``$value`` is the quantile in seconds.
+    """
+    extra = extra or {}
+    by = by_clause(c, per_instance)
+    inner = by.replace("by (", "by (le, ", 1)
+    buckets = f"rate({c.select(signal, extra)}[{window}])"
+    seen = f"rate({c.select(signal, {**extra, 'le': '+Inf'})}[{window}])"
+    expr = (f"histogram_quantile({number(quantile)}, sum {inner} ({buckets})) > {number(threshold)}\n"
+            f"and\nsum {by} ({seen}) >= {number(min_rate)}")
+    bounds = (threshold / 2, threshold, threshold * 2)
+    busy = max(min_rate * 5, 1.0)
+    tail = 1 - quantile  # the share of observations a quantile may leave above it
+
+    def histogram(slow: float, *segments: tuple[Duration, float] | str) -> tuple:
+        """Bucket counters for ``(span, observations/s)`` segments (and ``RESTART``): a ``slow`` share of the
+        observations in (T, 2T], the rest in (T/2, T]. Every bucket starts high, as in a long-running process."""
+        cumulative = ((number(bounds[0]), 0.0), (number(bounds[1]), 1 - slow), (number(bounds[2]), 1.0), ("+Inf", 1.0))
+        return tuple(c.series(signal, counter(*[s if s == RESTART else (s[0], s[1] * share) for s in segments],
+                                              start=1_000_000), {**extra, "le": le})
+                     for le, share in cumulative)
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        end = window + f + MIN * 2
+        half = Duration(end.millis // 2 // STEP.millis * STEP.millis)
+        slow = min(1.0, 2 * tail)
+        # the quantile falls in (T, 2T], interpolated: T + T * (q - (1 - slow)) / slow
+        value = threshold + threshold * (quantile - (1 - slow)) / slow
+        out = [
+            Scenario("slow-busy", f"{number(slow * 100)}% of {number(busy)}/s slower than {number(threshold)}s; the "
+                     "process restarts halfway", histogram(slow, (half, busy), RESTART, (end - half, busy)),
+                     verdict(f, end, True), labels=dict(c.identity, **(tag or {})), value=value,
+                     per_instance=per_instance),
+            Scenario("tail-within", f"{number(tail / 2 * 100)}% slow, within the {number(tail * 100)}% the quantile "
+                     "leaves out; the process restarts halfway", histogram(tail / 2, (half, busy), RESTART,
+                                                                         (end - half, busy)),
+                     verdict(f, end, False), per_instance=per_instance),
+            Scenario("slow-idle", "no observations (NaN) for a minute, then all slow but only "
+                     f"{number(min_rate / 2)}/s", histogram(1.0, (MIN, 0), (end - MIN, min_rate / 2)),
+                     verdict(f, end, False), per_instance=per_instance),
+        ]
+        return out
+
+    return c.alert(name, expr=expr, for_=for_, severity=severity, summary=summary, description=description,
+                   condition=condition, scenarios=scenarios, labels=tag)

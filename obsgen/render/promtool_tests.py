@@ -9,6 +9,7 @@ different times.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from obsgen.components.base import Alert, Scenario
@@ -40,6 +41,8 @@ class _Entry:
         times = tuple(c.at for c in scenario.checks)
         if self.checks.get(alert.name, times) != times or rule in self.shared_rules:
             return False
+        if any(_crosstalk(alert, scenario, other, theirs) for _, other, theirs in self.cases):
+            return False
         return scenario.per_instance or rule not in self.rules
 
     def add(self, rule: int, alert: Alert, scenario: Scenario) -> None:
@@ -53,6 +56,21 @@ class _Entry:
 
 def _story(alert: Alert, scenario: Scenario) -> tuple[str, str] | None:
     return (alert.labels["component"], scenario.story) if scenario.story else None
+
+
+_SELECTED = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
+
+
+def _crosstalk(alert: Alert, scenario: Scenario, other: Alert, theirs: Scenario) -> bool:
+    """Whether two alerts of one component would see each other's test series (a DB pool's exhaustion
+    story has callers waiting, which the waiting-callers alert would rightly report): then their
+    scenarios need separate entries. Only metrics an expression selects directly are compared."""
+    if other.name == alert.name or other.labels.get("component") != alert.labels.get("component"):
+        return False
+    if scenario.story and scenario.story == theirs.story:  # one story, told to both on purpose
+        return False
+    return bool({s.metric for s in scenario.series} & set(_SELECTED.findall(other.expr))
+                or {s.metric for s in theirs.series} & set(_SELECTED.findall(alert.expr)))
 
 
 def _instance(alert: Alert, scenario: Scenario) -> str:

@@ -1,0 +1,178 @@
+"""Database connection pools: every connection checked out, callers waiting, checkouts timing out.
+
+Micrometer: HikariCP's MicrometerMetricsTracker (label ``pool``, default
+``HikariPool-1``) publishes ``hikaricp_connections_active``, ``_idle``,
+``_pending`` (threads waiting for a connection), ``_max``,
+``hikaricp_connections_timeout_total`` and the timer
+``hikaricp_connections_acquire_seconds_{count,sum,max}``.
+
+Python: SQLAlchemy exports nothing itself. A team reads its QueuePool on each
+scrape with a prometheus_client collector, ``pool.checkedout()`` →
+``db_pool_checked_out_connections`` and ``pool.checkedin()`` →
+``db_pool_checked_in_connections`` (label ``pool``), and counts
+``sqlalchemy.exc.TimeoutError`` ("QueuePool limit … reached, connection timed
+out") as ``db_pool_checkout_timeouts_total``. ``pool.size()`` and
+``pool.overflow()`` (negative until the pool has filled) are not needed: the
+spec gives ``pool_size`` and ``max_overflow``. SQLAlchemy cannot tell how many
+callers wait for a connection and does not time checkouts, so the python
+profile has no ``pending`` or acquire-time metric: exhaustion is judged from
+the connections checked out alone, and waiting shows as timeouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from obsgen.components.base import Component, Concern, Inhibition, Kind, Rule
+from obsgen.components.shapes import gauge_compare, rate_above, saturated
+from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, rate, sel
+from obsgen.model.types import ComponentSpec, Duration, MetricRef
+from obsgen.promql import number
+
+CONCERN = Concern("database", "Database",
+                  "Connection pools: connections in use against the maximum, waiting callers, acquire time and "
+                  "timeouts.")
+
+
+@dataclass(frozen=True)
+class DbPoolSpec(ComponentSpec):
+    label: str = "pool"
+    pool_size: int = 10
+    max_overflow: int = 0
+    timeout: Duration = Duration.parse("30s")
+    database: str = "other"
+    timeout_rate_max: float = 0
+    pending_max: int = 0
+
+
+def max_connections(spec: DbPoolSpec) -> int:
+    """The most connections the pool opens: pool_size plus SQLAlchemy's overflow (5 + 10 = 15)."""
+    return spec.pool_size + spec.max_overflow
+
+
+def _sizes(spec: DbPoolSpec) -> str:
+    if spec.max_overflow:
+        return f"{num(max_connections(spec))} connections ({spec.pool_size} + {spec.max_overflow} overflow)"
+    return f"{num(spec.pool_size)} connections"
+
+
+def rules(c: Component) -> list[Rule]:
+    spec: DbPoolSpec = c.spec  # type: ignore[assignment]
+    top = max_connections(spec)
+    who = f"Connection pool {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}"
+    waiting = "pending" if c.has_metric("pending") else None
+    out = saturated(
+        c, "DbPoolExhausted", used="in_use", capacity=top, waiting=waiting, size=top, for_="2m", severity="warning",
+        summary="Every connection of a database pool is checked out; requests wait for one.",
+        condition=f"all {_sizes(spec)} checked out" + (" and at least one caller waiting" if waiting else ""),
+        description=(f"{who} has had all {{{{ $value }}}} connections checked out"
+                     + (" with callers waiting" if waiting else "") + f" for {{for}}; requests wait up to "
+                     f"{spec.timeout} for a connection, then fail."),
+    ) + rate_above(
+        c, "DbPoolAcquireTimeouts", signal="timeouts", threshold=spec.timeout_rate_max, window=Duration.parse("5m"),
+        for_="1m", severity="warning",
+        summary="Requests time out waiting for a database connection.",
+        condition=(f"more than {num(spec.timeout_rate_max)} checkouts/s" if spec.timeout_rate_max
+                   else "any checkout") + f" timing out after {spec.timeout} (5m rate)",
+        description=(f"{who}: {{{{ $value | humanize }}}} checkouts/s time out after {spec.timeout} (threshold "
+                     f"{number(spec.timeout_rate_max)}/s) for {{for}}; those requests fail."),
+    )
+    if waiting:
+        out += gauge_compare(
+            c, "DbPoolPendingHigh", signal="pending", op=">", threshold=spec.pending_max,
+            bad=spec.pending_max + 5, good=(spec.pending_max,), for_="5m", severity="warning",
+            summary="Callers keep waiting for database connections.",
+            condition=f"more than {num(spec.pending_max)} callers waiting for a connection",
+            description=(f"{who} has had {{{{ $value }}}} callers waiting for a connection (threshold "
+                         f"{spec.pending_max}) for {{for}}: the pool is too small for the load or connections are "
+                         "slow to open."),
+        )
+    return out
+
+
+def panels(c: Component) -> ComponentPanels:
+    spec: DbPoolSpec = c.spec  # type: ignore[assignment]
+    top = max_connections(spec)
+    steps = (Step("green"),) + ((Step("orange", spec.pool_size),) if spec.max_overflow else ()) + (Step("red", top),)
+    detail = [
+        Panel(
+            title=f"{c.name}: connections in use", unit="short", min=0, soft_max=top, thresholds=steps,
+            runbooks=("DbPoolExhausted",),
+            description=(f"Connections checked out of pool {c.name} and idle in it, per instance, against its "
+                         f"{_sizes(spec)} (red line"
+                         + (f"; orange: pool_size {spec.pool_size}, above it the pool is in overflow" if spec.max_overflow
+                            else "") + "). All checked out for 2m"
+                         + (" with callers waiting" if c.has_metric("pending") else "") + " fires DbPoolExhausted."),
+            queries=(Query(f"max by (instance) ({sel(c, 'in_use')})", "in use {{instance}}"),
+                     Query(f"max by (instance) ({sel(c, 'idle')})", "idle {{instance}}")),
+        ),
+        Panel(
+            title=f"{c.name}: checkout timeouts", unit="ops",
+            thresholds=above(spec.timeout_rate_max or 0.001),  # threshold 0: red from the first timeout
+            runbooks=("DbPoolAcquireTimeouts",),
+            description=(f"Checkouts from pool {c.name} that gave up after {spec.timeout}, per second, per instance; "
+                         "each is a failed request. "
+                         + (f"Above {number(spec.timeout_rate_max)}/s" if spec.timeout_rate_max else "Any")
+                         + " for 1m fires DbPoolAcquireTimeouts."),
+            queries=(Query(f"sum by (instance) ({rate(sel(c, 'timeouts'))})", "{{instance}}"),),
+        ),
+    ]
+    if c.has_metric("pending"):
+        detail.append(Panel(
+            title=f"{c.name}: waiting callers", unit="short", min=0, thresholds=above(spec.pending_max + 1),
+            runbooks=("DbPoolPendingHigh", "DbPoolExhausted"),
+            description=(f"Threads waiting for a connection of pool {c.name}, per instance. More than "
+                         f"{spec.pending_max} for 5m fires DbPoolPendingHigh."),
+            queries=(Query(f"max by (instance) ({sel(c, 'pending')})", "{{instance}}"),),
+        ))
+    if c.has_metric("acquire_time") and c.has_metric("acquires"):
+        detail.append(Panel(
+            title=f"{c.name}: average acquire time", unit="s", min=0, runbooks=("DbPoolExhausted",),
+            description=(f"Average time to get a connection from pool {c.name}, per instance: near zero while "
+                         f"connections are idle, up to {spec.timeout} when the pool is exhausted."),
+            queries=(Query(f"sum by (instance) ({rate(sel(c, 'acquire_time'))})\n/\n"
+                           f"sum by (instance) ({rate(sel(c, 'acquires'))})", "{{instance}}"),),
+        ))
+    health = Panel(
+        title=f"DB pool {c.name}: in use", kind="stat", unit="short", width=6, height=5, thresholds=steps,
+        runbooks=("DbPoolExhausted",),
+        description=f"Most connections of pool {c.name} checked out on any instance, of {_sizes(spec)}.",
+        queries=(Query(f"max ({sel(c, 'in_use')})", c.name),),
+    )
+    return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
+
+
+KIND = Kind(
+    key="db_pools",
+    title="DB pool",
+    spec=DbPoolSpec,
+    schema="db_pool",
+    rules=rules,
+    panels=panels,
+    concern=CONCERN,
+    related={
+        "DbPoolExhausted": ("DbPoolAcquireTimeouts", "DbPoolPendingHigh", "ExecutorSaturated", "BackpressureSaturated"),
+        "DbPoolAcquireTimeouts": ("DbPoolExhausted", "DbPoolPendingHigh"),
+        "DbPoolPendingHigh": ("DbPoolExhausted", "DbPoolAcquireTimeouts"),
+    },
+    # Callers wait because every connection is out: the exhaustion alert already says so.
+    inhibitions=(Inhibition("DbPoolExhausted", ("DbPoolPendingHigh",), ("service", "component", "instance")),),
+    default_metrics={
+        "micrometer": {
+            "in_use": MetricRef("hikaricp_connections_active"),
+            "idle": MetricRef("hikaricp_connections_idle"),
+            "pending": MetricRef("hikaricp_connections_pending"),
+            "timeouts": MetricRef("hikaricp_connections_timeout_total"),
+            "acquire_time": MetricRef("hikaricp_connections_acquire_seconds_sum"),
+            "acquires": MetricRef("hikaricp_connections_acquire_seconds_count"),
+        },
+        "python": {
+            "in_use": MetricRef("db_pool_checked_out_connections"),
+            "idle": MetricRef("db_pool_checked_in_connections"),
+            "pending": None,
+            "timeouts": MetricRef("db_pool_checkout_timeouts_total"),
+            "acquire_time": None,
+            "acquires": None,
+        },
+    },
+)
