@@ -10,7 +10,7 @@ from dataclasses import replace
 from itertools import groupby
 
 from obsgen.components.base import Alert
-from obsgen.render import dashboards, promtool_tests, runbooks
+from obsgen.render import dashboards, promtool_tests, runbooks, timescale
 from obsgen.render import rules as rules_renderer
 from obsgen.spec import Spec
 from obsgen.writer import Output
@@ -33,15 +33,22 @@ def rule_groups(spec: Spec) -> list[rules_renderer.RuleGroup]:
     return groups
 
 
-def render(spec: Spec) -> list[Output]:
-    """All files of one service, with paths relative to the output directory."""
+def render(spec: Spec, time_scale: float | None = None) -> list[Output]:
+    """All files of one service, with paths relative to the output directory.
+
+    With a ``time_scale`` above 1 the rules run that many times faster (see
+    :mod:`obsgen.render.timescale`) and the promtool tests, written for the real
+    durations, are not emitted.
+    """
     groups = rule_groups(spec)
     alerts: list[Alert] = [r for g in groups for r in g.rules if isinstance(r, Alert)]
     base = spec.service.name
-    outputs = [
-        Output(f"{base}/{RULES_FILE}", rules_renderer.render(groups)),
-        Output(f"{base}/{TESTS_FILE}", promtool_tests.render(alerts, "rules.yaml")),
-    ]
+    rules_text = rules_renderer.render(groups)
+    if time_scale and time_scale != 1:
+        outputs = [Output(f"{base}/{RULES_FILE}", timescale.scale_rules(rules_text, time_scale))]
+    else:
+        outputs = [Output(f"{base}/{RULES_FILE}", rules_text),
+                   Output(f"{base}/{TESTS_FILE}", promtool_tests.render(alerts, "rules.yaml"))]
     outputs += [Output(path, text) for path, text in dashboards.render(spec).items()]
     outputs += [Output(path, text, merge=runbooks.merge) for path, text in runbooks.render(spec, groups).items()]
     return outputs
