@@ -60,22 +60,26 @@ def rate_above(c: Component, name: str, *, signal: str, threshold: float, window
 
 def gauge_compare(c: Component, name: str, *, signal: str, op: str, threshold: float, bad: float, good: tuple[float, ...],
                   for_: str, severity: str, summary: str, description: str, aggregate: bool = True,
-                  extra: Labels | None = None, base: Labels | None = None) -> list[Rule]:
+                  extra: Labels | None = None, base: Labels | None = None,
+                  series_labels: Labels | None = None) -> list[Rule]:
     """A gauge against a threshold for ``for``: a full queue, a Redis that is down.
 
     With ``aggregate`` the worst instance of the component is judged; otherwise
     each raw series (one Redis server) is. The proof includes a short spike to the
     bad value, which must not fire: a 30 s blip is not an incident. Each ``good``
     value is a healthy scenario (a near miss, or a trap such as Resilience4j's -1).
+    ``extra`` labels narrow the selector; ``series_labels`` only decorate the test
+    series (labels a real series carries, such as a replica's ``master_host``).
     """
     selector = c.select(signal, extra, base=base)
     worst = "max" if op.startswith(">") else "min"
     expr = f"{worst} {by_clause(c)} ({selector}) {op} {number(threshold)}" if aggregate else \
         f"{selector} {op} {number(threshold)}"
-    fired = dict(c.identity) if aggregate else c.labels(signal, extra, base)
+    decorated = {**(extra or {}), **(series_labels or {})}
+    fired = dict(c.identity) if aggregate else c.labels(signal, decorated, base)
 
     def series(values: str):
-        return (c.series(signal, values, extra, base=base),)
+        return (c.series(signal, values, decorated, base=base),)
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = f + MIN * 2
