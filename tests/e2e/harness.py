@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -43,10 +44,28 @@ class Failure(AssertionError):
     """A server or a wait went wrong; the message says what and shows the logs."""
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port outside the kernel's ephemeral range, so that no outgoing connection can take it while
+    its server is down (a killed Redis master restarts on its port; a connection to a free port in the
+    ephemeral range can even connect to itself)."""
+    low, high = _ephemeral_ports()
+    ports = range(10000, low) if low > 11000 else range(high + 1, 65536)
+    for port in random.sample(ports, 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise Failure(f"no free port found in {ports}")
 
 
 @dataclass(frozen=True)
