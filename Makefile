@@ -2,7 +2,7 @@
 VENV := .venv
 OBSGEN := $(VENV)/bin/obsgen
 
-.PHONY: setup build test check clean
+.PHONY: setup build test e2e check clean
 
 setup:
 	scripts/setup.sh
@@ -16,6 +16,11 @@ check: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+# Only the end-to-end tests (real Prometheus, Redis + Sentinel, redis_exporter, the reference app);
+# `make test` runs them too.
+e2e: setup
+	$(VENV)/bin/python -m pytest -q -m e2e tests/e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache

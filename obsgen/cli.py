@@ -88,15 +88,23 @@ def main() -> None:
 @click.argument("specs", nargs=-1, required=True)
 @click.option("--out", "out", default="generated", show_default=True, help="Output directory.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the output directory is not what the specs produce.")
-def build(specs: tuple[str, ...], out: str, check: bool) -> None:
+@click.option("--time-scale", "time_scale", type=click.FloatRange(min=1), metavar="N",
+              help=("For end-to-end tests only: divide every alert `for`/`keep_firing_for` and every PromQL range "
+                    "window, subquery and offset by N (whole seconds, at least 1s); names, thresholds and "
+                    "annotations stay as shipped. Writes no promtool tests (they assume real durations). "
+                    "Needs an explicit --out."))
+@click.pass_context
+def build(ctx: click.Context, specs: tuple[str, ...], out: str, check: bool, time_scale: float | None) -> None:
     """Build every SPEC (files or directories) into OUT/<service>/."""
 
     def action() -> None:
         from obsgen import pipeline, writer
 
+        if time_scale and ctx.get_parameter_source("out") is click.core.ParameterSource.DEFAULT:
+            raise UsageError("--time-scale writes test-only rules; give an explicit --out (not the committed output)")
         loaded = load_all(spec_files(specs))
         root = Path(out)
-        p = writer.plan(root, {s.service.name: pipeline.render(s) for s in loaded})
+        p = writer.plan(root, {s.service.name: pipeline.render(s, time_scale=time_scale) for s in loaded})
         if check:
             _report(p)
             sys.exit(0 if p.clean else EXIT_DIFF)

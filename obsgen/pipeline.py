@@ -10,7 +10,8 @@ from dataclasses import replace
 from itertools import groupby
 
 from obsgen.components.base import Alert
-from obsgen.render import alertmanager, dashboards, grafana_provisioning, prometheusrule, promtool_tests, runbooks
+from obsgen.render import (alertmanager, dashboards, grafana_provisioning, prometheusrule, promtool_tests, runbooks,
+                           timescale)
 from obsgen.render import rules as rules_renderer
 from obsgen.spec import Spec
 from obsgen.writer import Output
@@ -33,25 +34,36 @@ def rule_groups(spec: Spec) -> list[rules_renderer.RuleGroup]:
     return groups
 
 
-def render(spec: Spec) -> list[Output]:
-    """All files of one service, with paths relative to the output directory."""
+def render(spec: Spec, time_scale: float | None = None) -> list[Output]:
+    """All files of one service, with paths relative to the output directory.
+
+    With a ``time_scale`` above 1 the rules run that many times faster (see
+    :mod:`obsgen.render.timescale`) and the promtool tests, written for the real
+    durations, are not emitted.
+    """
     groups = rule_groups(spec)
     base = spec.service.name
     outputs = []
+    scaled = bool(time_scale and time_scale != 1)
     for file in dict.fromkeys(g.file for g in groups):
         mine = [g for g in groups if g.file == file]
+        rules_text = rules_renderer.render(mine)
+        if scaled:
+            outputs.append(Output(f"{base}/prometheus/{file}.yaml", timescale.scale_rules(rules_text, time_scale)))
+            continue
         alerts = [r for g in mine for r in g.rules if isinstance(r, Alert)]
         step = mine[0].test_step
-        outputs.append(Output(f"{base}/prometheus/{file}.yaml", rules_renderer.render(mine)))
+        outputs.append(Output(f"{base}/prometheus/{file}.yaml", rules_text))
         tests = promtool_tests.render(alerts, f"{file}.yaml", step, spec.service.cluster_label)
         outputs += [Output(f"{base}/prometheus/{file}{'' if clock == step else f'.{clock}'}.test.yaml", text)
                     for clock, text in tests.items()]
-    all_alerts: list[Alert] = [r for g in groups for r in g.rules if isinstance(r, Alert)]
     boards = dashboards.render(spec)
     outputs += [Output(path, text) for path, text in boards.items()]
-    # What the platforms consume: prometheus-operator, Grafana provisioning / grafana-operator, Alertmanager.
-    outputs += [Output(path, text) for path, text in prometheusrule.render(spec.service, groups).items()]
-    outputs += [Output(path, text) for path, text in grafana_provisioning.render(spec.service, boards).items()]
-    outputs.append(Output(f"{base}/{alertmanager.FILE}", alertmanager.render(spec.service, spec.components, all_alerts)))
+    if not scaled:  # what the platforms consume: prometheus-operator, Grafana provisioning, Alertmanager
+        all_alerts: list[Alert] = [r for g in groups for r in g.rules if isinstance(r, Alert)]
+        outputs += [Output(path, text) for path, text in prometheusrule.render(spec.service, groups).items()]
+        outputs += [Output(path, text) for path, text in grafana_provisioning.render(spec.service, boards).items()]
+        outputs.append(Output(f"{base}/{alertmanager.FILE}", alertmanager.render(spec.service, spec.components,
+                                                                                all_alerts)))
     outputs += [Output(path, text, merge=runbooks.merge) for path, text in runbooks.render(spec, groups).items()]
     return outputs

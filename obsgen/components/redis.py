@@ -189,7 +189,8 @@ def rules(c: Component) -> list[Rule]:
     if spec.replicas or spec.topology == "cluster":
         out += gauge_compare(
             c, "RedisReplicationBroken", signal="master_link_up", op="==", threshold=0, bad=0, good=(1,),
-            for_="2m", severity="warning", aggregate=False, extra={"master_host": "10.0.0.1", "master_port": "6379"},
+            for_="2m", severity="warning", aggregate=False,
+            series_labels={"master_host": "10.0.0.1", "master_port": "6379"},
             summary="A Redis replica has lost its link to the master.",
             condition="a replica reports no link to its master (redis_master_link_up is 0)",
             description=("Replica {{ $labels.instance }} has had no link to its master "

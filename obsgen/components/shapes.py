@@ -92,7 +92,7 @@ def rate_above(c: Component, name: str, *, signal: str, threshold: float, window
 def gauge_compare(c: Component, name: str, *, signal: str, op: str, threshold: float, bad: float, good: tuple[float, ...],
                   for_: str, severity: str, summary: str, description: str, condition: str, aggregate: bool = True,
                   extra: Labels | None = None, base: Labels | None = None, spike: Duration = Duration.parse("30s"),
-                  by: Labels | None = None) -> list[Rule]:
+                  by: Labels | None = None, series_labels: Labels | None = None) -> list[Rule]:
     """A gauge against a threshold for ``for``: a full queue, a Redis that is down.
 
     With ``aggregate`` the worst instance of the component is judged; otherwise
@@ -102,6 +102,8 @@ def gauge_compare(c: Component, name: str, *, signal: str, op: str, threshold: f
     ``by`` replaces the component's identity as the labels the worst value is
     taken per (besides ``instance``), with the values the test series carry
     (a per-store connection limit judges each store).
+    ``extra`` labels narrow the selector; ``series_labels`` only decorate the test
+    series (labels a real series carries, such as a replica's ``master_host``).
     """
     selector = c.select(signal, extra, base=base)
     worst = "max" if op.startswith(">") else "min"
@@ -109,10 +111,11 @@ def gauge_compare(c: Component, name: str, *, signal: str, op: str, threshold: f
     grouping = by_labels(c, "instance", *keep)
     expr = f"{worst} {grouping} ({selector}) {op} {number(threshold)}" if aggregate else \
         f"{selector} {op} {number(threshold)}"
-    fired = keep if aggregate else c.labels(signal, extra, base)
+    decorated = {**(extra or {}), **(series_labels or {})}
+    fired = keep if aggregate else c.labels(signal, decorated, base)
 
     def series(values: str):
-        s = c.series(signal, values, extra, base=base)
+        s = c.series(signal, values, decorated, base=base)
         return (replace(s, labels={**s.labels, **keep}),)
 
     def scenarios(f: Duration) -> list[Scenario]:
