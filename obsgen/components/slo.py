@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from obsgen.components import http
 from obsgen.components.base import (Check, Component, Concern, Finding, Given, Inhibition, Kind, Recording, Rule,
                                     Scenario)
 from obsgen.components.timeline import counter
@@ -98,6 +99,13 @@ class SloSpec(ComponentSpec):
         if self.le:
             return self.le
         return repr(self.latency_threshold.total_seconds) if self.latency_threshold else ""
+
+
+def _http_events(profile: str) -> dict[str, MetricRef]:
+    """By default an SLO counts the HTTP server's requests, with the http kind's metric names."""
+    m = http.KIND.default_metrics[profile]
+    count = MetricRef(m["buckets"].name.removesuffix("_bucket") + "_count")
+    return {"requests": m["requests"], "errors": m["errors"], "latency_bucket": m["buckets"], "latency_count": count}
 
 
 def check(given: Given) -> list[Finding]:
@@ -432,20 +440,7 @@ KIND = Kind(
     check=check,
     concern=Concern("slo", "Service Level Objectives",
                     "Each SLO's indicator against its objective, error budget remaining and burn rate per window."),
-    default_metrics={
-        "micrometer": {
-            "requests": MetricRef("http_server_requests_seconds_count"),
-            "errors": MetricRef("http_server_requests_seconds_count", (("outcome", "SERVER_ERROR"),)),
-            "latency_count": MetricRef("http_server_requests_seconds_count"),
-            "latency_bucket": MetricRef("http_server_requests_seconds_bucket"),
-        },
-        "python": {
-            "requests": MetricRef("http_requests_total"),
-            "errors": MetricRef("http_requests_total", (("status", "5xx"),)),
-            "latency_count": MetricRef("http_request_duration_seconds_count"),
-            "latency_bucket": MetricRef("http_request_duration_seconds_bucket"),
-        },
-    },
+    default_metrics={profile: _http_events(profile) for profile in ("micrometer", "python")},
     related={"ErrorBudgetBurnFast": ("ErrorBudgetBurnSlow",), "ErrorBudgetBurnSlow": ("ErrorBudgetBurnFast",)},
     # The page says it all: the ticket for the same SLO adds nothing while it fires.
     inhibitions=(Inhibition("ErrorBudgetBurnFast", ("ErrorBudgetBurnSlow",), ("service", "slo")),),
