@@ -105,7 +105,7 @@ def _env():
 
 
 def _rule_yaml(alert: Alert) -> str:
-    """The alert exactly as ``prometheus/rules.yaml`` renders it."""
+    """The alert exactly as its rule file renders it."""
     from obsgen.render import rules as rules_renderer
     from obsgen.render.yamlout import dump
 
@@ -126,6 +126,7 @@ def _owners(spec: Spec) -> dict[tuple[str, str], Component]:
 def _pages(spec: Spec, groups: list[RuleGroup]) -> list[dict]:
     owners = _owners(spec)
     by_name: dict[str, list[tuple[Alert, Component]]] = {}
+    files: dict[str, str] = {}  # alert name → the rule file that holds it
     for g in groups:
         for rule in g.rules:
             if isinstance(rule, Alert):
@@ -134,6 +135,7 @@ def _pages(spec: Spec, groups: list[RuleGroup]) -> list[dict]:
                     raise ValueError(f"alert {rule.name} names component {rule.labels.get('component')!r}, "
                                      "which does not emit it")
                 by_name.setdefault(rule.name, []).append((rule, c))
+                files[rule.name] = f"prometheus/{g.file}.yaml"
     names = set(by_name)
     related = {name: alerts for c in spec.components for name, alerts in c.kind.related.items()}
     pages = []
@@ -154,7 +156,7 @@ def _pages(spec: Spec, groups: list[RuleGroup]) -> list[dict]:
         pages.append({
             "alert": name, "kind": components[0].kind.key, "kind_title": components[0].kind.title,
             "severities": severities, "summary": pairs[0][0].summary,
-            "instances": instances, "components": components,
+            "instances": instances, "components": components, "rule_file": files[name],
             "related": [r for r in related.get(name, ()) if r in names and r != name],
         })
     return pages
