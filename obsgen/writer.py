@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +198,8 @@ def new_staging(root: Path) -> tuple[Path, list[Path]]:
     Returns it and the directories created on the way (to remove if the build fails).
     The staging directory ignores itself in git, in case a killed build leaves it behind.
     """
+    import shutil
+
     created = _missing_dirs(root)
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f"{STAGING_PREFIX}{os.getpid()}"
@@ -218,6 +219,8 @@ def _missing_dirs(path: Path) -> list[Path]:
 
 def discard_staging(staging: Path, created: list[Path]) -> None:
     """Remove the staging directory and any directory the build created for it (after a failure)."""
+    import shutil
+
     shutil.rmtree(staging, ignore_errors=True)
     for d in created:  # innermost first
         try:
@@ -278,6 +281,8 @@ class Transaction:
             try:
                 os.link(target, saved)
             except OSError:
+                import shutil
+
                 shutil.copy2(target, saved)
             self._undo.append(("restore", saved, target))
             os.replace(staged, target)
@@ -370,6 +375,8 @@ def commit(root: Path, staging: Path, puts: list[tuple[Path, str]], removes: lis
 
 def apply(p: Plan) -> None:
     """Write the plan all or nothing: stage every file, then move them into place, then prune."""
+    import shutil
+
     if not (p.pending or p.orphaned):
         return
     staging, created = new_staging(p.root)
