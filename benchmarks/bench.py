@@ -139,7 +139,7 @@ class Bench:
         self.work = Path(tempfile.mkdtemp(prefix="obsgen-bench-"))
         self.results: dict[str, dict] = {}
         self.has_jobs = "--jobs" in subprocess.run(self.obsgen + ["build", "--help"], capture_output=True,
-                                                   text=True, env=self.env).stdout
+                                                   text=True, env=self.env, cwd=self.work).stdout
         self._n = 0
 
     def fresh(self, name: str) -> Path:
@@ -152,7 +152,9 @@ class Bench:
         for _ in range(repeats):
             if prepare:
                 prepare()
-            r = run(make_cmd(), env=self.env, cwd=cwd, memory=memory)
+            # Never the repository as working directory: `python -m obsgen` would import ./obsgen
+            # whatever --obsgen says (PYTHONPATH comes after the script directory).
+            r = run(make_cmd(), env=self.env, cwd=cwd or self.work, memory=memory)
             if r["rc"] != expect_rc:
                 raise SystemExit(f"bench: {label}: exit {r['rc']} (expected {expect_rc})\n{r.get('stderr', '')}")
             runs.append(r)
@@ -176,19 +178,20 @@ class Bench:
 
     def single(self) -> None:
         r = self.args.repeats
-        subprocess.run(self.build_cmd(MAPLE, self.fresh("warm")), env=self.env, capture_output=True)  # bytecode
+        # One build first, so that Python's bytecode cache is warm.
+        subprocess.run(self.build_cmd(MAPLE, self.fresh("warm")), env=self.env, capture_output=True, cwd=self.work)
         self.series("floor", 'python -c "import yaml" (floor)', lambda: [self.python, "-c", "import yaml"], r)
         cold = self.fresh("cold")
         self.series("cold_maple", "cold build, maple", lambda: self.build_cmd(MAPLE, cold), r,
                     prepare=lambda: shutil.rmtree(cold, ignore_errors=True))
         tree = self.fresh("maple")
-        subprocess.run(self.build_cmd(MAPLE, tree), env=self.env, check=True, capture_output=True)
+        subprocess.run(self.build_cmd(MAPLE, tree), env=self.env, check=True, capture_output=True, cwd=self.work)
         self.series("check_maple_cache", "build --check, maple up to date (local skip cache)",
                     lambda: self.build_cmd(MAPLE, tree, "--check"), r)
         self.series("check_maple_nocache", "build --check, maple up to date (no cache: CI clone)",
                     lambda: self.build_cmd(MAPLE, tree, "--check"), r,
                     prepare=lambda: shutil.rmtree(tree / ".obsgen-cache", ignore_errors=True))
-        subprocess.run(self.build_cmd(MAPLE, tree), env=self.env, check=True, capture_output=True)
+        subprocess.run(self.build_cmd(MAPLE, tree), env=self.env, check=True, capture_output=True, cwd=self.work)
         self.series("nochange_maple", "no-change rebuild, maple", lambda: self.build_cmd(MAPLE, tree), r)
         promtool = shutil.which("promtool")
         if promtool:
@@ -205,7 +208,7 @@ class Bench:
             fleetgen.generate(n, directory, seed=self.args.seed)
         biggest = max(sizes)
         valid = subprocess.run(self.obsgen + ["validate", str(specs[biggest])], env=self.env, capture_output=True,
-                               text=True)
+                               text=True, cwd=self.work)
         if valid.returncode != 0:
             raise SystemExit(f"bench: the generated fleet does not validate:\n{valid.stderr[-3000:]}")
         for n in sizes:
@@ -220,7 +223,8 @@ class Bench:
                 entry["specs_per_s"] = n / entry["median_s"]
                 shutil.rmtree(out, ignore_errors=True)
         tree = self.fresh("fleet-tree")
-        subprocess.run(self.build_cmd(specs[biggest], tree, jobs=2), env=self.env, check=True, capture_output=True)
+        subprocess.run(self.build_cmd(specs[biggest], tree, jobs=2), env=self.env, check=True, capture_output=True,
+                       cwd=self.work)
         self.series(f"nochange_{biggest}", f"no-change rebuild, {biggest} specs",
                     lambda: self.build_cmd(specs[biggest], tree, jobs=2), self.args.fleet_repeats)
         self.series(f"check_{biggest}", f"build --check, {biggest} specs up to date (local skip cache)",

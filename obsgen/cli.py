@@ -254,8 +254,13 @@ def _table(rows: list[tuple[str, str]]) -> list[str]:
 
 
 def _parse(command: Command, argv: list[str]) -> dict | None:
-    """Options and arguments of ``command``; ``None`` when help was printed."""
+    """Options and arguments of ``command``; ``None`` when help was printed.
+
+    ``values["given"]`` names the options the user gave (to tell an explicit value from a default).
+    """
     values: dict = {opt.dest: opt.default for opt in command.options}
+    given: set[str] = set()
+    values["given"] = given
     by_name = {n: opt for opt in command.options for n in (opt.name, opt.short) if n}
     positional: list[str] = []
     i = 0
@@ -279,6 +284,7 @@ def _parse(command: Command, argv: list[str]) -> dict | None:
             close = difflib.get_close_matches(name, [o.name for o in command.options] + ["--help"], n=1)
             raise _UsageError(f"No such option '{name}'." + (f" Did you mean '{close[0]}'?" if close else ""),
                               command)
+        given.add(opt.dest)
         if opt.flag:
             if eq:
                 raise _UsageError(f"Option '{opt.name}' does not take a value.", command)

@@ -383,7 +383,79 @@ def build(paths: Sequence[Path], root: Path, *, inputs: Sequence[str | Path] = (
     and duplicate services, :class:`~obsgen.errors.UsageError` for files obsgen refuses to
     overwrite; in every such case nothing under ``root`` has changed.
     """
+    from obsgen.errors import SpecError, UsageError
+
     options = dict(options or {})
+    items = _fingerprinted(paths, root, options)
+    state = _load_state(root)
+    fresh = _verify(root, [(key, state[key]) for _, _, key, fp in items
+                           if key in state and state[key].get("fingerprint") == fp], jobs)
+    skipped = {key: state[key]["service"] for key in fresh}
+    path_of = {key: path for _, path, key, _ in items}
+
+    bar = Progress(len(items), progress, "checking" if check else "building")
+    bar.advance(len(skipped))
+    staging: Path | None = None
+    created: list[Path] = []
+    done = False
+    try:
+        todo = [it for it in items if it[2] not in fresh]
+        if todo and not check:
+            staging, created = writer.new_staging(root)
+        tasks = [Task(index, path, key, str(root), str(staging) if staging else None, tuple(sorted(options.items())))
+                 for index, path, key, _ in todo]
+        results = sorted(_map(_render, tasks, jobs, bar), key=lambda d: d.index)
+        bar.close()
+
+        problems = [p for d in results for p in d.problems]
+        claims = [(d.service, d.path) for d in results if d.service] + \
+                 [(service, path_of[key]) for key, service in skipped.items()]
+        problems += duplicate_problems(sorted(claims, key=lambda c: c[1]))
+        if problems:
+            raise SpecError(problems)
+
+        rendered = {d.service: d for d in results if d.service and d.plan}
+        removed = _removed_services(root, set(rendered) | set(skipped.values()), _Scope(inputs, root))
+        plans = {name: d.plan for name, d in rendered.items()}
+        plans.update({name: writer.plan_removal(root, name) for name in removed})
+        total = writer.Plan(root)
+        for name in sorted(plans):
+            total.extend(plans[name])  # type: ignore[arg-type]
+        result = Result(total, len(items), len(tasks), len(skipped), removed)
+        if not check:
+            if total.conflicts:
+                raise UsageError("refusing to overwrite files obsgen did not write: " + ", ".join(
+                    str(root / c) for c in total.conflicts) + "; move them away or delete them")
+            puts = [(staging / str(d.index) / rel, rel)  # type: ignore[operator]  (staged when rendered)
+                    for d in results if d.plan for rel in d.plan.pending]
+            cache = _cache_files(root, state, {key: fp for _, _, key, fp in items}, rendered, removed)
+            if puts or total.orphaned or cache:
+                if staging is None:
+                    staging, created = writer.new_staging(root)
+                for rel, text in cache.items():
+                    staged = staging / "cache" / Path(rel).name
+                    staged.parent.mkdir(exist_ok=True)
+                    writer.write_file(staged, text)
+                    puts.append((staged, rel))
+                writer.commit(root, staging, puts, total.orphaned)
+        done = True
+        return result
+    except writer.RollbackError:
+        staging = None  # it holds the previous files now: keep it for the user
+        raise
+    finally:
+        bar.close()
+        if staging is not None:
+            if done:
+                import shutil
+
+                shutil.rmtree(staging, ignore_errors=True)
+            else:
+                writer.discard_staging(staging, created)
+
+
+def _fingerprinted(paths: Sequence[Path], root: Path, options: dict) -> list[tuple[int, str, str, str]]:
+    """``(index, path, key, fingerprint)`` of every spec."""
     items = []
     for index, path in enumerate(paths):
         key = spec_key(path, root)
@@ -394,84 +466,27 @@ def build(paths: Sequence[Path], root: Path, *, inputs: Sequence[str | Path] = (
 
             raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from None
         items.append((index, str(path), key, fingerprint(key, data, options)))
+    return items
 
-    state = _load_state(root)
-    candidates = [(key, state[key]) for _, _, key, fp in items if key in state and state[key].get("fingerprint") == fp]
-    fresh = _verify(root, candidates, jobs)
-    skipped = {key: state[key]["service"] for key in fresh}
 
-    bar = Progress(len(items), progress, "checking" if check else "building")
-    bar.advance(len(skipped))
-    staging: Path | None = None
-    created: list[Path] = []
-    try:
-        todo = [it for it in items if it[2] not in fresh]
-        if todo and not check:
-            staging, created = writer.new_staging(root)
-        tasks = [Task(index, path, key, str(root), str(staging) if staging else None, tuple(sorted(options.items())))
-                 for index, path, key, _ in todo]
-        results = sorted(_map(_render, tasks, jobs, bar), key=lambda d: d.index)
-        bar.close()
+def _cache_files(root: Path, state: dict[str, dict], fingerprints: dict[str, str], rendered: dict[str, Done],
+                 removed: list[str]) -> dict[str, str]:
+    """The skip cache files to write after this build (none if nothing changed).
 
-        from obsgen.errors import SpecError, UsageError
-
-        problems = [p for d in results for p in d.problems]
-        by_index = {i: (path, key) for i, path, key, _ in items}
-        claims = [(d.service, d.path) for d in results if d.service] + \
-                 [(service, by_index[i][0]) for i, _, key, _ in items if (service := skipped.get(key))]
-        problems += duplicate_problems(sorted(claims, key=lambda c: c[1]))
-        if problems:
-            raise SpecError(problems)
-
-        rendered = {d.service: d for d in results if d.service and d.plan}
-        produced = set(rendered) | set(skipped.values())
-        removed = _removed_services(root, produced, _Scope(inputs, root))
-        plans = {name: d.plan for name, d in rendered.items()}
-        plans.update({name: writer.plan_removal(root, name) for name in removed})
-        total = writer.Plan(root)
-        for name in sorted(plans):
-            total.extend(plans[name])  # type: ignore[arg-type]
-        result = Result(total, len(items), len(tasks), len(skipped), removed)
-        if check:
-            return result
-        if total.conflicts:
-            raise UsageError("refusing to overwrite files obsgen did not write: " + ", ".join(
-                str(root / c) for c in total.conflicts) + "; move them away or delete them")
-
-        fps = {key: fp for _, _, key, fp in items}
-        owner = {d.service: by_index[d.index][1] for d in results if d.service}
-        entries = {key: e for key, e in state.items()
-                   if e["service"] not in removed and owner.get(e["service"], key) == key}
-        for name, d in rendered.items():
-            entries[owner[name]] = {"service": name, "fingerprint": fps[owner[name]], "files": d.plan.hashes}
-
-        puts = [(staging / str(d.index) / rel, rel) for d in results if d.plan for rel in d.plan.pending]  # type: ignore[operator]
-        extra: dict[str, str] = {}
-        if entries != state:
-            extra[STATE_FILE] = _state_text(entries)
-            if not (root / CACHE_DIR / ".gitignore").exists():
-                extra[f"{CACHE_DIR}/.gitignore"] = "# obsgen's local build cache: never commit it\n*\n"
-        if not (puts or total.orphaned or extra):
-            return result
-        if staging is None:
-            staging, created = writer.new_staging(root)
-        for rel, text in extra.items():
-            (staging / "cache").mkdir(exist_ok=True)
-            staged = staging / "cache" / Path(rel).name
-            writer.write_file(staged, text)
-            puts.append((staged, rel))
-        writer.commit(root, staging, puts, total.orphaned)
-    except writer.RollbackError:
-        raise
-    except BaseException:
-        bar.close()
-        if staging is not None:
-            writer.discard_staging(staging, created)
-        raise
-    import shutil
-
-    shutil.rmtree(staging, ignore_errors=True)
-    return result
+    Entries of pruned services, and of a service now produced from another spec, are dropped.
+    """
+    owner = {name: spec_key(d.path, root) for name, d in rendered.items()}
+    entries = {key: e for key, e in state.items()
+               if e["service"] not in removed and owner.get(e["service"], key) == key}
+    for name, d in rendered.items():
+        entries[owner[name]] = {"service": name, "fingerprint": fingerprints[owner[name]],
+                                "files": d.plan.hashes}  # type: ignore[union-attr]
+    if entries == state:
+        return {}
+    out = {STATE_FILE: _state_text(entries)}
+    if not (root / CACHE_DIR / ".gitignore").exists():
+        out[f"{CACHE_DIR}/.gitignore"] = "# obsgen's local build cache: never commit it\n*\n"
+    return out
 
 
 def validate(paths: Sequence[Path], *, jobs: int = 1, progress=None) -> int:

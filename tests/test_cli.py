@@ -22,7 +22,8 @@ def run(*args: str):
     (("frob",), "Usage: obsgen [OPTIONS] COMMAND [ARGS]...", "Error: No such command 'frob'."),
     (("--frob",), "Usage: obsgen [OPTIONS] COMMAND [ARGS]...", "Error: No such option '--frob'."),
     (("build",), "Usage: obsgen build [OPTIONS] SPECS...", "Error: Missing argument 'SPECS...'."),
-    (("build", "x", "--bogus"), "Usage: obsgen build [OPTIONS] SPECS...", "Error: No such option '--bogus'. Did you mean '--out'?"),
+    (("build", "x", "--bogus"), "Usage: obsgen build [OPTIONS] SPECS...",
+     "Error: No such option '--bogus'. Did you mean '--out'?"),
     (("build", "x", "--chek"), "Usage: obsgen build [OPTIONS] SPECS...",
      "Error: No such option '--chek'. Did you mean '--check'?"),
     (("build", "x", "--out"), "Usage: obsgen build [OPTIONS] SPECS...", "Error: Option '--out' requires an argument."),
@@ -72,3 +73,10 @@ def test_console_entry_point_runs_without_importing_click(tmp_path):
     assert proc.returncode == 0 and proc.stderr == "obsgen: 1 spec(s) valid\n", proc.stderr
     proc = subprocess.run([sys.executable, "-m", "obsgen", "validate"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "Error: Missing argument 'SPECS...'." in proc.stderr
+
+
+def test_the_parser_tells_given_options_from_defaults():
+    from obsgen.cli import COMMANDS, _parse
+
+    values = _parse(COMMANDS["build"], ["specs", "--check", "-j", "3"])
+    assert values["given"] == {"check", "jobs"} and values["out"] == "generated" and values["specs"] == ["specs"]
