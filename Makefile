@@ -2,7 +2,7 @@
 VENV := .venv
 OBSGEN := $(VENV)/bin/obsgen
 
-.PHONY: setup build test e2e check clean
+.PHONY: setup build test e2e check clean bench
 
 setup:
 	scripts/setup.sh
@@ -24,3 +24,7 @@ e2e: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Benchmarks (issue 9): prints one table, writes benchmarks/results/latest.json. Not part of `make test`.
+bench: setup
+	$(VENV)/bin/python benchmarks/bench.py

@@ -2,6 +2,10 @@
 
 Everything here is pure: it returns file contents keyed by path relative to the
 output directory, and the writer decides how they reach the disk.
+
+The renderers each ask a component for its rules (rule groups, the dashboards
+twice, the runbooks); :func:`render` has every kind compute them once per
+component and hand out copies.
 """
 
 from __future__ import annotations
@@ -34,6 +38,24 @@ def rule_groups(spec: Spec) -> list[rules_renderer.RuleGroup]:
     return groups
 
 
+def _rules_once(spec: Spec) -> Spec:
+    """The spec with each kind's ``rules`` memoised per component, for one render."""
+    memo: dict[int, tuple[object, list]] = {}
+
+    def once(rules):
+        def cached(component):
+            hit = memo.get(id(component))
+            if hit is None or hit[0] is not component:
+                hit = memo[id(component)] = (component, rules(component))
+            return list(hit[1])
+        return cached
+
+    kinds: dict[str, object] = {}
+    components = tuple(replace(c, kind=kinds.setdefault(c.kind.key, replace(c.kind, rules=once(c.kind.rules))))
+                       for c in spec.components)
+    return replace(spec, components=components)
+
+
 def render(spec: Spec, time_scale: float | None = None) -> list[Output]:
     """All files of one service, with paths relative to the output directory.
 
@@ -41,6 +63,7 @@ def render(spec: Spec, time_scale: float | None = None) -> list[Output]:
     :mod:`obsgen.render.timescale`) and the promtool tests, written for the real
     durations, are not emitted.
     """
+    spec = _rules_once(spec)
     groups = rule_groups(spec)
     base = spec.service.name
     outputs = []

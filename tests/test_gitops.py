@@ -3,6 +3,7 @@ and the writer owns only what it wrote."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -105,3 +106,67 @@ def test_hand_edits_to_a_runbook_survive_a_rebuild_and_generated_parts_are_resto
     assert "## Impact (edited by hand)" not in rebuilt and "## Impact\n" in rebuilt
     assert rebuilt.replace(note, "") == original
     assert run("build", spec, "--check", "--out", str(out)).exit_code == 0
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_gitops_loop_check_reports_exactly_the_drift_and_rebuild_fixes_only_what_obsgen_owns(tmp_path):
+    """Issue 6: modify one generated file, remove one spec, add a hand-written file."""
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    _two_services(specs)
+    assert run("build", str(specs), "--out", str(out)).exit_code == 0
+    built = _files(out)
+    shop_owned = sorted(f for f in built if f.startswith("shop/"))
+    assert "shop/.obsgen-manifest.json" in shop_owned and len(shop_owned) > 5
+
+    rules = out / "maple-expectation" / "prometheus" / "rules.yaml"
+    rules.write_text(rules.read_text().replace("severity: critical", "severity: info", 1))
+    (specs / "shop.yaml").unlink()
+    hand_written = out / "shop" / "NOTES.md"
+    hand_written.write_text("our notes about shop\n")
+
+    check = run("build", str(specs), "--check", "--out", str(out))
+    assert check.exit_code == 1
+    listed = [line for line in check.stdout.splitlines() if line.split(":")[0] in ("changed", "missing", "orphaned")]
+    assert listed == [f"changed: {rules}"] + [f"orphaned: {out / f}" for f in shop_owned]
+    assert "-      severity: info" in check.stdout and "+      severity: critical" in check.stdout
+    assert "NOTES.md" not in check.stdout + check.stderr
+
+    rebuild = run("build", str(specs), "--out", str(out))
+    assert rebuild.exit_code == 0
+    assert rebuild.stderr == f"obsgen: 1 service(s) built into {out}/ ({1 + len(shop_owned)} file(s) changed)\n"
+    after = _files(out)
+    assert after.pop("shop/NOTES.md") == b"our notes about shop\n"
+    assert sorted(p.relative_to(out / "shop").as_posix() for p in (out / "shop").rglob("*")) == ["NOTES.md"]
+    assert {f: b for f, b in after.items() if not f.startswith(".obsgen-cache/")} == \
+        {f: b for f, b in built.items() if not f.startswith(("shop/", ".obsgen-cache/"))}
+    assert run("build", str(specs), "--check", "--out", str(out)).exit_code == 0
+
+
+def test_building_one_spec_leaves_the_services_of_other_specs_alone(tmp_path):
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    _two_services(specs)
+    assert run("build", str(specs), "--out", str(out)).exit_code == 0
+    before = _files(out / "shop")
+    assert run("build", str(specs / "maple.yaml"), "--check", "--out", str(out)).exit_code == 0
+    assert run("build", str(specs / "maple.yaml"), "--out", str(out)).exit_code == 0
+    assert _files(out / "shop") == before
+    # A spec given by name that now yields another service prunes the old one.
+    (specs / "shop.yaml").write_text("apiVersion: obsgen/v1\nservice: {name: shop2, team: web}\n"
+                                     "executors: [{name: pool, queue_capacity: 50}]\n")
+    assert run("build", str(specs / "shop.yaml"), "--out", str(out)).exit_code == 0
+    assert not (out / "shop").exists() and (out / "shop2" / "prometheus" / "rules.yaml").exists()
+
+
+def test_output_without_a_recorded_spec_is_never_pruned(tmp_path):
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    _two_services(specs)
+    assert run("build", str(specs), "--out", str(out)).exit_code == 0
+    manifest = out / "shop" / ".obsgen-manifest.json"
+    manifest.write_text(json.dumps({"generator": "obsgen", "files": json.loads(manifest.read_text())["files"]}))
+    (specs / "shop.yaml").unlink()
+    assert run("build", str(specs), "--check", "--out", str(out)).exit_code == 0
+    assert run("build", str(specs), "--out", str(out)).exit_code == 0
+    assert (out / "shop" / "prometheus" / "rules.yaml").exists()

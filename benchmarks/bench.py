@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""obsgen benchmarks (issue 9): how fast one spec builds, and how a fleet scales.
+
+``make bench`` runs this. Every figure is the median of repeated runs of the real
+``obsgen`` command in a fresh process (the way a pre-commit hook or CI calls it),
+printed as one table and written to a JSON file (``--json``) so runs can be
+compared. The fleets come from ``fleetgen.py`` (seeded: the same specs every run;
+the 100-spec fleet is the first tenth of the 1000-spec one).
+
+What is measured:
+
+* the floor: ``python -c "import yaml"`` with the same interpreter, in the same run;
+* a cold build of specs/maple.yaml into an empty directory (fresh process, empty
+  output, no skip cache; Python's bytecode cache warm, as after any install);
+* ``build --check`` of maple on an up-to-date tree, with the local skip cache (a
+  developer's pre-commit hook) and without it (CI on a fresh clone);
+* cold fleet builds of N specs with ``--jobs`` 1 and 2: wall time, specs per second,
+  and the growth from the first size to the last (linear would be N1/N0);
+* a no-change rebuild and a no-change ``--check`` of the largest fleet;
+* peak memory of the largest build with ``--jobs 2``: the largest single process
+  (``wait4`` max RSS: the parent or one worker, not their sum) and the sampled sum
+  of the proportional set size (PSS) over the whole process tree (shared pages
+  counted once, so this is what the build really occupies);
+* ``promtool test rules`` on maple's generated tests.
+
+Repeats are fewer for the big fleets (see the ``runs`` column); the whole run takes
+several minutes on a 2-core machine, most of it the two 1000-spec cold builds.
+Other load on the machine inflates every figure: the load average at start and end
+is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import fleetgen  # noqa: E402
+
+MAPLE = ROOT / "specs" / "maple.yaml"
+TARGETS = {
+    "cold_maple_s": 0.3, "cold_maple_ratio": 3.0, "fleet_1000_jobs2_s": 20.0, "nochange_1000_s": 3.0,
+    "peak_memory_mb": 500.0, "promtool_maple_s": 1.0,
+}
+
+
+# --------------------------------------------------------------------------- running and measuring
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    for name, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+        try:
+            with open(name) as f:
+                for line in f:
+                    if line.startswith(key):
+                        return int(line.split()[1])
+        except OSError:
+            continue
+    return 0
+
+
+class TreeMemory(threading.Thread):
+    """Samples the summed PSS of a process and its descendants every 50 ms; keeps the peak."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_kb, self.done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            todo, total = [self.pid], 0
+            while todo:
+                pid = todo.pop()
+                total += _pss_kb(pid)
+                todo += _children(pid)
+            self.peak_kb = max(self.peak_kb, total)
+
+
+def run(cmd: list[str], *, env: dict, cwd: Path | None = None, memory: bool = False) -> dict:
+    """One run: wall seconds, exit code, max RSS of the largest process (MB), peak tree PSS (MB)."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd)
+        sampler = TreeMemory(proc.pid) if memory and sys.platform == "linux" else None
+        if sampler:
+            sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if sampler:
+            sampler.done.set()
+            sampler.join()
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    out = {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "rc": proc.returncode,
+           "max_rss_mb": usage.ru_maxrss / 1024}
+    if sampler:
+        out["peak_tree_pss_mb"] = sampler.peak_kb / 1024
+    if proc.returncode not in (0,):
+        out["stderr"] = stderr[-2000:]
+    return out
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.obsgen = shlex.split(args.obsgen) if args.obsgen else _default_obsgen()
+        self.python = args.python or sys.executable
+        self.env = dict(os.environ)
+        if not args.keep_env:
+            # Measure obsgen as installed: with its bytecode cache (an editable install under
+            # PYTHONDONTWRITEBYTECODE=1 would compile every module on every run).
+            self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.work = Path(tempfile.mkdtemp(prefix="obsgen-bench-"))
+        self.results: dict[str, dict] = {}
+        self.has_jobs = "--jobs" in subprocess.run(self.obsgen + ["build", "--help"], capture_output=True,
+                                                   text=True, env=self.env, cwd=self.work).stdout
+        self._n = 0
+
+    def fresh(self, name: str) -> Path:
+        self._n += 1
+        return self.work / f"{name}-{self._n}"
+
+    def series(self, key: str, label: str, make_cmd, repeats: int, *, prepare=None, cwd=None,
+               memory: bool = False, expect_rc: int = 0, note: str = "") -> dict:
+        runs = []
+        for _ in range(repeats):
+            if prepare:
+                prepare()
+            # Never the repository as working directory: `python -m obsgen` would import ./obsgen
+            # whatever --obsgen says (PYTHONPATH comes after the script directory).
+            r = run(make_cmd(), env=self.env, cwd=cwd or self.work, memory=memory)
+            if r["rc"] != expect_rc:
+                raise SystemExit(f"bench: {label}: exit {r['rc']} (expected {expect_rc})\n{r.get('stderr', '')}")
+            runs.append(r)
+        walls = [r["wall_s"] for r in runs]
+        entry = {"label": label, "median_s": statistics.median(walls), "runs_s": walls, "repeats": repeats,
+                 "cpu_median_s": statistics.median(r["cpu_s"] for r in runs),
+                 "max_rss_mb": max(r["max_rss_mb"] for r in runs)}
+        if memory:
+            entry["peak_tree_pss_mb"] = max(r["peak_tree_pss_mb"] for r in runs)
+        if note:
+            entry["note"] = note
+        self.results[key] = entry
+        print(f"  {label}: {entry['median_s']:.3f} s (median of {repeats})", file=sys.stderr, flush=True)
+        return entry
+
+    def build_cmd(self, spec: Path, out: Path, *extra: str, jobs: int | None = None) -> list[str]:
+        jobs_flag = ["--jobs", str(jobs)] if (jobs and self.has_jobs) else []
+        return self.obsgen + ["build", str(spec), "--out", str(out), *jobs_flag, *extra]
+
+    # ------------------------------------------------------------------ the measurements
+
+    def single(self) -> None:
+        r = self.args.repeats
+        # One build first, so that Python's bytecode cache is warm.
+        subprocess.run(self.build_cmd(MAPLE, self.fresh("warm")), env=self.env, capture_output=True, cwd=self.work)
+        self.series("floor", 'python -c "import yaml" (floor)', lambda: [self.python, "-c", "import yaml"], r)
+        cold = self.fresh("cold")
+        self.series("cold_maple", "cold build, maple", lambda: self.build_cmd(MAPLE, cold), r,
+                    prepare=lambda: shutil.rmtree(cold, ignore_errors=True))
+        tree = self.fresh("maple")
+        subprocess.run(self.build_cmd(MAPLE, tree), env=self.env, check=True, capture_output=True, cwd=self.work)
+        self.series("check_maple_cache", "build --check, maple up to date (local skip cache)",
+                    lambda: self.build_cmd(MAPLE, tree, "--check"), r)
+        self.series("check_maple_nocache", "build --check, maple up to date (no cache: CI clone)",
+                    lambda: self.build_cmd(MAPLE, tree, "--check"), r,
+                    prepare=lambda: shutil.rmtree(tree / ".obsgen-cache", ignore_errors=True))
+        subprocess.run(self.build_cmd(MAPLE, tree), env=self.env, check=True, capture_output=True, cwd=self.work)
+        self.series("nochange_maple", "no-change rebuild, maple", lambda: self.build_cmd(MAPLE, tree), r)
+        promtool = shutil.which("promtool")
+        if promtool:
+            self.series("promtool_maple", "promtool test rules, maple's generated tests",
+                        lambda: [promtool, "test", "rules", "rules.test.yaml"], self.args.repeats,
+                        cwd=tree / "maple-expectation" / "prometheus")
+        else:
+            print("  promtool not found: skipped (scripts/setup.sh installs it)", file=sys.stderr)
+
+    def fleets(self) -> None:
+        sizes = self.args.sizes
+        specs = {n: self.work / f"fleet-{n}" for n in sizes}
+        for n, directory in specs.items():
+            fleetgen.generate(n, directory, seed=self.args.seed)
+        biggest = max(sizes)
+        valid = subprocess.run(self.obsgen + ["validate", str(specs[biggest])], env=self.env, capture_output=True,
+                               text=True, cwd=self.work)
+        if valid.returncode != 0:
+            raise SystemExit(f"bench: the generated fleet does not validate:\n{valid.stderr[-3000:]}")
+        for n in sizes:
+            repeats = self.args.big_repeats if n == biggest else self.args.fleet_repeats
+            for jobs in (1, 2):
+                if jobs == 2 and not self.has_jobs:
+                    continue
+                out = self.fresh(f"fleet{n}")
+                entry = self.series(f"fleet_{n}_jobs{jobs}", f"cold fleet build, {n} specs, --jobs {jobs}",
+                                    lambda: self.build_cmd(specs[n], out, jobs=jobs), repeats,
+                                    prepare=lambda: shutil.rmtree(out, ignore_errors=True), memory=(n == biggest))
+                entry["specs_per_s"] = n / entry["median_s"]
+                shutil.rmtree(out, ignore_errors=True)
+        tree = self.fresh("fleet-tree")
+        subprocess.run(self.build_cmd(specs[biggest], tree, jobs=2), env=self.env, check=True, capture_output=True,
+                       cwd=self.work)
+        self.series(f"nochange_{biggest}", f"no-change rebuild, {biggest} specs",
+                    lambda: self.build_cmd(specs[biggest], tree, jobs=2), self.args.fleet_repeats)
+        self.series(f"check_{biggest}", f"build --check, {biggest} specs up to date (local skip cache)",
+                    lambda: self.build_cmd(specs[biggest], tree, "--check", jobs=2), self.args.fleet_repeats)
+        shutil.rmtree(tree, ignore_errors=True)
+
+    # ------------------------------------------------------------------ report
+
+    def report(self) -> dict:
+        res, sizes = self.results, self.args.sizes
+        small, big = min(sizes), max(sizes)
+        floor = res["floor"]["median_s"]
+        derived: dict = {"cold_maple_ratio": res["cold_maple"]["median_s"] / floor}
+        for jobs in (1, 2):
+            a, b = res.get(f"fleet_{small}_jobs{jobs}"), res.get(f"fleet_{big}_jobs{jobs}")
+            if a and b and big != small:
+                derived[f"growth_jobs{jobs}"] = b["median_s"] / a["median_s"]
+        derived["growth_linear"] = big / small
+        mem = res.get(f"fleet_{big}_jobs2") or res.get(f"fleet_{big}_jobs1") or {}
+        checks = {
+            "cold_maple_s": res["cold_maple"]["median_s"],
+            "cold_maple_ratio": derived["cold_maple_ratio"],
+            "fleet_1000_jobs2_s": res.get("fleet_1000_jobs2", {}).get("median_s"),
+            "nochange_1000_s": res.get("nochange_1000", {}).get("median_s"),
+            "peak_memory_mb": mem.get("peak_tree_pss_mb"),
+            "promtool_maple_s": res.get("promtool_maple", {}).get("median_s"),
+        }
+        verdict = {k: (None if v is None else v <= TARGETS[k]) for k, v in checks.items()}
+        return {"derived": derived, "targets": TARGETS, "measured": checks, "met": verdict}
+
+    def table(self, summary: dict) -> str:
+        res, d = self.results, summary["derived"]
+        sizes = self.args.sizes
+        big = max(sizes)
+        rows = []
+
+        def target(key: str) -> str:
+            met = summary["met"].get(key)
+            if met is None:
+                return ""
+            unit = {"cold_maple_ratio": "x floor", "peak_memory_mb": " MB"}.get(key, " s")
+            return f"target <= {TARGETS[key]:g}{unit}: {'met' if met else 'MISSED'}"
+
+        for key, entry in res.items():
+            note = []
+            if key == "cold_maple":
+                note += [f"{d['cold_maple_ratio']:.1f}x floor", target("cold_maple_s"), target("cold_maple_ratio")]
+            if "specs_per_s" in entry:
+                note.append(f"{entry['specs_per_s']:.1f} specs/s")
+            for jobs in (1, 2):
+                if key == f"fleet_{big}_jobs{jobs}" and f"growth_jobs{jobs}" in d:
+                    note.append(f"{d[f'growth_jobs{jobs}']:.1f}x the {min(sizes)}-spec time "
+                                f"(linear: {d['growth_linear']:.0f}x)")
+            if key == "fleet_1000_jobs2":
+                note.append(target("fleet_1000_jobs2_s"))
+            if key == "nochange_1000":
+                note.append(target("nochange_1000_s"))
+            if key == "promtool_maple":
+                note.append(target("promtool_maple_s"))
+            rows.append((entry["label"], f"{entry['median_s']:.3f} s", f"{entry['cpu_median_s']:.2f} s",
+                         str(entry["repeats"]), "; ".join(n for n in note if n)))
+        mem = res.get(f"fleet_{big}_jobs2") or res.get(f"fleet_{big}_jobs1")
+        if mem:
+            rows.append((f"peak memory, {big}-spec build ({mem['label'].split(', ')[-1]})",
+                         f"{mem['peak_tree_pss_mb']:.0f} MB", "", str(mem["repeats"]),
+                         f"sum of PSS over all processes; largest single process {mem['max_rss_mb']:.0f} MB RSS; "
+                         + target("peak_memory_mb")))
+        head = ("measurement", "wall (median)", "CPU", "runs", "notes")
+        widths = [max(len(r[i]) for r in rows + [head]) for i in range(4)]
+        fmt = lambda r: (f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  "  # noqa: E731
+                         f"{r[3]:>{widths[3]}}  {r[4]}").rstrip()
+        lines = [fmt(head), "-" * (sum(widths) + 8 + 5)] + [fmt(r) for r in rows]
+        return "\n".join(lines)
+
+
+def _default_obsgen() -> list[str]:
+    script = Path(sys.executable).parent / "obsgen"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "obsgen"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="obsgen benchmarks (issue 9)")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json", help="where to write figures")
+    parser.add_argument("--label", default="current", help="a name for this run in the JSON")
+    parser.add_argument("--obsgen", help="command that runs obsgen (default: the obsgen next to this Python)")
+    parser.add_argument("--python", help="interpreter for the floor (default: this one)")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000])
+    parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=7, help="runs of each single-spec measurement")
+    parser.add_argument("--fleet-repeats", type=int, default=3, help="runs of each smaller fleet build")
+    parser.add_argument("--big-repeats", type=int, default=1, help="runs of each largest fleet build")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: fleets of 20 and 100, fewer repeats")
+    parser.add_argument("--keep-env", action="store_true", help="keep PYTHONDONTWRITEBYTECODE if set")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.repeats, args.fleet_repeats, args.big_repeats = [20, 100], 3, 1, 1
+    bench = Bench(args)
+    load_start = os.getloadavg()
+    started = time.perf_counter()
+    print(f"bench: obsgen = {' '.join(bench.obsgen)}; work dir {bench.work}", file=sys.stderr)
+    try:
+        bench.single()
+        bench.fleets()
+    finally:
+        shutil.rmtree(bench.work, ignore_errors=True)
+    summary = bench.report()
+    data = {
+        "label": args.label, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+        "settings": {"sizes": args.sizes, "seed": args.seed, "repeats": args.repeats,
+                     "fleet_repeats": args.fleet_repeats, "big_repeats": args.big_repeats,
+                     "bytecode_cache": "PYTHONDONTWRITEBYTECODE" not in bench.env, "obsgen": bench.obsgen},
+        "results": bench.results, **summary, "bench_wall_s": time.perf_counter() - started,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(data, indent=2) + "\n")
+    print()
+    print(bench.table(summary))
+    print(f"\nload average {load_start[0]:.1f} at start, {data['machine']['loadavg_end'][0]:.1f} at end; "
+          f"bench took {data['bench_wall_s']:.0f} s; figures in {args.json}")
+
+
+if __name__ == "__main__":
+    main()
