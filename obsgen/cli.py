@@ -49,7 +49,7 @@ def load_all(paths: list[Path]):
     for spec in specs:
         name = spec.service.name
         if name in first:
-            problems.append(Problem(spec.file, 1, 1, ("service", "name"),
+            problems.append(Problem(spec.file, *spec.name_at, ("service", "name"),
                                     f"service `{name}` is also defined in {first[name]}; service names must be unique"))
         first.setdefault(name, spec.file)
     if problems:

@@ -129,12 +129,16 @@ class Given:
     """One component as the spec gives it to a kind's ``check``.
 
     ``item`` has the schema's defaults filled in; ``written`` are the keys the
-    author actually wrote; ``spec`` is the whole document (to resolve references).
+    author actually wrote; ``spec`` is the whole document (to resolve references;
+    other components in it may themselves be invalid, so read them defensively);
+    ``paths`` are all paths the author wrote, relative to the component
+    (``("state_encoding", "closed")``), for nested keys that defaults fill in.
     """
 
     item: Mapping
     written: frozenset[str]
     spec: Mapping
+    paths: frozenset[tuple[str | int, ...]] = frozenset()
 
 
 def no_findings(given: Given) -> list[Finding]:
