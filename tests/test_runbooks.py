@@ -234,4 +234,4 @@ def test_fences_grow_around_backticks_and_shell_words_are_quoted():
     assert runbooks.fenced("a ``` b", "promql") == "````promql\na ``` b\n````"
     assert runbooks.sh("my master") == "'my master'"
     assert "`" not in runbooks.sh("x`y")
-    assert runbooks.code("a`b") == "`a'b`"
+    assert runbooks.code("a`b") == "``a`b``"

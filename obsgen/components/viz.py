@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from obsgen.components.base import Component
 from obsgen.model.types import Labels
+from obsgen.promql import Variable
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class ComponentPanels:
 
 
 RATE = "$__rate_interval"
-VARS = {"job": "$job", "instance": "$instance"}
+VARS = {"job": Variable("$job"), "instance": Variable("$instance")}
 
 
 def _panel_base(c: Component, base: Labels | None = None) -> Labels:

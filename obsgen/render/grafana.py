@@ -63,7 +63,7 @@ def _build(d: Dashboard, runbook_base_url: str):
             raise ValueError(f"panel {item.title!r}: unsupported panel kind {item.kind!r}")
 
     jobs = job_regex(d.jobs)
-    up = f'up{{job=~"{jobs}"}}' if jobs else "up"
+    up = f'up{{job=~{jobs}}}' if d.jobs else "up"
     templating = G.Templating(list=[
         G.Template(name="datasource", label="Data source", type="datasource", query="prometheus"),
         G.Template(name="job", label="Job", query=f"label_values({up}, job)", dataSource=DATASOURCE,
