@@ -61,6 +61,8 @@ def _read(path: Path) -> str | None:
         return path.read_text("utf-8")
     except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc}); move it away") from None
 
 
 def owned(root: Path, service: str) -> list[str]:
@@ -71,7 +73,7 @@ def owned(root: Path, service: str) -> list[str]:
         files = json.loads(text)["files"]
     except (ValueError, KeyError, TypeError):
         return []
-    return [f for f in files if isinstance(f, str) and _inside(f)]
+    return [f for f in files if isinstance(f, str) and _inside(f) and _unsafe(root, f) is None]
 
 
 def _inside(rel: str) -> bool:
@@ -79,9 +81,46 @@ def _inside(rel: str) -> bool:
     return bool(parts) and not Path(rel).is_absolute() and ".." not in parts
 
 
+# Names Windows gives to devices, in any case and with any extension (CON, nul.txt).
+_RESERVED = {"con", "prn", "aux", "nul", *(f"{p}{i}" for p in ("com", "lpt") for i in range(10))}
+
+
+def _unsafe(root: Path, rel: str) -> str | None:
+    """Why obsgen must not write ``rel`` under ``root``, if it must not.
+
+    The spec's schema already keeps service names to ``[a-z0-9-]``; this is the
+    last line of defence, at the one place that touches the disk.
+    """
+    parts = rel.split("/")
+    if rel.startswith("/") or "\\" in rel or "\0" in rel or ":" in rel:
+        return "it is not a plain relative path"
+    if any(p in ("", ".", "..") or p != p.rstrip(". ") for p in parts):
+        return "it has an empty, '.' or '..' part, or a part ending in a dot or space"
+    if any(p.split(".")[0].lower() in _RESERVED for p in parts):
+        return "it uses a name Windows reserves for devices"
+    target, base = (root / rel).resolve(), root.resolve()
+    if not target.is_relative_to(base):
+        return f"it resolves to {target}, outside {base} (a symbolic link?)"
+    return None
+
+
+def _check_paths(root: Path, paths: list[str]) -> None:
+    seen: dict[str, str] = {}
+    for rel in paths:
+        why = _unsafe(root, rel)
+        if why:
+            raise UsageError(f"refusing to write {root / rel}: {why}")
+        other = seen.setdefault(rel.casefold(), rel)
+        if other != rel:
+            raise UsageError(f"refusing to write both {root / other} and {root / rel}: they are one file on a "
+                             "case-insensitive file system")
+
+
 def plan(root: Path, services: dict[str, list[Output]]) -> Plan:
     """Compare what the specs produce with what is on disk, service by service."""
     result = Plan(root)
+    _check_paths(root, [out.path for outputs in services.values() for out in outputs]
+                 + [_manifest_path(service) for service in services])
     for service, outputs in sorted(services.items()):
         before = set(owned(root, service))
         produced = {}
@@ -124,9 +163,12 @@ def apply(p: Plan) -> None:
             tmp = target.with_name(f".obsgen-tmp-{target.name}")
             tmp.write_text(p.writes[rel], "utf-8")
             temps.append((tmp, target))
-    except BaseException:
+    except BaseException as exc:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write {exc.filename or p.root}: {exc.strerror or exc}; nothing was "
+                             "changed") from None
         raise
     for tmp, target in temps:
         os.replace(tmp, target)
