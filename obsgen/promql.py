@@ -48,6 +48,21 @@ def matchers(labels: Mapping[str, str], regex: Mapping[str, str] | None = None) 
     return "{" + ", ".join(parts) + "}"
 
 
+# Words the PromQL lexer reads as keywords, operators or numbers: a metric of that name cannot be written bare
+# (`on{a="b"}` is a parse error), only as `{__name__="on", a="b"}`. Generous on purpose: the long form is always valid.
+KEYWORDS = frozenset((
+    "and", "or", "unless", "atan2", "bool", "by", "without", "on", "ignoring", "group_left", "group_right",
+    "offset", "start", "end", "inf", "nan", "sum", "avg", "count", "min", "max", "group", "stddev", "stdvar",
+    "topk", "bottomk", "count_values", "quantile", "limitk", "limit_ratio"))
+
+
+def selector(metric: str, labels: Mapping[str, str], regex: Mapping[str, str] | None = None) -> str:
+    """``metric{labels}``, or ``{__name__="metric", labels}`` when the metric's name is a PromQL keyword."""
+    if metric.lower() in KEYWORDS:
+        return matchers({"__name__": metric, **labels}, regex)
+    return metric + matchers(labels, regex)
+
+
 def number(x: float) -> str:
     """Shortest rendering of a threshold: 0.8, 180, 1e-05.
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef, Service
-from obsgen.promql import matchers
+from obsgen.promql import selector
 
 if TYPE_CHECKING:  # pragma: no cover
     from obsgen.components.viz import ComponentPanels
@@ -145,12 +145,37 @@ def no_findings(given: Given) -> list[Finding]:
     return []
 
 
+def alert_enabled(given: Given, alert: str) -> bool:
+    return given.item.get("alerts", {}).get(alert, {}).get("enabled", True)
+
+
+def tuned_for(given: Given, alert: str, default: str) -> Duration:
+    """The ``for`` the alert will have: the spec's tuning, else the kind's default."""
+    return Duration.parse(given.item.get("alerts", {}).get(alert, {}).get("for", default))
+
+
+def never_fires(given: Given, path: tuple[str | int, ...], alert: str, why: str,
+                fix: str = "change the threshold") -> list[Finding]:
+    """A setting that makes an enabled alert impossible ("a hit ratio is never below 0"): why, and what to do."""
+    if not alert_enabled(given, alert):
+        return []
+    return [Finding(path, f"{why}, so {alert} could never fire; {fix}, or disable the alert "
+                          f"(`alerts: {{{alert}: {{enabled: false}}}}`)")]
+
+
+def ratio_ceiling(given: Given, key: str, alert: str) -> list[Finding]:
+    """An alert on a share of calls *above* ``key`` cannot fire when ``key`` is 1 (100%)."""
+    if given.item.get(key) != 1:
+        return []
+    return never_fires(given, (key,), alert, f"`{key}` is 1 and a share of calls is never above 100%")
+
+
 def breaker_reference(given: Given) -> list[Finding]:
     """A component's ``breaker`` must name a breaker of the spec."""
     import difflib
 
     ref = given.item.get("breaker")
-    breakers = sorted(b["name"] for b in given.spec.get("breakers", []))
+    breakers = sorted(b["name"] for b in given.spec.get("breakers", []) if isinstance(b.get("name"), str))
     if ref is None or ref in breakers:
         return []
     close = difflib.get_close_matches(ref, breakers, n=1)
@@ -222,7 +247,7 @@ class Component:
     def select(self, signal: str, extra: Mapping[str, str] | None = None, *, regex: Mapping[str, str] | None = None,
                base: Labels | None = None) -> str:
         """A PromQL selector for ``signal`` of this component."""
-        return self.metric(signal).name + matchers(self.labels(signal, extra, base), regex)
+        return selector(self.metric(signal).name, self.labels(signal, extra, base), regex)
 
     def series(self, signal: str, values: str, extra: Mapping[str, str] | None = None,
                base: Labels | None = None) -> Series:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Rule
+from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Rule, never_fires
 from obsgen.components.shapes import RatioSignals, rate_above, ratio_of_rates
 from obsgen.components.viz import ComponentPanels, Panel, Query, below, above, jobs, num, pct, rate, sel
 from obsgen.promql import number
@@ -40,9 +40,15 @@ class CacheSpec(ComponentSpec):
 
 
 def check(given: Given) -> list[Finding]:
-    return [Finding(("tiers", name, "hit_rate_min"), "a tier threshold needs `labels` that select the tier's series; "
-                    "add them or move hit_rate_min to the cache")
-            for name, tier in given.item.get("tiers", {}).items() if "hit_rate_min" in tier and not tier.get("labels")]
+    out = [Finding(("tiers", name, "hit_rate_min"), "a tier threshold needs `labels` that select the tier's series; "
+                   "add them or move hit_rate_min to the cache")
+           for name, tier in given.item.get("tiers", {}).items() if "hit_rate_min" in tier and not tier.get("labels")]
+    zero = [("hit_rate_min",)] if given.item.get("hit_rate_min") == 0 else []
+    zero += [("tiers", name, "hit_rate_min") for name, tier in given.item.get("tiers", {}).items()
+             if tier.get("hit_rate_min") == 0]
+    for path in zero:
+        out += never_fires(given, path, "CacheHitRateLow", "`hit_rate_min` is 0 and a hit ratio is never below 0")
+    return out
 
 
 HITS = RatioSignals(part="hits", total="requests", rest="misses")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from obsgen.components.base import Alert, Scenario
 from obsgen.components.timeline import STEP
 from obsgen.model.types import Duration
-from obsgen.promql import matchers
+from obsgen.promql import selector
 from obsgen.render.rules import annotations
 from obsgen.render.templates import render as render_template
 from obsgen.render.yamlout import dump
@@ -26,15 +26,24 @@ class _Entry:
     rules: set[int] = field(default_factory=set)
     shared_rules: set[int] = field(default_factory=set)
     cases: list[tuple[int, Alert, Scenario]] = field(default_factory=list)
+    # (component, alert) → metrics its scenarios write: another alert of the same component that reads them
+    # could fire on them (50 queued tasks saturate an executor and also fill a queue of 10).
+    writes: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     def accepts(self, rule: int, alert: Alert, scenario: Scenario) -> bool:
         times = tuple(c.at for c in scenario.checks)
         if self.checks.get(alert.name, times) != times or rule in self.shared_rules:
             return False
+        component, metrics = alert.labels["component"], {s.metric for s in scenario.series}
+        if any(c == component and name != alert.name and wrote & metrics
+               for (c, name), wrote in self.writes.items()):
+            return False
         return scenario.per_instance or rule not in self.rules
 
     def add(self, rule: int, alert: Alert, scenario: Scenario) -> None:
         self.checks[alert.name] = tuple(c.at for c in scenario.checks)
+        self.writes.setdefault((alert.labels["component"], alert.name), set()).update(
+            s.metric for s in scenario.series)
         self.rules.add(rule)
         if not scenario.per_instance:
             self.shared_rules.add(rule)
@@ -51,7 +60,7 @@ def _entry(entry: _Entry) -> dict:
         instance = _instance(alert, scenario)
         for s in scenario.series:
             labels = dict(s.labels, instance=instance)
-            series.append({"series": s.metric + matchers(labels), "values": s.values})
+            series.append({"series": selector(s.metric, labels), "values": s.values})
         for check in scenario.checks:
             bucket = expected.setdefault((check.at, alert.name), [])
             if check.fires:

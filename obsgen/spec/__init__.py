@@ -57,9 +57,13 @@ def load(path: Path) -> Spec:
         if size > yaml_source.MAX_BYTES * 4:  # do not read a huge file just to say it is too large
             raise SpecError([Problem(str(path), 1, 1, (), f"expected a spec of at most {yaml_source.MAX_BYTES} "
                                      f"bytes, found {size} bytes; split the service")])
-        text = path.read_text("utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError([Problem(str(path), 1, 1, (), f"the file is not UTF-8 text ({exc.reason})")]) from None
+        line = data[: exc.start].count(b"\n") + 1
+        col = len(data[data.rfind(b"\n", 0, exc.start) + 1: exc.start].decode("utf-8", "replace")) + 1
+        raise SpecError([Problem(str(path), line, col, (), f"expected UTF-8 text, found the byte 0x{data[exc.start]:02x} "
+                                 f"({exc.reason}); save the file as UTF-8")]) from None
     except OSError as exc:
         raise SpecError([Problem(str(path), 1, 1, (), f"cannot read the file: {exc.strerror or exc}")]) from None
     return parse(text, str(path))

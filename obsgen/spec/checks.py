@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable
 
 from obsgen.components import KINDS
 from obsgen.components.base import Given, Kind
+from obsgen.components.timeline import STEP
 from obsgen.errors import Path, Problem
-from obsgen.model.types import Duration
+from obsgen.model.types import Duration, MetricRef
 from obsgen.spec.schema import resolve, schema
 from obsgen.spec.source import Source
 
@@ -27,6 +29,8 @@ _BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "mor
 # An alert that must be bad for longer than a day is a report, not an alert; its promtool test would also
 # replay more than a day of samples.
 MAX_FOR = Duration.parse("1d")
+NO_INSTANCE = ("`instance` cannot be matched here: obsgen judges every instance on its own and its promtool tests "
+               "give each scenario its own instance; select the job or another target label instead")
 
 
 def _json_type(value: object) -> str:
@@ -56,6 +60,8 @@ def _found(value: object, text: str | None = None) -> str:
 
 
 def _expect(schema_node: dict) -> str:
+    if "x-expect" in schema_node:
+        return schema_node["x-expect"]
     node = resolve(schema_node)
     if "x-expect" in node:
         return node["x-expect"]
@@ -113,8 +119,8 @@ class _Reporter:
             sub = error.schema.get("properties", {}).get(missing)
             hint = f" ({_expect(sub)})" if sub else ""
             self.add(path, f"missing required key `{missing}`{hint}")
-        elif v == "propertyNames":
-            self.add(path + (instance,), f"`{instance}` is not a valid label name; expected {_expect(error.schema)}",
+        elif "propertyNames" in error.schema_path:  # a key of a selector: jsonschema reports it at the mapping
+            self.add(path + (instance,), f"expected {_expect(error.schema)} as key, found {_found(instance)}",
                      key=True)
         elif v in _BOUNDS:
             hint = f" ({error.schema['x-expect']})" if "x-expect" in error.schema else ""
@@ -127,9 +133,10 @@ class _Reporter:
             hint = f"; did you mean `{close[0]}`?" if close else ""
             self.add(path, f"expected {_expect(error.schema)}, found {self.found(path, instance)}{hint}")
         else:
+            found = self.found(path, instance)
             quote = ("; quote it to make it a string" if error.schema.get("type") == "string"
-                     and isinstance(instance, (int, float, bool)) else "")
-            self.add(path, f"expected {_expect(error.schema)}, found {self.found(path, instance)}{quote}")
+                     and isinstance(instance, (int, float, bool)) and "quote it" not in found else "")
+            self.add(path, f"expected {_expect(error.schema)}, found {found}{quote}")
 
 
 def schema_problems(source: Source) -> list[Problem]:
@@ -155,6 +162,23 @@ def _unnamed_metrics(source: Source, path: tuple, kind: Kind, profile: str, item
                            "(e.g. `" + missing[0] + ": my_app_metric`)")]
 
 
+def _shared_series(source: Source, path: tuple, kind: Kind, profile: str, item: dict) -> Iterable[Problem]:
+    """Two signals of one component read from the very same series (``active`` and ``queued`` both ``x``)."""
+    defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*") or {}
+    first: dict[tuple, str] = {}
+    for signal in sorted(set(defaults) | set(item.get("metrics", {}))):
+        given = item.get("metrics", {}).get(signal)
+        ref = MetricRef.of(given) if given is not None else defaults.get(signal)
+        if ref is None:
+            continue
+        seen = first.setdefault((ref.name, ref.matchers), signal)
+        if seen != signal:
+            at = path + ("metrics", signal) if given is not None else path + ("metrics", seen)
+            yield source.problem(at, f"signals `{seen}` and `{signal}` both read {ref.name}"
+                                     + (f" with {dict(ref.matchers)}" if ref.matchers else "")
+                                     + "; each signal needs its own metric (or its own matchers)")
+
+
 def _duplicate_names(source: Source, key: str, items: list) -> Iterable[Problem]:
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
@@ -169,10 +193,132 @@ def _duplicate_names(source: Source, key: str, items: list) -> Iterable[Problem]
 
 def _alert_durations(source: Source, path: Path, item: dict) -> Iterable[Problem]:
     for alert, tuning in item.get("alerts", {}).items():
-        if "for" in tuning and Duration.parse(tuning["for"]) > MAX_FOR:
+        if "for" not in tuning:
+            continue
+        f = Duration.parse(tuning["for"])
+        if f > MAX_FOR:
             yield source.problem(path + ("alerts", alert, "for"), (
                 f"expected a `for` of at most {MAX_FOR}, found {tuning['for']}: trouble that must last longer "
                 "than a day before anyone hears of it is a report, not an alert"))
+        elif f.millis % STEP.millis:
+            yield source.problem(path + ("alerts", alert, "for"), (
+                f"expected a `for` in whole steps of {STEP} (such as 30s, 1m or 4m15s), found {tuning['for']}: "
+                f"Prometheus only fires an alert at a rule evaluation, and obsgen's promtool tests evaluate every "
+                f"{STEP}"))
+
+
+def _selectors(node: dict, value: object, path: Path = ()) -> Iterable[tuple[Path, dict]]:
+    """Every label-matcher mapping (schema ``selector``) inside ``value``, with its path."""
+    if node.get("$ref") == "#/$defs/selector":
+        if isinstance(value, dict):
+            yield path, value
+        return
+    node = resolve(node)
+    if "oneOf" in node:
+        node = next((n for n in node["oneOf"] if _matches_type(n, value)), {})
+        node = resolve(node)
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        for key, sub in value.items():
+            if key in props:
+                yield from _selectors(props[key], sub, path + (key,))
+    elif isinstance(value, list) and "items" in node:
+        for i, sub in enumerate(value):
+            yield from _selectors(node["items"], sub, path + (i,))
+
+
+# Labels obsgen puts on every alert (a rule's labels win over the series'), or sets itself in selectors,
+# recordings and tests: a component cannot be named by one of them.
+ALERT_LABELS = ("alertname", "breaker", "component", "instance", "job", "service", "severity", "team", "tier")
+
+
+def _label_clashes(source: Source, path: Path, kind: Kind, profile: str, item: dict,
+                   service_selector: dict) -> Iterable[Problem]:
+    """Matchers that obsgen's own labels would silently override, or that its promtool tests cannot honour."""
+    identity = item.get("label") if kind.app_metrics else None
+    if identity in ALERT_LABELS:
+        yield source.problem(path + ("label",), (
+            f"expected the label that holds the {kind.title.lower()}'s name, found `{identity}`, which obsgen sets "
+            f"itself ({', '.join(ALERT_LABELS)}): alerts would show its value instead of the name"))
+        return
+    defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*") or {}
+    matched: dict[str, list[str]] = {}
+    for signal, ref in sorted(defaults.items()):
+        if signal not in item.get("metrics", {}):
+            for k, v in ref.matchers:
+                matched.setdefault(k, []).append(f"`{signal}` selects {k}={json.dumps(v)}")
+    if identity in matched:
+        yield source.problem(path + ("label",), (
+            f"expected the label that holds the {kind.title.lower()}'s name, found `{identity}`, which its metrics "
+            f"match themselves ({', '.join(matched[identity])})"))
+        return
+    places = list(_selectors(schema()["$defs"][kind.schema], item))
+    if kind.app_metrics:  # the service's selector is part of every app-metric selector of the component
+        places.append((("service", "selector"), service_selector))
+    for where, labels in places:
+        for key in labels:
+            at = where + (key,) if where[0] == "service" else path + where + (key,)
+            if key == "instance" and where[0] == "service":
+                continue  # reported once for the service
+            if key == "instance":
+                yield source.problem(at, NO_INSTANCE, key=True)
+            elif key == identity:
+                yield source.problem(at, f"`{key}` is the label that names {kind.title.lower()} `{item.get('name')}` "
+                                          "(its `label`), always matched to that name; remove it here, or set "
+                                          "`label` to the label that holds the name", key=True)
+            elif key in matched and "metrics" not in where:
+                yield source.problem(at, f"`{key}` is matched by the {kind.title.lower()}'s own metrics ("
+                                          + ", ".join(matched[key]) + "), which would override this; remove it, or "
+                                          "override the metric under `metrics:`", key=True)
+
+
+def _metric_matcher_keys(kind: Kind, item: dict) -> set[str]:
+    """Labels the kind's default metrics match (reported by :func:`_label_clashes` with a better message)."""
+    return {k for names in kind.default_metrics.values() for ref in names.values() for k, _ in ref.matchers}
+
+
+_MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")')
+
+
+def _own_matchers(source: Source, path: Path, kind: Kind, item: dict, service: object) -> Iterable[Problem]:
+    """Selector labels the kind's rules match themselves (a one-hot breaker's ``state``, a sentinel's
+    ``master_name``): found by building the component without the spec's selectors and reading its rules."""
+    from dataclasses import replace
+
+    from obsgen.components.base import Component
+    from obsgen.model.build import build
+
+    wanted = {("service", "selector"): getattr(service, "selector", {}), ("selector",): item.get("selector", {})}
+    if service is None or not any(wanted.values()):
+        return
+    bare = Component(kind, build(kind.spec, {**item, "selector": {}}), replace(service, selector={}))  # type: ignore
+    own: dict[str, str] = {}
+    for rule in kind.rules(bare):
+        for label, op, value in _MATCHER.findall(rule.expr):
+            own.setdefault(label, f"{label}{op}{value}")
+    for where, labels in wanted.items():
+        for key in labels:
+            if key in own and key != item.get("label") and key not in _metric_matcher_keys(kind, item):
+                at = where + (key,) if where[0] == "service" else path + where + (key,)
+                yield source.problem(at, f"`{key}` is matched by the {kind.title.lower()}'s own rules ({own[key]}); "
+                                         "a selector on it would contradict or override them; remove it", key=True)
+
+
+def _unused_tuning(source: Source, path: Path, kind: Kind, item: dict, service: object) -> Iterable[Problem]:
+    """Tuning for an alert this component does not have (a sentinel alert on a cluster, L2 without an l2 tier)."""
+    from obsgen.components.base import Alert, Component
+    from obsgen.model.build import build
+
+    tuned = item.get("alerts", {})
+    if not tuned or service is None:
+        return
+    plain = Component(kind, build(kind.spec, {**item, "alerts": {}}), service)  # type: ignore[arg-type]
+    emitted = sorted({r.name for r in kind.rules(plain) if isinstance(r, Alert)})
+    for name in tuned:
+        if name not in emitted:
+            yield source.problem(path + ("alerts", name), (
+                f"this {kind.title.lower()} has no alert `{name}` with these settings (it has "
+                f"{', '.join(emitted) or 'none'}); remove its tuning"), key=True)
 
 
 def _invalid(problems: list[Problem], source: Source) -> set[Path]:
@@ -202,6 +348,14 @@ def semantic_problems(source: Source, data: dict, known: list[Problem] | None = 
     service = data.get("service")
     profile = service.get("profile", "micrometer") if isinstance(service, dict) and \
         ("service", "profile") not in invalid else None
+    model = None
+    if isinstance(service, dict) and ("service",) not in invalid:
+        from obsgen.model.build import build
+        from obsgen.model.types import Service
+
+        model = build(Service, {"selector": {"job": service["name"]}, **service})
+        if "instance" in service.get("selector", {}):
+            problems.append(source.problem(("service", "selector", "instance"), NO_INSTANCE, key=True))
     for kind in KINDS:
         if (kind.key,) in invalid and not isinstance(data.get(kind.key), list):
             continue
@@ -217,9 +371,14 @@ def semantic_problems(source: Source, data: dict, known: list[Problem] | None = 
                 if not known:
                     raise  # on a valid spec a failing check is a bug in the kind
                 findings = []  # it read another component that is itself broken; fix those problems first
-            for finding in findings:
-                problems.append(source.problem(path + finding.path, finding.message, key=finding.key))
-            problems += _alert_durations(source, path, item)
+            found = [source.problem(path + f.path, f.message, key=f.key) for f in findings]
+            found += _alert_durations(source, path, item)
             if profile is not None:
-                problems += _unnamed_metrics(source, path, kind, profile, item)
+                found += _unnamed_metrics(source, path, kind, profile, item)
+                found += _label_clashes(source, path, kind, profile, item, service.get("selector", {}))
+                found += _shared_series(source, path, kind, profile, item)
+                if not found:  # these build the component and its rules, so they need it sound
+                    found += _unused_tuning(source, path, kind, item, model)
+                    found += _own_matchers(source, path, kind, item, model)
+            problems += found
     return problems

@@ -84,8 +84,10 @@ def _unicode_problem(text: str) -> str | None:
         if 0xD800 <= ord(ch) <= 0xDFFF:
             return f"contains \\u{ord(ch):04x}, half of a UTF-16 surrogate pair, which is not a character; remove it"
         if ch not in "\t\n" and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
-            name = unicodedata.name(ch, "a control character")
-            return f"contains U+{ord(ch):04X} ({name}), an invisible control character; remove it"
+            name = unicodedata.name(ch, "")
+            what = f"U+{ord(ch):04X} ({name}), an invisible control character" if name else \
+                f"U+{ord(ch):04X}, a control character"
+            return f"contains {what}; remove it"
     return None
 
 
@@ -193,7 +195,8 @@ def load(text: str, file: str) -> Source:
         what = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:
             start = f" started at line {exc.context_mark.line + 1}" if exc.context_mark else ""
-            what = f"{exc.problem} ({exc.context}{start})"
+            what = f"{exc.context}{start}, {exc.problem}" if exc.problem.startswith("but ") else \
+                f"{exc.problem} ({exc.context}{start})"
         raise SpecError([Problem(file, line, col, (), f"invalid YAML: {what}")]) from None
     except yaml.reader.ReaderError as exc:
         line, col = _reader_position(text, exc.position)
