@@ -2,7 +2,7 @@
 VENV := .venv
 OBSGEN := $(VENV)/bin/obsgen
 
-.PHONY: setup build test e2e check clean bench
+.PHONY: setup build test e2e check clean bench fuzz
 
 setup:
 	scripts/setup.sh
@@ -21,6 +21,11 @@ test: setup
 # `make test` runs them too.
 e2e: setup
 	$(VENV)/bin/python -m pytest -q -m e2e tests/e2e
+
+# Thousands of random specs (tests/test_properties.py): 2,000 valid ones through promtool, 1,000 broken, 1,000 garbled.
+# FUZZ_EXAMPLES=n scales it (n batches of 20 valid specs, n broken and n garbled ones).
+fuzz: setup
+	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/python -m pytest -q tests/test_properties.py --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) .pytest_cache

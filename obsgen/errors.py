@@ -3,27 +3,55 @@
 Every mistake a user can make is reported as a :class:`Problem`: where it is
 (``file:line:col``), which field (``caches[2].hit_rate_min``) and what to do.
 The CLI prints problems and exits 2; it never shows a traceback for them.
+
+A problem is always exactly one line: user text quoted in a message (an
+unknown key, a value found) goes through :func:`printable`, so a newline, a
+terminal escape or a bidi override in a spec cannot forge or hide lines of
+the report.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import unicodedata
 from dataclasses import dataclass
 
 Path = tuple[str | int, ...]
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _unprintable(ch: str) -> bool:
+    """Control, format (bidi overrides, zero-width), separator and surrogate characters."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def printable(text: str) -> str:
+    """``text`` as is when every character is visible, else escaped the way JSON does (``\\n``, ``\\u202e``)."""
+    if not any(_unprintable(ch) for ch in text):
+        return text
+    return "".join(json.dumps(ch)[1:-1] if _unprintable(ch) else ch for ch in text)
+
 
 def format_path(path: Path) -> str:
-    """Render a field path the way users write it: ``caches[2].hit_rate_min``."""
+    """Render a field path the way users write it: ``caches[2].hit_rate_min``.
+
+    A key that is not a plain word (a label name with a space, a dot or a quote)
+    is written as ``["key"]`` so the path stays unambiguous.
+    """
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
+        elif _PLAIN_KEY.fullmatch(part):
             out += f".{part}" if out else part
+        else:
+            out += "[" + printable(json.dumps(part, ensure_ascii=False)) + "]"
     return out or "(top level)"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Problem:
     file: str
     line: int
@@ -32,14 +60,19 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {format_path(self.path)}: {self.message}"
+        return (f"{printable(self.file)}:{self.line}:{self.column}: {format_path(self.path)}: "
+                f"{printable(self.message)}")
+
+    def sort_key(self) -> tuple:
+        """Position first, then the path as written (paths mix indexes and keys, so not the tuple)."""
+        return (self.file, self.line, self.column, format_path(self.path), self.message)
 
 
 class SpecError(Exception):
     """One or more problems in the user's input; the build stops with exit code 2."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems)
+        self.problems = sorted(set(problems), key=Problem.sort_key)
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -104,6 +104,8 @@ def _read(path: Path) -> str | None:
         return path.read_text("utf-8")
     except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc}); move it away") from None
 
 
 def read_manifest(root: Path, service: str) -> dict:
@@ -120,12 +122,48 @@ def owned(root: Path, service: str) -> list[str]:
     files = read_manifest(root, service).get("files")
     if not isinstance(files, list):
         return []
-    return [f for f in files if isinstance(f, str) and f.startswith(f"{service}/") and _inside(f)]
+    return [f for f in files if isinstance(f, str) and f.startswith(f"{service}/") and _inside(f)
+            and _unsafe(root, f) is None]
 
 
 def _inside(rel: str) -> bool:
     parts = Path(rel).parts
     return bool(parts) and not Path(rel).is_absolute() and ".." not in parts
+
+
+# Names Windows gives to devices, in any case and with any extension (CON, nul.txt).
+_RESERVED = {"con", "prn", "aux", "nul", *(f"{p}{i}" for p in ("com", "lpt") for i in range(10))}
+
+
+def _unsafe(root: Path, rel: str) -> str | None:
+    """Why obsgen must not write ``rel`` under ``root``, if it must not.
+
+    The spec's schema already keeps service names to ``[a-z0-9-]``; this is the
+    last line of defence, at the one place that touches the disk.
+    """
+    parts = rel.split("/")
+    if rel.startswith("/") or "\\" in rel or "\0" in rel or ":" in rel:
+        return "it is not a plain relative path"
+    if any(p in ("", ".", "..") or p != p.rstrip(". ") for p in parts):
+        return "it has an empty, '.' or '..' part, or a part ending in a dot or space"
+    if any(p.split(".")[0].lower() in _RESERVED for p in parts):
+        return "it uses a name Windows reserves for devices"
+    target, base = (root / rel).resolve(), root.resolve()
+    if not target.is_relative_to(base):
+        return f"it resolves to {target}, outside {base} (a symbolic link?)"
+    return None
+
+
+def _check_paths(root: Path, paths: list[str]) -> None:
+    seen: dict[str, str] = {}
+    for rel in paths:
+        why = _unsafe(root, rel)
+        if why:
+            raise UsageError(f"refusing to write {root / rel}: {why}")
+        other = seen.setdefault(rel.casefold(), rel)
+        if other != rel:
+            raise UsageError(f"refusing to write both {root / other} and {root / rel}: they are one file on a "
+                             "case-insensitive file system")
 
 
 def manifest_text(files: Iterable[str], spec: str | None = None) -> str:
@@ -140,6 +178,7 @@ def manifest_text(files: Iterable[str], spec: str | None = None) -> str:
 def plan_service(root: Path, service: str, outputs: list[Output], *, spec: str | None = None) -> Plan:
     """Compare what one service's spec produces with what is on disk."""
     result = Plan(root)
+    _check_paths(root, [out.path for out in outputs] + [manifest_path(service)])
     before = set(owned(root, service))
     produced: dict[str, str] = {}
     for out in outputs:

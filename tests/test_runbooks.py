@@ -319,3 +319,4 @@ def test_pool_page_queries_the_database_it_names(spec_from):
     assert "FROM pg_stat_activity" in page and "SHOW FULL PROCESSLIST" not in page
     assert "pool `main`: 5 connections + 10 overflow = 15 at most" in page
     assert "2. See connections in use against the maximum, idle connections and timeouts per instance:" in page
+    assert runbooks.code("a`b") == "``a`b``"

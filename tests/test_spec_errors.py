@@ -19,7 +19,9 @@ def test_broken_spec_gets_exact_located_message_and_exit_2(spec, monkeypatch):
     result = CliRunner().invoke(main, ["validate", spec.name])
     assert result.exit_code == 2
     expected = spec.with_suffix(".err").read_text()
-    assert result.stderr.startswith(expected), result.stderr
+    *problems, summary = result.stderr.rstrip("\n").split("\n")
+    assert "\n".join(problems) + "\n" == expected, result.stderr
+    assert summary == f"obsgen: {len(problems)} problem{'s' if len(problems) != 1 else ''} found"
     assert "Traceback" not in result.output + result.stderr
 
 

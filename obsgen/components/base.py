@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from obsgen.components.timeline import STEP
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef, Service
-from obsgen.promql import matchers
+from obsgen.promql import selector
 
 if TYPE_CHECKING:  # pragma: no cover
     from obsgen.components.viz import ComponentPanels
@@ -143,16 +143,45 @@ class Given:
     """One component as the spec gives it to a kind's ``check``.
 
     ``item`` has the schema's defaults filled in; ``written`` are the keys the
-    author actually wrote; ``spec`` is the whole document (to resolve references).
+    author actually wrote; ``spec`` is the whole document (to resolve references;
+    other components in it may themselves be invalid, so read them defensively);
+    ``paths`` are all paths the author wrote, relative to the component
+    (``("state_encoding", "closed")``), for nested keys that defaults fill in.
     """
 
     item: Mapping
     written: frozenset[str]
     spec: Mapping
+    paths: frozenset[tuple[str | int, ...]] = frozenset()
 
 
 def no_findings(given: Given) -> list[Finding]:
     return []
+
+
+def alert_enabled(given: Given, alert: str) -> bool:
+    return given.item.get("alerts", {}).get(alert, {}).get("enabled", True)
+
+
+def tuned_for(given: Given, alert: str, default: str) -> Duration:
+    """The ``for`` the alert will have: the spec's tuning, else the kind's default."""
+    return Duration.parse(given.item.get("alerts", {}).get(alert, {}).get("for", default))
+
+
+def never_fires(given: Given, path: tuple[str | int, ...], alert: str, why: str,
+                fix: str = "change the threshold") -> list[Finding]:
+    """A setting that makes an enabled alert impossible ("a hit ratio is never below 0"): why, and what to do."""
+    if not alert_enabled(given, alert):
+        return []
+    return [Finding(path, f"{why}, so {alert} could never fire; {fix}, or disable the alert "
+                          f"(`alerts: {{{alert}: {{enabled: false}}}}`)")]
+
+
+def ratio_ceiling(given: Given, key: str, alert: str) -> list[Finding]:
+    """An alert on a share of calls *above* ``key`` cannot fire when ``key`` is 1 (100%)."""
+    if given.item.get(key) != 1:
+        return []
+    return never_fires(given, (key,), alert, f"`{key}` is 1 and a share of calls is never above 100%")
 
 
 def breaker_reference(given: Given) -> list[Finding]:
@@ -160,7 +189,7 @@ def breaker_reference(given: Given) -> list[Finding]:
     import difflib
 
     ref = given.item.get("breaker")
-    breakers = sorted(b["name"] for b in given.spec.get("breakers", []))
+    breakers = sorted(b["name"] for b in given.spec.get("breakers", []) if isinstance(b.get("name"), str))
     if ref is None or ref in breakers:
         return []
     close = difflib.get_close_matches(ref, breakers, n=1)
@@ -201,6 +230,8 @@ class Kind:
     app_metrics: bool = True
     identified: bool = True
     rules_file: str = "rules"
+    same_series: tuple[set[str], ...] = ()
+    """Pairs of signals that may read one series (an SLO's requests, and its latency histogram's count)."""
     test_step: Duration = STEP
     optional: frozenset[str] = frozenset()
     """Signals a profile may lack (Python breakers export no failure-rate gauge); the kind then
@@ -256,7 +287,7 @@ class Component:
     def select(self, signal: str, extra: Mapping[str, str] | None = None, *, regex: Mapping[str, str] | None = None,
                base: Labels | None = None) -> str:
         """A PromQL selector for ``signal`` of this component."""
-        return self.metric(signal).name + matchers(self.labels(signal, extra, base), regex)
+        return selector(self.metric(signal).name, self.labels(signal, extra, base), regex)
 
     def series(self, signal: str, values: str, extra: Mapping[str, str] | None = None,
                base: Labels | None = None) -> Series:

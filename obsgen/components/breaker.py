@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Component, Concern, Inhibition, Kind, Rule, Scenario
+from obsgen.components.base import (Component, Concern, Finding, Given, Inhibition, Kind, Rule, Scenario,
+                                    alert_enabled, never_fires, tuned_for)
 from obsgen.components.shapes import RatioSignals, by_clause, gauge_compare, ratio_of_rates, ratio_traffic, verdict
 from obsgen.components.timeline import MIN, STEP, counter, gauge
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, jobs, num, pct, rate, sel
@@ -58,6 +59,51 @@ class BreakerSpec(ComponentSpec):
     def breaker(self) -> str:
         """A breaker guards itself: its alerts carry ``breaker`` like those of the calls it protects."""
         return self.name
+
+
+# avg_over_time over a shorter window sees fewer than 4 samples at a 15s scrape interval (one or two at 30s).
+MIN_REOPEN_WINDOW = Duration.parse("1m")
+MAX_REOPEN_WINDOW = Duration.parse("1d")
+ONLY_FOR = {"closed": "enum", "label": "one_hot"}
+
+
+def check(given: Given) -> list[Finding]:
+    """Settings that make an alert impossible, or that the state encoding ignores."""
+    item, out = given.item, []
+    enc = item["state_encoding"]
+    for key, kind in ONLY_FOR.items():
+        if ("state_encoding", key) in given.paths and enc["type"] != kind:
+            out.append(Finding(("state_encoding", key), f"`{key}` only applies to type: {kind}, not {enc['type']}; "
+                               "remove it", key=True))
+    if enc["type"] == "one_hot" and enc["label"] == item["label"]:
+        out.append(Finding(("state_encoding", "label"), (
+            f"expected the label that holds the state (open, closed, …), found `{enc['label']}`, the label that "
+            "holds the breaker's name (`label`); they must differ")))
+    warn = item["failure_rate_threshold"] * item["warning_fraction"]
+    if warn >= 100:
+        out += never_fires(given, ("warning_fraction",), "CircuitBreakerFailureRateHigh",
+                           f"its warning line is {number(warn)}% failed calls (failure_rate_threshold × "
+                           "warning_fraction) and a failure rate is never above 100%")
+    window, wait = Duration.parse(item["reopen_window"]), Duration.parse(item["wait_in_open"])
+    if window.millis % STEP.millis:
+        out.append(Finding(("reopen_window",), f"expected a reopen_window in whole steps of {STEP} (such as 2m or "
+                           f"2m15s), found {window}: it is averaged from samples scraped every {STEP} or more"))
+        return out
+    if not MIN_REOPEN_WINDOW <= window <= MAX_REOPEN_WINDOW:
+        out.append(Finding(("reopen_window",), (
+            f"expected a reopen_window from {MIN_REOPEN_WINDOW} to {MAX_REOPEN_WINDOW}, found {window}: "
+            "CircuitBreakerOpen averages the breaker's state over it, and a window under 1m holds fewer than "
+            "4 samples at a 15s scrape interval, too few to tell a flapping breaker from noise")))
+        return out
+    f = tuned_for(given, "CircuitBreakerOpen", "1m")
+    if alert_enabled(given, "CircuitBreakerOpen") and f > wait and window < wait * 2:
+        spell = Duration(window.millis // 2)
+        out.append(Finding(("reopen_window",), (
+            f"CircuitBreakerOpen waits {f}, longer than wait_in_open {wait}: a breaker that re-opens after each "
+            f"closed spell of {spell} to {wait} is open most of the time but never fires it (no open stretch "
+            f"lasts {f}, and each spell pulls the share of the {window} reopen_window down to 50%); make "
+            f"reopen_window at least {wait * 2} (twice wait_in_open), or the `for` at most {wait}")))
+    return out
 
 
 def _not_closed_now_and_share(c: Component, spec: BreakerSpec) -> tuple[str, str]:
@@ -298,6 +344,7 @@ KIND = Kind(
     title="Circuit breaker",
     spec=BreakerSpec,
     schema="breaker",
+    check=check,
     rules=rules,
     panels=panels,
     concern=CONCERN,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Check, Component, Concern, Finding, Given, Inhibition, Kind, Rule, Scenario
+from obsgen.components.base import (Check, Component, Concern, Finding, Given, Inhibition, Kind, Rule, Scenario,
+                                    alert_enabled, never_fires, tuned_for)
 from obsgen.components.shapes import by_labels, gauge_compare, verdict, rate_above
 from obsgen.components.timeline import MIN, STEP, gauge
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, pct, rate, sel
@@ -37,17 +38,50 @@ class RedisSpec(ComponentSpec):
 SENTINEL_ONLY = ("master_name", "sentinels", "quorum", "sentinel_selector", "sentinel_port")
 
 
+# RedisSentinelFailover is true while the sentinels' reports within its 5m window name two master addresses: about
+# 5m after a failover, minus a scrape interval. A `for` near that fires for moments at most, 5m or more never.
+FAILOVER_FOR_MAX = Duration.parse("3m")
+
+
 def check(given: Given) -> list[Finding]:
-    """Sentinel needs its master name, sentinels and quorum; other topologies must not carry them."""
+    """Sentinel needs its master name, sentinels, quorum and a replica; other topologies must not carry them."""
     r = given.item
+    out = []
+    for j, other in enumerate(given.spec.get("redis", [])):
+        if other is r:
+            break
+        mine, theirs = set(r["selector"].items()), set((other.get("selector") or {}).items())
+        if mine <= theirs or theirs <= mine:  # one matches every series the other does
+            def shown(labels: set) -> str:
+                return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(labels)) + "}"
+
+            out.append(Finding(("selector",), (
+                f"selector {shown(mine)} picks the servers of redis[{j}] (selector {shown(theirs)}) too, so each "
+                "alert of one would also fire for the other's servers; give each Redis a selector with a label "
+                "that tells the deployments apart")))
+    if r["memory_ratio_max"] == 0 and alert_enabled(given, "RedisMemoryHigh"):
+        out.append(Finding(("memory_ratio_max",), (
+            "`memory_ratio_max` is 0: RedisMemoryHigh would fire on every Redis with a maxmemory, since Redis "
+            "always uses some memory; use the share of maxmemory that means trouble (default 0.9), or disable "
+            "the alert (`alerts: {RedisMemoryHigh: {enabled: false}}`)")))
     if r["topology"] != "sentinel":
-        return [Finding((key,), f"`{key}` only applies to topology: sentinel, not {r['topology']}; remove it", key=True)
-                for key in SENTINEL_ONLY if key in given.written]
-    out = [Finding((), f"a sentinel topology needs `{key}`") for key in ("master_name", "sentinels", "quorum")
-           if key not in r]
+        return out + [Finding((key,), f"`{key}` only applies to topology: sentinel, not {r['topology']}; remove it",
+                              key=True) for key in SENTINEL_ONLY if key in given.written]
+    out += [Finding((), f"a sentinel topology needs `{key}`") for key in ("master_name", "sentinels", "quorum")
+            if key not in r]
     if "quorum" in r and "sentinels" in r and r["quorum"] > r["sentinels"]:
         out.append(Finding(("quorum",), f"quorum {r['quorum']} is larger than the number of sentinels "
                                         f"({r['sentinels']}); failover could never be agreed"))
+    if r["replicas"] == 0:
+        out += never_fires(given, ("replicas",) if "replicas" in given.written else (), "RedisSentinelFailover",
+                           "a sentinel topology with `replicas: 0` (the default) has no replica to promote",
+                           fix="set `replicas` to the number of replicas Sentinel can promote")
+    failover_for = tuned_for(given, "RedisSentinelFailover", "0s")
+    if failover_for > FAILOVER_FOR_MAX and alert_enabled(given, "RedisSentinelFailover"):
+        out.append(Finding(("alerts", "RedisSentinelFailover", "for"), (
+            f"expected a `for` of at most {FAILOVER_FOR_MAX}, found {failover_for}: RedisSentinelFailover is true "
+            "only while the sentinels' reports of the last 5m name two master addresses, about 5m after a "
+            "failover; a `for` near that fires for moments at most, and 5m or more never")))
     return out
 
 
@@ -59,7 +93,8 @@ def _sentinel_base(c: Component, spec: RedisSpec) -> Labels:
 def _memory(c: Component, spec: RedisSpec) -> list[Rule]:
     used, limit = c.select("memory_used"), c.select("memory_max")
     expr = f"(\n  {used}\n/\n  {limit}\n) > {number(spec.memory_ratio_max)}\nand\n{limit} > 0"
-    high = min(1.0, spec.memory_ratio_max + (1 - spec.memory_ratio_max) / 2)
+    # Used memory can pass maxmemory (noeviction, replication buffers): a threshold of 1 still fires.
+    high = spec.memory_ratio_max + (1 - spec.memory_ratio_max) / 2 if 1 - spec.memory_ratio_max > 1e-6 else 1.05
 
     def story(used_bytes: float, limit_bytes: float, span: Duration) -> tuple:
         return (c.series("memory_used", gauge((span, used_bytes))), c.series("memory_max", gauge((span, limit_bytes))))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import breaker
-from obsgen.components.base import Component, Inhibition, Kind, Rule, breaker_reference
+from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, Rule, breaker_reference, ratio_ceiling
 from obsgen.components.shapes import RatioSignals, ratio_of_rates
 from obsgen.components.viz import ComponentPanels, num, pct, ratio_panels
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
@@ -47,6 +47,10 @@ def rules(c: Component) -> list[Rule]:
 
 
 
+def check(given: Given) -> list[Finding]:
+    return breaker_reference(given) + ratio_ceiling(given, "exhaustion_ratio_max", "RetryExhaustionHigh")
+
+
 def panels(c: Component) -> ComponentPanels:
     return ratio_panels(c, noun="retry", part="exhausted", alert="RetryExhaustionHigh",
                          threshold=c.spec.exhaustion_ratio_max, what="exhausted ratio")
@@ -57,7 +61,7 @@ KIND = Kind(
     title="Retry",
     spec=RetrySpec,
     schema="retry",
-    check=breaker_reference,
+    check=check,
     rules=rules,
     panels=panels,
     concern=breaker.CONCERN,

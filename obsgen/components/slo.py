@@ -446,5 +446,6 @@ KIND = Kind(
     inhibitions=(Inhibition("ErrorBudgetBurnFast", ("ErrorBudgetBurnSlow",), ("service", "slo")),),
     identified=False,
     rules_file="slo",
+    same_series=({"requests", "latency_count"},),  # Micrometer's timer count is both
     test_step=STEP,
 )

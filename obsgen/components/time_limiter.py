@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import breaker
-from obsgen.components.base import Component, Inhibition, Kind, Rule, breaker_reference
+from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, Rule, breaker_reference, ratio_ceiling
 from obsgen.components.shapes import RatioSignals, ratio_of_rates
 from obsgen.components.viz import ComponentPanels, Panel, Query, num, pct, rate, ratio_panels, sel
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
@@ -44,6 +44,10 @@ def rules(c: Component) -> list[Rule]:
 
 
 
+def check(given: Given) -> list[Finding]:
+    return breaker_reference(given) + ratio_ceiling(given, "timeout_ratio_max", "TimeLimiterTimeoutsHigh")
+
+
 def panels(c: Component) -> ComponentPanels:
     out = ratio_panels(c, noun="time limiter", part="timeouts", alert="TimeLimiterTimeoutsHigh",
                         threshold=c.spec.timeout_ratio_max, what="timed out ratio")
@@ -61,7 +65,7 @@ KIND = Kind(
     title="Time limiter",
     spec=TimeLimiterSpec,
     schema="time_limiter",
-    check=breaker_reference,
+    check=check,
     rules=rules,
     panels=panels,
     concern=breaker.CONCERN,

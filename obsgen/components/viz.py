@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from obsgen.components.base import Component
 from obsgen.model.types import Labels
+from obsgen.promql import Variable
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class ComponentPanels:
 
 
 RATE = "$__rate_interval"
-VARS = {"job": "$job", "instance": "$instance"}
+VARS = {"job": Variable("$job"), "instance": Variable("$instance")}
 
 
 def _panel_base(c: Component, base: Labels | None = None) -> Labels:
@@ -94,7 +95,7 @@ def _panel_base(c: Component, base: Labels | None = None) -> Labels:
 def sel(c: Component, signal: str, extra: MappingABC[str, str] | None = None, *, base: Labels | None = None,
         regex: MappingABC[str, str] | None = None) -> str:
     """Selector for ``signal`` filtered by the dashboard variables (and ``$cluster`` when the service has one)."""
-    cluster = {c.service.cluster_label: "$cluster"} if c.service.cluster_label else {}
+    cluster = {c.service.cluster_label: Variable("$cluster")} if c.service.cluster_label else {}
     return c.select(signal, extra, regex={**cluster, **VARS, **(regex or {})}, base=_panel_base(c, base))
 
 

@@ -188,4 +188,5 @@ def dashboard_links(spec) -> dict[str, str]:
 
 
 def job_regex(jobs: tuple[str, ...]) -> str:
-    return "|".join(regex_quote(j) for j in jobs)
+    """The jobs as one quoted PromQL regex (``"a|b\\\\.c"``): escaped for RE2, then for the string literal."""
+    return quote("|".join(regex_quote(j) for j in jobs))

@@ -63,7 +63,7 @@ def _build(d: Dashboard, runbook_base_url: str):
         else:
             raise ValueError(f"panel {item.title!r}: unsupported panel kind {item.kind!r}")
 
-    jobs = [f'job=~"{job_regex(d.jobs)}"'] if d.jobs else []
+    jobs = [f"job=~{job_regex(d.jobs)}"] if d.jobs else []
     cluster = [f'{d.cluster_label}=~"$cluster"'] if d.cluster_label else []
     clusters = [G.Template(name="cluster", label="Cluster", query=f"label_values({_up(*jobs)}, {d.cluster_label})",
                            dataSource=DATASOURCE, refresh=2, sort=1)] if d.cluster_label else []

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from obsgen.components.base import Alert, Scenario
 from obsgen.components.timeline import STEP
 from obsgen.model.types import Duration
-from obsgen.promql import matchers
+from obsgen.promql import selector
 from obsgen.render.rules import annotations
 from obsgen.render.templates import render as render_template
 from obsgen.render.yamlout import dump
@@ -85,7 +85,7 @@ def _entry(entry: _Entry, step: Duration, cluster: dict[str, str]) -> dict:
         instance = _instance(alert, scenario)
         for s in scenario.series:
             labels = dict(s.labels, **cluster) if scenario.alone else dict(s.labels, instance=instance, **cluster)
-            item = {"series": s.metric + matchers(labels), "values": s.values}
+            item = {"series": selector(s.metric, labels), "values": s.values}
             if item not in series:  # a story's series, told once for all its alerts
                 series.append(item)
         for check in scenario.checks:

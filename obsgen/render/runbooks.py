@@ -39,21 +39,30 @@ class Safe(str):
     """Text that is already valid Markdown; the template finalizer prints it as is."""
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|{}#])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|{}#~$&])")
+_LINE_START = re.compile(r"^([-+=])|^(\d+)([.)])")
 
 
 def md(value: object) -> Safe:
-    """Escape Markdown (and HTML, and Jinja braces) in user text for inline prose or table cells."""
+    """Escape Markdown (and HTML, entities, GitHub math and Jinja braces) in user text for prose or table cells.
+
+    The text renders exactly as written: every character Markdown could read as syntax is
+    backslash-escaped, including a leading ``-``, ``+``, ``=`` or ``1.`` that would start a list or heading.
+    """
     if isinstance(value, Safe):
         return value
     text = re.sub(r"\s+", " ", str(value))  # no newlines: they would break tables and lists
-    return Safe(_MD_SPECIAL.sub(r"\\\1", text))
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return Safe(_LINE_START.sub(lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}", text))
 
 
 def code(value: object) -> Safe:
-    """An inline code span; code spans are literal, so the value is not escaped, only kept free of backticks."""
-    text = " ".join(str(value).replace("`", "'").split())
-    return Safe(f"`{text}`")
+    """An inline code span showing ``value`` literally: fenced by more backticks than any run inside it."""
+    text = " ".join(str(value).split())
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return Safe(f"{fence}{pad}{text}{pad}{fence}")
 
 
 def sh(value: object) -> Safe:

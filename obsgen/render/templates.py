@@ -7,6 +7,7 @@ The number formats follow Prometheus's ``template.go`` (``%.4g`` with SI prefixe
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 from urllib.parse import quote_plus
@@ -66,10 +67,29 @@ def _g4(v: float) -> str:
 
 
 def _plain(v: float) -> str:
-    """Go's ``%v`` for a float64, for the whole numbers obsgen prints raw."""
-    if v.is_integer() and abs(v) < 1e6:
-        return str(int(v))
-    raise ValueError(f"print {v} through a humanize function")
+    """Go's ``%v`` for a float64, as Prometheus prints ``{{ $value }}``: the shortest digits that read back,
+    in exponent form when the exponent is below -4 or 6 and above (474710245 → ``4.74710245e+08``)."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == 0:
+        return "0"
+    digits, exp = _shortest(v)
+    sign = "-" if v < 0 else ""
+    if exp < -4 or exp >= 6:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    whole, frac = (digits[: exp + 1].ljust(exp + 1, "0"), digits[exp + 1:]) if exp >= 0 else \
+        ("0", "0" * (-exp - 1) + digits)
+    return sign + whole + ("." + frac if frac else "")
+
+
+def _shortest(v: float) -> tuple[str, int]:
+    """The shortest decimal digits that read back as ``v``, and the exponent of the first one."""
+    sign, digits, exponent = decimal.Decimal(repr(abs(v))).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    return text, exponent + len(text) - 1
 
 
 _FUNCS = {"$value": _plain, "$value | humanize": humanize, "$value | humanizePercentage": humanize_percentage,

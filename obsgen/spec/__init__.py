@@ -22,18 +22,32 @@ class Spec:
     file: str
     service: Service
     components: tuple[Component, ...]
+    name_at: tuple[int, int] = (1, 1)  # line and column of service.name, for problems across specs
+
+
+def _profile(data: dict) -> str:
+    """The service's metric profile, for the schema's per-profile defaults (even when the service is malformed)."""
+    service = data.get("service")
+    profile = service.get("profile") if isinstance(service, dict) else None
+    return profile if isinstance(profile, str) else "micrometer"
 
 
 def parse(text: str, file: str) -> Spec:
-    """Check and model one spec's text; raises :class:`SpecError` with every problem found."""
+    """Check and model one spec's text; raises :class:`SpecError` with every problem found.
+
+    Loading, schema and semantic problems are reported together: semantic checks
+    run on every part of the document the schema accepts.
+    """
     source = yaml_source.load(text, file)
     if not isinstance(source.data, dict):
-        raise SpecError([source.problem((), "a spec is a mapping that starts with `apiVersion: obsgen/v1`")])
-    problems = schema_problems(source)
-    if problems:
-        raise SpecError(problems)
-    data = apply_defaults(schema(), source.data, source.data.get("service", {}).get("profile", "micrometer"))
-    problems = semantic_problems(source, data)  # type: ignore[arg-type]
+        if () not in source.broken:
+            found = "a list" if isinstance(source.data, list) else f"`{source.data}`"
+            source.problems.append(source.problem((), "expected a mapping that starts with `apiVersion: obsgen/v1`, "
+                                                      f"found {found}"))
+        raise SpecError(source.problems)
+    problems = source.problems + schema_problems(source)
+    data = apply_defaults(schema(), source.data, _profile(source.data))
+    problems += semantic_problems(source, data, problems)  # type: ignore[arg-type]
     if problems:
         raise SpecError(problems)
     svc = dict(data["service"])  # type: ignore[index]
@@ -41,12 +55,22 @@ def parse(text: str, file: str) -> Spec:
     service = build(Service, svc)
     components = tuple(Component(kind, build(kind.spec, item), service)
                        for kind in KINDS for item in data.get(kind.key, []))  # type: ignore[union-attr]
-    return Spec(file, service, components)
+    return Spec(file, service, components, source.where(("service", "name")))
 
 
 def load(path: Path) -> Spec:
     try:
-        text = path.read_text("utf-8")
+        size = path.stat().st_size
+        if size > yaml_source.MAX_BYTES * 4:  # do not read a huge file just to say it is too large
+            raise SpecError([Problem(str(path), 1, 1, (), f"expected a spec of at most {yaml_source.MAX_BYTES} "
+                                     f"bytes, found {size} bytes; split the service")])
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError([Problem(str(path), 1, 1, (), f"the file is not UTF-8 text ({exc.reason})")]) from None
+        line = data[: exc.start].count(b"\n") + 1
+        col = len(data[data.rfind(b"\n", 0, exc.start) + 1: exc.start].decode("utf-8", "replace")) + 1
+        raise SpecError([Problem(str(path), line, col, (), f"expected UTF-8 text, found the byte 0x{data[exc.start]:02x} "
+                                 f"({exc.reason}); save the file as UTF-8")]) from None
+    except OSError as exc:
+        raise SpecError([Problem(str(path), 1, 1, (), f"cannot read the file: {exc.strerror or exc}")]) from None
     return parse(text, str(path))

@@ -1,26 +1,67 @@
-"""Schema errors in words people act on, and the semantic checks a schema cannot express."""
+"""Schema errors in words people act on, and the semantic checks a schema cannot express.
+
+Both run in one pass so a run reports every problem of a file: semantic checks
+run on the parts the schema accepts. A component whose own subtree has a
+schema problem is not given to its kind's ``check`` (its fields may have any
+type); the generic checks (duplicate names, metric names per profile) skip
+what they cannot read.
+"""
 
 from __future__ import annotations
 
 import difflib
 import json
+import re
+from collections.abc import Iterable
 
 from obsgen.components import KINDS
 from obsgen.components.base import Given, Kind
-from obsgen.errors import Problem
+from obsgen.components.timeline import STEP
+from obsgen.errors import Path, Problem
+from obsgen.model.types import Duration, MetricRef
 from obsgen.spec.schema import resolve, schema
 from obsgen.spec.source import Source
 
 _TYPES = {"string": "a string", "integer": "a whole number", "number": "a number", "boolean": "true or false",
           "object": "a mapping", "array": "a list", "null": "nothing"}
+_BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+           "exclusiveMaximum": "less than"}
+# An alert that must be bad for longer than a day is a report, not an alert; its promtool test would also
+# replay more than a day of samples.
+MAX_FOR = Duration.parse("1d")
+NO_INSTANCE = ("`instance` cannot be matched here: obsgen judges every instance on its own and its promtool tests "
+               "give each scenario its own instance; select the job or another target label instead")
 
 
-def _found(value: object) -> str:
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    return {dict: "object", list: "array", str: "string", float: "number", type(None): "null"}.get(type(value), "?")
+
+
+def _found(value: object, text: str | None = None) -> str:
+    """What the spec says, as the user wrote it (``no`` rather than false)."""
+    if text is not None and not isinstance(value, str):
+        what = "false" if value is False else "true" if value is True else None
+        if value is None:
+            return "nothing" if text in ("", "~", "null", "Null", "NULL") else f"`{text}` (YAML reads it as null)"
+        if what and text not in ("true", "false", "True", "False", "TRUE", "FALSE"):
+            return f"`{text}` (YAML reads it as {what}; quote it to mean the text)"
+        if not isinstance(value, bool) and text != json.dumps(value):
+            return f"`{text}` (YAML reads it as the number {json.dumps(value)}; quote it to mean the text)"
     kind = {dict: "a mapping", list: "a list", bool: "a boolean", type(None): "nothing"}.get(type(value))
-    return kind or f"`{json.dumps(value, ensure_ascii=False)[:80]}`"
+    if kind:
+        return kind
+    shown = json.dumps(value, ensure_ascii=False)
+    return f"`{shown[:80]}…` ({len(value)} characters)" if len(shown) > 80 and isinstance(value, str) else \
+        f"`{shown[:80]}`"
 
 
 def _expect(schema_node: dict) -> str:
+    if "x-expect" in schema_node:
+        return schema_node["x-expect"]
     node = resolve(schema_node)
     if "x-expect" in node:
         return node["x-expect"]
@@ -33,40 +74,79 @@ def _expect(schema_node: dict) -> str:
     return _TYPES.get(node.get("type", ""), "a valid value")
 
 
+def _matches_type(node: dict, value: object) -> bool:
+    node = resolve(node)
+    if "type" not in node:
+        return "enum" not in node and "const" not in node
+    wanted = node["type"] if isinstance(node["type"], list) else [node["type"]]
+    have = _json_type(value)
+    return have in wanted or (have == "integer" and "number" in wanted)
+
+
+class _Reporter:
+    def __init__(self, source: Source):
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def add(self, path: Path, message: str, *, key: bool = False) -> None:
+        if any(path[: len(b)] == b for b in self.source.broken):
+            return  # the loader already reported this value
+        self.problems.append(self.source.problem(path, message, key=key))
+
+    def found(self, path: Path, value: object) -> str:
+        return _found(value, self.source.texts.get(path))
+
+    def error(self, error) -> None:  # jsonschema.ValidationError
+        path: Path = tuple(error.absolute_path)
+        v, instance = error.validator, error.instance
+        if v == "additionalProperties":
+            known = sorted(error.schema.get("properties", {}))
+            for key in sorted(set(instance) - set(known)):
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
+                self.add(path + (key,), f"unknown key `{key}`{hint}", key=True)
+        elif v in ("oneOf", "anyOf"):
+            branches = error.schema[v]
+            fitting = [i for i, b in enumerate(branches) if _matches_type(b, instance)]
+            if len(fitting) == 1:  # the branch the author meant (a mapping for a metric): its own errors
+                for sub in error.context or []:
+                    if sub.relative_schema_path and sub.relative_schema_path[0] == fitting[0]:
+                        self.error(sub)
+            else:
+                self.add(path, f"expected {_expect(error.schema)}, found {self.found(path, instance)}")
+        elif v == "required":
+            missing = error.message.split("'")[1]
+            sub = error.schema.get("properties", {}).get(missing)
+            hint = f" ({_expect(sub)})" if sub else ""
+            self.add(path, f"missing required key `{missing}`{hint}")
+        elif "propertyNames" in error.schema_path:  # a key of a selector: jsonschema reports it at the mapping
+            self.add(path + (instance,), f"expected {_expect(error.schema)} as key, found {_found(instance)}",
+                     key=True)
+        elif v in _BOUNDS:
+            hint = f" ({error.schema['x-expect']})" if "x-expect" in error.schema else ""
+            self.add(path, f"expected a value {_BOUNDS[v]} {error.validator_value}{hint}, "
+                           f"found {self.found(path, instance)}")
+        elif v == "maxLength":
+            self.add(path, f"expected at most {error.validator_value} characters, found {len(instance)}")
+        elif v == "enum" and isinstance(instance, str):
+            close = difflib.get_close_matches(instance, [str(e) for e in error.validator_value], n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            self.add(path, f"expected {_expect(error.schema)}, found {self.found(path, instance)}{hint}")
+        else:
+            found = self.found(path, instance)
+            quote = ("; quote it to make it a string" if error.schema.get("type") == "string"
+                     and isinstance(instance, (int, float, bool)) and "quote it" not in found else "")
+            self.add(path, f"expected {_expect(error.schema)}, found {found}{quote}")
+
+
 def schema_problems(source: Source) -> list[Problem]:
     """Every schema violation of the document, each located and explained."""
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(schema())
-    problems = []
-    for error in validator.iter_errors(source.data):
-        path = tuple(error.absolute_path)
-        v = error.validator
-        if v == "additionalProperties":
-            known = sorted(error.schema.get("properties", {}))
-            for key in sorted(set(error.instance) - set(known)):
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
-                problems.append(source.problem(path + (key,), f"unknown key `{key}`{hint}", key=True))
-            continue
-        if v == "required":
-            missing = error.message.split("'")[1]
-            message = f"missing required key `{missing}`"
-        elif v == "propertyNames":
-            message = f"`{error.instance}` is not a valid label name; expected {_expect(error.schema)}"
-            problems.append(source.problem(path + (error.instance,), message, key=True))
-            continue
-        elif v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-            bound = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
-                     "exclusiveMaximum": "less than"}[v]
-            hint = f" ({error.schema['x-expect']})" if "x-expect" in error.schema else ""
-            message = f"expected a value {bound} {error.validator_value}{hint}, found {_found(error.instance)}"
-        elif v == "maxLength":
-            message = f"at most {error.validator_value} characters allowed, found {len(error.instance)}"
-        else:
-            message = f"expected {_expect(error.schema)}, found {_found(error.instance)}"
-        problems.append(source.problem(path, message))
-    return problems
+    reporter = _Reporter(source)
+    for error in Draft202012Validator(schema()).iter_errors(source.data):
+        reporter.error(error)
+    return reporter.problems
 
 
 def _unnamed_metrics(source: Source, path: tuple, kind: Kind, profile: str, item: dict) -> list[Problem]:
@@ -83,24 +163,225 @@ def _unnamed_metrics(source: Source, path: tuple, kind: Kind, profile: str, item
                            "(e.g. `" + missing[0] + ": my_app_metric`)")]
 
 
-def semantic_problems(source: Source, data: dict) -> list[Problem]:
-    """Checks across fields: duplicate names, dangling references, topology, thresholds."""
-    problems: list[Problem] = []
-    for key, items in data.items():
-        if not isinstance(items, list):
+def _shared_series(source: Source, path: tuple, kind: Kind, profile: str, item: dict) -> Iterable[Problem]:
+    """Two signals of one component read from the very same series (``active`` and ``queued`` both ``x``)."""
+    defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*") or {}
+    first: dict[tuple, str] = {}
+    for signal in sorted(set(defaults) | set(item.get("metrics", {}))):
+        given = item.get("metrics", {}).get(signal)
+        ref = MetricRef.of(given) if given is not None else defaults.get(signal)
+        if ref is None:
             continue
-        seen: dict[str, int] = {}
-        for i, item in enumerate(items):
-            name = item.get("name")
-            if name in seen:
-                problems.append(source.problem((key, i, "name"), f"duplicate name `{name}` "
-                                               f"(also {key}[{seen[name]}]); give each component its own name"))
-            seen.setdefault(name, i)
+        seen = first.setdefault((ref.name, ref.matchers), signal)
+        if seen != signal and {seen, signal} not in kind.same_series:
+            at = path + ("metrics", signal) if given is not None else path + ("metrics", seen)
+            yield source.problem(at, f"signals `{seen}` and `{signal}` both read {ref.name}"
+                                     + (f" with {dict(ref.matchers)}" if ref.matchers else "")
+                                     + "; each signal needs its own metric (or its own matchers)")
+
+
+def _duplicate_names(source: Source, key: str, items: list) -> Iterable[Problem]:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            yield source.problem((key, i, "name"), f"duplicate name `{name}` (also {key}[{seen[name]}]); "
+                                                   "give each component its own name")
+        seen.setdefault(name, i)
+
+
+def _alert_durations(source: Source, path: Path, item: dict) -> Iterable[Problem]:
+    for alert, tuning in item.get("alerts", {}).items():
+        if "for" not in tuning:
+            continue
+        f = Duration.parse(tuning["for"])
+        if f > MAX_FOR:
+            yield source.problem(path + ("alerts", alert, "for"), (
+                f"expected a `for` of at most {MAX_FOR}, found {tuning['for']}: trouble that must last longer "
+                "than a day before anyone hears of it is a report, not an alert"))
+        elif f.millis % STEP.millis:
+            yield source.problem(path + ("alerts", alert, "for"), (
+                f"expected a `for` in whole steps of {STEP} (such as 30s, 1m or 4m15s), found {tuning['for']}: "
+                f"Prometheus only fires an alert at a rule evaluation, and obsgen's promtool tests evaluate every "
+                f"{STEP}"))
+
+
+def _selectors(node: dict, value: object, path: Path = ()) -> Iterable[tuple[Path, dict]]:
+    """Every label-matcher mapping (schema ``selector``) inside ``value``, with its path."""
+    if node.get("$ref") == "#/$defs/selector":
+        if isinstance(value, dict):
+            yield path, value
+        return
+    node = resolve(node)
+    if "oneOf" in node:
+        node = next((n for n in node["oneOf"] if _matches_type(n, value)), {})
+        node = resolve(node)
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        for key, sub in value.items():
+            if key in props:
+                yield from _selectors(props[key], sub, path + (key,))
+    elif isinstance(value, list) and "items" in node:
+        for i, sub in enumerate(value):
+            yield from _selectors(node["items"], sub, path + (i,))
+
+
+# Labels obsgen puts on every alert (a rule's labels win over the series'), or sets itself in selectors,
+# recordings and tests: a component cannot be named by one of them.
+ALERT_LABELS = ("alertname", "breaker", "component", "instance", "job", "service", "severity", "team", "tier")
+
+
+def _label_clashes(source: Source, path: Path, kind: Kind, profile: str, item: dict,
+                   service_selector: dict) -> Iterable[Problem]:
+    """Matchers that obsgen's own labels would silently override, or that its promtool tests cannot honour."""
+    identity = item.get("label") if kind.app_metrics else None
+    if identity in ALERT_LABELS:
+        yield source.problem(path + ("label",), (
+            f"expected the label that holds the {kind.title.lower()}'s name, found `{identity}`, which obsgen sets "
+            f"itself ({', '.join(ALERT_LABELS)}): alerts would show its value instead of the name"))
+        return
+    defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*") or {}
+    matched: dict[str, list[str]] = {}
+    for signal, ref in sorted(defaults.items()):
+        if ref is not None and signal not in item.get("metrics", {}):
+            for k, v in ref.matchers:
+                matched.setdefault(k, []).append(f"`{signal}` selects {k}={json.dumps(v)}")
+    if identity in matched:
+        yield source.problem(path + ("label",), (
+            f"expected the label that holds the {kind.title.lower()}'s name, found `{identity}`, which its metrics "
+            f"match themselves ({', '.join(matched[identity])})"))
+        return
+    places = list(_selectors(schema()["$defs"][kind.schema], item))
+    if kind.app_metrics:  # the service's selector is part of every app-metric selector of the component
+        places.append((("service", "selector"), service_selector))
+    for where, labels in places:
+        for key in labels:
+            at = where + (key,) if where[0] == "service" else path + where + (key,)
+            if key == "instance" and where[0] == "service":
+                continue  # reported once for the service
+            if key == "instance":
+                yield source.problem(at, NO_INSTANCE, key=True)
+            elif key == identity:
+                yield source.problem(at, f"`{key}` is the label that names {kind.title.lower()} `{item.get('name')}` "
+                                          "(its `label`), always matched to that name; remove it here, or set "
+                                          "`label` to the label that holds the name", key=True)
+            elif key in matched and "metrics" not in where:
+                yield source.problem(at, f"`{key}` is matched by the {kind.title.lower()}'s own metrics ("
+                                          + ", ".join(matched[key]) + "), which would override this; remove it, or "
+                                          "override the metric under `metrics:`", key=True)
+
+
+def _metric_matcher_keys(kind: Kind, item: dict) -> set[str]:
+    """Labels the kind's default metrics match (reported by :func:`_label_clashes` with a better message)."""
+    return {k for names in kind.default_metrics.values() for ref in names.values() for k, _ in ref.matchers}
+
+
+_MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")')
+
+
+def _own_matchers(source: Source, path: Path, kind: Kind, item: dict, service: object) -> Iterable[Problem]:
+    """Selector labels the kind's rules match themselves (a one-hot breaker's ``state``, a sentinel's
+    ``master_name``): found by building the component without the spec's selectors and reading its rules."""
+    from dataclasses import replace
+
+    from obsgen.components.base import Component
+    from obsgen.model.build import build
+
+    # The service's selector only joins app-metric selectors (a custom signal's PromQL is the team's own).
+    service_selector = getattr(service, "selector", {}) if kind.app_metrics else {}
+    wanted = {("service", "selector"): service_selector, ("selector",): item.get("selector", {})}
+    if service is None or not any(wanted.values()):
+        return
+    bare = Component(kind, build(kind.spec, {**item, "selector": {}}), replace(service, selector={}))  # type: ignore
+    own: dict[str, str] = {}
+    for rule in kind.rules(bare):
+        for label, op, value in _MATCHER.findall(rule.expr):
+            own.setdefault(label, f"{label}{op}{value}")
+    for where, labels in wanted.items():
+        for key in labels:
+            if key in own and key != item.get("label") and key not in _metric_matcher_keys(kind, item):
+                at = where + (key,) if where[0] == "service" else path + where + (key,)
+                yield source.problem(at, f"`{key}` is matched by the {kind.title.lower()}'s own rules ({own[key]}); "
+                                         "a selector on it would contradict or override them; remove it", key=True)
+
+
+def _unused_tuning(source: Source, path: Path, kind: Kind, item: dict, service: object) -> Iterable[Problem]:
+    """Tuning for an alert this component does not have (a sentinel alert on a cluster, L2 without an l2 tier)."""
+    from obsgen.components.base import Alert, Component
+    from obsgen.model.build import build
+
+    tuned = item.get("alerts", {})
+    if not tuned or service is None:
+        return
+    plain = Component(kind, build(kind.spec, {**item, "alerts": {}}), service)  # type: ignore[arg-type]
+    emitted = sorted({r.name for r in kind.rules(plain) if isinstance(r, Alert)})
+    for name in tuned:
+        if name not in emitted:
+            yield source.problem(path + ("alerts", name), (
+                f"this {kind.title.lower()} has no alert `{name}` with these settings (it has "
+                f"{', '.join(emitted) or 'none'}); remove its tuning"), key=True)
+
+
+def _invalid(problems: list[Problem], source: Source) -> set[Path]:
+    """Every path with a problem at or below it, and all its ancestors."""
+    out: set[Path] = set()
+    for path in [p.path for p in problems] + sorted(source.broken, key=len):
+        for n in range(len(path) + 1):
+            out.add(tuple(path[:n]))
+    return out
+
+
+def semantic_problems(source: Source, data: dict, known: list[Problem] | None = None) -> list[Problem]:
+    """Checks across fields: duplicate names, dangling references, topology, thresholds.
+
+    ``known`` are the problems found so far (schema, loading): components they
+    touch are not checked by their kind, whose ``check`` may assume valid data.
+    """
+    known = known or []
+    invalid = _invalid(known, source)
+    problems: list[Problem] = []
+    view: dict = {k: v for k, v in data.items() if k not in {kind.key for kind in KINDS}}
     for kind in KINDS:
+        items = data.get(kind.key, [])
+        items = items if isinstance(items, list) else []
+        problems += _duplicate_names(source, kind.key, items)
+        view[kind.key] = [item for item in items if isinstance(item, dict)]
+    service = data.get("service")
+    profile = service.get("profile", "micrometer") if isinstance(service, dict) and \
+        ("service", "profile") not in invalid else None
+    model = None
+    if isinstance(service, dict) and ("service",) not in invalid:
+        from obsgen.model.build import build
+        from obsgen.model.types import Service
+
+        model = build(Service, {"selector": {"job": service["name"]}, **service})
+        if "instance" in service.get("selector", {}):
+            problems.append(source.problem(("service", "selector", "instance"), NO_INSTANCE, key=True))
+    for kind in KINDS:
+        if (kind.key,) in invalid and not isinstance(data.get(kind.key), list):
+            continue
         for i, item in enumerate(data.get(kind.key, [])):
             path = (kind.key, i)
+            if path in invalid or not isinstance(item, dict):
+                continue
             written = frozenset(p[-1] for p in source.key_positions if len(p) == 3 and p[:2] == path)
-            for finding in kind.check(Given(item, written, data)):
-                problems.append(source.problem(path + finding.path, finding.message, key=finding.key))
-            problems += _unnamed_metrics(source, path, kind, data["service"].get("profile", "micrometer"), item)
+            paths = frozenset(p[2:] for p in source.key_positions if len(p) > 2 and p[:2] == path)
+            try:
+                findings = kind.check(Given(item, written, view, paths))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                if not known:
+                    raise  # on a valid spec a failing check is a bug in the kind
+                findings = []  # it read another component that is itself broken; fix those problems first
+            found = [source.problem(path + f.path, f.message, key=f.key) for f in findings]
+            found += _alert_durations(source, path, item)
+            if profile is not None:
+                found += _unnamed_metrics(source, path, kind, profile, item)
+                found += _label_clashes(source, path, kind, profile, item, service.get("selector", {}))
+                found += _shared_series(source, path, kind, profile, item)
+                if not found:  # these build the component and its rules, so they need it sound
+                    found += _unused_tuning(source, path, kind, item, model)
+                    found += _own_matchers(source, path, kind, item, model)
+            problems += found
     return problems

@@ -1,14 +1,23 @@
 """Safe YAML loading that remembers where every value came from.
 
 PyYAML's constructors forget positions, so the spec is composed into nodes and
-converted here by hand. That also gives the safety rules in one place: only the
-standard scalar tags, duplicate keys are an error (not silently last-wins),
-documents and alias expansion are bounded (billion-laughs), and there is
-exactly one document.
+converted here by hand. That also gives the safety rules in one place: only
+plain YAML values (strings, numbers, booleans, null; a timestamp stays the
+string it was written as), duplicate keys are an error (not silently
+last-wins), documents, nesting and alias expansion are bounded (billion
+laughs, recursive anchors), and there is exactly one document.
+
+Problems that leave the rest of the document readable (a duplicate key, a
+forbidden tag, ``.nan``, text that is not valid Unicode) are collected in
+:attr:`Source.problems` and the offending value is dropped (its path goes to
+:attr:`Source.broken`), so one run reports them together with every schema
+and semantic problem. Only unreadable YAML stops loading at once.
 """
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from dataclasses import dataclass, field
 
 import yaml
@@ -17,17 +26,29 @@ from obsgen.errors import Path, Problem, SpecError
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 50_000
+MAX_DEPTH = 32
 _COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_STR, _TIMESTAMP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"
+_SCALAR_TAGS = (_STR, "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+                "tag:yaml.org,2002:null", _TIMESTAMP)
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass
 class Source:
-    """A loaded spec: plain data plus the position of every key and value."""
+    """A loaded spec: plain data plus the position of every key and value.
+
+    ``texts`` keeps how a scalar that YAML did not read as a string was written
+    (``no`` became false, ``1:30`` became 90) so messages can show it.
+    """
 
     file: str
     data: object
     positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    texts: dict[Path, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    broken: set[Path] = field(default_factory=set)
 
     def where(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """Line and column of ``path``; falls back to the nearest enclosing value."""
@@ -53,6 +74,23 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _unicode_problem(text: str) -> str | None:
+    """Why ``text`` is refused, if it is: a character that is not one (an unpaired surrogate from a ``\\ud800``
+    escape cannot be written as UTF-8), or an invisible control character (bidi overrides, zero-width
+    characters, terminal escapes) that would make a review show something else than obsgen reads.
+    Tabs and newlines are fine here; fields that must be one line say so in the schema.
+    """
+    for ch in text:
+        if 0xD800 <= ord(ch) <= 0xDFFF:
+            return f"contains \\u{ord(ch):04x}, half of a UTF-16 surrogate pair, which is not a character; remove it"
+        if ch not in "\t\n" and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            name = unicodedata.name(ch, "")
+            what = f"U+{ord(ch):04X} ({name}), an invisible control character" if name else \
+                f"U+{ord(ch):04X}, a control character"
+            return f"contains {what}; remove it"
+    return None
+
+
 class _Converter:
     def __init__(self, loader: _Loader, source: Source):
         self.loader = loader
@@ -63,45 +101,87 @@ class _Converter:
         line, col = _mark(node)
         return SpecError([Problem(self.source.file, line, col, path, message)])
 
+    def report(self, node: yaml.Node, path: Path, message: str) -> None:
+        line, col = _mark(node)
+        self.source.problems.append(Problem(self.source.file, line, col, path, message))
+
+    def drop(self, node: yaml.Node, path: Path, message: str) -> None:
+        """Report a problem with one value and leave the value out (None); loading goes on."""
+        self.report(node, path, message)
+        self.source.broken.add(path)
+
     def convert(self, node: yaml.Node, path: Path) -> object:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise self.fail(node, path, f"the document expands to more than {MAX_NODES} values "
                             "(aliases referring to aliases?); write the spec out plainly")
+        if len(path) > MAX_DEPTH:
+            raise self.fail(node, path, f"values are nested more than {MAX_DEPTH} levels deep (a recursive "
+                            "anchor?); a spec nests a few levels at most")
         self.source.positions.setdefault(path, _mark(node))
-        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
-            raise self.fail(node, path, f"the tag {node.tag} is not allowed; use plain YAML values")
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml.MappingNode) and node.tag == _COLLECTION_TAGS[0]:
             return self.mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, yaml.SequenceNode) and node.tag == _COLLECTION_TAGS[1]:
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in _SCALAR_TAGS:
+            return self.drop(node, path, f"the tag {node.tag} is not allowed; use plain YAML values "
+                             "(strings, numbers, true/false, lists, mappings)")
+        if node.tag == _TIMESTAMP:
+            return node.value  # 2024-01-01 stays the text it was written as
+        if node.tag != _STR:
+            self.source.texts[path] = node.value
         try:
-            return self.loader.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError:
-            raise self.fail(node, path, f"the tag {node.tag} is not allowed; use plain YAML values") from None
+            value = self.loader.construct_object(node, deep=True)
+        except Exception:  # noqa: BLE001 - `!!int abc`, `!!bool maybe`: PyYAML raises whatever int()/dict lookups raise
+            return self.drop(node, path, f"`{node.value}` is not a valid {node.tag.rsplit(':', 1)[-1]}; "
+                             "quote it to make it a string")
+        if isinstance(value, float) and not math.isfinite(value):
+            return self.drop(node, path, f"expected a finite number, found `{node.value}`")
+        if isinstance(value, str) and (why := _unicode_problem(value)):
+            return self.drop(node, path, f"the text {why}")
+        return value
 
     def mapping(self, node: yaml.MappingNode, path: Path) -> dict:
-        self.loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        explicit = {id(k) for k, _ in node.value if k.tag != _MERGE}
+        self.loader.flatten_mapping(node)  # resolves YAML merge keys (<<): merged pairs first
         out: dict = {}
+        merged: set[str] = set()
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise self.fail(key_node, path, "keys must be plain strings")
-            key = self.loader.construct_object(key_node)
-            if not isinstance(key, str):
-                key = str(key)
-            if key in out:
+                kind = "a mapping" if isinstance(key_node, yaml.MappingNode) else "a list"
+                self.report(key_node, path, f"expected a plain string as key, found {kind}")
+                continue
+            key = key_node.value  # as written: `on:` is the key "on", not true
+            if why := _unicode_problem(key):
+                self.report(key_node, path, f"the key {why}")
+                continue
+            if key in out and key not in merged and id(key_node) in explicit:
                 first = self.source.key_positions[path + (key,)]
-                raise self.fail(key_node, path + (key,),
-                                f"duplicate key `{key}` (first at line {first[0]}); remove one of them")
+                self.report(key_node, path + (key,), f"duplicate key `{key}` (first at line {first[0]}); "
+                            "remove one of them")
+                continue
+            # Merged-in pairs come first, earlier `<<` sources last: a later pair overrides, as YAML says.
+            if id(key_node) in explicit:
+                merged.discard(key)
+            else:
+                merged.add(key)
             self.source.key_positions[path + (key,)] = _mark(key_node)
+            self.source.positions.pop(path + (key,), None)
             out[key] = self.convert(value_node, path + (key,))
         return out
 
 
+def _reader_position(text: str, index: int) -> tuple[int, int]:
+    before = text[:index]
+    return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
+
+
 def load(text: str, file: str) -> Source:
-    """Parse one YAML document into a :class:`Source`, or raise :class:`SpecError`."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise SpecError([Problem(file, 1, 1, (), f"the spec is larger than {MAX_BYTES} bytes; split the service")])
+    """Parse one YAML document into a :class:`Source`, or raise :class:`SpecError` when it cannot be read."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise SpecError([Problem(file, 1, 1, (), f"expected a spec of at most {MAX_BYTES} bytes, found {size} "
+                                 "bytes; split the service")])
     source = Source(file=file, data=None)
     loader = _Loader(text)
     try:
@@ -113,9 +193,20 @@ def load(text: str, file: str) -> Source:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem:
+            start = f" started at line {exc.context_mark.line + 1}" if exc.context_mark else ""
+            what = f"{exc.context}{start}, {exc.problem}" if exc.problem.startswith("but ") else \
+                f"{exc.problem} ({exc.context}{start})"
         raise SpecError([Problem(file, line, col, (), f"invalid YAML: {what}")]) from None
+    except yaml.reader.ReaderError as exc:
+        line, col = _reader_position(text, exc.position)
+        raise SpecError([Problem(file, line, col, (), f"invalid YAML: the character U+{exc.character:04X} is not "
+                                 "allowed in YAML; remove it")]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Problem(file, 1, 1, (), f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise SpecError([Problem(file, 1, 1, (), f"invalid YAML: values are nested too deeply; a spec nests a "
+                                 f"few levels at most ({MAX_DEPTH} is the limit)")]) from None
     finally:
         loader.dispose()
     return source
