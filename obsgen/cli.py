@@ -187,24 +187,21 @@ class Command:
         self.name, self.help, self.run, self.args, self.options = name, help, run, args, options
 
 
-def _time_scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a valid float.") from None
-    if value < 1:
-        raise ValueError(f"{value:g} is not in the range x>=1.")
-    return value
+def _at_least_one(kind: type, noun: str) -> Callable[[str], object]:
+    """A converter for a number of at least 1, with click's messages."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a valid {noun}.") from None
+        if value < 1:
+            raise ValueError(f"{value:g} is not in the range x>=1.")
+        return value
+    return convert
 
 
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a valid integer.") from None
-    if value < 1:
-        raise ValueError(f"{value} is not in the range x>=1.")
-    return value
+_time_scale = _at_least_one(float, "float")
+_jobs = _at_least_one(int, "integer")
 
 
 _JOBS = Option("--jobs", "Specs handled in parallel.", short="-j", metavar="N", convert=_jobs,

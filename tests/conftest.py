@@ -71,3 +71,27 @@ def all_rule_groups(files: dict[str, str], service: str) -> dict:
     names = [p for p in files if p.startswith(prefix) and p.endswith(".yaml") and not p.endswith(".test.yaml")]
     names.sort(key=lambda p: (p != f"{prefix}rules.yaml", p))
     return {"groups": [g for name in names for g in yaml.safe_load(files[name])["groups"]]}
+
+
+def assert_mutation_caught(tmp_path: Path, spec, pattern: str, replacement: str, mutation: str, *,
+                           keep_syntax: bool = False) -> None:
+    """Build ``spec``, apply one regex mutation to its rule files, and require its generated tests to fail.
+
+    A pattern that no longer matches fails too (the mutation would prove nothing); with ``keep_syntax`` the
+    mutated rules must still load, so the failure is the tests' and not promtool's parser's.
+    """
+    import re
+
+    build_into(tmp_path, spec)
+    prom = tmp_path / spec.service.name / "prometheus"
+    rule_files = sorted(p.name for p in prom.glob("*.yaml") if not p.name.endswith(".test.yaml"))
+    count = 0
+    for name in rule_files:
+        mutated, n = re.subn(pattern, replacement, (prom / name).read_text())
+        (prom / name).write_text(mutated)
+        count += n
+    assert count, f"mutation pattern no longer matches the rules of {spec.service.name}: {pattern}"
+    if keep_syntax:
+        assert promtool("check", "rules", *rule_files, cwd=prom).returncode == 0, "the mutation broke the syntax"
+    result = promtool("test", "rules", *sorted(p.name for p in prom.glob("*.test.yaml")), cwd=prom)
+    assert result.returncode != 0, f"the generated tests did not notice: {mutation}"

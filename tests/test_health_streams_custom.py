@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import VALID_SPECS, build_into, promtool
+from conftest import VALID_SPECS, assert_mutation_caught, build_into, promtool
 from obsgen.components.base import Alert
 from obsgen.errors import SpecError
 from obsgen.pipeline import rule_groups
@@ -68,16 +68,7 @@ MUTATIONS = {
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS), ids=lambda m: m.replace(" ", "-"))
 def test_generated_tests_catch_a_broken_rule(mutation, tmp_path):
     name, pattern, replacement = MUTATIONS[mutation]
-    spec = load(VALID / f"{name}.yaml")
-    build_into(tmp_path, spec)
-    prom = tmp_path / spec.service.name / "prometheus"
-    rules = (prom / "rules.yaml").read_text()
-    mutated, count = re.subn(pattern, replacement, rules)
-    assert count, f"mutation pattern no longer matches the rules: {pattern}"
-    (prom / "rules.yaml").write_text(mutated)
-    assert promtool("check", "rules", "rules.yaml", cwd=prom).returncode == 0, "the mutation broke the syntax"
-    result = promtool("test", "rules", "rules.test.yaml", cwd=prom)
-    assert result.returncode != 0, f"the generated tests did not notice: {mutation}"
+    assert_mutation_caught(tmp_path, load(VALID / f"{name}.yaml"), pattern, replacement, mutation, keep_syntax=True)
 
 
 # --------------------------------------------------------------------------- health checks

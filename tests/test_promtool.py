@@ -3,12 +3,11 @@ and those unit tests are strong enough to catch a broken rule."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from conftest import SPECS, VALID_SPECS, build_into, promtool
+from conftest import SPECS, VALID_SPECS, assert_mutation_caught, build_into, promtool
 from obsgen.spec import load
 
 
@@ -62,17 +61,8 @@ MUTATIONS = {
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS), ids=lambda m: m.replace(" ", "-"))
 def test_generated_tests_catch_a_broken_rule(mutation, tmp_path, maple):
-    build_into(tmp_path, maple)
-    prom = tmp_path / maple.service.name / "prometheus"
     pattern, replacement = MUTATIONS[mutation]
-    count = 0
-    for name in rule_files(prom):
-        mutated, n = re.subn(pattern, replacement, (prom / name).read_text())
-        (prom / name).write_text(mutated)
-        count += n
-    assert count, f"mutation pattern no longer matches the rules: {pattern}"
-    result = promtool("test", "rules", *unit_test_files(prom), cwd=prom)
-    assert result.returncode != 0, f"the generated tests did not notice: {mutation}"
+    assert_mutation_caught(tmp_path, maple, pattern, replacement, mutation)
 
 
 # The same, for the kinds only the small specs under tests/specs/valid exercise: (spec, pattern, replacement).
@@ -100,15 +90,8 @@ SMALL_SPEC_MUTATIONS = {
 @pytest.mark.parametrize("mutation", sorted(SMALL_SPEC_MUTATIONS), ids=lambda m: m.replace(" ", "-"))
 def test_generated_tests_of_the_small_specs_catch_a_broken_rule(mutation, tmp_path):
     name, pattern, replacement = SMALL_SPEC_MUTATIONS[mutation]
-    spec = load(next(p for p in VALID_SPECS if p.stem == name))
-    build_into(tmp_path, spec)
-    prom = tmp_path / spec.service.name / "prometheus"
-    rules = (prom / "rules.yaml").read_text()
-    mutated, count = re.subn(pattern, replacement, rules)
-    assert count, f"mutation pattern no longer matches the rules: {pattern}"
-    (prom / "rules.yaml").write_text(mutated)
-    result = promtool("test", "rules", "rules.test.yaml", cwd=prom)
-    assert result.returncode != 0, f"the generated tests did not notice: {mutation}"
+    assert_mutation_caught(tmp_path, load(next(p for p in VALID_SPECS if p.stem == name)), pattern, replacement,
+                           mutation)
 
 
 # The same for the kinds the small specs exercise: (spec under specs/ or tests/specs/valid/, pattern, replacement).
@@ -137,12 +120,4 @@ SPEC_FILES = {p.stem: p for p in SPECS + VALID_SPECS}
 @pytest.mark.parametrize("mutation", sorted(SPEC_MUTATIONS), ids=lambda m: m.replace(" ", "-"))
 def test_generated_tests_of_every_kind_catch_a_broken_rule(mutation, tmp_path):
     name, pattern, replacement = SPEC_MUTATIONS[mutation]
-    spec = load(SPEC_FILES[name])
-    build_into(tmp_path, spec)
-    prom = tmp_path / spec.service.name / "prometheus"
-    rules = (prom / "rules.yaml").read_text()
-    mutated, count = re.subn(pattern, replacement, rules)
-    assert count, f"mutation pattern no longer matches the rules of {name}: {pattern}"
-    (prom / "rules.yaml").write_text(mutated)
-    result = promtool("test", "rules", "rules.test.yaml", cwd=prom)
-    assert result.returncode != 0, f"the generated tests did not notice: {mutation}"
+    assert_mutation_caught(tmp_path, load(SPEC_FILES[name]), pattern, replacement, mutation)
