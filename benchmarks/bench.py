@@ -21,7 +21,9 @@ What is measured:
   (``wait4`` max RSS: the parent or one worker, not their sum) and the sampled sum
   of the proportional set size (PSS) over the whole process tree (shared pages
   counted once, so this is what the build really occupies);
-* ``promtool test rules`` on maple's generated tests.
+* ``promtool test rules`` on maple's generated tests;
+* the machine's parallel capacity at start and end: how many cores two CPU-bound
+  processes really get (2.0 on an idle 2-core machine), the ceiling for ``--jobs 2``.
 
 Repeats are fewer for the big fleets (see the ``runs`` column); the whole run takes
 several minutes on a 2-core machine, most of it the two 1000-spec cold builds.
@@ -59,6 +61,27 @@ TARGETS = {
 
 
 # --------------------------------------------------------------------------- running and measuring
+
+
+def _spin(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def parallel_capacity(seconds: float = 2.0) -> float:
+    """How many cores two CPU-bound processes really get here: 2.0 on an idle 2-core machine,
+    about 1.0 when other load (or the hypervisor) leaves only one. ``--jobs 2`` cannot beat it."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_spin, args=(seconds,)) for _ in range(2)]
+    start = time.perf_counter()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return 2 * seconds / (time.perf_counter() - start)
 
 
 def _children(pid: int) -> list[int]:
@@ -242,6 +265,7 @@ class Bench:
             a, b = res.get(f"fleet_{small}_jobs{jobs}"), res.get(f"fleet_{big}_jobs{jobs}")
             if a and b and big != small:
                 derived[f"growth_jobs{jobs}"] = b["median_s"] / a["median_s"]
+                derived[f"growth_cpu_jobs{jobs}"] = b["cpu_median_s"] / a["cpu_median_s"]
         derived["growth_linear"] = big / small
         mem = res.get(f"fleet_{big}_jobs2") or res.get(f"fleet_{big}_jobs1") or {}
         checks = {
@@ -276,8 +300,8 @@ class Bench:
                 note.append(f"{entry['specs_per_s']:.1f} specs/s")
             for jobs in (1, 2):
                 if key == f"fleet_{big}_jobs{jobs}" and f"growth_jobs{jobs}" in d:
-                    note.append(f"{d[f'growth_jobs{jobs}']:.1f}x the {min(sizes)}-spec time "
-                                f"(linear: {d['growth_linear']:.0f}x)")
+                    note.append(f"{d[f'growth_jobs{jobs}']:.1f}x the {min(sizes)}-spec time, "
+                                f"{d[f'growth_cpu_jobs{jobs}']:.1f}x its CPU (linear: {d['growth_linear']:.0f}x)")
             if key == "fleet_1000_jobs2":
                 note.append(target("fleet_1000_jobs2_s"))
             if key == "nochange_1000":
@@ -323,6 +347,7 @@ def main() -> None:
         args.sizes, args.repeats, args.fleet_repeats, args.big_repeats = [20, 100], 3, 1, 1
     bench = Bench(args)
     load_start = os.getloadavg()
+    capacity = [parallel_capacity()]
     started = time.perf_counter()
     print(f"bench: obsgen = {' '.join(bench.obsgen)}; work dir {bench.work}", file=sys.stderr)
     try:
@@ -330,11 +355,13 @@ def main() -> None:
         bench.fleets()
     finally:
         shutil.rmtree(bench.work, ignore_errors=True)
+    capacity.append(parallel_capacity())
     summary = bench.report()
     data = {
         "label": args.label, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+                    "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
+                    "parallel_capacity_cores": capacity},
         "settings": {"sizes": args.sizes, "seed": args.seed, "repeats": args.repeats,
                      "fleet_repeats": args.fleet_repeats, "big_repeats": args.big_repeats,
                      "bytecode_cache": "PYTHONDONTWRITEBYTECODE" not in bench.env, "obsgen": bench.obsgen},
@@ -344,7 +371,8 @@ def main() -> None:
     args.json.write_text(json.dumps(data, indent=2) + "\n")
     print()
     print(bench.table(summary))
-    print(f"\nload average {load_start[0]:.1f} at start, {data['machine']['loadavg_end'][0]:.1f} at end; "
+    print(f"\nload average {load_start[0]:.1f} at start, {data['machine']['loadavg_end'][0]:.1f} at end; two "
+          f"CPU-bound processes got {capacity[0]:.2f} and {capacity[1]:.2f} cores (the ceiling for --jobs 2); "
           f"bench took {data['bench_wall_s']:.0f} s; figures in {args.json}")
 
 

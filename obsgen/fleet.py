@@ -230,8 +230,10 @@ def _map(func: Callable[[Task], Done], tasks: list[Task], jobs: int, progress: P
     method = start_method()
     if method == "fork":
         # Import once here; forked workers inherit the modules instead of importing them each.
-        import obsgen.pipeline  # noqa: F401
         import obsgen.spec  # noqa: F401
+
+        if func is _render:
+            import obsgen.pipeline  # noqa: F401
     ctx = multiprocessing.get_context(method)
     # Biggest specs first, so that no worker is left with a large one at the end.
     ordered = sorted(tasks, key=lambda t: -_size(t.path))
