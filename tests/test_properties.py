@@ -121,7 +121,7 @@ def test_garbled_specs_are_either_valid_or_refused_with_located_problems(text):
 TEXT = st.text(st.characters(exclude_categories=("Cs",)))
 
 
-@fuzz(300)
+@fuzz(5000 if THOROUGH else 300)
 @given(TEXT)
 def test_any_label_value_round_trips_through_a_promql_string(value):
     quoted = quote(value)
@@ -130,7 +130,7 @@ def test_any_label_value_round_trips_through_a_promql_string(value):
     assert "$" not in quoted and "[[" not in quoted  # nothing for Grafana to replace
 
 
-@fuzz(300)
+@fuzz(5000 if THOROUGH else 300)
 @given(st.dictionaries(TEXT, st.one_of(TEXT, st.lists(TEXT, max_size=3))))
 def test_any_string_round_trips_through_the_yaml_writer(data):
     assert yaml.safe_load(dump(data)) == data
