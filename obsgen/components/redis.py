@@ -72,8 +72,8 @@ def check(given: Given) -> list[Finding]:
     out += [Finding((), f"missing `{key}` ({what}), which a sentinel topology needs") for key, what in needs.items()
             if key not in r]
     if "quorum" in r and "sentinels" in r and r["quorum"] > r["sentinels"]:
-        out.append(Finding(("quorum",), f"quorum {r['quorum']} is larger than the number of sentinels "
-                                        f"({r['sentinels']}); failover could never be agreed"))
+        out.append(Finding(("quorum",), f"expected a quorum of at most the number of sentinels ({r['sentinels']}), "
+                                        f"found {r['quorum']}: failover could never be agreed"))
     if r["replicas"] == 0:
         out += never_fires(given, ("replicas",) if "replicas" in given.written else (), "RedisSentinelFailover",
                            "a sentinel topology with `replicas: 0` (the default) has no replica to promote",
