@@ -152,15 +152,17 @@ def _without(data: object, path: tuple) -> object:
 def repaired(data: dict) -> dict | None:
     """``data`` without what the semantic checks reject: the value a problem points at inside a component or
     the service (an ``instance`` matcher), else the whole component. None when that does not make it valid."""
-    for _ in range(6):
+    tried: set[tuple] = set()
+    for _ in range(8):
         try:
             parse(dump(data), "generated.yaml")
             return data
         except SpecError as exc:
-            # a value inside a component goes (a dangling `breaker:`), else the whole component
-            paths = {p.path if len(p.path) > 2 else p.path[:2] if len(p.path) == 2 and isinstance(p.path[1], int)
-                     else p.path for p in exc.problems}
-            if any(len(p) < 2 for p in paths):
+            # a value inside a component goes (a dangling `breaker:`), else (or if that did not help, as when
+            # a default brings the problem back) the whole component
+            paths = {p.path if len(p.path) > 2 and p.path not in tried else p.path[:2] for p in exc.problems}
+            tried |= paths
+            if any(len(p) < 2 or (len(p) == 2 and not isinstance(p[1], int) and p[0] != "service") for p in paths):
                 return None
             for path in sorted(paths, key=lambda p: [str(x) for x in p], reverse=True):  # later indexes first
                 data = _without(data, path)  # type: ignore[assignment]

@@ -155,6 +155,11 @@ class Given:
     paths: frozenset[tuple[str | int, ...]] = frozenset()
 
 
+# Labels obsgen puts on every alert (a rule's labels win over the series'), or sets itself in selectors,
+# dashboards, recordings and tests: a component's own labels (its name, its state) cannot be one of them.
+OBSGEN_LABELS = ("alertname", "breaker", "component", "instance", "job", "service", "severity", "team", "tier")
+
+
 def no_findings(given: Given) -> list[Finding]:
     return []
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from obsgen.components.base import (Component, Concern, Finding, Given, Inhibition, Kind, Rule, Scenario,
-                                    alert_enabled, never_fires, tuned_for)
+from obsgen.components.base import (OBSGEN_LABELS, Component, Concern, Finding, Given, Inhibition, Kind, Rule,
+                                    Scenario, alert_enabled, never_fires, tuned_for)
 from obsgen.components.shapes import RatioSignals, by_clause, gauge_compare, ratio_of_rates, ratio_traffic, verdict
 from obsgen.components.timeline import MIN, STEP, counter, gauge
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, jobs, num, pct, rate, sel
@@ -75,10 +75,11 @@ def check(given: Given) -> list[Finding]:
         if ("state_encoding", key) in given.paths and enc["type"] != kind:
             out.append(Finding(("state_encoding", key), f"`{key}` only applies to type: {kind}, not {enc['type']}; "
                                "remove it", key=True))
-    if enc["type"] == "one_hot" and enc["label"] == item["label"]:
+    if enc["type"] == "one_hot" and (enc["label"] == item["label"] or enc["label"] in OBSGEN_LABELS):
+        what = "the label that holds the breaker's name (`label`)" if enc["label"] == item["label"] else \
+            f"a label obsgen sets itself ({', '.join(OBSGEN_LABELS)})"
         out.append(Finding(("state_encoding", "label"), (
-            f"expected the label that holds the state (open, closed, …), found `{enc['label']}`, the label that "
-            "holds the breaker's name (`label`); they must differ")))
+            f"expected the label that holds the state (open, closed, …), found `{enc['label']}`, {what}")))
     warn = item["failure_rate_threshold"] * item["warning_fraction"]
     if warn >= 100:
         out += never_fires(given, ("warning_fraction",), "CircuitBreakerFailureRateHigh",

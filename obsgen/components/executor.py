@@ -31,7 +31,7 @@ class ExecutorSpec(ComponentSpec):
 def check(given: Given) -> list[Finding]:
     core, most = given.item.get("core_threads"), given.item.get("max_threads")
     if core and most and core > most:
-        return [Finding(("core_threads",), f"core_threads ({core}) is larger than max_threads ({most})")]
+        return [Finding(("core_threads",), f"expected core_threads of at most max_threads ({most}), found {core}")]
     return []
 
 

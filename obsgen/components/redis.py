@@ -67,11 +67,13 @@ def check(given: Given) -> list[Finding]:
     if r["topology"] != "sentinel":
         return out + [Finding((key,), f"`{key}` only applies to topology: sentinel, not {r['topology']}; remove it",
                               key=True) for key in SENTINEL_ONLY if key in given.written]
-    out += [Finding((), f"a sentinel topology needs `{key}`") for key in ("master_name", "sentinels", "quorum")
+    needs = {"master_name": "the name Sentinel monitors the master by", "sentinels": "how many sentinels watch it",
+             "quorum": "the quorum configured for the master"}
+    out += [Finding((), f"missing `{key}` ({what}), which a sentinel topology needs") for key, what in needs.items()
             if key not in r]
     if "quorum" in r and "sentinels" in r and r["quorum"] > r["sentinels"]:
-        out.append(Finding(("quorum",), f"quorum {r['quorum']} is larger than the number of sentinels "
-                                        f"({r['sentinels']}); failover could never be agreed"))
+        out.append(Finding(("quorum",), f"expected a quorum of at most the number of sentinels ({r['sentinels']}), "
+                                        f"found {r['quorum']}: failover could never be agreed"))
     if r["replicas"] == 0:
         out += never_fires(given, ("replicas",) if "replicas" in given.written else (), "RedisSentinelFailover",
                            "a sentinel topology with `replicas: 0` (the default) has no replica to promote",

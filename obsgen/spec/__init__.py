@@ -46,6 +46,8 @@ def parse(text: str, file: str) -> Spec:
                                                       f"found {found}"))
         raise SpecError(source.problems)
     problems = source.problems + schema_problems(source)
+    located = {p.path for p in problems}
+    problems += [source.problem(path, message) for path, message in source.ambiguous.items() if path not in located]
     data = apply_defaults(schema(), source.data, _profile(source.data))
     problems += semantic_problems(source, data, problems)  # type: ignore[arg-type]
     if problems:

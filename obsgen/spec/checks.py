@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 
 from obsgen.components import KINDS
-from obsgen.components.base import Given, Kind
+from obsgen.components.base import OBSGEN_LABELS, Given, Kind
 from obsgen.components.timeline import STEP
 from obsgen.errors import Path, Problem
 from obsgen.model.types import Duration, MetricRef
@@ -41,22 +41,32 @@ def _json_type(value: object) -> str:
     return {dict: "object", list: "array", str: "string", float: "number", type(None): "null"}.get(type(value), "?")
 
 
-def _found(value: object, text: str | None = None) -> str:
-    """What the spec says, as the user wrote it (``no`` rather than false)."""
+def _found(value: object, text: str | None = None, wants_text: bool = False) -> str:
+    """What the spec says, as the user wrote it (``no`` rather than false, ``1:30`` rather than 90)."""
     if text is not None and not isinstance(value, str):
-        what = "false" if value is False else "true" if value is True else None
+        hint = "; quote it to mean the text" if wants_text else ""
         if value is None:
-            return "nothing" if text in ("", "~", "null", "Null", "NULL") else f"`{text}` (YAML reads it as null)"
-        if what and text not in ("true", "false", "True", "False", "TRUE", "FALSE"):
-            return f"`{text}` (YAML reads it as {what}; quote it to mean the text)"
-        if not isinstance(value, bool) and text != json.dumps(value):
-            return f"`{text}` (YAML reads it as the number {json.dumps(value)}; quote it to mean the text)"
+            return "nothing" if text in ("", "~", "null", "Null", "NULL") else f"`{text}` (YAML reads it as null{hint})"
+        if isinstance(value, bool) and text not in ("true", "false", "True", "False", "TRUE", "FALSE"):
+            return f"`{text}` (YAML reads it as {str(value).lower()}{hint})"
+        if not isinstance(value, bool) and not _plain_number(text, value):
+            return f"`{text}` (YAML reads it as the number {json.dumps(value)}{hint})"
     kind = {dict: "a mapping", list: "a list", bool: "a boolean", type(None): "nothing"}.get(type(value))
     if kind:
         return kind
     shown = json.dumps(value, ensure_ascii=False)
     return f"`{shown[:80]}…` ({len(value)} characters)" if len(shown) > 80 and isinstance(value, str) else \
         f"`{shown[:80]}`"
+
+
+def _plain_number(text: str, value: object) -> bool:
+    """Whether ``text`` reads as ``value`` the way anyone would read it (not YAML 1.1's ``1:30`` or ``010``)."""
+    for read in (int, float):
+        try:
+            return read(text) == value
+        except ValueError:
+            continue
+    return False
 
 
 def _expect(schema_node: dict) -> str:
@@ -93,8 +103,9 @@ class _Reporter:
             return  # the loader already reported this value
         self.problems.append(self.source.problem(path, message, key=key))
 
-    def found(self, path: Path, value: object) -> str:
-        return _found(value, self.source.texts.get(path))
+    def found(self, path: Path, value: object, schema_node: dict | None = None) -> str:
+        wants_text = schema_node is not None and resolve(schema_node).get("type") == "string"
+        return _found(value, self.source.texts.get(path), wants_text)
 
     def error(self, error) -> None:  # jsonschema.ValidationError
         path: Path = tuple(error.absolute_path)
@@ -131,9 +142,9 @@ class _Reporter:
         elif v == "enum" and isinstance(instance, str):
             close = difflib.get_close_matches(instance, [str(e) for e in error.validator_value], n=1)
             hint = f"; did you mean `{close[0]}`?" if close else ""
-            self.add(path, f"expected {_expect(error.schema)}, found {self.found(path, instance)}{hint}")
+            self.add(path, f"expected {_expect(error.schema)}, found {self.found(path, instance, error.schema)}{hint}")
         else:
-            found = self.found(path, instance)
+            found = self.found(path, instance, error.schema)
             quote = ("; quote it to make it a string" if error.schema.get("type") == "string"
                      and isinstance(instance, (int, float, bool)) and "quote it" not in found else "")
             self.add(path, f"expected {_expect(error.schema)}, found {found}{quote}")
@@ -228,19 +239,16 @@ def _selectors(node: dict, value: object, path: Path = ()) -> Iterable[tuple[Pat
             yield from _selectors(node["items"], sub, path + (i,))
 
 
-# Labels obsgen puts on every alert (a rule's labels win over the series'), or sets itself in selectors,
-# recordings and tests: a component cannot be named by one of them.
-ALERT_LABELS = ("alertname", "breaker", "component", "instance", "job", "service", "severity", "team", "tier")
 
 
 def _label_clashes(source: Source, path: Path, kind: Kind, profile: str, item: dict,
                    service_selector: dict) -> Iterable[Problem]:
     """Matchers that obsgen's own labels would silently override, or that its promtool tests cannot honour."""
     identity = item.get("label") if kind.app_metrics else None
-    if identity in ALERT_LABELS:
+    if identity in OBSGEN_LABELS:
         yield source.problem(path + ("label",), (
             f"expected the label that holds the {kind.title.lower()}'s name, found `{identity}`, which obsgen sets "
-            f"itself ({', '.join(ALERT_LABELS)}): alerts would show its value instead of the name"))
+            f"itself ({', '.join(OBSGEN_LABELS)}): alerts would show its value instead of the name"))
         return
     defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*") or {}
     matched: dict[str, list[str]] = {}
@@ -294,7 +302,13 @@ def _own_matchers(source: Source, path: Path, kind: Kind, item: dict, service: o
     wanted = {("service", "selector"): service_selector, ("selector",): item.get("selector", {})}
     if service is None or not any(wanted.values()):
         return
-    bare = Component(kind, build(kind.spec, {**item, "selector": {}}), replace(service, selector={}))  # type: ignore
+    blank = json.loads(json.dumps(item))  # every label mapping the spec gives (selectors, tiers, matchers) emptied
+    for where, _ in _selectors(schema()["$defs"][kind.schema], item):
+        target = blank
+        for part in where[:-1]:
+            target = target[part]
+        target[where[-1]] = {}
+    bare = Component(kind, build(kind.spec, blank), replace(service, selector={}))  # type: ignore[arg-type]
     own: dict[str, str] = {}
     for rule in kind.rules(bare):
         for label, op, value in _MATCHER.findall(rule.expr):

@@ -17,6 +17,7 @@ and semantic problem. Only unreadable YAML stops loading at once.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -32,6 +33,9 @@ _STR, _TIMESTAMP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"
 _SCALAR_TAGS = (_STR, "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
                 "tag:yaml.org,2002:null", _TIMESTAMP)
 _MERGE = "tag:yaml.org,2002:merge"
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+# 1:30 (base 60) and 010 (octal) are numbers YAML 1.1 reads unlike anyone else: 90 and 8.
+_NOT_DECIMAL = re.compile(r"[-+]?([0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?|0[0-7_]+)")
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Source:
     texts: dict[Path, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     broken: set[Path] = field(default_factory=set)
+    # numbers YAML versions read differently (1:30, 010): a problem unless the schema already has one there
+    ambiguous: dict[Path, str] = field(default_factory=dict)
 
     def where(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """Line and column of ``path``; falls back to the nearest enclosing value."""
@@ -137,6 +143,11 @@ class _Converter:
                              "quote it to make it a string")
         if isinstance(value, float) and not math.isfinite(value):
             return self.drop(node, path, f"expected a finite number, found `{node.value}`")
+        if node.tag in _NUMBER_TAGS and _NOT_DECIMAL.fullmatch(node.value):
+            other = "text" if ":" in node.value else f"the number {int(node.value.replace('_', ''), 10)}"
+            base = "base-60" if ":" in node.value else "octal"
+            self.source.ambiguous[path] = (f"`{node.value}` is the {base} number {value} to YAML 1.1 but {other} "
+                                           "to YAML 1.2; write the number you mean in decimal")
         if isinstance(value, str) and (why := _unicode_problem(value)):
             return self.drop(node, path, f"the text {why}")
         return value
