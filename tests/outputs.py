@@ -15,7 +15,6 @@ import jsonschema
 import promql_parser
 import yaml
 
-from obsgen import pipeline
 from obsgen.spec import Spec
 from test_dashboards import ALLOWED, SCHEMA, schema_errors
 
@@ -74,8 +73,9 @@ def check_outputs(spec: Spec, files: dict[str, str]) -> set[str]:
     Returns the label values the outputs match exactly (``=``), as PromQL reads them.
     """
     found: set[str] = set()
-    rules = yaml.safe_load(files[f"{spec.service.name}/{pipeline.RULES_FILE}"])
-    for group in rules["groups"]:
+    rule_files = [text for path, text in files.items() if path.startswith(f"{spec.service.name}/prometheus/")
+                  and not path.endswith(".test.yaml")]  # rules.yaml, slo.yaml: only those with rules
+    for group in [g for text in rule_files for g in yaml.safe_load(text)["groups"]]:
         for rule in group["rules"]:
             for _, ms in selectors(rule["expr"]):
                 found.update(v for _, op, v in ms if op == "Equal")

@@ -53,10 +53,6 @@ LOCATED = re.compile(r"^(?P<file>[^\n]+?):(?P<line>[1-9]\d*):(?P<col>[1-9]\d*): 
 
 # --------------------------------------------------------------------------- valid specs
 
-# OPEN BUG (issue 8 stays open): on 2026-11-22 this property failed after the kinds of issue 5 and the python
-# profile were merged (crashes and unprovable stories in random specs; see specgen.OPEN). It runs only in
-# `make fuzz` until fixed, so the default run does not pretend it passes.
-@pytest.mark.skipif(not THOROUGH, reason="OPEN BUG: fails since the issue-5 kinds merged; run with `make fuzz`")
 @fuzz(BATCHES[0], shrink=False)
 @given(st.lists(specgen.valid_specs(), min_size=BATCHES[1], max_size=BATCHES[1]))
 def test_random_valid_specs_build_rules_that_pass_promtool_and_dashboards_that_validate(tmp_path_factory, batch):

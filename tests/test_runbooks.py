@@ -235,7 +235,7 @@ def test_fences_grow_around_backticks_and_shell_words_are_quoted():
     assert runbooks.fenced("a ``` b", "promql") == "````promql\na ``` b\n````"
     assert runbooks.sh("my master") == "'my master'"
     assert "`" not in runbooks.sh("x`y")
-    assert runbooks.code("a`b") == "`a'b`"
+    assert runbooks.code("a`b") == "``a`b``"
 
 
 @pytest.mark.parametrize("path", VALID_SPECS, ids=lambda p: p.stem)
@@ -319,4 +319,3 @@ def test_pool_page_queries_the_database_it_names(spec_from):
     assert "FROM pg_stat_activity" in page and "SHOW FULL PROCESSLIST" not in page
     assert "pool `main`: 5 connections + 10 overflow = 15 at most" in page
     assert "2. See connections in use against the maximum, idle connections and timeouts per instance:" in page
-    assert runbooks.code("a`b") == "``a`b``"

@@ -35,6 +35,7 @@ condition's threshold), configurable per SLO (Sloth issue 666, Pyrra issue 1925)
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from obsgen.components import http
@@ -95,10 +96,14 @@ class SloSpec(ComponentSpec):
 
     @property
     def bucket_bound(self) -> str:
-        """The bucket's ``le`` as client libraries print it (0.5 → ``0.5``, 1 → ``1.0``) unless ``le`` says."""
-        if self.le:
-            return self.le
-        return repr(self.latency_threshold.total_seconds) if self.latency_threshold else ""
+        return bucket_bound(self.latency_threshold, self.le)
+
+
+def bucket_bound(threshold: Duration | None, le: str | None) -> str:
+    """The bucket's ``le`` as client libraries print it (0.5 → ``0.5``, 1 → ``1.0``) unless ``le`` says."""
+    if le:
+        return le
+    return repr(threshold.total_seconds) if threshold else ""
 
 
 def _http_events(profile: str) -> dict[str, MetricRef]:
@@ -121,6 +126,7 @@ def check(given: Given) -> list[Finding]:
         out.append(Finding(("window",), f"an SLO window of {item['window']} is shorter than the 3d window of the "
                                         "slow-burn alert; use at least 3d (28d or 30d are usual)"))
         return out
+    out += _overlaps(given)
     budget = 1 - item["objective"]
     fast = FAST.conditions[0].burn(window)
     if fast * budget >= 1:
@@ -128,6 +134,52 @@ def check(given: Given) -> list[Finding]:
                                            f"an error ratio of {pct(fast * budget)}, which is impossible; use an "
                                            f"objective above {pct(1 - 1 / fast)}"))
     return out
+
+
+# The events an SLI counts: bad ones and all of them.
+SIGNALS = {"availability": ("errors", "requests"), "latency": ("latency_bucket", "latency_count")}
+
+
+def _events(item: Mapping, spec: Mapping) -> list[set[tuple[str, str]]]:
+    """Per signal of the SLI, the metric name and labels every series it reads carries."""
+    service = spec.get("service") if isinstance(spec.get("service"), Mapping) else {}
+    defaults = _http_events(service.get("profile", "micrometer"))
+    out = []
+    for signal in SIGNALS[item["sli"]]:
+        given = item.get("metrics", {}).get(signal)
+        ref = MetricRef.of(given) if given is not None else defaults[signal]
+        labels = {**dict(ref.matchers), **item.get("selector", {})}
+        if signal == "latency_bucket":
+            threshold = item.get("latency_threshold")
+            labels["le"] = bucket_bound(Duration.parse(threshold) if threshold else None, item.get("le"))
+        out.append({("__name__", ref.name), *labels.items()})
+    return out
+
+
+def _overlaps(given: Given) -> list[Finding]:
+    """Two SLOs of which one counts every event the other counts (same metrics, a selector that is a subset).
+
+    SLO rules sum over every instance, so the wider SLO sees the other's promtool
+    stories and fires where its tests expect silence: obsgen cannot prove their
+    alerts apart.
+    """
+    mine = _events(given.item, given.spec)
+    for j, other in enumerate(given.spec.get("slos", [])):
+        if other is given.item:
+            break
+        if not isinstance(other, Mapping) or other.get("sli") != given.item["sli"]:
+            continue
+        try:
+            theirs = _events(other, given.spec)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue  # the other SLO is itself broken and reported
+        if all(a <= b or b <= a for a, b in zip(mine, theirs)):
+            return [Finding(("selector",), (
+                f"this SLO counts the same {given.item['sli']} events as slos[{j}] `{other.get('name')}` (one's "
+                "selector and metrics pick every series the other's do), so the generated tests of one would see "
+                "the other's traffic; give each SLO a selector with a label that tells their requests apart (a "
+                "`route`, a `handler`), or keep one SLO per set of requests"))]
+    return []
 
 
 # ------------------------------------------------------------------- rules
@@ -354,11 +406,17 @@ class Story:
     recovers: bool = False
 
 
-def _stories(spec: SloSpec, page_for: Duration) -> list[Story]:
+def _for(spec: SloSpec, alert: BurnAlert) -> Duration:
+    tuning = spec.alerts.get(alert.name)
+    return tuning.for_ if tuning and tuning.for_ is not None else Duration.parse(alert.for_)
+
+
+def _stories(spec: SloSpec, page_for: Duration, ticket_for: Duration) -> list[Story]:
     """Burns between the thresholds, so that exactly the intended conditions can hold.
 
     The fast burn lasts until the page has fired (``page_for`` after detection) and then
-    stops: the page must clear within its 5m short window plus ``for``.
+    stops: the page must clear within its 5m short window plus ``for``. Slow burns
+    last 5h, long enough for either ticket condition, plus the ticket's ``for``.
     """
     fast = FAST.conditions[0].burn(spec.window)
     six_h, three_d = (cond.burn(spec.window) for cond in SLOW.conditions)
@@ -370,8 +428,13 @@ def _stories(spec: SloSpec, page_for: Duration) -> list[Story]:
         return min(1.0, burn * spec.budget)
 
     quiet = min(min_events(spec, cond) / cond.long.total_seconds for a in (FAST, SLOW) for cond in a.conditions) / 4
-    fast_burn = Duration.seconds(math.ceil(hour.total_seconds / 1.5 / 60) * 60) + page_for + STEP * 5
+    # 1.5× the page's burn, or as close as an error ratio of 100% gets at objectives just above the lowest one
+    # check() allows; the 1h window crosses the page's threshold after fast / burn of an hour of it.
+    burn = capped(fast * 1.5) / spec.budget
+    until_page = Duration.seconds(math.ceil(hour.total_seconds * fast / burn / 60) * 60)
+    fast_burn = until_page + _on(STEP, page_for, up=True) + STEP * 5
     near_fast = six_h + (fast - six_h) * 0.9
+    slow_burn = hour * 5 + _on(SLOW_CLOCK, ticket_for, up=True)
     # To prove the 6h/30m condition alone, the 3d window must stay under 1× while the 6h window fills with
     # errors: a short burst of heavy clean traffic long enough ago weighs the 3d window down without
     # reaching into the 6h window by the time the burn is detected.
@@ -380,13 +443,14 @@ def _stories(spec: SloSpec, page_for: Duration) -> list[Story]:
     heavy = max(20.0, 4 * near_fast * detect / 3600)  # 30m of it outweighs the burn twice in the 3d window
     gap = Duration.seconds(math.ceil((six_hours - detect) / 60) * 60 + 600)
     out = [
-        Story("fast-burn", f"{number(fast * 1.5)}× burn after 1h clean, stopping after the page: pages, then clears", (
-            (hour, rate, 0.0), (fast_burn, rate, capped(fast * 1.5)), (RECOVERY, rate, 0.0)), (FAST,), (SLOW,),
-              recovers=True),
+        Story("fast-burn", f"{number(round(burn, 2))}× burn after 1h clean, stopping after the page: pages, then "
+              "clears", ((hour, rate, 0.0), (fast_burn, rate, capped(fast * 1.5)), (RECOVERY, rate, 0.0)), (FAST,),
+              (SLOW,), recovers=True),
         Story("slow-burn-6h", f"{number(near_fast)}× burn after heavy clean traffic: tickets, no page", (
-            (Duration.parse("30m"), rate * heavy, 0.0), (gap, rate, 0.0), (hour * 5, rate, capped(near_fast))), (SLOW,)),
+            (Duration.parse("30m"), rate * heavy, 0.0), (gap, rate, 0.0), (slow_burn, rate, capped(near_fast))),
+              (SLOW,)),
         Story("slow-burn-3d", f"{number((three_d + six_h) / 2)}× burn after 1h clean: tickets, no page", (
-            (hour, rate, 0.0), (hour * 5, rate, capped((three_d + six_h) / 2))), (SLOW,)),
+            (hour, rate, 0.0), (slow_burn, rate, capped((three_d + six_h) / 2))), (SLOW,)),
         Story("within-budget", "errors at 0.9× the budget for 70m: nothing fires", (
             (hour + STEP * 10, rate, 0.9 * spec.budget),)),
         Story("low-traffic", f"a fifth of requests failing at only {number(quiet)}/s, too few to judge: nothing fires",
@@ -407,16 +471,15 @@ def _scenarios(c: Component, spec: SloSpec, alert: BurnAlert, f: Duration) -> li
     A firing check is one evaluation after the condition has held for ``for``; the
     silent check before it two evaluations before the condition holds.
     """
-    page = spec.alerts.get(FAST.name)
-    page_for = page.for_ if page and page.for_ is not None else Duration.parse(FAST.for_)
+    fors = {a: _for(spec, a) for a in (FAST, SLOW)}
     out = []
-    for story in _stories(spec, page_for):
+    for story in _stories(spec, fors[FAST], fors[SLOW]):
         clock = STEP if FAST in story.fires else SLOW_CLOCK
         end = sum((span for span, _, _ in story.segments), Duration(0))
         detect = _simulate(spec, story.fires[0], story.segments) if story.fires else None
         if detect is not None:
             detect = _on(clock, detect, up=True)
-        if story.fires and (detect is None or detect + f + clock > end):
+        if story.fires and (detect is None or detect + fors[story.fires[0]] + clock > end):
             raise ValueError(f"SLO {c.name}: story {story.slug} does not fire {story.fires[0].name} in time (a bug)")
         if alert in story.free:
             continue

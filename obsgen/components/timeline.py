@@ -12,6 +12,8 @@ from obsgen.promql import number
 
 STEP = Duration.parse("15s")
 MIN = Duration.parse("1m")
+MIN_WINDOW = MIN
+"""The shortest range window: four samples at the usual 15s scrape interval."""
 
 
 def _steps(span: Duration, step: Duration = STEP) -> int:

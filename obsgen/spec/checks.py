@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from obsgen.components import KINDS
 from obsgen.components.base import OBSGEN_LABELS, Given, Kind
-from obsgen.components.timeline import STEP
+from obsgen.components.timeline import MIN_WINDOW, STEP
 from obsgen.errors import Path, Problem
 from obsgen.model.types import Duration, MetricRef
 from obsgen.spec.schema import resolve, schema
@@ -205,25 +205,42 @@ def _duplicate_names(source: Source, key: str, items: list) -> Iterable[Problem]
 
 def _alert_durations(source: Source, path: Path, item: dict) -> Iterable[Problem]:
     for alert, tuning in item.get("alerts", {}).items():
-        if "for" not in tuning:
-            continue
-        f = Duration.parse(tuning["for"])
-        if f > MAX_FOR:
+        if "for" in tuning and Duration.parse(tuning["for"]) > MAX_FOR:
             yield source.problem(path + ("alerts", alert, "for"), (
                 f"expected a `for` of at most {MAX_FOR}, found {tuning['for']}: trouble that must last longer "
                 "than a day before anyone hears of it is a report, not an alert"))
-        elif f.millis % STEP.millis:
-            yield source.problem(path + ("alerts", alert, "for"), (
-                f"expected a `for` in whole steps of {STEP} (such as 30s, 1m or 4m15s), found {tuning['for']}: "
-                f"Prometheus only fires an alert at a rule evaluation, and obsgen's promtool tests evaluate every "
-                f"{STEP}"))
 
 
-def _selectors(node: dict, value: object, path: Path = ()) -> Iterable[tuple[Path, dict]]:
-    """Every label-matcher mapping (schema ``selector``) inside ``value``, with its path."""
-    if node.get("$ref") == "#/$defs/selector":
-        if isinstance(value, dict):
-            yield path, value
+def _step_durations(source: Source, path: Path, kind: Kind, item: dict) -> Iterable[Problem]:
+    """Durations on the evaluation clock (``$defs/steps``) and range windows (``$defs/window``).
+
+    Prometheus fires an alert only at a rule evaluation, and obsgen's promtool tests
+    evaluate every 15s: a `for` or a window between two evaluations has no test
+    that can prove it. A window of less than a minute holds fewer than four
+    samples at the usual 15s scrape interval, too few for rate() to mean anything.
+    """
+    node = schema()["$defs"][kind.schema]
+    why = {"steps": "Prometheus only fires an alert at a rule evaluation, and obsgen's promtool tests evaluate "
+                    f"every {STEP}",
+           "window": f"obsgen's promtool tests feed a sample every {STEP}, and prove the alert with stories told in "
+                     "whole samples"}
+    for definition, reason in why.items():
+        for where, text in _values(node, item, definition):
+            if Duration.parse(text).millis % STEP.millis:
+                yield source.problem(path + where, f"expected `{where[-1]}` in whole steps of {STEP} (such as 30s, "
+                                                   f"1m or 4m15s), found {text}: {reason}")
+    for where, text in _values(node, item, "window"):
+        if Duration.parse(text) < MIN_WINDOW:
+            yield source.problem(path + where, (
+                f"expected a window of at least {MIN_WINDOW}, found {text}: at the usual {STEP} scrape interval a "
+                f"shorter window holds fewer than four samples, too few for rate() and avg_over_time() to mean "
+                f"anything"))
+
+
+def _values(node: dict, value: object, definition: str, path: Path = ()) -> Iterable[tuple[Path, object]]:
+    """Every value inside ``value`` that the schema types as ``$defs/<definition>``, with its path."""
+    if node.get("$ref") == f"#/$defs/{definition}":
+        yield path, value
         return
     node = resolve(node)
     if "oneOf" in node:
@@ -231,14 +248,13 @@ def _selectors(node: dict, value: object, path: Path = ()) -> Iterable[tuple[Pat
         node = resolve(node)
     if isinstance(value, dict):
         props = node.get("properties", {})
+        extra = node.get("additionalProperties")
         for key, sub in value.items():
-            if key in props:
-                yield from _selectors(props[key], sub, path + (key,))
+            if key in props or isinstance(extra, dict):
+                yield from _values(props.get(key, extra), sub, definition, path + (key,))
     elif isinstance(value, list) and "items" in node:
         for i, sub in enumerate(value):
-            yield from _selectors(node["items"], sub, path + (i,))
-
-
+            yield from _values(node["items"], sub, definition, path + (i,))
 
 
 def _label_clashes(source: Source, path: Path, kind: Kind, profile: str, item: dict,
@@ -261,7 +277,7 @@ def _label_clashes(source: Source, path: Path, kind: Kind, profile: str, item: d
             f"expected the label that holds the {kind.title.lower()}'s name, found `{identity}`, which its metrics "
             f"match themselves ({', '.join(matched[identity])})"))
         return
-    places = list(_selectors(schema()["$defs"][kind.schema], item))
+    places = [(w, v) for w, v in _values(schema()["$defs"][kind.schema], item, "selector") if isinstance(v, dict)]
     if kind.app_metrics:  # the service's selector is part of every app-metric selector of the component
         places.append((("service", "selector"), service_selector))
     for where, labels in places:
@@ -303,7 +319,7 @@ def _own_matchers(source: Source, path: Path, kind: Kind, item: dict, service: o
     if service is None or not any(wanted.values()):
         return
     blank = json.loads(json.dumps(item))  # every label mapping the spec gives (selectors, tiers, matchers) emptied
-    for where, _ in _selectors(schema()["$defs"][kind.schema], item):
+    for where, _ in _values(schema()["$defs"][kind.schema], item, "selector"):
         target = blank
         for part in where[:-1]:
             target = target[part]
@@ -390,6 +406,7 @@ def semantic_problems(source: Source, data: dict, known: list[Problem] | None = 
                 findings = []  # it read another component that is itself broken; fix those problems first
             found = [source.problem(path + f.path, f.message, key=f.key) for f in findings]
             found += _alert_durations(source, path, item)
+            found += _step_durations(source, path, kind, item)
             if profile is not None:
                 found += _unnamed_metrics(source, path, kind, profile, item)
                 found += _label_clashes(source, path, kind, profile, item, service.get("selector", {}))
