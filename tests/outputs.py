@@ -64,7 +64,8 @@ def re2_alternatives(regex: str) -> list[str]:
 
 
 # A template action obsgen writes itself (rule YAML quoted in runbooks may wrap it over two lines).
-_TEMPLATE_ACTION = re.compile(r"\{\{(?!\s+\$labels\.\w+\s+\}\}|\s+\$value(\s+\|\s+humanize(Percentage)?)?\s+\}\})")
+_TEMPLATE_ACTION = re.compile(r"\{\{(?!\s+\$labels\.\w+(\s+\|\s+urlquery)?\s+\}\}"
+                              r"|\s+\$value(\s+\|\s+humanize(Percentage|Duration)?)?\s+\}\})")
 
 
 def check_outputs(spec: Spec, files: dict[str, str]) -> set[str]:
@@ -90,7 +91,7 @@ def check_outputs(spec: Spec, files: dict[str, str]) -> set[str]:
                     for _, ms in selectors(grafana_expr(t["expr"])):
                         found.update(v for _, op, v in ms if op == "Equal")
                     # nothing from the spec for Grafana to replace: only the dashboard's own variables
-                    assert "$" not in re.sub(r"\$(job|instance|__rate_interval)\b", "", t["expr"]), t["expr"]
+                    assert "$" not in re.sub(r"\$(cluster|job|instance|__rate_interval)\b", "", t["expr"]), t["expr"]
             for var in d["templating"]["list"]:
                 if var["name"] == "job" and "{" in var["query"]:
                     ((_, ms),) = selectors(var["query"].removeprefix("label_values(").rsplit(",", 1)[0])

@@ -11,6 +11,7 @@ from obsgen import pipeline
 from obsgen.components import slo
 from obsgen.errors import SpecError
 from obsgen.model.types import Duration
+from conftest import build_into, promtool
 from obsgen.spec import parse
 
 HOUR = Duration.parse("1h")
@@ -120,3 +121,34 @@ def test_slo_mistakes_are_located_spec_errors(extra, objective, message):
     with pytest.raises(SpecError) as err:
         parse(spec_text(objective=objective, extra=extra), "t.yaml")
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("objective, tuning", [
+    (0.9307, ""),  # just above the lowest objective a page can fire at: even 100% errors burn only 14.45×
+    (0.95, ""),  # 1.5× the page's burn would need 108% errors
+    (0.999999, ""),  # six nines: the guard needs a million requests in 3d
+    (0.999, "    alerts: {ErrorBudgetBurnFast: {for: 2m15s}, ErrorBudgetBurnSlow: {for: 2h}}\n"),
+])
+def test_generated_stories_fire_on_time_at_extreme_objectives_and_tuned_fors(tmp_path, objective, tuning):
+    spec = parse(spec_text(objective=objective, extra=tuning), "t.yaml")
+    build_into(tmp_path, spec)
+    prom = tmp_path / "shop" / "prometheus"
+    result = promtool("test", "rules", *sorted(p.name for p in prom.glob("*.test.yaml")), cwd=prom)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_two_slos_over_the_same_requests_are_refused_where_the_second_is_declared():
+    text = spec_text() + "  - name: checkout\n    objective: 0.99\n    selector: {route: /checkout}\n"
+    with pytest.raises(SpecError) as err:
+        parse(text, "t.yaml")
+    (problem,) = err.value.problems
+    assert (problem.line, problem.path) == (9, ("slos", 1, "selector"))
+    assert "counts the same availability events as slos[0] `api`" in problem.message
+
+
+def test_slos_over_different_requests_or_bucket_bounds_build():
+    text = (spec_text(extra="    selector: {route: /a}\n") + "  - name: b\n    objective: 0.99\n"
+            "    selector: {route: /b}\n  - name: fast\n    objective: 0.99\n    sli: latency\n"
+            "    latency_threshold: 500ms\n  - name: slow\n    objective: 0.99\n    sli: latency\n"
+            "    latency_threshold: 2s\n")
+    assert len(parse(text, "t.yaml").components) == 4

@@ -182,13 +182,6 @@ def never_fires(given: Given, path: tuple[str | int, ...], alert: str, why: str,
                           f"(`alerts: {{{alert}: {{enabled: false}}}}`)")]
 
 
-def ratio_ceiling(given: Given, key: str, alert: str) -> list[Finding]:
-    """An alert on a share of calls *above* ``key`` cannot fire when ``key`` is 1 (100%)."""
-    if given.item.get(key) != 1:
-        return []
-    return never_fires(given, (key,), alert, f"`{key}` is 1 and a share of calls is never above 100%")
-
-
 def breaker_reference(given: Given) -> list[Finding]:
     """A component's ``breaker`` must name a breaker of the spec."""
     import difflib

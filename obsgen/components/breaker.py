@@ -226,17 +226,25 @@ def _not_opening_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
         opens = _state_series(c, spec, [(MIN, "closed"), (end - MIN, "open")])
         few = spec.minimum_calls / 2 / window.total_seconds
         shared = c.has("failure_rate")
+
+        def failing_only(rate: float) -> tuple:
+            """Every call fails: no successful series at all, or a total counter rising with the failures."""
+            failed = c.series("failed_calls", counter((end, rate)))
+            if c.metric("failed_calls").name == c.metric("calls").name:
+                return (failed,)
+            return failed, c.series("calls", counter((end, rate)))
+
         return [
             Scenario("failing-closed", f"{pct(bad)} of {number(busy)} calls/s fail, the breaker stays closed",
                      ratio_traffic(c, CALLS, bad, busy, end) + closed, verdict(f, end, True),
                      labels=dict(c.identity), value=bad, alone=not shared),
             Scenario("all-failing", f"every call fails ({number(busy)}/s, no success ever counted), breaker closed",
-                     (c.series("failed_calls", counter((end, busy))),) + closed, verdict(f, end, True),
+                     failing_only(busy) + closed, verdict(f, end, True),
                      labels=dict(c.identity), value=1, alone=not shared),
             Scenario("opens", "the same failures, and the breaker opens after a minute as it should",
                      ratio_traffic(c, CALLS, bad, busy, end) + opens, verdict(f, end, False), alone=True),
             Scenario("few-calls", f"every call fails, but only {number(spec.minimum_calls / 2)} in {window}",
-                     (c.series("failed_calls", counter((end, few))),) + closed, verdict(f, end, False)),
+                     failing_only(few) + closed, verdict(f, end, False)),
             Scenario("under-threshold", f"{pct(threshold * 0.9)} of calls fail, just under the threshold",
                      ratio_traffic(c, CALLS, threshold * 0.9, busy, end) + closed, verdict(f, end, False),
                      alone=not shared),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Rule, never_fires
+from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Rule
 from obsgen.components.shapes import RatioSignals, rate_above, ratio_of_rates
 from obsgen.components.viz import ComponentPanels, Panel, Query, below, above, jobs, num, pct, rate, sel
 from obsgen.promql import number
@@ -55,11 +55,6 @@ def check(given: Given) -> list[Finding]:
         out.append(Finding(("metrics",), f"`hits` and `requests` are one metric family ({named['hits'].name}): "
                            "name its misses too (e.g. `misses: {name: " + named["hits"].name
                            + ", matchers: {result: miss}}`)", key=True))
-    zero = [("hit_rate_min",)] if given.item.get("hit_rate_min") == 0 else []
-    zero += [("tiers", name, "hit_rate_min") for name, tier in given.item.get("tiers", {}).items()
-             if tier.get("hit_rate_min") == 0]
-    for path in zero:
-        out += never_fires(given, path, "CacheHitRateLow", "`hit_rate_min` is 0 and a hit ratio is never below 0")
     return out
 
 

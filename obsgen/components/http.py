@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Recording, Rule, Scenario
 from obsgen.components.base import breaker_reference
-from obsgen.components.shapes import FIVE_MIN, RatioSignals, ratio_traffic, verdict
+from obsgen.components.shapes import FIVE_MIN, RatioSignals, by_labels, ratio_traffic, verdict
 from obsgen.components.timeline import MIN, STEP, counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, above, jobs, num, pct, rate, sel
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef
@@ -143,7 +143,7 @@ def latency_keys(spec: HttpSpec) -> list[str]:
 
 def _recordings(c: Component) -> list[Rule]:
     spec: HttpSpec = c.spec  # type: ignore[assignment]
-    by, win, static = f"by ({spec.route_label})", FIVE_MIN, _static(c)
+    by, win, static = by_labels(c, spec.route_label), FIVE_MIN, _static(c)
     pick = matchers(static)
     out: list[Rule] = [
         Recording(REQUESTS, f"sum {by} (rate({c.select('requests')}[{win}]))", static),
@@ -160,7 +160,7 @@ def _recordings(c: Component) -> list[Rule]:
                                  static))
         else:
             q = number(QUANTILES[key])
-            out.append(Recording(LATENCY_QUANTILE, f"histogram_quantile({q}, sum by ({spec.route_label}, le) "
+            out.append(Recording(LATENCY_QUANTILE, f"histogram_quantile({q}, sum {by_labels(c, spec.route_label, 'le')} "
                                                    f"(rate({c.select('buckets')}[{win}])))", {**static, "quantile": q}))
     return out
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import breaker
-from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, Rule, breaker_reference, ratio_ceiling
+from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, Rule, breaker_reference
 from obsgen.components.shapes import RatioSignals, ratio_of_rates
 from obsgen.components.viz import ComponentPanels, num, pct, ratio_panels
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
@@ -48,7 +48,7 @@ def rules(c: Component) -> list[Rule]:
 
 
 def check(given: Given) -> list[Finding]:
-    return breaker_reference(given) + ratio_ceiling(given, "exhaustion_ratio_max", "RetryExhaustionHigh")
+    return breaker_reference(given)
 
 
 def panels(c: Component) -> ComponentPanels:

@@ -203,12 +203,14 @@ def _requests(window: Duration) -> str:
 def _rates(c: Component, spec: SloSpec, window: Duration) -> tuple[str, str]:
     """PromQL for (bad events/s, all events/s) over ``window``, summed over every instance."""
     base = _base(c)
+    # across instances, but never across the clusters of a fleet (``service.cluster_label``)
+    total_of = f"sum by ({c.service.cluster_label}) " if c.service.cluster_label else "sum"
     if spec.sli == "latency":
-        total = f"sum(rate({c.select('latency_count', base=base)}[{window}]))"
-        fast = f"sum(rate({c.select('latency_bucket', {'le': spec.bucket_bound}, base=base)}[{window}]))"
+        total = f"{total_of}(rate({c.select('latency_count', base=base)}[{window}]))"
+        fast = f"{total_of}(rate({c.select('latency_bucket', {'le': spec.bucket_bound}, base=base)}[{window}]))"
         return f"(\n  {total}\n  -\n  {fast}\n)", total
-    return (f"sum(rate({c.select('errors', base=base)}[{window}]))",
-            f"sum(rate({c.select('requests', base=base)}[{window}]))")
+    return (f"{total_of}(rate({c.select('errors', base=base)}[{window}]))",
+            f"{total_of}(rate({c.select('requests', base=base)}[{window}]))")
 
 
 def _recordings(c: Component, spec: SloSpec) -> list[Rule]:

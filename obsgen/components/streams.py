@@ -66,7 +66,8 @@ def _near_limit(c: Component, spec: StreamSpec) -> list[Rule]:
     if spec.max_connections is None:
         return []
     threshold = limit_threshold(spec)
-    per = {**c.identity, **{label: "example" for label in spec.limit_labels}}
+    fixed = c.labels("connections")  # a limit label the selector pins keeps its value in the test series
+    per = {**c.identity, **{label: fixed.get(label, "example") for label in spec.limit_labels}}
     scope = " per " + ", ".join(spec.limit_labels) if spec.limit_labels else ""
     return gauge_compare(
         c, "StreamConnectionsNearLimit", signal="connections", op=">=", threshold=threshold,

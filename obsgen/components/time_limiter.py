@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import breaker
-from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, Rule, breaker_reference, ratio_ceiling
+from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, Rule, breaker_reference
 from obsgen.components.shapes import RatioSignals, ratio_of_rates
 from obsgen.components.viz import ComponentPanels, Panel, Query, num, pct, rate, ratio_panels, sel
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
@@ -45,7 +45,7 @@ def rules(c: Component) -> list[Rule]:
 
 
 def check(given: Given) -> list[Finding]:
-    return breaker_reference(given) + ratio_ceiling(given, "timeout_ratio_max", "TimeLimiterTimeoutsHigh")
+    return breaker_reference(given)
 
 
 def panels(c: Component) -> ComponentPanels:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 
 from obsgen.components import KINDS
-from obsgen.components.base import OBSGEN_LABELS, Given, Kind
+from obsgen.components.base import OBSGEN_LABELS, Given, Kind, never_fires
 from obsgen.components.timeline import MIN_WINDOW, STEP
 from obsgen.errors import Path, Problem
 from obsgen.model.types import Duration, MetricRef
@@ -225,11 +225,11 @@ def _step_durations(source: Source, path: Path, kind: Kind, item: dict) -> Itera
            "window": f"obsgen's promtool tests feed a sample every {STEP}, and prove the alert with stories told in "
                      "whole samples"}
     for definition, reason in why.items():
-        for where, text in _values(node, item, definition):
+        for where, text, _ in _values(node, item, definition):
             if Duration.parse(text).millis % STEP.millis:
                 yield source.problem(path + where, f"expected `{where[-1]}` in whole steps of {STEP} (such as 30s, "
                                                    f"1m or 4m15s), found {text}: {reason}")
-    for where, text in _values(node, item, "window"):
+    for where, text, _ in _values(node, item, "window"):
         if Duration.parse(text) < MIN_WINDOW:
             yield source.problem(path + where, (
                 f"expected a window of at least {MIN_WINDOW}, found {text}: at the usual {STEP} scrape interval a "
@@ -237,10 +237,11 @@ def _step_durations(source: Source, path: Path, kind: Kind, item: dict) -> Itera
                 f"anything"))
 
 
-def _values(node: dict, value: object, definition: str, path: Path = ()) -> Iterable[tuple[Path, object]]:
-    """Every value inside ``value`` that the schema types as ``$defs/<definition>``, with its path."""
+def _values(node: dict, value: object, definition: str, path: Path = ()) -> Iterable[tuple[Path, object, dict]]:
+    """Every value inside ``value`` that the schema types as ``$defs/<definition>``, with its path and the
+    schema node that refers to the definition (where annotations such as ``x-alert`` are)."""
     if node.get("$ref") == f"#/$defs/{definition}":
-        yield path, value
+        yield path, value, node
         return
     node = resolve(node)
     if "oneOf" in node:
@@ -255,6 +256,37 @@ def _values(node: dict, value: object, definition: str, path: Path = ()) -> Iter
     elif isinstance(value, list) and "items" in node:
         for i, sub in enumerate(value):
             yield from _values(node["items"], sub, definition, path + (i,))
+
+
+# A threshold at its bound: (schema definition, the value, the sentence that says why the alert cannot fire).
+_IMPOSSIBLE = (("ratio_max", 1, "and a share is never above 100%"), ("ratio_min", 0, "and a share is never below 0"))
+
+
+def _impossible_thresholds(source: Source, path: Path, kind: Kind, given: Given) -> Iterable[Problem]:
+    """Ratio thresholds (``$defs/ratio_max``, ``ratio_min``) at which their alert (``x-alert``) can never fire."""
+    node = schema()["$defs"][kind.schema]
+    for definition, bound, why in _IMPOSSIBLE:
+        for where, value, ref in _values(node, given.item, definition):
+            if value == bound:
+                for f in never_fires(given, where, ref["x-alert"], f"`{where[-1]}` is {bound} {why}"):
+                    yield source.problem(path + f.path, f.message)
+
+
+def _cluster_selected(source: Source, cluster: str | None, data: dict) -> Iterable[Problem]:
+    """Selectors that pin the cluster label: the rules judge every cluster apart (and their tests feed one)."""
+    if not cluster:
+        return
+    places = [(("service", "selector"), data["service"].get("selector", {}))]
+    for kind in KINDS:
+        for i, item in enumerate(data.get(kind.key, []) if isinstance(data.get(kind.key), list) else []):
+            places += [((kind.key, i) + where, labels)
+                       for where, labels, _ in _values(schema()["$defs"][kind.schema], item, "selector")]
+    for where, labels in places:
+        if isinstance(labels, dict) and cluster in labels:
+            yield source.problem(where + (cluster,), (
+                f"`{cluster}` is the service's cluster_label: every rule keeps it and judges each cluster on its "
+                "own, so a selector may not pin it; remove it (rules for one cluster only: leave cluster_label "
+                "out)"), key=True)
 
 
 def _label_clashes(source: Source, path: Path, kind: Kind, profile: str, item: dict,
@@ -277,7 +309,7 @@ def _label_clashes(source: Source, path: Path, kind: Kind, profile: str, item: d
             f"expected the label that holds the {kind.title.lower()}'s name, found `{identity}`, which its metrics "
             f"match themselves ({', '.join(matched[identity])})"))
         return
-    places = [(w, v) for w, v in _values(schema()["$defs"][kind.schema], item, "selector") if isinstance(v, dict)]
+    places = [(w, v) for w, v, _ in _values(schema()["$defs"][kind.schema], item, "selector") if isinstance(v, dict)]
     if kind.app_metrics:  # the service's selector is part of every app-metric selector of the component
         places.append((("service", "selector"), service_selector))
     for where, labels in places:
@@ -319,7 +351,7 @@ def _own_matchers(source: Source, path: Path, kind: Kind, item: dict, service: o
     if service is None or not any(wanted.values()):
         return
     blank = json.loads(json.dumps(item))  # every label mapping the spec gives (selectors, tiers, matchers) emptied
-    for where, _ in _values(schema()["$defs"][kind.schema], item, "selector"):
+    for where, _, _ in _values(schema()["$defs"][kind.schema], item, "selector"):
         target = blank
         for part in where[:-1]:
             target = target[part]
@@ -389,6 +421,7 @@ def semantic_problems(source: Source, data: dict, known: list[Problem] | None = 
         model = build(Service, {"selector": {"job": service["name"]}, **service})
         if "instance" in service.get("selector", {}):
             problems.append(source.problem(("service", "selector", "instance"), NO_INSTANCE, key=True))
+        problems += _cluster_selected(source, service.get("cluster_label"), data)
     for kind in KINDS:
         if (kind.key,) in invalid and not isinstance(data.get(kind.key), list):
             continue
@@ -398,8 +431,9 @@ def semantic_problems(source: Source, data: dict, known: list[Problem] | None = 
                 continue
             written = frozenset(p[-1] for p in source.key_positions if len(p) == 3 and p[:2] == path)
             paths = frozenset(p[2:] for p in source.key_positions if len(p) > 2 and p[:2] == path)
+            given = Given(item, written, view, paths)
             try:
-                findings = kind.check(Given(item, written, view, paths))
+                findings = kind.check(given)
             except (KeyError, TypeError, ValueError, AttributeError):
                 if not known:
                     raise  # on a valid spec a failing check is a bug in the kind
@@ -407,6 +441,7 @@ def semantic_problems(source: Source, data: dict, known: list[Problem] | None = 
             found = [source.problem(path + f.path, f.message, key=f.key) for f in findings]
             found += _alert_durations(source, path, item)
             found += _step_durations(source, path, kind, item)
+            found += _impossible_thresholds(source, path, kind, given)
             if profile is not None:
                 found += _unnamed_metrics(source, path, kind, profile, item)
                 found += _label_clashes(source, path, kind, profile, item, service.get("selector", {}))
