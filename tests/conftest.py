@@ -31,8 +31,8 @@ def build_into(out: Path, *specs) -> None:
     writer.apply(writer.plan(out, {s.service.name: pipeline.render(s) for s in specs}))
 
 
-def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([tool("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+def promtool(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([tool("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,7 @@ LOCATED = re.compile(r"^(?P<file>[^\n]+?):(?P<line>[1-9]\d*):(?P<col>[1-9]\d*): 
 @given(st.lists(specgen.valid_specs(), min_size=BATCHES[1], max_size=BATCHES[1]))
 def test_random_valid_specs_build_rules_that_pass_promtool_and_dashboards_that_validate(tmp_path_factory, batch):
     out = tmp_path_factory.mktemp("batch")
-    rule_files, test_files = [], []
+    rule_files, test_files, owner = [], [], []  # owner: the batch index of each test file's spec
     for i, data in enumerate(batch):
         spec = parse(specgen.dump(data), f"{i}.yaml")
         files = {o.path: o.content for o in pipeline.render(spec)}
@@ -71,15 +71,18 @@ def test_random_valid_specs_build_rules_that_pass_promtool_and_dashboards_that_v
             target.write_text(text, "utf-8")
         prom = out / str(i) / spec.service.name / "prometheus"  # rules.yaml, and slo.yaml for SLOs
         rule_files += sorted(str(f) for f in prom.glob("*.yaml") if not f.name.endswith(".test.yaml"))
-        test_files += sorted(str(f) for f in prom.glob("*.test.yaml"))
+        mine = sorted(str(f) for f in prom.glob("*.test.yaml"))
+        test_files += mine
+        owner += [i] * len(mine)
     if not rule_files:  # specs without components have no rules to check
         return
     lint = promtool("check", "rules", "--lint=all", "--lint-fatal", *rule_files, cwd=out)
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    tests = promtool("test", "rules", *test_files, cwd=out)
+    # Random specs have `for`s of hours: a batch can take minutes of promtool (evaluations × rules).
+    tests = promtool("test", "rules", *test_files, cwd=out, timeout=60 * len(batch))
     if tests.returncode != 0:  # name the spec that failed, with promtool's complaint about it
-        for i, test_file in enumerate(test_files):
-            one = promtool("test", "rules", test_file, cwd=out)
+        for i, test_file in zip(owner, test_files):
+            one = promtool("test", "rules", test_file, cwd=out, timeout=600)
             assert one.returncode == 0, specgen.dump(batch[i]) + one.stdout[-4000:] + one.stderr[-2000:]
 
 

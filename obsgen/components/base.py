@@ -31,6 +31,22 @@ class Series:
 
 
 @dataclass(frozen=True)
+class RatioSignals:
+    """The counters of a ratio: ``part / total``, where ``rest`` is total minus part.
+
+    When part and total are one metric family told apart by a label
+    (``cache_gets_total{result="hit"}`` within ``cache_gets_total``), test data
+    writes ``part`` and ``rest`` series, so ``rest`` must be in that family too
+    (the spec checks it); otherwise ``part`` and ``total``. ``rest`` may name
+    ``total`` itself when the family has no label for the rest.
+    """
+
+    part: str
+    total: str
+    rest: str
+
+
+@dataclass(frozen=True)
 class Check:
     """At ``at`` after the scenario starts, the alert must (or must not) be firing."""
 
@@ -231,6 +247,8 @@ class Kind:
     same_series: tuple[set[str], ...] = ()
     """Pairs of signals that may read one series (an SLO's requests, and its latency histogram's count)."""
     test_step: Duration = STEP
+    ratios: tuple[RatioSignals, ...] = ()
+    """The ratios the kind's alerts judge (hits within lookups): the spec must keep each one's rest countable."""
     optional: frozenset[str] = frozenset()
     """Signals a profile may lack (Python breakers export no failure-rate gauge); the kind then
     derives what it needs from other signals or leaves the panel out (see :meth:`Component.has`)."""

@@ -25,9 +25,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from obsgen.components.base import (OBSGEN_LABELS, Component, Concern, Finding, Given, Inhibition, Kind, Rule,
-                                    Scenario, alert_enabled, never_fires, tuned_for)
-from obsgen.components.shapes import RatioSignals, by_clause, gauge_compare, ratio_of_rates, ratio_traffic, verdict
+from obsgen.components.base import (OBSGEN_LABELS, Component, Concern, Finding, Given, Inhibition, Kind, RatioSignals,
+                                    Rule, Scenario, alert_enabled, never_fires, tuned_for)
+from obsgen.components.shapes import by_clause, gauge_compare, ratio_of_rates, ratio_traffic, verdict
 from obsgen.components.timeline import MIN, MIN_WINDOW, STEP, counter, gauge
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, jobs, num, pct, rate, sel
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
@@ -174,7 +174,8 @@ def _failure_rate_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
     if c.has("failure_rate"):
         return gauge_compare(
             c, "CircuitBreakerFailureRateHigh", signal="failure_rate", op=">", threshold=warn,
-            bad=(warn + spec.failure_rate_threshold) / 2, good=(warn - 5, -1), for_="2m", severity="warning",
+            bad=(warn + (spec.failure_rate_threshold if warn < spec.failure_rate_threshold else 100)) / 2,
+            good=(warn - 5, -1), for_="2m", severity="warning",
             summary=FAILURE_RATE_SUMMARY, condition=f"failure rate above {num(warn)}% ({opens})",
             description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
                          f"{{{{ $value | humanize }}}}% failed calls, above {number(warn)}% for {{for}}; it opens at "
@@ -346,6 +347,7 @@ def panels(c: Component) -> ComponentPanels:
 
 KIND = Kind(
     key="breakers",
+    ratios=(CALLS,),
     title="Circuit breaker",
     spec=BreakerSpec,
     schema="breaker",

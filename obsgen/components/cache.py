@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Rule
-from obsgen.components.shapes import RatioSignals, rate_above, ratio_of_rates
+from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, RatioSignals, Rule
+from obsgen.components.shapes import rate_above, ratio_of_rates
 from obsgen.components.viz import ComponentPanels, Panel, Query, below, above, jobs, num, pct, rate, sel
 from obsgen.promql import number
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
@@ -45,17 +45,9 @@ class CacheSpec(ComponentSpec):
 
 
 def check(given: Given) -> list[Finding]:
-    out = [Finding(("tiers", name, "hit_rate_min"), "a tier threshold needs `labels` that select the tier's series; "
-                   "add them or move hit_rate_min to the cache")
-           for name, tier in given.item.get("tiers", {}).items() if "hit_rate_min" in tier and not tier.get("labels")]
-    named = {**KIND.default_metrics.get(given.spec["service"].get("profile", "micrometer"), {}),
-             **{k: MetricRef.of(v) for k, v in given.item.get("metrics", {}).items()}}
-    if "misses" not in named and "hits" in named and "requests" in named \
-            and named["hits"].name == named["requests"].name:
-        out.append(Finding(("metrics",), f"`hits` and `requests` are one metric family ({named['hits'].name}): "
-                           "name its misses too (e.g. `misses: {name: " + named["hits"].name
-                           + ", matchers: {result: miss}}`)", key=True))
-    return out
+    return [Finding(("tiers", name, "hit_rate_min"), "a tier threshold needs `labels` that select the tier's series; "
+                    "add them or move hit_rate_min to the cache")
+            for name, tier in given.item.get("tiers", {}).items() if "hit_rate_min" in tier and not tier.get("labels")]
 
 
 HITS = RatioSignals(part="hits", total="requests", rest="misses")
@@ -184,6 +176,7 @@ def panels(c: Component) -> ComponentPanels:
 
 KIND = Kind(
     key="caches",
+    ratios=(HITS,),
     title="Cache",
     spec=CacheSpec,
     schema="cache",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Rule, Scenario
 from obsgen.components.shapes import by_labels, gauge_compare, isolated, kept, verdict
-from obsgen.components.timeline import MIN, gauge, whole_steps
+from obsgen.components.timeline import MAX_FOR, MIN, gauge, whole_steps
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, sel
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 from obsgen.promql import number
@@ -98,6 +98,12 @@ def stuck_for(spec: HealthCheckSpec) -> Duration:
 
 def check(given: Given) -> list[Finding]:
     item = given.item
+    detection = Duration.parse(item["interval"]) * item["failure_threshold"]
+    if detection > MAX_FOR:
+        return [Finding(("failure_threshold",), (
+            f"the app would call the dependency down only after {detection} (failure_threshold × interval): "
+            f"expected at most {MAX_FOR}; every alert of the check waits for that, so lower failure_threshold "
+            "or interval"))]
     mode = item.get("degraded_mode")
     if not mode:
         return []
@@ -144,10 +150,23 @@ def _failing(c: Component, spec: HealthCheckSpec) -> list[Rule]:
 
 
 def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
+    """No instance reports the check at all. absent() sees the whole fleet, so with ``service.cluster_label``
+    each cluster is judged on its own: the check reported there within ``for`` + 1d and not now."""
     selector = c.select("status")
-    labels = c.labels("status")
+    cluster = c.service.cluster_label
     restart = whole_steps(detection_time(spec))
     ok = spec.healthy_value
+    f_silent = silent_for(spec)
+    memory = f_silent + MAX_FOR
+    if cluster:
+        expr = (f"group {by_labels(c)} (last_over_time({selector}[{memory}]))\nunless\n"
+                f"group {by_labels(c)} ({selector})")
+        labels: Labels = {}
+        how = f"per cluster: reported within the last {memory}, absent now"
+        who = f"No instance in cluster {{{{ $labels.{cluster} }}}} has reported health check {c.name}"
+    else:  # absent() keeps the selector's equality matchers, the check's name among them
+        expr, labels, how = f"absent({selector})", c.labels("status"), "absent()"
+        who = f"No instance has reported health check {{{{ $labels.{spec.label} }}}}"
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = MIN + f + MIN * 2
@@ -166,13 +185,12 @@ def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
         return story
 
     return c.alert(
-        "HealthCheckSilent", expr=f"absent({selector})", for_=silent_for(spec), severity="critical",
+        "HealthCheckSilent", expr=expr, for_=f_silent, severity="critical",
         scenarios=scenarios,
         summary="No instance reports a health check whose silence means the process is gone.",
-        condition=(f"no series of the check at all for {silent_for(spec)} (absent(): every instance dead, hung or "
+        condition=(f"no series of the check at all for {f_silent} ({how}: every instance dead, hung or "
                    "no longer scraped; silence is the failure of a liveness check)"),
-        description=(f"No instance of job {{{{ $labels.job }}}} has reported health check "
-                     f"{{{{ $labels.{spec.label} }}}} for {{for}}: every process is dead, hung or no longer scraped."),
+        description=f"{who} for {{for}}: every process is dead, hung or no longer scraped.",
     )
 
 

@@ -31,11 +31,12 @@ other route.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Recording, Rule, Scenario
-from obsgen.components.base import breaker_reference
-from obsgen.components.shapes import FIVE_MIN, RatioSignals, by_labels, ratio_traffic, verdict
+from obsgen.components.base import (OBSGEN_LABELS, Component, Concern, Finding, Given, Inhibition, Kind, RatioSignals,
+                                    Recording, Rule, Scenario, breaker_reference)
+from obsgen.components.shapes import FIVE_MIN, by_labels, ratio_traffic, verdict
 from obsgen.components.timeline import MIN, STEP, counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, above, jobs, num, pct, rate, sel
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef
@@ -298,6 +299,31 @@ def rules(c: Component) -> list[Rule]:
     return out
 
 
+def _same_requests(given: Given) -> list[Finding]:
+    """Two HTTP components reading the very same requests would judge every route twice, and their catch-all
+    routes would each count the other's routes: each component needs its own requests (a selector, a metric)."""
+    service = given.spec.get("service")
+    profile = service.get("profile", "micrometer") if isinstance(service, dict) else "micrometer"
+
+    def reads(item: Mapping) -> tuple | None:
+        metrics, selector = item.get("metrics", {}), item.get("selector", {})
+        if not isinstance(metrics, dict) or not isinstance(selector, dict):
+            return None
+        given_ref = metrics.get("requests")
+        ref = MetricRef.of(given_ref) if given_ref is not None else KIND.default_metrics.get(profile, {}).get("requests")
+        return (ref, tuple(sorted(selector.items()))) if ref else None
+
+    mine = reads(given.item)
+    for j, other in enumerate(given.spec.get("http", [])):
+        if other.get("name") == given.item["name"]:
+            return []  # only a later component is told
+        if mine is not None and reads(other) == mine:
+            return [Finding(("selector",), f"reads the same requests as http[{j}] (`{other.get('name')}`: "
+                            f"{mine[0].name} with the same selector); give each a `selector` that tells their "
+                            "servers apart", key="selector" not in given.written)]
+    return []
+
+
 def check(given: Given) -> list[Finding]:
     """Breaker references, duplicate routes, and latency thresholds the histogram can measure.
 
@@ -307,6 +333,12 @@ def check(given: Given) -> list[Finding]:
     """
     item = given.item
     out = breaker_reference(given)
+    label = item.get("route_label", HttpSpec.route_label)
+    if label == "le" or label in OBSGEN_LABELS:
+        why = "the bucket label of the latency histogram" if label == "le" else "a label obsgen sets itself"
+        out.append(Finding(("route_label",), f"expected the label that holds the route, found `{label}`, {why}; "
+                           "use the label your HTTP metrics carry the route in (`uri`, `handler`, `route`)"))
+    out += _same_requests(given)
     for i, route in enumerate(item.get("routes", [])):
         out += [Finding(("routes", i) + f.path, f.message, f.key)
                 for f in breaker_reference(Given(route, frozenset(route), given.spec))]
@@ -402,6 +434,7 @@ ALERTS = ("HttpErrorRateHigh", "HttpLatencyHigh", "HttpLatencyAverageHigh")
 
 KIND = Kind(
     key="http",
+    ratios=(ERRORS,),
     title="HTTP server",
     spec=HttpSpec,
     schema="http",

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from obsgen.components.base import Component, Concern, Finding, Given, Kind, Rule
-from obsgen.components.shapes import RatioSignals, quantile_above, ratio_of_rates
+from obsgen.components.base import Component, Concern, Finding, Given, Kind, RatioSignals, Rule
+from obsgen.components.shapes import quantile_above, ratio_of_rates
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 from obsgen.promql import number
@@ -166,6 +166,7 @@ def panels(c: Component) -> ComponentPanels:
 
 KIND = Kind(
     key="locks",
+    ratios=(FAILURES,),
     title="Lock",
     spec=LockSpec,
     schema="lock",

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import breaker
-from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, Rule, breaker_reference
-from obsgen.components.shapes import RatioSignals, ratio_of_rates
+from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, RatioSignals, Rule, breaker_reference
+from obsgen.components.shapes import ratio_of_rates
 from obsgen.components.viz import ComponentPanels, num, pct, ratio_panels
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
@@ -31,10 +31,13 @@ class RetrySpec(ComponentSpec):
     min_call_rate: float = 0.1
 
 
+EXHAUSTED = RatioSignals(part="exhausted", total="calls", rest="succeeded")
+
+
 def rules(c: Component) -> list[Rule]:
     spec: RetrySpec = c.spec  # type: ignore[assignment]
     return ratio_of_rates(
-        c, "RetryExhaustionHigh", signals=RatioSignals("exhausted", "calls", "succeeded"),
+        c, "RetryExhaustionHigh", signals=EXHAUSTED,
         record="instance_retry:exhausted", threshold=spec.exhaustion_ratio_max, below=False,
         min_rate=spec.min_call_rate, for_="5m", severity="warning",
         summary="Many calls fail even after all their retries.",
@@ -58,6 +61,7 @@ def panels(c: Component) -> ComponentPanels:
 
 KIND = Kind(
     key="retries",
+    ratios=(EXHAUSTED,),
     title="Retry",
     spec=RetrySpec,
     schema="retry",

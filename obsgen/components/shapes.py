@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from obsgen.components.base import Check, Component, Recording, Rule, Scenario, Series
+from obsgen.components.base import Check, Component, RatioSignals, Recording, Rule, Scenario, Series
 from obsgen.components.timeline import MIN, RESTART, STEP, counter, gauge
 from obsgen.model.types import Duration, Labels
 from obsgen.promql import matchers, number
@@ -153,20 +153,6 @@ def filling_up(c: Component, name: str, *, signal: str, capacity: int, ratio: fl
         condition=f"at least {mark:,} of {capacity:,} {slots} used", description=description.replace("{mark}", str(mark)))
 
 
-@dataclass(frozen=True)
-class RatioSignals:
-    """The counters of a ratio: ``part / total``, where ``rest`` is total minus part.
-
-    When part and total are one metric family told apart by a label
-    (``cache_gets_total{result="hit"}`` within ``cache_gets_total``), test data
-    writes ``part`` and ``rest`` series; otherwise ``part`` and ``total``.
-    """
-
-    part: str
-    total: str
-    rest: str
-
-
 def ratio_traffic(c: Component, signals: RatioSignals, ratio: float, rate: float, span: Duration,
                   extra: Labels | None = None, base: Labels | None = None) -> tuple[Series, ...]:
     """Test series for ``rate``/s of traffic of which ``ratio`` is ``part``, for ``span``.
@@ -274,6 +260,12 @@ def saturated(c: Component, name: str, *, used: str, capacity: str | float, wait
                    condition=condition, scenarios=scenarios)
 
 
+def _tie(value: float) -> bool:
+    """Whether ``value`` sits where a last-bit difference changes its ``%.4g`` (with or without an SI prefix)."""
+    scaled = value / 1000 ** math.floor(math.log10(abs(value)) / 3) if value else 0.0
+    return any("%.4g" % (x * (1 - 1e-9)) != "%.4g" % (x * (1 + 1e-9)) for x in (value, scaled))
+
+
 def quantile_above(c: Component, name: str, *, signal: str, quantile: float, threshold: float, min_rate: float,
                    for_: str, severity: str, summary: str, description: str, condition: str,
                    window: Duration = FIVE_MIN, per_instance: bool = True, extra: Labels | None = None,
@@ -310,9 +302,13 @@ def quantile_above(c: Component, name: str, *, signal: str, quantile: float, thr
     def scenarios(f: Duration) -> list[Scenario]:
         end = window + f + MIN * 2
         half = Duration(end.millis // 2 // STEP.millis * STEP.millis)
-        slow = min(1.0, 2 * tail)
-        # the quantile falls in (T, 2T], interpolated: T + T * (q - (1 - slow)) / slow
-        value = threshold + threshold * (quantile - (1 - slow)) / slow
+        # the quantile falls in (T, 2T], interpolated: T + T * (q - (1 - slow)) / slow; a share whose quantile
+        # is no tie at 4 significant digits (Prometheus's %.4g may round the computed float the other way)
+        for share in (2, 1.9, 1.8):
+            slow = min(1.0, share * tail)
+            value = threshold + threshold * (quantile - (1 - slow)) / slow
+            if not _tie(value):
+                break
         out = [
             Scenario("slow-busy", f"{number(slow * 100)}% of {number(busy)}/s slower than {number(threshold)}s; the "
                      "process restarts halfway", histogram(slow, (half, busy), RESTART, (end - half, busy)),

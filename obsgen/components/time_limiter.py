@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import breaker
-from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, Rule, breaker_reference
-from obsgen.components.shapes import RatioSignals, ratio_of_rates
+from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, RatioSignals, Rule, breaker_reference
+from obsgen.components.shapes import ratio_of_rates
 from obsgen.components.viz import ComponentPanels, Panel, Query, num, pct, rate, ratio_panels, sel
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
@@ -28,10 +28,13 @@ class TimeLimiterSpec(ComponentSpec):
     min_call_rate: float = 0.1
 
 
+TIMEOUTS = RatioSignals(part="timeouts", total="calls", rest="successful")
+
+
 def rules(c: Component) -> list[Rule]:
     spec: TimeLimiterSpec = c.spec  # type: ignore[assignment]
     return ratio_of_rates(
-        c, "TimeLimiterTimeoutsHigh", signals=RatioSignals("timeouts", "calls", "successful"),
+        c, "TimeLimiterTimeoutsHigh", signals=TIMEOUTS,
         record="instance_timelimiter:timeout", threshold=spec.timeout_ratio_max, below=False,
         min_rate=spec.min_call_rate, for_="5m", severity="warning",
         summary="Many calls hit their time limit.",
@@ -62,6 +65,7 @@ def panels(c: Component) -> ComponentPanels:
 
 KIND = Kind(
     key="time_limiters",
+    ratios=(TIMEOUTS,),
     title="Time limiter",
     spec=TimeLimiterSpec,
     schema="time_limiter",

@@ -14,6 +14,9 @@ STEP = Duration.parse("15s")
 MIN = Duration.parse("1m")
 MIN_WINDOW = MIN
 """The shortest range window: four samples at the usual 15s scrape interval."""
+MAX_FOR = Duration.parse("1d")
+"""The longest ``for``: trouble that must last longer than a day before anyone hears of it is a report, not an
+alert (and its promtool test would replay more than a day of samples)."""
 
 
 def _steps(span: Duration, step: Duration = STEP) -> int:

@@ -3,8 +3,8 @@
 promtool reloads every rule for each entry under ``tests:`` (about 60 ms each),
 so scenarios are packed into as few entries as possible: each scenario gets its
 own ``instance`` label, and scenarios share an entry unless they would see each
-other's series (a rule that aggregates the instance away) or check an alert at
-different times.
+other's series (a rule that aggregates the instance away), check an alert at
+different times, or would make a rule load more samples than promtool allows.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from obsgen.render.yamlout import dump
 
 
 TEST_CLUSTER = "eu-west-1"
+# promtool's query engine refuses a query that loads more than 10,000 samples (Prometheus allows 50 million):
+# a rule with a window of hours over many test series would fail its test, not the rule. Entries stay below.
+SAMPLE_BUDGET = 8000
+_RANGE = re.compile(r"\[(\d[0-9smhdwy]*)(?::[0-9smhdwy]*)?\]")
 TEMPLATED = ("description", "dashboard_url")  # the annotations that carry templates
 
 
@@ -32,10 +36,14 @@ class _Entry:
     shared_rules: set[int] = field(default_factory=set)
     cases: list[tuple[int, Alert, Scenario]] = field(default_factory=list)
     story: tuple[str, str] | None = None
+    metrics: list[str] = field(default_factory=list)
 
-    def accepts(self, rule: int, alert: Alert, scenario: Scenario) -> bool:
+    def accepts(self, rule: int, alert: Alert, scenario: Scenario, costs: list[tuple[int, set[str]]]) -> bool:
         if scenario.alone or any(s.alone for _, _, s in self.cases):
             return not self.cases
+        metrics = self.metrics + [s.metric for s in scenario.series]
+        if any(steps * sum(m in names for m in metrics) > SAMPLE_BUDGET for steps, names in costs):
+            return False
         if self.cases and _story(alert, scenario) != self.story:
             return False
         times = tuple(c.at for c in scenario.checks)
@@ -52,6 +60,14 @@ class _Entry:
         if not scenario.per_instance:
             self.shared_rules.add(rule)
         self.cases.append((rule, alert, scenario))
+        self.metrics += [s.metric for s in scenario.series]
+
+
+def _cost(alert: Alert, step: Duration) -> tuple[int, set[str]]:
+    """Samples per matching series an evaluation of ``alert`` loads (every range and subquery window in steps,
+    summed), and the metrics it selects: an upper bound, as each window counts for every metric."""
+    steps = sum(Duration.parse(w).millis // step.millis for w in _RANGE.findall(alert.expr))
+    return steps, set(_SELECTED.findall(alert.expr))
 
 
 def _story(alert: Alert, scenario: Scenario) -> tuple[str, str] | None:
@@ -116,10 +132,12 @@ def render(alerts: list[Alert], rule_file: str, step: Duration = STEP,
     """
     cluster = {cluster_label: TEST_CLUSTER} if cluster_label else {}
     by_clock: dict[Duration, list[_Entry]] = {}
+    costs = {clock: [_cost(a, clock) for a in alerts] for clock in {s.clock or step for a in alerts for s in a.scenarios}}
     for rule, alert in enumerate(alerts):
         for scenario in alert.scenarios:
-            entries = by_clock.setdefault(scenario.clock or step, [])
-            target = next((e for e in entries if e.accepts(rule, alert, scenario)), None)
+            clock = scenario.clock or step
+            entries = by_clock.setdefault(clock, [])
+            target = next((e for e in entries if e.accepts(rule, alert, scenario, costs[clock])), None)
             if target is None:
                 target = _Entry()
                 entries.append(target)

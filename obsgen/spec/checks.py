@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from obsgen.components import KINDS
 from obsgen.components.base import OBSGEN_LABELS, Given, Kind, never_fires
-from obsgen.components.timeline import MIN_WINDOW, STEP
+from obsgen.components.timeline import MAX_FOR, MIN_WINDOW, STEP
 from obsgen.errors import Path, Problem
 from obsgen.model.types import Duration, MetricRef
 from obsgen.spec.schema import resolve, schema
@@ -26,9 +26,6 @@ _TYPES = {"string": "a string", "integer": "a whole number", "number": "a number
           "object": "a mapping", "array": "a list", "null": "nothing"}
 _BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
            "exclusiveMaximum": "less than"}
-# An alert that must be bad for longer than a day is a report, not an alert; its promtool test would also
-# replay more than a day of samples.
-MAX_FOR = Duration.parse("1d")
 NO_INSTANCE = ("`instance` cannot be matched here: obsgen judges every instance on its own and its promtool tests "
                "give each scenario its own instance; select the job or another target label instead")
 
@@ -191,6 +188,39 @@ def _shared_series(source: Source, path: tuple, kind: Kind, profile: str, item: 
                                      + "; each signal needs its own metric (or its own matchers)")
 
 
+def _split_families(source: Source, path: Path, kind: Kind, profile: str, item: dict) -> Iterable[Problem]:
+    """A ratio whose part and total are one metric family needs its rest in that family too.
+
+    Within ``cache_gets_total`` the hits are ``{result="hit"}``: the misses are
+    the family's other series, and a ``misses`` metric elsewhere would count
+    something the ratio's total does not (the dashboards and the generated tests
+    would disagree with the alert).
+    """
+    defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*") or {}
+    given = item.get("metrics", {})
+
+    def ref(signal: str) -> MetricRef | None:
+        return MetricRef.of(given[signal]) if signal in given else defaults.get(signal)
+
+    for ratio in kind.ratios:
+        part, total, rest = ref(ratio.part), ref(ratio.total), ref(ratio.rest)
+        if part is None or total is None or part.name != total.name or (rest and rest.name == total.name):
+            continue
+        family = total.name
+        example = next((m.matchers for names in kind.default_metrics.values() if (m := names.get(ratio.rest))
+                        and m.matchers), (("result", "miss"),))
+        hint = f"`{ratio.rest}: {{name: {family}, matchers: {{{', '.join(f'{k}: {v}' for k, v in example)}}}}}`"
+        if rest is None:
+            yield source.problem(path + ("metrics",), f"`{ratio.part}` and `{ratio.total}` are one metric family "
+                                 f"({family}): name its {ratio.rest} too (e.g. {hint})", key=True)
+        else:
+            where = path + ("metrics", ratio.rest) if ratio.rest in given else path + ("metrics",)
+            yield source.problem(where, (
+                f"`{ratio.part}` and `{ratio.total}` are one metric family ({family}), so `{ratio.rest}` must be its "
+                f"other series, found {rest.name}; name them there (e.g. {hint}) or give `{ratio.total}` a metric "
+                "of its own"), key=ratio.rest not in given)
+
+
 def _duplicate_names(source: Source, key: str, items: list) -> Iterable[Problem]:
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
@@ -298,6 +328,11 @@ def _label_clashes(source: Source, path: Path, kind: Kind, profile: str, item: d
             f"expected the label that holds the {kind.title.lower()}'s name, found `{identity}`, which obsgen sets "
             f"itself ({', '.join(OBSGEN_LABELS)}): alerts would show its value instead of the name"))
         return
+    if identity == "le":
+        yield source.problem(path + ("label",), (
+            f"expected the label that holds the {kind.title.lower()}'s name, found `le`, the bucket label of "
+            "Prometheus histograms: every latency quantile aggregates by it"))
+        return
     defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*") or {}
     matched: dict[str, list[str]] = {}
     for signal, ref in sorted(defaults.items()):
@@ -369,21 +404,30 @@ def _own_matchers(source: Source, path: Path, kind: Kind, item: dict, service: o
                                          "a selector on it would contradict or override them; remove it", key=True)
 
 
-def _unused_tuning(source: Source, path: Path, kind: Kind, item: dict, service: object) -> Iterable[Problem]:
-    """Tuning for an alert this component does not have (a sentinel alert on a cluster, L2 without an l2 tier)."""
+def _untuned_alerts(source: Source, path: Path, kind: Kind, item: dict, service: object) -> Iterable[Problem]:
+    """What the component's alerts are before the spec tunes them: tuning for an alert this component does not
+    have (a sentinel alert on a cluster, L2 without an l2 tier), and ``for`` durations derived from the
+    component's timing (a health check's interval × failure_threshold) beyond a day."""
     from obsgen.components.base import Alert, Component
     from obsgen.model.build import build
 
-    tuned = item.get("alerts", {})
-    if not tuned or service is None:
+    if service is None:
         return
+    tuned = item.get("alerts", {})
     plain = Component(kind, build(kind.spec, {**item, "alerts": {}}), service)  # type: ignore[arg-type]
-    emitted = sorted({r.name for r in kind.rules(plain) if isinstance(r, Alert)})
+    alerts = [r for r in kind.rules(plain) if isinstance(r, Alert)]
+    emitted = sorted({a.name for a in alerts})
     for name in tuned:
         if name not in emitted:
             yield source.problem(path + ("alerts", name), (
                 f"this {kind.title.lower()} has no alert `{name}` with these settings (it has "
                 f"{', '.join(emitted) or 'none'}); remove its tuning"), key=True)
+    for alert in alerts:
+        if alert.for_ > MAX_FOR and "for" not in tuned.get(alert.name, {}):
+            yield source.problem(path, (
+                f"{alert.name} would wait {alert.for_} before firing ({alert.condition}): trouble that must last "
+                f"longer than {MAX_FOR} before anyone hears of it is a report, not an alert; shorten the timing "
+                f"it is derived from, or set its `for` (`alerts: {{{alert.name}: {{for: 1h}}}}`)"), key=True)
 
 
 def _invalid(problems: list[Problem], source: Source) -> set[Path]:
@@ -446,8 +490,9 @@ def semantic_problems(source: Source, data: dict, known: list[Problem] | None = 
                 found += _unnamed_metrics(source, path, kind, profile, item)
                 found += _label_clashes(source, path, kind, profile, item, service.get("selector", {}))
                 found += _shared_series(source, path, kind, profile, item)
+                found += _split_families(source, path, kind, profile, item)
                 if not found:  # these build the component and its rules, so they need it sound
-                    found += _unused_tuning(source, path, kind, item, model)
+                    found += _untuned_alerts(source, path, kind, item, model)
                     found += _own_matchers(source, path, kind, item, model)
             problems += found
     return problems
