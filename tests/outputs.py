@@ -95,7 +95,7 @@ def check_outputs(spec: Spec, files: dict[str, str]) -> set[str]:
             for var in d["templating"]["list"]:
                 if var["name"] == "job" and "{" in var["query"]:
                     ((_, ms),) = selectors(var["query"].removeprefix("label_values(").rsplit(",", 1)[0])
-                    found.update(re2_alternatives(ms[0][2]))
+                    found.update(*(re2_alternatives(v) for k, _, v in ms if k == "job"))  # not the cluster
         elif path.endswith(".md"):
             assert _TEMPLATE_ACTION.findall(text) == [], path  # no template syntax from user text
         elif path.endswith(".yaml"):

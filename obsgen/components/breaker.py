@@ -213,7 +213,9 @@ def _not_opening_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
     """
     by, window, threshold = by_clause(c), spec.failure_window, spec.failure_rate_threshold / 100
     failed, calls = c.select("failed_calls"), c.select("calls")
-    expr = (f"(\n  sum {by} (rate({failed}[{window}]))\n  /\n  sum {by} (rate({calls}[{window}]))\n) > "
+    # Resilience4j opens at a failure rate equal to or above the threshold: so does this rule (a threshold of
+    # 100% means every call failed).
+    expr = (f"(\n  sum {by} (rate({failed}[{window}]))\n  /\n  sum {by} (rate({calls}[{window}]))\n) >= "
             f"{number(threshold)}\nand\nsum {by} (increase({failed}[{window}])) >= {spec.minimum_calls}\n"
             f"and\n{_closed_throughout(c, spec)}")
     bad = min(1.0, (threshold + 1) / 2)
@@ -254,7 +256,7 @@ def _not_opening_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
     return c.alert(
         "CircuitBreakerNotOpening", expr=expr, for_=window, severity="warning", scenarios=scenarios,
         summary="A circuit breaker stays closed while the calls it protects keep failing.",
-        condition=(f"more than {num(spec.failure_rate_threshold)}% of calls failed over {window}, with at least "
+        condition=(f"{num(spec.failure_rate_threshold)}% or more of calls failed over {window}, with at least "
                    f"{spec.minimum_calls} failed calls, and the breaker closed the whole time"),
         description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} stayed closed "
                      f"while {{{{ $value | humanizePercentage }}}} of its calls failed over {window} (it should open "
