@@ -3,6 +3,7 @@ profile, rules shaped for the traps (absent series, NaN, low traffic), and the l
 
 from __future__ import annotations
 
+from conftest import build_into, promtool
 from obsgen.components import KINDS
 from obsgen.components.base import Alert, Recording
 from obsgen.pipeline import rule_groups
@@ -46,13 +47,23 @@ def test_python_breaker_failure_rate_comes_from_calls_with_a_minimum_like_resili
     assert rule.expr.endswith(">= 0.1")  # 30 calls in 5m
 
 
-def test_not_opening_needs_failures_over_the_threshold_a_minimum_of_failures_and_a_breaker_closed_all_along(
+def test_a_breaker_that_opens_only_when_every_call_fails_is_still_caught_not_opening(spec_from, tmp_path):
+    spec = spec_from("apiVersion: obsgen/v1\nservice: {name: maple, team: t}\n"
+                     "breakers: [{name: nexonApi, failure_rate_threshold: 100, failure_window: 10m}]\n")
+    (rule,) = alerts(spec, "CircuitBreakerNotOpening")
+    assert ") >= 1\nand\n" in rule.expr
+    build_into(tmp_path, spec)
+    result = promtool("test", "rules", "rules.test.yaml", cwd=tmp_path / "maple" / "prometheus")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_not_opening_needs_failures_at_the_threshold_a_minimum_of_failures_and_a_breaker_closed_all_along(
         spec_from):
     spec = spec_from("apiVersion: obsgen/v1\nservice: {name: maple, team: t}\n"
                      "breakers: [{name: nexonApi, failure_rate_threshold: 50, minimum_calls: 100, "
                      "failure_window: 10m}]\n")
     (rule,) = alerts(spec, "CircuitBreakerNotOpening")
-    assert ") > 0.5\nand\n" in rule.expr
+    assert ") >= 0.5\nand\n" in rule.expr  # Resilience4j opens at the threshold itself
     assert 'increase(resilience4j_circuitbreaker_calls_seconds_count{job="maple", name="nexonApi", kind="failed"}' \
            '[10m])) >= 100' in rule.expr
     assert 'min_over_time(resilience4j_circuitbreaker_state{job="maple", name="nexonApi", state="closed"}[10m])) ' \

@@ -300,27 +300,32 @@ def rules(c: Component) -> list[Rule]:
 
 
 def _same_requests(given: Given) -> list[Finding]:
-    """Two HTTP components reading the very same requests would judge every route twice, and their catch-all
-    routes would each count the other's routes: each component needs its own requests (a selector, a metric)."""
+    """Two HTTP components that can read the same requests would judge those routes twice, and each one's
+    catch-all route would count the other's routes: their selectors must tell their servers apart (one label
+    with different values; a selector that leaves a label out also matches the other's series)."""
     service = given.spec.get("service")
     profile = service.get("profile", "micrometer") if isinstance(service, dict) else "micrometer"
 
-    def reads(item: Mapping) -> tuple | None:
+    def reads(item: Mapping) -> tuple[str, dict] | None:
         metrics, selector = item.get("metrics", {}), item.get("selector", {})
         if not isinstance(metrics, dict) or not isinstance(selector, dict):
             return None
         given_ref = metrics.get("requests")
         ref = MetricRef.of(given_ref) if given_ref is not None else KIND.default_metrics.get(profile, {}).get("requests")
-        return (ref, tuple(sorted(selector.items()))) if ref else None
+        return (ref.name, selector) if ref else None
 
     mine = reads(given.item)
     for j, other in enumerate(given.spec.get("http", [])):
         if other.get("name") == given.item["name"]:
-            return []  # only a later component is told
-        if mine is not None and reads(other) == mine:
-            return [Finding(("selector",), f"reads the same requests as http[{j}] (`{other.get('name')}`: "
-                            f"{mine[0].name} with the same selector); give each a `selector` that tells their "
-                            "servers apart", key="selector" not in given.written)]
+            return []  # only the later of two components is told
+        theirs = reads(other)
+        if mine is None or theirs is None or mine[0] != theirs[0]:
+            continue
+        if all(theirs[1][k] == v for k, v in mine[1].items() if k in theirs[1]):
+            return [Finding(("selector",), f"can read the same requests as http[{j}] (`{other.get('name')}`: both "
+                            f"{mine[0]}, and no label of the two selectors tells them apart); give both a `selector` "
+                            "on one label with different values (`server: api`, `server: admin`)",
+                            key="selector" not in given.written)]
     return []
 
 
