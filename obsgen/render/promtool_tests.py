@@ -38,9 +38,13 @@ class _Entry:
     story: tuple[str, str] | None = None
     metrics: list[str] = field(default_factory=list)
 
-    def accepts(self, rule: int, alert: Alert, scenario: Scenario, costs: list[tuple[int, set[str]]]) -> bool:
+    def accepts(self, rule: int, alert: Alert, scenario: Scenario, costs: list[tuple[int, set[str]]],
+                siblings: dict[tuple[str | None, str], Alert]) -> bool:
         if scenario.alone or any(s.alone for _, _, s in self.cases):
             return not self.cases
+        if _leaks(alert, scenario, set(self.checks) | {alert.name}, siblings) or (alert.name not in self.checks and any(
+                _leaks(other, theirs, {alert.name}, siblings) for _, other, theirs in self.cases)):
+            return False
         metrics = self.metrics + [s.metric for s in scenario.series]
         if any(steps * sum(m in names for m in metrics) > SAMPLE_BUDGET for steps, names in costs):
             return False
@@ -89,6 +93,21 @@ def _crosstalk(alert: Alert, scenario: Scenario, other: Alert, theirs: Scenario)
                 or {s.metric for s in theirs.series} & set(_SELECTED.findall(alert.expr)))
 
 
+def _leaks(alert: Alert, scenario: Scenario, checked: set[str], siblings: dict[tuple[str | None, str], Alert]) -> bool:
+    """Whether ``scenario``'s series would reach another alert of its component that the entry checks by name,
+    although none of that alert's own scenarios is in the entry (a pool's exhaustion story has callers waiting,
+    and the entry checks the waiting-callers alert for another pool: the check lists every firing instance)."""
+    component = alert.labels.get("component")
+    mine = {s.metric for s in scenario.series}
+    for name in checked - {alert.name}:
+        sibling = siblings.get((component, name))
+        if sibling is None or (scenario.story and any(s.story == scenario.story for s in sibling.scenarios)):
+            continue
+        if mine & set(_SELECTED.findall(sibling.expr)):
+            return True
+    return False
+
+
 def _instance(alert: Alert, scenario: Scenario) -> str:
     if scenario.story:
         return f"{alert.labels['component']}/{scenario.story}"
@@ -133,11 +152,12 @@ def render(alerts: list[Alert], rule_file: str, step: Duration = STEP,
     cluster = {cluster_label: TEST_CLUSTER} if cluster_label else {}
     by_clock: dict[Duration, list[_Entry]] = {}
     costs = {clock: [_cost(a, clock) for a in alerts] for clock in {s.clock or step for a in alerts for s in a.scenarios}}
+    siblings = {(a.labels.get("component"), a.name): a for a in alerts}
     for rule, alert in enumerate(alerts):
         for scenario in alert.scenarios:
             clock = scenario.clock or step
             entries = by_clock.setdefault(clock, [])
-            target = next((e for e in entries if e.accepts(rule, alert, scenario, costs[clock])), None)
+            target = next((e for e in entries if e.accepts(rule, alert, scenario, costs[clock], siblings)), None)
             if target is None:
                 target = _Entry()
                 entries.append(target)
