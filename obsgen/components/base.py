@@ -253,6 +253,16 @@ class Kind:
     """Signals a profile may lack (Python breakers export no failure-rate gauge); the kind then
     derives what it needs from other signals or leaves the panel out (see :meth:`Component.has`)."""
 
+    def defaults(self, profile: str) -> Mapping[str, MetricRef | None]:
+        """The metric behind each signal in ``profile`` (exporter kinds: the ones every profile shares)."""
+        return self.default_metrics.get(profile) or self.default_metrics.get("*") or {}
+
+    def metric_ref(self, profile: str, metrics: Mapping, signal: str) -> MetricRef | None:
+        """The metric a component of the spec reads for ``signal``: as its ``metrics`` name it (raw spec text or
+        mapping), else the profile's; ``None`` if neither has one."""
+        given = metrics.get(signal)
+        return MetricRef.of(given) if given is not None else self.defaults(profile).get(signal)
+
 
 @dataclass(frozen=True)
 class Component:
@@ -283,12 +293,10 @@ class Component:
 
     def has(self, signal: str) -> bool:
         """Whether the spec or the profile names a metric for ``signal`` (optional signals may lack one)."""
-        defaults = self.kind.default_metrics
-        return signal in self.spec.metrics or signal in (defaults.get(self.service.profile) or defaults["*"])
+        return signal in self.spec.metrics or signal in self.kind.defaults(self.service.profile)
 
     def metric(self, signal: str) -> MetricRef:
-        defaults = self.kind.default_metrics
-        return self.spec.metrics.get(signal) or (defaults.get(self.service.profile) or defaults["*"])[signal]
+        return self.spec.metrics.get(signal) or self.kind.defaults(self.service.profile)[signal]
 
     def has_metric(self, signal: str) -> bool:
         """Whether ``signal`` has a metric here: named by the spec, or by the profile (not ``None``)."""

@@ -310,8 +310,7 @@ def _same_requests(given: Given) -> list[Finding]:
         metrics, selector = item.get("metrics", {}), item.get("selector", {})
         if not isinstance(metrics, dict) or not isinstance(selector, dict):
             return None
-        given_ref = metrics.get("requests")
-        ref = MetricRef.of(given_ref) if given_ref is not None else KIND.default_metrics.get(profile, {}).get("requests")
+        ref = KIND.metric_ref(profile, metrics, "requests")
         return (ref.name, selector) if ref else None
 
     mine = reads(given.item)

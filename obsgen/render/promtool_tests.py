@@ -42,8 +42,8 @@ class _Entry:
                 siblings: dict[tuple[str | None, str], Alert]) -> bool:
         if scenario.alone or any(s.alone for _, _, s in self.cases):
             return not self.cases
-        if _leaks(alert, scenario, set(self.checks) | {alert.name}, siblings) or (alert.name not in self.checks and any(
-                _leaks(other, theirs, {alert.name}, siblings) for _, other, theirs in self.cases)):
+        if _crosstalk(alert, scenario, set(self.checks), siblings) or any(
+                _crosstalk(other, theirs, {alert.name}, siblings) for _, other, theirs in self.cases):
             return False
         metrics = self.metrics + [s.metric for s in scenario.series]
         if any(steps * sum(m in names for m in metrics) > SAMPLE_BUDGET for steps, names in costs):
@@ -52,8 +52,6 @@ class _Entry:
             return False
         times = tuple(c.at for c in scenario.checks)
         if self.checks.get(alert.name, times) != times or rule in self.shared_rules:
-            return False
-        if any(_crosstalk(alert, scenario, other, theirs) for _, other, theirs in self.cases):
             return False
         return scenario.per_instance or rule not in self.rules
 
@@ -81,22 +79,13 @@ def _story(alert: Alert, scenario: Scenario) -> tuple[str, str] | None:
 _SELECTED = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
 
 
-def _crosstalk(alert: Alert, scenario: Scenario, other: Alert, theirs: Scenario) -> bool:
-    """Whether two alerts of one component would see each other's test series (a DB pool's exhaustion
-    story has callers waiting, which the waiting-callers alert would rightly report): then their
-    scenarios need separate entries. Only metrics an expression selects directly are compared."""
-    if other.name == alert.name or other.labels.get("component") != alert.labels.get("component"):
-        return False
-    if scenario.story and scenario.story == theirs.story:  # one story, told to both on purpose
-        return False
-    return bool({s.metric for s in scenario.series} & set(_SELECTED.findall(other.expr))
-                or {s.metric for s in theirs.series} & set(_SELECTED.findall(alert.expr)))
-
-
-def _leaks(alert: Alert, scenario: Scenario, checked: set[str], siblings: dict[tuple[str | None, str], Alert]) -> bool:
-    """Whether ``scenario``'s series would reach another alert of its component that the entry checks by name,
-    although none of that alert's own scenarios is in the entry (a pool's exhaustion story has callers waiting,
-    and the entry checks the waiting-callers alert for another pool: the check lists every firing instance)."""
+def _crosstalk(alert: Alert, scenario: Scenario, checked: set[str],
+               siblings: dict[tuple[str | None, str], Alert]) -> bool:
+    """Whether ``scenario``'s series would reach another alert of its component that the entry checks by name
+    (a DB pool's exhaustion story has callers waiting, which the waiting-callers alert would rightly report, and
+    a check lists every firing instance, whichever scenario it was written for): then they need separate
+    entries. Scenarios telling a sibling's story are told to both on purpose. Only metrics an expression
+    selects directly are compared."""
     component = alert.labels.get("component")
     mine = {s.metric for s in scenario.series}
     for name in checked - {alert.name}:

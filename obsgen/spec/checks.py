@@ -18,7 +18,7 @@ from obsgen.components import KINDS
 from obsgen.components.base import OBSGEN_LABELS, Given, Kind, never_fires
 from obsgen.components.timeline import MAX_FOR, MIN_WINDOW, STEP
 from obsgen.errors import Path, Problem
-from obsgen.model.types import Duration, MetricRef
+from obsgen.model.types import Duration
 from obsgen.spec.schema import resolve, schema
 from obsgen.spec.source import Source
 
@@ -159,9 +159,9 @@ def schema_problems(source: Source) -> list[Problem]:
 
 def _unnamed_metrics(source: Source, path: tuple, kind: Kind, profile: str, item: dict) -> list[Problem]:
     """Signals whose metric name neither the profile nor the spec's ``metrics`` gives."""
-    defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*")
+    defaults = kind.defaults(profile)
     signals = sorted({s for names in kind.default_metrics.values() for s in names})
-    missing = [s for s in signals if s not in (defaults or {}) and s not in item.get("metrics", {})
+    missing = [s for s in signals if s not in defaults and s not in item.get("metrics", {})
                and s not in kind.optional]
     if not missing:
         return []
@@ -173,16 +173,15 @@ def _unnamed_metrics(source: Source, path: tuple, kind: Kind, profile: str, item
 
 def _shared_series(source: Source, path: tuple, kind: Kind, profile: str, item: dict) -> Iterable[Problem]:
     """Two signals of one component read from the very same series (``active`` and ``queued`` both ``x``)."""
-    defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*") or {}
+    given = item.get("metrics", {})
     first: dict[tuple, str] = {}
-    for signal in sorted(set(defaults) | set(item.get("metrics", {}))):
-        given = item.get("metrics", {}).get(signal)
-        ref = MetricRef.of(given) if given is not None else defaults.get(signal)
+    for signal in sorted(set(kind.defaults(profile)) | set(given)):
+        ref = kind.metric_ref(profile, given, signal)
         if ref is None:
             continue
         seen = first.setdefault((ref.name, ref.matchers), signal)
         if seen != signal and {seen, signal} not in kind.same_series:
-            at = path + ("metrics", signal) if given is not None else path + ("metrics", seen)
+            at = path + ("metrics", signal) if signal in given else path + ("metrics", seen)
             yield source.problem(at, f"signals `{seen}` and `{signal}` both read {ref.name}"
                                      + (f" with {dict(ref.matchers)}" if ref.matchers else "")
                                      + "; each signal needs its own metric (or its own matchers)")
@@ -196,14 +195,9 @@ def _split_families(source: Source, path: Path, kind: Kind, profile: str, item: 
     something the ratio's total does not (the dashboards and the generated tests
     would disagree with the alert).
     """
-    defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*") or {}
     given = item.get("metrics", {})
-
-    def ref(signal: str) -> MetricRef | None:
-        return MetricRef.of(given[signal]) if signal in given else defaults.get(signal)
-
     for ratio in kind.ratios:
-        part, total, rest = ref(ratio.part), ref(ratio.total), ref(ratio.rest)
+        part, total, rest = (kind.metric_ref(profile, given, s) for s in (ratio.part, ratio.total, ratio.rest))
         if part is None or total is None or part.name != total.name or (rest and rest.name == total.name):
             continue
         family = total.name
@@ -333,9 +327,8 @@ def _label_clashes(source: Source, path: Path, kind: Kind, profile: str, item: d
             f"expected the label that holds the {kind.title.lower()}'s name, found `le`, the bucket label of "
             "Prometheus histograms: every latency quantile aggregates by it"))
         return
-    defaults = kind.default_metrics.get(profile) or kind.default_metrics.get("*") or {}
     matched: dict[str, list[str]] = {}
-    for signal, ref in sorted(defaults.items()):
+    for signal, ref in sorted(kind.defaults(profile).items()):
         if ref is not None and signal not in item.get("metrics", {}):
             for k, v in ref.matchers:
                 matched.setdefault(k, []).append(f"`{signal}` selects {k}={json.dumps(v)}")
