@@ -1,92 +1,91 @@
-"""The pipeline: spec → components → rules → rendered files, for one service.
+"""The pipeline: a loaded spec → the service model → rendered files, for one service.
 
+:func:`build` computes the :class:`~obsgen.model.service.ServiceModel` once: each
+component's rules and panels come from its kind, exactly one call each; the
+dashboards are laid out and every alert is linked to its own panel.
+:func:`render` hands that model to the renderers, which know nothing of kinds.
 Everything here is pure: it returns file contents keyed by path relative to the
 output directory, and the writer decides how they reach the disk.
-
-The renderers each ask a component for its rules (rule groups, the dashboards
-twice, the runbooks); :func:`render` has every kind compute them once per
-component and hand out copies.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from itertools import groupby
 
-from obsgen.components.base import Alert
-from obsgen.render import (alertmanager, dashboards, grafana_provisioning, prometheusrule, promtool_tests, runbooks,
-                           timescale)
-from obsgen.render import rules as rules_renderer
+from obsgen.components.base import Built, Component
+from obsgen.model.dashboards import assemble, link_alerts
+from obsgen.model.rules import Alert
+from obsgen.model.service import ComponentModel, ServiceModel, pack
 from obsgen.spec import Spec
 from obsgen.writer import Output
 
-RULES_FILE = "prometheus/rules.yaml"
+
+def origins(c: Component) -> dict[str, str | None]:
+    """Who publishes each metric the component reads: the profile's library, or the application (``None``)."""
+    out: dict[str, str | None] = {}
+    defaults = c.kind.defaults(c.service.profile)
+    for signal in sorted(set(defaults) | set(c.spec.metrics)):
+        if not c.has_metric(signal):
+            continue
+        ref, default = c.metric(signal), defaults.get(signal)
+        out.setdefault(ref.name, default.origin if default is not None and default.name == ref.name else None)
+    return out
 
 
-def rule_groups(spec: Spec) -> list[rules_renderer.RuleGroup]:
-    """Rule groups per kind; every alert's ``dashboard_url`` deep-links to the panel that shows it."""
-    links = dashboards.dashboard_links(spec)
+def component_model(c: Component) -> ComponentModel:
+    """One component's rules and panels, each computed once (panels read the alerts as built)."""
+    rules = tuple(c.kind.rules(c))
+    built = Built(tuple(r for r in rules if isinstance(r, Alert)))
+    return ComponentModel(
+        name=c.name, kind=c.kind.key, kind_title=c.kind.title, spec=c.spec, concern=c.kind.concern, rules=rules,
+        panels=c.kind.panels(c, built), inhibitions=c.kind.inhibitions, rules_file=c.kind.rules_file,
+        test_step=c.kind.test_step, origins=origins(c))
 
-    def linked(rule):
-        return replace(rule, dashboard_url=links.get(rule.name)) if isinstance(rule, Alert) else rule
 
+def build(spec: Spec) -> ServiceModel:
+    """The service model of ``spec``: every component built once, dashboards laid out, alerts linked."""
+    service = spec.service
+    components = tuple(component_model(c) for c in spec.components)
+    laid = assemble(service, components)
+    components = tuple(link_alerts(service, c, laid) for c in components)
     groups = []
-    for kind, components in groupby(spec.components, key=lambda c: c.kind):
-        groups += rules_renderer.group(spec.service.name, kind.key,
-                                       [[linked(r) for r in kind.rules(c)] for c in components],
-                                       file=kind.rules_file, test_step=kind.test_step)
-    return groups
+    for kind, members in groupby(components, key=lambda c: c.kind):
+        members = list(members)
+        groups += pack(service.name, kind, [c.rules for c in members], file=members[0].rules_file,
+                       test_step=members[0].test_step)
+    return ServiceModel(spec.file, service, components, tuple(groups), laid.dashboards)
 
 
-def _rules_once(spec: Spec) -> Spec:
-    """The spec with each kind's ``rules`` memoised per component, for one render."""
-    memo: dict[int, tuple[object, list]] = {}
-
-    def once(rules):
-        def cached(component):
-            hit = memo.get(id(component))
-            if hit is None or hit[0] is not component:
-                hit = memo[id(component)] = (component, rules(component))
-            return list(hit[1])
-        return cached
-
-    kinds: dict[str, object] = {}
-    components = tuple(replace(c, kind=kinds.setdefault(c.kind.key, replace(c.kind, rules=once(c.kind.rules))))
-                       for c in spec.components)
-    return replace(spec, components=components)
-
-
-def render(spec: Spec, time_scale: float | None = None) -> list[Output]:
+def render(spec: Spec | ServiceModel, time_scale: float | None = None) -> list[Output]:
     """All files of one service, with paths relative to the output directory.
 
-    With a ``time_scale`` above 1 the rules run that many times faster (see
-    :mod:`obsgen.render.timescale`) and the promtool tests, written for the real
-    durations, are not emitted.
+    With a ``time_scale`` above 1 the rules run that many times faster (every
+    window and ``for`` divided by it, see :mod:`obsgen.render.rules`) and the
+    promtool tests, written for the real durations, are not emitted.
     """
-    spec = _rules_once(spec)
-    groups = rule_groups(spec)
-    base = spec.service.name
+    from obsgen.render import (alertmanager, dashboards, grafana_provisioning, prometheusrule, promtool_tests,
+                               runbooks)
+    from obsgen.render import rules as rules_renderer
+
+    model = spec if isinstance(spec, ServiceModel) else build(spec)
+    base = model.service.name
+    scale = time_scale if time_scale and time_scale != 1 else None
     outputs = []
-    scaled = bool(time_scale and time_scale != 1)
-    for file in dict.fromkeys(g.file for g in groups):
-        mine = [g for g in groups if g.file == file]
-        rules_text = rules_renderer.render(mine)
-        if scaled:
-            outputs.append(Output(f"{base}/prometheus/{file}.yaml", timescale.scale_rules(rules_text, time_scale)))
+    for file in model.files():
+        mine = [g for g in model.groups if g.file == file]
+        outputs.append(Output(f"{base}/prometheus/{file}.yaml", rules_renderer.render(mine, scale)))
+        if scale:
             continue
-        alerts = [r for g in mine for r in g.rules if isinstance(r, Alert)]
         step = mine[0].test_step
-        outputs.append(Output(f"{base}/prometheus/{file}.yaml", rules_text))
-        tests = promtool_tests.render(alerts, f"{file}.yaml", step, spec.service.cluster_label)
+        alerts = [a for g in mine for a in g.alerts]
+        tests = promtool_tests.render(alerts, f"{file}.yaml", step, model.service.cluster_label)
         outputs += [Output(f"{base}/prometheus/{file}{'' if clock == step else f'.{clock}'}.test.yaml", text)
                     for clock, text in tests.items()]
-    boards = dashboards.render(spec)
+    boards = dashboards.render(model)
     outputs += [Output(path, text) for path, text in boards.items()]
-    if not scaled:  # what the platforms consume: prometheus-operator, Grafana provisioning, Alertmanager
-        all_alerts: list[Alert] = [r for g in groups for r in g.rules if isinstance(r, Alert)]
-        outputs += [Output(path, text) for path, text in prometheusrule.render(spec.service, groups).items()]
-        outputs += [Output(path, text) for path, text in grafana_provisioning.render(spec.service, boards).items()]
-        outputs.append(Output(f"{base}/{alertmanager.FILE}", alertmanager.render(spec.service, spec.components,
-                                                                                all_alerts)))
-    outputs += [Output(path, text, merge=runbooks.merge) for path, text in runbooks.render(spec, groups).items()]
+    if not scale:  # what the platforms consume: prometheus-operator, Grafana provisioning, Alertmanager
+        outputs += [Output(path, text) for path, text in prometheusrule.render(model).items()]
+        outputs += [Output(path, text) for path, text in grafana_provisioning.render(model.service, boards).items()]
+        outputs.append(Output(f"{base}/{alertmanager.FILE}", alertmanager.render(model)))
+    outputs += [Output(path, text, merge=runbooks.merge) for path, text in runbooks.render(model).items()]
     return outputs

@@ -21,15 +21,29 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from obsgen.components.base import Component, Concern, Finding, Given, Kind, Rule
+from obsgen.components.base import AlertDef, Built, Component, Concern, Finding, Given, Kind, Rule
 from obsgen.components.shapes import fill_mark, filling_up, gauge_compare, rate_above, saturated
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
+from obsgen.model.promql import Expr, agg, binop, number
+from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
-from obsgen.promql import number
 
 CONCERN = Concern("backpressure", "Backpressure",
                   "Bulkhead and backpressure queues and concurrency against their limits, shed calls; rate limiter "
                   "permits, waiting and rejected callers.")
+FIVE_MIN = Duration.parse("5m")
+RESILIENCE4J = "resilience4j-micrometer"
+
+QUEUE_NEAR_FULL = AlertDef(
+    "BackpressureQueueNearFull", "warning", "1m", "A backpressure queue is nearly full; calls will soon be shed.",
+    related=("BackpressureSaturated", "BackpressureSheddingLoad"))
+SATURATED = AlertDef(
+    "BackpressureSaturated", "warning", "5m",
+    "Every concurrency slot of a bulkhead is in use; new calls wait or are shed.",
+    related=("BackpressureQueueNearFull", "BackpressureSheddingLoad", "DbPoolExhausted", "CircuitBreakerOpen"))
+SHEDDING = AlertDef(
+    "BackpressureSheddingLoad", "warning", "2m", "A bulkhead is shedding load: callers are refused.",
+    related=("BackpressureSaturated", "BackpressureQueueNearFull", "RateLimiterRejectingCalls"))
 
 
 @dataclass(frozen=True)
@@ -61,19 +75,16 @@ def judged_by_free_permits(c: Component) -> bool:
 
 
 def _saturated(c: Component, spec: BackpressureSpec) -> list[Rule]:
-    summary = "Every concurrency slot of a bulkhead is in use; new calls wait or are shed."
     who = f"Bulkhead {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}"
     if judged_by_free_permits(c):
         return gauge_compare(
-            c, "BackpressureSaturated", signal="available", op="<=", threshold=0, bad=0, good=(1,),
-            for_="5m", severity="warning", summary=summary,
+            c, SATURATED, signal="available", op="<=", threshold=0, bad=0, good=(1,),
             condition=f"no free permit of {num(spec.max_concurrent)} (available concurrent calls at 0)",
             description=(f"{who} has had no free permit (of {spec.max_concurrent}) for {{for}}; new calls wait "
                          "for one or are rejected."))
     return saturated(
-        c, "BackpressureSaturated", used="in_use", capacity=spec.max_concurrent,
-        waiting="queued" if spec.queue_capacity else None, size=spec.max_concurrent, for_="5m", severity="warning",
-        summary=summary,
+        c, SATURATED, used="in_use", capacity=spec.max_concurrent,
+        waiting="queued" if spec.queue_capacity else None, size=spec.max_concurrent,
         condition=f"all {num(spec.max_concurrent)} concurrency slots in use"
                   + (" and at least one call queued" if spec.queue_capacity else ""),
         description=(f"{who} has had {{{{ $value }}}} of {spec.max_concurrent} calls in progress"
@@ -86,17 +97,14 @@ def rules(c: Component) -> list[Rule]:
     out: list[Rule] = []
     if spec.queue_capacity:
         out += filling_up(
-            c, "BackpressureQueueNearFull", signal="queued", capacity=spec.queue_capacity,
-            ratio=spec.queue_full_ratio, for_="1m", severity="warning",
-            summary="A backpressure queue is nearly full; calls will soon be shed.",
+            c, QUEUE_NEAR_FULL, signal="queued", capacity=spec.queue_capacity, ratio=spec.queue_full_ratio,
             description=(f"Bulkhead {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has {{{{ $value }}}} "
                          f"calls queued of {spec.queue_capacity} (threshold {{mark}}) for {{for}}."),
         )
     shed = f"HTTP {spec.overload_status}" if spec.overload_status else "rejections"
     out += _saturated(c, spec) + rate_above(
-        c, "BackpressureSheddingLoad", signal="rejected", threshold=spec.rejection_rate_max,
-        window=Duration.parse("5m"), for_="2m", severity="warning",
-        summary="A bulkhead is shedding load: callers are refused.",
+        c, SHEDDING, signal="rejected", threshold=spec.rejection_rate_max, window=FIVE_MIN,
+        queries={"by_instance": agg("sum", rate_over(c.select("rejected"), FIVE_MIN), ("instance", spec.label))},
         condition=f"more than {num(spec.rejection_rate_max)} calls/s refused ({shed}; 5m rate)",
         description=(f"Bulkhead {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} refuses "
                      f"{{{{ $value | humanize }}}} calls/s (threshold {number(spec.rejection_rate_max)}/s) for {{for}}"
@@ -105,51 +113,55 @@ def rules(c: Component) -> list[Rule]:
     return out
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec: BackpressureSpec = c.spec  # type: ignore[assignment]
     limit = spec.max_concurrent
+    health_query: Expr
     if judged_by_free_permits(c):
         concurrency = Panel(
             title=f"{c.name}: free permits", unit="short", min=0, soft_max=limit,
-            thresholds=(Step("red"), Step("green", 1)), runbooks=("BackpressureSaturated",),
-            description=(f"Free permits of bulkhead {c.name} per instance, of {limit}. At 0 for 5m fires "
-                         "BackpressureSaturated: new calls wait or are rejected."),
-            queries=(Query(f"min by (instance) ({sel(c, 'available')})", "{{instance}}"),),
+            thresholds=(Step("red"), Step("green", 1)), alerts=(SATURATED,),
+            description=(f"Free permits of bulkhead {c.name} per instance, of {limit}. "
+                         + built.fires(SATURATED, "At 0 for {for} fires {alert}: new calls wait or are rejected.")
+                         ).strip(),
+            queries=(Query(agg("min", sel(c, "available"), ("instance",)), "{{instance}}"),),
         )
-        health_query = f"{limit} - min ({sel(c, 'available')})"
+        health_query = binop("-", limit, agg("min", sel(c, "available")))
     else:
         concurrency = Panel(
             title=f"{c.name}: calls in progress", unit="short", min=0, soft_max=limit,
-            thresholds=(Step("green"), Step("red", limit)), runbooks=("BackpressureSaturated",),
+            thresholds=(Step("green"), Step("red", limit)), alerts=(SATURATED,),
             description=(f"Calls in progress in bulkhead {c.name} per instance, against its limit {limit} (red "
-                         "line). At the limit for 5m" + (" with calls queued" if spec.queue_capacity else "")
-                         + " fires BackpressureSaturated."),
-            queries=(Query(f"max by (instance) ({sel(c, 'in_use')})", "{{instance}}"),),
+                         "line). " + built.fires(SATURATED, "At the limit for {for}"
+                                                 + (" with calls queued" if spec.queue_capacity else "")
+                                                 + " fires {alert}.")).strip(),
+            queries=(Query(agg("max", sel(c, "in_use"), ("instance",)), "{{instance}}"),),
         )
-        health_query = f"max ({sel(c, 'in_use')})"
+        health_query = agg("max", sel(c, "in_use"))
     detail = [concurrency]
     if spec.queue_capacity:
         full = queue_threshold(spec)
         detail.append(Panel(
             title=f"{c.name}: queue depth", unit="short", min=0, soft_max=spec.queue_capacity,
             thresholds=(Step("green"), Step("orange", full), Step("red", spec.queue_capacity)),
-            runbooks=("BackpressureQueueNearFull", "BackpressureSheddingLoad"),
+            alerts=(QUEUE_NEAR_FULL, SHEDDING),
             description=(f"Calls waiting in the queue of bulkhead {c.name}, per instance, against its capacity "
                          f"{spec.queue_capacity} (red line) and {pct(spec.queue_full_ratio)} of it, {full} "
-                         "(orange line); at or above it for 1m fires BackpressureQueueNearFull."),
-            queries=(Query(f"max by (instance) ({sel(c, 'queued')})", "{{instance}}"),),
+                         "(orange line)" + built.fires(QUEUE_NEAR_FULL, "; at or above it for {for} fires {alert}")
+                         + "."),
+            queries=(Query(agg("max", sel(c, "queued"), ("instance",)), "{{instance}}"),),
         ))
     detail.append(Panel(
-        title=f"{c.name}: shed calls", unit="reqps", thresholds=above(spec.rejection_rate_max),
-        runbooks=("BackpressureSheddingLoad",),
+        title=f"{c.name}: shed calls", unit="reqps", thresholds=above(spec.rejection_rate_max), alerts=(SHEDDING,),
         description=(f"Calls refused by bulkhead {c.name} per second"
                      + (f" (HTTP {spec.overload_status})" if spec.overload_status else "") + ", per instance. "
-                     f"Above {number(spec.rejection_rate_max)}/s for 2m fires BackpressureSheddingLoad."),
-        queries=(Query(f"sum by (instance) ({rate(sel(c, 'rejected'))})", "{{instance}}"),),
+                     + built.fires(SHEDDING, f"Above {number(spec.rejection_rate_max)}/s for {{for}} fires {{alert}}.")
+                     ).strip(),
+        queries=(Query(agg("sum", rate(sel(c, "rejected")), ("instance",)), "{{instance}}"),),
     ))
     health = Panel(
         title=f"Bulkhead {c.name}: concurrency", kind="stat", unit="short", width=6, height=5,
-        thresholds=above(limit, math.ceil(limit * 0.9)), runbooks=("BackpressureSaturated",),
+        thresholds=above(limit, math.ceil(limit * 0.9)), alerts=(SATURATED,),
         description=f"Most calls in progress in bulkhead {c.name} on any instance, against its limit {limit}.",
         queries=(Query(health_query, c.name),),
     )
@@ -162,20 +174,15 @@ KIND = Kind(
     spec=BackpressureSpec,
     schema="backpressure",
     check=check,
+    alerts=(QUEUE_NEAR_FULL, SATURATED, SHEDDING),
     rules=rules,
     panels=panels,
     concern=CONCERN,
-    related={
-        "BackpressureQueueNearFull": ("BackpressureSaturated", "BackpressureSheddingLoad"),
-        "BackpressureSaturated": ("BackpressureQueueNearFull", "BackpressureSheddingLoad", "DbPoolExhausted",
-                                  "CircuitBreakerOpen"),
-        "BackpressureSheddingLoad": ("BackpressureSaturated", "BackpressureQueueNearFull", "RateLimiterRejectingCalls"),
-    },
     default_metrics={
         "micrometer": {
-            "queued": MetricRef("resilience4j_bulkhead_queue_depth"),
-            "in_use": MetricRef("resilience4j_bulkhead_active_thread_count"),
-            "available": MetricRef("resilience4j_bulkhead_available_concurrent_calls"),
+            "queued": MetricRef("resilience4j_bulkhead_queue_depth", (), RESILIENCE4J),
+            "in_use": MetricRef("resilience4j_bulkhead_active_thread_count", (), RESILIENCE4J),
+            "available": MetricRef("resilience4j_bulkhead_available_concurrent_calls", (), RESILIENCE4J),
             "rejected": MetricRef("bulkhead_rejected_calls_total"),
         },
         "python": {

@@ -1,33 +1,26 @@
-"""What every component kind produces, and the shared machinery to produce it.
+"""What a component kind is, and the helpers every kind uses to build one component.
 
-A kind module (cache, breaker, …) describes its spec fields, its default metric
-names per profile, and a ``rules`` function that turns one component into
-:class:`Alert` and :class:`Recording` rules, each alert carrying the promtool
-:class:`Scenario` s that prove it. Renderers consume these types and never look
-at a kind.
+A kind module (cache, breaker, …) declares its alerts (:class:`AlertDef`), its
+spec fields, its default metric names per profile, a ``rules`` function that
+turns one component into :class:`Alert` and :class:`Recording` rules (each
+alert carrying the promtool scenarios that prove it) and a ``panels`` function
+that draws it, given the alerts as built. :func:`obsgen.pipeline.build` calls
+each once per component; renderers only ever see the resulting model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from obsgen.components.timeline import STEP
+from obsgen.model.panels import ComponentPanels, Concern
+from obsgen.model.promql import Expr, Selector, selector
+from obsgen.model.rules import Alert, AlertDef, Inhibition, Recording, Rule, Scenario, Series
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef, Service
-from obsgen.promql import selector
 
-if TYPE_CHECKING:  # pragma: no cover
-    from obsgen.components.viz import ComponentPanels
-
-
-@dataclass(frozen=True)
-class Series:
-    """One input series of a promtool test: metric, labels and expanding-notation values."""
-
-    metric: str
-    labels: Labels
-    values: str
+__all__ = ["Alert", "AlertDef", "Built", "Component", "Concern", "Finding", "Given", "Inhibition", "Kind",
+           "RatioSignals", "Recording", "Rule", "Scenario", "Series"]
 
 
 @dataclass(frozen=True)
@@ -44,101 +37,6 @@ class RatioSignals:
     part: str
     total: str
     rest: str
-
-
-@dataclass(frozen=True)
-class Check:
-    """At ``at`` after the scenario starts, the alert must (or must not) be firing."""
-
-    at: Duration
-    fires: bool
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A small story told to promtool: input series, and when the alert fires.
-
-    ``labels`` are the labels the firing alert gets from its expression and
-    ``value`` its ``$value`` at firing checks (for the rendered description).
-    The renderer gives each scenario its own ``instance`` so that many scenarios
-    share one promtool test group; ``per_instance`` says whether the alert keeps
-    that label (otherwise the scenario needs a group to itself for its rule).
-    Scenarios naming the same ``story`` (of one component) are one set of input
-    series told to several alerts, in a test group of their own: for rules that
-    read series no identity label separates (an SLO's request counters).
-    ``clock`` evaluates the scenario's rules less often than its samples arrive, for
-    stories hours long whose checks need no finer timing (promtool's cost is
-    evaluations times rules).
-    ``alone`` scenarios get a test entry to themselves and their series exactly as
-    written (no ``instance`` added): stories about absent series (``absent()``),
-    tests written by the spec's author, and series that would disturb other rules'
-    stories (alerts aggregated across instances from the same metrics, such as HTTP routes).
-    """
-
-    slug: str
-    title: str
-    series: tuple[Series, ...]
-    checks: tuple[Check, ...]
-    labels: Labels = field(default_factory=dict)
-    value: float | None = None
-    per_instance: bool = True
-    story: str | None = None
-    clock: Duration | None = None
-    alone: bool = False
-
-
-@dataclass(frozen=True)
-class Recording:
-    record: str
-    expr: str
-    labels: Labels
-
-
-@dataclass(frozen=True)
-class Alert:
-    """An alerting rule with its documentation and its proof.
-
-    ``condition`` says when it fires in this component's numbers, as plain prose
-    for the runbook ("hit ratio below 80% while serving at least 1 lookups/s").
-    """
-
-    name: str
-    expr: str
-    for_: Duration
-    severity: str
-    labels: Labels
-    summary: str
-    description: str
-    condition: str
-    runbook_url: str
-    scenarios: tuple[Scenario, ...]
-    keep_firing_for: Duration | None = None
-    dashboard_url: str | None = None
-
-
-Rule = Alert | Recording
-
-
-@dataclass(frozen=True)
-class Concern:
-    """A dashboard: the kinds that share it (breakers, retries and time limiters) say which."""
-
-    slug: str
-    name: str
-    description: str
-
-
-@dataclass(frozen=True)
-class Inhibition:
-    """While ``source`` fires, ``targets`` with the same ``equal`` labels are symptoms, not news.
-
-    Rendered as an Alertmanager inhibit rule: RedisDown makes CacheL2Unavailable
-    of the same service redundant.
-    """
-
-    source: str
-    targets: tuple[str, ...]
-    equal: tuple[str, ...] = ("service",)
 
 
 @dataclass(frozen=True)
@@ -212,20 +110,36 @@ def breaker_reference(given: Given) -> list[Finding]:
 
 
 @dataclass(frozen=True)
+class Built:
+    """A component's alerts as built (tuned by the spec), for the panels that describe them."""
+
+    alerts: tuple[Alert, ...]
+
+    def get(self, definition: AlertDef) -> Alert | None:
+        return next((a for a in self.alerts if a.definition is definition), None)
+
+    def fires(self, definition: AlertDef, text: str) -> str:
+        """``text`` about how ``definition`` fires, with ``{for}`` its tuned ``for``; empty if the component
+        does not emit it (the spec disabled it), so a panel never promises an alert that does not exist."""
+        alert = self.get(definition)
+        return text.replace("{for}", str(alert.for_)).replace("{alert}", alert.name) if alert else ""
+
+
+@dataclass(frozen=True)
 class Kind:
     """A component kind: everything obsgen knows about one sort of component.
 
-    ``schema`` names the kind's JSON Schema fragment (``components/schemas/<schema>.json``);
+    ``alerts`` is the kind's catalogue, each alert declared once. ``schema`` names
+    the kind's JSON Schema fragment (``components/schemas/<schema>.json``);
     ``default_metrics`` maps a profile (or ``*`` for exporters every profile shares)
     to the metric behind each signal the kind reads (``None`` where that profile's
     libraries cannot export the signal: the kind then leaves out what reads it,
     unless the spec names a metric, see :meth:`Component.has_metric`); ``check`` finds what the
-    schema cannot (cross-field rules, references); ``panels`` draws one
-    component for the ``concern`` dashboard; ``related`` names, per alert, the
-    alerts an on-call engineer should look at next (linked from its runbook when
-    the service emits them). ``app_metrics`` is false for exporter metrics (no
-    service selector); ``identified`` is false when a component's series carry
-    no label naming it (an SLO picks its events by matchers). Rules go to
+    schema cannot (cross-field rules, references); ``rules`` builds one component's
+    rules and ``panels`` draws it for the ``concern`` dashboard, given its built alerts.
+    ``app_metrics`` is false for exporter metrics (no service selector);
+    ``identified`` is false when a component's series carry no label naming it
+    (an SLO picks its events by matchers). Rules go to
     ``prometheus/<rules_file>.yaml``, tested on a ``test_step`` clock: kinds whose
     stories last hours (SLOs) get their own file so the rest stay fast to test.
     """
@@ -235,10 +149,10 @@ class Kind:
     schema: str
     spec: type[ComponentSpec]
     default_metrics: Mapping[str, Mapping[str, MetricRef | None]]
+    alerts: tuple[AlertDef, ...]
     rules: Callable[[Component], list[Rule]]
-    panels: Callable[[Component], ComponentPanels]
+    panels: Callable[[Component, Built], ComponentPanels]
     concern: Concern
-    related: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     inhibitions: tuple[Inhibition, ...] = ()
     check: Callable[[Given], list[Finding]] = no_findings
     app_metrics: bool = True
@@ -309,39 +223,42 @@ class Component:
         return out
 
     def select(self, signal: str, extra: Mapping[str, str] | None = None, *, regex: Mapping[str, str] | None = None,
-               base: Labels | None = None) -> str:
-        """A PromQL selector for ``signal`` of this component."""
-        return selector(self.metric(signal).name, self.labels(signal, extra, base), regex)
+               base: Labels | None = None) -> Selector:
+        """A selector for ``signal`` of this component (it remembers the signal it reads)."""
+        return selector(self.metric(signal).name, self.labels(signal, extra, base), regex, signal=signal)
 
     def series(self, signal: str, values: str, extra: Mapping[str, str] | None = None,
                base: Labels | None = None) -> Series:
         """A test input series for ``signal``, labelled exactly as the selectors expect."""
         return Series(self.metric(signal).name, self.labels(signal, extra, base), values)
 
-    def alert(self, name: str, *, expr: str, for_: str | Duration, severity: str, summary: str,
-              description: str, condition: str, scenarios: Callable[[Duration], list[Scenario]],
-              keep_firing_for: Duration | None = None, labels: Labels | None = None) -> list[Alert]:
-        """Build alert ``name`` with the user's tuning applied; an empty list if they disabled it.
+    def alert(self, definition: AlertDef, *, expr: Expr | str, description: str, condition: str,
+              scenarios: Callable[[Duration], list[Scenario]], for_: Duration | None = None,
+              keep_firing_for: Duration | None = None, labels: Labels | None = None,
+              queries: Mapping[str, Expr] | None = None) -> list[Alert]:
+        """Build ``definition`` for this component with the user's tuning applied; an empty list if they
+        disabled it.
 
-        ``scenarios`` receives the final ``for`` so the proof matches the rule as tuned,
-        and ``{for}`` in the description becomes that duration.
+        ``for_`` replaces the declared default where the kind derives it (a health check's silence);
+        ``scenarios`` receives the final ``for`` so the proof matches the rule as tuned, and ``{for}`` in the
+        description becomes that duration. ``labels`` tell alerts of one name apart (a cache's tier).
         """
-        tuning = self.spec.alerts.get(name, AlertTuning())
+        tuning = self.spec.alerts.get(definition.name, AlertTuning())
         if not tuning.enabled:
             return []
-        final_for = tuning.for_ if tuning.for_ is not None else Duration.parse(str(for_))
-        final_severity = tuning.severity or severity
-        description = description.replace("{for}", str(final_for))
-        labels = {**(labels or {}), "component": self.name, "service": self.service.name,
-                  "severity": final_severity, "team": self.service.team}
+        default = for_ if for_ is not None else Duration.parse(definition.for_)
+        final_for = tuning.for_ if tuning.for_ is not None else default
+        final_severity = tuning.severity or definition.severity
+        tag = dict(labels or {})
+        all_labels = {**tag, "component": self.name, "service": self.service.name,
+                      "severity": final_severity, "team": self.service.team}
         guard = getattr(self.spec, "breaker", None)
         if guard:  # Alertmanager inhibits the symptoms of an open breaker by this label.
-            labels.setdefault("breaker", guard)
+            all_labels.setdefault("breaker", guard)
         return [Alert(
-            name=name, expr=expr, for_=final_for, severity=final_severity, labels=labels,
-            summary=summary, description=description, condition=condition,
-            runbook_url=f"{self.service.runbook_base_url}{name}.md",
-            scenarios=tuple(scenarios(final_for)),
-            keep_firing_for=keep_firing_for,
+            definition=definition, expr=expr, for_=final_for, severity=final_severity, labels=all_labels,
+            description=description.replace("{for}", str(final_for)), condition=condition,
+            runbook_url=f"{self.service.runbook_base_url}{definition.name}.md",
+            scenarios=tuple(scenarios(final_for)), keep_firing_for=keep_firing_for, tag=tag,
+            queries=tuple((queries or {}).items()),
         )]
-

@@ -25,17 +25,31 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from obsgen.components.base import (OBSGEN_LABELS, Component, Concern, Finding, Given, Inhibition, Kind, RatioSignals,
-                                    Rule, Scenario, alert_enabled, never_fires, tuned_for)
-from obsgen.components.shapes import by_clause, gauge_compare, ratio_of_rates, ratio_traffic, verdict
+from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind,
+                                    RatioSignals, Rule, Scenario, alert_enabled, never_fires, tuned_for)
+from obsgen.components.shapes import gauge_compare, grouping, ratio_of_rates, ratio_traffic, share, verdict
 from obsgen.components.timeline import MIN, MIN_WINDOW, STEP, counter, gauge
-from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, jobs, num, pct, rate, sel
+from obsgen.components.viz import RATE, ComponentPanels, Mapping, Panel, Query, above, jobs, num, pct, rate, sel
+from obsgen.model.promql import Expr, Paren, agg, and_, binop, increase, number, or_, over_time
+from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
-from obsgen.promql import number
 
 CONCERN = Concern("circuit-breaker", "Circuit Breaker",
                   "Circuit breaker state and failure rate, calls by outcome, retries and time-limiter timeouts.")
 NOT_CLOSED = ("open", "half_open", "forced_open")
+FIVE_MIN = Duration.parse("5m")
+
+OPEN = AlertDef(
+    "CircuitBreakerOpen", "critical", "1m", "A circuit breaker is open: calls through it fail fast or take the fallback.",
+    related=("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"))
+FAILURE_RATE_HIGH = AlertDef(
+    "CircuitBreakerFailureRateHigh", "warning", "2m",
+    "A circuit breaker's failure rate is approaching the rate that opens it.",
+    related=("CircuitBreakerOpen", "CircuitBreakerNotOpening", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"))
+NOT_OPENING = AlertDef(
+    "CircuitBreakerNotOpening", "warning", "5m",
+    "A circuit breaker stays closed while the calls it protects keep failing.",
+    related=("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh", "HttpErrorRateHigh"))
 
 
 @dataclass(frozen=True)
@@ -103,16 +117,17 @@ def check(given: Given) -> list[Finding]:
     return out
 
 
-def _not_closed_now_and_share(c: Component, spec: BreakerSpec) -> tuple[str, str]:
+def _not_closed_now_and_share(c: Component, spec: BreakerSpec) -> tuple[Expr, Expr]:
     """PromQL for "not closed right now" and "share of the window spent not closed"."""
-    by, enc, window = by_clause(c), spec.state_encoding, spec.reopen_window
+    by, enc, window = grouping(c), spec.state_encoding, spec.reopen_window
     if enc.type == "one_hot":
-        sel = c.select("state", regex={enc.label: "|".join(NOT_CLOSED)})
-        return f"max {by} ({sel}) == 1", f"sum {by} (avg_over_time({sel}[{window}])) > 0.5"
-    sel = c.select("state")
-    closed = number(enc.closed)
-    return (f"count {by} ({sel} != {closed})",
-            f"max {by} (avg_over_time(({sel} != bool {closed})[{window}:])) > 0.5")
+        picked = c.select("state", regex={enc.label: "|".join(NOT_CLOSED)})
+        return (binop("==", agg("max", picked, by), 1),
+                binop(">", agg("sum", over_time("avg", picked, window), by), 0.5))
+    picked = c.select("state")
+    not_closed = binop("!=", picked, spec.state_encoding.closed, bool_=True)
+    return (agg("count", binop("!=", picked, enc.closed), by),
+            binop(">", agg("max", over_time("avg", not_closed, window), by), 0.5))
 
 
 def _state_series(c: Component, spec: BreakerSpec, timeline: list[tuple[Duration, str]]) -> tuple:
@@ -126,8 +141,8 @@ def _state_series(c: Component, spec: BreakerSpec, timeline: list[tuple[Duration
 
 
 def _open_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
-    now, share = _not_closed_now_and_share(c, spec)
-    expr = f"(\n  {now}\n)\nor\n(\n  {share}\n)"
+    now, spent = _not_closed_now_and_share(c, spec)
+    expr = or_(Paren(now), Paren(spent))
     window = spec.reopen_window
 
     def scenarios(f: Duration) -> list[Scenario]:
@@ -153,8 +168,8 @@ def _open_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
         return out
 
     return c.alert(
-        "CircuitBreakerOpen", expr=expr, for_="1m", severity="critical", scenarios=scenarios,
-        summary="A circuit breaker is open: calls through it fail fast or take the fallback.",
+        OPEN, expr=expr, scenarios=scenarios,
+        queries={"state": _breaker_state(c, ("instance", spec.label), c.select)[0]},
         condition=(f"open or half-open now, or not closed for more than half of the last {window} "
                    f"(wait in open: {spec.wait_in_open})"),
         description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has been open or "
@@ -164,7 +179,6 @@ def _open_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
 
 
 CALLS = RatioSignals(part="failed_calls", total="calls", rest="successful_calls")
-FAILURE_RATE_SUMMARY = "A circuit breaker's failure rate is approaching the rate that opens it."
 
 
 def _failure_rate_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
@@ -173,10 +187,9 @@ def _failure_rate_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
     opens = f"the breaker opens at {num(spec.failure_rate_threshold)}%"
     if c.has("failure_rate"):
         return gauge_compare(
-            c, "CircuitBreakerFailureRateHigh", signal="failure_rate", op=">", threshold=warn,
+            c, FAILURE_RATE_HIGH, signal="failure_rate", op=">", threshold=warn,
             bad=(warn + (spec.failure_rate_threshold if warn < spec.failure_rate_threshold else 100)) / 2,
-            good=(warn - 5, -1), for_="2m", severity="warning",
-            summary=FAILURE_RATE_SUMMARY, condition=f"failure rate above {num(warn)}% ({opens})",
+            good=(warn - 5, -1), condition=f"failure rate above {num(warn)}% ({opens})",
             description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
                          f"{{{{ $value | humanize }}}}% failed calls, above {number(warn)}% for {{for}}; it opens at "
                          f"{number(spec.failure_rate_threshold)}%."),
@@ -184,8 +197,8 @@ def _failure_rate_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
     # Like Resilience4j's -1, no rate until the breaker has seen minimum_calls calls in the window.
     min_rate = spec.minimum_calls / spec.failure_window.total_seconds
     return ratio_of_rates(
-        c, "CircuitBreakerFailureRateHigh", signals=CALLS, record="instance_breaker:failed", threshold=warn / 100,
-        below=False, min_rate=min_rate, for_="2m", severity="warning", summary=FAILURE_RATE_SUMMARY,
+        c, FAILURE_RATE_HIGH, signals=CALLS, record="instance_breaker:failed", threshold=warn / 100,
+        below=False, min_rate=min_rate,
         condition=(f"more than {num(warn)}% of calls failed (5m rate; {opens}) while at least "
                    f"{num(round(min_rate, 4))} calls/s ({spec.minimum_calls} calls in {spec.failure_window})"),
         description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
@@ -194,12 +207,13 @@ def _failure_rate_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
     )
 
 
-def _closed_throughout(c: Component, spec: BreakerSpec) -> str:
+def _closed_throughout(c: Component, spec: BreakerSpec) -> Expr:
     """PromQL: the breaker was closed at every sample of the failure window."""
-    by, enc, window = by_clause(c), spec.state_encoding, spec.failure_window
+    by, enc, window = grouping(c), spec.state_encoding, spec.failure_window
     if enc.type == "one_hot":
-        return f"min {by} (min_over_time({c.select('state', {enc.label: 'closed'})}[{window}])) == 1"
-    return f"max {by} (max_over_time(({c.select('state')} != bool {number(enc.closed)})[{window}:])) == 0"
+        return binop("==", agg("min", over_time("min", c.select("state", {enc.label: "closed"}), window), by), 1)
+    not_closed = binop("!=", c.select("state"), enc.closed, bool_=True)
+    return binop("==", agg("max", over_time("max", not_closed, window), by), 0)
 
 
 def _not_opening_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
@@ -211,13 +225,13 @@ def _not_opening_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
     have opened. The ratio's denominator is every call (ignored ones too), so
     it never overstates the breaker's own failure rate.
     """
-    by, window, threshold = by_clause(c), spec.failure_window, spec.failure_rate_threshold / 100
-    failed, calls = c.select("failed_calls"), c.select("calls")
+    by, window, threshold = grouping(c), spec.failure_window, spec.failure_rate_threshold / 100
+    failed = c.select("failed_calls")
     # Resilience4j opens at a failure rate equal to or above the threshold: so does this rule (a threshold of
     # 100% means every call failed).
-    expr = (f"(\n  sum {by} (rate({failed}[{window}]))\n  /\n  sum {by} (rate({calls}[{window}]))\n) >= "
-            f"{number(threshold)}\nand\nsum {by} (increase({failed}[{window}])) >= {spec.minimum_calls}\n"
-            f"and\n{_closed_throughout(c, spec)}")
+    expr = and_(binop(">=", Paren(share(c, CALLS, by, window)), threshold),
+                binop(">=", agg("sum", increase(failed, window), by), spec.minimum_calls),
+                _closed_throughout(c, spec))
     bad = min(1.0, (threshold + 1) / 2)
     busy = float(max(1, math.ceil(2 * spec.minimum_calls / (bad * window.total_seconds))))
 
@@ -254,8 +268,9 @@ def _not_opening_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
         ]
 
     return c.alert(
-        "CircuitBreakerNotOpening", expr=expr, for_=window, severity="warning", scenarios=scenarios,
-        summary="A circuit breaker stays closed while the calls it protects keep failing.",
+        NOT_OPENING, expr=expr, for_=window, scenarios=scenarios,
+        queries={"failed_share": share(c, CALLS, ("instance", spec.label), window),
+                 "state": _breaker_state(c, ("instance", spec.label), c.select)[0]},
         condition=(f"{num(spec.failure_rate_threshold)}% or more of calls failed over {window}, with at least "
                    f"{spec.minimum_calls} failed calls, and the breaker closed the whole time"),
         description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} stayed closed "
@@ -271,78 +286,83 @@ def rules(c: Component) -> list[Rule]:
 
 
 
-BREAKER_STATES = (("closed", "green"), ("half_open", "yellow"), ("open", "red"), ("forced_open", "dark-red"),
-                  ("disabled", "blue"), ("metrics_only", "purple"))
+# Codes in order of harm, so that the largest over a breaker's instances is its worst state.
+BREAKER_STATES = (("closed", "green"), ("metrics_only", "purple"), ("disabled", "blue"), ("half_open", "yellow"),
+                  ("open", "red"), ("forced_open", "dark-red"))
 
 
-def _breaker_state(c: Component, by: str) -> tuple[str, tuple[Mapping, ...]]:
+def _breaker_state(c: Component, by: tuple[str, ...], select) -> tuple[Expr, tuple[Mapping, ...]]:
+    """The state as one number per series of ``by`` (``select(signal, extra)`` makes the selectors), and the
+    mappings that name each number. One-hot series: the code of the state whose series is 1."""
     enc = c.spec.state_encoding
     if enc.type == "one_hot":
-        parts = [f"(max by ({by}) ({sel(c, 'state', {enc.label: state})}) == 1) * {code}"
+        parts = [binop("*", Paren(binop("==", agg("max", select("state", {enc.label: state}), by), 1)), code)
                  for code, (state, _) in enumerate(BREAKER_STATES)]
-        return "\nor\n".join(parts), tuple(Mapping(code, state, color) for code, (state, color) in enumerate(BREAKER_STATES))
+        return or_(*parts), tuple(Mapping(code, state, color) for code, (state, color) in enumerate(BREAKER_STATES))
     codes = (("closed", enc.closed, "green"), ("half_open", enc.closed + 1, "yellow"), ("open", enc.closed + 2, "red"))
-    return (f"max by ({by}) ({sel(c, 'state')})",
+    return (agg("max", select("state", None), by),
             tuple(Mapping(code, state, color) for state, code, color in codes))
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec = c.spec
     warn = spec.failure_rate_threshold * spec.warning_fraction
-    state, mappings = _breaker_state(c, "instance")
+    panel_select = lambda signal, extra: sel(c, signal, extra)  # noqa: E731
+    state, mappings = _breaker_state(c, ("instance",), panel_select)
+    per_instance = lambda signal: agg("sum", rate(sel(c, signal)), ("instance",))  # noqa: E731
     detail = (
         Panel(
             title=f"{c.name}: state", kind="state-timeline", unit="none", width=24, mappings=mappings,
-            runbooks=("CircuitBreakerOpen",),
-            description=(f"State of circuit breaker {c.name} per instance over time. Open or half-open for 1m, or "
-                         f"re-opening most of the last {spec.reopen_window}, fires CircuitBreakerOpen; it retries "
-                         f"after {spec.wait_in_open} open."),
+            alerts=(OPEN,),
+            description=(f"State of circuit breaker {c.name} per instance over time. "
+                         + built.fires(OPEN, f"Open or half-open for {{for}}, or re-opening most of the last "
+                                             f"{spec.reopen_window}, fires {{alert}}; ")
+                         + f"it retries after {spec.wait_in_open} open."),
             queries=(Query(state, "{{instance}}"),),
         ),
         Panel(
             title=f"{c.name}: failure rate", unit="percent", min=0, soft_max=100,
-            thresholds=above(spec.failure_rate_threshold, warn),
-            runbooks=("CircuitBreakerFailureRateHigh", "CircuitBreakerOpen"),
+            thresholds=above(spec.failure_rate_threshold, warn), alerts=(FAILURE_RATE_HIGH, OPEN),
             description=(f"Failed calls in the sliding window of breaker {c.name}, per instance (-1, too few calls, "
-                         f"is hidden). Above {number(warn)}% for 2m fires CircuitBreakerFailureRateHigh; at "
-                         f"{number(spec.failure_rate_threshold)}% the breaker opens."),
-            queries=(Query(f"{sel(c, 'failure_rate')} >= 0", "{{instance}}"),),
+                         "is hidden). " + built.fires(FAILURE_RATE_HIGH, f"Above {number(warn)}% for {{for}} fires "
+                                                                         "{alert}; ")
+                         + f"at {number(spec.failure_rate_threshold)}% the breaker opens."),
+            queries=(Query(binop(">=", sel(c, "failure_rate"), 0), "{{instance}}"),),
         ) if c.has("failure_rate") else None,
         Panel(
-            title=f"{c.name}: slow call rate", unit="percent", min=0, soft_max=100, runbooks=("CircuitBreakerOpen",),
+            title=f"{c.name}: slow call rate", unit="percent", min=0, soft_max=100, alerts=(OPEN,),
             description=f"Slow calls in the sliding window of breaker {c.name}, per instance (-1 hidden).",
-            queries=(Query(f"{sel(c, 'slow_call_rate')} >= 0", "{{instance}}"),),
+            queries=(Query(binop(">=", sel(c, "slow_call_rate"), 0), "{{instance}}"),),
         ) if c.has("slow_call_rate") else None,
         Panel(
             title=f"{c.name}: failed share of calls", unit="percentunit", min=0, max=1,
             thresholds=above(spec.failure_rate_threshold / 100, warn / 100),
-            runbooks=("CircuitBreakerNotOpening", "CircuitBreakerFailureRateHigh"),
+            alerts=(NOT_OPENING, FAILURE_RATE_HIGH),
             description=(f"Failed calls as a share of all calls through breaker {c.name}, per instance, from its "
-                         f"call counters. Above {number(spec.failure_rate_threshold)}% over {spec.failure_window} "
-                         f"with at least {spec.minimum_calls} failures while the state panel stays closed fires "
-                         "CircuitBreakerNotOpening."),
-            queries=(Query(f"sum by (instance) ({rate(sel(c, 'failed_calls'))})\n/\n"
-                           f"sum by (instance) ({rate(sel(c, 'calls'))})", "{{instance}}"),),
+                         "call counters. " + built.fires(
+                             NOT_OPENING, f"Above {number(spec.failure_rate_threshold)}% over {spec.failure_window} "
+                                          f"with at least {spec.minimum_calls} failures while the state panel stays "
+                                          "closed fires {alert}.")).strip(),
+            queries=(Query(share(c, CALLS, ("instance",), RATE, select=panel_select), "{{instance}}"),),
         ),
         Panel(
-            title=f"{c.name}: calls by outcome", unit="reqps", runbooks=("CircuitBreakerFailureRateHigh",),
+            title=f"{c.name}: calls by outcome", unit="reqps", alerts=(FAILURE_RATE_HIGH,),
             description=f"Calls through breaker {c.name} per second, all instances: every call, the successful "
                         "and the failed ones (the rest are ignored or rejected).",
-            queries=tuple(Query(f"sum ({rate(sel(c, signal))})", legend) for signal, legend in (
+            queries=tuple(Query(agg("sum", rate(sel(c, signal))), legend) for signal, legend in (
                 ("calls", "all calls"), ("successful_calls", "successful"), ("failed_calls", "failed"))),
         ),
         Panel(
-            title=f"{c.name}: not permitted calls", unit="reqps", runbooks=("CircuitBreakerOpen",),
+            title=f"{c.name}: not permitted calls", unit="reqps", alerts=(OPEN,),
             description=f"Calls rejected by breaker {c.name} per second because it is open, per instance.",
-            queries=(Query(f"sum by (instance) ({rate(sel(c, 'not_permitted'))})", "{{instance}}"),),
+            queries=(Query(per_instance("not_permitted"), "{{instance}}"),),
         ),
     )
-    worst, _ = _breaker_state(c, c.spec.label)
     health = Panel(
         title=f"Breaker {c.name}: state", kind="stat", unit="none", width=6, height=5, mappings=mappings,
-        runbooks=("CircuitBreakerOpen",),
+        alerts=(OPEN,),
         description=f"The worst state of circuit breaker {c.name} over all instances.",
-        queries=(Query(f"max ({worst})", c.name),),
+        queries=(Query(agg("max", state), c.name),),
     )
     return ComponentPanels(health, tuple(p for p in detail if p), jobs(c.base_labels))
 
@@ -354,16 +374,10 @@ KIND = Kind(
     spec=BreakerSpec,
     schema="breaker",
     check=check,
+    alerts=(OPEN, FAILURE_RATE_HIGH, NOT_OPENING),
     rules=rules,
     panels=panels,
     concern=CONCERN,
-    related={
-        "CircuitBreakerOpen": ("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"),
-        "CircuitBreakerFailureRateHigh": ("CircuitBreakerOpen", "CircuitBreakerNotOpening", "RetryExhaustionHigh",
-                                          "TimeLimiterTimeoutsHigh"),
-        "CircuitBreakerNotOpening": ("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh",
-                                     "HttpErrorRateHigh"),
-    },
     # An open breaker's failure rate is old news.
     inhibitions=(Inhibition("CircuitBreakerOpen", ("CircuitBreakerFailureRateHigh",), ("service", "breaker")),),
     default_metrics={

@@ -32,12 +32,14 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from obsgen.components.base import Check, Component, Concern, Finding, Given, Kind, Rule, Scenario, Series
+from obsgen.components.base import AlertDef, Built, Component, Concern, Finding, Given, Kind, Rule, Scenario, Series
 from obsgen.components.shapes import verdict
 from obsgen.components.timeline import MIN, RESTART, STEP, counter, gauge
 from obsgen.components.viz import ComponentPanels, Panel, Query, above, below, pct
+from obsgen.model.promql import Expr, Paren, binop, number
+from obsgen.model.promql import parse as parse_promql
+from obsgen.model.rules import Check
 from obsgen.model.types import ComponentSpec, Duration, Labels
-from obsgen.promql import number
 
 OPS = {">": "above", ">=": "at or above", "<": "below", "<=": "at or below", "==": "equal to", "!=": "not equal to"}
 # Grafana unit id → what follows a number in prose ("percentunit" values are ratios, shown as percentages).
@@ -289,7 +291,7 @@ def check(given: Given) -> list[Finding]:
     if len(name) > 40:
         out.append(Finding(("name",), f"the alert name derived from it, `{name}`, is longer than 40 characters; "
                            "give a shorter `alert:`", key=True))
-    owner = next((k.key for k in KINDS if k.key != KIND.key and name in k.related), None)
+    owner = next((k.key for k in KINDS if k.key != KIND.key and name in {d.name for d in k.alerts}), None)
     if owner:
         where = ("alert",) if item.get("alert") else ("name",)
         out.append(Finding(where, f"alert `{name}` belongs to the {owner} kind; give this one its own `alert:` name"))
@@ -340,11 +342,19 @@ def check(given: Given) -> list[Finding]:
 # --------------------------------------------------------------------------- rules
 
 
-def _expr(spec: CustomSpec) -> str:
-    body = spec.expr.strip()
-    if "`" not in body:  # raw strings may span lines: indent only when there are none
-        body = "\n".join("  " + line if line else line for line in body.split("\n"))
-    return f"(\n{body}\n)\n{spec.op} {number(spec.threshold)}"
+def signal(spec: CustomSpec) -> Expr:
+    """The team's expression, read into obsgen's PromQL nodes (printed the same way as every rule)."""
+    return parse_promql(spec.expr)
+
+
+def _expr(spec: CustomSpec) -> Expr:
+    return binop(spec.op, Paren(signal(spec)), spec.threshold, multiline=True)
+
+
+def definition(spec: CustomSpec) -> AlertDef:
+    """The custom signal's alert, declared from the spec (its prose is the kind's shared ``custom`` macros)."""
+    return AlertDef(alert_name(spec), spec.severity, str(spec.for_),
+                    spec.summary or f"Custom signal {spec.name} is {OPS[spec.op]} its threshold.", runbook="custom")
 
 
 def _slug(text: str, taken: set[str]) -> str:
@@ -408,8 +418,7 @@ def rules(c: Component) -> list[Rule]:
         return _written(spec) if spec.tests else _derived(spec, derivable, f)  # type: ignore[arg-type]
 
     return c.alert(
-        alert_name(spec), expr=_expr(spec), for_=spec.for_, severity=spec.severity, scenarios=scenarios,
-        summary=spec.summary or f"Custom signal {c.name} is {OPS[spec.op]} its threshold.",
+        definition(spec), expr=_expr(spec), scenarios=scenarios, queries={"signal": signal(spec)},
         condition=condition(spec),
         description=(f"{spec.description.strip()} Now {_value(spec)}, {OPS[spec.op]} "
                      f"{_shown(spec, spec.threshold)}, for {{for}}.").strip(),
@@ -427,20 +436,22 @@ def _steps(spec: CustomSpec):
     return ()
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec: CustomSpec = c.spec  # type: ignore[assignment]
-    name = alert_name(spec)
+    alert = built.alerts[0].definition if built.alerts else definition(spec)
     unit = spec.unit
     detail = (Panel(
-        title=f"{c.name}", unit=unit, thresholds=_steps(spec), runbooks=(name,),
+        title=f"{c.name}", unit=unit, thresholds=_steps(spec), alerts=(alert,),
         description=(f"{spec.description.strip()} The alert's own expression, not filtered by the job and instance "
-                     f"variables; {OPS[spec.op]} {_shown(spec, spec.threshold)} for {spec.for_} fires {name}."),
-        queries=(Query(spec.expr.strip()),),
+                     "variables" + built.fires(alert, f"; {OPS[spec.op]} {_shown(spec, spec.threshold)} for {{for}} "
+                                                      "fires {alert}") + "."),
+        queries=(Query(signal(spec)),),
     ),)
     health = Panel(
-        title=f"{c.name}", kind="stat", unit=unit, width=6, height=5, thresholds=_steps(spec), runbooks=(name,),
-        description=f"{spec.description.strip()} Fires {name} when {OPS[spec.op]} {_shown(spec, spec.threshold)}.",
-        queries=(Query(spec.expr.strip()),),
+        title=f"{c.name}", kind="stat", unit=unit, width=6, height=5, thresholds=_steps(spec), alerts=(alert,),
+        description=(f"{spec.description.strip()} " + built.fires(
+            alert, f"Fires {{alert}} when {OPS[spec.op]} {_shown(spec, spec.threshold)}.")).strip(),
+        queries=(Query(signal(spec)),),
     )
     return ComponentPanels(health, detail, analyse(spec.expr).jobs)
 
@@ -451,6 +462,7 @@ KIND = Kind(
     spec=CustomSpec,
     schema="custom",
     check=check,
+    alerts=(),  # each custom component declares its own (see definition)
     rules=rules,
     panels=panels,
     concern=Concern("custom-signals", "Custom Signals",

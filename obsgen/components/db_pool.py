@@ -23,15 +23,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from obsgen.components.base import Component, Concern, Inhibition, Kind, Rule
+from obsgen.components.base import AlertDef, Built, Component, Concern, Inhibition, Kind, Rule
 from obsgen.components.shapes import gauge_compare, rate_above, saturated
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, rate, sel
+from obsgen.model.promql import agg, number, ratio
+from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
-from obsgen.promql import number
 
 CONCERN = Concern("database", "Database",
                   "Connection pools: connections in use against the maximum, waiting callers, acquire time and "
                   "timeouts.")
+FIVE_MIN = Duration.parse("5m")
+HIKARI = "HikariCP's Micrometer metrics tracker"
+
+EXHAUSTED = AlertDef(
+    "DbPoolExhausted", "warning", "2m", "Every connection of a database pool is checked out; requests wait for one.",
+    related=("DbPoolAcquireTimeouts", "DbPoolPendingHigh", "ExecutorSaturated", "BackpressureSaturated"))
+ACQUIRE_TIMEOUTS = AlertDef(
+    "DbPoolAcquireTimeouts", "warning", "1m", "Requests time out waiting for a database connection.",
+    related=("DbPoolExhausted", "DbPoolPendingHigh"))
+PENDING_HIGH = AlertDef(
+    "DbPoolPendingHigh", "warning", "5m", "Callers keep waiting for database connections.",
+    related=("DbPoolExhausted", "DbPoolAcquireTimeouts"))
 
 
 @dataclass(frozen=True)
@@ -62,16 +75,14 @@ def rules(c: Component) -> list[Rule]:
     who = f"Connection pool {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}"
     waiting = "pending" if c.has_metric("pending") else None
     out = saturated(
-        c, "DbPoolExhausted", used="in_use", capacity=top, waiting=waiting, size=top, for_="2m", severity="warning",
-        summary="Every connection of a database pool is checked out; requests wait for one.",
+        c, EXHAUSTED, used="in_use", capacity=top, waiting=waiting, size=top,
         condition=f"all {_sizes(spec)} checked out" + (" and at least one caller waiting" if waiting else ""),
         description=(f"{who} has had all {{{{ $value }}}} connections checked out"
                      + (" with callers waiting" if waiting else "") + f" for {{for}}; requests wait up to "
                      f"{spec.timeout} for a connection, then fail."),
     ) + rate_above(
-        c, "DbPoolAcquireTimeouts", signal="timeouts", threshold=spec.timeout_rate_max, window=Duration.parse("5m"),
-        for_="1m", severity="warning",
-        summary="Requests time out waiting for a database connection.",
+        c, ACQUIRE_TIMEOUTS, signal="timeouts", threshold=spec.timeout_rate_max, window=FIVE_MIN,
+        queries={"by_instance": agg("sum", rate_over(c.select("timeouts"), FIVE_MIN), ("instance", spec.label))},
         condition=(f"more than {num(spec.timeout_rate_max)} checkouts/s" if spec.timeout_rate_max
                    else "any checkout") + f" timing out after {spec.timeout} (5m rate)",
         description=(f"{who}: {{{{ $value | humanize }}}} checkouts/s time out after {spec.timeout} (threshold "
@@ -79,9 +90,8 @@ def rules(c: Component) -> list[Rule]:
     )
     if waiting:
         out += gauge_compare(
-            c, "DbPoolPendingHigh", signal="pending", op=">", threshold=spec.pending_max,
-            bad=spec.pending_max + 5, good=(spec.pending_max,), for_="5m", severity="warning",
-            summary="Callers keep waiting for database connections.",
+            c, PENDING_HIGH, signal="pending", op=">", threshold=spec.pending_max,
+            bad=spec.pending_max + 5, good=(spec.pending_max,),
             condition=f"more than {num(spec.pending_max)} callers waiting for a connection",
             description=(f"{who} has had {{{{ $value }}}} callers waiting for a connection (threshold "
                          f"{spec.pending_max}) for {{for}}: the pool is too small for the load or connections are "
@@ -90,54 +100,58 @@ def rules(c: Component) -> list[Rule]:
     return out
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec: DbPoolSpec = c.spec  # type: ignore[assignment]
     top = max_connections(spec)
     steps = (Step("green"),) + ((Step("orange", spec.pool_size),) if spec.max_overflow else ()) + (Step("red", top),)
     detail = [
         Panel(
             title=f"{c.name}: connections in use", unit="short", min=0, soft_max=top, thresholds=steps,
-            runbooks=("DbPoolExhausted",),
+            alerts=(EXHAUSTED,),
             description=(f"Connections checked out of pool {c.name} and idle in it, per instance, against its "
                          f"{_sizes(spec)} (red line"
                          + (f"; orange: pool_size {spec.pool_size}, above it the pool is in overflow" if spec.max_overflow
-                            else "") + "). All checked out for 2m"
-                         + (" with callers waiting" if c.has_metric("pending") else "") + " fires DbPoolExhausted."),
-            queries=(Query(f"max by (instance) ({sel(c, 'in_use')})", "in use {{instance}}"),
-                     Query(f"max by (instance) ({sel(c, 'idle')})", "idle {{instance}}")),
+                            else "") + "). "
+                         + built.fires(EXHAUSTED, "All checked out for {for}"
+                                       + (" with callers waiting" if c.has_metric("pending") else "")
+                                       + " fires {alert}.")).strip(),
+            queries=(Query(agg("max", sel(c, "in_use"), ("instance",)), "in use {{instance}}"),
+                     Query(agg("max", sel(c, "idle"), ("instance",)), "idle {{instance}}")),
         ),
         Panel(
             title=f"{c.name}: checkout timeouts", unit="ops",
             thresholds=above(spec.timeout_rate_max or 0.001),  # threshold 0: red from the first timeout
-            runbooks=("DbPoolAcquireTimeouts",),
+            alerts=(ACQUIRE_TIMEOUTS,),
             description=(f"Checkouts from pool {c.name} that gave up after {spec.timeout}, per second, per instance; "
                          "each is a failed request. "
-                         + (f"Above {number(spec.timeout_rate_max)}/s" if spec.timeout_rate_max else "Any")
-                         + " for 1m fires DbPoolAcquireTimeouts."),
-            queries=(Query(f"sum by (instance) ({rate(sel(c, 'timeouts'))})", "{{instance}}"),),
+                         + built.fires(ACQUIRE_TIMEOUTS, (f"Above {number(spec.timeout_rate_max)}/s"
+                                                          if spec.timeout_rate_max else "Any")
+                                       + " for {for} fires {alert}.")).strip(),
+            queries=(Query(agg("sum", rate(sel(c, "timeouts")), ("instance",)), "{{instance}}"),),
         ),
     ]
     if c.has_metric("pending"):
         detail.append(Panel(
             title=f"{c.name}: waiting callers", unit="short", min=0, thresholds=above(spec.pending_max + 1),
-            runbooks=("DbPoolPendingHigh", "DbPoolExhausted"),
-            description=(f"Threads waiting for a connection of pool {c.name}, per instance. More than "
-                         f"{spec.pending_max} for 5m fires DbPoolPendingHigh."),
-            queries=(Query(f"max by (instance) ({sel(c, 'pending')})", "{{instance}}"),),
+            alerts=(PENDING_HIGH, EXHAUSTED),
+            description=(f"Threads waiting for a connection of pool {c.name}, per instance. "
+                         + built.fires(PENDING_HIGH, f"More than {spec.pending_max} for {{for}} fires {{alert}}.")
+                         ).strip(),
+            queries=(Query(agg("max", sel(c, "pending"), ("instance",)), "{{instance}}"),),
         ))
     if c.has_metric("acquire_time") and c.has_metric("acquires"):
         detail.append(Panel(
-            title=f"{c.name}: average acquire time", unit="s", min=0, runbooks=("DbPoolExhausted",),
+            title=f"{c.name}: average acquire time", unit="s", min=0, alerts=(EXHAUSTED,),
             description=(f"Average time to get a connection from pool {c.name}, per instance: near zero while "
                          f"connections are idle, up to {spec.timeout} when the pool is exhausted."),
-            queries=(Query(f"sum by (instance) ({rate(sel(c, 'acquire_time'))})\n/\n"
-                           f"sum by (instance) ({rate(sel(c, 'acquires'))})", "{{instance}}"),),
+            queries=(Query(ratio(agg("sum", rate(sel(c, "acquire_time")), ("instance",)),
+                                 agg("sum", rate(sel(c, "acquires")), ("instance",))), "{{instance}}"),),
         ))
     health = Panel(
         title=f"DB pool {c.name}: in use", kind="stat", unit="short", width=6, height=5, thresholds=steps,
-        runbooks=("DbPoolExhausted",),
+        alerts=(EXHAUSTED,),
         description=f"Most connections of pool {c.name} checked out on any instance, of {_sizes(spec)}.",
-        queries=(Query(f"max ({sel(c, 'in_use')})", c.name),),
+        queries=(Query(agg("max", sel(c, "in_use")), c.name),),
     )
     return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
 
@@ -147,24 +161,20 @@ KIND = Kind(
     title="DB pool",
     spec=DbPoolSpec,
     schema="db_pool",
+    alerts=(EXHAUSTED, ACQUIRE_TIMEOUTS, PENDING_HIGH),
     rules=rules,
     panels=panels,
     concern=CONCERN,
-    related={
-        "DbPoolExhausted": ("DbPoolAcquireTimeouts", "DbPoolPendingHigh", "ExecutorSaturated", "BackpressureSaturated"),
-        "DbPoolAcquireTimeouts": ("DbPoolExhausted", "DbPoolPendingHigh"),
-        "DbPoolPendingHigh": ("DbPoolExhausted", "DbPoolAcquireTimeouts"),
-    },
     # Callers wait because every connection is out: the exhaustion alert already says so.
     inhibitions=(Inhibition("DbPoolExhausted", ("DbPoolPendingHigh",), ("service", "component", "instance")),),
     default_metrics={
         "micrometer": {
-            "in_use": MetricRef("hikaricp_connections_active"),
-            "idle": MetricRef("hikaricp_connections_idle"),
-            "pending": MetricRef("hikaricp_connections_pending"),
-            "timeouts": MetricRef("hikaricp_connections_timeout_total"),
-            "acquire_time": MetricRef("hikaricp_connections_acquire_seconds_sum"),
-            "acquires": MetricRef("hikaricp_connections_acquire_seconds_count"),
+            "in_use": MetricRef("hikaricp_connections_active", (), HIKARI),
+            "idle": MetricRef("hikaricp_connections_idle", (), HIKARI),
+            "pending": MetricRef("hikaricp_connections_pending", (), HIKARI),
+            "timeouts": MetricRef("hikaricp_connections_timeout_total", (), HIKARI),
+            "acquire_time": MetricRef("hikaricp_connections_acquire_seconds_sum", (), HIKARI),
+            "acquires": MetricRef("hikaricp_connections_acquire_seconds_count", (), HIKARI),
         },
         "python": {
             "in_use": MetricRef("db_pool_checked_out_connections"),

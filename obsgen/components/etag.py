@@ -25,14 +25,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import cache
-from obsgen.components.base import Component, Inhibition, Kind, RatioSignals, Rule, Scenario
-from obsgen.components.shapes import by_clause, ratio_of_rates, ratio_traffic, verdict
+from obsgen.components.base import AlertDef, Built, Component, Inhibition, Kind, RatioSignals, Rule, Scenario
+from obsgen.components.shapes import grouping, ratio_of_rates, ratio_traffic, share, verdict
 from obsgen.components.timeline import MIN
-from obsgen.components.viz import ComponentPanels, Panel, Query, below, jobs, num, pct, rate, sel
+from obsgen.components.viz import RATE, ComponentPanels, Panel, Query, below, jobs, num, pct, rate, sel
+from obsgen.model.promql import agg, binop, increase, number
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
-from obsgen.promql import number
 
 NOT_MODIFIED = RatioSignals(part="not_modified", total="conditional", rest="modified")
+FIVE_MIN = Duration.parse("5m")
+
+NEVER_NOT_MODIFIED = AlertDef(
+    "ETagNeverNotModified", "warning", "5m",
+    "Clients send conditional requests but E-Tags never produce a 304 Not Modified.",
+    related=("ETagEffectivenessLow", "CacheHitRateLow", "CacheL2Unavailable"))
+EFFECTIVENESS_LOW = AlertDef(
+    "ETagEffectivenessLow", "warning", "15m",
+    "Few conditional requests end in 304 Not Modified: E-Tag caching saves little.",
+    related=("ETagNeverNotModified", "CacheHitRateLow", "CacheL2Unavailable"))
 
 
 @dataclass(frozen=True)
@@ -46,10 +56,9 @@ class ETagSpec(ComponentSpec):
 
 
 def _never_rule(c: Component, spec: ETagSpec) -> list[Rule]:
-    by, window, need = by_clause(c), spec.never_window, spec.min_conditional_requests
-    on = by.replace("by (", "on (", 1)
-    expr = (f"sum {by} (increase({c.select('conditional')}[{window}])) >= {need}\nunless {on}\n"
-            f"sum {by} (increase({c.select('not_modified')}[{window}])) > 0")
+    by, window, need = grouping(c), spec.never_window, spec.min_conditional_requests
+    expr = binop("unless", binop(">=", agg("sum", increase(c.select("conditional"), window), by), need),
+                 binop(">", agg("sum", increase(c.select("not_modified"), window), by), 0), on=by)
     busy = 2 * need / window.total_seconds
 
     def scenarios(f: Duration) -> list[Scenario]:
@@ -75,8 +84,9 @@ def _never_rule(c: Component, spec: ETagSpec) -> list[Rule]:
         ]
 
     return c.alert(
-        "ETagNeverNotModified", expr=expr, for_="5m", severity="warning", scenarios=scenarios,
-        summary="Clients send conditional requests but E-Tags never produce a 304 Not Modified.",
+        NEVER_NOT_MODIFIED, expr=expr, scenarios=scenarios,
+        queries={"answers": agg("sum", increase(c.select("conditional"), window), ("instance", spec.label)),
+                 "not_modified": agg("sum", increase(c.select("not_modified"), window), ("instance", spec.label))},
         condition=(f"at least {need} conditional requests in {window} and not a single 304 among them"),
         description=(f"E-Tag route {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} received "
                      f"{{{{ $value | humanize }}}} conditional requests in the last {window} and answered none of "
@@ -87,10 +97,9 @@ def _never_rule(c: Component, spec: ETagSpec) -> list[Rule]:
 def rules(c: Component) -> list[Rule]:
     spec: ETagSpec = c.spec  # type: ignore[assignment]
     return _never_rule(c, spec) + ratio_of_rates(
-        c, "ETagEffectivenessLow", signals=NOT_MODIFIED, record="instance_etag:not_modified",
-        threshold=spec.not_modified_ratio_min, below=True, min_rate=spec.min_request_rate, for_="15m",
-        severity="warning",
-        summary="Few conditional requests end in 304 Not Modified: E-Tag caching saves little.",
+        c, EFFECTIVENESS_LOW, signals=NOT_MODIFIED, record="instance_etag:not_modified",
+        threshold=spec.not_modified_ratio_min, below=True, min_rate=spec.min_request_rate,
+        queries={"ratio": share(c, NOT_MODIFIED, ("instance", spec.label), FIVE_MIN)},
         condition=(f"less than {pct(spec.not_modified_ratio_min)} of conditional requests answered 304 while at "
                    f"least {num(spec.min_request_rate)} conditional requests/s"),
         description=(f"E-Tag route {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} answers "
@@ -99,36 +108,36 @@ def rules(c: Component) -> list[Rule]:
     )
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec: ETagSpec = c.spec  # type: ignore[assignment]
-    ratio = lambda by: (f"sum {by} ({rate(sel(c, 'not_modified'))})\n/\n"  # noqa: E731
-                        f"sum {by} ({rate(sel(c, 'conditional'))})")
+    ratio = lambda by: share(c, NOT_MODIFIED, by, RATE, select=lambda s, e: sel(c, s, e))  # noqa: E731
+    per_instance = lambda signal: agg("sum", rate(sel(c, signal)), ("instance",))  # noqa: E731
     detail = (
         Panel(
             title=f"{c.name}: conditional requests and 304s", unit="reqps",
-            runbooks=("ETagNeverNotModified", "ETagEffectivenessLow"),
+            alerts=(NEVER_NOT_MODIFIED, EFFECTIVENESS_LOW),
             description=(f"Conditional requests (If-None-Match) to E-Tag route {c.name} per second and the 304 Not "
-                         f"Modified answers among them, per instance. {spec.min_conditional_requests} or more "
-                         f"conditional requests in {spec.never_window} without a single 304 fires "
-                         "ETagNeverNotModified."),
-            queries=(Query(f"sum by (instance) ({rate(sel(c, 'conditional'))})", "conditional {{instance}}"),
-                     Query(f"sum by (instance) ({rate(sel(c, 'not_modified'))})", "304 {{instance}}")),
+                         "Modified answers among them, per instance. " + built.fires(
+                             NEVER_NOT_MODIFIED, f"{spec.min_conditional_requests} or more conditional requests in "
+                                                 f"{spec.never_window} without a single 304 fires {{alert}}.")).strip(),
+            queries=(Query(per_instance("conditional"), "conditional {{instance}}"),
+                     Query(per_instance("not_modified"), "304 {{instance}}")),
         ),
         Panel(
             title=f"{c.name}: 304 ratio", unit="percentunit", min=0, max=1,
-            thresholds=below(spec.not_modified_ratio_min), runbooks=("ETagEffectivenessLow",),
-            description=(f"Share of conditional requests to {c.name} answered 304, per instance. Below "
-                         f"{pct(spec.not_modified_ratio_min)} for 15m with at least {number(spec.min_request_rate)} "
-                         "conditional requests/s fires ETagEffectivenessLow."),
-            queries=(Query(ratio("by (instance)"), "{{instance}}"),),
+            thresholds=below(spec.not_modified_ratio_min), alerts=(EFFECTIVENESS_LOW,),
+            description=(f"Share of conditional requests to {c.name} answered 304, per instance. " + built.fires(
+                EFFECTIVENESS_LOW, f"Below {pct(spec.not_modified_ratio_min)} for {{for}} with at least "
+                                   f"{number(spec.min_request_rate)} conditional requests/s fires {{alert}}.")).strip(),
+            queries=(Query(ratio(("instance",)), "{{instance}}"),),
         ),
     )
     health = Panel(
         title=f"E-Tag {c.name}: 304 ratio", kind="stat", unit="percentunit", width=6, height=5,
-        thresholds=below(spec.not_modified_ratio_min), runbooks=("ETagEffectivenessLow", "ETagNeverNotModified"),
+        thresholds=below(spec.not_modified_ratio_min), alerts=(EFFECTIVENESS_LOW, NEVER_NOT_MODIFIED),
         description=f"Share of conditional requests to {c.name} answered 304 over all instances "
                     f"(target at least {pct(spec.not_modified_ratio_min)}).",
-        queries=(Query(ratio("without ()"), c.name),),
+        queries=(Query(ratio(None), c.name),),
     )
     return ComponentPanels(health, detail, jobs(c.base_labels))
 
@@ -145,13 +154,10 @@ KIND = Kind(
     title="E-Tag",
     spec=ETagSpec,
     schema="etag",
+    alerts=(NEVER_NOT_MODIFIED, EFFECTIVENESS_LOW),
     rules=rules,
     panels=panels,
     concern=cache.KIND.concern,
-    related={
-        "ETagNeverNotModified": ("ETagEffectivenessLow", "CacheHitRateLow", "CacheL2Unavailable"),
-        "ETagEffectivenessLow": ("ETagNeverNotModified", "CacheHitRateLow", "CacheL2Unavailable"),
-    },
     # A route that never answers 304 has a low 304 ratio too: one page is enough.
     inhibitions=(Inhibition("ETagNeverNotModified", ("ETagEffectivenessLow",), ("service", "component")),),
     default_metrics={"micrometer": COUNTERS, "python": COUNTERS},

@@ -12,11 +12,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from obsgen.components.base import Component, Concern, Finding, Given, Kind, Rule
+from obsgen.components.base import AlertDef, Built, Component, Concern, Finding, Given, Kind, Rule
 from obsgen.components.shapes import fill_mark, filling_up, rate_above, saturated
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
-from obsgen.promql import number
+from obsgen.model.promql import agg, binop, number
+from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
+
+FIVE_MIN = Duration.parse("5m")
+QUEUE_FULL = AlertDef(
+    "ExecutorQueueFull", "warning", "1m", "An executor's queue is nearly full; new tasks will soon be rejected.",
+    related=("ExecutorRejectingTasks", "ExecutorSaturated", "CacheStampede"))
+REJECTING = AlertDef(
+    "ExecutorRejectingTasks", "warning", "1m", "An executor is rejecting tasks: its queue is full.",
+    related=("ExecutorQueueFull", "ExecutorSaturated"))
+SATURATED = AlertDef(
+    "ExecutorSaturated", "warning", "5m", "Every thread of an executor is busy and tasks are waiting.",
+    related=("ExecutorQueueFull", "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"))
 
 
 @dataclass(frozen=True)
@@ -42,9 +54,8 @@ def queue_threshold(spec: ExecutorSpec) -> int:
 
 def _saturated(c: Component, spec: ExecutorSpec) -> list[Rule]:
     return saturated(
-        c, "ExecutorSaturated", used="active", capacity="pool_size", waiting="queued", size=spec.core_threads or 4,
-        for_="5m", severity="warning", condition="every pool thread busy and at least one task queued",
-        summary="Every thread of an executor is busy and tasks are waiting.",
+        c, SATURATED, used="active", capacity="pool_size", waiting="queued", size=spec.core_threads or 4,
+        condition="every pool thread busy and at least one task queued",
         description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has had all "
                      "{{ $value }} threads busy with tasks queued for {for}; latency grows with the queue."))
 
@@ -52,72 +63,72 @@ def _saturated(c: Component, spec: ExecutorSpec) -> list[Rule]:
 def rules(c: Component) -> list[Rule]:
     spec: ExecutorSpec = c.spec  # type: ignore[assignment]
     return filling_up(
-        c, "ExecutorQueueFull", signal="queued", capacity=spec.queue_capacity, ratio=spec.queue_full_ratio,
-        for_="1m", severity="warning",
-        summary="An executor's queue is nearly full; new tasks will soon be rejected.",
+        c, QUEUE_FULL, signal="queued", capacity=spec.queue_capacity, ratio=spec.queue_full_ratio,
         description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has {{{{ $value }}}} "
                      f"tasks queued of {spec.queue_capacity} (threshold {{mark}}) for {{for}}."),
     ) + rate_above(
-        c, "ExecutorRejectingTasks", signal="rejected", threshold=spec.rejection_rate_max,
-        window=Duration.parse("5m"), for_="1m", severity="warning",
-        summary="An executor is rejecting tasks: its queue is full.",
+        c, REJECTING, signal="rejected", threshold=spec.rejection_rate_max, window=FIVE_MIN,
         condition=f"more than {num(spec.rejection_rate_max)} rejected tasks/s (5m rate)",
         description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} rejects "
                      f"{{{{ $value | humanize }}}} tasks/s (threshold {spec.rejection_rate_max:g}/s) for {{for}}."),
+        queries={"by_instance": agg("sum", rate_over(c.select("rejected"), FIVE_MIN), ("instance", spec.label))},
     ) + _saturated(c, spec)
 
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec = c.spec
     capacity = spec.queue_capacity
     full = math.ceil(capacity * spec.queue_full_ratio)
     queue_steps = (Step("green"), Step("orange", full), Step("red", capacity)) if capacity > 0 else ()
+    per_instance = lambda signal: agg("max", sel(c, signal), ("instance",))  # noqa: E731
     detail = (
         Panel(
-            title=f"{c.name}: active threads vs pool size", unit="short", min=0, runbooks=("ExecutorSaturated",),
+            title=f"{c.name}: active threads vs pool size", unit="short", min=0, alerts=(SATURATED,),
             description=(f"Busy threads of executor {c.name} against its current pool size, per instance "
                          f"(core {spec.core_threads if spec.core_threads is not None else '?'}, max "
-                         f"{spec.max_threads if spec.max_threads is not None else '?'}). All busy with tasks "
-                         "queued for 5m fires ExecutorSaturated."),
-            queries=(Query(f"max by (instance) ({sel(c, 'active')})", "active {{instance}}"),
-                     Query(f"max by (instance) ({sel(c, 'pool_size')})", "pool size {{instance}}")),
+                         f"{spec.max_threads if spec.max_threads is not None else '?'}). "
+                         + built.fires(SATURATED, "All busy with tasks queued for {for} fires {alert}.")).strip(),
+            queries=(Query(per_instance("active"), "active {{instance}}"),
+                     Query(per_instance("pool_size"), "pool size {{instance}}")),
         ),
         Panel(
             title=f"{c.name}: queue depth", unit="short", min=0, soft_max=capacity or None, thresholds=queue_steps,
-            runbooks=("ExecutorQueueFull", "ExecutorRejectingTasks"),
+            alerts=(QUEUE_FULL, REJECTING),
             description=(f"Tasks waiting in the queue of executor {c.name}, per instance"
                          + (f", against its capacity {capacity} (red line) and {pct(spec.queue_full_ratio)} of it, "
-                            f"{full} (orange line); at or above {full} for 1m fires ExecutorQueueFull."
+                            f"{full} (orange line)" + built.fires(QUEUE_FULL, f"; at or above {full} for {{for}} "
+                                                                             "fires {alert}") + "."
                             if capacity > 0 else " (unbounded queue).")),
-            queries=(Query(f"max by (instance) ({sel(c, 'queued')})", "{{instance}}"),),
+            queries=(Query(per_instance("queued"), "{{instance}}"),),
         ),
         Panel(
             title=f"{c.name}: rejected tasks", unit="ops", thresholds=above(spec.rejection_rate_max),
-            runbooks=("ExecutorRejectingTasks",),
-            description=(f"Tasks rejected by executor {c.name} per second, per instance. Above "
-                         f"{number(spec.rejection_rate_max)}/s for 1m fires ExecutorRejectingTasks."),
-            queries=(Query(f"sum by (instance) ({rate(sel(c, 'rejected'))})", "{{instance}}"),),
+            alerts=(REJECTING,),
+            description=(f"Tasks rejected by executor {c.name} per second, per instance. "
+                         + built.fires(REJECTING, f"Above {number(spec.rejection_rate_max)}/s for {{for}} fires "
+                                                  "{alert}.")).strip(),
+            queries=(Query(agg("sum", rate(sel(c, "rejected")), ("instance",)), "{{instance}}"),),
         ),
         Panel(
-            title=f"{c.name}: completed tasks", unit="ops", runbooks=("ExecutorSaturated",),
+            title=f"{c.name}: completed tasks", unit="ops", alerts=(SATURATED,),
             description=f"Tasks completed by executor {c.name} per second, per instance: its throughput.",
-            queries=(Query(f"sum by (instance) ({rate(sel(c, 'completed'))})", "{{instance}}"),),
+            queries=(Query(agg("sum", rate(sel(c, "completed")), ("instance",)), "{{instance}}"),),
         ),
     )
     if capacity > 0:
         health = Panel(
             title=f"Executor {c.name}: queue fill", kind="stat", unit="percentunit", width=6, height=5,
-            thresholds=above(1, spec.queue_full_ratio), runbooks=("ExecutorQueueFull",),
+            thresholds=above(1, spec.queue_full_ratio), alerts=(QUEUE_FULL,),
             description=f"Fullest queue of executor {c.name} over all instances, as a share of its capacity {capacity}.",
-            queries=(Query(f"max ({sel(c, 'queued')}) / {capacity}", c.name),),
+            queries=(Query(binop("/", agg("max", sel(c, "queued")), capacity), c.name),),
         )
     else:
         health = Panel(
             title=f"Executor {c.name}: queued tasks", kind="stat", unit="short", width=6, height=5,
-            runbooks=("ExecutorSaturated",),
+            alerts=(SATURATED,),
             description=f"Longest queue of executor {c.name} over all instances (unbounded queue).",
-            queries=(Query(f"max ({sel(c, 'queued')})", c.name),),
+            queries=(Query(agg("max", sel(c, "queued")), c.name),),
         )
     return ComponentPanels(health, detail, jobs(c.base_labels))
 
@@ -128,15 +139,11 @@ KIND = Kind(
     spec=ExecutorSpec,
     schema="executor",
     check=check,
+    alerts=(QUEUE_FULL, REJECTING, SATURATED),
     rules=rules,
     panels=panels,
     concern=Concern("thread-pool", "Thread Pool",
                     "Executor threads against pool size, queue depth against capacity, rejections and completed tasks."),
-    related={
-        "ExecutorQueueFull": ("ExecutorRejectingTasks", "ExecutorSaturated", "CacheStampede"),
-        "ExecutorRejectingTasks": ("ExecutorQueueFull", "ExecutorSaturated"),
-        "ExecutorSaturated": ("ExecutorQueueFull", "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"),
-    },
     default_metrics={
         "micrometer": {
             "queued": MetricRef("executor_queued_tasks"),

@@ -24,14 +24,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from obsgen.components.base import Component, Concern, Finding, Given, Inhibition, Kind, Rule, Scenario
-from obsgen.components.shapes import by_labels, gauge_compare, isolated, kept, verdict
+from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind, Rule,
+                                    Scenario)
+from obsgen.components.shapes import gauge_compare, isolated, kept, verdict
 from obsgen.components.timeline import MAX_FOR, MIN, gauge, whole_steps
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, sel
+from obsgen.model.promql import Call, Expr, Num, Offset, Paren, agg, and_, binop, number, or_, over_time
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
-from obsgen.promql import number
 
 FLOOR = MIN  # no `for` below a minute: four 15 s scrapes
+
+# The `for` of each alert derives from the check's timing (see failing_for and friends); "1m" is the floor.
+FAILING = AlertDef(
+    "HealthCheckFailing", "critical", "1m", "A health check keeps failing: its dependency is unreachable or broken.",
+    related=("DegradedModeActive", "DegradedModeNotRecovering", "CircuitBreakerOpen", "RetryExhaustionHigh"))
+SILENT = AlertDef(
+    "HealthCheckSilent", "critical", "2m",
+    "No instance reports a health check whose silence means the process is gone.",
+    related=("HealthCheckFailing",))
+DEGRADED = AlertDef(
+    "DegradedModeActive", "warning", "1m",
+    "The service runs in a degraded mode: a dependency failed and it serves what it can without it.",
+    related=("HealthCheckFailing", "DegradedModeNotRecovering", "CircuitBreakerOpen"))
+NOT_RECOVERING = AlertDef(
+    "DegradedModeNotRecovering", "critical", "1m",
+    "A degraded mode does not end although it should have: automatic recovery is not happening.",
+    related=("HealthCheckFailing", "DegradedModeActive", "CircuitBreakerOpen"))
 
 
 @dataclass(frozen=True)
@@ -138,9 +156,9 @@ def _failing(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     brief = whole_steps(spec.interval * max(spec.failure_threshold - 1, 1))
     what = f" ({spec.dependency})" if spec.dependency else ""
     return gauge_compare(
-        c, "HealthCheckFailing", signal="status", op="<", threshold=spec.healthy_value, bad=0,
-        good=(spec.healthy_value,), spike=brief, for_=str(failing_for(spec)), severity="critical",
-        summary="A health check keeps failing: its dependency is unreachable or broken.",
+        c, FAILING, signal="status", op="<", threshold=spec.healthy_value, bad=0,
+        good=(spec.healthy_value,), spike=brief, for_=failing_for(spec),
+        queries={"status": agg("min", c.select("status"), ("instance", spec.label))},
         condition=(f"the check reports below {number(spec.healthy_value)} (failing) for {failing_for(spec)}: "
                    f"{spec.failure_threshold} runs every {spec.interval}, the time the app needs to call it down"),
         description=(f"Health check {{{{ $labels.{spec.label} }}}}{what} on {{{{ $labels.instance }}}} has "
@@ -158,14 +176,15 @@ def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     ok = spec.healthy_value
     f_silent = silent_for(spec)
     memory = f_silent + MAX_FOR
+    expr: Expr
     if cluster:
-        expr = (f"group {by_labels(c)} (last_over_time({selector}[{memory}]))\nunless\n"
-                f"group {by_labels(c)} ({selector})")
+        expr = binop("unless", agg("group", over_time("last", selector, memory), kept(c)),
+                     agg("group", selector, kept(c)))
         labels: Labels = {}
         how = f"per cluster: reported within the last {memory}, absent now"
         who = f"No instance in cluster {{{{ $labels.{cluster} }}}} has reported health check {c.name}"
     else:  # absent() keeps the selector's equality matchers, the check's name among them
-        expr, labels, how = f"absent({selector})", c.labels("status"), "absent()"
+        expr, labels, how = Call("absent", (selector,)), c.labels("status"), "absent()"
         who = f"No instance has reported health check {{{{ $labels.{spec.label} }}}}"
 
     def scenarios(f: Duration) -> list[Scenario]:
@@ -185,9 +204,8 @@ def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
         return story
 
     return c.alert(
-        "HealthCheckSilent", expr=expr, for_=f_silent, severity="critical",
-        scenarios=scenarios,
-        summary="No instance reports a health check whose silence means the process is gone.",
+        SILENT, expr=expr, for_=f_silent, scenarios=scenarios,
+        queries={"reporting": agg("count", selector, kept(c))},
         condition=(f"no series of the check at all for {f_silent} ({how}: every instance dead, hung or "
                    "no longer scraped; silence is the failure of a liveness check)"),
         description=f"{who} for {{for}}: every process is dead, hung or no longer scraped.",
@@ -198,10 +216,10 @@ def _degraded(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     mode = spec.degraded_mode
     base = _mode_base(c)
     return gauge_compare(
-        c, "DegradedModeActive", signal="degraded", op=">", threshold=0, bad=1, good=(0,),
+        c, DEGRADED, signal="degraded", op=">", threshold=0, bad=1, good=(0,),
         spike=whole_steps(spec.interval * spec.recovery_threshold), base=base, by={mode.label: mode.name},
-        for_=str(degraded_for(spec)), severity="warning",
-        summary="The service runs in a degraded mode: a dependency failed and it serves what it can without it.",
+        for_=degraded_for(spec),
+        queries={"mode": agg("max", c.select("degraded", base=base), ("instance", mode.label))},
         condition=(f"mode {mode.name} on for {degraded_for(spec)}, longer than a blip the app recovers from "
                    f"by itself ({spec.recovery_threshold} passing checks every {spec.interval}"
                    + (f" plus a recovery check every {mode.recovery_check_interval or spec.interval})"
@@ -214,16 +232,16 @@ def _degraded(c: Component, spec: HealthCheckSpec) -> list[Rule]:
 def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     mode = spec.degraded_mode
     base = _mode_base(c)
-    by = by_labels(c, "instance", mode.label)
+    by = kept(c, "instance", mode.label)
     on = c.select("degraded", base=base)
     status = c.select("status")
-    healthy = number(spec.healthy_value)
 
-    def expr(f: Duration) -> str:
+    def expr(f: Duration) -> Expr:
         window = max(mode.max_duration - f, MIN)
-        return (f"(\n  max {by} ({on}) == 1\n  and on ({kept(c, 'instance')})\n  min {by_labels(c, 'instance')} ({status}) "
-                f">= {healthy}\n)\n"
-                f"or\n(\n  max {by} (min_over_time({on}[{window}])) == 1\n  and\n  max {by} ({on} offset {window})\n)")
+        passing = binop(">=", agg("min", status, kept(c, "instance")), spec.healthy_value)
+        return or_(Paren(and_(binop("==", agg("max", on, by), 1), passing, on=kept(c, "instance"))),
+                   Paren(and_(binop("==", agg("max", over_time("min", on, window), by), 1),
+                              agg("max", Offset(on, window), by))))
 
     def story(phases: list[tuple[Duration, float, float]]) -> tuple:
         """(span, check passing, mode) phases."""
@@ -267,8 +285,8 @@ def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     tuned = spec.alerts.get("DegradedModeNotRecovering")
     final = tuned.for_ if tuned and tuned.for_ else f
     return c.alert(
-        "DegradedModeNotRecovering", expr=expr(final), for_=f, severity="critical", scenarios=scenarios,
-        summary="A degraded mode does not end although it should have: automatic recovery is not happening.",
+        NOT_RECOVERING, expr=expr(final), for_=f, scenarios=scenarios,
+        queries={"mode": agg("max", on, by), "status": agg("min", status, kept(c, "instance", spec.label))},
         condition=(f"mode {mode.name} on while check {spec.name} passes for {f} (recovery should take at most "
                    f"{whole_steps(recovery_time(spec))}), or on for {mode.max_duration} in a row"),
         description=(f"{{{{ $labels.instance }}}} is still in degraded mode {{{{ $labels.{mode.label} }}}} although "
@@ -296,53 +314,53 @@ def _status_mappings(spec: HealthCheckSpec) -> tuple[Mapping, ...]:
     return (Mapping(healthy, "passing", "green"),) + tuple(Mapping(v, "failing", "red") for v in failing)
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec: HealthCheckSpec = c.spec  # type: ignore[assignment]
     healthy = number(spec.healthy_value)
     what = f" ({spec.dependency})" if spec.dependency else ""
+    status = agg("min", sel(c, "status"), ("instance",))
     detail = [Panel(
         title=f"{c.name}: check status", kind="state-timeline", unit="none", width=24,
-        mappings=_status_mappings(spec), runbooks=("HealthCheckFailing",),
+        mappings=_status_mappings(spec), alerts=(FAILING,),
         description=(f"Result of the latest run of health check {c.name}{what} per instance, run every "
-                     f"{spec.interval}" + (f" with a {spec.timeout} timeout" if spec.timeout else "")
-                     + f". Failing for {failing_for(spec)} ({spec.failure_threshold} runs) fires HealthCheckFailing."),
-        queries=(Query(f"min by (instance) ({sel(c, 'status')})", "{{instance}}"),),
+                     f"{spec.interval}" + (f" with a {spec.timeout} timeout" if spec.timeout else "") + ". "
+                     + built.fires(FAILING, f"Failing for {{for}} ({spec.failure_threshold} runs) fires {{alert}}.")
+                     ).strip(),
+        queries=(Query(status, "{{instance}}"),),
     )]
     if spec.silence_is_failure:
         detail.append(Panel(
-            title=f"{c.name}: instances reporting", unit="short", min=0, thresholds=below(1),
-            runbooks=("HealthCheckSilent",),
-            description=(f"Instances that report health check {c.name}. None for {silent_for(spec)} fires "
-                         "HealthCheckSilent: for a liveness check silence is the failure."),
-            queries=(Query(f"count ({sel(c, 'status')}) or vector(0)", "reporting"),),
+            title=f"{c.name}: instances reporting", unit="short", min=0, thresholds=below(1), alerts=(SILENT,),
+            description=(f"Instances that report health check {c.name}. " + built.fires(
+                SILENT, "None for {for} fires {alert}: for a liveness check silence is the failure.")).strip(),
+            queries=(Query(binop("or", agg("count", sel(c, "status")), Call("vector", (Num(0),))), "reporting"),),
         ))
     mode = spec.degraded_mode
     if mode is not None:
-        degraded = sel(c, "degraded", base=_mode_base(c))
+        degraded = agg("max", sel(c, "degraded", base=_mode_base(c)), ("instance",))
         detail += [
             Panel(
                 title=f"{c.name}: degraded mode {mode.name}", kind="state-timeline", unit="none", width=24,
                 mappings=(Mapping(0, "normal", "green"), Mapping(1, mode.name, "orange")),
-                runbooks=("DegradedModeActive", "DegradedModeNotRecovering"),
+                alerts=(DEGRADED, NOT_RECOVERING),
                 description=(f"Whether each instance runs in degraded mode {mode.name}, switched on when health check "
-                             f"{c.name} fails. On for {degraded_for(spec)} fires DegradedModeActive."),
-                queries=(Query(f"max by (instance) ({degraded})", "{{instance}}"),),
+                             f"{c.name} fails. " + built.fires(DEGRADED, "On for {for} fires {alert}.")).strip(),
+                queries=(Query(degraded, "{{instance}}"),),
             ),
             Panel(
-                title=f"{c.name}: degraded mode vs check status", unit="none", min=0,
-                runbooks=("DegradedModeNotRecovering",),
+                title=f"{c.name}: degraded mode vs check status", unit="none", min=0, alerts=(NOT_RECOVERING,),
                 description=(f"Degraded mode {mode.name} (1 = on) next to check {c.name} (passing at {healthy}). "
-                             f"The mode still on while the check passes for {stuck_for(spec)}, or on for "
-                             f"{mode.max_duration}, fires DegradedModeNotRecovering."),
-                queries=(Query(f"max by (instance) ({degraded})", "mode {{instance}}"),
-                         Query(f"min by (instance) ({sel(c, 'status')})", "check {{instance}}")),
+                             + built.fires(NOT_RECOVERING, "The mode still on while the check passes for {for}, or "
+                                                           f"on for {mode.max_duration}, fires {{alert}}.")).strip(),
+                queries=(Query(degraded, "mode {{instance}}"), Query(status, "check {{instance}}")),
             ),
         ]
+    failing = binop("or", agg("count", binop("<", status, spec.healthy_value)), Call("vector", (Num(0),)))
     health = Panel(
         title=f"Health check {c.name}: failing instances", kind="stat", unit="short", width=6, height=5,
-        thresholds=above(1), runbooks=("HealthCheckFailing",),
+        thresholds=above(1), alerts=(FAILING,),
         description=f"Instances whose latest run of health check {c.name}{what} failed.",
-        queries=(Query(f"count (min by (instance) ({sel(c, 'status')}) < {healthy}) or vector(0)", c.name),),
+        queries=(Query(failing, c.name),),
     )
     return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
 
@@ -353,17 +371,11 @@ KIND = Kind(
     spec=HealthCheckSpec,
     schema="health_check",
     check=check,
+    alerts=(FAILING, SILENT, DEGRADED, NOT_RECOVERING),
     rules=rules,
     panels=panels,
     concern=Concern("health", "Health & Degraded Modes",
                     "Health check results per instance, instances reporting, degraded modes and their recovery."),
-    related={
-        "HealthCheckFailing": ("DegradedModeActive", "DegradedModeNotRecovering", "CircuitBreakerOpen",
-                               "RetryExhaustionHigh"),
-        "HealthCheckSilent": ("HealthCheckFailing",),
-        "DegradedModeActive": ("HealthCheckFailing", "DegradedModeNotRecovering", "CircuitBreakerOpen"),
-        "DegradedModeNotRecovering": ("HealthCheckFailing", "DegradedModeActive", "CircuitBreakerOpen"),
-    },
     # Degraded mode while the check fails is the app doing its job: the failing check is the news.
     inhibitions=(Inhibition("HealthCheckFailing", ("DegradedModeActive",), ("service", "component", "instance")),),
     default_metrics={

@@ -34,13 +34,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from obsgen.components.base import (OBSGEN_LABELS, Component, Concern, Finding, Given, Inhibition, Kind, RatioSignals,
-                                    Recording, Rule, Scenario, breaker_reference)
-from obsgen.components.shapes import FIVE_MIN, by_labels, ratio_traffic, verdict
+from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, Concern, Finding, Given, Inhibition,
+                                    Kind, RatioSignals, Recording, Rule, Scenario, breaker_reference)
+from obsgen.components.shapes import FIVE_MIN, kept, ratio_traffic, verdict
 from obsgen.components.timeline import MIN, STEP, counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, above, jobs, num, pct, rate, sel
+from obsgen.model.promql import Call, Expr, Num, Selector, agg, and_, binop, number, ratio, regex_quote, selector
+from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef
-from obsgen.promql import matchers, number, regex_quote
 
 QUANTILES = {"p50": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 AVG = "avg"
@@ -52,6 +53,18 @@ ERROR_RATIO = "route:http_request_errors:ratio_rate5m"
 LATENCY_COUNT = "route:http_request_duration_seconds_count:rate5m"
 LATENCY_QUANTILE = "route:http_request_duration_seconds:quantile_rate5m"
 LATENCY_MEAN = "route:http_request_duration_seconds:mean_rate5m"
+
+ERROR_RATE_HIGH = AlertDef(
+    "HttpErrorRateHigh", "critical", "5m", "An HTTP route answers too many requests with a server error (5xx).",
+    related=("HttpLatencyHigh", "CircuitBreakerOpen", "CircuitBreakerNotOpening", "ExecutorRejectingTasks",
+             "TimeLimiterTimeoutsHigh"))
+LATENCY_HIGH = AlertDef(
+    "HttpLatencyHigh", "warning", "10m", "An HTTP route's latency percentile is above its threshold.",
+    related=("HttpLatencyAverageHigh", "HttpErrorRateHigh", "ExecutorSaturated", "CacheHitRateLow",
+             "TimeLimiterTimeoutsHigh"))
+LATENCY_AVERAGE_HIGH = AlertDef(
+    "HttpLatencyAverageHigh", "warning", "10m", "An HTTP route's average latency is above its threshold.",
+    related=("HttpLatencyHigh", "HttpErrorRateHigh", "ExecutorSaturated", "CacheHitRateLow"))
 
 
 @dataclass(frozen=True)
@@ -127,9 +140,9 @@ def _static(c: Component) -> Labels:
     return {"service": c.service.name, "component": c.name}
 
 
-def _pick(c: Component, record: str, t: Target, extra: Labels | None = None) -> str:
+def _pick(c: Component, record: str, t: Target, extra: Labels | None = None) -> Selector:
     exact, negated = _route_matchers(c.spec, t)  # type: ignore[arg-type]
-    return record + matchers({**_static(c), **(extra or {}), **exact}, None, negated)
+    return selector(record, {**_static(c), **(extra or {}), **exact}, None, negated)
 
 
 def _seconds(d: Duration) -> float:
@@ -144,25 +157,25 @@ def latency_keys(spec: HttpSpec) -> list[str]:
 
 def _recordings(c: Component) -> list[Rule]:
     spec: HttpSpec = c.spec  # type: ignore[assignment]
-    by, win, static = by_labels(c, spec.route_label), FIVE_MIN, _static(c)
-    pick = matchers(static)
+    by, win, static = kept(c, spec.route_label), FIVE_MIN, _static(c)
+    per_route = lambda signal, extra=None: agg("sum", rate_over(c.select(signal, extra), win), by)  # noqa: E731
     out: list[Rule] = [
-        Recording(REQUESTS, f"sum {by} (rate({c.select('requests')}[{win}]))", static),
-        Recording(ERROR_RATE, f"sum {by} (rate({c.select('errors')}[{win}]))", static),
-        Recording(ERROR_RATIO, f"{ERROR_RATE}{pick}\n/\n{REQUESTS}{pick}", static),
+        Recording(REQUESTS, per_route("requests"), static),
+        Recording(ERROR_RATE, per_route("errors"), static),
+        Recording(ERROR_RATIO, ratio(selector(ERROR_RATE, static), selector(REQUESTS, static)), static),
     ]
     keys = latency_keys(spec)
     if keys:
-        out.append(Recording(LATENCY_COUNT, f"sum {by} (rate({c.select('buckets', {'le': '+Inf'})}[{win}]))", static))
+        out.append(Recording(LATENCY_COUNT, per_route("buckets", {"le": "+Inf"}), static))
     for key in keys:
         if key == AVG:
-            out.append(Recording(LATENCY_MEAN, f"sum {by} (rate({c.select('duration_sum')}[{win}]))\n/\n"
-                                               f"sum {by} (rate({c.select('buckets', {'le': '+Inf'})}[{win}]))",
+            out.append(Recording(LATENCY_MEAN, ratio(per_route("duration_sum"), per_route("buckets", {"le": "+Inf"})),
                                  static))
         else:
-            q = number(QUANTILES[key])
-            out.append(Recording(LATENCY_QUANTILE, f"histogram_quantile({q}, sum {by_labels(c, spec.route_label, 'le')} "
-                                                   f"(rate({c.select('buckets')}[{win}])))", {**static, "quantile": q}))
+            q = QUANTILES[key]
+            buckets = agg("sum", rate_over(c.select("buckets"), win), kept(c, spec.route_label, "le"))
+            out.append(Recording(LATENCY_QUANTILE, Call("histogram_quantile", (Num(q), buckets)),
+                                 {**static, "quantile": number(q)}))
     return out
 
 
@@ -180,7 +193,7 @@ def _tuned_for(c: Component, name: str, default: str) -> Duration:
 def _error_rule(c: Component, t: Target) -> list[Rule]:
     spec: HttpSpec = c.spec  # type: ignore[assignment]
     threshold, route = t.error_ratio_max, _test_route(spec, t)
-    expr = f"{_pick(c, ERROR_RATIO, t)} > {number(threshold)}\nand\n{_pick(c, REQUESTS, t)} >= {number(t.min_rate)}"
+    expr = and_(binop(">", _pick(c, ERROR_RATIO, t), threshold), binop(">=", _pick(c, REQUESTS, t), t.min_rate))
     bad = min(1.0, max(threshold * 2, threshold + (1 - threshold) / 2))
     busy = max(t.min_rate * 5, 1.0)
     at = {spec.route_label: route}
@@ -202,10 +215,11 @@ def _error_rule(c: Component, t: Target) -> list[Rule]:
                      per_instance=False),
         ]
 
+    exact, negated = _route_matchers(spec, t)
+    errors = agg("sum", rate_over(c.select("errors", exact, regex=None), FIVE_MIN), kept(c, spec.route_label))
     return c.alert(
-        "HttpErrorRateHigh", expr=expr, for_="5m", severity="critical", scenarios=scenarios,
-        labels=_group_labels(spec, t),
-        summary="An HTTP route answers too many requests with a server error (5xx).",
+        ERROR_RATE_HIGH, expr=expr, scenarios=scenarios, labels=_group_labels(spec, t),
+        queries={"ratio": _pick(c, ERROR_RATIO, t), "errors": errors},
         condition=(f"{t.words()}: more than {pct(threshold)} of requests answered 5xx (5m rate) while serving at "
                    f"least {num(t.min_rate)} req/s"),
         description=(f"Route {{{{ $labels.{spec.route_label} }}}} answers {{{{ $value | humanizePercentage }}}} of "
@@ -264,12 +278,11 @@ def _latency_rules(c: Component, t: Target) -> list[Rule]:
     extra = _group_labels(spec, t)
     for key in [k for k in QUANTILES if k in t.latency]:
         limit, q = _seconds(t.latency[key]), number(QUANTILES[key])
-        expr = (f"{_pick(c, LATENCY_QUANTILE, t, {'quantile': q})} > {number(limit)}\nand ignoring (quantile)\n"
-                f"{_pick(c, LATENCY_COUNT, t)} >= {number(t.min_rate)}")
+        expr = binop("and", binop(">", _pick(c, LATENCY_QUANTILE, t, {"quantile": q}), limit),
+                     binop(">=", _pick(c, LATENCY_COUNT, t), t.min_rate), ignoring=("quantile",))
         out += c.alert(
-            "HttpLatencyHigh", expr=expr, for_="10m", severity="warning", labels={**extra, "quantile": q},
-            scenarios=scenarios(hi, {"quantile": q}),
-            summary="An HTTP route's latency percentile is above its threshold.",
+            LATENCY_HIGH, expr=expr, labels={**extra, "quantile": q}, scenarios=scenarios(hi, {"quantile": q}),
+            queries={"latency": _pick(c, LATENCY_QUANTILE, t, {"quantile": q})},
             condition=(f"{t.words()}: {key} latency above {t.latency[key]} (5m histogram) while serving at least "
                        f"{num(t.min_rate)} req/s"),
             description=(f"Route {{{{ $labels.{spec.route_label} }}}} has a {key} latency of "
@@ -277,11 +290,10 @@ def _latency_rules(c: Component, t: Target) -> list[Rule]:
         )
     if AVG in t.latency:
         limit = _seconds(t.latency[AVG])
-        expr = f"{_pick(c, LATENCY_MEAN, t)} > {number(limit)}\nand\n{_pick(c, LATENCY_COUNT, t)} >= {number(t.min_rate)}"
+        expr = and_(binop(">", _pick(c, LATENCY_MEAN, t), limit), binop(">=", _pick(c, LATENCY_COUNT, t), t.min_rate))
         out += c.alert(
-            "HttpLatencyAverageHigh", expr=expr, for_="10m", severity="warning", labels=extra,
-            scenarios=scenarios(hi * 2, {}),
-            summary="An HTTP route's average latency is above its threshold.",
+            LATENCY_AVERAGE_HIGH, expr=expr, labels=extra, scenarios=scenarios(hi * 2, {}),
+            queries={"latency": _pick(c, LATENCY_MEAN, t)},
             condition=(f"{t.words()}: average latency above {t.latency[AVG]} (5m rate) while serving at least "
                        f"{num(t.min_rate)} req/s"),
             description=(f"Route {{{{ $labels.{spec.route_label} }}}} answers in {{{{ $value | humanizeDuration }}}} "
@@ -377,59 +389,59 @@ def check(given: Given) -> list[Finding]:
     return out
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec: HttpSpec = c.spec  # type: ignore[assignment]
     route = spec.route_label
-    by = f"by ({route})"
+    by = (route,)
     default = targets(spec)[-1]
     listed = "; ".join(
         f"{t.route}: " + ", ".join([f"5xx {pct(t.error_ratio_max)}"] + [f"{k} {v}" for k, v in t.latency.items()])
         for t in targets(spec)[:-1])
     own = f" Routes with their own thresholds: {listed}." if listed else ""
+    per_route = lambda signal, extra=None: agg("sum", rate(sel(c, signal, extra)), by)  # noqa: E731
     detail = [
         Panel(
             title=f"{c.name}: 5xx ratio by route", unit="percentunit", min=0, thresholds=above(default.error_ratio_max),
-            runbooks=("HttpErrorRateHigh",),
-            description=(f"Share of requests answered 5xx per route, all instances. Above "
-                         f"{pct(default.error_ratio_max)} for 5m while a route serves at least "
-                         f"{number(default.min_rate)} req/s fires HttpErrorRateHigh.{own}"),
-            queries=(Query(f"sum {by} ({rate(sel(c, 'errors'))})\n/\nsum {by} ({rate(sel(c, 'requests'))})",
-                           f"{{{{{route}}}}}"),),
+            alerts=(ERROR_RATE_HIGH,),
+            description=("Share of requests answered 5xx per route, all instances. " + built.fires(
+                ERROR_RATE_HIGH, f"Above {pct(default.error_ratio_max)} for {{for}} while a route serves at least "
+                                 f"{number(default.min_rate)} req/s fires {{alert}}.") + own).strip(),
+            queries=(Query(ratio(per_route("errors"), per_route("requests")), f"{{{{{route}}}}}"),),
         ),
         Panel(
-            title=f"{c.name}: requests by route", unit="reqps", runbooks=("HttpErrorRateHigh", "HttpLatencyHigh"),
+            title=f"{c.name}: requests by route", unit="reqps", alerts=(ERROR_RATE_HIGH, LATENCY_HIGH),
             description=(f"Requests per second per route, all instances. Routes under "
                          f"{number(default.min_rate)} req/s are not judged (too few requests for a ratio or a "
                          "percentile to mean anything)."),
-            queries=(Query(f"sum {by} ({rate(sel(c, 'requests'))})", f"{{{{{route}}}}}"),),
+            queries=(Query(per_route("requests"), f"{{{{{route}}}}}"),),
         ),
     ]
     for key in latency_keys(spec):
         limit = default.latency.get(key)
-        line = (f" Above {limit} for 10m fires {'HttpLatencyAverageHigh' if key == AVG else 'HttpLatencyHigh'}."
-                if limit else "")
+        alert = LATENCY_AVERAGE_HIGH if key == AVG else LATENCY_HIGH
+        line = built.fires(alert, f" Above {limit} for {{for}} fires {{alert}}.") if limit else ""
+        expr: Expr
         if key == AVG:
-            expr = (f"sum {by} ({rate(sel(c, 'duration_sum'))})\n/\n"
-                    f"sum {by} ({rate(sel(c, 'buckets', {'le': '+Inf'}))})")
-            title, alert, what = f"{c.name}: average latency by route", "HttpLatencyAverageHigh", "Mean latency"
+            expr = ratio(per_route("duration_sum"), per_route("buckets", {"le": "+Inf"}))
+            title, what = f"{c.name}: average latency by route", "Mean latency"
         else:
-            expr = f"histogram_quantile({number(QUANTILES[key])}, sum by ({route}, le) ({rate(sel(c, 'buckets'))}))"
-            title, alert, what = f"{c.name}: {key} latency by route", "HttpLatencyHigh", f"{key} latency"
+            expr = Call("histogram_quantile", (Num(QUANTILES[key]), agg("sum", rate(sel(c, "buckets")), (route, "le"))))
+            title, what = f"{c.name}: {key} latency by route", f"{key} latency"
         detail.append(Panel(
-            title=title, unit="s", min=0, thresholds=above(_seconds(limit)) if limit else (), runbooks=(alert,),
+            title=title, unit="s", min=0, thresholds=above(_seconds(limit)) if limit else (), alerts=(alert,),
             description=f"{what} per route from the request histogram, all instances.{line}{own}",
             queries=(Query(expr, f"{{{{{route}}}}}"),),
         ))
     detail.append(Panel(
-        title=f"{c.name}: 5xx by route", unit="reqps", runbooks=("HttpErrorRateHigh",),
+        title=f"{c.name}: 5xx by route", unit="reqps", alerts=(ERROR_RATE_HIGH,),
         description="Requests answered 5xx per second per route, all instances: how many users see an error.",
-        queries=(Query(f"sum {by} ({rate(sel(c, 'errors'))})", f"{{{{{route}}}}}"),),
+        queries=(Query(per_route("errors"), f"{{{{{route}}}}}"),),
     ))
     health = Panel(
         title=f"HTTP {c.name}: 5xx ratio", kind="stat", unit="percentunit", width=6, height=5,
-        thresholds=above(default.error_ratio_max), runbooks=("HttpErrorRateHigh",),
+        thresholds=above(default.error_ratio_max), alerts=(ERROR_RATE_HIGH,),
         description=f"Share of all requests to {c.name} answered 5xx, all routes and instances.",
-        queries=(Query(f"sum ({rate(sel(c, 'errors'))})\n/\nsum ({rate(sel(c, 'requests'))})", c.name),),
+        queries=(Query(ratio(agg("sum", rate(sel(c, "errors"))), agg("sum", rate(sel(c, "requests")))), c.name),),
     )
     return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
 
@@ -443,16 +455,10 @@ KIND = Kind(
     spec=HttpSpec,
     schema="http",
     check=check,
+    alerts=(ERROR_RATE_HIGH, LATENCY_HIGH, LATENCY_AVERAGE_HIGH),
     rules=rules,
     panels=panels,
     concern=Concern("http", "HTTP", "Request rate, 5xx ratio and latency percentiles per route against their thresholds."),
-    related={
-        "HttpErrorRateHigh": ("HttpLatencyHigh", "CircuitBreakerOpen", "CircuitBreakerNotOpening",
-                              "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"),
-        "HttpLatencyHigh": ("HttpLatencyAverageHigh", "HttpErrorRateHigh", "ExecutorSaturated", "CacheHitRateLow",
-                            "TimeLimiterTimeoutsHigh"),
-        "HttpLatencyAverageHigh": ("HttpLatencyHigh", "HttpErrorRateHigh", "ExecutorSaturated", "CacheHitRateLow"),
-    },
     # Calls an open breaker rejects fail fast or fall back: the routes' errors and latency are its symptoms.
     inhibitions=(Inhibition("CircuitBreakerOpen", ALERTS, ("service", "breaker")),),
     default_metrics={

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from obsgen.components.base import Component, Concern, Finding, Given, Kind, RatioSignals, Rule
-from obsgen.components.shapes import quantile_above, ratio_of_rates
-from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
+from obsgen.components.base import AlertDef, Built, Component, Concern, Finding, Given, Kind, RatioSignals, Rule
+from obsgen.components.shapes import quantile_above, ratio_of_rates, share
+from obsgen.components.viz import RATE, ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
+from obsgen.model.promql import Call, Expr, Num, agg, number
+from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
-from obsgen.promql import number
 
 CONCERN = Concern("distributed-locks", "Distributed Locks",
                   "Lock acquire latency percentiles against their limits, failed acquisitions and hold times.")
@@ -29,6 +30,17 @@ CONCERN = Concern("distributed-locks", "Distributed Locks",
 # The failure counter and the attempt count are separate families by default; if a spec makes them one family
 # (``lock_acquire_seconds_count{result="failed"}``), test data writes the attempts selector as the rest.
 FAILURES = RatioSignals(part="failures", total="attempts", rest="attempts")
+FIVE_MIN = Duration.parse("5m")
+
+LATENCY_HIGH = AlertDef(
+    "LockAcquireLatencyHigh", "warning", "10m", "Acquiring a distributed lock has become slow.",
+    related=("LockHoldTimeHigh", "LockAcquireFailuresHigh", "RedisDown", "RedisMemoryHigh", "RedisSentinelFailover"))
+FAILURES_HIGH = AlertDef(
+    "LockAcquireFailuresHigh", "warning", "5m", "Many attempts to take a distributed lock fail.",
+    related=("LockAcquireLatencyHigh", "LockHoldTimeHigh", "RedisDown", "RedisSentinelFailover", "CacheStampede"))
+HOLD_TIME_HIGH = AlertDef(
+    "LockHoldTimeHigh", "warning", "10m", "A distributed lock is held for a long time; other callers queue behind it.",
+    related=("LockAcquireLatencyHigh", "LockAcquireFailuresHigh", "ExecutorSaturated"))
 
 
 @dataclass(frozen=True)
@@ -67,15 +79,16 @@ def quantile_name(q: float) -> str:
     return f"p{q * 100:g}"
 
 
-def _percentile(c: Component, name: str, signal: str, limit: Duration, *, what: str, summary: str,
+def _percentile(c: Component, definition: AlertDef, signal: str, limit: Duration, *, what: str,
                 after: str) -> list[Rule]:
     """The lock's percentile of ``signal`` (acquire or hold time) above ``limit``, over all instances: a lock
     is shared by every instance, so its latency is one distribution."""
     spec: LockSpec = c.spec  # type: ignore[assignment]
     p = quantile_name(spec.quantile)
     return quantile_above(
-        c, name, signal=signal, quantile=spec.quantile, threshold=limit.total_seconds, min_rate=spec.min_attempt_rate,
-        per_instance=False, for_="10m", severity="warning", summary=summary,
+        c, definition, signal=signal, quantile=spec.quantile, threshold=limit.total_seconds,
+        min_rate=spec.min_attempt_rate, per_instance=False,
+        queries={"by_instance": _quantile(c, signal, spec.quantile, ("instance", spec.label), FIVE_MIN, c.select)},
         condition=f"{p} {what} above {limit} over all instances (while at least {num(spec.min_attempt_rate)}/s)",
         description=(f"Lock {{{{ $labels.{spec.label} }}}}: {p} of {what} is {{{{ $value | humanize }}}}s across all "
                      f"instances, above {limit} for {{for}}; {after}"),
@@ -84,13 +97,12 @@ def _percentile(c: Component, name: str, signal: str, limit: Duration, *, what: 
 
 def rules(c: Component) -> list[Rule]:
     spec: LockSpec = c.spec  # type: ignore[assignment]
-    out = _percentile(c, "LockAcquireLatencyHigh", "acquire", spec.acquire_latency_max, what="acquire latency",
-                      summary="Acquiring a distributed lock has become slow.",
+    out = _percentile(c, LATENCY_HIGH, "acquire", spec.acquire_latency_max, what="acquire latency",
                       after="every caller of the lock waits longer.")
     out += ratio_of_rates(
-        c, "LockAcquireFailuresHigh", signals=FAILURES, record="instance_lock:acquire_failure",
-        threshold=spec.failure_ratio_max, below=False, min_rate=spec.min_attempt_rate, for_="5m", severity="warning",
-        summary="Many attempts to take a distributed lock fail.",
+        c, FAILURES_HIGH, signals=FAILURES, record="instance_lock:acquire_failure",
+        threshold=spec.failure_ratio_max, below=False, min_rate=spec.min_attempt_rate,
+        queries={"failed_share": share(c, FAILURES, ("instance", spec.label), FIVE_MIN)},
         condition=(f"more than {pct(spec.failure_ratio_max)} of acquire attempts fail"
                    + (f" (time out after {spec.wait_time})" if spec.wait_time else "")
                    + f" (while at least {num(spec.min_attempt_rate)} attempts/s)"),
@@ -99,67 +111,70 @@ def rules(c: Component) -> list[Rule]:
                      "their fallback or fail."),
     )
     if spec.hold_time_max is not None:
-        out += _percentile(c, "LockHoldTimeHigh", "held", spec.hold_time_max, what="hold time",
-                           summary="A distributed lock is held for a long time; other callers queue behind it.",
+        out += _percentile(c, HOLD_TIME_HIGH, "held", spec.hold_time_max, what="hold time",
                            after=f"the lease expires after {spec.lease_time}." if spec.lease_time
                            else "other callers wait behind the holders.")
     return out
 
 
-def _quantile_query(c: Component, signal: str, q: float, by: str) -> str:
-    return f"histogram_quantile({number(q)}, sum by (le{by}) ({rate(sel(c, signal))}))"
+def _quantile(c: Component, signal: str, q: float, by: tuple[str, ...], window, select) -> Expr:
+    """``histogram_quantile(q, sum by (le, …) (rate(bucket[window])))``."""
+    return Call("histogram_quantile", (Num(q), agg("sum", rate_over(select(signal, None), window), ("le",) + by)))
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec: LockSpec = c.spec  # type: ignore[assignment]
     p = quantile_name(spec.quantile)
     limit = spec.acquire_latency_max.total_seconds
     target = spec.acquire_latency_target.total_seconds if spec.acquire_latency_target else None
     latency_steps = (Step("green"),) + ((Step("orange", target),) if target else ()) + (Step("red", limit),)
+    panel_select = lambda signal, extra: sel(c, signal, extra)  # noqa: E731
+    quantile = lambda signal, by: _quantile(c, signal, spec.quantile, by, RATE, panel_select)  # noqa: E731
     detail = [
         Panel(
             title=f"{c.name}: acquire latency {p}", unit="s", min=0, thresholds=latency_steps,
-            runbooks=("LockAcquireLatencyHigh",),
+            alerts=(LATENCY_HIGH,),
             description=(f"{p} of the time to acquire lock {c.name}, all instances together and per instance. "
                          + (f"Orange line: the {spec.acquire_latency_target} objective. " if target else "")
-                         + f"Above {spec.acquire_latency_max} (red line) for 10m, with at least "
-                         f"{number(spec.min_attempt_rate)} attempts/s, fires LockAcquireLatencyHigh."),
-            queries=(Query(_quantile_query(c, "acquire", spec.quantile, ""), f"{p} all instances"),
-                     Query(_quantile_query(c, "acquire", spec.quantile, ", instance"), f"{p} {{{{instance}}}}")),
+                         + built.fires(LATENCY_HIGH, f"Above {spec.acquire_latency_max} (red line) for {{for}}, with "
+                                                     f"at least {number(spec.min_attempt_rate)} attempts/s, fires "
+                                                     "{alert}.")).strip(),
+            queries=(Query(quantile("acquire", ()), f"{p} all instances"),
+                     Query(quantile("acquire", ("instance",)), f"{p} {{{{instance}}}}")),
         ),
         Panel(
-            title=f"{c.name}: acquire attempts and failures", unit="ops", runbooks=("LockAcquireFailuresHigh",),
+            title=f"{c.name}: acquire attempts and failures", unit="ops", alerts=(FAILURES_HIGH,),
             description=f"Attempts to acquire lock {c.name} and those that failed, per second, all instances.",
-            queries=(Query(f"sum ({rate(sel(c, 'attempts'))})", "attempts"),
-                     Query(f"sum ({rate(sel(c, 'failures'))})", "failures")),
+            queries=(Query(agg("sum", rate(sel(c, "attempts"))), "attempts"),
+                     Query(agg("sum", rate(sel(c, "failures"))), "failures")),
         ),
         Panel(
             title=f"{c.name}: failed share", unit="percentunit", min=0, thresholds=above(spec.failure_ratio_max),
-            runbooks=("LockAcquireFailuresHigh",),
-            description=(f"Share of attempts to acquire lock {c.name} that failed, per instance. Above "
-                         f"{pct(spec.failure_ratio_max)} for 5m, with at least {number(spec.min_attempt_rate)} "
-                         "attempts/s, fires LockAcquireFailuresHigh."),
-            queries=(Query(f"sum by (instance) ({rate(sel(c, 'failures'))})\n/\n"
-                           f"sum by (instance) ({rate(sel(c, 'attempts'))})", "{{instance}}"),),
-        ),
-        Panel(
-            title=f"{c.name}: hold time {p}", unit="s", min=0,
-            thresholds=above(spec.hold_time_max.total_seconds) if spec.hold_time_max else (),
-            runbooks=("LockHoldTimeHigh", "LockAcquireLatencyHigh"),
-            description=(f"{p} of how long lock {c.name} is held, all instances together: long holds make every "
-                         "other caller wait." + (f" Above {spec.hold_time_max} for 10m fires LockHoldTimeHigh."
-                                                 if spec.hold_time_max else "")
-                         + (f" The lease expires after {spec.lease_time}." if spec.lease_time else "")),
-            queries=(Query(_quantile_query(c, "held", spec.quantile, ""), p),),
+            alerts=(FAILURES_HIGH,),
+            description=(f"Share of attempts to acquire lock {c.name} that failed, per instance. "
+                         + built.fires(FAILURES_HIGH, f"Above {pct(spec.failure_ratio_max)} for {{for}}, with at "
+                                                      f"least {number(spec.min_attempt_rate)} attempts/s, fires "
+                                                      "{alert}.")).strip(),
+            queries=(Query(share(c, FAILURES, ("instance",), RATE, select=panel_select), "{{instance}}"),),
         ),
     ]
+    if spec.hold_time_max is not None:  # the hold-time histogram is read only when the spec asks for it
+        detail.append(Panel(
+            title=f"{c.name}: hold time {p}", unit="s", min=0, thresholds=above(spec.hold_time_max.total_seconds),
+            alerts=(HOLD_TIME_HIGH, LATENCY_HIGH),
+            description=(f"{p} of how long lock {c.name} is held, all instances together: long holds make every "
+                         "other caller wait. " + built.fires(HOLD_TIME_HIGH, f"Above {spec.hold_time_max} for "
+                                                                             "{for} fires {alert}.")
+                         + (f" The lease expires after {spec.lease_time}." if spec.lease_time else "")).strip(),
+            queries=(Query(quantile("held", ()), p),),
+        ))
     health = Panel(
         title=f"Lock {c.name}: acquire {p}", kind="stat", unit="s", width=6, height=5, thresholds=latency_steps,
-        runbooks=("LockAcquireLatencyHigh",),
+        alerts=(LATENCY_HIGH,),
         description=(f"{p} acquire latency of lock {c.name} over all instances, against its limit "
                      f"{spec.acquire_latency_max}" + (f" and objective {spec.acquire_latency_target}" if target else "")
                      + "."),
-        queries=(Query(_quantile_query(c, "acquire", spec.quantile, ""), c.name),),
+        queries=(Query(quantile("acquire", ()), c.name),),
     )
     return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
 
@@ -171,16 +186,10 @@ KIND = Kind(
     spec=LockSpec,
     schema="lock",
     check=check,
+    alerts=(LATENCY_HIGH, FAILURES_HIGH, HOLD_TIME_HIGH),
     rules=rules,
     panels=panels,
     concern=CONCERN,
-    related={
-        "LockAcquireLatencyHigh": ("LockHoldTimeHigh", "LockAcquireFailuresHigh", "RedisDown", "RedisMemoryHigh",
-                                   "RedisSentinelFailover"),
-        "LockAcquireFailuresHigh": ("LockAcquireLatencyHigh", "LockHoldTimeHigh", "RedisDown",
-                                    "RedisSentinelFailover", "CacheStampede"),
-        "LockHoldTimeHigh": ("LockAcquireLatencyHigh", "LockAcquireFailuresHigh", "ExecutorSaturated"),
-    },
     default_metrics={
         profile: {
             "acquire": MetricRef("lock_acquire_seconds_bucket"),

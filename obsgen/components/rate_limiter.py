@@ -20,11 +20,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import backpressure
-from obsgen.components.base import Component, Kind, Rule
+from obsgen.components.base import AlertDef, Built, Component, Kind, Rule
 from obsgen.components.shapes import gauge_compare, rate_above
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, rate, sel
+from obsgen.model.promql import agg, number
+from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
-from obsgen.promql import number
+
+FIVE_MIN = Duration.parse("5m")
+PERMITS_EXHAUSTED = AlertDef(
+    "RateLimiterPermitsExhausted", "warning", "5m",
+    "A rate limiter has had no permits left for minutes; callers are throttled.",
+    related=("RateLimiterRejectingCalls", "BackpressureSaturated"))
+REJECTING = AlertDef(
+    "RateLimiterRejectingCalls", "warning", "5m", "A rate limiter is rejecting calls: callers over the limit fail.",
+    related=("RateLimiterPermitsExhausted", "BackpressureSheddingLoad"))
 
 
 @dataclass(frozen=True)
@@ -48,55 +58,54 @@ def rules(c: Component) -> list[Rule]:
     of = f" of {_limit(spec)}" if spec.limit_for_period else ""
     waits = f"wait up to {spec.timeout} for a permit or are rejected" if spec.timeout else "wait or are rejected"
     return gauge_compare(
-        c, "RateLimiterPermitsExhausted", signal="available", op="<=", threshold=0, bad=0,
-        good=(1, spec.limit_for_period or 50), for_="5m", severity="warning",
-        summary="A rate limiter has had no permits left for minutes; callers are throttled.",
+        c, PERMITS_EXHAUSTED, signal="available", op="<=", threshold=0, bad=0,
+        good=(1, spec.limit_for_period or 50),
         condition=f"no permit left{of} (available permissions at or below 0, reservations included)",
         description=(f"{who} has had no permit left{of} for {{for}}: demand is above the limit and "
                      f"callers {waits}."),
     ) + rate_above(
-        c, "RateLimiterRejectingCalls", signal="rejected", threshold=spec.rejection_rate_max,
-        window=Duration.parse("5m"), for_="5m", severity="warning",
-        summary="A rate limiter is rejecting calls: callers over the limit fail.",
+        c, REJECTING, signal="rejected", threshold=spec.rejection_rate_max, window=FIVE_MIN,
+        queries={"by_instance": agg("sum", rate_over(c.select("rejected"), FIVE_MIN), ("instance", spec.label))},
         condition=f"more than {num(spec.rejection_rate_max)} calls/s rejected for lack of a permit (5m rate)",
         description=(f"{who} rejects {{{{ $value | humanize }}}} calls/s (threshold "
                      f"{number(spec.rejection_rate_max)}/s) for {{for}}; those calls fail."),
     )
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec: RateLimiterSpec = c.spec  # type: ignore[assignment]
     limit = f" (limit {_limit(spec)})" if spec.limit_for_period else ""
     detail = [
         Panel(
             title=f"{c.name}: available permits", unit="short", soft_max=spec.limit_for_period,
-            thresholds=(Step("red"), Step("green", 1)), runbooks=("RateLimiterPermitsExhausted",),
+            thresholds=(Step("red"), Step("green", 1)), alerts=(PERMITS_EXHAUSTED,),
             description=(f"Permits left in the current period of rate limiter {c.name}{limit}, per instance; "
-                         "below 0 while waiting callers hold reservations. At or below 0 for 5m fires "
-                         "RateLimiterPermitsExhausted."),
-            queries=(Query(f"min by (instance) ({sel(c, 'available')})", "{{instance}}"),),
+                         "below 0 while waiting callers hold reservations. "
+                         + built.fires(PERMITS_EXHAUSTED, "At or below 0 for {for} fires {alert}.")).strip(),
+            queries=(Query(agg("min", sel(c, "available"), ("instance",)), "{{instance}}"),),
         ),
         Panel(
             title=f"{c.name}: rejected calls", unit="reqps", thresholds=above(spec.rejection_rate_max),
-            runbooks=("RateLimiterRejectingCalls",),
-            description=(f"Calls rate limiter {c.name} refused per second, per instance. Above "
-                         f"{number(spec.rejection_rate_max)}/s for 5m fires RateLimiterRejectingCalls."),
-            queries=(Query(f"sum by (instance) ({rate(sel(c, 'rejected'))})", "{{instance}}"),),
+            alerts=(REJECTING,),
+            description=(f"Calls rate limiter {c.name} refused per second, per instance. "
+                         + built.fires(REJECTING, f"Above {number(spec.rejection_rate_max)}/s for {{for}} fires "
+                                                  "{alert}.")).strip(),
+            queries=(Query(agg("sum", rate(sel(c, "rejected")), ("instance",)), "{{instance}}"),),
         ),
     ]
     if c.has_metric("waiting"):
         detail.append(Panel(
-            title=f"{c.name}: waiting callers", unit="short", min=0, runbooks=("RateLimiterPermitsExhausted",),
+            title=f"{c.name}: waiting callers", unit="short", min=0, alerts=(PERMITS_EXHAUSTED,),
             description=(f"Threads parked waiting for a permit of rate limiter {c.name}, per instance"
                          + (f" (each up to {spec.timeout})" if spec.timeout else "") + ": they hold request "
                          "threads while they wait."),
-            queries=(Query(f"max by (instance) ({sel(c, 'waiting')})", "{{instance}}"),),
+            queries=(Query(agg("max", sel(c, "waiting"), ("instance",)), "{{instance}}"),),
         ))
     health = Panel(
         title=f"Rate limiter {c.name}: permits left", kind="stat", unit="short", width=6, height=5,
-        thresholds=(Step("red"), Step("green", 1)), runbooks=("RateLimiterPermitsExhausted",),
+        thresholds=(Step("red"), Step("green", 1)), alerts=(PERMITS_EXHAUSTED,),
         description=f"Fewest permits left of rate limiter {c.name} on any instance{limit}.",
-        queries=(Query(f"min ({sel(c, 'available')})", c.name),),
+        queries=(Query(agg("min", sel(c, "available")), c.name),),
     )
     return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
 
@@ -106,17 +115,14 @@ KIND = Kind(
     title="Rate limiter",
     spec=RateLimiterSpec,
     schema="rate_limiter",
+    alerts=(PERMITS_EXHAUSTED, REJECTING),
     rules=rules,
     panels=panels,
     concern=backpressure.CONCERN,
-    related={
-        "RateLimiterPermitsExhausted": ("RateLimiterRejectingCalls", "BackpressureSaturated"),
-        "RateLimiterRejectingCalls": ("RateLimiterPermitsExhausted", "BackpressureSheddingLoad"),
-    },
     default_metrics={
         "micrometer": {
-            "available": MetricRef("resilience4j_ratelimiter_available_permissions"),
-            "waiting": MetricRef("resilience4j_ratelimiter_waiting_threads"),
+            "available": MetricRef("resilience4j_ratelimiter_available_permissions", (), backpressure.RESILIENCE4J),
+            "waiting": MetricRef("resilience4j_ratelimiter_waiting_threads", (), backpressure.RESILIENCE4J),
             "rejected": MetricRef("ratelimiter_rejected_calls_total"),
         },
         "python": {

@@ -10,15 +10,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obsgen.components.base import (Check, Component, Concern, Finding, Given, Inhibition, Kind, Rule, Scenario,
-                                    alert_enabled, never_fires, tuned_for)
-from obsgen.components.shapes import by_labels, gauge_compare, verdict, rate_above
+from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind, Rule,
+                                    Scenario, alert_enabled, never_fires, tuned_for)
+from obsgen.components.shapes import gauge_compare, kept, rate_above, verdict
 from obsgen.components.timeline import MIN, STEP, gauge
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, pct, rate, sel
+from obsgen.model.promql import Call, Expr, Paren, agg, and_, binop, or_, over_time
+from obsgen.model.promql import rate as rate_over
+from obsgen.model.rules import Check
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
-from obsgen.promql import number
 
 GIB = 1024 ** 3
+FIVE_MIN = Duration.parse("5m")
+EXPORTER = "oliver006/redis_exporter"
+
+DOWN = AlertDef(
+    "RedisDown", "critical", "1m", "A Redis server does not answer the exporter.",
+    related=("CacheL2Unavailable", "RedisSentinelFailover", "RedisReplicationBroken", "RedisNoHealthyReplica",
+             "RedisClusterStateFail"))
+REPLICATION_BROKEN = AlertDef(
+    "RedisReplicationBroken", "warning", "2m", "A Redis replica has lost its link to the master.",
+    related=("RedisNoHealthyReplica", "RedisDown", "RedisSentinelFailover"))
+FAILOVER = AlertDef(
+    "RedisSentinelFailover", "warning", "0s", "Sentinel promoted a new Redis master.",
+    related=("RedisDown", "RedisReplicationBroken", "RedisSentinelQuorumAtRisk", "CacheL2Unavailable"))
+QUORUM_AT_RISK = AlertDef(
+    "RedisSentinelQuorumAtRisk", "warning", "5m",
+    "Fewer healthy sentinels than the quorum: automatic failover is impossible.",
+    related=("RedisSentinelFailover", "RedisDown"))
+NO_HEALTHY_REPLICA = AlertDef(
+    "RedisNoHealthyReplica", "warning", "2m",
+    "Redis has no healthy replica: the data has one copy and failover has no target.",
+    related=("RedisReplicationBroken", "RedisDown", "RedisSentinelFailover"))
+MEMORY_HIGH = AlertDef(
+    "RedisMemoryHigh", "warning", "5m", "Redis memory is close to maxmemory; evictions or write errors follow.",
+    related=("RedisRejectedConnections", "CacheL2Unavailable"))
+REJECTED_CONNECTIONS = AlertDef(
+    "RedisRejectedConnections", "warning", "1m", "Redis is refusing client connections (maxclients reached).",
+    related=("CacheL2Unavailable", "RedisMemoryHigh"))
+CLUSTER_STATE_FAIL = AlertDef(
+    "RedisClusterStateFail", "critical", "1m", "The Redis cluster reports state fail.",
+    related=("RedisClusterSlotsFail", "RedisDown", "CacheL2Unavailable"))
+CLUSTER_SLOTS_FAIL = AlertDef(
+    "RedisClusterSlotsFail", "critical", "1m", "Redis cluster hash slots are failing; keys in them cannot be served.",
+    related=("RedisClusterStateFail", "RedisDown", "CacheL2Unavailable"))
 
 
 @dataclass(frozen=True)
@@ -94,7 +129,8 @@ def _sentinel_base(c: Component, spec: RedisSpec) -> Labels:
 
 def _memory(c: Component, spec: RedisSpec) -> list[Rule]:
     used, limit = c.select("memory_used"), c.select("memory_max")
-    expr = f"(\n  {used}\n/\n  {limit}\n) > {number(spec.memory_ratio_max)}\nand\n{limit} > 0"
+    expr = and_(binop(">", Paren(binop("/", used, limit, multiline=True)), spec.memory_ratio_max),
+                binop(">", limit, 0))
     # Used memory can pass maxmemory (noeviction, replication buffers): a threshold of 1 still fires.
     high = spec.memory_ratio_max + (1 - spec.memory_ratio_max) / 2 if 1 - spec.memory_ratio_max > 1e-6 else 1.05
 
@@ -112,8 +148,8 @@ def _memory(c: Component, spec: RedisSpec) -> list[Rule]:
                      verdict(f, end, False)),
         ]
 
-    return c.alert("RedisMemoryHigh", expr=expr, for_="5m", severity="warning", scenarios=scenarios,
-                   summary="Redis memory is close to maxmemory; evictions or write errors follow.",
+    return c.alert(MEMORY_HIGH, expr=expr, scenarios=scenarios,
+                   queries={"ratio": binop("/", used, binop(">", limit, 0))},
                    condition=f"used memory above {pct(spec.memory_ratio_max)} of maxmemory (only when maxmemory is set)",
                    description=("Redis {{ $labels.instance }} uses {{ $value | humanizePercentage }} of its maxmemory "
                                 f"(threshold {spec.memory_ratio_max * 100:g}%) for {{for}}."))
@@ -122,8 +158,10 @@ def _memory(c: Component, spec: RedisSpec) -> list[Rule]:
 def _failover(c: Component, spec: RedisSpec) -> list[Rule]:
     base = _sentinel_base(c, spec)
     window = Duration.parse("5m")
-    expr = (f"count {by_labels(c, 'master_name')} (\n  count {by_labels(c, 'master_name', 'master_address')} (\n"
-            f"    last_over_time({c.select('sentinel_status', base=base)}[{window}])\n  )\n) > 1")
+    status = c.select("sentinel_status", base=base)
+    addresses = agg("count", over_time("last", status, window), kept(c, "master_name", "master_address"),
+                    multiline=True)
+    expr = binop(">", agg("count", addresses, kept(c, "master_name"), multiline=True), 1)
 
     def scenarios(f: Duration) -> list[Scenario]:
         before, after = Duration.parse("6m"), Duration.parse("7m")
@@ -142,8 +180,8 @@ def _failover(c: Component, spec: RedisSpec) -> list[Rule]:
                      per_instance=False),
         ]
 
-    return c.alert("RedisSentinelFailover", expr=expr, for_="0s", severity="warning", scenarios=scenarios,
-                   summary="Sentinel promoted a new Redis master.",
+    return c.alert(FAILOVER, expr=expr, scenarios=scenarios,
+                   queries={"addresses": agg("max", over_time("last", status, window), ("master_address",))},
                    condition="sentinels reported more than one master address within the last 5m",
                    description=(f"Sentinel failed over master {{{{ $labels.master_name }}}} within the last {window}: "
                                 "clients reconnect to the new master; check why the old one failed."))
@@ -154,12 +192,13 @@ def _quorum(c: Component, spec: RedisSpec) -> list[Rule]:
     quorum = spec.quorum or 1
     sel = c.select("sentinel_ok_sentinels", base=base)
     cluster = c.service.cluster_label
+    missing: Expr
     if cluster:  # absent() would look at the whole fleet: per cluster, sentinels that report other masters only
         others = c.select("sentinel_ok_sentinels", base={k: v for k, v in base.items() if k != "master_name"})
-        missing = f"(\n  group {by_labels(c)} ({others})\nunless\n  group {by_labels(c)} ({sel})\n)"
+        missing = Paren(binop("unless", agg("group", others, kept(c)), agg("group", sel, kept(c))))
     else:
-        missing = f"absent({sel})"
-    expr = f"max {by_labels(c, 'master_name')} ({sel}) < {quorum}\nor\n{missing}"
+        missing = Call("absent", (sel,))
+    expr = or_(binop("<", agg("max", sel, kept(c, "master_name")), quorum), missing)
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = f + MIN * 2
@@ -179,8 +218,8 @@ def _quorum(c: Component, spec: RedisSpec) -> list[Rule]:
                      verdict(f, end, True), labels={} if cluster else dict(base), value=1, per_instance=False),
         ]
 
-    return c.alert("RedisSentinelQuorumAtRisk", expr=expr, for_="5m", severity="warning", scenarios=scenarios,
-                   summary="Fewer healthy sentinels than the quorum: automatic failover is impossible.",
+    return c.alert(QUORUM_AT_RISK, expr=expr, scenarios=scenarios,
+                   queries={"ok_sentinels": agg("max", sel, ("master_name", "master_address"))},
                    condition=f"fewer than {spec.quorum or 1} of {spec.sentinels} sentinels see the master, or none reports it",
                    description=(f"Master {spec.master_name}: {{{{ $value }}}} healthy sentinel(s), below the quorum "
                                 f"of {quorum} (of {spec.sentinels}) for {{for}}, or no sentinel reports the master "
@@ -197,7 +236,7 @@ def _no_replica(c: Component, spec: RedisSpec) -> list[Rule]:
         base = dict(spec.selector)
         sel, by, fired = c.select("connected_replicas"), sorted(spec.selector), dict(spec.selector)
         signal, extra = "connected_replicas", {}
-    expr = f"max {by_labels(c, *by)} ({sel}) < 1"
+    expr = binop("<", agg("max", sel, kept(c, *by)), 1)
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = f + MIN * 2
@@ -208,8 +247,8 @@ def _no_replica(c: Component, spec: RedisSpec) -> list[Rule]:
                      verdict(f, end, False), per_instance=False),
         ]
 
-    return c.alert("RedisNoHealthyReplica", expr=expr, for_="2m", severity="warning", scenarios=scenarios,
-                   summary="Redis has no healthy replica: the data has one copy and failover has no target.",
+    return c.alert(NO_HEALTHY_REPLICA, expr=expr, scenarios=scenarios,
+                   queries={"replicas": agg("max", sel, kept(c, *by))},
                    condition=f"no healthy replica (of {spec.replicas} configured)",
                    description=(f"Redis {spec.name} has had {{{{ $value }}}} healthy replicas (of {spec.replicas} "
                                 "configured) for {for}."))
@@ -218,17 +257,16 @@ def _no_replica(c: Component, spec: RedisSpec) -> list[Rule]:
 def rules(c: Component) -> list[Rule]:
     spec: RedisSpec = c.spec  # type: ignore[assignment]
     out = gauge_compare(
-        c, "RedisDown", signal="up", op="==", threshold=0, bad=0, good=(1,), for_="1m", severity="critical",
-        aggregate=False, summary="A Redis server does not answer the exporter.",
+        c, DOWN, signal="up", op="==", threshold=0, bad=0, good=(1,), aggregate=False,
+        queries={"up": c.select("up")},
         condition="the exporter cannot reach the Redis server (redis_up is 0)",
         description="Redis {{ $labels.instance }} has been unreachable for {for}.",
     )
     if spec.replicas or spec.topology == "cluster":
         out += gauge_compare(
-            c, "RedisReplicationBroken", signal="master_link_up", op="==", threshold=0, bad=0, good=(1,),
-            for_="2m", severity="warning", aggregate=False,
+            c, REPLICATION_BROKEN, signal="master_link_up", op="==", threshold=0, bad=0, good=(1,), aggregate=False,
             series_labels={"master_host": "10.0.0.1", "master_port": "6379"},
-            summary="A Redis replica has lost its link to the master.",
+            queries={"links": c.select("master_link_up")},
             condition="a replica reports no link to its master (redis_master_link_up is 0)",
             description=("Replica {{ $labels.instance }} has had no link to its master "
                          "{{ $labels.master_host }}:{{ $labels.master_port }} for {for}; it serves stale data."),
@@ -238,22 +276,20 @@ def rules(c: Component) -> list[Rule]:
     if spec.replicas and spec.topology != "cluster":
         out += _no_replica(c, spec)
     out += _memory(c, spec) + rate_above(
-        c, "RedisRejectedConnections", signal="rejected_connections", threshold=0, window=Duration.parse("5m"),
-        for_="1m", severity="warning",
-        summary="Redis is refusing client connections (maxclients reached).",
+        c, REJECTED_CONNECTIONS, signal="rejected_connections", threshold=0, window=FIVE_MIN,
+        queries={"rejected": rate_over(c.select("rejected_connections"), FIVE_MIN)},
         condition="any connection rejected in the last 5m (maxclients reached)",
         description="Redis {{ $labels.instance }} rejected {{ $value | humanize }} connections/s for {for}.",
     )
     if spec.topology == "cluster":
         out += gauge_compare(
-            c, "RedisClusterStateFail", signal="cluster_state", op="==", threshold=0, bad=0, good=(1,), for_="1m",
-            severity="critical", aggregate=False, summary="The Redis cluster reports state fail.",
+            c, CLUSTER_STATE_FAIL, signal="cluster_state", op="==", threshold=0, bad=0, good=(1,), aggregate=False,
+            queries={"state": c.select("cluster_state")},
             condition="a node reports cluster_state:fail",
             description="Redis cluster node {{ $labels.instance }} has reported cluster_state:fail for {for}.",
         ) + gauge_compare(
-            c, "RedisClusterSlotsFail", signal="cluster_slots_fail", op=">", threshold=0, bad=16, good=(0,),
-            for_="1m", severity="critical", aggregate=False,
-            summary="Redis cluster hash slots are failing; keys in them cannot be served.",
+            c, CLUSTER_SLOTS_FAIL, signal="cluster_slots_fail", op=">", threshold=0, bad=16, good=(0,),
+            aggregate=False, queries={"slots": c.select("cluster_slots_fail")},
             condition="a node sees at least one hash slot in fail state",
             description="Redis cluster node {{ $labels.instance }} sees {{ $value }} failed slots for {for}.",
         )
@@ -264,96 +300,100 @@ def rules(c: Component) -> list[Rule]:
 UP_DOWN = (Mapping(0, "down", "red"), Mapping(1, "up", "green"))
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec = c.spec
     sentinel = spec.topology == "sentinel"
     sentinel_base = {**(spec.sentinel_selector if spec.sentinel_selector is not None else spec.selector),
                      "master_name": spec.master_name or ""}
     expected = 1 + spec.replicas
-    info = lambda role: sel(c, "instance_info", {"role": role},  # noqa: E731
-                            regex={"redis_mode": "standalone|cluster"})
+    info = lambda role: agg("max", sel(c, "instance_info", {"role": role},  # noqa: E731
+                                       regex={"redis_mode": "standalone|cluster"}), ("instance",))
+    role = or_(Paren(binop("+", binop("*", info("master"), 0), 1)), Paren(binop("*", info("slave"), 0)))
     detail: list[Panel] = [
         Panel(
-            title=f"{c.name}: up", kind="state-timeline", unit="none", mappings=UP_DOWN, runbooks=("RedisDown",),
-            description=f"Whether the exporter reaches each Redis server of {c.name}; down for 1m fires RedisDown.",
+            title=f"{c.name}: up", kind="state-timeline", unit="none", mappings=UP_DOWN, alerts=(DOWN,),
+            description=(f"Whether the exporter reaches each Redis server of {c.name}"
+                         + built.fires(DOWN, "; down for {for} fires {alert}") + "."),
             queries=(Query(sel(c, "up"), "{{instance}}"),),
         ),
         Panel(
             title=f"{c.name}: role", kind="state-timeline", unit="none",
             mappings=(Mapping(0, "replica", "purple"), Mapping(1, "master", "blue")),
-            runbooks=("RedisSentinelFailover",) if sentinel else ("RedisReplicationBroken",),
+            alerts=(FAILOVER,) if sentinel else (REPLICATION_BROKEN,),
             description=f"Role of each Redis server of {c.name} over time (redis_instance_info): a change of "
                         "colour is a promotion or demotion.",
-            queries=(Query(f"(max by (instance) ({info('master')}) * 0 + 1)\nor\n"
-                           f"(max by (instance) ({info('slave')}) * 0)", "{{instance}}"),),
+            queries=(Query(role, "{{instance}}"),),
         ),
     ]
     if sentinel:
         detail += [
             Panel(
                 title=f"{c.name}: master address (sentinel view)", kind="state-timeline", unit="none",
-                mappings=(Mapping(1, "master", "blue"),), runbooks=("RedisSentinelFailover",),
+                mappings=(Mapping(1, "master", "blue"),), alerts=(FAILOVER,),
                 description=(f"The address the sentinels report as master {spec.master_name} over time; a new row "
-                             "appearing is a failover (RedisSentinelFailover fires for 5m after it)."),
-                queries=(Query(f"max by (master_address) ({sel(c, 'sentinel_status', base=sentinel_base)})",
+                             "appearing is a failover" + built.fires(FAILOVER, " ({alert} fires for 5m after it)")
+                             + "."),
+                queries=(Query(agg("max", sel(c, "sentinel_status", base=sentinel_base), ("master_address",)),
                                "{{master_address}}"),),
             ),
             Panel(
                 title=f"{c.name}: healthy sentinels vs quorum", unit="short", min=0,
-                soft_max=spec.sentinels, thresholds=below(spec.quorum or 1),
-                runbooks=("RedisSentinelQuorumAtRisk",),
+                soft_max=spec.sentinels, thresholds=below(spec.quorum or 1), alerts=(QUORUM_AT_RISK,),
                 description=(f"Sentinels that agree master {spec.master_name} is reachable, against the quorum "
                              f"{spec.quorum or 1} of {spec.sentinels} (red below it: no automatic failover). "
-                             "Below quorum (or no report) for 5m fires RedisSentinelQuorumAtRisk."),
-                queries=(Query(f"max by (master_name) ({sel(c, 'sentinel_ok_sentinels', base=sentinel_base)})",
+                             + built.fires(QUORUM_AT_RISK, "Below quorum (or no report) for {for} fires {alert}.")
+                             ).strip(),
+                queries=(Query(agg("max", sel(c, "sentinel_ok_sentinels", base=sentinel_base), ("master_name",)),
                                "healthy sentinels"),),
             ),
         ]
     if spec.replicas or spec.topology == "cluster":
         detail.append(Panel(
             title=f"{c.name}: replication link", kind="state-timeline", unit="none", mappings=UP_DOWN,
-            runbooks=("RedisReplicationBroken",),
-            description=f"Link of each replica of {c.name} to its master; down for 2m fires RedisReplicationBroken.",
+            alerts=(REPLICATION_BROKEN,),
+            description=(f"Link of each replica of {c.name} to its master"
+                         + built.fires(REPLICATION_BROKEN, "; down for {for} fires {alert}") + "."),
             queries=(Query(sel(c, "master_link_up"), "{{instance}} → {{master_host}}:{{master_port}}"),),
         ))
     if spec.replicas and spec.topology != "cluster":
-        replicas = (f"max by (master_name) ({sel(c, 'sentinel_ok_replicas', base=sentinel_base)})" if sentinel
-                    else f"max ({sel(c, 'connected_replicas')})")
+        replicas = (agg("max", sel(c, "sentinel_ok_replicas", base=sentinel_base), ("master_name",)) if sentinel
+                    else agg("max", sel(c, "connected_replicas")))
         detail.append(Panel(
             title=f"{c.name}: healthy replicas", unit="short", min=0, soft_max=spec.replicas, thresholds=below(1),
-            runbooks=("RedisNoHealthyReplica",),
-            description=(f"Healthy replicas of {c.name} ({spec.replicas} configured); none for 2m fires "
-                         "RedisNoHealthyReplica."),
+            alerts=(NO_HEALTHY_REPLICA,),
+            description=(f"Healthy replicas of {c.name} ({spec.replicas} configured)"
+                         + built.fires(NO_HEALTHY_REPLICA, "; none for {for} fires {alert}") + "."),
             queries=(Query(replicas, "healthy replicas"),),
         ))
     used, limit = sel(c, "memory_used"), sel(c, "memory_max")
     detail += [
         Panel(
             title=f"{c.name}: memory vs maxmemory", unit="percentunit", min=0, soft_max=1,
-            thresholds=above(spec.memory_ratio_max), runbooks=("RedisMemoryHigh",),
+            thresholds=above(spec.memory_ratio_max), alerts=(MEMORY_HIGH,),
             description=(f"Used memory of each Redis server of {c.name} as a share of its maxmemory (servers without "
-                         f"maxmemory are not shown). Above {pct(spec.memory_ratio_max)} for 5m fires RedisMemoryHigh."),
-            queries=(Query(f"{used}\n/\n({limit} > 0)", "{{instance}}"),),
+                         "maxmemory are not shown). " + built.fires(
+                             MEMORY_HIGH, f"Above {pct(spec.memory_ratio_max)} for {{for}} fires {{alert}}.")).strip(),
+            queries=(Query(binop("/", used, Paren(binop(">", limit, 0)), multiline=True), "{{instance}}"),),
         ),
         Panel(
-            title=f"{c.name}: memory used", unit="bytes", min=0, runbooks=("RedisMemoryHigh",),
+            title=f"{c.name}: memory used", unit="bytes", min=0, alerts=(MEMORY_HIGH,),
             description=f"Used memory and maxmemory (when set) of each Redis server of {c.name}, in bytes.",
-            queries=(Query(used, "used {{instance}}"), Query(f"{limit} > 0", "maxmemory {{instance}}")),
+            queries=(Query(used, "used {{instance}}"), Query(binop(">", limit, 0), "maxmemory {{instance}}")),
         ),
         Panel(
-            title=f"{c.name}: clients", unit="short", min=0, runbooks=("RedisRejectedConnections",),
+            title=f"{c.name}: clients", unit="short", min=0, alerts=(REJECTED_CONNECTIONS,),
             description=f"Connected and blocked clients of each Redis server of {c.name}.",
             queries=(Query(sel(c, "connected_clients"), "connected {{instance}}"),
                      Query(sel(c, "blocked_clients"), "blocked {{instance}}")),
         ),
         Panel(
-            title=f"{c.name}: rejected connections", unit="ops", runbooks=("RedisRejectedConnections",),
-            description=(f"Connections refused per second (maxclients reached) by each Redis server of {c.name}; "
-                         "any for 1m fires RedisRejectedConnections."),
+            title=f"{c.name}: rejected connections", unit="ops", alerts=(REJECTED_CONNECTIONS,),
+            description=(f"Connections refused per second (maxclients reached) by each Redis server of {c.name}"
+                         + built.fires(REJECTED_CONNECTIONS, "; any for {for} fires {alert}") + "."),
             queries=(Query(rate(sel(c, "rejected_connections")), "{{instance}}"),),
         ),
         Panel(
-            title=f"{c.name}: evicted keys", unit="ops", runbooks=("RedisMemoryHigh",),
+            title=f"{c.name}: evicted keys", unit="ops", alerts=(MEMORY_HIGH,),
             description=f"Keys evicted per second by each Redis server of {c.name} to stay under maxmemory.",
             queries=(Query(rate(sel(c, "evicted_keys")), "{{instance}}"),),
         ),
@@ -362,26 +402,27 @@ def panels(c: Component) -> ComponentPanels:
         detail += [
             Panel(
                 title=f"{c.name}: cluster state", kind="state-timeline", unit="none",
-                mappings=(Mapping(0, "fail", "red"), Mapping(1, "ok", "green")), runbooks=("RedisClusterStateFail",),
-                description=f"cluster_state as each node of {c.name} reports it; fail for 1m fires RedisClusterStateFail.",
+                mappings=(Mapping(0, "fail", "red"), Mapping(1, "ok", "green")), alerts=(CLUSTER_STATE_FAIL,),
+                description=(f"cluster_state as each node of {c.name} reports it"
+                             + built.fires(CLUSTER_STATE_FAIL, "; fail for {for} fires {alert}") + "."),
                 queries=(Query(sel(c, "cluster_state"), "{{instance}}"),),
             ),
             Panel(
                 title=f"{c.name}: failed slots", unit="short", min=0, thresholds=above(1),
-                runbooks=("RedisClusterSlotsFail",),
-                description=f"Hash slots in fail state as each node of {c.name} sees them; any for 1m fires "
-                            "RedisClusterSlotsFail.",
+                alerts=(CLUSTER_SLOTS_FAIL,),
+                description=(f"Hash slots in fail state as each node of {c.name} sees them"
+                             + built.fires(CLUSTER_SLOTS_FAIL, "; any for {for} fires {alert}") + "."),
                 queries=(Query(sel(c, "cluster_slots_fail"), "{{instance}}"),),
             ),
         ]
     up_steps = below(expected if spec.topology != "cluster" else 1)
-    health_queries = [Query(f"sum ({sel(c, 'up')})", "servers up", thresholds=up_steps)]
+    health_queries = [Query(agg("sum", sel(c, "up")), "servers up", thresholds=up_steps)]
     if sentinel:
-        health_queries.append(Query(f"max ({sel(c, 'sentinel_ok_sentinels', base=sentinel_base)})",
+        health_queries.append(Query(agg("max", sel(c, "sentinel_ok_sentinels", base=sentinel_base)),
                                     "healthy sentinels", thresholds=below(spec.quorum or 1)))
     health = Panel(
         title=f"Redis {c.name}", kind="stat", unit="short", width=6, height=5, thresholds=up_steps,
-        runbooks=("RedisDown",) + (("RedisSentinelQuorumAtRisk",) if sentinel else ()),
+        alerts=(DOWN,) + ((QUORUM_AT_RISK,) if sentinel else ()),
         description=(f"Redis servers of {c.name} that answer the exporter"
                      + (f" (expected {expected})" if spec.topology != "cluster" else "")
                      + (f", and healthy sentinels against the quorum {spec.quorum or 1}" if sentinel else "") + "."),
@@ -391,21 +432,21 @@ def panels(c: Component) -> ComponentPanels:
 
 
 REDIS_EXPORTER = {
-    "up": MetricRef("redis_up"),
-    "instance_info": MetricRef("redis_instance_info"),
-    "connected_clients": MetricRef("redis_connected_clients"),
-    "blocked_clients": MetricRef("redis_blocked_clients"),
-    "evicted_keys": MetricRef("redis_evicted_keys_total"),
-    "master_link_up": MetricRef("redis_master_link_up"),
-    "connected_replicas": MetricRef("redis_connected_slaves"),
-    "memory_used": MetricRef("redis_memory_used_bytes"),
-    "memory_max": MetricRef("redis_memory_max_bytes"),
-    "rejected_connections": MetricRef("redis_rejected_connections_total"),
-    "sentinel_status": MetricRef("redis_sentinel_master_status"),
-    "sentinel_ok_sentinels": MetricRef("redis_sentinel_master_ok_sentinels"),
-    "sentinel_ok_replicas": MetricRef("redis_sentinel_master_ok_slaves"),
-    "cluster_state": MetricRef("redis_cluster_state"),
-    "cluster_slots_fail": MetricRef("redis_cluster_slots_fail"),
+    "up": MetricRef("redis_up", (), EXPORTER),
+    "instance_info": MetricRef("redis_instance_info", (), EXPORTER),
+    "connected_clients": MetricRef("redis_connected_clients", (), EXPORTER),
+    "blocked_clients": MetricRef("redis_blocked_clients", (), EXPORTER),
+    "evicted_keys": MetricRef("redis_evicted_keys_total", (), EXPORTER),
+    "master_link_up": MetricRef("redis_master_link_up", (), EXPORTER),
+    "connected_replicas": MetricRef("redis_connected_slaves", (), EXPORTER),
+    "memory_used": MetricRef("redis_memory_used_bytes", (), EXPORTER),
+    "memory_max": MetricRef("redis_memory_max_bytes", (), EXPORTER),
+    "rejected_connections": MetricRef("redis_rejected_connections_total", (), EXPORTER),
+    "sentinel_status": MetricRef("redis_sentinel_master_status", (), EXPORTER),
+    "sentinel_ok_sentinels": MetricRef("redis_sentinel_master_ok_sentinels", (), EXPORTER),
+    "sentinel_ok_replicas": MetricRef("redis_sentinel_master_ok_slaves", (), EXPORTER),
+    "cluster_state": MetricRef("redis_cluster_state", (), EXPORTER),
+    "cluster_slots_fail": MetricRef("redis_cluster_slots_fail", (), EXPORTER),
 }
 
 KIND = Kind(
@@ -414,6 +455,8 @@ KIND = Kind(
     schema="redis",
     check=check,
     spec=RedisSpec,
+    alerts=(DOWN, REPLICATION_BROKEN, FAILOVER, QUORUM_AT_RISK, NO_HEALTHY_REPLICA, MEMORY_HIGH, REJECTED_CONNECTIONS,
+            CLUSTER_STATE_FAIL, CLUSTER_SLOTS_FAIL),
     rules=rules,
     panels=panels,
     concern=Concern("redis-operations", "Redis Operations",
@@ -421,19 +464,6 @@ KIND = Kind(
                     "evictions."),
     default_metrics={"*": REDIS_EXPORTER},
     app_metrics=False,
-    related={
-        "RedisDown": ("CacheL2Unavailable", "RedisSentinelFailover", "RedisReplicationBroken", "RedisNoHealthyReplica",
-                      "RedisClusterStateFail"),
-        "RedisReplicationBroken": ("RedisNoHealthyReplica", "RedisDown", "RedisSentinelFailover"),
-        "RedisSentinelFailover": ("RedisDown", "RedisReplicationBroken", "RedisSentinelQuorumAtRisk",
-                                  "CacheL2Unavailable"),
-        "RedisSentinelQuorumAtRisk": ("RedisSentinelFailover", "RedisDown"),
-        "RedisNoHealthyReplica": ("RedisReplicationBroken", "RedisDown", "RedisSentinelFailover"),
-        "RedisMemoryHigh": ("RedisRejectedConnections", "CacheL2Unavailable"),
-        "RedisRejectedConnections": ("CacheL2Unavailable", "RedisMemoryHigh"),
-        "RedisClusterStateFail": ("RedisClusterSlotsFail", "RedisDown", "CacheL2Unavailable"),
-        "RedisClusterSlotsFail": ("RedisClusterStateFail", "RedisDown", "CacheL2Unavailable"),
-    },
     # A server that is down also breaks its replicas' links: the link alerts add nothing.
     inhibitions=(Inhibition("RedisDown", ("RedisReplicationBroken", "RedisNoHealthyReplica")),),
 )

@@ -15,10 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import breaker
-from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, RatioSignals, Rule, breaker_reference
+from obsgen.components.base import (AlertDef, Built, Component, Finding, Given, Inhibition, Kind, RatioSignals, Rule,
+                                    breaker_reference)
 from obsgen.components.shapes import ratio_of_rates
-from obsgen.components.viz import ComponentPanels, num, pct, ratio_panels
+from obsgen.components.viz import ComponentPanels, num, outcome_label, pct, ratio_panels
+from obsgen.model.promql import agg, rate
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
+
+FIVE_MIN = Duration.parse("5m")
 
 
 @dataclass(frozen=True)
@@ -32,20 +36,24 @@ class RetrySpec(ComponentSpec):
 
 
 EXHAUSTED = RatioSignals(part="exhausted", total="calls", rest="succeeded")
+EXHAUSTION_HIGH = AlertDef(
+    "RetryExhaustionHigh", "warning", "5m", "Many calls fail even after all their retries.",
+    related=("CircuitBreakerFailureRateHigh", "CircuitBreakerOpen", "TimeLimiterTimeoutsHigh"))
 
 
 def rules(c: Component) -> list[Rule]:
     spec: RetrySpec = c.spec  # type: ignore[assignment]
     return ratio_of_rates(
-        c, "RetryExhaustionHigh", signals=EXHAUSTED,
+        c, EXHAUSTION_HIGH, signals=EXHAUSTED,
         record="instance_retry:exhausted", threshold=spec.exhaustion_ratio_max, below=False,
-        min_rate=spec.min_call_rate, for_="5m", severity="warning",
-        summary="Many calls fail even after all their retries.",
+        min_rate=spec.min_call_rate,
         condition=(f"more than {pct(spec.exhaustion_ratio_max)} of calls fail after all {spec.max_attempts} attempts "
                    f"(while at least {num(spec.min_call_rate)} calls/s)"),
         description=(f"Retry {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}: "
                      f"{{{{ $value | humanizePercentage }}}} of calls failed after all {spec.max_attempts} attempts "
                      f"(threshold {spec.exhaustion_ratio_max * 100:g}%) for {{for}}."),
+        queries={"by_outcome": agg("sum", rate(c.select("calls"), FIVE_MIN), ("instance", spec.label,
+                                                                             outcome_label(c, "exhausted")))},
     )
 
 
@@ -54,9 +62,9 @@ def check(given: Given) -> list[Finding]:
     return breaker_reference(given)
 
 
-def panels(c: Component) -> ComponentPanels:
-    return ratio_panels(c, noun="retry", part="exhausted", alert="RetryExhaustionHigh",
-                         threshold=c.spec.exhaustion_ratio_max, what="exhausted ratio")
+def panels(c: Component, built: Built) -> ComponentPanels:
+    return ratio_panels(c, built, noun="retry", signals=EXHAUSTED, alert=EXHAUSTION_HIGH,
+                        threshold=c.spec.exhaustion_ratio_max, what="exhausted ratio")
 
 
 KIND = Kind(
@@ -66,10 +74,10 @@ KIND = Kind(
     spec=RetrySpec,
     schema="retry",
     check=check,
+    alerts=(EXHAUSTION_HIGH,),
     rules=rules,
     panels=panels,
     concern=breaker.CONCERN,
-    related={"RetryExhaustionHigh": ("CircuitBreakerFailureRateHigh", "CircuitBreakerOpen", "TimeLimiterTimeoutsHigh")},
     # Calls rejected by an open breaker exhaust their retries: a symptom of the breaker.
     inhibitions=(Inhibition("CircuitBreakerOpen", ("RetryExhaustionHigh",), ("service", "breaker")),),
     default_metrics={

@@ -9,31 +9,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from obsgen.components.base import Check, Component, RatioSignals, Recording, Rule, Scenario, Series
+from obsgen.components.base import AlertDef, Component, RatioSignals, Recording, Rule, Scenario, Series
 from obsgen.components.timeline import MIN, RESTART, STEP, counter, gauge
+from obsgen.model.promql import Call, Expr, Num, agg, and_, binop, number, rate, ratio, selector
+from obsgen.model.rules import Check
 from obsgen.model.types import Duration, Labels
-from obsgen.promql import matchers, number
 
 FIVE_MIN = Duration.parse("5m")
 
 
-def by_labels(c: Component, *labels: str) -> str:
-    """``by (…)`` of an alert aggregation, keeping the service's cluster label when it has one.
+def kept(c: Component, *labels: str) -> tuple[str, ...]:
+    """The labels an aggregation or a vector match keeps, the cluster label first when the service has one.
 
     Fleets behind Thanos or Mimir evaluate one rule over many clusters: an
     aggregation that dropped the cluster would merge them into one alert.
     """
-    return f"by ({kept(c, *labels)})"
+    cluster = (c.service.cluster_label,) if c.service.cluster_label else ()
+    return cluster + labels
 
 
-def kept(c: Component, *labels: str) -> str:
-    """The labels an aggregation or a vector match keeps, the cluster label first when the service has one."""
-    cluster = [c.service.cluster_label] if c.service.cluster_label else []
-    return ", ".join(cluster + list(labels))
-
-
-def by_clause(c: Component, per_instance: bool = True) -> str:
-    return by_labels(c, *(["instance"] if per_instance else []), *c.identity)
+def grouping(c: Component, per_instance: bool = True) -> tuple[str, ...]:
+    """What an alert of the component aggregates by: (cluster,) instance (unless across instances) and identity."""
+    return kept(c, *(("instance",) if per_instance else ()), *c.identity)
 
 
 def verdict(for_: Duration, end: Duration, fires: bool, step: Duration = STEP) -> tuple[Check, ...]:
@@ -61,12 +58,11 @@ def isolated(c: Component, scenarios: list[Scenario]) -> list[Scenario]:
     return out
 
 
-def rate_above(c: Component, name: str, *, signal: str, threshold: float, window: Duration, for_: str,
-               severity: str, summary: str, description: str, condition: str,
-               per_instance: bool = True) -> list[Rule]:
+def rate_above(c: Component, definition: AlertDef, *, signal: str, threshold: float, window: Duration,
+               description: str, condition: str, per_instance: bool = True,
+               queries: dict[str, Expr] | None = None) -> list[Rule]:
     """``sum(rate(counter)) > threshold``: lock failures, L2 failures, rejections."""
-    by = by_clause(c, per_instance)
-    expr = f"sum {by} (rate({c.select(signal)}[{window}])) > {number(threshold)}"
+    expr = binop(">", agg("sum", rate(c.select(signal), window), grouping(c, per_instance)), threshold)
     high = threshold * 2 if threshold else 1.0
 
     def scenarios(f: Duration) -> list[Scenario]:
@@ -85,14 +81,15 @@ def rate_above(c: Component, name: str, *, signal: str, threshold: float, window
                 per_instance=per_instance),
         ]
 
-    return c.alert(name, expr=expr, for_=for_, severity=severity, summary=summary, description=description,
-                   condition=condition, scenarios=scenarios)
+    return c.alert(definition, expr=expr, description=description, condition=condition, scenarios=scenarios,
+                   queries=queries)
 
 
-def gauge_compare(c: Component, name: str, *, signal: str, op: str, threshold: float, bad: float, good: tuple[float, ...],
-                  for_: str, severity: str, summary: str, description: str, condition: str, aggregate: bool = True,
+def gauge_compare(c: Component, definition: AlertDef, *, signal: str, op: str, threshold: float, bad: float,
+                  good: tuple[float, ...], description: str, condition: str, aggregate: bool = True,
                   extra: Labels | None = None, base: Labels | None = None, spike: Duration = Duration.parse("30s"),
-                  by: Labels | None = None, series_labels: Labels | None = None) -> list[Rule]:
+                  by: Labels | None = None, series_labels: Labels | None = None, for_: Duration | None = None,
+                  queries: dict[str, Expr] | None = None) -> list[Rule]:
     """A gauge against a threshold for ``for``: a full queue, a Redis that is down.
 
     With ``aggregate`` the worst instance of the component is judged; otherwise
@@ -105,12 +102,11 @@ def gauge_compare(c: Component, name: str, *, signal: str, op: str, threshold: f
     ``extra`` labels narrow the selector; ``series_labels`` only decorate the test
     series (labels a real series carries, such as a replica's ``master_host``).
     """
-    selector = c.select(signal, extra, base=base)
+    picked = c.select(signal, extra, base=base)
     worst = "max" if op.startswith(">") else "min"
     keep = dict(c.identity) if by is None else dict(by)
-    grouping = by_labels(c, "instance", *keep)
-    expr = f"{worst} {grouping} ({selector}) {op} {number(threshold)}" if aggregate else \
-        f"{selector} {op} {number(threshold)}"
+    judged: Expr = agg(worst, picked, kept(c, "instance", *keep)) if aggregate else picked
+    expr = binop(op, judged, threshold)
     decorated = {**(extra or {}), **(series_labels or {})}
     fired = keep if aggregate else c.labels(signal, decorated, base)
 
@@ -132,8 +128,8 @@ def gauge_compare(c: Component, name: str, *, signal: str, op: str, threshold: f
                                 verdict(f, end, False)))
         return out
 
-    return c.alert(name, expr=expr, for_=for_, severity=severity, summary=summary, description=description,
-                   condition=condition, scenarios=scenarios)
+    return c.alert(definition, expr=expr, description=description, condition=condition, scenarios=scenarios,
+                   for_=for_, queries=queries)
 
 
 def fill_mark(capacity: int, ratio: float) -> int:
@@ -141,16 +137,16 @@ def fill_mark(capacity: int, ratio: float) -> int:
     return math.ceil(capacity * ratio)
 
 
-def filling_up(c: Component, name: str, *, signal: str, capacity: int, ratio: float, for_: str, severity: str,
-               summary: str, description: str, slots: str = "queue slots") -> list[Rule]:
+def filling_up(c: Component, definition: AlertDef, *, signal: str, capacity: int, ratio: float, description: str,
+               slots: str = "queue slots", queries: dict[str, Expr] | None = None) -> list[Rule]:
     """A gauge at ``ratio`` of a fixed ``capacity`` or above (a bounded queue): :func:`gauge_compare` with
     the mark, a fill between it and the capacity, and one below the mark. ``{mark}`` in ``description``
     becomes the mark."""
     mark = fill_mark(capacity, ratio)
     return gauge_compare(
-        c, name, signal=signal, op=">=", threshold=mark, bad=mark + math.ceil((capacity - mark) * 0.75),
-        good=(max(mark - 1, 0),), for_=for_, severity=severity, summary=summary,
-        condition=f"at least {mark:,} of {capacity:,} {slots} used", description=description.replace("{mark}", str(mark)))
+        c, definition, signal=signal, op=">=", threshold=mark, bad=mark + math.ceil((capacity - mark) * 0.75),
+        good=(max(mark - 1, 0),), condition=f"at least {mark:,} of {capacity:,} {slots} used",
+        description=description.replace("{mark}", str(mark)), queries=queries)
 
 
 def ratio_traffic(c: Component, signals: RatioSignals, ratio: float, rate: float, span: Duration,
@@ -158,36 +154,72 @@ def ratio_traffic(c: Component, signals: RatioSignals, ratio: float, rate: float
     """Test series for ``rate``/s of traffic of which ``ratio`` is ``part``, for ``span``.
 
     One family told apart by a label (``cache_gets_total{result}``) gets ``part`` and
-    ``rest`` series; separate counters (``cache_hits_total`` and ``cache_requests_total``)
-    get ``part`` and ``total``.
+    ``rest`` series; separate counters get ``part`` and ``total`` (``cache_hits_total``
+    and ``cache_requests_total``), or ``part`` and ``rest`` where the kind counts its
+    total as their sum (``cache_hit_total`` and ``cache_miss_total``).
     """
     part = c.series(signals.part, counter((span, rate * ratio)), extra, base=base)
-    if c.metric(signals.part).name == c.metric(signals.total).name:
+    if summed(c, signals) or c.metric(signals.part).name == c.metric(signals.total).name:
         return part, c.series(signals.rest, counter((span, rate * (1 - ratio))), extra, base=base)
     return part, c.series(signals.total, counter((span, rate)), extra, base=base)
 
 
-def ratio_of_rates(c: Component, name: str, *, signals: RatioSignals, record: str, threshold: float,
-                   below: bool, min_rate: float, for_: str, severity: str, summary: str, description: str,
-                   condition: str, extra: Labels | None = None, tag: Labels | None = None, window: Duration = FIVE_MIN) -> list[Rule]:
+def summed(c: Component, signals: RatioSignals) -> bool:
+    """Whether the total is counted as part + rest: the spec names the part and the rest as counters of their
+    own (``cache_hit_total`` and ``cache_miss_total``) and no total, or the profile has no total."""
+    given = c.spec.metrics
+    if signals.total in given or signals.rest == signals.total:
+        return False
+    if signals.part in given and signals.rest in given:
+        return given[signals.part].name != given[signals.rest].name
+    return not c.has_metric(signals.total) and c.has(signals.rest) and c.has_metric(signals.rest)
+
+
+def total_rate(c: Component, signals: RatioSignals, by: tuple[str, ...] | None, window, extra: Labels | None = None,
+               select=None) -> Expr:
+    """``sum by (…) (rate(total[window]))``, or ``part + rest`` where the spec counts them apart.
+
+    ``select(signal, extra)`` makes each selector (default the rules' :meth:`Component.select`; panels pass
+    theirs, with the dashboard variables).
+    """
+    select = select or c.select
+    if summed(c, signals):
+        return binop("+", agg("sum", rate(select(signals.part, extra), window), by),
+                     agg("sum", rate(select(signals.rest, extra), window), by))
+    return agg("sum", rate(select(signals.total, extra), window), by)
+
+
+def share(c: Component, signals: RatioSignals, by: tuple[str, ...] | None, window, extra: Labels | None = None,
+          select=None) -> Expr:
+    """``part / total`` summed ``by`` the labels given (``None``: over everything, one number)."""
+    select = select or c.select
+    return ratio(agg("sum", rate(select(signals.part, extra), window), by),
+                 total_rate(c, signals, by, window, extra, select))
+
+
+def ratio_of_rates(c: Component, definition: AlertDef, *, signals: RatioSignals, record: str, threshold: float,
+                   below: bool, min_rate: float, description: str, condition: str, extra: Labels | None = None,
+                   tag: Labels | None = None, window: Duration = FIVE_MIN, for_: Duration | None = None,
+                   queries: dict[str, Expr] | None = None) -> list[Rule]:
     """A ratio of two rates against a threshold, judged only while traffic is at least ``min_rate``.
 
-    Records ``<record>:ratio_rate5m`` and ``<record>:total:rate5m`` per instance;
-    ``tag`` labels (a cache tier) go on the recordings so alerts can tell them apart.
+    Records ``<record>:ratio_rate5m`` (the part's share) and ``<level>:<total signal>:rate5m``
+    (all traffic, ``instance_cache:requests:rate5m``) per instance; ``tag`` labels
+    (a cache tier) go on the recordings so alerts can tell them apart.
     Without traffic the ratio is NaN and with little traffic it is noise: the
     ``and`` on the request rate keeps idle components quiet.
     """
     extra = extra or {}
-    by = by_clause(c)
+    by = grouping(c)
     static = dict(c.identity, service=c.service.name, **(tag or {}))
-    part = f"sum {by} (rate({c.select(signals.part, extra)}[{window}]))"
-    total = f"sum {by} (rate({c.select(signals.total, extra)}[{window}]))"
+    total = total_rate(c, signals, by, window, extra)
     suffix = f"rate{window}"
-    ratio_name, total_name = f"{record}:ratio_{suffix}", f"{record}_total:{suffix}"
-    recordings: list[Rule] = [Recording(total_name, total, static), Recording(ratio_name, f"{part}\n/\n{total}", static)]
-    pick = matchers(static)
+    level = record.split(":", 1)[0]
+    ratio_name, total_name = f"{record}:ratio_{suffix}", f"{level}:{signals.total}:{suffix}"
+    recordings: list[Rule] = [Recording(total_name, total, static), Recording(ratio_name, share(c, signals, by, window, extra), static)]
     op = "<" if below else ">"
-    expr = f"{ratio_name}{pick} {op} {number(threshold)}\nand\n{total_name}{pick} >= {number(min_rate)}"
+    expr = and_(binop(op, selector(ratio_name, static), threshold),
+                binop(">=", selector(total_name, static), min_rate))
     bad = threshold / 2 if below else min(1.0, max(threshold * 2, threshold + (1 - threshold) / 2))
     good = (1 + threshold) / 2 if below else threshold / 2
     busy = max(min_rate * 5, 1.0)
@@ -208,12 +240,12 @@ def ratio_of_rates(c: Component, name: str, *, signals: RatioSignals, record: st
                                 traffic(bad, min_rate / 2, end), verdict(f, end, False)))
         return out
 
-    return recordings + c.alert(name, expr=expr, for_=for_, severity=severity, summary=summary,
-                                description=description, condition=condition, scenarios=scenarios, labels=tag)
+    return recordings + c.alert(definition, expr=expr, description=description, condition=condition,
+                                scenarios=scenarios, labels=tag, for_=for_, queries=queries)
 
 
-def saturated(c: Component, name: str, *, used: str, capacity: str | float, waiting: str | None, size: int,
-              for_: str, severity: str, summary: str, description: str, condition: str) -> list[Rule]:
+def saturated(c: Component, definition: AlertDef, *, used: str, capacity: str | float, waiting: str | None,
+              size: int, description: str, condition: str, queries: dict[str, Expr] | None = None) -> list[Rule]:
     """Every unit of a pool in use, with callers waiting: threads, concurrency slots, connections.
 
     ``capacity`` is a gauge signal (an executor's current pool size) or a fixed
@@ -223,11 +255,11 @@ def saturated(c: Component, name: str, *, used: str, capacity: str | float, wait
     the condition. ``size`` is the capacity the test stories use. ``$value`` is
     the number of units in use.
     """
-    by = by_clause(c)
-    limit = f"max {by} ({c.select(capacity)})" if isinstance(capacity, str) else number(capacity)
-    expr = f"max {by} ({c.select(used)}) >= {limit}"
+    by = grouping(c)
+    limit = agg("max", c.select(capacity), by) if isinstance(capacity, str) else Num(float(capacity))
+    expr: Expr = binop(">=", agg("max", c.select(used), by), limit)
     if waiting:
-        expr += f"\nand\nmax {by} ({c.select(waiting)}) > 0"
+        expr = and_(expr, binop(">", agg("max", c.select(waiting), by), 0))
 
     def story(*segments: tuple[Duration, float, float]) -> tuple:
         """Series for ``(span, units in use, callers waiting)`` segments."""
@@ -256,8 +288,8 @@ def saturated(c: Component, name: str, *, used: str, capacity: str | float, wait
                                 verdict(f, end, False)))
         return out
 
-    return c.alert(name, expr=expr, for_=for_, severity=severity, summary=summary, description=description,
-                   condition=condition, scenarios=scenarios)
+    return c.alert(definition, expr=expr, description=description, condition=condition, scenarios=scenarios,
+                   queries=queries)
 
 
 def _tie(value: float) -> bool:
@@ -266,10 +298,10 @@ def _tie(value: float) -> bool:
     return any("%.4g" % (x * (1 - 1e-9)) != "%.4g" % (x * (1 + 1e-9)) for x in (value, scaled))
 
 
-def quantile_above(c: Component, name: str, *, signal: str, quantile: float, threshold: float, min_rate: float,
-                   for_: str, severity: str, summary: str, description: str, condition: str,
-                   window: Duration = FIVE_MIN, per_instance: bool = True, extra: Labels | None = None,
-                   tag: Labels | None = None) -> list[Rule]:
+def quantile_above(c: Component, definition: AlertDef, *, signal: str, quantile: float, threshold: float,
+                   min_rate: float, description: str, condition: str, window: Duration = FIVE_MIN,
+                   per_instance: bool = True, extra: Labels | None = None, tag: Labels | None = None,
+                   queries: dict[str, Expr] | None = None) -> list[Rule]:
     """A latency percentile from a histogram above ``threshold`` seconds, judged only with traffic.
 
     ``signal`` is the histogram's ``_bucket`` series. The quantile is taken over
@@ -281,12 +313,11 @@ def quantile_above(c: Component, name: str, *, signal: str, quantile: float, thr
     alerts of one component apart. ``$value`` is the quantile in seconds.
     """
     extra = extra or {}
-    by = by_clause(c, per_instance)
-    inner = by.replace("by (", "by (le, ", 1)
-    buckets = f"rate({c.select(signal, extra)}[{window}])"
-    seen = f"rate({c.select(signal, {**extra, 'le': '+Inf'})}[{window}])"
-    expr = (f"histogram_quantile({number(quantile)}, sum {inner} ({buckets})) > {number(threshold)}\n"
-            f"and\nsum {by} ({seen}) >= {number(min_rate)}")
+    by = grouping(c, per_instance)
+    buckets = agg("sum", rate(c.select(signal, extra), window), ("le",) + by)
+    seen = agg("sum", rate(c.select(signal, {**extra, "le": "+Inf"}), window), by)
+    expr = and_(binop(">", Call("histogram_quantile", (Num(quantile), buckets)), threshold),
+                binop(">=", seen, min_rate))
     bounds = (threshold / 2, threshold, threshold * 2)
     busy = max(min_rate * 5, 1.0)
     tail = 1 - quantile  # the share of observations a quantile may leave above it
@@ -324,5 +355,5 @@ def quantile_above(c: Component, name: str, *, signal: str, quantile: float, thr
         ]
         return out
 
-    return c.alert(name, expr=expr, for_=for_, severity=severity, summary=summary, description=description,
-                   condition=condition, scenarios=scenarios, labels=tag)
+    return c.alert(definition, expr=expr, description=description, condition=condition, scenarios=scenarios,
+                   labels=tag, queries=queries)

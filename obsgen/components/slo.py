@@ -39,12 +39,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from obsgen.components import http
-from obsgen.components.base import (Check, Component, Concern, Finding, Given, Inhibition, Kind, Recording, Rule,
-                                    Scenario)
+from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind, Recording,
+                                    Rule, Scenario)
 from obsgen.components.timeline import counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, below, jobs, pct
+from obsgen.model.promql import Expr, Paren, Selector, agg, and_, binop, number, or_, over_time, rate, ratio, selector
+from obsgen.model.rules import Check
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
-from obsgen.promql import matchers, number
 
 STEP = Duration.parse("1m")
 """SLO tests run on a one-minute clock (their own rule and test file): their stories last hours."""
@@ -68,15 +69,23 @@ class Condition:
 
 @dataclass(frozen=True)
 class BurnAlert:
-    name: str
-    severity: str
-    for_: str
+    """An alert of the catalogue and the workbook rows it fires on."""
+
+    definition: AlertDef
     conditions: tuple[Condition, ...]
 
+    @property
+    def name(self) -> str:
+        return self.definition.name
 
-FAST = BurnAlert("ErrorBudgetBurnFast", "critical", "1m",
+
+FAST = BurnAlert(AlertDef("ErrorBudgetBurnFast", "critical", "1m",
+                          "An SLO's error budget is burning fast; at this rate it is gone within days.",
+                          related=("ErrorBudgetBurnSlow",)),
                  (Condition(0.02, Duration.parse("1h"), Duration.parse("5m")),))
-SLOW = BurnAlert("ErrorBudgetBurnSlow", "warning", "5m",
+SLOW = BurnAlert(AlertDef("ErrorBudgetBurnSlow", "warning", "5m",
+                          "An SLO's error budget is burning faster than its objective allows.",
+                          related=("ErrorBudgetBurnFast",)),
                  (Condition(0.05, Duration.parse("6h"), Duration.parse("30m")),
                   Condition(0.10, Duration.parse("3d"), Duration.parse("6h"))))
 
@@ -192,41 +201,44 @@ def _tag(c: Component) -> Labels:
     return {"service": c.service.name, "slo": c.name}
 
 
-def _ratio(window: Duration) -> str:
-    return f"slo:sli_error:ratio_rate{window}"
+def _ratio(c: Component, window: Duration) -> Selector:
+    return selector(f"slo:sli_error:ratio_rate{window}", _tag(c))
 
 
-def _requests(window: Duration) -> str:
-    return f"slo:sli_requests:rate{window}"
+def _requests(c: Component, window: Duration) -> Selector:
+    return selector(f"slo:sli_requests:rate{window}", _tag(c))
 
 
-def _rates(c: Component, spec: SloSpec, window: Duration) -> tuple[str, str]:
+ERRORS_5M = "slo:sli_errors:rate5m"
+
+
+def _rates(c: Component, spec: SloSpec, window: Duration) -> tuple[Expr, Expr]:
     """PromQL for (bad events/s, all events/s) over ``window``, summed over every instance."""
     base = _base(c)
     # across instances, but never across the clusters of a fleet (``service.cluster_label``)
-    total_of = f"sum by ({c.service.cluster_label}) " if c.service.cluster_label else "sum"
+    by = (c.service.cluster_label,) if c.service.cluster_label else None
     if spec.sli == "latency":
-        total = f"{total_of}(rate({c.select('latency_count', base=base)}[{window}]))"
-        fast = f"{total_of}(rate({c.select('latency_bucket', {'le': spec.bucket_bound}, base=base)}[{window}]))"
-        return f"(\n  {total}\n  -\n  {fast}\n)", total
-    return (f"{total_of}(rate({c.select('errors', base=base)}[{window}]))",
-            f"{total_of}(rate({c.select('requests', base=base)}[{window}]))")
+        total = agg("sum", rate(c.select("latency_count", base=base), window), by)
+        fast = agg("sum", rate(c.select("latency_bucket", {"le": spec.bucket_bound}, base=base), window), by)
+        return Paren(binop("-", total, fast, multiline=True)), total
+    return (agg("sum", rate(c.select("errors", base=base), window), by),
+            agg("sum", rate(c.select("requests", base=base), window), by))
 
 
 def _recordings(c: Component, spec: SloSpec) -> list[Rule]:
-    tag, pick = _tag(c), matchers(_tag(c))
+    tag = _tag(c)
     bad, total = _rates(c, spec, BASE)
-    out: list[Rule] = [Recording("slo:sli_errors:rate5m", bad, tag), Recording(_requests(BASE), total, tag)]
+    out: list[Rule] = [Recording(ERRORS_5M, bad, tag), Recording(_requests(c, BASE).metric, total, tag)]
     for window in RAW_WINDOWS:
         bad, total = _rates(c, spec, window)
-        out.append(Recording(_ratio(window), f"{bad}\n/\n{total}", tag))
+        out.append(Recording(_ratio(c, window).metric, ratio(bad, total), tag))
     for window in sorted(set(LONG_WINDOWS) | {spec.window}):
-        out.append(Recording(_ratio(window), f"sum_over_time(slo:sli_errors:rate5m{pick}[{window}])\n/\n"
-                                             f"sum_over_time({_requests(BASE)}{pick}[{window}])", tag))
+        out.append(Recording(_ratio(c, window).metric, ratio(over_time("sum", selector(ERRORS_5M, tag), window),
+                                                             over_time("sum", _requests(c, BASE), window)), tag))
     for window in sorted({cond.long for a in (FAST, SLOW) for cond in a.conditions}):
         expr = (_rates(c, spec, window)[1] if window in RAW_WINDOWS
-                else f"avg_over_time({_requests(BASE)}{pick}[{window}])")
-        out.append(Recording(_requests(window), expr, tag))
+                else over_time("avg", _requests(c, BASE), window))
+        out.append(Recording(_requests(c, window).metric, expr, tag))
     return out
 
 
@@ -237,26 +249,22 @@ def min_events(spec: SloSpec, cond: Condition) -> int:
     return math.floor(1 / (cond.burn(spec.window) * spec.budget)) + 1
 
 
-def _condition(c: Component, spec: SloSpec, cond: Condition) -> str:
-    pick = matchers(_tag(c))
-    threshold = f"{number(cond.burn(spec.window))} * {number(spec.budget)}"
-    return (f"{_ratio(cond.long)}{pick} > {threshold}\nand\n{_ratio(cond.short)}{pick} > {threshold}\n"
-            f"and\n{_requests(cond.long)}{pick} * {number(cond.long.total_seconds)} >= {min_events(spec, cond)}")
+def _condition(c: Component, spec: SloSpec, cond: Condition) -> Expr:
+    threshold = binop("*", cond.burn(spec.window), spec.budget)
+    return and_(binop(">", _ratio(c, cond.long), threshold), binop(">", _ratio(c, cond.short), threshold),
+                binop(">=", binop("*", _requests(c, cond.long), cond.long.total_seconds), min_events(spec, cond)))
 
 
 def _alert(c: Component, spec: SloSpec, alert: BurnAlert) -> list[Rule]:
-    expr = "\nor\n".join(f"(\n{_indent(_condition(c, spec, cond))}\n)" for cond in alert.conditions)
-    if len(alert.conditions) == 1:
-        expr = _condition(c, spec, alert.conditions[0])
+    conditions = [_condition(c, spec, cond) for cond in alert.conditions]
+    expr = conditions[0] if len(conditions) == 1 else or_(*(Paren(e) for e in conditions))
     bad = f"slower than {spec.latency_threshold}" if spec.sli == "latency" else "failed"
     rows = " or ".join(f"{pct(cond.share)} of the budget within {cond.long} ({number(cond.burn(spec.window))}× burn "
                        f"over {cond.long} and {cond.short})" for cond in alert.conditions)
-    fast = alert is FAST
     return c.alert(
-        alert.name, expr=expr, for_=alert.for_, severity=alert.severity,
-        scenarios=lambda f: _scenarios(c, spec, alert, f),
-        summary=("An SLO's error budget is burning fast; at this rate it is gone within days." if fast else
-                 "An SLO's error budget is burning faster than its objective allows."),
+        alert.definition, expr=expr, scenarios=lambda f: _scenarios(c, spec, alert, f),
+        queries={"burn": binop("/", _ratio(c, alert.conditions[0].long), spec.budget),
+                 "by_route": _by_route(c, spec, alert.conditions[0].short)},
         description=(f"SLO {{{{ $labels.slo }}}} ({pct(spec.objective)} over {spec.window}): "
                      f"requests {bad} at a rate that spends {rows}. The budget is {pct(spec.budget)} of requests."),
         condition=(f"spending {rows}, with at least "
@@ -264,8 +272,20 @@ def _alert(c: Component, spec: SloSpec, alert: BurnAlert) -> list[Rule]:
     )
 
 
-def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.split("\n"))
+def _by_route(c: Component, spec: SloSpec, window: Duration) -> Expr:
+    """The requests that spend the budget, per route: failed ones, or for a latency SLO the slow ones."""
+    base, route = _base(c), _route_label(c)
+    by = (c.service.cluster_label, route) if c.service.cluster_label else (route,)
+    if spec.sli == "latency":
+        return Paren(binop("-", agg("sum", rate(c.select("latency_count", base=base), window), by),
+                           agg("sum", rate(c.select("latency_bucket", {"le": spec.bucket_bound}, base=base), window),
+                               by)))
+    return agg("sum", rate(c.select("errors", base=base), window), by)
+
+
+def _route_label(c: Component) -> str:
+    """The label the service's request metrics carry the route in (its HTTP component's, else the profile's)."""
+    return {"micrometer": "uri", "python": "handler"}.get(c.service.profile, "uri")
 
 
 def rules(c: Component) -> list[Rule]:
@@ -278,41 +298,41 @@ def rules(c: Component) -> list[Rule]:
 BURN_WINDOWS = RAW_WINDOWS + LONG_WINDOWS
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec: SloSpec = c.spec  # type: ignore[assignment]
-    pick = matchers(_tag(c))
-    remaining = f"1 - {_ratio(spec.window)}{pick} / {number(spec.budget)}"
+    remaining = binop("-", 1, binop("/", _ratio(c, spec.window), spec.budget))
     what = (f"requests faster than {spec.latency_threshold}" if spec.sli == "latency" else "requests that succeed")
     budget_steps = (Step("red"), Step("orange", 0), Step("green", 0.25))
     burn_lines = tuple(sorted({cond.burn(spec.window) for a in (FAST, SLOW) for cond in a.conditions}))
     detail = (
         Panel(
             title=f"{c.name}: SLI against the objective", unit="percentunit", max=1,
-            thresholds=below(spec.objective), runbooks=("ErrorBudgetBurnSlow",),
+            thresholds=below(spec.objective), alerts=(SLOW.definition,),
             description=(f"Share of {what} over 5m and 1h, against the objective {pct(spec.objective)} (red below "
                          f"it). Dips are fine while the error budget lasts."),
-            queries=(Query(f"1 - {_ratio(BASE)}{pick}", "5m"), Query(f"1 - {_ratio(Duration.parse('1h'))}{pick}", "1h")),
+            queries=(Query(binop("-", 1, _ratio(c, BASE)), "5m"),
+                     Query(binop("-", 1, _ratio(c, Duration.parse("1h"))), "1h")),
         ),
         Panel(
             title=f"{c.name}: error budget remaining", unit="percentunit", max=1, thresholds=budget_steps,
-            runbooks=("ErrorBudgetBurnSlow",),
+            alerts=(SLOW.definition,),
             description=(f"Share of the {spec.window} error budget ({pct(spec.budget)} of requests) not yet spent; "
                          "below 0 the objective is missed for this window."),
             queries=(Query(remaining, "remaining"),),
         ),
         Panel(
             title=f"{c.name}: burn rate per window", unit="short", min=0,
-            thresholds=above(burn_lines[-1], burn_lines[0]), runbooks=("ErrorBudgetBurnFast", "ErrorBudgetBurnSlow"),
+            thresholds=above(burn_lines[-1], burn_lines[0]), alerts=(FAST.definition, SLOW.definition),
             description=("Error ratio over each window divided by the budget: 1 spends the budget exactly over "
                          f"{spec.window}. The page needs {number(burn_lines[-1])}× over 1h and 5m; the tickets "
                          + " or ".join(f"{number(cond.burn(spec.window))}× over {cond.long} and {cond.short}"
                                        for cond in SLOW.conditions) + "."),
-            queries=tuple(Query(f"{_ratio(w)}{pick} / {number(spec.budget)}", str(w)) for w in BURN_WINDOWS),
+            queries=tuple(Query(binop("/", _ratio(c, w), spec.budget), str(w)) for w in BURN_WINDOWS),
         ),
     )
     health = Panel(
         title=f"SLO {c.name}: budget left", kind="stat", unit="percentunit", width=6, height=5,
-        thresholds=budget_steps, runbooks=("ErrorBudgetBurnFast",),
+        thresholds=budget_steps, alerts=(FAST.definition,),
         description=f"Error budget of SLO {c.name} ({pct(spec.objective)} over {spec.window}) not yet spent.",
         queries=(Query(remaining, c.name),),
     )
@@ -410,7 +430,7 @@ class Story:
 
 def _for(spec: SloSpec, alert: BurnAlert) -> Duration:
     tuning = spec.alerts.get(alert.name)
-    return tuning.for_ if tuning and tuning.for_ is not None else Duration.parse(alert.for_)
+    return tuning.for_ if tuning and tuning.for_ is not None else Duration.parse(alert.definition.for_)
 
 
 def _stories(spec: SloSpec, page_for: Duration, ticket_for: Duration) -> list[Story]:
@@ -500,13 +520,13 @@ KIND = Kind(
     title="SLO",
     schema="slo",
     spec=SloSpec,
+    alerts=(FAST.definition, SLOW.definition),
     rules=rules,
     panels=panels,
     check=check,
     concern=Concern("slo", "Service Level Objectives",
                     "Each SLO's indicator against its objective, error budget remaining and burn rate per window."),
     default_metrics={profile: _http_events(profile) for profile in ("micrometer", "python")},
-    related={"ErrorBudgetBurnFast": ("ErrorBudgetBurnSlow",), "ErrorBudgetBurnSlow": ("ErrorBudgetBurnFast",)},
     # The page says it all: the ticket for the same SLO adds nothing while it fires.
     inhibitions=(Inhibition("ErrorBudgetBurnFast", ("ErrorBudgetBurnSlow",), ("service", "slo")),),
     identified=False,

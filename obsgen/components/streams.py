@@ -21,14 +21,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Component, Concern, Finding, Given, Kind, RatioSignals, Rule, Scenario
-from obsgen.components.shapes import by_clause, gauge_compare, isolated, ratio_of_rates, verdict
+from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Kind, RatioSignals, Rule,
+                                    Scenario)
+from obsgen.components.shapes import gauge_compare, grouping, isolated, ratio_of_rates, share, verdict
 from obsgen.components.timeline import MIN, RESTART, counter, gauge
-from obsgen.components.viz import ComponentPanels, Panel, Query, above, jobs, num, pct, rate, sel
+from obsgen.components.viz import RATE, ComponentPanels, Panel, Query, above, jobs, num, pct, rate, sel
+from obsgen.model.promql import Bin, agg, and_, binop, number
+from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
-from obsgen.promql import number
 
 FIVE_MIN = Duration.parse("5m")
+
+NEAR_LIMIT = AlertDef(
+    "StreamConnectionsNearLimit", "warning", "5m",
+    "Open streaming connections are close to their limit; new clients will soon be refused.",
+    related=("StreamReconnectStorm", "ExecutorSaturated"))
+SEND_FAILURES_HIGH = AlertDef(
+    "StreamSendFailuresHigh", "warning", "5m", "Many streamed messages fail to reach their clients.",
+    related=("StreamReconnectStorm", "HealthCheckFailing"))
+RECONNECT_STORM = AlertDef(
+    "StreamReconnectStorm", "warning", "5m",
+    "Streaming clients keep reconnecting: connections drop soon after they open.",
+    related=("StreamSendFailuresHigh", "StreamConnectionsNearLimit", "HealthCheckFailing"))
 
 
 @dataclass(frozen=True)
@@ -73,10 +87,9 @@ def _near_limit(c: Component, spec: StreamSpec) -> list[Rule]:
     per = {**c.identity, **{label: fixed.get(label, "example") for label in spec.limit_labels}}
     scope = " per " + ", ".join(spec.limit_labels) if spec.limit_labels else ""
     return gauge_compare(
-        c, "StreamConnectionsNearLimit", signal="connections", op=">=", threshold=threshold,
+        c, NEAR_LIMIT, signal="connections", op=">=", threshold=threshold,
         bad=threshold + math.ceil((spec.max_connections - threshold) * 0.75), good=(max(threshold - 1, 0),),
-        by=per, for_="5m", severity="warning",
-        summary="Open streaming connections are close to their limit; new clients will soon be refused.",
+        by=per,
         condition=f"at least {num(threshold)} of {num(spec.max_connections)} connections open{scope} on an instance",
         description=(f"Stream {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} holds {{{{ $value }}}} "
                      f"open connections{scope} of its limit {spec.max_connections} (threshold {threshold}) for {{for}}."),
@@ -85,10 +98,10 @@ def _near_limit(c: Component, spec: StreamSpec) -> list[Rule]:
 
 def _failures(c: Component, spec: StreamSpec) -> list[Rule]:
     return ratio_of_rates(
-        c, "StreamSendFailuresHigh", signals=SEND_FAILURES,
+        c, SEND_FAILURES_HIGH, signals=SEND_FAILURES,
         record="instance_stream:send_failures", threshold=spec.send_failure_ratio_max, below=False,
-        min_rate=spec.min_send_rate, window=spec.failure_window, for_="5m", severity="warning",
-        summary="Many streamed messages fail to reach their clients.",
+        min_rate=spec.min_send_rate, window=spec.failure_window,
+        queries={"failed_share": share(c, SEND_FAILURES, ("instance", spec.label), spec.failure_window)},
         condition=(f"more than {pct(spec.send_failure_ratio_max)} of sends fail over {spec.failure_window} while at "
                    f"least {num(spec.min_send_rate)} messages/s are sent"),
         description=(f"Stream {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}: "
@@ -98,11 +111,11 @@ def _failures(c: Component, spec: StreamSpec) -> list[Rule]:
 
 
 def _storm(c: Component, spec: StreamSpec) -> list[Rule]:
-    by = by_clause(c)
-    opens = f"sum {by} (rate({c.select('opened')}[{FIVE_MIN}]))"
+    by = grouping(c)
+    opens = agg("sum", rate_over(c.select("opened"), FIVE_MIN), by)
     lifetime = spec.min_connection_lifetime.total_seconds
-    expr = (f"{opens}\n>\nsum {by} ({c.select('connections')}) / {number(lifetime)}\n"
-            f"and\n{opens} >= {number(spec.min_open_rate)}")
+    storm_line = binop("/", agg("sum", c.select("connections"), by), lifetime)
+    expr = and_(Bin(">", opens, storm_line, multiline=True), binop(">=", opens, spec.min_open_rate))
 
     def story(active: float, per_second: tuple, span: Duration) -> tuple:
         return (c.series("connections", gauge((span, active))), c.series("opened", counter(*per_second)))
@@ -130,8 +143,9 @@ def _storm(c: Component, spec: StreamSpec) -> list[Rule]:
                        verdict(f, end, False))] if few else [])  # without a floor every storm counts
 
     return c.alert(
-        "StreamReconnectStorm", expr=expr, for_="5m", severity="warning", scenarios=scenarios,
-        summary="Streaming clients keep reconnecting: connections drop soon after they open.",
+        RECONNECT_STORM, expr=expr, scenarios=scenarios,
+        queries={"opens": agg("sum", rate_over(c.select("opened"), FIVE_MIN), ("instance", spec.label)),
+                 "connections": agg("sum", c.select("connections"), ("instance", spec.label))},
         condition=(f"new connections/s above open connections / {number(lifetime)} s (connections last under "
                    f"{spec.min_connection_lifetime} on average) while at least {num(spec.min_open_rate)} open per "
                    "second"),
@@ -146,54 +160,57 @@ def rules(c: Component) -> list[Rule]:
     return _near_limit(c, spec) + _failures(c, spec) + _storm(c, spec)
 
 
-def panels(c: Component) -> ComponentPanels:
+def panels(c: Component, built: Built) -> ComponentPanels:
     spec: StreamSpec = c.spec  # type: ignore[assignment]
-    per = ", ".join(["instance", *spec.limit_labels])
+    per = ("instance", *spec.limit_labels)
     limit = spec.max_connections
     steps = above(limit, limit_threshold(spec)) if limit else ()
-    lifetime = number(spec.min_connection_lifetime.total_seconds)
-    failure_ratio = (f"sum by (instance) ({rate(sel(c, 'send_failures'))})\n/\n"
-                     f"sum by (instance) ({rate(sel(c, 'sent'))})")
+    lifetime = spec.min_connection_lifetime.total_seconds
+    failure_ratio = share(c, SEND_FAILURES, ("instance",), RATE, select=lambda s, e: sel(c, s, e))
     detail = (
         Panel(
             title=f"{c.name}: open connections", unit="short", min=0, soft_max=limit, thresholds=steps,
-            runbooks=("StreamConnectionsNearLimit", "StreamReconnectStorm"),
-            description=(f"Connections open on stream {c.name}, per {per}"
+            alerts=(NEAR_LIMIT, RECONNECT_STORM),
+            description=(f"Connections open on stream {c.name}, per {', '.join(per)}"
                          + (f", against the limit {limit} (red) and {pct(spec.connections_full_ratio)} of it "
-                            f"(orange); at or above it for 5m fires StreamConnectionsNearLimit." if limit else ".")
+                            "(orange)" + built.fires(NEAR_LIMIT, "; at or above it for {for} fires {alert}") + "."
+                            if limit else ".")
                          + (f" Clients send nothing; the server's heartbeat every {spec.heartbeat} keeps idle "
                             "connections open." if spec.heartbeat else "")),
-            queries=(Query(f"max by ({per}) ({sel(c, 'connections')})", "{{" + "}} {{".join(per.split(", ")) + "}}"),),
+            queries=(Query(agg("max", sel(c, "connections"), per), "{{" + "}} {{".join(per) + "}}"),),
         ),
         Panel(
             title=f"{c.name}: send failure ratio", unit="percentunit", min=0,
-            thresholds=above(spec.send_failure_ratio_max), runbooks=("StreamSendFailuresHigh",),
-            description=(f"Share of sends on stream {c.name} that failed, per instance. Above "
-                         f"{pct(spec.send_failure_ratio_max)} over {spec.failure_window} for 5m, while at least "
-                         f"{number(spec.min_send_rate)} messages/s are sent, fires StreamSendFailuresHigh."),
+            thresholds=above(spec.send_failure_ratio_max), alerts=(SEND_FAILURES_HIGH,),
+            description=(f"Share of sends on stream {c.name} that failed, per instance. " + built.fires(
+                SEND_FAILURES_HIGH, f"Above {pct(spec.send_failure_ratio_max)} over {spec.failure_window} for "
+                                    f"{{for}}, while at least {number(spec.min_send_rate)} messages/s are sent, "
+                                    "fires {alert}.")).strip(),
             queries=(Query(failure_ratio, "{{instance}}"),),
         ),
         Panel(
-            title=f"{c.name}: messages sent and failed", unit="ops", runbooks=("StreamSendFailuresHigh",),
+            title=f"{c.name}: messages sent and failed", unit="ops", alerts=(SEND_FAILURES_HIGH,),
             description=f"Messages the server tried to send on stream {c.name} per second, and the failed ones.",
-            queries=(Query(f"sum ({rate(sel(c, 'sent'))})", "sent"),
-                     Query(f"sum ({rate(sel(c, 'send_failures'))})", "failed")),
+            queries=(Query(agg("sum", rate(sel(c, "sent"))), "sent"),
+                     Query(agg("sum", rate(sel(c, "send_failures"))), "failed")),
         ),
         Panel(
-            title=f"{c.name}: new connections vs storm line", unit="ops", min=0, runbooks=("StreamReconnectStorm",),
+            title=f"{c.name}: new connections vs storm line", unit="ops", min=0, alerts=(RECONNECT_STORM,),
             description=(f"New connections per second on stream {c.name}, per instance, against open connections / "
-                         f"{lifetime} s (the storm line: connections lasting {spec.min_connection_lifetime} on "
-                         f"average). Above it for 5m with at least {number(spec.min_open_rate)} new connections/s "
-                         "fires StreamReconnectStorm."),
-            queries=(Query(f"sum by (instance) ({rate(sel(c, 'opened'))})", "new {{instance}}"),
-                     Query(f"sum by (instance) ({sel(c, 'connections')}) / {lifetime}", "storm line {{instance}}")),
+                         f"{number(lifetime)} s (the storm line: connections lasting {spec.min_connection_lifetime} "
+                         "on average). " + built.fires(RECONNECT_STORM, "Above it for {for} with at least "
+                                                                        f"{number(spec.min_open_rate)} new "
+                                                                        "connections/s fires {alert}.")).strip(),
+            queries=(Query(agg("sum", rate(sel(c, "opened")), ("instance",)), "new {{instance}}"),
+                     Query(binop("/", agg("sum", sel(c, "connections"), ("instance",)), lifetime),
+                           "storm line {{instance}}")),
         ),
     )
     health = Panel(
         title=f"Stream {c.name}: open connections", kind="stat", unit="short", width=6, height=5,
-        runbooks=("StreamConnectionsNearLimit", "StreamReconnectStorm"),
+        alerts=(NEAR_LIMIT, RECONNECT_STORM),
         description=f"Connections open on stream {c.name} over all instances.",
-        queries=(Query(f"sum ({sel(c, 'connections')})", c.name),),
+        queries=(Query(agg("sum", sel(c, "connections")), c.name),),
     )
     return ComponentPanels(health, detail, jobs(c.base_labels))
 
@@ -205,15 +222,11 @@ KIND = Kind(
     spec=StreamSpec,
     schema="stream",
     check=check,
+    alerts=(NEAR_LIMIT, SEND_FAILURES_HIGH, RECONNECT_STORM),
     rules=rules,
     panels=panels,
     concern=Concern("streaming", "Streaming Connections",
                     "Open SSE connections against their limit, send failures, new connections and reconnect storms."),
-    related={
-        "StreamConnectionsNearLimit": ("StreamReconnectStorm", "ExecutorSaturated"),
-        "StreamSendFailuresHigh": ("StreamReconnectStorm", "HealthCheckFailing"),
-        "StreamReconnectStorm": ("StreamSendFailuresHigh", "StreamConnectionsNearLimit", "HealthCheckFailing"),
-    },
     default_metrics={
         profile: {
             "connections": MetricRef("sse_connections_active"),

@@ -14,10 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components import breaker
-from obsgen.components.base import Component, Finding, Given, Inhibition, Kind, RatioSignals, Rule, breaker_reference
+from obsgen.components.base import (AlertDef, Built, Component, Finding, Given, Inhibition, Kind, RatioSignals, Rule,
+                                    breaker_reference)
 from obsgen.components.shapes import ratio_of_rates
 from obsgen.components.viz import ComponentPanels, Panel, Query, num, pct, rate, ratio_panels, sel
+from obsgen.model.promql import agg
+from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
+
+FIVE_MIN = Duration.parse("5m")
 
 
 @dataclass(frozen=True)
@@ -29,20 +34,23 @@ class TimeLimiterSpec(ComponentSpec):
 
 
 TIMEOUTS = RatioSignals(part="timeouts", total="calls", rest="successful")
+TIMEOUTS_HIGH = AlertDef(
+    "TimeLimiterTimeoutsHigh", "warning", "5m", "Many calls hit their time limit.",
+    related=("RetryExhaustionHigh", "CircuitBreakerFailureRateHigh", "CircuitBreakerOpen", "ExecutorSaturated"))
 
 
 def rules(c: Component) -> list[Rule]:
     spec: TimeLimiterSpec = c.spec  # type: ignore[assignment]
     return ratio_of_rates(
-        c, "TimeLimiterTimeoutsHigh", signals=TIMEOUTS,
+        c, TIMEOUTS_HIGH, signals=TIMEOUTS,
         record="instance_timelimiter:timeout", threshold=spec.timeout_ratio_max, below=False,
-        min_rate=spec.min_call_rate, for_="5m", severity="warning",
-        summary="Many calls hit their time limit.",
+        min_rate=spec.min_call_rate,
         condition=(f"more than {pct(spec.timeout_ratio_max)} of calls exceed the {spec.timeout} timeout "
                    f"(while at least {num(spec.min_call_rate)} calls/s)"),
         description=(f"Time limiter {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}: "
                      f"{{{{ $value | humanizePercentage }}}} of calls exceeded the {spec.timeout} timeout "
                      f"(threshold {spec.timeout_ratio_max * 100:g}%) for {{for}}."),
+        queries={"timeouts": agg("sum", rate_over(c.select("timeouts"), FIVE_MIN), ("instance", spec.label))},
     )
 
 
@@ -51,14 +59,14 @@ def check(given: Given) -> list[Finding]:
     return breaker_reference(given)
 
 
-def panels(c: Component) -> ComponentPanels:
-    out = ratio_panels(c, noun="time limiter", part="timeouts", alert="TimeLimiterTimeoutsHigh",
-                        threshold=c.spec.timeout_ratio_max, what="timed out ratio")
+def panels(c: Component, built: Built) -> ComponentPanels:
+    out = ratio_panels(c, built, noun="time limiter", signals=TIMEOUTS, alert=TIMEOUTS_HIGH,
+                       threshold=c.spec.timeout_ratio_max, what="timed out ratio")
     timeouts = Panel(
-        title=f"{c.name}: timeouts", unit="ops", runbooks=("TimeLimiterTimeoutsHigh",),
+        title=f"{c.name}: timeouts", unit="ops", alerts=(TIMEOUTS_HIGH,),
         description=f"Calls cut off at the {c.spec.timeout} deadline of time limiter {c.name} per second, "
                     "per instance.",
-        queries=(Query(f"sum by (instance) ({rate(sel(c, 'timeouts'))})", "{{instance}}"),),
+        queries=(Query(agg("sum", rate(sel(c, "timeouts")), ("instance",)), "{{instance}}"),),
     )
     return ComponentPanels(out.health, out.detail + (timeouts,), out.jobs)
 
@@ -70,11 +78,10 @@ KIND = Kind(
     spec=TimeLimiterSpec,
     schema="time_limiter",
     check=check,
+    alerts=(TIMEOUTS_HIGH,),
     rules=rules,
     panels=panels,
     concern=breaker.CONCERN,
-    related={"TimeLimiterTimeoutsHigh": ("RetryExhaustionHigh", "CircuitBreakerFailureRateHigh", "CircuitBreakerOpen",
-                                         "ExecutorSaturated")},
     inhibitions=(Inhibition("CircuitBreakerOpen", ("TimeLimiterTimeoutsHigh",), ("service", "breaker")),),
     default_metrics={
         "micrometer": {

@@ -7,10 +7,11 @@ segments of (duration, value) so a scenario reads like the story it tells:
 
 from __future__ import annotations
 
+from obsgen.model.promql import number
+from obsgen.model.rules import STEP
 from obsgen.model.types import Duration
-from obsgen.promql import number
 
-STEP = Duration.parse("15s")
+__all__ = ["MAX_FOR", "MIN", "MIN_WINDOW", "RESTART", "STEP", "counter", "gauge", "whole_steps"]
 MIN = Duration.parse("1m")
 MIN_WINDOW = MIN
 """The shortest range window: four samples at the usual 15s scrape interval."""

@@ -10,79 +10,18 @@ Panel selectors keep the spec's labels except ``job``, which becomes
 from __future__ import annotations
 
 from collections.abc import Mapping as MappingABC
-from dataclasses import dataclass
 
-from obsgen.components.base import Component
+from obsgen.components.base import AlertDef, Built, Component, RatioSignals
+from obsgen.components.shapes import share
+from obsgen.model.panels import ComponentPanels, Mapping, Panel, Query, Step
+from obsgen.model.promql import Call, Expr, Selector, Variable, agg
+from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import Labels
-from obsgen.promql import Variable
 
+__all__ = ["ComponentPanels", "Mapping", "Panel", "Query", "Step", "above", "below", "jobs", "num", "pct", "rate",
+           "sel"]
 
-@dataclass(frozen=True)
-class Query:
-    """One PromQL query of a panel; ``thresholds`` override the panel's for this query's series only."""
-
-    expr: str
-    legend: str = ""
-    instant: bool = False
-    thresholds: tuple[Step, ...] = ()
-
-
-@dataclass(frozen=True)
-class Step:
-    """A threshold step: from ``value`` upwards the colour is ``color`` (``None`` is the base step)."""
-
-    color: str
-    value: float | None = None
-
-
-@dataclass(frozen=True)
-class Mapping:
-    """A value mapping: the number ``value`` is shown as ``text`` in ``color``."""
-
-    value: float
-    text: str
-    color: str
-
-
-@dataclass(frozen=True)
-class Panel:
-    """A panel as obsgen sees it.
-
-    ``runbooks`` names the alerts whose runbooks the panel links to; a panel is the
-    main panel (deep link target) of each alert it names first among all panels.
-    ``kind`` is one of timeseries, stat, state-timeline, table.
-    """
-
-    title: str
-    description: str
-    unit: str
-    queries: tuple[Query, ...]
-    thresholds: tuple[Step, ...] = ()
-    kind: str = "timeseries"
-    runbooks: tuple[str, ...] = ()
-    mappings: tuple[Mapping, ...] = ()
-    min: float | None = None
-    max: float | None = None
-    soft_max: float | None = None
-    width: int = 12
-    height: int = 8
-    links: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class ComponentPanels:
-    """What a kind contributes for one component: its overview health panel and its detail panels.
-
-    ``jobs`` are the Prometheus jobs its series come from (the ``job`` variable's choices).
-    """
-
-    health: Panel
-    detail: tuple[Panel, ...]
-    jobs: tuple[str, ...] = ()
-
-
-
-RATE = "$__rate_interval"
+RATE = Variable("$__rate_interval")
 VARS = {"job": Variable("$job"), "instance": Variable("$instance")}
 
 
@@ -93,14 +32,15 @@ def _panel_base(c: Component, base: Labels | None = None) -> Labels:
 
 
 def sel(c: Component, signal: str, extra: MappingABC[str, str] | None = None, *, base: Labels | None = None,
-        regex: MappingABC[str, str] | None = None) -> str:
+        regex: MappingABC[str, str] | None = None) -> Selector:
     """Selector for ``signal`` filtered by the dashboard variables (and ``$cluster`` when the service has one)."""
     cluster = {c.service.cluster_label: Variable("$cluster")} if c.service.cluster_label else {}
     return c.select(signal, extra, regex={**cluster, **VARS, **(regex or {})}, base=_panel_base(c, base))
 
 
-def rate(selector: str) -> str:
-    return f"rate({selector}[{RATE}])"
+def rate(selector: Expr) -> Call:
+    """``rate(selector[$__rate_interval])``: Grafana picks the window from the scrape interval and the zoom."""
+    return rate_over(selector, RATE)
 
 
 def jobs(*selectors: Labels | None) -> tuple[str, ...]:
@@ -126,30 +66,33 @@ def outcome_label(c: Component, part: str) -> str:
     return next(iter(dict(c.metric(part).matchers)), "kind")
 
 
-def ratio_panels(c: Component, *, noun: str, part: str, alert: str, threshold: float, what: str
-                 ) -> ComponentPanels:
+def ratio_panels(c: Component, built: Built, *, noun: str, signals: RatioSignals, alert: AlertDef, threshold: float,
+                 what: str) -> ComponentPanels:
     """Calls by outcome and the share of a bad outcome: retries exhausted, calls timed out."""
-    ratio = lambda by: f"sum {by} ({rate(sel(c, part))})\n/\nsum {by} ({rate(sel(c, 'calls'))})"  # noqa: E731
-    outcome = outcome_label(c, part)
+    def bad_share(by: tuple[str, ...] | None) -> Expr:
+        return share(c, signals, by, RATE, select=lambda signal, extra: sel(c, signal, extra))
+
+    outcome = outcome_label(c, signals.part)
+    doing = what.split(" ratio")[0]
     detail = (
         Panel(
-            title=f"{c.name}: {noun} calls by outcome", unit="reqps", runbooks=(alert,),
+            title=f"{c.name}: {noun} calls by outcome", unit="reqps", alerts=(alert,),
             description=f"Calls through {noun} {c.name} per second by outcome ({outcome}), all instances.",
-            queries=(Query(f"sum by ({outcome}) ({rate(sel(c, 'calls'))})", f"{{{{{outcome}}}}}"),),
+            queries=(Query(agg("sum", rate(sel(c, signals.total)), (outcome,)), f"{{{{{outcome}}}}}"),),
         ),
         Panel(
-            title=f"{c.name}: {what}", unit="percentunit", min=0, thresholds=above(threshold), runbooks=(alert,),
-            description=(f"Share of calls through {noun} {c.name} that {what.split(' ratio')[0]}, per instance. "
-                         f"Above {pct(threshold)} for 5m fires {alert}."),
-            queries=(Query(ratio("by (instance)"), "{{instance}}"),),
+            title=f"{c.name}: {what}", unit="percentunit", min=0, thresholds=above(threshold), alerts=(alert,),
+            description=(f"Share of calls through {noun} {c.name} that {doing}, per instance. "
+                         + built.fires(alert, f"Above {pct(threshold)} for {{for}} fires {{alert}}.")).strip(),
+            queries=(Query(bad_share(("instance",)), "{{instance}}"),),
         ),
     )
     health = Panel(
         title=f"{noun.capitalize()} {c.name}: {what}", kind="stat", unit="percentunit", width=6, height=5,
-        thresholds=above(threshold), runbooks=(alert,),
-        description=f"Share of calls through {noun} {c.name} over all instances that {what.split(' ratio')[0]} "
+        thresholds=above(threshold), alerts=(alert,),
+        description=f"Share of calls through {noun} {c.name} over all instances that {doing} "
                     f"(target below {pct(threshold)}).",
-        queries=(Query(ratio("without ()"), c.name),),
+        queries=(Query(bad_share(None), c.name),),
     )
     return ComponentPanels(health, detail, jobs(c.base_labels))
 

@@ -58,10 +58,15 @@ class Duration:
 
 @dataclass(frozen=True)
 class MetricRef:
-    """A metric name plus label matchers that narrow it (``cache_gets_total{result="hit"}``)."""
+    """A metric name plus label matchers that narrow it (``cache_gets_total{result="hit"}``).
+
+    ``origin`` names the library or exporter that publishes it (``Micrometer``);
+    ``None`` means the application defines it and must register it itself.
+    """
 
     name: str
     matchers: tuple[tuple[str, str], ...] = ()
+    origin: str | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, value: str | dict) -> MetricRef:
@@ -123,6 +128,7 @@ class Service:
     profile: str
     runbook_base_url: str
     cluster_label: str | None = None
+    dashboard_base_url: str | None = None
     kubernetes: KubernetesOutput = field(default_factory=KubernetesOutput)
     grafana: GrafanaOutput = field(default_factory=GrafanaOutput)
     alertmanager: AlertmanagerOutput = field(default_factory=AlertmanagerOutput)

@@ -7,7 +7,7 @@ the top-level ``inhibit_rules:``). The route matches the service's ``service`` a
 and sends each severity to its receiver: ``critical`` pages, ``warning`` opens a
 ticket, anything else falls through to the parent route's receiver.
 
-Inhibit rules come from the kinds' :class:`~obsgen.components.base.Inhibition` s
+Inhibit rules come from the components' :class:`~obsgen.model.rules.Inhibition` s
 (a cause silences its symptoms): only for alerts the service really emits, and
 only where the alerts carry the labels the rule compares.
 """
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from obsgen.components.base import Alert, Component, Inhibition
+from obsgen.model.promql import quote
+from obsgen.model.rules import Alert, Inhibition
+from obsgen.model.service import ServiceModel
 from obsgen.model.types import Service
-from obsgen.promql import quote
 from obsgen.render.yamlout import dump
 
 FILE = "alertmanager/routes.yaml"
@@ -59,15 +60,16 @@ def _carry(alerts: Sequence[Alert], name: str, labels: Sequence[str]) -> bool:
     return any(a.name == name and all(label in a.labels for label in labels) for a in alerts)
 
 
-def inhibit_rules(service: Service, components: Sequence[Component], alerts: Sequence[Alert]) -> list[dict]:
+def inhibit_rules(model: ServiceModel) -> list[dict]:
     """One rule per cause (and set of compared labels), its symptoms merged; kinds in spec order."""
+    service, alerts = model.service, model.alerts
     merged: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     seen: list[str] = []
-    for c in components:
-        if c.kind.key in seen:
+    for c in model.components:
+        if c.kind in seen:
             continue
-        seen.append(c.kind.key)
-        for inh in c.kind.inhibitions:
+        seen.append(c.kind)
+        for inh in c.inhibitions:
             _add(merged, inh, alerts)
     cluster = (service.cluster_label,) if service.cluster_label else ()
     out = []
@@ -96,7 +98,8 @@ HEADER = """\
 """
 
 
-def render(service: Service, components: Sequence[Component], alerts: Sequence[Alert]) -> str:
-    body = {"routes": [route(service)], "inhibit_rules": inhibit_rules(service, components, alerts)}
+def render(model: ServiceModel) -> str:
+    service = model.service
+    body = {"routes": [route(service)], "inhibit_rules": inhibit_rules(model)}
     names = ", ".join(dict.fromkeys(receivers(service).values()))
     return HEADER.format(name=service.name, team=service.team, receivers=names) + dump(body)

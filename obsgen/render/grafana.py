@@ -1,4 +1,4 @@
-"""Grafana dashboard JSON from :class:`obsgen.render.dashboards.Dashboard`.
+"""Grafana dashboard JSON from :class:`obsgen.model.panels.Dashboard`.
 
 The only module that imports grafanalib (lazily: start-up time matters), so a
 move to Grafana's own SDK touches this file alone. grafanalib 0.7.1 targets very
@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from obsgen.components.viz import Panel, Step
-from obsgen.render.dashboards import Dashboard, Row, job_regex
+from obsgen.model.panels import Dashboard, Panel, Row, Step
+from obsgen.model.promql import quote, regex_quote
+from obsgen.model.promql import render as promql
 
 SCHEMA_VERSION = 41
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -48,7 +49,7 @@ def _build(d: Dashboard, runbook_base_url: str):
         if isinstance(item, Row):
             panels.append(G.RowPanel(title=item.title, id=pid, gridPos=grid, collapsed=False))
             continue
-        targets = [G.Target(expr=q.expr, legendFormat=q.legend, refId=_ref(i), instant=q.instant,
+        targets = [G.Target(expr=promql(q.expr), legendFormat=q.legend, refId=_ref(i), instant=q.instant,
                             datasource=DATASOURCE) for i, q in enumerate(item.queries)]
         common = dict(title=item.title, description=item.description, dataSource=DATASOURCE, targets=targets,
                       gridPos=grid, id=pid, links=_links(item, runbook_base_url))
@@ -80,7 +81,7 @@ def _build(d: Dashboard, runbook_base_url: str):
          "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts",
          "target": {"limit": 100, "matchAny": False, "tags": [], "type": "dashboard"}, "type": "dashboard"},
         {"datasource": DATASOURCE, "enable": True, "hide": False, "iconColor": "red", "name": "Firing alerts",
-         "expr": d.alerts_expr, "step": "60s", "titleFormat": "{{alertname}}",
+         "expr": promql(d.alerts_expr), "step": "60s", "titleFormat": "{{alertname}}",
          "textFormat": "{{severity}}: {{component}} {{instance}}", "tagKeys": "alertname,severity,component",
          "useValueForTime": False},
     ])
@@ -91,6 +92,11 @@ def _build(d: Dashboard, runbook_base_url: str):
         links=[G.DashboardLink(title=link.title, uri=link.url, keepTime=True, includeVars=True, icon="dashboard",
                                tooltip=link.title) for link in d.links],
     )
+
+
+def job_regex(jobs: tuple[str, ...]) -> str:
+    """The jobs as one quoted PromQL regex (``"a|b\\\\.c"``): escaped for RE2, then for the string literal."""
+    return quote("|".join(regex_quote(j) for j in jobs))
 
 
 def _up(*matchers: str) -> str:

@@ -8,6 +8,7 @@ templates (``{{ $labels.instance }}``) included.
 
 from __future__ import annotations
 
+from obsgen.model.service import ServiceModel
 from obsgen.model.types import Service
 from obsgen.render import rules
 from obsgen.render.kubernetes import OUT_DIR, metadata
@@ -16,10 +17,11 @@ from obsgen.render.yamlout import dump
 FILE = f"{OUT_DIR}/prometheusrule.yaml"
 
 
-def manifest(service: Service, groups: list[rules.RuleGroup]) -> dict:
+def manifest(model: ServiceModel) -> dict:
+    service: Service = model.service
     return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": metadata(service, service.name), "spec": rules.data(groups)}
+            "metadata": metadata(service, service.name), "spec": rules.data(model.groups)}
 
 
-def render(service: Service, groups: list[rules.RuleGroup]) -> dict[str, str]:
-    return {f"{service.name}/{FILE}": dump(manifest(service, groups))}
+def render(model: ServiceModel) -> dict[str, str]:
+    return {f"{model.service.name}/{FILE}": dump(manifest(model))}

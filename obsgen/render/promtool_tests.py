@@ -9,13 +9,12 @@ different times, or would make a rule load more samples than promtool allows.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from obsgen.components.base import Alert, Scenario
-from obsgen.components.timeline import STEP
+from obsgen.model.promql import Range, selector, selectors, walk
+from obsgen.model.promql import render as promql
+from obsgen.model.rules import STEP, Alert, Scenario
 from obsgen.model.types import Duration
-from obsgen.promql import selector
 from obsgen.render.rules import annotations
 from obsgen.render.templates import render as render_template
 from obsgen.render.yamlout import dump
@@ -25,7 +24,6 @@ TEST_CLUSTER = "eu-west-1"
 # promtool's query engine refuses a query that loads more than 10,000 samples (Prometheus allows 50 million):
 # a rule with a window of hours over many test series would fail its test, not the rule. Entries stay below.
 SAMPLE_BUDGET = 8000
-_RANGE = re.compile(r"\[(\d[0-9smhdwy]*)(?::[0-9smhdwy]*)?\]")
 TEMPLATED = ("description", "dashboard_url")  # the annotations that carry templates
 
 
@@ -68,15 +66,18 @@ class _Entry:
 def _cost(alert: Alert, step: Duration) -> tuple[int, set[str]]:
     """Samples per matching series an evaluation of ``alert`` loads (every range and subquery window in steps,
     summed), and the metrics it selects: an upper bound, as each window counts for every metric."""
-    steps = sum(Duration.parse(w).millis // step.millis for w in _RANGE.findall(alert.expr))
-    return steps, set(_SELECTED.findall(alert.expr))
+    steps = sum(n.window.millis // step.millis for n in walk(alert.expr)
+                if isinstance(n, Range) and isinstance(n.window, Duration))
+    return steps, _selected(alert)
 
 
 def _story(alert: Alert, scenario: Scenario) -> tuple[str, str] | None:
     return (alert.labels["component"], scenario.story) if scenario.story else None
 
 
-_SELECTED = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
+def _selected(alert: Alert) -> set[str]:
+    """The metrics (and recordings) an alert's expression selects."""
+    return {s.metric for s in selectors(alert.expr)}
 
 
 def _crosstalk(alert: Alert, scenario: Scenario, checked: set[str],
@@ -92,7 +93,7 @@ def _crosstalk(alert: Alert, scenario: Scenario, checked: set[str],
         sibling = siblings.get((component, name))
         if sibling is None or (scenario.story and any(s.story == scenario.story for s in sibling.scenarios)):
             continue
-        if mine & set(_SELECTED.findall(sibling.expr)):
+        if mine & _selected(sibling):
             return True
     return False
 
@@ -109,7 +110,7 @@ def _entry(entry: _Entry, step: Duration, cluster: dict[str, str]) -> dict:
         instance = _instance(alert, scenario)
         for s in scenario.series:
             labels = dict(s.labels, **cluster) if scenario.alone else dict(s.labels, instance=instance, **cluster)
-            item = {"series": selector(s.metric, labels), "values": s.values}
+            item = {"series": promql(selector(s.metric, labels)), "values": s.values}
             if item not in series:  # a story's series, told once for all its alerts
                 series.append(item)
         for check in scenario.checks:

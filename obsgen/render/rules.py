@@ -1,58 +1,41 @@
-"""Prometheus rule files: groups of recording and alerting rules."""
+"""Prometheus rule files: groups of recording and alerting rules.
+
+With a time scale (``obsgen build --time-scale N``, for end-to-end tests) every
+alert ``for`` and ``keep_firing_for``, and in every expression every range
+window, subquery range and step and ``offset``, is divided by N (whole seconds,
+at least 1s) when printed. Everything else is exactly as rendered: names
+(``instance_cache:hit:ratio_rate5m`` keeps its name), labels, thresholds and
+annotations (their text still speaks of the real durations).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from obsgen.components.base import Alert, Recording, Rule
-from obsgen.components.timeline import STEP
+from obsgen.model.promql import number, scale_duration
+from obsgen.model.promql import render as promql
+from obsgen.model.rules import Alert, Recording, Rule
+from obsgen.model.service import RuleGroup
 from obsgen.model.types import Duration
 from obsgen.render.yamlout import dump
 
-GROUP_NAME_MAX = 40
-GROUP_RULES_MAX = 20
+SCALED_HEADER = ("# Time-scaled by `obsgen build --time-scale {n}`: every for, keep_firing_for, range window,\n"
+                 "# subquery and offset is divided by {n}. For end-to-end tests only; do not deploy.\n")
 
 
-@dataclass(frozen=True)
-class RuleGroup:
-    """A rule group, the file it goes to (``prometheus/<file>.yaml``) and the clock its tests run on."""
-
-    name: str
-    rules: tuple[Rule, ...]
-    file: str = "rules"
-    test_step: Duration = STEP
+def _duration(d: Duration, scale: float | None) -> str:
+    return str(scale_duration(d, scale) if scale else d)
 
 
-def group(service: str, kind: str, per_component: list[list[Rule]], *, file: str = "rules",
-          test_step: Duration = STEP) -> list[RuleGroup]:
-    """Pack whole components into groups of at most 20 rules, named ``<service>.<kind>[.n]``.
-
-    A component's recordings stay in the same group as the alerts that read them,
-    so an evaluation never sees a recording from the previous cycle.
-    """
-    chunks: list[list[Rule]] = []
-    for rules in per_component:
-        if not rules:
-            continue
-        if not chunks or len(chunks[-1]) + len(rules) > GROUP_RULES_MAX:
-            chunks.append([])
-        chunks[-1].extend(rules)
-    out = []
-    for i, chunk in enumerate(chunks, 1):
-        suffix = f".{kind}" + (f".{i}" if len(chunks) > 1 else "")
-        out.append(RuleGroup(service[: GROUP_NAME_MAX - len(suffix)] + suffix, tuple(chunk), file, test_step))
-    return out
-
-
-def _rule(rule: Rule) -> dict:
-    if isinstance(rule, Recording):
-        return {"record": rule.record, "expr": rule.expr, "labels": dict(sorted(rule.labels.items()))}
-    assert isinstance(rule, Alert)
-    out: dict = {"alert": rule.name, "expr": rule.expr, "for": str(rule.for_)}
-    if rule.keep_firing_for:
-        out["keep_firing_for"] = str(rule.keep_firing_for)
-    out["labels"] = dict(sorted(rule.labels.items()))
-    out["annotations"] = annotations(rule)
+def rule(r: Rule, scale: float | None = None) -> dict:
+    """One rule as the rule file writes it."""
+    if isinstance(r, Recording):
+        return {"record": r.record, "expr": promql(r.expr, scale or 1), "labels": dict(sorted(r.labels.items()))}
+    out: dict = {"alert": r.name, "expr": promql(r.expr, scale or 1), "for": _duration(r.for_, scale)}
+    if r.keep_firing_for:
+        out["keep_firing_for"] = _duration(r.keep_firing_for, scale)
+    out["labels"] = dict(sorted(r.labels.items()))
+    out["annotations"] = annotations(r)
     return out
 
 
@@ -64,10 +47,11 @@ def annotations(alert: Alert) -> dict[str, str]:
     return out
 
 
-def data(groups: list[RuleGroup]) -> dict:
+def data(groups: Sequence[RuleGroup], scale: float | None = None) -> dict:
     """The rule file as data: ``{"groups": [...]}`` (also the ``spec`` of a PrometheusRule)."""
-    return {"groups": [{"name": g.name, "rules": [_rule(r) for r in g.rules]} for g in groups]}
+    return {"groups": [{"name": g.name, "rules": [rule(r, scale) for r in g.rules]} for g in groups]}
 
 
-def render(groups: list[RuleGroup]) -> str:
-    return dump(data(groups))
+def render(groups: Sequence[RuleGroup], scale: float | None = None) -> str:
+    text = dump(data(groups, scale))
+    return SCALED_HEADER.format(n=number(scale)) + text if scale else text

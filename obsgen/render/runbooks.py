@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from obsgen.components.base import Alert, Component
-from obsgen.components.viz import num, pct
-
-if TYPE_CHECKING:  # pragma: no cover
-    from obsgen.render.rules import RuleGroup
-    from obsgen.spec import Spec
+from obsgen.model.promql import Expr, Selector, selectors, union
+from obsgen.model.promql import render as promql
+from obsgen.model.rules import Alert, AlertDef
+from obsgen.model.service import ComponentModel, ServiceModel
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 INDEX = "README.md"
+SECTIONS = ("meaning", "impact", "checks", "diagnosis", "mitigation", "behaviour")
+"""Every alert's prose, one macro per section in its kind's template: ``<Alert>__<section>``."""
 
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -94,6 +95,15 @@ def _finalize(value: Any) -> Any:
 _env_cache: list = []
 
 
+def pct(x: float) -> str:
+    return f"{x * 100:g}%"
+
+
+def num(value: float) -> str:
+    """A number for prose: ``5000`` → ``5,000``; ``0.1`` → ``0.1``."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
 def _env():
     if _env_cache:
         return _env_cache[0]
@@ -115,178 +125,153 @@ def _env():
 
 def _rule_yaml(alert: Alert) -> str:
     """The alert exactly as its rule file renders it."""
-    from obsgen.render import rules as rules_renderer
+    from obsgen.render.rules import rule
     from obsgen.render.yamlout import dump
 
-    return dump([rules_renderer._rule(alert)])
+    return dump([rule(alert)])
 
 
-def _owners(spec: Spec) -> dict[tuple[str, str], Component]:
-    """(alert name, component name) → the component whose kind emits it; unambiguous even when
-    a breaker, a retry and a time limiter share one name."""
-    out: dict[tuple[str, str], Component] = {}
-    for c in spec.components:
-        for rule in c.kind.rules(c):
-            if isinstance(rule, Alert):
-                out[(rule.name, c.name)] = c
-    return out
+@dataclass
+class Instance:
+    """One rule of the page's alert: the alert and the component that emits it."""
+
+    alert: Alert
+    component: ComponentModel
+
+    @property
+    def where(self) -> str:
+        """``cache `equipment` (L1)``: the component, and the labels that tell its rules of this name apart."""
+        tag = ", ".join(f"{v}" for _, v in sorted(self.alert.tag.items()))
+        return f"{self.component.kind_title} {code(self.component.name)}" + (f" ({md(tag)})" if tag else "")
 
 
-def _pages(spec: Spec, groups: list[RuleGroup]) -> list[dict]:
-    owners = _owners(spec)
-    by_name: dict[str, list[tuple[Alert, Component]]] = {}
-    files: dict[str, str] = {}  # alert name → the rule file that holds it
-    for g in groups:
-        for rule in g.rules:
-            if isinstance(rule, Alert):
-                c = owners.get((rule.name, rule.labels.get("component", "")))
-                if c is None:
-                    raise ValueError(f"alert {rule.name} names component {rule.labels.get('component')!r}, "
-                                     "which does not emit it")
-                by_name.setdefault(rule.name, []).append((rule, c))
-                files[rule.name] = f"prometheus/{g.file}.yaml"
+@dataclass
+class Page:
+    """What one runbook page shows: the alert, every rule of that name, and the queries to run."""
+
+    definition: AlertDef
+    kind: str
+    instances: list[Instance]
+    rule_file: str
+    related: list[str]
+    dashboard: tuple[str, str] | None
+    sections: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def alert(self) -> str:
+        return self.definition.name
+
+    @property
+    def summary(self) -> str:
+        return self.definition.summary
+
+    @property
+    def severities(self) -> list[str]:
+        return sorted({i.alert.severity for i in self.instances}, key=lambda s: (_SEVERITY_ORDER.get(s, 9), s))
+
+    @property
+    def components(self) -> list[ComponentModel]:
+        return list({id(i.component): i.component for i in self.instances}.values())
+
+    def query(self, name: str, indent: int = 3) -> Safe:
+        """The diagnostic query ``name`` of every rule on the page, as few fenced blocks as it takes: one over
+        every component that fired when their queries differ only in label values, else one per component."""
+        found = [(i, dict(i.alert.queries)[name]) for i in self.instances if name in dict(i.alert.queries)]
+        if not found:
+            raise KeyError(f"{self.alert}: no diagnostic query named {name!r}")
+        merged = union([e for _, e in found])
+        if merged is not None:
+            return fenced(promql(merged), "promql", indent)
+        pad = " " * indent
+        blocks = [f"{pad}{i.where}:\n\n{fenced(promql(e), 'promql', indent)}" for i, e in found]
+        return Safe("\n\n".join(blocks))
+
+    def metrics(self) -> list[tuple[str, str | None]]:
+        """Every metric the page's rules and queries read directly, with the library that publishes it
+        (``None``: the application defines it), in order of appearance."""
+        seen: dict[str, str | None] = {}
+        for i in self.instances:
+            recorded = {r.record for r in i.component.recordings}
+            exprs: list[Expr] = [i.alert.expr, *(e for _, e in i.alert.queries)]
+            exprs += [r.expr for r in i.component.recordings if r.record in {s.metric for s in selectors(i.alert.expr)}]
+            for s in (s for e in exprs for s in selectors(e)):
+                if s.metric not in recorded and s.metric not in seen:
+                    seen[s.metric] = i.component.origins.get(s.metric)
+        return list(seen.items())
+
+
+def _pages(model: ServiceModel) -> list[Page]:
+    by_name: dict[str, list[Instance]] = {}
+    files: dict[str, str] = {}
+    for g in model.groups:
+        for alert in g.alerts:
+            files[alert.name] = f"prometheus/{g.file}.yaml"
+    for c in model.components:
+        for alert in c.alerts:
+            by_name.setdefault(alert.name, []).append(Instance(alert, c))
     names = set(by_name)
-    related = {name: alerts for c in spec.components for name, alerts in c.kind.related.items()}
     pages = []
     for name in sorted(by_name):
-        pairs = by_name[name]
-        components: list[Component] = []
-        for _, c in pairs:
-            if c not in components:
-                components.append(c)
-        severities = sorted({a.severity for a, _ in pairs}, key=lambda s: (_SEVERITY_ORDER.get(s, 9), s))
-        instances = [{
-            "component": c, "spec": c.spec, "name": c.name, "kind_title": c.kind.title,
-            "severity": a.severity, "for_": str(a.for_), "expr": a.expr, "threshold": a.condition,
-            "extra_labels": {k: v for k, v in sorted(a.labels.items())
-                             if k not in ("component", "service", "team", "severity")},
-            "rule_yaml": _rule_yaml(a), "summary": a.summary,
-        } for a, c in pairs]
-        pages.append({
-            "alert": name, "kind": components[0].kind.key, "kind_title": components[0].kind.title,
-            "severities": severities, "summary": pairs[0][0].summary,
-            "instances": instances, "components": components, "rule_file": files[name],
-            "related": [r for r in related.get(name, ()) if r in names and r != name],
-        })
+        instances = by_name[name]
+        definition = instances[0].alert.definition
+        board = _dashboard(model, instances[0].alert)
+        pages.append(Page(definition, instances[0].component.kind, instances, files[name],
+                          [r for r in definition.related if r in names and r != name], board))
     return pages
 
 
-def _context(spec: Spec, names: set[str]) -> dict:
-    by_kind: dict[str, list[Component]] = {}
-    for c in spec.components:
-        by_kind.setdefault(c.kind.key, []).append(c)
+def _dashboard(model: ServiceModel, alert: Alert) -> tuple[str, str] | None:
+    """The dashboard the alert links to: its title and URL (Grafana's, when the spec gives its base URL)."""
+    url = alert.dashboard_url
+    if not url:
+        return None
+    path = url.split("?", 1)[0]
+    board = next((d for d in model.dashboards if path.endswith(d.url)), None)
+    return (board.title, path) if board else None
+
+
+def _context(model: ServiceModel, names: set[str]) -> dict:
+    by_kind: dict[str, list[ComponentModel]] = {}
+    for c in model.components:
+        by_kind.setdefault(c.kind, []).append(c)
+
     def link(name: str) -> Safe:
         """A link to another runbook of this service, or the bare name when the service has no such page."""
         return Safe(f"[{name}]({name}.md)" if name in names else f"`{name}`")
 
-    return {"service": spec.service, "by_kind": by_kind, "alerts": sorted(names), "link": link}
+    return {"service": model.service, "by_kind": by_kind, "alerts": sorted(names), "link": link}
 
 
-def render(spec: Spec, groups: list[RuleGroup]) -> dict[str, str]:
+def _sections(env, page: Page, common: dict) -> dict[str, str]:
+    """The alert's own prose, from its kind's template: the macro ``<Alert>__<section>`` of each section."""
+    module = env.get_template(f"runbooks/{page.kind}.md.j2").make_module({**common, "page": page})
+    out = {}
+    for section in SECTIONS:
+        name = f"{page.definition.prose}__{section}"
+        macro = getattr(module, name, None)
+        if macro is None:
+            raise LookupError(f"runbooks/{page.kind}.md.j2 has no macro {name}")
+        out[section] = Safe(str(macro()).strip("\n"))
+    return out
+
+
+def render(model: ServiceModel) -> dict[str, str]:
     """Runbook pages keyed ``<service>/runbooks/<Alert>.md`` plus ``<service>/runbooks/README.md``.
 
-    ``groups`` is :func:`obsgen.pipeline.rule_groups` of ``spec``. One page per
-    distinct alert name; every rule of that name (one per component, or per cache
-    tier) is described on it. Output is deterministic: same input, same bytes.
+    One page per distinct alert name; every rule of that name (one per component, or per cache tier) is
+    described on it. Output is deterministic: same input, same bytes.
     """
     env = _env()
-    pages = _pages(spec, groups)
-    common = _context(spec, {p["alert"] for p in pages})
-    base = f"{spec.service.name}/runbooks"
+    pages = _pages(model)
+    common = _context(model, {p.alert for p in pages})
+    base = f"{model.service.name}/runbooks"
+    layout = env.get_template("runbooks/_page.md.j2")
     out: dict[str, str] = {}
     for page in pages:
-        template = env.get_template(f"runbooks/{page['kind']}.md.j2")
-        out[f"{base}/{page['alert']}.md"] = _tidy(template.render(**common, page=page))
+        page.sections = _sections(env, page, common)
+        out[f"{base}/{page.alert}.md"] = _tidy(layout.render(**common, page=page,
+                                                             rule_yaml=[_rule_yaml(i.alert) for i in page.instances]))
     out[f"{base}/{INDEX}"] = _tidy(env.get_template("runbooks/_index.md.j2").render(**common, pages=pages))
     return dict(sorted(out.items()))
 
 
-def _tidy(text: str) -> str:
-    """At most one blank line in a row and no trailing spaces outside code blocks; one final newline."""
-    out: list[str] = []
-    fence = ""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if fence:
-            out.append(line)
-            if stripped == fence:
-                fence = ""
-            continue
-        if stripped.startswith("```"):
-            fence = stripped[: len(stripped) - len(stripped.lstrip("`"))]
-        line = line.rstrip()
-        if line == "" and (not out or out[-1] == ""):
-            continue
-        out.append(line)
-    while out and out[-1] == "":
-        out.pop()
-    return "\n".join(out) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# Keeping hand-written notes across regeneration
-
-_BLOCK = re.compile(r"<!-- BEGIN GENERATED: ([A-Za-z0-9_.-]+) -->.*?<!-- END GENERATED: \1 -->", re.S)
-_MARKER = re.compile(r"<!-- (BEGIN|END) GENERATED: ([A-Za-z0-9_.-]+) -->")
-
-
-def _split(text: str) -> tuple[str, list[tuple[str, str, str]]]:
-    """``(text before the first block, [(block id, block text, text after it up to the next block)])``.
-
-    Raises ValueError when markers are unbalanced (a BEGIN or END a human deleted or garbled).
-    """
-    blocks = list(_BLOCK.finditer(text))
-    covered = sum(1 for _ in _MARKER.finditer(text))
-    if covered != 2 * len(blocks) or any(len(list(_MARKER.finditer(m.group(0)))) != 2 for m in blocks):
-        raise ValueError("generated-block markers are unbalanced or nested; fix the page by hand")
-    if not blocks:
-        return text, []
-    head = text[: blocks[0].start()]
-    out = []
-    for i, m in enumerate(blocks):
-        end = blocks[i + 1].start() if i + 1 < len(blocks) else len(text)
-        out.append((m.group(1), m.group(0), text[m.end(): end]))
-    return head, out
-
-
-def has_markers(text: str) -> bool:
-    return bool(_MARKER.search(text))
-
-
-def merge(existing: str, generated: str) -> str:
-    """Refresh the generated blocks of ``existing`` from ``generated``, keeping human text.
-
-    * Text outside generated blocks in ``existing`` (notes before the first block,
-      between blocks, after the last) is kept, after the same block it followed
-      (by block id). If that block no longer exists, the text follows the
-      nearest earlier block that still does, or goes first; nothing a human wrote
-      outside the blocks is dropped.
-    * Every generated block comes from ``generated``, in its order: edits made
-      inside a block are overwritten, blocks that disappeared are removed.
-    * Where the human left only whitespace, ``generated``'s spacing is used, so
-      ``merge(generated, generated) == generated`` and merging is idempotent.
-    * If ``existing`` has no markers at all it is a hand-written page: it is returned
-      unchanged and the caller decides (e.g. keep it and warn).
-    * If ``existing``'s markers are unbalanced, :class:`ValueError` is raised
-      rather than guess (a guess could duplicate or drop text).
-    """
-    if not has_markers(existing):
-        return existing
-    old_head, old_blocks = _split(existing)
-    new_head, new_blocks = _split(generated)
-    new_ids = [b[0] for b in new_blocks]
-    # Human text after each block id; text whose block vanished moves to the nearest earlier surviving block.
-    notes: dict[str | None, list[str]] = {}
-    anchor: str | None = None
-    if old_head.strip():
-        notes.setdefault(None, []).append(old_head)
-    for block_id, _, tail in old_blocks:
-        if block_id in new_ids:
-            anchor = block_id
-        if tail.strip():
-            notes.setdefault(anchor, []).append(tail)
-    parts = ["".join(notes[None]) if None in notes else new_head]
-    for block_id, block, tail in new_blocks:
-        parts.append(block)
-        parts.append("".join(notes[block_id]) if block_id in notes else tail)
-    return "".join(parts)

@@ -18,6 +18,7 @@ from obsgen.components import KINDS
 from obsgen.components.base import OBSGEN_LABELS, Given, Kind, never_fires
 from obsgen.components.timeline import MAX_FOR, MIN_WINDOW, STEP
 from obsgen.errors import Path, Problem
+from obsgen.model.promql import selectors
 from obsgen.model.types import Duration
 from obsgen.spec.schema import resolve, schema
 from obsgen.spec.source import Source
@@ -362,9 +363,6 @@ def _metric_matcher_keys(kind: Kind, item: dict) -> set[str]:
     return {k for names in kind.default_metrics.values() for ref in names.values() for k, _ in ref.matchers}
 
 
-_MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")')
-
-
 def _own_matchers(source: Source, path: Path, kind: Kind, item: dict, service: object) -> Iterable[Problem]:
     """Selector labels the kind's rules match themselves (a one-hot breaker's ``state``, a sentinel's
     ``master_name``): found by building the component without the spec's selectors and reading its rules."""
@@ -387,8 +385,9 @@ def _own_matchers(source: Source, path: Path, kind: Kind, item: dict, service: o
     bare = Component(kind, build(kind.spec, blank), replace(service, selector={}))  # type: ignore[arg-type]
     own: dict[str, str] = {}
     for rule in kind.rules(bare):
-        for label, op, value in _MATCHER.findall(rule.expr):
-            own.setdefault(label, f"{label}{op}{value}")
+        for s in selectors(rule.expr):
+            for m in s.matchers:
+                own.setdefault(m.name, m.text())
     for where, labels in wanted.items():
         for key in labels:
             if key in own and key != item.get("label") and key not in _metric_matcher_keys(kind, item):
