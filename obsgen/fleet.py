@@ -179,10 +179,11 @@ def _render(task: Task) -> Done:
 
     try:
         spec = load(Path(task.path))
+        model = pipeline.build(spec)
     except SpecError as exc:
         return Done(task.index, task.path, None, problems=exc.problems)
     name = spec.service.name
-    outputs = pipeline.render(spec, **dict(task.options)) if task.options else pipeline.render(spec)
+    outputs = pipeline.render(model, **dict(task.options)) if task.options else pipeline.render(model)
     p = writer.plan_service(Path(task.root), name, outputs, spec=task.key)
     if task.staging is not None:
         writer.stage(p, Path(task.staging) / str(task.index))
@@ -191,10 +192,11 @@ def _render(task: Task) -> Done:
 
 def _validate(task: Task) -> Done:
     from obsgen.errors import SpecError
+    from obsgen import pipeline
     from obsgen.spec import load
 
     try:
-        return Done(task.index, task.path, load(Path(task.path)).service.name)
+        return Done(task.index, task.path, pipeline.build(load(Path(task.path))).service.name)
     except SpecError as exc:
         return Done(task.index, task.path, None, problems=exc.problems)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from obsgen.components.timeline import STEP
 from obsgen.model.panels import ComponentPanels, Concern
-from obsgen.model.promql import Expr, Selector, selector
+from obsgen.model.promql import Expr, Matcher, Selector, selector
 from obsgen.model.rules import Alert, AlertDef, Inhibition, Recording, Rule, Scenario, Series
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef, Service
 
@@ -224,28 +224,42 @@ class Component:
 
     def select(self, signal: str, extra: Mapping[str, str] | None = None, *, regex: Mapping[str, str] | None = None,
                base: Labels | None = None) -> Selector:
-        """A selector for ``signal`` of this component (it remembers the signal it reads)."""
+        """A selector for ``signal`` of this component (it remembers the signal it reads).
+
+        A label the kind matches itself (``extra``, ``regex``: a breaker's ``state``) must not be one the
+        spec's selectors pin: the kind's matcher would silently replace the user's (:class:`OwnMatcher`).
+        """
+        if base is None:
+            self._own_matchers({**(extra or {}), **(regex or {})}, regex or {})
         return selector(self.metric(signal).name, self.labels(signal, extra, base), regex, signal=signal)
+
+    def _own_matchers(self, own: Mapping[str, str], regex: Mapping[str, str]) -> None:
+        pinned = dict(self.service.selector) if self.kind.app_metrics else {}
+        pinned.update(self.spec.selector)
+        for key, value in own.items():
+            if key in pinned and key not in self.identity:
+                text = Matcher(key, value, "=~" if key in regex else "=").text()
+                raise OwnMatcher(key, text, "selector" if key in self.spec.selector else "service")
+
 
     def series(self, signal: str, values: str, extra: Mapping[str, str] | None = None,
                base: Labels | None = None) -> Series:
         """A test input series for ``signal``, labelled exactly as the selectors expect."""
         return Series(self.metric(signal).name, self.labels(signal, extra, base), values)
 
-    def alert(self, definition: AlertDef, *, expr: Expr | str, description: str, condition: str,
+    def alert(self, definition: AlertDef, *, expr: Expr, description: str, condition: str,
               scenarios: Callable[[Duration], list[Scenario]], for_: Duration | None = None,
               keep_firing_for: Duration | None = None, labels: Labels | None = None,
               queries: Mapping[str, Expr] | None = None) -> list[Alert]:
-        """Build ``definition`` for this component with the user's tuning applied; an empty list if they
-        disabled it.
+        """Build ``definition`` for this component with the user's tuning applied.
 
         ``for_`` replaces the declared default where the kind derives it (a health check's silence);
         ``scenarios`` receives the final ``for`` so the proof matches the rule as tuned, and ``{for}`` in the
-        description becomes that duration. ``labels`` tell alerts of one name apart (a cache's tier).
+        description becomes that duration. ``labels`` tell alerts of one name apart (a cache's tier). An alert
+        the spec disabled comes back with ``enabled=False`` and no scenarios: the pipeline checks the spec's
+        tuning against every alert the component offers, then drops it.
         """
         tuning = self.spec.alerts.get(definition.name, AlertTuning())
-        if not tuning.enabled:
-            return []
         default = for_ if for_ is not None else Duration.parse(definition.for_)
         final_for = tuning.for_ if tuning.for_ is not None else default
         final_severity = tuning.severity or definition.severity
@@ -259,6 +273,14 @@ class Component:
             definition=definition, expr=expr, for_=final_for, severity=final_severity, labels=all_labels,
             description=description.replace("{for}", str(final_for)), condition=condition,
             runbook_url=f"{self.service.runbook_base_url}{definition.name}.md",
-            scenarios=tuple(scenarios(final_for)), keep_firing_for=keep_firing_for, tag=tag,
-            queries=tuple((queries or {}).items()),
+            scenarios=tuple(scenarios(final_for)) if tuning.enabled else (), keep_firing_for=keep_firing_for,
+            tag=tag, queries=tuple((queries or {}).items()), enabled=tuning.enabled,
         )]
+
+
+class OwnMatcher(Exception):
+    """The spec pins a label the kind matches itself; ``where`` says which selector (``selector`` or ``service``)."""
+
+    def __init__(self, key: str, matcher: str, where: str):
+        super().__init__(key)
+        self.key, self.matcher, self.where = key, matcher, where

@@ -132,6 +132,8 @@ class Alert:
     dashboard_url: str | None = None
     tag: Labels = field(default_factory=dict)
     queries: tuple[tuple[str, Expr], ...] = ()
+    enabled: bool = True
+    """False when the spec disabled it: the pipeline drops it, after checking the spec's tuning against it."""
 
     @property
     def name(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsgen.components import KINDS
@@ -17,12 +17,18 @@ from obsgen.spec.schema import apply_defaults, schema
 
 @dataclass(frozen=True)
 class Spec:
-    """One service and its components, in kind order then spec order."""
+    """One service and its components, in kind order then spec order.
+
+    ``paths`` are the components' places in the document (``("caches", 0)``) and ``source`` its positions,
+    for the problems only the built model reveals (:func:`obsgen.pipeline.build`).
+    """
 
     file: str
     service: Service
     components: tuple[Component, ...]
     name_at: tuple[int, int] = (1, 1)  # line and column of service.name, for problems across specs
+    paths: tuple[tuple[str, int], ...] = ()
+    source: yaml_source.Source | None = field(default=None, compare=False, repr=False)
 
 
 def _profile(data: dict) -> str:
@@ -55,9 +61,11 @@ def parse(text: str, file: str) -> Spec:
     svc = dict(data["service"])  # type: ignore[index]
     svc.setdefault("selector", {"job": svc["name"]})
     service = build(Service, svc)
-    components = tuple(Component(kind, build(kind.spec, item), service)
-                       for kind in KINDS for item in data.get(kind.key, []))  # type: ignore[union-attr]
-    return Spec(file, service, components, source.where(("service", "name")))
+    placed = [(kind, (kind.key, i), item) for kind in KINDS
+              for i, item in enumerate(data.get(kind.key, []))]  # type: ignore[union-attr]
+    components = tuple(Component(kind, build(kind.spec, item), service) for kind, _, item in placed)
+    return Spec(file, service, components, source.where(("service", "name")), tuple(p for _, p, _ in placed),
+                source)
 
 
 def load(path: Path) -> Spec:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from obsgen.components import KINDS
 from obsgen.components.base import OBSGEN_LABELS, Given, Kind, never_fires
+from obsgen.model.rules import Alert
 from obsgen.components.timeline import MAX_FOR, MIN_WINDOW, STEP
 from obsgen.errors import Path, Problem
-from obsgen.model.promql import selectors
 from obsgen.model.types import Duration
 from obsgen.spec.schema import resolve, schema
 from obsgen.spec.source import Source
@@ -363,63 +363,34 @@ def _metric_matcher_keys(kind: Kind, item: dict) -> set[str]:
     return {k for names in kind.default_metrics.values() for ref in names.values() for k, _ in ref.matchers}
 
 
-def _own_matchers(source: Source, path: Path, kind: Kind, item: dict, service: object) -> Iterable[Problem]:
-    """Selector labels the kind's rules match themselves (a one-hot breaker's ``state``, a sentinel's
-    ``master_name``): found by building the component without the spec's selectors and reading its rules."""
-    from dataclasses import replace
-
-    from obsgen.components.base import Component
-    from obsgen.model.build import build
-
-    # The service's selector only joins app-metric selectors (a custom signal's PromQL is the team's own).
-    service_selector = getattr(service, "selector", {}) if kind.app_metrics else {}
-    wanted = {("service", "selector"): service_selector, ("selector",): item.get("selector", {})}
-    if service is None or not any(wanted.values()):
-        return
-    blank = json.loads(json.dumps(item))  # every label mapping the spec gives (selectors, tiers, matchers) emptied
-    for where, _, _ in _values(schema()["$defs"][kind.schema], item, "selector"):
-        target = blank
-        for part in where[:-1]:
-            target = target[part]
-        target[where[-1]] = {}
-    bare = Component(kind, build(kind.spec, blank), replace(service, selector={}))  # type: ignore[arg-type]
-    own: dict[str, str] = {}
-    for rule in kind.rules(bare):
-        for s in selectors(rule.expr):
-            for m in s.matchers:
-                own.setdefault(m.name, m.text())
-    for where, labels in wanted.items():
-        for key in labels:
-            if key in own and key != item.get("label") and key not in _metric_matcher_keys(kind, item):
-                at = where + (key,) if where[0] == "service" else path + where + (key,)
-                yield source.problem(at, f"`{key}` is matched by the {kind.title.lower()}'s own rules ({own[key]}); "
-                                         "a selector on it would contradict or override them; remove it", key=True)
+def model_problems(source: Source, components: Sequence[tuple[Path, Mapping, Sequence[Alert]]]) -> list[Problem]:
+    """What only the built components can tell: tuning for an alert a component does not have (a sentinel alert
+    on a cluster, L2 without an l2 tier), and a ``for`` derived from the component's timing (a health check's
+    interval × failure_threshold) beyond a day. ``components`` are (spec path, tuning, every alert offered,
+    disabled ones included), from the one build of the model."""
+    problems = []
+    for path, tuned, offered in components:
+        emitted = sorted({a.name for a in offered})
+        for name in tuned:
+            if name not in emitted:
+                problems.append(source.problem(path + ("alerts", name), (
+                    f"this {path[0].rstrip('s').replace('_', ' ')} component has no alert `{name}` with these "
+                    f"settings (it has {', '.join(emitted) or 'none'}); remove its tuning"), key=True))
+        for alert in offered:
+            if alert.enabled and alert.for_ > MAX_FOR and tuned.get(alert.name, {}).get("for") is None:
+                problems.append(source.problem(path, (
+                    f"{alert.name} would wait {alert.for_} before firing ({alert.condition}): trouble that must last "
+                    f"longer than {MAX_FOR} before anyone hears of it is a report, not an alert; shorten the timing "
+                    f"it is derived from, or set its `for` (`alerts: {{{alert.name}: {{for: 1h}}}}`)"), key=True))
+    return problems
 
 
-def _untuned_alerts(source: Source, path: Path, kind: Kind, item: dict, service: object) -> Iterable[Problem]:
-    """What the component's alerts are before the spec tunes them: tuning for an alert this component does not
-    have (a sentinel alert on a cluster, L2 without an l2 tier), and ``for`` durations derived from the
-    component's timing (a health check's interval × failure_threshold) beyond a day."""
-    from obsgen.components.base import Alert, Component
-    from obsgen.model.build import build
-
-    if service is None:
-        return
-    tuned = item.get("alerts", {})
-    plain = Component(kind, build(kind.spec, {**item, "alerts": {}}), service)  # type: ignore[arg-type]
-    alerts = [r for r in kind.rules(plain) if isinstance(r, Alert)]
-    emitted = sorted({a.name for a in alerts})
-    for name in tuned:
-        if name not in emitted:
-            yield source.problem(path + ("alerts", name), (
-                f"this {kind.title.lower()} has no alert `{name}` with these settings (it has "
-                f"{', '.join(emitted) or 'none'}); remove its tuning"), key=True)
-    for alert in alerts:
-        if alert.for_ > MAX_FOR and "for" not in tuned.get(alert.name, {}):
-            yield source.problem(path, (
-                f"{alert.name} would wait {alert.for_} before firing ({alert.condition}): trouble that must last "
-                f"longer than {MAX_FOR} before anyone hears of it is a report, not an alert; shorten the timing "
-                f"it is derived from, or set its `for` (`alerts: {{{alert.name}: {{for: 1h}}}}`)"), key=True)
+def own_matcher_problem(source: Source, path: Path, kind: Kind, key: str, matcher: str, where: str) -> Problem:
+    """A selector label the kind's rules match themselves (a one-hot breaker's ``state``, a sentinel's
+    ``master_name``): a selector on it would contradict or override them."""
+    at = path + ("selector", key) if where == "selector" else ("service", "selector", key)
+    return source.problem(at, f"`{key}` is matched by the {kind.title.lower()}'s own rules ({matcher}); a selector "
+                              "on it would contradict or override them; remove it", key=True)
 
 
 def _invalid(problems: list[Problem], source: Source) -> set[Path]:
@@ -449,12 +420,7 @@ def semantic_problems(source: Source, data: dict, known: list[Problem] | None = 
     service = data.get("service")
     profile = service.get("profile", "micrometer") if isinstance(service, dict) and \
         ("service", "profile") not in invalid else None
-    model = None
     if isinstance(service, dict) and ("service",) not in invalid:
-        from obsgen.model.build import build
-        from obsgen.model.types import Service
-
-        model = build(Service, {"selector": {"job": service["name"]}, **service})
         if "instance" in service.get("selector", {}):
             problems.append(source.problem(("service", "selector", "instance"), NO_INSTANCE, key=True))
         problems += _cluster_selected(source, service.get("cluster_label"), data)
@@ -483,8 +449,6 @@ def semantic_problems(source: Source, data: dict, known: list[Problem] | None = 
                 found += _label_clashes(source, path, kind, profile, item, service.get("selector", {}))
                 found += _shared_series(source, path, kind, profile, item)
                 found += _split_families(source, path, kind, profile, item)
-                if not found:  # these build the component and its rules, so they need it sound
-                    found += _untuned_alerts(source, path, kind, item, model)
-                    found += _own_matchers(source, path, kind, item, model)
             problems += found
     return problems
+
