@@ -215,11 +215,10 @@ def _error_rule(c: Component, t: Target) -> list[Rule]:
                      per_instance=False),
         ]
 
-    exact, negated = _route_matchers(spec, t)
-    errors = agg("sum", rate_over(c.select("errors", exact, regex=None), FIVE_MIN), kept(c, spec.route_label))
     return c.alert(
         ERROR_RATE_HIGH, expr=expr, scenarios=scenarios, labels=_group_labels(spec, t),
-        queries={"ratio": _pick(c, ERROR_RATIO, t), "errors": errors},
+        queries={"by_route": _error_share(c, kept(c, spec.route_label)), "by_instance": _error_share(c, kept(c, "instance")),
+                 "latency_by_route": _quantile(c, 0.99, kept(c, spec.route_label))},
         condition=(f"{t.words()}: more than {pct(threshold)} of requests answered 5xx (5m rate) while serving at "
                    f"least {num(t.min_rate)} req/s"),
         description=(f"Route {{{{ $labels.{spec.route_label} }}}} answers {{{{ $value | humanizePercentage }}}} of "
@@ -282,7 +281,9 @@ def _latency_rules(c: Component, t: Target) -> list[Rule]:
                      binop(">=", _pick(c, LATENCY_COUNT, t), t.min_rate), ignoring=("quantile",))
         out += c.alert(
             LATENCY_HIGH, expr=expr, labels={**extra, "quantile": q}, scenarios=scenarios(hi, {"quantile": q}),
-            queries={"latency": _pick(c, LATENCY_QUANTILE, t, {"quantile": q})},
+            queries={"by_route": _quantile(c, QUANTILES[key], kept(c, spec.route_label)),
+                     "by_instance": _quantile(c, QUANTILES[key], kept(c, "instance")),
+                     "errors_by_route": _error_share(c, kept(c, spec.route_label))},
             condition=(f"{t.words()}: {key} latency above {t.latency[key]} (5m histogram) while serving at least "
                        f"{num(t.min_rate)} req/s"),
             description=(f"Route {{{{ $labels.{spec.route_label} }}}} has a {key} latency of "
@@ -293,13 +294,29 @@ def _latency_rules(c: Component, t: Target) -> list[Rule]:
         expr = and_(binop(">", _pick(c, LATENCY_MEAN, t), limit), binop(">=", _pick(c, LATENCY_COUNT, t), t.min_rate))
         out += c.alert(
             LATENCY_AVERAGE_HIGH, expr=expr, labels=extra, scenarios=scenarios(hi * 2, {}),
-            queries={"latency": _pick(c, LATENCY_MEAN, t)},
+            queries={"by_route": _mean(c, kept(c, spec.route_label)), "by_instance": _mean(c, kept(c, "instance")),
+                     "errors_by_route": _error_share(c, kept(c, spec.route_label))},
             condition=(f"{t.words()}: average latency above {t.latency[AVG]} (5m rate) while serving at least "
                        f"{num(t.min_rate)} req/s"),
             description=(f"Route {{{{ $labels.{spec.route_label} }}}} answers in {{{{ $value | humanizeDuration }}}} "
                          f"on average, above {t.latency[AVG]} for {{for}}."),
         )
     return out
+
+
+def _error_share(c: Component, by: tuple[str, ...]) -> Expr:
+    """5xx answers as a share of requests, over 5m, by ``by`` (route or instance): for the runbook."""
+    return ratio(agg("sum", rate_over(c.select("errors"), FIVE_MIN), by),
+                 agg("sum", rate_over(c.select("requests"), FIVE_MIN), by))
+
+
+def _quantile(c: Component, q: float, by: tuple[str, ...]) -> Expr:
+    return Call("histogram_quantile", (Num(q), agg("sum", rate_over(c.select("buckets"), FIVE_MIN), by + ("le",))))
+
+
+def _mean(c: Component, by: tuple[str, ...]) -> Expr:
+    return ratio(agg("sum", rate_over(c.select("duration_sum"), FIVE_MIN), by),
+                 agg("sum", rate_over(c.select("buckets", {"le": "+Inf"}), FIVE_MIN), by))
 
 
 def rules(c: Component) -> list[Rule]:

@@ -263,7 +263,7 @@ def _alert(c: Component, spec: SloSpec, alert: BurnAlert) -> list[Rule]:
                        f"over {cond.long} and {cond.short})" for cond in alert.conditions)
     return c.alert(
         alert.definition, expr=expr, scenarios=lambda f: _scenarios(c, spec, alert, f),
-        queries={"burn": binop("/", _ratio(c, alert.conditions[0].long), spec.budget),
+        queries={**{f"burn_{w}": binop("/", _ratio(c, w), spec.budget) for w in (BASE, *BURN_PANEL_WINDOWS)},
                  "by_route": _by_route(c, spec, alert.conditions[0].short)},
         description=(f"SLO {{{{ $labels.slo }}}} ({pct(spec.objective)} over {spec.window}): "
                      f"requests {bad} at a rate that spends {rows}. The budget is {pct(spec.budget)} of requests."),
@@ -286,6 +286,10 @@ def _by_route(c: Component, spec: SloSpec, window: Duration) -> Expr:
 def _route_label(c: Component) -> str:
     """The label the service's request metrics carry the route in (its HTTP component's, else the profile's)."""
     return {"micrometer": "uri", "python": "handler"}.get(c.service.profile, "uri")
+
+
+BURN_PANEL_WINDOWS = (Duration.parse("1h"), Duration.parse("6h"))
+"""The burn-rate windows a runbook shows besides 5m: the page's and the ticket's long windows."""
 
 
 def rules(c: Component) -> list[Rule]:
