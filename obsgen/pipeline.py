@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from itertools import groupby
 
+from obsgen.components import service
 from obsgen.components.base import Built, Component, OwnMatcher
 from obsgen.errors import SpecError
 from obsgen.model.dashboards import assemble, link_alerts
@@ -38,6 +39,10 @@ def component_model(c: Component) -> tuple[ComponentModel, tuple[Alert, ...]]:
     """One component's rules and panels, each computed once (panels read the alerts as built), and every alert
     it offers, those the spec disabled included (to check the spec's tuning against)."""
     offered = tuple(c.kind.rules(c))
+    presence = c.kind.presence_signal(c.service.profile)
+    if presence and c.has_metric(presence):
+        blinds = tuple(dict.fromkeys(r.name for r in offered if isinstance(r, Alert) and r.enabled))
+        offered += tuple(service.metrics_missing(c, presence, blinds))
     rules = tuple(r for r in offered if not isinstance(r, Alert) or r.enabled)
     built = Built(tuple(r for r in rules if isinstance(r, Alert)))
     model = ComponentModel(

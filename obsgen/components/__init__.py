@@ -5,10 +5,11 @@ names as related exists, so a misspelt reference fails at once instead of silent
 """
 
 from obsgen.components import (backpressure, breaker, cache, custom, db_pool, etag, executor, health, http, lock,
-                               rate_limiter, redis, retry, slo, streams, time_limiter)
+                               rate_limiter, redis, retry, service, slo, streams, time_limiter)
 from obsgen.components.base import Kind
 from obsgen.model.rules import AlertDef
 
+# The kinds a spec lists, in output order; every spec also has the service's own (components/service.py).
 KINDS: tuple[Kind, ...] = (http.KIND, cache.KIND, etag.KIND, breaker.KIND, retry.KIND, time_limiter.KIND, executor.KIND,
                           backpressure.KIND, rate_limiter.KIND, lock.KIND, db_pool.KIND, redis.KIND, health.KIND,
                           streams.KIND, custom.KIND, slo.KIND)
@@ -28,5 +29,5 @@ def _catalogue(kinds: tuple[Kind, ...]) -> dict[str, AlertDef]:
     return out
 
 
-CATALOGUE: dict[str, AlertDef] = _catalogue(KINDS)
+CATALOGUE: dict[str, AlertDef] = _catalogue((service.KIND, *KINDS))
 """Every alert obsgen declares, by name (custom signals name their own)."""

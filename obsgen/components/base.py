@@ -166,6 +166,13 @@ class Kind:
     optional: frozenset[str] = frozenset()
     """Signals a profile may lack (Python breakers export no failure-rate gauge); the kind then
     derives what it needs from other signals or leaves the panel out (see :meth:`Component.has`)."""
+    presence: Mapping[str, str] = field(default_factory=dict)
+    """Per profile (``*``: every one), the signal whose absence while the service is up means the component's
+    metrics are missing (``ComponentMetricsMissing``): one that exists from start-up (a gauge, a Micrometer
+    function counter), never a labelled prometheus_client counter, which has no series until first used."""
+
+    def presence_signal(self, profile: str) -> str | None:
+        return self.presence.get(profile) or self.presence.get("*")
 
     def defaults(self, profile: str) -> Mapping[str, MetricRef | None]:
         """The metric behind each signal in ``profile`` (exporter kinds: the ones every profile shares)."""

@@ -400,4 +400,5 @@ KIND = Kind(
     },
     # Python breakers have no failure-rate gauges: the failure rate comes from the call counters.
     optional=frozenset({"failure_rate", "slow_call_rate"}),
+    presence={"*": "state"},  # a breaker publishes its state from creation
 )

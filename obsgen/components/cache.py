@@ -259,4 +259,6 @@ KIND = Kind(
     },
     # Two counters (hits, requests) have no misses family: misses are requests minus hits.
     optional=frozenset({"misses"}),
+    # Micrometer binds the cache's function counters at start-up; python caches count with labelled counters.
+    presence={"micrometer": "requests"},
 )

@@ -165,6 +165,7 @@ KIND = Kind(
     rules=rules,
     panels=panels,
     concern=CONCERN,
+    presence={"*": "in_use"},  # pool gauges exist once the pool starts
     # Callers wait because every connection is out: the exhaustion alert already says so.
     inhibitions=(Inhibition("DbPoolExhausted", ("DbPoolPendingHigh",), ("service", "component", "instance")),),
     default_metrics={

@@ -142,6 +142,7 @@ KIND = Kind(
     alerts=(QUEUE_FULL, REJECTING, SATURATED),
     rules=rules,
     panels=panels,
+    presence={"*": "queued"},  # ExecutorServiceMetrics gauges exist from binding
     concern=Concern("thread-pool", "Thread Pool",
                     "Executor threads against pool size, queue depth against capacity, rejections and completed tasks."),
     default_metrics={

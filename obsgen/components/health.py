@@ -374,6 +374,7 @@ KIND = Kind(
     alerts=(FAILING, SILENT, DEGRADED, NOT_RECOVERING),
     rules=rules,
     panels=panels,
+    presence={"*": "status"},  # set by the first run of the check
     concern=Concern("health", "Health & Degraded Modes",
                     "Health check results per instance, instances reporting, degraded modes and their recovery."),
     # Degraded mode while the check fails is the app doing its job: the failing check is the news.

@@ -475,6 +475,9 @@ KIND = Kind(
     alerts=(ERROR_RATE_HIGH, LATENCY_HIGH, LATENCY_AVERAGE_HIGH),
     rules=rules,
     panels=panels,
+    # Spring records its own /actuator/prometheus scrapes, so the request timer exists after the first scrape;
+    # prometheus-fastapi-instrumentator's counter is labelled (and /metrics often excluded): no python signal.
+    presence={"micrometer": "requests"},
     concern=Concern("http", "HTTP", "Request rate, 5xx ratio and latency percentiles per route against their thresholds."),
     # Calls an open breaker rejects fail fast or fall back: the routes' errors and latency are its symptoms.
     inhibitions=(Inhibition("CircuitBreakerOpen", ALERTS, ("service", "breaker")),),

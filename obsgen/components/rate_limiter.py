@@ -119,6 +119,7 @@ KIND = Kind(
     rules=rules,
     panels=panels,
     concern=backpressure.CONCERN,
+    presence={"*": "available"},
     default_metrics={
         "micrometer": {
             "available": MetricRef("resilience4j_ratelimiter_available_permissions", (), backpressure.RESILIENCE4J),

@@ -80,6 +80,7 @@ KIND = Kind(
     concern=breaker.CONCERN,
     # Calls rejected by an open breaker exhaust their retries: a symptom of the breaker.
     inhibitions=(Inhibition("CircuitBreakerOpen", ("RetryExhaustionHigh",), ("service", "breaker")),),
+    presence={"micrometer": "calls"},  # Resilience4j's function counters exist from registration
     default_metrics={
         "micrometer": {
             "calls": MetricRef("resilience4j_retry_calls_total"),

@@ -225,6 +225,7 @@ KIND = Kind(
     alerts=(NEAR_LIMIT, SEND_FAILURES_HIGH, RECONNECT_STORM),
     rules=rules,
     panels=panels,
+    presence={"*": "connections"},
     concern=Concern("streaming", "Streaming Connections",
                     "Open SSE connections against their limit, send failures, new connections and reconnect storms."),
     default_metrics={

@@ -83,6 +83,7 @@ KIND = Kind(
     panels=panels,
     concern=breaker.CONCERN,
     inhibitions=(Inhibition("CircuitBreakerOpen", ("TimeLimiterTimeoutsHigh",), ("service", "breaker")),),
+    presence={"micrometer": "calls"},  # registered with the time limiter
     default_metrics={
         "micrometer": {
             "calls": MetricRef("resilience4j_timelimiter_calls_total"),

@@ -97,7 +97,7 @@ def link_alerts(service: Service, component: ComponentModel, laid: Laid) -> Comp
 
     The target is the first of its panels that names the alert first and whose ``tag`` the alert carries
     (a tier's hit-ratio panel for that tier's alert); else the first of its panels that names the alert at
-    all. Relative (``/d/…``) unless the spec sets ``service.dashboard_base_url``; with a cluster label the
+    all; else its first panel. Relative (``/d/…``) unless the spec sets ``service.dashboard_base_url``; with a cluster label the
     link opens the alert's own cluster.
     """
     panels = laid.panel_urls.get((component.kind, component.name), ())
@@ -108,7 +108,8 @@ def link_alerts(service: Service, component: ComponentModel, laid: Laid) -> Comp
     def url(alert: Alert) -> str | None:
         fits = [(p, u) for p, u in panels if all(alert.labels.get(k) == v for k, v in p.tag.items())]
         chosen = next((u for p, u in fits if p.alerts[:1] == (alert.definition,)), None) or \
-            next((u for p, u in fits if alert.definition in p.alerts), None)
+            next((u for p, u in fits if alert.definition in p.alerts), None) or \
+            next((u for _, u in panels), None)  # no panel shows it (a component's missing metrics): its first
         return f"{base}{chosen}{suffix}" if chosen else None
 
     return replace(component, rules=tuple(replace(r, dashboard_url=url(r)) if isinstance(r, Alert) else r

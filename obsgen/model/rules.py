@@ -38,6 +38,9 @@ class AlertDef:
     summary: str
     related: tuple[str, ...] = ()
     runbook: str = ""
+    template: str = ""
+    """The kind whose runbook template holds the prose, when the alert is emitted for components of any kind
+    (``ComponentMetricsMissing``); empty: the emitting component's kind."""
 
     @property
     def prose(self) -> str:

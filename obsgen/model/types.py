@@ -129,6 +129,7 @@ class Service:
     runbook_base_url: str
     cluster_label: str | None = None
     dashboard_base_url: str | None = None
+    alerts: dict[str, AlertTuning] = field(default_factory=dict)
     kubernetes: KubernetesOutput = field(default_factory=KubernetesOutput)
     grafana: GrafanaOutput = field(default_factory=GrafanaOutput)
     alertmanager: AlertmanagerOutput = field(default_factory=AlertmanagerOutput)

@@ -215,7 +215,7 @@ def _pages(model: ServiceModel) -> list[Page]:
         instances = by_name[name]
         definition = instances[0].alert.definition
         board = _dashboard(model, instances[0].alert)
-        pages.append(Page(definition, instances[0].component.kind, instances, files[name],
+        pages.append(Page(definition, definition.template or instances[0].component.kind, instances, files[name],
                           [r for r in definition.related if r in names and r != name], board))
     return pages
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsgen.components import KINDS
+from obsgen.components import service as service_kind
 from obsgen.components.base import Component
 from obsgen.errors import Problem, SpecError
 from obsgen.model.build import build
@@ -27,7 +28,7 @@ class Spec:
     service: Service
     components: tuple[Component, ...]
     name_at: tuple[int, int] = (1, 1)  # line and column of service.name, for problems across specs
-    paths: tuple[tuple[str, int], ...] = ()
+    paths: tuple[tuple[str | int, ...], ...] = ()
     source: yaml_source.Source | None = field(default=None, compare=False, repr=False)
 
 
@@ -63,9 +64,10 @@ def parse(text: str, file: str) -> Spec:
     service = build(Service, svc)
     placed = [(kind, (kind.key, i), item) for kind in KINDS
               for i, item in enumerate(data.get(kind.key, []))]  # type: ignore[union-attr]
-    components = tuple(Component(kind, build(kind.spec, item), service) for kind, _, item in placed)
-    return Spec(file, service, components, source.where(("service", "name")), tuple(p for _, p, _ in placed),
-                source)
+    components = (service_kind.component(service),) + tuple(
+        Component(kind, build(kind.spec, item), service) for kind, _, item in placed)
+    return Spec(file, service, components, source.where(("service", "name")),
+                (("service",),) + tuple(p for _, p, _ in placed), source)
 
 
 def load(path: Path) -> Spec:

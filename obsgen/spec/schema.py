@@ -15,17 +15,27 @@ from importlib import resources
 
 @cache
 def schema() -> dict:
-    from obsgen.components import KINDS
+    from obsgen.components import KINDS, service
 
     root = json.loads(resources.files("obsgen.spec").joinpath("schema.json").read_text("utf-8"))
     fragments = resources.files("obsgen.components").joinpath("schemas")
+    _tunable(root["$defs"]["service"], service.KIND.alerts[:2])
     for kind in KINDS:
         fragment = json.loads(fragments.joinpath(f"{kind.schema}.json").read_text("utf-8"))
         root["$defs"].update(fragment.get("$defs", {}))
+        presence = (service.METRICS_MISSING,) if kind.presence else ()
+        _tunable(fragment["items"], kind.alerts + presence)
         root["$defs"][kind.schema] = fragment["items"]
         root["properties"][kind.key] = {"type": "array", "default": [], "description": fragment["description"],
                                         "items": {"$ref": f"#/$defs/{kind.schema}"}}
     return root
+
+
+def _tunable(node: dict, alerts) -> None:
+    """``alerts:`` of a component (or the service): one tuning per alert the kind declares, from its catalogue."""
+    if "alerts" not in node["properties"]:
+        return
+    node["properties"]["alerts"]["properties"] = {a.name: {"$ref": "#/$defs/alert_tuning"} for a in alerts}
 
 
 def resolve(node: dict) -> dict:
