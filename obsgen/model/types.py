@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 _UNITS = (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1), ("ms", 0.001))
 _PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+# Prometheus' own duration syntax (model.ParseDuration): each unit at most once, largest first.
+DURATION = re.compile(r"0|(?=[0-9])([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?")
 
 
 @dataclass(frozen=True, order=True)
@@ -17,8 +19,9 @@ class Duration:
 
     @classmethod
     def parse(cls, text: str) -> Duration:
-        if text == "0":
-            return cls(0)
+        """A duration as Prometheus writes it (``1h30m``, ``500ms``, ``0``); anything else is a ValueError."""
+        if not isinstance(text, str) or not DURATION.fullmatch(text):
+            raise ValueError(f"`{text}` is not a Prometheus duration (such as 30s, 5m or 1h30m)")
         factors = dict(_UNITS)
         return cls(sum(int(n) * round(factors[u] * 1000) for n, u in _PART.findall(text)))
 

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from obsgen.model.types import Duration
-from obsgen.render.timescale import scale_duration
+from obsgen.model.promql import scale_duration
 
 from .harness import (DOWN_AFTER_MS, EVAL_S, POLL_S, SCALE, SCRAPE_S, SERVICE, AlertWatcher, Failure, Moment, Stack,
                       matches, parse_time, redis_info, replica_ok, sentinel_master, sentinel_replicas, wait_until)
@@ -89,7 +89,7 @@ def scenario(*, app: bool = True, start: dict | None = None):
 
 
 def scaled_seconds(production: str) -> float:
-    return Duration.parse(scale_duration(production, SCALE)).total_seconds
+    return scale_duration(Duration.parse(production), SCALE).total_seconds
 
 
 class Ctx:
