@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SPECS, VALID_SPECS
 from obsgen.components.base import Alert
-from obsgen.pipeline import rule_groups
+from obsgen.pipeline import build
 from obsgen.spec import load
 
 MAPLE_ALERTS = {
@@ -24,7 +24,7 @@ MAPLE_ALERTS = {
 
 
 def alerts_of(spec) -> list[Alert]:
-    return [r for g in rule_groups(spec) for r in g.rules if isinstance(r, Alert)]
+    return [r for g in build(spec).groups for r in g.rules if isinstance(r, Alert)]
 
 
 def test_maple_emits_every_applicable_catalogue_alert(maple):

@@ -10,7 +10,7 @@ import jsonschema
 import promql_parser
 import pytest
 
-from obsgen.components.base import Alert
+from obsgen.pipeline import build
 from obsgen.render import dashboards
 from conftest import SPECS, VALID_SPECS
 from obsgen.spec import load, parse
@@ -109,7 +109,7 @@ def exprs(p: dict) -> list[str]:
 
 
 def alerts_of(spec) -> set[str]:
-    return {r.name for c in spec.components for r in c.kind.rules(c) if isinstance(r, Alert)}
+    return {a.name for a in build(spec).alerts}
 
 
 def steps(p: dict) -> list[tuple[str, float | None]]:

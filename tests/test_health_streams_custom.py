@@ -13,7 +13,7 @@ import yaml
 from conftest import VALID_SPECS, assert_mutation_caught, build_into, promtool
 from obsgen.components.base import Alert
 from obsgen.errors import SpecError
-from obsgen.pipeline import rule_groups
+from obsgen.pipeline import build
 from obsgen.render import dashboards
 from obsgen.spec import load
 
@@ -34,7 +34,7 @@ health_checks:
 
 
 def alerts(spec) -> dict[str, Alert]:
-    return {r.name: r for g in rule_groups(spec) for r in g.rules if isinstance(r, Alert)}
+    return {r.name: r for g in build(spec).groups for r in g.rules if isinstance(r, Alert)}
 
 
 # --------------------------------------------------------------------------- the generated tests catch broken rules
@@ -91,7 +91,7 @@ def test_short_checks_wait_at_least_a_minute(spec_from):
 
 def test_absent_only_where_silence_is_the_failure():
     spec = load(VALID / "health-checks-python.yaml")
-    uses_absent = {(a.name, a.labels["component"]) for g in rule_groups(spec) for a in g.rules
+    uses_absent = {(a.name, a.labels["component"]) for g in build(spec).groups for a in g.rules
                    if isinstance(a, Alert) and "absent(" in a.expr}
     assert uses_absent == {("HealthCheckSilent", "liveness")}
 
@@ -121,7 +121,7 @@ def test_degraded_mode_while_its_check_fails_is_inhibited(spec_from):
 
 def test_table_order_limit_is_judged_per_store_at_ninety_percent():
     by_name = alerts(load(VALID / "streams.yaml"))
-    near = [a for g in rule_groups(load(VALID / "streams.yaml")) for a in g.rules
+    near = [a for g in build(load(VALID / "streams.yaml")).groups for a in g.rules
             if isinstance(a, Alert) and a.name == "StreamConnectionsNearLimit"]
     assert [a.labels["component"] for a in near] == ["orders"]  # kitchen has no limit, so no such alert
     assert near[0].expr == ('max by (instance, stream, store_id) (sse_connections_active{job="sse-python", '

@@ -6,11 +6,11 @@ from __future__ import annotations
 from conftest import build_into, promtool
 from obsgen.components import KINDS
 from obsgen.components.base import Alert, Recording
-from obsgen.pipeline import rule_groups
+from obsgen.pipeline import build
 
 
 def rules_of(spec) -> list:
-    return [r for g in rule_groups(spec) for r in g.rules]
+    return [r for g in build(spec).groups for r in g.rules]
 
 
 def alerts(spec, name: str) -> list[Alert]:

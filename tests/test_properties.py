@@ -26,7 +26,7 @@ from conftest import promtool
 from obsgen import pipeline
 from obsgen.cli import main
 from obsgen.errors import SpecError
-from obsgen.promql import quote
+from obsgen.model.promql import quote
 from obsgen.render.yamlout import dump
 from obsgen.spec import parse
 from outputs import check_outputs, selectors

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SPECS, VALID_SPECS
 from obsgen.components.base import Alert
-from obsgen.pipeline import RULES_FILE, rule_groups
+from obsgen.pipeline import build
 from obsgen.render import runbooks
 from obsgen.spec import load, parse
 
@@ -44,12 +44,12 @@ def maple():
 
 @pytest.fixture(scope="module")
 def maple_groups(maple):
-    return rule_groups(maple)
+    return build(maple).groups
 
 
 @pytest.fixture(scope="module")
-def pages(maple, maple_groups):
-    return runbooks.render(maple, maple_groups)
+def pages(maple):
+    return runbooks.render(build(maple))
 
 
 def _alerts(groups) -> list[Alert]:
@@ -73,7 +73,7 @@ def test_every_alert_has_a_page_and_an_index_row(maple_groups, pages):
 
 
 def test_each_rule_runbook_url_resolves_to_a_generated_page(maple_groups, pages):
-    rules_dir = posixpath.dirname(f"{SERVICE}/{RULES_FILE}")
+    rules_dir = posixpath.dirname(f"{SERVICE}/prometheus/rules.yaml")
     for alert in _alerts(maple_groups):
         target = posixpath.normpath(posixpath.join(rules_dir, alert.runbook_url))
         assert target in pages, (alert.name, alert.runbook_url)
@@ -162,8 +162,8 @@ def test_generated_sections_are_between_balanced_markers(pages):
 
 
 def test_render_is_deterministic(maple):
-    first = runbooks.render(maple, rule_groups(maple))
-    second = runbooks.render(load(ROOT / "specs" / "maple.yaml"), rule_groups(maple))
+    first = runbooks.render(build(maple))
+    second = runbooks.render(build(load(ROOT / "specs" / "maple.yaml")))
     assert first == second
     assert list(first) == sorted(first)
 
@@ -193,7 +193,7 @@ def test_merge_updates_blocks_when_the_spec_changes(maple, pages):
     existing = old.replace("<!-- END GENERATED: impact -->", "<!-- END GENERATED: impact -->\n\nKeep me.", 1)
     text = (ROOT / "specs" / "maple.yaml").read_text()
     changed = parse(text.replace("quorum: 2", "quorum: 3"), "maple.yaml")
-    new = runbooks.render(changed, rule_groups(changed))[f"{SERVICE}/runbooks/RedisSentinelQuorumAtRisk.md"]
+    new = runbooks.render(build(changed))[f"{SERVICE}/runbooks/RedisSentinelQuorumAtRisk.md"]
     merged = runbooks.merge(existing, new)
     assert "quorum 3" in merged and "quorum 2" not in merged
     assert "<!-- END GENERATED: impact -->\n\nKeep me.\n\n<!-- BEGIN GENERATED: diagnosis -->" in merged
@@ -209,7 +209,7 @@ def test_merge_leaves_hand_written_pages_alone_and_refuses_broken_markers(pages)
 
 def test_markdown_and_jinja_in_spec_text_are_escaped_not_evaluated():
     spec = parse(HOSTILE, "x.yaml")
-    out = runbooks.render(spec, rule_groups(spec))
+    out = runbooks.render(build(spec))
     page = out["hostile/runbooks/CacheHitRateLow.md"]
     assert r"\{\{ 7\*7 \}\} \*bold\* \<script\>alert(1)\</script\> \[x\](http://e.example) \`tick\`" in page
     assert r"\{% if true %\}yes\{% endif %\}" in page
@@ -224,7 +224,7 @@ def test_markdown_and_jinja_in_spec_text_are_escaped_not_evaluated():
 
 def test_standalone_redis_gets_standalone_commands():
     spec = parse(HOSTILE, "x.yaml")
-    out = runbooks.render(spec, rule_groups(spec))
+    out = runbooks.render(build(spec))
     page = out["hostile/runbooks/RedisDown.md"]
     assert "redis-cli -p 6380 INFO replication" in page and "redis-cli -p 6380 INFO memory" in page
     assert "SENTINEL" not in page
@@ -241,8 +241,8 @@ def test_fences_grow_around_backticks_and_shell_words_are_quoted():
 @pytest.mark.parametrize("path", VALID_SPECS, ids=lambda p: p.stem)
 def test_small_specs_get_a_complete_page_per_alert_with_confirmed_mitigations(path):
     spec = load(path)
-    groups = rule_groups(spec)
-    small = runbooks.render(spec, groups)
+    groups = build(spec).groups
+    small = runbooks.render(build(spec))
     service = spec.service.name
     assert set(small) == {f"{service}/runbooks/{a.name}.md" for a in _alerts(groups)} | {f"{service}/runbooks/README.md"}
     test_pages_have_all_sections_in_order_rendered_and_none_empty(small)
@@ -258,15 +258,15 @@ def test_small_specs_get_a_complete_page_per_alert_with_confirmed_mitigations(pa
 
 def test_pages_of_the_new_alerts_carry_the_seed_findings_and_this_spec_s_numbers():
     spec = load(ROOT / "tests/specs/valid/python-resilience.yaml")
-    page = runbooks.render(spec, rule_groups(spec))["py-resilience/runbooks/CircuitBreakerNotOpening.md"]
+    page = runbooks.render(build(spec))["py-resilience/runbooks/CircuitBreakerNotOpening.md"]
     assert "`terminus_db` opens at 20% after 3 calls" in page
     assert "0 closed, 1 half-open, 2 open" in page  # the python breaker's enum state, not one series per state
     etag = load(ROOT / "tests/specs/valid/etag-python.yaml")
-    page = runbooks.render(etag, rule_groups(etag))["py-etags/runbooks/ETagNeverNotModified.md"]
+    page = runbooks.render(build(etag))["py-etags/runbooks/ETagNeverNotModified.md"]
     assert 'etag_requests_total{job="py-etags", resource_type="object-types", result="hit"}' in page
     assert "If-None-Match: $TAG" in page
     http = load(ROOT / "tests/specs/valid/http-python.yaml")
-    page = runbooks.render(http, rule_groups(http))["fastapi-http/runbooks/HttpLatencyHigh.md"]
+    page = runbooks.render(build(http))["fastapi-http/runbooks/HttpLatencyHigh.md"]
     assert "| HTTP server `api` | `quantile`=`0.99` | every other route: p99 latency above 2s" in page
 
 
@@ -279,8 +279,8 @@ CONFIRMED = ("Backpressure", "RateLimiter", "Lock", "DbPool")
 @pytest.mark.parametrize("path", SPECS + VALID_SPECS, ids=lambda p: p.stem)
 def test_every_spec_gets_a_complete_linked_page_per_alert(path):
     spec = load(path)
-    groups = rule_groups(spec)
-    out = runbooks.render(spec, groups)
+    groups = build(spec).groups
+    out = runbooks.render(build(spec))
     base = f"{spec.service.name}/runbooks"
     names = {a.name for a in _alerts(groups)}
     assert set(out) == {f"{base}/{n}.md" for n in names} | {f"{base}/README.md"}
@@ -315,7 +315,7 @@ def test_lock_page_gives_maples_redis_commands_and_rollback_trigger(pages):
 def test_pool_page_queries_the_database_it_names(spec_from):
     spec = spec_from("apiVersion: obsgen/v1\nservice: {name: s, team: t, profile: python}\n"
                      "db_pools: [{name: main, pool_size: 5, max_overflow: 10, database: postgresql}]\n")
-    page = runbooks.render(spec, rule_groups(spec))["s/runbooks/DbPoolExhausted.md"]
+    page = runbooks.render(build(spec))["s/runbooks/DbPoolExhausted.md"]
     assert "FROM pg_stat_activity" in page and "SHOW FULL PROCESSLIST" not in page
     assert "pool `main`: 5 connections + 10 overflow = 15 at most" in page
     assert "2. See connections in use against the maximum, idle connections and timeouts per instance:" in page

@@ -71,7 +71,7 @@ def test_default_traffic_guard_keeps_one_failed_request_from_firing_any_conditio
 
 def test_explicit_min_events_appears_in_the_rule():
     text = spec_text(extra="    min_events: 250\n")
-    groups = pipeline.rule_groups(parse(text, "t.yaml"))
+    groups = pipeline.build(parse(text, "t.yaml")).groups
     fast = next(r for g in groups for r in g.rules if getattr(r, "name", "") == "ErrorBudgetBurnFast")
     assert "slo:sli_requests:rate1h{service=\"shop\", slo=\"api\"} * 3600 >= 250" in fast.expr
 
@@ -85,7 +85,7 @@ def test_slo_rules_go_to_their_own_file_with_a_fast_and_a_slow_test_clock():
 
 def test_latency_slo_counts_requests_slower_than_the_bucket_bound():
     text = spec_text(objective=0.99, extra="    sli: latency\n    latency_threshold: 500ms\n")
-    groups = pipeline.rule_groups(parse(text, "t.yaml"))
+    groups = pipeline.build(parse(text, "t.yaml")).groups
     rec = next(r for g in groups for r in g.rules if getattr(r, "record", "") == "slo:sli_errors:rate5m")
     assert 'http_server_requests_seconds_count{job="shop"}[5m]' in rec.expr
     assert 'http_server_requests_seconds_bucket{job="shop", le="0.5"}[5m]' in rec.expr

@@ -1,0 +1,134 @@
+"""The pipeline's shape holds: no import cycles, renderers blind to kinds, every component built exactly once."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SPECS
+from obsgen import pipeline
+from obsgen.components import CATALOGUE, KINDS
+from obsgen.components.base import Component
+from obsgen.spec import load
+
+PACKAGE = ROOT / "obsgen"
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every obsgen module ``path`` imports, at module level or inside a function."""
+    tree = ast.parse(path.read_text("utf-8"))
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("obsgen"):
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("obsgen"))
+    return out
+
+
+GRAPH = {_module(p): _imports(p) for p in PACKAGE.rglob("*.py")}
+GRAPH = {m: {i for i in deps if i in GRAPH and i != m} for m, deps in GRAPH.items()}
+
+
+def _cycle() -> list[str] | None:
+    seen: dict[str, int] = {}  # 1 on the stack, 2 done
+
+    def visit(m: str, stack: list[str]) -> list[str] | None:
+        seen[m] = 1
+        for dep in sorted(GRAPH[m]):
+            if dep.startswith(m + "."):
+                continue  # a package importing its own submodules is not a cycle
+            if seen.get(dep) == 1 and not m.startswith(dep + "."):
+                return stack[stack.index(dep):] + [dep] if dep in stack else [m, dep]
+            if dep not in seen:
+                found = visit(dep, stack + [dep])
+                if found:
+                    return found
+        seen[m] = 2
+        return None
+
+    for m in sorted(GRAPH):
+        if m not in seen:
+            found = visit(m, [m])
+            if found:
+                return found
+    return None
+
+
+def test_obsgen_has_no_import_cycle():
+    assert _cycle() is None, " -> ".join(_cycle() or [])
+
+
+@pytest.mark.parametrize("layer", ["obsgen.render", "obsgen.model"])
+def test_renderers_and_the_model_never_import_a_kind(layer):
+    offenders = {m: sorted(d for d in deps if d.startswith("obsgen.components"))
+                 for m, deps in GRAPH.items() if m.startswith(layer)}
+    assert not {m: d for m, d in offenders.items() if d}
+
+
+def test_the_model_imports_nothing_but_itself():
+    offenders = {m: sorted(d for d in deps if not d.startswith("obsgen.model"))
+                 for m, deps in GRAPH.items() if m.startswith("obsgen.model")}
+    assert not {m: d for m, d in offenders.items() if d}
+
+
+def test_every_component_of_every_spec_is_built_exactly_once_per_render(monkeypatch):
+    """The rules and panels of a kind are computed once, and every renderer reads the model."""
+    calls: dict[tuple[str, str, str], int] = {}
+    originals = {}
+    for kind in KINDS:
+        for attr in ("rules", "panels"):
+            originals[(kind.key, attr)] = getattr(kind, attr)
+
+    def counting(key: str, attr: str):
+        def wrapper(c: Component, *rest):
+            calls[(key, attr, c.name)] = calls.get((key, attr, c.name), 0) + 1
+            return originals[(key, attr)](c, *rest)
+        return wrapper
+
+    for kind in KINDS:
+        for attr in ("rules", "panels"):
+            object.__setattr__(kind, attr, counting(kind.key, attr))
+    try:
+        for path in SPECS:
+            calls.clear()
+            pipeline.render(load(path))
+            assert calls and set(calls.values()) == {1}, (path.name, {k: v for k, v in calls.items() if v != 1})
+    finally:
+        for (key, attr), fn in originals.items():
+            object.__setattr__(next(k for k in KINDS if k.key == key), attr, fn)
+
+
+def test_every_related_alert_a_declaration_names_exists():
+    """Checked at import (a misspelling fails at once); here so the rule has a name in the test report."""
+    for definition in CATALOGUE.values():
+        assert set(definition.related) <= set(CATALOGUE), definition.name
+
+
+def test_a_misspelt_related_alert_fails_the_catalogue():
+    from obsgen.components import _catalogue
+    from obsgen.components.base import Kind
+    from obsgen.model.rules import AlertDef
+
+    bad = Kind(**{**KINDS[0].__dict__, "alerts": (AlertDef("X", "warning", "5m", "X.", related=("CacheHitRatLow",)),)})
+    with pytest.raises(ValueError, match="CacheHitRatLow"):
+        _catalogue((bad, *KINDS))
+
+
+def test_importing_obsgen_pipeline_does_not_import_grafanalib_jinja_or_jsonschema():
+    """Heavy libraries load where they are used: a no-change build never pays for them."""
+    import subprocess
+
+    code = ("import sys, obsgen.pipeline, obsgen.spec; "
+            "print(sorted(m for m in ('grafanalib', 'jinja2', 'jsonschema') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
