@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from obsgen.components.timeline import STEP
 from obsgen.model.panels import ComponentPanels, Concern
-from obsgen.model.promql import Expr, Matcher, Selector, selector
+from obsgen.model.promql import Expr, Matcher, Selector, agg, call, selector
 from obsgen.model.rules import Alert, AlertDef, Inhibition, Recording, Rule, Scenario, Series
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef, Service
 
@@ -224,8 +224,16 @@ class Component:
         return self.metric(signal) is not None
 
     def labels(self, signal: str, extra: Mapping[str, str] | None = None, base: Labels | None = None) -> Labels:
+        """The equality matchers of ``signal``: the base labels (service and component selectors, identity), the
+        metric's own matchers and ``extra``. A metric that names the component by another label or value
+        (``executor_rejected_total{executor="expectation"}``) carries that identity instead."""
+        metric = self.metric(signal)
         out = dict(self.base_labels if base is None else base)
-        out.update(self.metric(signal).matchers)
+        if base is None and (metric.label or metric.value) and self.identity:
+            (label, value), = self.identity.items()
+            del out[label]
+            out[metric.label or label] = metric.value or value
+        out.update(metric.matchers)
         out.update(extra or {})
         return out
 
@@ -248,6 +256,18 @@ class Component:
                 text = Matcher(key, value, "=~" if key in regex else "=").text()
                 raise OwnMatcher(key, text, "selector" if key in self.spec.selector else "service")
 
+
+    def aggregate(self, op: str, expr: Expr, signal: str, by: tuple[str, ...] | None) -> Expr:
+        """``op by (…) (expr)`` over a selector of ``signal``, keeping the component's identity label even when
+        this signal's metric names the component by another label (``executor_active_threads{name=…}`` of an
+        executor labelled ``executor``): it aggregates without that label and sets it again with
+        ``label_replace``, so every side of a comparison carries the same labels."""
+        metric = self.metric(signal)
+        if not (metric.label or metric.value) or not self.identity or by is None:
+            return agg(op, expr, by)
+        (label, value), = self.identity.items()
+        inner = agg(op, expr, tuple(b for b in by if b != label))
+        return call("label_replace", inner, label, value, "", "") if label in by else inner
 
     def series(self, signal: str, values: str, extra: Mapping[str, str] | None = None,
                base: Labels | None = None) -> Series:

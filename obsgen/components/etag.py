@@ -48,7 +48,6 @@ EFFECTIVENESS_LOW = AlertDef(
 @dataclass(frozen=True)
 class ETagSpec(ComponentSpec):
     label: str = "route"
-    value: str | None = None
     not_modified_ratio_min: float = 0.2
     min_request_rate: float = 0.1
     never_window: Duration = Duration.parse("15m")

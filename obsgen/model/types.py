@@ -70,12 +70,17 @@ class MetricRef:
     name: str
     matchers: tuple[tuple[str, str], ...] = ()
     origin: str | None = field(default=None, compare=False)
+    label: str | None = None
+    """The label naming the component on this metric, when it is not the component's own ``label``."""
+    value: str | None = None
+    """That label's value on this metric, when it is not the component's value."""
 
     @classmethod
     def of(cls, value: str | dict) -> MetricRef:
         if isinstance(value, str):
             return cls(value)
-        return cls(value["name"], tuple(sorted(value.get("matchers", {}).items())))
+        return cls(value["name"], tuple(sorted(value.get("matchers", {}).items())), None, value.get("label"),
+                   value.get("value"))
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,8 @@ class ComponentSpec:
     name: str
     description: str = ""
     label: str = "name"
+    value: str | None = None
     selector: Labels = field(default_factory=dict)
     metrics: dict[str, MetricRef] = field(default_factory=dict)
     alerts: dict[str, AlertTuning] = field(default_factory=dict)
+    history: tuple[str, ...] = ()

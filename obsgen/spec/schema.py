@@ -25,6 +25,7 @@ def schema() -> dict:
         root["$defs"].update(fragment.get("$defs", {}))
         presence = (service.METRICS_MISSING,) if kind.presence else ()
         _tunable(fragment["items"], kind.alerts + presence)
+        _common(fragment["items"])
         root["$defs"][kind.schema] = fragment["items"]
         root["properties"][kind.key] = {"type": "array", "default": [], "description": fragment["description"],
                                         "items": {"$ref": f"#/$defs/{kind.schema}"}}
@@ -36,6 +37,14 @@ def _tunable(node: dict, alerts) -> None:
     if "alerts" not in node["properties"]:
         return
     node["properties"]["alerts"]["properties"] = {a.name: {"$ref": "#/$defs/alert_tuning"} for a in alerts}
+
+
+def _common(node: dict) -> None:
+    """Keys every component has, whatever its kind: ``value`` (the identifying label's value, when it is not the
+    name) and ``history`` (its past incidents, for the runbooks)."""
+    props = node["properties"]
+    props.setdefault("value", {"$ref": "#/$defs/component_value"})
+    props.setdefault("history", {"$ref": "#/$defs/history"})
 
 
 def resolve(node: dict) -> dict:
