@@ -30,6 +30,8 @@ class Spec:
     name_at: tuple[int, int] = (1, 1)  # line and column of service.name, for problems across specs
     paths: tuple[tuple[str | int, ...], ...] = ()
     source: yaml_source.Source | None = field(default=None, compare=False, repr=False)
+    warnings: tuple[Problem, ...] = ()
+    """What builds, but will not work where it is used (links that only open inside the repository)."""
 
 
 def _profile(data: dict) -> str:
@@ -67,7 +69,22 @@ def parse(text: str, file: str) -> Spec:
     components = (service_kind.component(service),) + tuple(
         Component(kind, build(kind.spec, item), service) for kind, _, item in placed)
     return Spec(file, service, components, source.where(("service", "name")),
-                (("service",),) + tuple(p for _, p, _ in placed), source)
+                (("service",),) + tuple(p for _, p, _ in placed), source, tuple(_link_warnings(source, service)))
+
+
+def _link_warnings(source: yaml_source.Source, service: Service) -> list[Problem]:
+    """Relative links work when browsing ``generated/``, not in Slack, PagerDuty or Grafana: say which keys fix it."""
+    missing = [key for key, value in (("runbook_base_url", service.runbook_base_url),
+                                      ("dashboard_base_url", service.dashboard_base_url))
+               if not (value or "").startswith(("http://", "https://"))]
+    if not missing:
+        return []
+    keys = " and ".join(f"`service.{k}`" for k in missing)
+    return [source.problem(("service",), (
+        f"warning: alerts link runbooks and dashboards with relative URLs, which open only inside this repository, "
+        f"not from Slack, PagerDuty or Grafana; set {keys} (e.g. runbook_base_url: "
+        f"https://git.example.com/ops/blob/main/generated/{service.name}/runbooks/, dashboard_base_url: "
+        "https://grafana.example.com)"), key=True)]
 
 
 def load(path: Path) -> Spec:
