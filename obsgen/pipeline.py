@@ -12,77 +12,25 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from obsgen.components import service
-from obsgen.components.base import Built, Component, OwnMatcher
-from obsgen.errors import SpecError
+from obsgen.components.compute import component_model
 from obsgen.model.dashboards import assemble, link_alerts
-from obsgen.model.rules import Alert
 from obsgen.model.service import ComponentModel, ServiceModel, pack
 from obsgen.spec import Spec
-from obsgen.spec.checks import model_problems, own_matcher_problem
 from obsgen.writer import Output
 
 
-def origins(c: Component) -> dict[str, str | None]:
-    """Who publishes each metric the component reads: the profile's library, or the application (``None``)."""
-    out: dict[str, str | None] = {}
-    defaults = c.kind.defaults(c.service.profile)
-    for signal in sorted(set(defaults) | set(c.spec.metrics)):
-        if not c.has_metric(signal):
-            continue
-        ref, default = c.metric(signal), defaults.get(signal)
-        out.setdefault(ref.name, default.origin if default is not None and default.name == ref.name else None)
-    return out
-
-
-def component_model(c: Component) -> tuple[ComponentModel, tuple[Alert, ...]]:
-    """One component's rules and panels, each computed once (panels read the alerts as built), and every alert
-    it offers, those the spec disabled included (to check the spec's tuning against)."""
-    offered = tuple(c.kind.rules(c))
-    presence = c.kind.presence_signal(c.service.profile)
-    # Only the library names a profile gives are known to exist from start-up: a spec that names its own
-    # metrics leaves the check to `obsgen verify`.
-    if presence and not c.spec.metrics and c.has_metric(presence):
-        blinds = tuple(dict.fromkeys(r.name for r in offered if isinstance(r, Alert) and r.enabled))
-        offered += tuple(service.metrics_missing(c, presence, blinds))
-    rules = tuple(r for r in offered if not isinstance(r, Alert) or r.enabled)
-    built = Built(tuple(r for r in rules if isinstance(r, Alert)))
-    model = ComponentModel(
-        name=c.name, kind=c.kind.key, kind_title=c.kind.title, spec=c.spec, concern=c.kind.concern, rules=rules,
-        panels=c.kind.panels(c, built), inhibitions=c.kind.inhibitions, rules_file=c.kind.rules_file,
-        test_step=c.kind.test_step, origins=origins(c))
-    return model, tuple(r for r in offered if isinstance(r, Alert))
-
-
 def _components(spec: Spec) -> tuple[ComponentModel, ...]:
-    """Every component built once; problems only the build reveals are raised located in the spec."""
-    built, problems, checked = [], [], []
-    for c, path in zip(spec.components, spec.paths or ((c.kind.key, 0) for c in spec.components)):
-        try:
-            model, offered = component_model(c)
-        except OwnMatcher as exc:
-            if spec.source is None:
-                raise
-            problems.append(own_matcher_problem(spec.source, path, c.kind, exc.key, exc.matcher, exc.where))
-            continue
-        built.append(model)
-        checked.append((path, {n: {"for": t.for_} if t.for_ is not None else {} for n, t in c.spec.alerts.items()},
-                        offered))
-    if spec.source is not None:
-        problems += model_problems(spec.source, checked)
-    if problems:
-        raise SpecError(problems)
-    return tuple(built)
+    return tuple(component_model(c)[0] for c, _ in spec.placed())
 
 
 def build(spec: Spec) -> ServiceModel:
     """The service model of ``spec``: every component built once, dashboards laid out, alerts linked.
 
-    Raises :class:`~obsgen.errors.SpecError` for what only the build reveals (tuning for an alert a
-    component does not have, a derived ``for`` beyond a day, a selector on a label the kind matches itself).
+    A spec loaded from text comes with its components computed (:func:`obsgen.spec.parse` checks what
+    only the computed rules reveal); a spec made in code has them computed here.
     """
     service = spec.service
-    components = _components(spec)
+    components = spec.built if spec.built else _components(spec)
     laid = assemble(service, components)
     components = tuple(link_alerts(service, c, laid) for c in components)
     groups = []

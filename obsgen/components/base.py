@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from obsgen.components.timeline import STEP
 from obsgen.model.panels import ComponentPanels, Concern
-from obsgen.model.promql import Expr, Matcher, Selector, agg, call, selector
+from obsgen.model.promql import Expr, Matcher, Selector, Variable, agg, call, selector
 from obsgen.model.rules import Alert, AlertDef, Inhibition, Recording, Rule, Scenario, Series
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef, Service
 
@@ -241,21 +241,25 @@ class Component:
                base: Labels | None = None) -> Selector:
         """A selector for ``signal`` of this component (it remembers the signal it reads).
 
-        A label the kind matches itself (``extra``, ``regex``: a breaker's ``state``) must not be one the
-        spec's selectors pin: the kind's matcher would silently replace the user's (:class:`OwnMatcher`).
+        A label the spec's selectors pin must reach the selector as the spec wrote it: a kind that matches it
+        itself (a one-hot breaker's ``state``, a sentinel's ``master_name``) would silently replace the user's
+        matcher (:class:`OwnMatcher`). Dashboard variables (``job=~"$job"``) are the dashboards' own choice.
         """
-        if base is None:
-            self._own_matchers({**(extra or {}), **(regex or {})}, regex or {})
-        return selector(self.metric(signal).name, self.labels(signal, extra, base), regex, signal=signal)
+        labels = self.labels(signal, extra, base)
+        self._own_matchers(labels, regex or {})
+        return selector(self.metric(signal).name, labels, regex, signal=signal)
 
-    def _own_matchers(self, own: Mapping[str, str], regex: Mapping[str, str]) -> None:
+    def _own_matchers(self, labels: Mapping[str, str], regex: Mapping[str, str]) -> None:
         pinned = dict(self.service.selector) if self.kind.app_metrics else {}
         pinned.update(self.spec.selector)
-        for key, value in own.items():
-            if key in pinned and key not in self.identity:
-                text = Matcher(key, value, "=~" if key in regex else "=").text()
-                raise OwnMatcher(key, text, "selector" if key in self.spec.selector else "service")
-
+        for key, value in pinned.items():
+            if key in self.identity:
+                continue
+            where = "selector" if key in self.spec.selector else "service"
+            if key in regex and not isinstance(regex[key], Variable):
+                raise OwnMatcher(key, Matcher(key, regex[key], "=~").text(), where)
+            if key not in regex and key in labels and labels[key] != value:
+                raise OwnMatcher(key, Matcher(key, labels[key]).text(), where)
 
     def aggregate(self, op: str, expr: Expr, signal: str, by: tuple[str, ...] | None) -> Expr:
         """``op by (…) (expr)`` over a selector of ``signal``, keeping the component's identity label even when

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from obsgen.components import KINDS
 from obsgen.components import service as service_kind
-from obsgen.components.base import Component
+from obsgen.components.base import Component, OwnMatcher
+from obsgen.components.compute import component_model
 from obsgen.errors import Problem, SpecError
 from obsgen.model.build import build
+from obsgen.model.service import ComponentModel
 from obsgen.model.types import Service
 from obsgen.spec import source as yaml_source
-from obsgen.spec.checks import schema_problems, semantic_problems
+from obsgen.spec.checks import model_problems, own_matcher_problem, schema_problems, semantic_problems
 from obsgen.spec.schema import apply_defaults, schema
 
 
@@ -32,6 +34,14 @@ class Spec:
     source: yaml_source.Source | None = field(default=None, compare=False, repr=False)
     warnings: tuple[Problem, ...] = ()
     """What builds, but will not work where it is used (links that only open inside the repository)."""
+    built: tuple[ComponentModel, ...] = field(default=(), compare=False, repr=False)
+    """Every component computed once while loading (the service's own first), for the pipeline to reuse."""
+
+    def placed(self) -> list[tuple[Component, tuple[str | int, ...]]]:
+        """Every component with its place in the document, the service's own (``components/service.py``) first."""
+        own = service_kind.component(self.service)
+        return [(own, ("service",))] + list(zip(self.components, self.paths or [(c.kind.key, 0)
+                                                                                 for c in self.components]))
 
 
 def _profile(data: dict) -> str:
@@ -59,17 +69,43 @@ def parse(text: str, file: str) -> Spec:
     problems += [source.problem(path, message) for path, message in source.ambiguous.items() if path not in located]
     data = apply_defaults(schema(), source.data, _profile(source.data))
     problems += semantic_problems(source, data, problems)  # type: ignore[arg-type]
-    if problems:
+    troubled = [p.path for p in problems] + list(source.broken)
+
+    def sound(path: tuple) -> bool:
+        """No problem at, under or above ``path`` (a problem with the whole list or document counts)."""
+        return not any(t[:len(path)] == path or path[:len(t)] == t for t in troubled)
+
+    if not sound(("service",)):
         raise SpecError(problems)
     svc = dict(data["service"])  # type: ignore[index]
     svc.setdefault("selector", {"job": svc["name"]})
     service = build(Service, svc)
     placed = [(kind, (kind.key, i), item) for kind in KINDS
-              for i, item in enumerate(data.get(kind.key, []))]  # type: ignore[union-attr]
-    components = (service_kind.component(service),) + tuple(
-        Component(kind, build(kind.spec, item), service) for kind, _, item in placed)
-    return Spec(file, service, components, source.where(("service", "name")),
-                (("service",),) + tuple(p for _, p, _ in placed), source, tuple(_link_warnings(source, service)))
+              for i, item in enumerate(data.get(kind.key, []))  # type: ignore[union-attr]
+              if sound((kind.key, i))]
+    components = tuple(Component(kind, build(kind.spec, item), service) for kind, _, item in placed)
+    spec = Spec(file, service, components, source.where(("service", "name")), tuple(p for _, p, _ in placed),
+                source, tuple(_link_warnings(source, service)))
+    built, found = _compute(spec)
+    if problems or found:
+        raise SpecError(problems + found)
+    return replace(spec, built=built)
+
+
+def _compute(spec: Spec) -> tuple[tuple[ComponentModel, ...], list[Problem]]:
+    """Every sound component computed once, and the problems only its computed rules reveal: tuning for an alert
+    it does not have, a derived ``for`` beyond a day, a selector on a label its kind matches itself."""
+    built, problems, checked = [], [], []
+    for c, path in spec.placed():
+        try:
+            model, offered = component_model(c)
+        except OwnMatcher as exc:
+            problems.append(own_matcher_problem(spec.source, path, c.kind, exc.key, exc.matcher, exc.where))
+            continue
+        built.append(model)
+        tuned = {n: {"for": t.for_} if t.for_ is not None else {} for n, t in c.spec.alerts.items()}
+        checked.append((path, c.kind.title, tuned, offered))
+    return tuple(built), problems + model_problems(spec.source, checked)
 
 
 def _link_warnings(source: yaml_source.Source, service: Service) -> list[Problem]:

@@ -363,19 +363,19 @@ def _metric_matcher_keys(kind: Kind, item: dict) -> set[str]:
     return {k for names in kind.default_metrics.values() for ref in names.values() for k, _ in ref.matchers}
 
 
-def model_problems(source: Source, components: Sequence[tuple[Path, Mapping, Sequence[Alert]]]) -> list[Problem]:
+def model_problems(source: Source, components: Sequence[tuple[Path, str, Mapping, Sequence[Alert]]]) -> list[Problem]:
     """What only the built components can tell: tuning for an alert a component does not have (a sentinel alert
     on a cluster, L2 without an l2 tier), and a ``for`` derived from the component's timing (a health check's
-    interval × failure_threshold) beyond a day. ``components`` are (spec path, tuning, every alert offered,
+    interval × failure_threshold) beyond a day. ``components`` are (spec path, kind title, tuning, every alert offered,
     disabled ones included), from the one build of the model."""
     problems = []
-    for path, tuned, offered in components:
+    for path, title, tuned, offered in components:
         emitted = sorted({a.name for a in offered})
         for name in tuned:
             if name not in emitted:
                 problems.append(source.problem(path + ("alerts", name), (
-                    f"this {path[0].rstrip('s').replace('_', ' ')} component has no alert `{name}` with these "
-                    f"settings (it has {', '.join(emitted) or 'none'}); remove its tuning"), key=True))
+                    f"this {title.lower()} has no alert `{name}` with these settings (it has "
+                    f"{', '.join(emitted) or 'none'}); remove its tuning"), key=True))
         for alert in offered:
             if alert.enabled and alert.for_ > MAX_FOR and tuned.get(alert.name, {}).get("for") is None:
                 problems.append(source.problem(path, (

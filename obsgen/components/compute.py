@@ -1,0 +1,49 @@
+"""One component computed: its kind's rules and panels, each called exactly once, as a ComponentModel.
+
+Loading a spec (:func:`obsgen.spec.parse`) computes every sound component this way, so that the problems only
+the computed rules reveal are reported with the others, and the pipeline reuses the result: nothing is built
+twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from obsgen.components import service
+from obsgen.components.base import Built, Component
+from obsgen.model.rules import Alert
+from obsgen.model.service import ComponentModel
+
+
+def origins(c: Component) -> dict[str, str | None]:
+    """Who publishes each metric the component reads: the profile's library, or the application (``None``)."""
+    out: dict[str, str | None] = {}
+    defaults = c.kind.defaults(c.service.profile)
+    for signal in sorted(set(defaults) | set(c.spec.metrics)):
+        if not c.has_metric(signal):
+            continue
+        ref, default = c.metric(signal), defaults.get(signal)
+        out.setdefault(ref.name, default.origin if default is not None and default.name == ref.name else None)
+    return out
+
+
+def component_model(c: Component) -> tuple[ComponentModel, tuple[Alert, ...]]:
+    """One component's rules and panels (panels read the alerts as built), and every alert it offers, those the
+    spec disabled included (to check the spec's tuning against).
+
+    Raises :class:`~obsgen.components.base.OwnMatcher` when the spec pins a label the kind matches itself.
+    """
+    offered: Sequence = tuple(c.kind.rules(c))
+    presence = c.kind.presence_signal(c.service.profile)
+    # Only the library names a profile gives are known to exist from start-up: a spec that names its own
+    # metrics leaves the check to `obsgen verify`.
+    if presence and not c.spec.metrics and c.has_metric(presence):
+        blinds = tuple(dict.fromkeys(r.name for r in offered if isinstance(r, Alert) and r.enabled))
+        offered = (*offered, *service.metrics_missing(c, presence, blinds))
+    rules = tuple(r for r in offered if not isinstance(r, Alert) or r.enabled)
+    built = Built(tuple(r for r in rules if isinstance(r, Alert)))
+    model = ComponentModel(
+        name=c.name, kind=c.kind.key, kind_title=c.kind.title, spec=c.spec, concern=c.kind.concern, rules=rules,
+        panels=c.kind.panels(c, built), inhibitions=c.kind.inhibitions, rules_file=c.kind.rules_file,
+        test_step=c.kind.test_step, origins=origins(c))
+    return model, tuple(r for r in offered if isinstance(r, Alert))
