@@ -1,0 +1,83 @@
+"""Every panel of every committed dashboard shows the truth of a known world, on a real Prometheus.
+
+The world (:mod:`knownworld`) is backfilled into one Prometheus for the whole
+session: every component of every spec in ``specs/`` with three instances doing
+known, different things (a cache hitting 80%, 50% and 40% of 10, 20 and 30
+lookups/s, so 50% overall; a breaker open on one instance of three; a queue at
+195 of 200 on one instance …). Each stat, time-series, state-timeline, bar gauge
+and gauge panel of ``generated/<service>/dashboards/*.json`` (the committed
+files, as Grafana would load them) is evaluated as Grafana would draw it
+(:mod:`knownworld.grafana`: variables at All, range queries, the panel's
+reduction, legends, value mappings) and must show exactly the world's truth:
+the same series names, and the same values within float tolerance.
+
+Which truth a panel shows is found by its title: each kind's world names the
+panels of its components by title (``"<component>: hit ratio L1"``,
+``"Breaker <component>: state"``), as the kind titles them; the component's
+name in every title makes them unique within a service (the world refuses two
+components claiming one title). A panel whose title has no truth fails, so a
+new panel cannot go unproven, and so does a panel showing no data, or other
+series than the world holds. Titles are what an engineer reads on the screen,
+and they are stable; when panels gain a machine-readable "what this shows" key,
+the lookup should move to it. Tables (the overview's firing alerts) show the
+``ALERTS`` series of a running rule evaluator, which a backfilled world has
+not, and are not judged here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from conftest import ROOT, SPECS
+from knownworld import ExprTruth, session_world
+from knownworld.grafana import SHOWN_KINDS, shown, variables, evaluate
+from obsgen.spec import load
+
+LOADED = [load(p) for p in SPECS]
+REL, ABS = 1e-6, 1e-9
+
+
+def _panels():
+    for spec in LOADED:
+        folder = ROOT / "generated" / spec.service.name / "dashboards"
+        for path in sorted(folder.glob("*.json")):
+            dashboard = json.loads(path.read_text())
+            for panel in dashboard["panels"]:
+                if panel["type"] in SHOWN_KINDS:
+                    yield pytest.param(spec, dashboard, panel,
+                                       id=f"{spec.service.name}/{path.stem}/{panel['id']}:{panel['title']}")
+
+
+@pytest.fixture(scope="module")
+def world(request):
+    return session_world(request, LOADED)
+
+
+def same(a: float | str, b: float | str) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return math.isclose(a, b, rel_tol=REL, abs_tol=ABS)
+
+
+@pytest.mark.parametrize(("spec", "dashboard", "panel"), list(_panels()))
+def test_panel_shows_the_worlds_truth(world, spec, dashboard, panel):
+    truths = world.truths(spec)
+    title = panel["title"]
+    assert title in truths, (f"no truth for panel {title!r} of {spec.service.name}: teach the kind's world in "
+                             "tests/knownworld/kinds.py what this panel must show")
+    at = world.at(spec)
+    cluster = {spec.service.cluster_label: "eu-1"} if spec.service.cluster_label else {}
+    drawn = shown(world.server.client, panel, variables(dashboard, {"cluster": cluster and "eu-1"}), at)
+    truth = truths[title]
+    expected = evaluate(world.server.client, truth.expr, at) if isinstance(truth, ExprTruth) else truth
+    assert drawn.values, f"{title!r} shows no data, but the world has {expected}; queries: {drawn.queries}"
+    wrong = {k: (drawn.values.get(k), v) for k, v in expected.items()
+             if k not in drawn.values or not same(drawn.values[k], v)}
+    extra = sorted(set(drawn.values) - set(expected))
+    assert not wrong and not extra, (
+        f"{title!r} shows the wrong values (name: (shown, true)): {wrong}"
+        + (f"; series the world does not have: {extra}" if extra else "")
+        + f"\nqueries: {drawn.queries}")
