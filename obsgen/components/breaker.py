@@ -337,12 +337,12 @@ def panels(c: Component) -> ComponentPanels:
             queries=(Query(f"sum by (instance) ({rate(sel(c, 'not_permitted'))})", "{{instance}}"),),
         ),
     )
-    worst, _ = _breaker_state(c, c.spec.label)
     health = Panel(
         title=f"Breaker {c.name}: state", kind="stat", unit="none", width=6, height=5, mappings=mappings,
         runbooks=("CircuitBreakerOpen",),
         description=f"The worst state of circuit breaker {c.name} over all instances.",
-        queries=(Query(f"max ({worst})", c.name),),
+        # the worst of each instance's state: aggregated over instances first, the closed ones would win the `or`
+        queries=(Query(f"max ({state})", c.name),),
     )
     return ComponentPanels(health, tuple(p for p in detail if p), jobs(c.base_labels))
 

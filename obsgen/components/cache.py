@@ -104,9 +104,10 @@ def panels(c: Component) -> ComponentPanels:
     tier_keys = sorted({k for _, extra, _ in targets for k in extra})
     tier_legend = " ".join(f"{{{{{k}}}}}" for k in tier_keys)
 
-    def ratio(extra: Labels, by: str) -> str:
-        return (f"sum {by} ({rate(sel(c, 'hits', extra))})\n/\n"
-                f"sum {by} ({rate(sel(c, 'requests', extra))})")
+    def ratio(extra: Labels, by: str = "") -> str:
+        """``by`` ends in a space; none sums over every instance (both sides to one series, matched as such)."""
+        return (f"sum {by}({rate(sel(c, 'hits', extra))})\n/\n"
+                f"sum {by}({rate(sel(c, 'requests', extra))})")
 
     by_result = c.metric("hits").name == c.metric("requests").name
     lookups_by = ", ".join(tier_keys + (["result"] if by_result else []))
@@ -126,7 +127,7 @@ def panels(c: Component) -> ComponentPanels:
                          + f", per instance. Below {pct(threshold)} for 5m while the cache serves at least "
                          f"{number(spec.min_request_rate)} req/s fires CacheHitRateLow."),
             unit="percentunit", min=0, max=1, thresholds=below(threshold), runbooks=("CacheHitRateLow",),
-            queries=(Query(ratio(extra, "by (instance)"), "{{instance}}"),),
+            queries=(Query(ratio(extra, "by (instance) "), "{{instance}}"),),
         )
         for tier, extra, threshold in targets
     ]
@@ -168,7 +169,7 @@ def panels(c: Component) -> ComponentPanels:
         description=(f"Hit ratio of cache {c.name} over all instances"
                      + (", per tier against its own target (" + ", ".join(f"{t} {pct(x)}" for t, _, x in targets)
                         + ")" if targets[0][0] else f" against its target {pct(targets[0][2])}") + "."),
-        queries=tuple(Query(ratio(extra, "without ()"), tier or "hit ratio", thresholds=below(threshold))
+        queries=tuple(Query(ratio(extra), tier or "hit ratio", thresholds=below(threshold))
                       for tier, extra, threshold in targets),
     )
     return ComponentPanels(health, tuple(detail), jobs(c.base_labels))

@@ -101,8 +101,9 @@ def rules(c: Component) -> list[Rule]:
 
 def panels(c: Component) -> ComponentPanels:
     spec: ETagSpec = c.spec  # type: ignore[assignment]
-    ratio = lambda by: (f"sum {by} ({rate(sel(c, 'not_modified'))})\n/\n"  # noqa: E731
-                        f"sum {by} ({rate(sel(c, 'conditional'))})")
+    # ``by`` ends in a space; none sums over every instance (both sides to one series, matched as such)
+    ratio = lambda by="": (f"sum {by}({rate(sel(c, 'not_modified'))})\n/\n"  # noqa: E731
+                           f"sum {by}({rate(sel(c, 'conditional'))})")
     detail = (
         Panel(
             title=f"{c.name}: conditional requests and 304s", unit="reqps",
@@ -120,7 +121,7 @@ def panels(c: Component) -> ComponentPanels:
             description=(f"Share of conditional requests to {c.name} answered 304, per instance. Below "
                          f"{pct(spec.not_modified_ratio_min)} for 15m with at least {number(spec.min_request_rate)} "
                          "conditional requests/s fires ETagEffectivenessLow."),
-            queries=(Query(ratio("by (instance)"), "{{instance}}"),),
+            queries=(Query(ratio("by (instance) "), "{{instance}}"),),
         ),
     )
     health = Panel(
@@ -128,7 +129,7 @@ def panels(c: Component) -> ComponentPanels:
         thresholds=below(spec.not_modified_ratio_min), runbooks=("ETagEffectivenessLow", "ETagNeverNotModified"),
         description=f"Share of conditional requests to {c.name} answered 304 over all instances "
                     f"(target at least {pct(spec.not_modified_ratio_min)}).",
-        queries=(Query(ratio("without ()"), c.name),),
+        queries=(Query(ratio(), c.name),),
     )
     return ComponentPanels(health, detail, jobs(c.base_labels))
 

@@ -272,11 +272,14 @@ def panels(c: Component) -> ComponentPanels:
     expected = 1 + spec.replicas
     info = lambda role: sel(c, "instance_info", {"role": role},  # noqa: E731
                             regex={"redis_mode": "standalone|cluster"})
+    sentinels = sel(c, "instance_info", {"redis_mode": "sentinel"})
+    # redis_exporter reports `redis_up` and clients for sentinels too: server panels leave them out
+    servers = (lambda q: f"{q}\nunless on (instance)\n{sentinels}") if sentinel else (lambda q: q)  # noqa: E731
     detail: list[Panel] = [
         Panel(
             title=f"{c.name}: up", kind="state-timeline", unit="none", mappings=UP_DOWN, runbooks=("RedisDown",),
             description=f"Whether the exporter reaches each Redis server of {c.name}; down for 1m fires RedisDown.",
-            queries=(Query(sel(c, "up"), "{{instance}}"),),
+            queries=(Query(servers(sel(c, "up")), "{{instance}}"),),
         ),
         Panel(
             title=f"{c.name}: role", kind="state-timeline", unit="none",
@@ -343,7 +346,7 @@ def panels(c: Component) -> ComponentPanels:
         Panel(
             title=f"{c.name}: clients", unit="short", min=0, runbooks=("RedisRejectedConnections",),
             description=f"Connected and blocked clients of each Redis server of {c.name}.",
-            queries=(Query(sel(c, "connected_clients"), "connected {{instance}}"),
+            queries=(Query(servers(sel(c, "connected_clients")), "connected {{instance}}"),
                      Query(sel(c, "blocked_clients"), "blocked {{instance}}")),
         ),
         Panel(
@@ -375,7 +378,7 @@ def panels(c: Component) -> ComponentPanels:
             ),
         ]
     up_steps = below(expected if spec.topology != "cluster" else 1)
-    health_queries = [Query(f"sum ({sel(c, 'up')})", "servers up", thresholds=up_steps)]
+    health_queries = [Query(f"sum ({servers(sel(c, 'up'))})", "servers up", thresholds=up_steps)]
     if sentinel:
         health_queries.append(Query(f"max ({sel(c, 'sentinel_ok_sentinels', base=sentinel_base)})",
                                     "healthy sentinels", thresholds=below(spec.quorum or 1)))

@@ -129,7 +129,8 @@ def outcome_label(c: Component, part: str) -> str:
 def ratio_panels(c: Component, *, noun: str, part: str, alert: str, threshold: float, what: str
                  ) -> ComponentPanels:
     """Calls by outcome and the share of a bad outcome: retries exhausted, calls timed out."""
-    ratio = lambda by: f"sum {by} ({rate(sel(c, part))})\n/\nsum {by} ({rate(sel(c, 'calls'))})"  # noqa: E731
+    # ``by`` ends in a space; none sums over every instance (both sides to one series, matched as such)
+    ratio = lambda by="": f"sum {by}({rate(sel(c, part))})\n/\nsum {by}({rate(sel(c, 'calls'))})"  # noqa: E731
     outcome = outcome_label(c, part)
     detail = (
         Panel(
@@ -141,7 +142,7 @@ def ratio_panels(c: Component, *, noun: str, part: str, alert: str, threshold: f
             title=f"{c.name}: {what}", unit="percentunit", min=0, thresholds=above(threshold), runbooks=(alert,),
             description=(f"Share of calls through {noun} {c.name} that {what.split(' ratio')[0]}, per instance. "
                          f"Above {pct(threshold)} for 5m fires {alert}."),
-            queries=(Query(ratio("by (instance)"), "{{instance}}"),),
+            queries=(Query(ratio("by (instance) "), "{{instance}}"),),
         ),
     )
     health = Panel(
@@ -149,7 +150,7 @@ def ratio_panels(c: Component, *, noun: str, part: str, alert: str, threshold: f
         thresholds=above(threshold), runbooks=(alert,),
         description=f"Share of calls through {noun} {c.name} over all instances that {what.split(' ratio')[0]} "
                     f"(target below {pct(threshold)}).",
-        queries=(Query(ratio("without ()"), c.name),),
+        queries=(Query(ratio(), c.name),),
     )
     return ComponentPanels(health, detail, jobs(c.base_labels))
 
