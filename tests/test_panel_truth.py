@@ -1,13 +1,14 @@
 """Every panel of every committed dashboard shows the truth of a known world, on a real Prometheus.
 
 The world (:mod:`knownworld`) is backfilled into one Prometheus for the whole
-session: every component of every spec in ``specs/`` with three instances doing
+session: every component of every spec in ``specs/`` (and of the small specs in
+``tests/specs/valid``, which cover other profiles, topologies and kinds) with three instances doing
 known, different things (a cache hitting 80%, 50% and 40% of 10, 20 and 30
 lookups/s, so 50% overall; a breaker open on one instance of three; a queue at
 195 of 200 on one instance …). Each stat, time-series, state-timeline, bar gauge
 and gauge panel of ``generated/<service>/dashboards/*.json`` (the committed
 files, as Grafana would load them) is evaluated as Grafana would draw it
-(:mod:`knownworld.grafana`: variables at All, range queries, the panel's
+(the small specs' as obsgen renders them; :mod:`knownworld.grafana`: variables at All, range queries, the panel's
 reduction, legends, value mappings) and must show exactly the world's truth:
 the same series names, and the same values within float tolerance.
 
@@ -28,27 +29,38 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, VALID_SPECS, rendered
 from knownworld import ExprTruth, session_world
 from knownworld.grafana import SHOWN_KINDS, shown, variables, evaluate
 from obsgen.spec import load
 
-LOADED = [load(p) for p in SPECS]
+COMMITTED = [load(p) for p in SPECS]
+SMALL = [load(p) for p in VALID_SPECS]  # other profiles and topologies, and kinds no committed spec has
+LOADED = COMMITTED + SMALL
 REL, ABS = 1e-6, 1e-9
 
 
+def _dashboards():
+    """(spec, name, JSON text): the committed files of ``generated/``, and the small specs' as obsgen renders."""
+    for spec in COMMITTED:
+        for path in sorted((ROOT / "generated" / spec.service.name / "dashboards").glob("*.json")):
+            yield spec, f"{spec.service.name}/{path.stem}", path.read_text()
+    for spec in SMALL:
+        for path, text in sorted(rendered(spec).items()):
+            if "/dashboards/" in path:
+                yield spec, f"{Path(spec.file).stem}/{Path(path).stem}", text
+
+
 def _panels():
-    for spec in LOADED:
-        folder = ROOT / "generated" / spec.service.name / "dashboards"
-        for path in sorted(folder.glob("*.json")):
-            dashboard = json.loads(path.read_text())
-            for panel in dashboard["panels"]:
-                if panel["type"] in SHOWN_KINDS:
-                    yield pytest.param(spec, dashboard, panel,
-                                       id=f"{spec.service.name}/{path.stem}/{panel['id']}:{panel['title']}")
+    for spec, name, text in _dashboards():
+        dashboard = json.loads(text)
+        for panel in dashboard["panels"]:
+            if panel["type"] in SHOWN_KINDS:
+                yield pytest.param(spec, dashboard, panel, id=f"{name}/{panel['id']}:{panel['title']}")
 
 
 @pytest.fixture(scope="module")

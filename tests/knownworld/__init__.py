@@ -63,14 +63,14 @@ def build(spec, start: int) -> ServiceWorld:
 @dataclass
 class KnownWorld:
     server: Server
-    services: dict[str, ServiceWorld] = field(default_factory=dict)
+    services: dict[str, ServiceWorld] = field(default_factory=dict)  # by spec file
 
     @classmethod
     def start(cls, specs, root: Path) -> KnownWorld:
         from obsgen import pipeline
         import yaml
 
-        services = {s.service.name: build(s, EPOCH + k * WINDOW_GAP_S) for k, s in enumerate(specs)}
+        services = {s.file: build(s, EPOCH + k * WINDOW_GAP_S) for k, s in enumerate(specs)}
         server = Server(root / "prometheus")
         blocks = backfill_samples(openmetrics((w.world, w.start) for w in services.values()), root)
         server.add_blocks(blocks)
@@ -79,7 +79,7 @@ class KnownWorld:
         for s in specs:
             groups = [g for o in pipeline.render(s) if o.path.split("/")[-2] == "prometheus"
                       and not o.path.endswith(".test.yaml") for g in yaml.safe_load(o.content)["groups"]]
-            w = services[s.service.name]
+            w = services[s.file]
             windows.append((groups, w.start, w.end))
         try:
             backfill_recordings(server, windows, root)
@@ -93,10 +93,10 @@ class KnownWorld:
         return self.server.url
 
     def at(self, spec) -> int:
-        return self.services[spec.service.name].end
+        return self.services[spec.file].end
 
     def truths(self, spec) -> Truths:
-        return self.services[spec.service.name].truths
+        return self.services[spec.file].truths
 
     def stop(self) -> None:
         self.server.stop()

@@ -423,7 +423,8 @@ def redis(ctx: Ctx, c: Component) -> Truths:
     cluster = spec.topology == "cluster"
     sentinel = spec.topology == "sentinel"
     masters = 3 if cluster else 1
-    servers = [f"{c.name}-redis-{k}:{spec.port}" for k in range(masters + spec.replicas)]
+    replicas = 3 if cluster else spec.replicas  # a cluster: three masters with a replica each
+    servers = [f"{c.name}-redis-{k}:{spec.port}" for k in range(masters + replicas)]
     role = {s: "master" if k < masters else "slave" for k, s in enumerate(servers)}
     mode = "cluster" if cluster else "standalone"
     gib = 1024.0 ** 3
