@@ -93,3 +93,20 @@ def test_panel_shows_the_worlds_truth(world, spec, dashboard, panel):
         f"{title!r} shows the wrong values (name: (shown, true)): {wrong}"
         + (f"; series the world does not have: {extra}" if extra else "")
         + f"\nqueries: {drawn.queries}")
+
+
+@pytest.mark.parametrize("spec", LOADED, ids=lambda s: Path(s.file).stem)
+def test_prometheus_holds_each_world_exactly_as_declared(world, spec):
+    """The harness itself: every declared counter's 5m rate (across restarts) and every gauge's level, as
+    Prometheus reads them at the evaluation time, are the declared numbers, and nothing else is there."""
+    series = world.services[spec.file].world.series
+    declared = {(s.name, s.labels): s.value for s in series}
+    found = {}
+    for name, kind in sorted({(s.name, s.kind) for s in series}):
+        for r in world.query(spec, f"rate({name}[5m])" if kind == "counter" else name):
+            labels = {k: v for k, v in r["metric"].items() if k != "__name__"}
+            found[(name, tuple(sorted(labels.items())))] = float(r["value"][1])
+    assert set(found) == set(declared), (f"missing: {sorted(set(declared) - set(found))[:3]}, "
+                                         f"not declared: {sorted(set(found) - set(declared))[:3]}")
+    off = {k: (v, declared[k]) for k, v in found.items() if not same(v, declared[k])}
+    assert not off, f"Prometheus reads other numbers than the world declares: {list(off.items())[:5]}"

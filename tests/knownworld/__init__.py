@@ -5,6 +5,8 @@ against reality (dashboards, runbook queries, ``obsgen verify``).
     world.url                                    # http://127.0.0.1:<port>
     world.at(spec)                               # the evaluation time of that spec's world (unix seconds)
     world.truths(spec)                           # panel title → what the panel must show
+    world.query(spec, "up")                      # an instant query at that time
+    world.services[spec.file].world              # the declared series (rates, levels) behind the truths
     world.stop()
 
 In tests, :func:`session_world` gives one started world per pytest session
@@ -97,6 +99,10 @@ class KnownWorld:
 
     def truths(self, spec) -> Truths:
         return self.services[spec.file].truths
+
+    def query(self, spec, expr: str) -> list[dict]:
+        """``expr`` evaluated at ``spec``'s evaluation time: Prometheus' instant-vector result."""
+        return self.server.client.query(expr, self.at(spec))
 
     def stop(self) -> None:
         self.server.stop()

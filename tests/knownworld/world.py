@@ -71,7 +71,7 @@ class World:
     series: list[Series] = field(default_factory=list)
 
     def add(self, name: str, labels: Mapping[str, str], kind: str, value: float, reset: bool = False) -> None:
-        key = tuple(sorted(labels.items()))
+        key = tuple(sorted((k, v) for k, v in labels.items() if v != ""))  # an empty label is no label
         if any(s.name == name and s.labels == key for s in self.series):
             raise ValueError(f"the world declares {name}{dict(key)} twice")
         self.series.append(Series(name, key, kind, float(value), reset))
