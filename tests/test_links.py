@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, SPECS
+from knownworld import CLUSTER
 from knownworld.grafana import substitute, variables
 from obsgen.components.base import Alert
 from obsgen.spec import load
@@ -119,7 +120,7 @@ def _wrong_links(service: str) -> list[str]:
         if panel is None:
             wrong.append(f"{who}: {url} opens no panel of the service's dashboards")
             continue
-        values = variables(dashboard, {"cluster": "eu-1"})
+        values = variables(dashboard, {"cluster": CLUSTER})
         picked = _selectors([substitute(t["expr"], values) for t in panel.get("targets", [])])
         names, labels = _expected(_component(spec, alert), alert)
         if not any((names is None or name in names) and labels.items() <= pinned.items() for name, pinned in picked):

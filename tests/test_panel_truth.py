@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SPECS, VALID_SPECS, rendered
-from knownworld import ExprTruth, session_world
+from knownworld import CLUSTER, ExprTruth, session_world
 from knownworld.grafana import SHOWN_KINDS, shown, variables, evaluate
 from obsgen.spec import load
 
@@ -81,8 +81,7 @@ def test_panel_shows_the_worlds_truth(world, spec, dashboard, panel):
     assert title in truths, (f"no truth for panel {title!r} of {spec.service.name}: teach the kind's world in "
                              "tests/knownworld/kinds.py what this panel must show")
     at = world.at(spec)
-    cluster = {spec.service.cluster_label: "eu-1"} if spec.service.cluster_label else {}
-    drawn = shown(world.server.client, panel, variables(dashboard, {"cluster": cluster and "eu-1"}), at)
+    drawn = shown(world.server.client, panel, variables(dashboard, {"cluster": CLUSTER}), at)
     truth = truths[title]
     expected = evaluate(world.server.client, truth.expr, at) if isinstance(truth, ExprTruth) else truth
     assert drawn.values, f"{title!r} shows no data, but the world has {expected}; queries: {drawn.queries}"

@@ -28,11 +28,11 @@ from .kinds import KIND_WORLDS, Ctx, ExprTruth, Truth, Truths, slo_bounds
 from .prometheus import Server, backfill_recordings, backfill_samples
 from .world import SPAN_S, World, openmetrics
 
-__all__ = ["KnownWorld", "ExprTruth", "Truth", "build", "session_world"]
+__all__ = ["CLUSTER", "KnownWorld", "ExprTruth", "Truth", "build", "session_world"]
 
 EPOCH = 1_699_999_200   # a multiple of 2h: each spec's window starts a TSDB block
 WINDOW_GAP_S = 2 * 3600
-CLUSTER = "eu-1"
+CLUSTER = "eu-1"        # the cluster of services with a cluster label (the $cluster a dashboard shows)
 
 
 @dataclass
@@ -112,7 +112,7 @@ def session_world(request, specs) -> KnownWorld:
     """One world per pytest session (on the config, stopped at its end); ``specs`` must be the same each call."""
     cached = getattr(request.config, "_known_world", None)
     if cached is None:
-        root = request.config._tmp_path_factory.mktemp("known-world")  # noqa: SLF001 (pytest's own factory)
+        root = request.getfixturevalue("tmp_path_factory").mktemp("known-world")
         cached = KnownWorld.start(specs, root)
         request.config._known_world = cached
         request.config.add_cleanup(cached.stop)
