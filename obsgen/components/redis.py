@@ -309,12 +309,17 @@ def panels(c: Component, built: Built) -> ComponentPanels:
     info = lambda role: agg("max", sel(c, "instance_info", {"role": role},  # noqa: E731
                                        regex={"redis_mode": "standalone|cluster"}), ("instance",))
     role = or_(Paren(binop("+", binop("*", info("master"), 0), 1)), Paren(binop("*", info("slave"), 0)))
+    sentinels = sel(c, "instance_info", {"redis_mode": "sentinel"})
+
+    def servers(q: Expr) -> Expr:
+        """redis_exporter reports `redis_up` and clients for sentinels too: server panels leave them out."""
+        return binop("unless", q, sentinels, on=("instance",)) if sentinel else q
     detail: list[Panel] = [
         Panel(
             title=f"{c.name}: up", kind="state-timeline", unit="none", mappings=UP_DOWN, alerts=(DOWN,),
             description=(f"Whether the exporter reaches each Redis server of {c.name}"
                          + built.fires(DOWN, "; down for {for} fires {alert}") + "."),
-            queries=(Query(sel(c, "up"), "{{instance}}"),),
+            queries=(Query(servers(sel(c, "up")), "{{instance}}"),),
         ),
         Panel(
             title=f"{c.name}: role", kind="state-timeline", unit="none",
@@ -383,7 +388,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
         Panel(
             title=f"{c.name}: clients", unit="short", min=0, alerts=(REJECTED_CONNECTIONS,),
             description=f"Connected and blocked clients of each Redis server of {c.name}.",
-            queries=(Query(sel(c, "connected_clients"), "connected {{instance}}"),
+            queries=(Query(servers(sel(c, "connected_clients")), "connected {{instance}}"),
                      Query(sel(c, "blocked_clients"), "blocked {{instance}}")),
         ),
         Panel(
@@ -416,7 +421,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
             ),
         ]
     up_steps = below(expected if spec.topology != "cluster" else 1)
-    health_queries = [Query(agg("sum", sel(c, "up")), "servers up", thresholds=up_steps)]
+    health_queries = [Query(agg("sum", servers(sel(c, "up"))), "servers up", thresholds=up_steps)]
     if sentinel:
         health_queries.append(Query(agg("max", sel(c, "sentinel_ok_sentinels", base=sentinel_base)),
                                     "healthy sentinels", thresholds=below(spec.quorum or 1)))

@@ -2,8 +2,9 @@
 
 Kinds describe their panels with these types; :mod:`obsgen.render.dashboards`
 lays them out and :mod:`obsgen.render.grafana` turns them into Grafana JSON.
-Panel selectors keep the spec's labels except ``job``, which becomes
-``job=~"$job"``, and gain ``instance=~"$instance"``; every counter sits inside
+Panel selectors keep the spec's labels except the service's ``job``, which
+becomes ``job=~"$job"`` (an exporter's job stays, and is also matched against
+``$job``), and gain ``instance=~"$instance"``; every counter sits inside
 ``rate(…[$__rate_interval])``.
 """
 
@@ -26,8 +27,11 @@ VARS = {"job": Variable("$job"), "instance": Variable("$instance")}
 
 
 def _panel_base(c: Component, base: Labels | None = None) -> Labels:
+    """The selector's labels: the service's job is left to the ``$job`` variable, but an exporter's job stays, as
+    it is what tells its components apart (two Redis deployments of one service, scraped as two jobs)."""
     out = dict(c.base_labels if base is None else base)
-    out.pop("job", None)
+    if c.kind.app_metrics:
+        out.pop("job", None)
     return out
 
 
