@@ -71,8 +71,10 @@ def _build(d: Dashboard, runbook_base_url: str):
     templating = G.Templating(list=[
         G.Template(name="datasource", label="Data source", type="datasource", query="prometheus"),
         *clusters,  # one cluster at a time; the job and instance choices follow it
+        # "All" means this service's jobs, not every job of a shared Prometheus (whose services share metric names)
         G.Template(name="job", label="Job", query=f"label_values({_up(*cluster, *jobs)}, job)",
-                   dataSource=DATASOURCE, multi=True, includeAll=True, allValue=".+", refresh=2, sort=1),
+                   dataSource=DATASOURCE, multi=True, includeAll=True,
+                   allValue="|".join(regex_quote(j) for j in d.jobs) or ".+", refresh=2, sort=1),
         G.Template(name="instance", label="Instance", query=f"label_values({_up(*cluster, JOB_VAR)}, instance)",
                    dataSource=DATASOURCE, multi=True, includeAll=True, allValue=".+", refresh=2, sort=1),
     ])
