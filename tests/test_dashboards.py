@@ -231,8 +231,11 @@ def test_datasource_job_and_instance_variables(every_dashboards):
         assert (ds["type"], ds["query"], ds["label"]) == ("datasource", "prometheus", "Data source")
         for name in ("job", "instance"):
             v = variables[name]
-            assert (v["type"], v["multi"], v["includeAll"], v["allValue"], v["refresh"]) == ("query", True, True,
-                                                                                            ".+", 2)
+            assert (v["type"], v["multi"], v["includeAll"], v["refresh"]) == ("query", True, True, 2)
+        assert variables["instance"]["allValue"] == ".+"
+        # All jobs means this service's jobs: on a shared Prometheus other services have the same metric names
+        jobs = re.findall(r'job=~"([^"]*)"', variables["job"]["query"])
+        assert jobs and variables["job"]["allValue"] == jobs[0].replace("\\\\", "\\")
         assert "$job" in variables["instance"]["query"]
 
 
