@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from obsgen.components.compute import component_model
+from obsgen.components.compute import component_model, watched
 from obsgen.model.dashboards import assemble, link_alerts
 from obsgen.model.service import ComponentModel, ServiceModel, pack
 from obsgen.spec import Spec
@@ -20,7 +20,9 @@ from obsgen.writer import Output
 
 
 def _components(spec: Spec) -> tuple[ComponentModel, ...]:
-    return tuple(component_model(c)[0] for c, _ in spec.placed())
+    placed = [c for c, _ in spec.placed()]
+    siblings = watched(placed)
+    return tuple(component_model(c, siblings)[0] for c in placed)
 
 
 def build(spec: Spec) -> ServiceModel:

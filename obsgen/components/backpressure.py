@@ -178,7 +178,7 @@ KIND = Kind(
     rules=rules,
     panels=panels,
     concern=CONCERN,
-    presence={"python": "queued"},  # the OMS handler's queue gauge; Resilience4j's two bulkheads differ
+    presence={"python": "in_use"},  # the requests in progress, queue or not; Resilience4j's two bulkheads differ
     default_metrics={
         "micrometer": {
             "queued": MetricRef("resilience4j_bulkhead_queue_depth", (), RESILIENCE4J),

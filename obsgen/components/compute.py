@@ -27,19 +27,33 @@ def origins(c: Component) -> dict[str, str | None]:
     return out
 
 
-def component_model(c: Component) -> tuple[ComponentModel, tuple[Alert, ...]]:
+def presence(c: Component) -> str | None:
+    """The signal whose absence means the component's metrics are missing, if obsgen can know it exists from
+    start-up: only the library names a profile gives are known to; a spec that names its own metrics leaves the
+    check to `obsgen verify`."""
+    signal = c.kind.presence_signal(c.service.profile)
+    return signal if signal and not c.spec.metrics and c.has_metric(signal) else None
+
+
+def watched(components: Sequence[Component]) -> tuple[tuple[Component, str], ...]:
+    """The service's components with a presence signal, and that signal."""
+    return tuple((c, s) for c in components if (s := presence(c)))
+
+
+def component_model(c: Component, siblings: Sequence[tuple[Component, str]] = ()
+                    ) -> tuple[ComponentModel, tuple[Alert, ...]]:
     """One component's rules and panels (panels read the alerts as built), and every alert it offers, those the
-    spec disabled included (to check the spec's tuning against).
+    spec disabled included (to check the spec's tuning against). ``siblings`` are the service's components with a
+    presence signal (:func:`watched`): the proof of this one's ``ComponentMetricsMissing`` shows theirs present.
 
     Raises :class:`~obsgen.components.base.OwnMatcher` when the spec pins a label the kind matches itself.
     """
     offered: Sequence = tuple(c.kind.rules(c))
-    presence = c.kind.presence_signal(c.service.profile)
-    # Only the library names a profile gives are known to exist from start-up: a spec that names its own
-    # metrics leaves the check to `obsgen verify`.
-    if presence and not c.spec.metrics and c.has_metric(presence):
+    signal = presence(c)
+    if signal:
         blinds = tuple(dict.fromkeys(r.name for r in offered if isinstance(r, Alert) and r.enabled))
-        offered = (*offered, *service.metrics_missing(c, presence, blinds))
+        others = tuple((o, s) for o, s in siblings if o is not c)
+        offered = (*offered, *service.metrics_missing(c, signal, blinds, others))
     rules = tuple(r for r in offered if not isinstance(r, Alert) or r.enabled)
     built = Built(tuple(r for r in rules if isinstance(r, Alert)))
     model = ComponentModel(

@@ -114,11 +114,14 @@ def rules(c: Component) -> list[Rule]:
     return _down(c) + _instance_down(c)
 
 
-def metrics_missing(c: Component, signal: str, blinds: tuple[str, ...]) -> list[Rule]:
+def metrics_missing(c: Component, signal: str, blinds: tuple[str, ...],
+                    others: tuple[tuple[Component, str], ...] = ()) -> list[Rule]:
     """``ComponentMetricsMissing`` for ``c``: the service is up, yet ``signal`` of the component has no series.
 
     ``signal`` exists from start-up (a gauge, a Micrometer function counter), so a missing series means a wrong
-    name or label in the spec, or an app that no longer registers the metric, never a quiet component.
+    name or label in the spec, or an app that no longer registers the metric, never a quiet component. The
+    proof's stories show ``others`` (the service's other watched components) present: each story is about this
+    component alone.
     """
     up = selector("up", dict(c.service.selector))
     primary = c.select(signal)
@@ -129,13 +132,15 @@ def metrics_missing(c: Component, signal: str, blinds: tuple[str, ...]) -> list[
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = f + MIN * 2
-        up_series = Series("up", {**c.service.selector, "instance": f"{c.name}/presence"}, gauge((end, 1)))
-        present = Series(metric.name, {**c.labels(signal), "instance": f"{c.name}/presence"}, gauge((end, 1)))
-        down = Series("up", {**c.service.selector, "instance": f"{c.name}/presence"}, gauge((end, 0)))
+        instance = {"instance": f"{c.name}/presence"}
+        up_series = Series("up", {**c.service.selector, **instance}, gauge((end, 1)))
+        present = Series(metric.name, {**c.labels(signal), **instance}, gauge((end, 1)))
+        rest = tuple(Series(o.metric(s).name, {**o.labels(s), **instance}, gauge((end, 1))) for o, s in others)
+        down = Series("up", {**c.service.selector, **instance}, gauge((end, 0)))
         return [
-            Scenario("missing", f"the service is up, {metric.name} has no series", (up_series,),
-                     verdict(f, end, True), value=1, per_instance=False, alone=True),
-            Scenario("present", f"the service is up and reports {metric.name}", (up_series, present),
+            Scenario("missing", f"the service is up, {metric.name} has no series (the others report theirs)",
+                     (up_series, *rest), verdict(f, end, True), value=1, per_instance=False, alone=True),
+            Scenario("present", f"the service is up and reports {metric.name}", (up_series, present, *rest),
                      verdict(f, end, False), per_instance=False, alone=True),
             Scenario("service-down", "the service is down (ServiceDown's news)", (down,), verdict(f, end, False),
                      per_instance=False, alone=True),

@@ -8,7 +8,7 @@ from pathlib import Path
 from obsgen.components import KINDS
 from obsgen.components import service as service_kind
 from obsgen.components.base import Component, OwnMatcher
-from obsgen.components.compute import component_model
+from obsgen.components.compute import component_model, watched
 from obsgen.errors import Problem, SpecError
 from obsgen.model.build import build
 from obsgen.model.service import ComponentModel
@@ -96,9 +96,11 @@ def _compute(spec: Spec) -> tuple[tuple[ComponentModel, ...], list[Problem]]:
     """Every sound component computed once, and the problems only its computed rules reveal: tuning for an alert
     it does not have, a derived ``for`` beyond a day, a selector on a label its kind matches itself."""
     built, problems, checked = [], [], []
-    for c, path in spec.placed():
+    placed = spec.placed()
+    siblings = watched([c for c, _ in placed])
+    for c, path in placed:
         try:
-            model, offered = component_model(c)
+            model, offered = component_model(c, siblings)
         except OwnMatcher as exc:
             problems.append(own_matcher_problem(spec.source, path, c.kind, exc.key, exc.matcher, exc.where))
             continue
