@@ -98,6 +98,18 @@ def check_page(alert: str, page: str, *, job: str, identity: str, names: set[str
         assert placeholder in text, (alert, placeholder)
 
 
+def check_cluster_kept(spec_text: str) -> None:
+    """With ``cluster_label`` set (a fleet behind Thanos or Mimir), every diagnostic query keeps the cluster in
+    its grouping, as the rules do: a query that dropped it would add up the same component of every cluster."""
+    from obsgen.spec import parse
+
+    fleet = parse(spec_text.replace("service: {", "service: {cluster_label: k8s_cluster, ", 1), "fleet.yaml")
+    for alert, page in pages(fleet).items():
+        for q in blocks(section(page, "Diagnosis"), "promql"):
+            grouped = re.findall(r"\bby \(([^)]*)\)", q)
+            assert grouped and all("k8s_cluster" in g for g in grouped), (alert, q)
+
+
 def reference_metrics(page: str) -> dict[str, bool]:
     """The Reference section's metrics list: metric → whether the page calls it app-defined."""
     lines = re.findall(r"^- `([a-zA-Z_:][a-zA-Z0-9_:]*)`: (.*)$", section(page, "Reference"), flags=re.M)
@@ -124,7 +136,7 @@ def evaluate(tmp_path: Path, series: dict[str, str], checks: list[tuple[str, dic
     if result.returncode != 0:  # show what the queries do return: the 0/1 comparisons hide it
         shown = _promtool(tmp_path, series, [{"expr": e, "eval_time": at, "exp_samples": []} for e, _ in checks],
                           interval)
-        raise AssertionError(result.stdout + result.stderr + "\nWhat the queries return:\n" + shown.stdout + shown.stderr)
+        raise AssertionError(f"{result.stdout}{result.stderr}\nWhat the queries return:\n{shown.stdout}{shown.stderr}")
 
 
 def _promtool(tmp_path: Path, series: dict[str, str], tests: list[dict], interval: str):

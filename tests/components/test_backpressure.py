@@ -11,8 +11,8 @@ import pytest
 from obsgen.components import backpressure
 from obsgen.spec import parse
 
-from .runbook_pages import (blocks, check_docs, check_page, evaluate, exposed, pages, reference_metrics,
-                            run_scrape_command, section)
+from .runbook_pages import (blocks, check_cluster_kept, check_docs, check_page, evaluate, exposed, pages,
+                            reference_metrics, run_scrape_command, section)
 
 RESILIENCE4J = """\
 apiVersion: obsgen/v1
@@ -132,3 +132,7 @@ def test_reference_says_resilience4j_has_no_rejection_counter(java):
 
 def test_docs_list_every_bulkhead_signal_with_its_metrics_and_origin():
     check_docs(backpressure.KIND)
+
+
+def test_queries_keep_the_cluster_where_the_rules_do():
+    check_cluster_kept(RESILIENCE4J)

@@ -10,7 +10,8 @@ import pytest
 from obsgen.components import db_pool
 from obsgen.spec import parse
 
-from .runbook_pages import blocks, check_docs, check_page, evaluate, pages, prose, reference_metrics, section
+from .runbook_pages import (blocks, check_cluster_kept, check_docs, check_page, evaluate, pages, prose,
+                            reference_metrics, section)
 
 HIKARI = """\
 apiVersion: obsgen/v1
@@ -133,3 +134,7 @@ def test_reference_says_which_metrics_hikari_publishes_and_which_the_app_must(hi
 
 def test_docs_list_every_pool_signal_with_its_metrics_and_origin():
     check_docs(db_pool.KIND)
+
+
+def test_queries_keep_the_cluster_where_the_rules_do():
+    check_cluster_kept(HIKARI)

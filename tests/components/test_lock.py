@@ -15,7 +15,8 @@ from e2e.harness import redis_call, redis_server, wait_until
 from obsgen.components import lock
 from obsgen.spec import parse
 
-from .runbook_pages import blocks, check_docs, check_page, evaluate, pages, prose, reference_metrics, section, steps
+from .runbook_pages import (blocks, check_cluster_kept, check_docs, check_page, evaluate, pages, prose,
+                            reference_metrics, section, steps)
 
 SPEC = """\
 apiVersion: obsgen/v1
@@ -181,7 +182,8 @@ def test_redis_commands_list_this_locks_keys_with_their_lease_on_a_real_redis(lo
     run = subprocess.run(["bash", "-c", delete.replace("<master>", master).replace("<key>", "lock:leader:stale")],
                          capture_output=True, text=True, timeout=30)
     assert run.stdout.strip() == "1"
-    assert redis_call(redis, "EXISTS", "lock:leader:stale") == 0 and redis_call(redis, "EXISTS", "lock:leader:main") == 1
+    assert redis_call(redis, "EXISTS", "lock:leader:stale") == 0
+    assert redis_call(redis, "EXISTS", "lock:leader:main") == 1
 
 
 def _maple_locks():
@@ -203,8 +205,13 @@ def test_maple_lock_reads_exactly_the_metrics_its_spec_comment_names():
 
 def test_maple_lock_page_gives_its_keys_and_rollback_decision():
     page = pages(_maple_locks())["LockAcquireLatencyHigh"]
-    assert "for pattern in 'cache:sf:*'; do redis-cli -u redis://<master> --scan --pattern \"$pattern\" | head -20" in page
+    scan = "for pattern in 'cache:sf:*'; do redis-cli -u redis://<master> --scan --pattern \"$pattern\" | head -20"
+    assert scan in page
     assert "redis-cli -u redis://<master> SLOWLOG GET 10" in page and "-p 6379" not in page
     assert "roll back to the MySQL named lock (ADR-310)" in page
     assert "p95 acquire limit 100ms (objective 10ms)" in page
     assert "lock_held" not in page and "hold_time_max" in page
+
+
+def test_queries_keep_the_cluster_where_the_rules_do():
+    check_cluster_kept(SPEC)

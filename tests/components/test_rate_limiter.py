@@ -8,8 +8,8 @@ import pytest
 from obsgen.components import rate_limiter
 from obsgen.spec import parse
 
-from .runbook_pages import (blocks, check_docs, check_page, evaluate, exposed, pages, reference_metrics,
-                            run_scrape_command, section)
+from .runbook_pages import (blocks, check_cluster_kept, check_docs, check_page, evaluate, exposed, pages,
+                            reference_metrics, run_scrape_command, section)
 
 RESILIENCE4J = """\
 apiVersion: obsgen/v1
@@ -118,3 +118,7 @@ def test_reference_says_resilience4j_has_no_rejection_counter(java, python):
 
 def test_docs_list_every_rate_limiter_signal_with_its_metrics_and_origin():
     check_docs(rate_limiter.KIND)
+
+
+def test_queries_keep_the_cluster_where_the_rules_do():
+    check_cluster_kept(RESILIENCE4J)
