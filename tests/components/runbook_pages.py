@@ -31,11 +31,13 @@ FOREIGN = ("Maple", "ADR-310", "OMS", "seed 0", "integration report", "Nexon", "
 RISKY = re.compile(r"\b(DEL|KILL|pg_terminate_backend|pg_cancel_backend|Restart an instance|Turn off|FLUSH\w*)\b")
 
 
-def pages(spec) -> dict[str, str]:
-    """Alert name → its runbook page, as ``obsgen build`` writes it."""
+def pages(spec, kind) -> dict[str, str]:
+    """Alert name → its runbook page, as ``obsgen build`` writes it, for the alerts of ``kind`` (a ``Kind``; the
+    service's own alerts, such as ServiceDown, have pages of their own)."""
     base = f"{spec.service.name}/runbooks/"
+    names = {a.name for a in kind.alerts}
     return {path[len(base):-3]: text for path, text in rendered(spec).items()
-            if path.startswith(base) and path != f"{base}README.md"}
+            if path.startswith(base) and path[len(base):-3] in names}
 
 
 def section(page: str, title: str) -> str:
@@ -98,13 +100,13 @@ def check_page(alert: str, page: str, *, job: str, identity: str, names: set[str
         assert placeholder in text, (alert, placeholder)
 
 
-def check_cluster_kept(spec_text: str) -> None:
+def check_cluster_kept(spec_text: str, kind) -> None:
     """With ``cluster_label`` set (a fleet behind Thanos or Mimir), every diagnostic query keeps the cluster in
     its grouping, as the rules do: a query that dropped it would add up the same component of every cluster."""
     from obsgen.spec import parse
 
     fleet = parse(spec_text.replace("service: {", "service: {cluster_label: k8s_cluster, ", 1), "fleet.yaml")
-    for alert, page in pages(fleet).items():
+    for alert, page in pages(fleet, kind).items():
         for q in blocks(section(page, "Diagnosis"), "promql"):
             grouped = re.findall(r"\bby \(([^)]*)\)", q)
             assert grouped and all("k8s_cluster" in g for g in grouped), (alert, q)

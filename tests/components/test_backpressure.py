@@ -75,12 +75,12 @@ def world() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def java():
-    return pages(parse(RESILIENCE4J, "bulkheads.yaml"))
+    return pages(parse(RESILIENCE4J, "bulkheads.yaml"), backpressure.KIND)
 
 
 @pytest.fixture(scope="module")
 def python():
-    return pages(parse(PYTHON, "bulkheads.yaml"))
+    return pages(parse(PYTHON, "bulkheads.yaml"), backpressure.KIND)
 
 
 def test_every_page_is_complete_short_at_the_top_and_selects_its_bulkheads(java, python):
@@ -135,4 +135,4 @@ def test_docs_list_every_bulkhead_signal_with_its_metrics_and_origin():
 
 
 def test_queries_keep_the_cluster_where_the_rules_do():
-    check_cluster_kept(RESILIENCE4J)
+    check_cluster_kept(RESILIENCE4J, backpressure.KIND)

@@ -11,7 +11,7 @@ from obsgen.components import db_pool
 from obsgen.spec import parse
 
 from .runbook_pages import (blocks, check_cluster_kept, check_docs, check_page, evaluate, pages, prose,
-                            reference_metrics, section)
+                            reference_metrics, section, steps)
 
 HIKARI = """\
 apiVersion: obsgen/v1
@@ -70,12 +70,12 @@ def hikari_world() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def hikari():
-    return pages(parse(HIKARI, "hikari.yaml"))
+    return pages(parse(HIKARI, "hikari.yaml"), db_pool.KIND)
 
 
 @pytest.fixture(scope="module")
 def sqlalchemy():
-    return pages(parse(SQLALCHEMY, "sqlalchemy.yaml"))
+    return pages(parse(SQLALCHEMY, "sqlalchemy.yaml"), db_pool.KIND)
 
 
 def test_every_page_is_complete_short_at_the_top_and_selects_its_pools(hikari, sqlalchemy):
@@ -137,4 +137,31 @@ def test_docs_list_every_pool_signal_with_its_metrics_and_origin():
 
 
 def test_queries_keep_the_cluster_where_the_rules_do():
-    check_cluster_kept(HIKARI)
+    check_cluster_kept(HIKARI, db_pool.KIND)
+
+
+def test_a_page_tells_the_history_of_its_own_pools_only():
+    text = HIKARI.replace("database: postgresql}", "database: postgresql, history: ['2024-05: a report held every "
+                          "connection for 40 minutes; *checkouts* timed out.']}")
+    one = pages(parse(text, "history.yaml"), db_pool.KIND)
+    meaning = section(one["DbPoolExhausted"], "What it means")
+    assert ("Past incidents of `main` (DB pool):\n\n- 2024-05: a report held every connection for 40 minutes; "
+            "\\*checkouts\\* timed out.") in meaning
+    assert "Past incidents of `reports`" not in meaning
+    assert all("Past incidents" not in page for page in pages(parse(HIKARI, "hikari.yaml"), db_pool.KIND).values())
+
+
+def test_a_metric_naming_the_pool_by_another_label_is_still_read_as_the_pool(tmp_path):
+    text = HIKARI.replace("{name: reports, pool_size: 4, database: mysql}",
+                          "{name: reports, pool_size: 4, database: mysql, "
+                          "metrics: {timeouts: {name: reports_db_timeouts_total, label: datasource, "
+                          "value: reportsDs}}}")
+    page = pages(parse(text, "relabelled.yaml"), db_pool.KIND)["DbPoolAcquireTimeouts"]
+    first = steps(section(page, "Diagnosis"))[0]  # the queries differ in shape now: one block per pool
+    assert "DB pool `main`:" in first and "DB pool `reports`:" in first
+    main, reports = blocks(first, "promql")
+    world = hikari_world() | {
+        'reports_db_timeouts_total{job="ledger", datasource="reportsDs", instance="i1:8080"}': "0+12x10",
+        'reports_db_timeouts_total{job="ledger", datasource="otherDs", instance="i1:8080"}': "0+600x10"}
+    truth = [(main, {_at("main", I1): 0.5, _at("main", I2): 0.0}), (reports, {_at("reports", I1): 0.2})]
+    evaluate(tmp_path, world, truth, at="10m")

@@ -48,7 +48,7 @@ def spec():
 
 @pytest.fixture(scope="module")
 def lock_pages(spec):
-    return pages(spec)
+    return pages(spec, lock.KIND)
 
 
 def _series(metric: str, lock_name: str, instance: str, per_minute: float, **labels: str) -> tuple[str, str]:
@@ -135,7 +135,7 @@ def test_only_the_lock_with_a_hold_limit_reads_the_hold_time(spec, lock_pages):
     alone = parse(SPEC.split("  - name: ledger")[0].replace("    hold_time_max: 2s\n", ""), "one.yaml")
     files = rendered(alone)
     assert not any("lock_held" in text for text in files.values())
-    assert "LockHoldTimeHigh" not in pages(alone)
+    assert "LockHoldTimeHigh" not in pages(alone, lock.KIND)
 
 
 def test_every_metric_is_app_defined_and_listed_with_its_origin(lock_pages):
@@ -204,7 +204,7 @@ def test_maple_lock_reads_exactly_the_metrics_its_spec_comment_names():
 
 
 def test_maple_lock_page_gives_its_keys_and_rollback_decision():
-    page = pages(_maple_locks())["LockAcquireLatencyHigh"]
+    page = pages(_maple_locks(), lock.KIND)["LockAcquireLatencyHigh"]
     scan = "for pattern in 'cache:sf:*'; do redis-cli -u redis://<master> --scan --pattern \"$pattern\" | head -20"
     assert scan in page
     assert "redis-cli -u redis://<master> SLOWLOG GET 10" in page and "-p 6379" not in page
@@ -214,4 +214,4 @@ def test_maple_lock_page_gives_its_keys_and_rollback_decision():
 
 
 def test_queries_keep_the_cluster_where_the_rules_do():
-    check_cluster_kept(SPEC)
+    check_cluster_kept(SPEC, lock.KIND)

@@ -59,12 +59,12 @@ def world() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def java():
-    return pages(parse(RESILIENCE4J, "limiters.yaml"))
+    return pages(parse(RESILIENCE4J, "limiters.yaml"), rate_limiter.KIND)
 
 
 @pytest.fixture(scope="module")
 def python():
-    return pages(parse(PYTHON, "limiters.yaml"))
+    return pages(parse(PYTHON, "limiters.yaml"), rate_limiter.KIND)
 
 
 def test_every_page_is_complete_short_at_the_top_and_selects_its_limiters(java, python):
@@ -121,4 +121,21 @@ def test_docs_list_every_rate_limiter_signal_with_its_metrics_and_origin():
 
 
 def test_queries_keep_the_cluster_where_the_rules_do():
-    check_cluster_kept(RESILIENCE4J)
+    check_cluster_kept(RESILIENCE4J, rate_limiter.KIND)
+
+
+def test_scrape_command_follows_a_limiter_named_differently_on_one_of_its_metrics():
+    from prometheus_client import CollectorRegistry, Counter, Gauge
+
+    text = PYTHON.replace("{name: sms, ", "{name: sms, value: sms-gateway, metrics: {rejected: "
+                          "{name: gateway_refused_total, label: limiter, value: sms}}, ")
+    page = pages(parse(text, "limiters.yaml"), rate_limiter.KIND)["RateLimiterRejectingCalls"]
+    registry = CollectorRegistry()
+    Gauge("rate_limiter_available_permits", "Permits left", ["name"], registry=registry).labels("sms-gateway").set(0)
+    refused = Counter("gateway_refused", "Refused", ["limiter"], registry=registry)
+    refused.labels("sms").inc(3)
+    refused.labels("push").inc(1)
+    with exposed(registry) as instance:
+        lines = run_scrape_command(page, instance)
+    assert sorted(lines) == ['gateway_refused_total{limiter="sms"} 3.0',
+                             'rate_limiter_available_permits{name="sms-gateway"} 0.0']
