@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Finding, Given, Kind, Rule
-from obsgen.components.shapes import fill_mark, filling_up, gauge_compare, rate_above, saturated
+from obsgen.components.shapes import fill_mark, filling_up, gauge_compare, grouping, rate_above, saturated
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
 from obsgen.model.promql import Expr, agg, binop, number
 from obsgen.model.promql import rate as rate_over
@@ -74,17 +74,31 @@ def judged_by_free_permits(c: Component) -> bool:
     return c.spec.queue_capacity is None and c.has_metric("available")
 
 
-def _saturated(c: Component, spec: BackpressureSpec) -> list[Rule]:
+def diagnostics(c: Component) -> dict[str, Expr]:
+    """The runbook's queries, by name, per instance and bulkhead as the alerts judge them: its concurrency
+    (``free_permits`` where it is judged by them, else ``in_use``), its queue (only with one) and the calls
+    it refused."""
+    by = grouping(c)
+    out: dict[str, Expr] = ({"free_permits": c.aggregate("min", c.select("available"), "available", by)}
+                            if judged_by_free_permits(c) else
+                            {"in_use": c.aggregate("max", c.select("in_use"), "in_use", by)})
+    if c.spec.queue_capacity:
+        out["queued"] = c.aggregate("max", c.select("queued"), "queued", by)
+    out["rejected"] = c.aggregate("sum", rate_over(c.select("rejected"), FIVE_MIN), "rejected", by)
+    return out
+
+
+def _saturated(c: Component, spec: BackpressureSpec, queries: dict[str, Expr]) -> list[Rule]:
     who = f"Bulkhead {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}"
     if judged_by_free_permits(c):
         return gauge_compare(
-            c, SATURATED, signal="available", op="<=", threshold=0, bad=0, good=(1,),
+            c, SATURATED, signal="available", op="<=", threshold=0, bad=0, good=(1,), queries=queries,
             condition=f"no free permit of {num(spec.max_concurrent)} (available concurrent calls at 0)",
             description=(f"{who} has had no free permit (of {spec.max_concurrent}) for {{for}}; new calls wait "
                          "for one or are rejected."))
     return saturated(
         c, SATURATED, used="in_use", capacity=spec.max_concurrent,
-        waiting="queued" if spec.queue_capacity else None, size=spec.max_concurrent,
+        waiting="queued" if spec.queue_capacity else None, size=spec.max_concurrent, queries=queries,
         condition=f"all {num(spec.max_concurrent)} concurrency slots in use"
                   + (" and at least one call queued" if spec.queue_capacity else ""),
         description=(f"{who} has had {{{{ $value }}}} of {spec.max_concurrent} calls in progress"
@@ -94,17 +108,18 @@ def _saturated(c: Component, spec: BackpressureSpec) -> list[Rule]:
 
 def rules(c: Component) -> list[Rule]:
     spec: BackpressureSpec = c.spec  # type: ignore[assignment]
+    queries = diagnostics(c)
     out: list[Rule] = []
     if spec.queue_capacity:
         out += filling_up(
             c, QUEUE_NEAR_FULL, signal="queued", capacity=spec.queue_capacity, ratio=spec.queue_full_ratio,
+            queries=queries,
             description=(f"Bulkhead {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has {{{{ $value }}}} "
                          f"calls queued of {spec.queue_capacity} (threshold {{mark}}) for {{for}}."),
         )
     shed = f"HTTP {spec.overload_status}" if spec.overload_status else "rejections"
-    out += _saturated(c, spec) + rate_above(
-        c, SHEDDING, signal="rejected", threshold=spec.rejection_rate_max, window=FIVE_MIN,
-        queries={"by_instance": agg("sum", rate_over(c.select("rejected"), FIVE_MIN), ("instance", spec.label))},
+    out += _saturated(c, spec, queries) + rate_above(
+        c, SHEDDING, signal="rejected", threshold=spec.rejection_rate_max, window=FIVE_MIN, queries=queries,
         condition=f"more than {num(spec.rejection_rate_max)} calls/s refused ({shed}; 5m rate)",
         description=(f"Bulkhead {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} refuses "
                      f"{{{{ $value | humanize }}}} calls/s (threshold {number(spec.rejection_rate_max)}/s) for {{for}}"

@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Inhibition, Kind, Rule
-from obsgen.components.shapes import gauge_compare, rate_above, saturated
+from obsgen.components.shapes import gauge_compare, grouping, rate_above, saturated
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, rate, sel
-from obsgen.model.promql import agg, number, ratio
+from obsgen.model.promql import Expr, agg, number, ratio
 from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
@@ -69,20 +69,41 @@ def _sizes(spec: DbPoolSpec) -> str:
     return f"{num(spec.pool_size)} connections"
 
 
+def diagnostics(c: Component) -> dict[str, Expr]:
+    """The runbook's queries, by name, per instance and pool as the alerts judge them: connections checked
+    out and idle, waiting callers, timeouts and the average acquire time, each only where the profile or
+    the spec has its metric (SQLAlchemy counts no waiters and times no checkouts)."""
+    by = grouping(c)
+    out: dict[str, Expr] = {gauge: c.aggregate("max", c.select(gauge), gauge, by)
+                            for gauge in ("in_use", "idle", "pending") if c.has_metric(gauge)}
+    out["timeouts"] = c.aggregate("sum", rate_over(c.select("timeouts"), FIVE_MIN), "timeouts", by)
+    if c.has_metric("acquire_time") and c.has_metric("acquires"):
+        summed = {s: c.aggregate("sum", rate_over(c.select(s), FIVE_MIN), s, by) for s in ("acquire_time", "acquires")}
+        out["acquire_time"] = ratio(summed["acquire_time"], summed["acquires"])
+    return out
+
+
+def _pick(queries: dict[str, Expr], *names: str) -> dict[str, Expr]:
+    """The queries of ``names`` that the component has, in that order."""
+    return {n: queries[n] for n in names if n in queries}
+
+
 def rules(c: Component) -> list[Rule]:
     spec: DbPoolSpec = c.spec  # type: ignore[assignment]
     top = max_connections(spec)
     who = f"Connection pool {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}"
     waiting = "pending" if c.has_metric("pending") else None
+    queries = diagnostics(c)
     out = saturated(
         c, EXHAUSTED, used="in_use", capacity=top, waiting=waiting, size=top,
+        queries=_pick(queries, "in_use", "idle", "pending", "timeouts", "acquire_time"),
         condition=f"all {_sizes(spec)} checked out" + (" and at least one caller waiting" if waiting else ""),
         description=(f"{who} has had all {{{{ $value }}}} connections checked out"
                      + (" with callers waiting" if waiting else "") + f" for {{for}}; requests wait up to "
                      f"{spec.timeout} for a connection, then fail."),
     ) + rate_above(
         c, ACQUIRE_TIMEOUTS, signal="timeouts", threshold=spec.timeout_rate_max, window=FIVE_MIN,
-        queries={"by_instance": agg("sum", rate_over(c.select("timeouts"), FIVE_MIN), ("instance", spec.label))},
+        queries=_pick(queries, "timeouts", "in_use", "idle", "pending", "acquire_time"),
         condition=(f"more than {num(spec.timeout_rate_max)} checkouts/s" if spec.timeout_rate_max
                    else "any checkout") + f" timing out after {spec.timeout} (5m rate)",
         description=(f"{who}: {{{{ $value | humanize }}}} checkouts/s time out after {spec.timeout} (threshold "
@@ -92,6 +113,7 @@ def rules(c: Component) -> list[Rule]:
         out += gauge_compare(
             c, PENDING_HIGH, signal="pending", op=">", threshold=spec.pending_max,
             bad=spec.pending_max + 5, good=(spec.pending_max,),
+            queries=_pick(queries, "pending", "in_use", "idle", "acquire_time", "timeouts"),
             condition=f"more than {num(spec.pending_max)} callers waiting for a connection",
             description=(f"{who} has had {{{{ $value }}}} callers waiting for a connection (threshold "
                          f"{spec.pending_max}) for {{for}}: the pool is too small for the load or connections are "

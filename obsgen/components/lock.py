@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Finding, Given, Kind, RatioSignals, Rule
-from obsgen.components.shapes import quantile_above, ratio_of_rates, share
+from obsgen.components.shapes import grouping, quantile_above, ratio_of_rates, share
 from obsgen.components.viz import RATE, ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
-from obsgen.model.promql import Call, Expr, Num, agg, number
+from obsgen.model.promql import Call, Expr, Num, Offset, agg, number
 from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
@@ -31,6 +31,7 @@ CONCERN = Concern("distributed-locks", "Distributed Locks",
 # (``lock_acquire_seconds_count{result="failed"}``), test data writes the attempts selector as the rest.
 FAILURES = RatioSignals(part="failures", total="attempts", rest="attempts")
 FIVE_MIN = Duration.parse("5m")
+WEEK = Duration.parse("1w")
 
 LATENCY_HIGH = AlertDef(
     "LockAcquireLatencyHigh", "warning", "10m", "Acquiring a distributed lock has become slow.",
@@ -79,16 +80,39 @@ def quantile_name(q: float) -> str:
     return f"p{q * 100:g}"
 
 
-def _percentile(c: Component, definition: AlertDef, signal: str, limit: Duration, *, what: str,
-                after: str) -> list[Rule]:
+def diagnostics(c: Component) -> dict[str, Expr]:
+    """The runbook's queries, by name, over the raw series: acquire latency, failed share and hold time per
+    instance (one slow instance, or all of them), and attempts over all instances now and a week ago
+    (contention). The hold time is read only for a lock whose spec sets ``hold_time_max``: the app is not
+    assumed to time its holds otherwise."""
+    spec: LockSpec = c.spec  # type: ignore[assignment]
+    per_instance, whole = grouping(c), grouping(c, per_instance=False)
+    out = {
+        "latency": _quantile(c, "acquire", spec.quantile, per_instance, FIVE_MIN, c.select),
+        "failed_share": share(c, FAILURES, per_instance, FIVE_MIN),
+        "attempts": c.aggregate("sum", rate_over(c.select("attempts"), FIVE_MIN), "attempts", whole),
+        "attempts_last_week": c.aggregate("sum", rate_over(Offset(c.select("attempts"), WEEK), FIVE_MIN), "attempts",
+                                          whole),
+    }
+    if spec.hold_time_max is not None:
+        out["hold"] = _quantile(c, "held", spec.quantile, per_instance, FIVE_MIN, c.select)
+    return out
+
+
+def _pick(queries: dict[str, Expr], *names: str) -> dict[str, Expr]:
+    """The queries of ``names`` that the component has, in that order."""
+    return {n: queries[n] for n in names if n in queries}
+
+
+def _percentile(c: Component, definition: AlertDef, signal: str, limit: Duration, *, what: str, after: str,
+                queries: dict[str, Expr]) -> list[Rule]:
     """The lock's percentile of ``signal`` (acquire or hold time) above ``limit``, over all instances: a lock
     is shared by every instance, so its latency is one distribution."""
     spec: LockSpec = c.spec  # type: ignore[assignment]
     p = quantile_name(spec.quantile)
     return quantile_above(
         c, definition, signal=signal, quantile=spec.quantile, threshold=limit.total_seconds,
-        min_rate=spec.min_attempt_rate, per_instance=False,
-        queries={"by_instance": _quantile(c, signal, spec.quantile, ("instance", spec.label), FIVE_MIN, c.select)},
+        min_rate=spec.min_attempt_rate, per_instance=False, queries=queries,
         condition=f"{p} {what} above {limit} over all instances (while at least {num(spec.min_attempt_rate)}/s)",
         description=(f"Lock {{{{ $labels.{spec.label} }}}}: {p} of {what} is {{{{ $value | humanize }}}}s across all "
                      f"instances, above {limit} for {{for}}; {after}"),
@@ -97,12 +121,14 @@ def _percentile(c: Component, definition: AlertDef, signal: str, limit: Duration
 
 def rules(c: Component) -> list[Rule]:
     spec: LockSpec = c.spec  # type: ignore[assignment]
+    queries = diagnostics(c)
     out = _percentile(c, LATENCY_HIGH, "acquire", spec.acquire_latency_max, what="acquire latency",
-                      after="every caller of the lock waits longer.")
+                      after="every caller of the lock waits longer.",
+                      queries=_pick(queries, "latency", "hold", "attempts", "attempts_last_week", "failed_share"))
     out += ratio_of_rates(
         c, FAILURES_HIGH, signals=FAILURES, record="instance_lock:acquire_failure",
         threshold=spec.failure_ratio_max, below=False, min_rate=spec.min_attempt_rate,
-        queries={"failed_share": share(c, FAILURES, ("instance", spec.label), FIVE_MIN)},
+        queries=_pick(queries, "failed_share", "latency", "hold", "attempts", "attempts_last_week"),
         condition=(f"more than {pct(spec.failure_ratio_max)} of acquire attempts fail"
                    + (f" (time out after {spec.wait_time})" if spec.wait_time else "")
                    + f" (while at least {num(spec.min_attempt_rate)} attempts/s)"),
@@ -113,13 +139,15 @@ def rules(c: Component) -> list[Rule]:
     if spec.hold_time_max is not None:
         out += _percentile(c, HOLD_TIME_HIGH, "held", spec.hold_time_max, what="hold time",
                            after=f"the lease expires after {spec.lease_time}." if spec.lease_time
-                           else "other callers wait behind the holders.")
+                           else "other callers wait behind the holders.",
+                           queries=_pick(queries, "hold", "latency", "attempts", "attempts_last_week"))
     return out
 
 
 def _quantile(c: Component, signal: str, q: float, by: tuple[str, ...], window, select) -> Expr:
     """``histogram_quantile(q, sum by (le, …) (rate(bucket[window])))``."""
-    return Call("histogram_quantile", (Num(q), agg("sum", rate_over(select(signal, None), window), ("le",) + by)))
+    return Call("histogram_quantile",
+                (Num(q), c.aggregate("sum", rate_over(select(signal, None), window), signal, ("le",) + by)))
 
 
 def panels(c: Component, built: Built) -> ComponentPanels:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from obsgen.components import backpressure
 from obsgen.components.base import AlertDef, Built, Component, Kind, Rule
-from obsgen.components.shapes import gauge_compare, rate_above
+from obsgen.components.shapes import gauge_compare, grouping, rate_above
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, rate, sel
-from obsgen.model.promql import agg, number
+from obsgen.model.promql import Expr, agg, number
 from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
@@ -52,20 +52,32 @@ def _limit(spec: RateLimiterSpec) -> str:
     return num(spec.limit_for_period) + (f" per {spec.refresh_period}" if spec.refresh_period else "")
 
 
+def diagnostics(c: Component) -> dict[str, Expr]:
+    """The runbook's queries, by name, per instance and limiter as the alerts judge them: the fewest permits
+    left, the callers parked waiting for one (only where the library counts them) and the calls refused."""
+    by = grouping(c)
+    out = {"permits": c.aggregate("min", c.select("available"), "available", by)}
+    if c.has_metric("waiting"):
+        out["waiting"] = c.aggregate("max", c.select("waiting"), "waiting", by)
+    out["rejected"] = c.aggregate("sum", rate_over(c.select("rejected"), FIVE_MIN), "rejected", by)
+    return out
+
+
 def rules(c: Component) -> list[Rule]:
     spec: RateLimiterSpec = c.spec  # type: ignore[assignment]
     who = f"Rate limiter {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}"
     of = f" of {_limit(spec)}" if spec.limit_for_period else ""
     waits = f"wait up to {spec.timeout} for a permit or are rejected" if spec.timeout else "wait or are rejected"
+    queries = diagnostics(c)
     return gauge_compare(
         c, PERMITS_EXHAUSTED, signal="available", op="<=", threshold=0, bad=0,
-        good=(1, spec.limit_for_period or 50),
+        good=(1, spec.limit_for_period or 50), queries=queries,
         condition=f"no permit left{of} (available permissions at or below 0, reservations included)",
         description=(f"{who} has had no permit left{of} for {{for}}: demand is above the limit and "
                      f"callers {waits}."),
     ) + rate_above(
         c, REJECTING, signal="rejected", threshold=spec.rejection_rate_max, window=FIVE_MIN,
-        queries={"by_instance": agg("sum", rate_over(c.select("rejected"), FIVE_MIN), ("instance", spec.label))},
+        queries=queries,
         condition=f"more than {num(spec.rejection_rate_max)} calls/s rejected for lack of a permit (5m rate)",
         description=(f"{who} rejects {{{{ $value | humanize }}}} calls/s (threshold "
                      f"{number(spec.rejection_rate_max)}/s) for {{for}}; those calls fail."),
