@@ -186,6 +186,10 @@ class Page:
         blocks = [f"{pad}{i.where}:\n\n{fenced(promql(e), 'promql', indent)}" for i, e in found]
         return Safe("\n\n".join(blocks))
 
+    def has_query(self, name: str) -> bool:
+        """Whether a rule of the page has the diagnostic query ``name`` (a signal a profile lacks has none)."""
+        return any(name in dict(i.alert.queries) for i in self.instances)
+
     def metrics(self) -> list[tuple[str, str | None]]:
         """Every metric the page's rules and queries read directly, with the library that publishes it
         (``None``: the application defines it), in order of appearance."""
