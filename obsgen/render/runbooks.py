@@ -275,3 +275,92 @@ def render(model: ServiceModel) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def _tidy(text: str) -> str:
+    """At most one blank line in a row and no trailing spaces outside code blocks; one final newline."""
+    out: list[str] = []
+    fence = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if fence:
+            out.append(line)
+            if stripped == fence:
+                fence = ""
+            continue
+        if stripped.startswith("```"):
+            fence = stripped[: len(stripped) - len(stripped.lstrip("`"))]
+        line = line.rstrip()
+        if line == "" and (not out or out[-1] == ""):
+            continue
+        out.append(line)
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Keeping hand-written notes across regeneration
+
+_BLOCK = re.compile(r"<!-- BEGIN GENERATED: ([A-Za-z0-9_.-]+) -->.*?<!-- END GENERATED: \1 -->", re.S)
+_MARKER = re.compile(r"<!-- (BEGIN|END) GENERATED: ([A-Za-z0-9_.-]+) -->")
+
+
+def _split(text: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """``(text before the first block, [(block id, block text, text after it up to the next block)])``.
+
+    Raises ValueError when markers are unbalanced (a BEGIN or END a human deleted or garbled).
+    """
+    blocks = list(_BLOCK.finditer(text))
+    covered = sum(1 for _ in _MARKER.finditer(text))
+    if covered != 2 * len(blocks) or any(len(list(_MARKER.finditer(m.group(0)))) != 2 for m in blocks):
+        raise ValueError("generated-block markers are unbalanced or nested; fix the page by hand")
+    if not blocks:
+        return text, []
+    head = text[: blocks[0].start()]
+    out = []
+    for i, m in enumerate(blocks):
+        end = blocks[i + 1].start() if i + 1 < len(blocks) else len(text)
+        out.append((m.group(1), m.group(0), text[m.end(): end]))
+    return head, out
+
+
+def has_markers(text: str) -> bool:
+    return bool(_MARKER.search(text))
+
+
+def merge(existing: str, generated: str) -> str:
+    """Refresh the generated blocks of ``existing`` from ``generated``, keeping human text.
+
+    * Text outside generated blocks in ``existing`` (notes before the first block,
+      between blocks, after the last) is kept, after the same block it followed
+      (by block id). If that block no longer exists, the text follows the
+      nearest earlier block that still does, or goes first; nothing a human wrote
+      outside the blocks is dropped.
+    * Every generated block comes from ``generated``, in its order: edits made
+      inside a block are overwritten, blocks that disappeared are removed.
+    * Where the human left only whitespace, ``generated``'s spacing is used, so
+      ``merge(generated, generated) == generated`` and merging is idempotent.
+    * If ``existing`` has no markers at all it is a hand-written page: it is returned
+      unchanged and the caller decides (e.g. keep it and warn).
+    * If ``existing``'s markers are unbalanced, :class:`ValueError` is raised
+      rather than guess (a guess could duplicate or drop text).
+    """
+    if not has_markers(existing):
+        return existing
+    old_head, old_blocks = _split(existing)
+    new_head, new_blocks = _split(generated)
+    new_ids = [b[0] for b in new_blocks]
+    # Human text after each block id; text whose block vanished moves to the nearest earlier surviving block.
+    notes: dict[str | None, list[str]] = {}
+    anchor: str | None = None
+    if old_head.strip():
+        notes.setdefault(None, []).append(old_head)
+    for block_id, _, tail in old_blocks:
+        if block_id in new_ids:
+            anchor = block_id
+        if tail.strip():
+            notes.setdefault(anchor, []).append(tail)
+    parts = ["".join(notes[None]) if None in notes else new_head]
+    for block_id, block, tail in new_blocks:
+        parts.append(block)
+        parts.append("".join(notes[block_id]) if block_id in notes else tail)
+    return "".join(parts)
