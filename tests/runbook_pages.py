@@ -38,6 +38,33 @@ def render_pages(text: str) -> dict[str, str]:
     return out
 
 
+LAYOUT = ["What it means", "First checks", "Impact", "Diagnosis", "Mitigation", "Escalation", "Alert behaviour",
+          "Reference"]
+
+
+def check_layout(alert: str, page: str) -> None:
+    """Every section in order, one to three first checks, and a way to confirm each mitigation step."""
+    assert re.findall(r"^## (.+)$", page, re.M) == LAYOUT, alert
+    assert 1 <= len(steps(section(page, "First checks"))) <= 3, alert
+    for step in steps(section(page, "Mitigation")):
+        assert "Confirm" in step, (alert, step)
+
+
+def check_queries(alert: str, page: str, server: Server, labels: Mapping[str, set[str]], minimum: int) -> None:
+    """At least ``minimum`` diagnostic queries, each pinning ``labels`` to exactly the values given (the
+    service's job, the names of the components on the page) in every selector, and each returning series of
+    exactly those components on ``server``."""
+    queries = blocks(section(page, "Diagnosis"), "promql")
+    assert len(queries) >= minimum, (alert, queries)
+    name = next(k for k in labels if k != "job")
+    for query in queries:
+        for s in selectors(query):
+            assert all(matcher_values(s, k) == v for k, v in labels.items()), (alert, query)
+        found = list(results(server.query(query)))
+        assert found, f"{alert}: no series for\n{query}"
+        assert {m[name] for m, _ in found} == labels[name], (alert, query, found)
+
+
 def section(page: str, title: str) -> str:
     """The text under ``## title`` up to the next heading or generated-block marker."""
     match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |^<!-- END GENERATED)", page, re.S | re.M)
