@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from conftest import ROOT
 from obsgen.errors import SpecError
@@ -248,6 +249,23 @@ def test_fallback_text_goes_to_the_page_escaped_and_must_be_text():
         (problem,) = caught.value.problems
         assert str(problem).startswith("x.yaml:6:15: breakers[0].fallback: expected text"), problem
         assert found in problem.message
+
+
+def _maple_resilience() -> dict[str, str]:
+    """maple's own pages for its breaker, retry and time limiter (the spec without its other kinds)."""
+    maple = yaml.safe_load((ROOT / "specs" / "maple.yaml").read_text())
+    return render_pages(yaml.safe_dump({k: v for k, v in maple.items()
+                                        if k in ("apiVersion", "service", "breakers", "retries", "time_limiters")}))
+
+
+def test_maple_s_breaker_pages_tell_its_own_fallback_and_not_the_integration_report():
+    pages = _maple_resilience()
+    for alert in ALERTS:
+        assert "integration report" not in pages[alert] and "20 errors" not in pages[alert], alert
+    assert "`nexonApi`: callers get the equipment data stored in the database" in \
+        section(pages["CircuitBreakerOpen"], "Impact")
+    assert blocks(section(pages["CircuitBreakerNotOpening"], "Diagnosis"), "bash")[0].splitlines()[0] == \
+        "curl -s http://<instance>/actuator/circuitbreakerevents/nexonApi"
 
 
 def test_maple_declares_the_nexon_fallback_and_keeps_its_guide_s_critical_page():
