@@ -273,3 +273,11 @@ def test_maple_declares_the_nexon_fallback_and_keeps_its_guide_s_critical_page()
     (nexon,) = [c for c in maple.components if c.kind.key == "breakers"]
     assert "database" in nexon.spec.fallback and "database" not in nexon.spec.description
     assert nexon.spec.alerts["CircuitBreakerOpen"].severity == "critical"  # section 9.2 files it as P0
+
+
+def test_queries_keep_the_cluster_label_where_the_rules_do():
+    """Behind Thanos or Mimir one query sees every cluster: merging them would hide the one that is open."""
+    fleet = SPRING.replace("team: payments}", "team: payments, cluster_label: cluster}")
+    for alert, page in render_pages(fleet).items():
+        for query in blocks(section(page, "Diagnosis"), "promql"):
+            assert re.search(r"\bby \(cluster, instance, ", query), (alert, query)

@@ -97,3 +97,10 @@ def test_reference_says_the_app_counts_rejections_and_micrometer_the_rest():
     for metric in ("executor_queued_tasks", "executor_active_threads", "executor_pool_size_threads",
                    "executor_completed_tasks_total"):
         assert f"- `{metric}`: published by Micrometer ExecutorServiceMetrics" in reference, metric
+
+
+def test_queries_keep_the_cluster_label_where_the_rules_do():
+    fleet = TWO.replace("team: payments}", "team: payments, cluster_label: cluster}")
+    for alert, page in render_pages(fleet).items():
+        for query in blocks(section(page, "Diagnosis"), "promql"):
+            assert "by (cluster, instance, name)" in query, (alert, query)
