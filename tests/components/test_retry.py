@@ -74,7 +74,8 @@ def test_exhausted_share_and_outcomes_are_each_instance_s_truth(spring, python):
     share, outcomes = blocks(section(page, "Diagnosis"), "promql")
     assert {(m["instance"], m["name"]): round(v, 6) for m, v in results(server.query(share))} == {
         ("a", "pricing"): round(3 / 9, 6), ("b", "pricing"): 0.1, ("a", "ledger"): 0.0}
-    by_kind = {m["kind"]: v for m, v in results(server.query(outcomes)) if (m["instance"], m["name"]) == ("a", "pricing")}
+    by_kind = {m["kind"]: v for m, v in results(server.query(outcomes))
+               if (m["instance"], m["name"]) == ("a", "pricing")}
     assert by_kind == PRICING_A
     page, server = python
     share, outcomes = blocks(section(page, "Diagnosis"), "promql")

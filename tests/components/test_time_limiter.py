@@ -72,7 +72,8 @@ def test_timeout_share_and_outcomes_are_each_instance_s_truth(spring, python):
     share, outcomes = blocks(section(page, "Diagnosis"), "promql")
     assert {(m["instance"], m["name"]): round(v, 6) for m, v in results(server.query(share))} == {
         ("a", "pricing"): 0.3, ("b", "pricing"): 0.0, ("a", "ledger"): 0.25}
-    by_kind = {m["kind"]: v for m, v in results(server.query(outcomes)) if (m["instance"], m["name"]) == ("a", "pricing")}
+    by_kind = {m["kind"]: v for m, v in results(server.query(outcomes))
+               if (m["instance"], m["name"]) == ("a", "pricing")}
     assert by_kind == PRICING_A
     page, server = python
     share, outcomes = blocks(section(page, "Diagnosis"), "promql")
@@ -87,7 +88,8 @@ def test_page_has_meaning_first_and_at_most_three_first_checks(spec):
 
 def test_the_page_names_the_limiter_in_its_facts_and_its_events_command():
     one = render_pages(SPRING_ONE)[ALERT]
-    assert "- time limiter `pricing`: cuts calls at 2s, inside circuit breaker `pricing`." in section(one, "What it means")
+    assert "- time limiter `pricing`: cuts calls at 2s, inside circuit breaker `pricing`." in \
+        section(one, "What it means")
     assert blocks(section(one, "Diagnosis"), "bash") == [
         "curl -s http://<instance>/actuator/timelimiterevents/pricing/timeout"]
     two = render_pages(SPRING)[ALERT]
