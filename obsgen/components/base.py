@@ -281,19 +281,20 @@ class Component:
     def alert(self, definition: AlertDef, *, expr: Expr, description: str, condition: str,
               scenarios: Callable[[Duration], list[Scenario]], for_: Duration | None = None,
               keep_firing_for: Duration | None = None, labels: Labels | None = None,
-              queries: Mapping[str, Expr] | None = None) -> list[Alert]:
+              queries: Mapping[str, Expr] | None = None, severity: str | None = None) -> list[Alert]:
         """Build ``definition`` for this component with the user's tuning applied.
 
         ``for_`` replaces the declared default where the kind derives it (a health check's silence);
         ``scenarios`` receives the final ``for`` so the proof matches the rule as tuned, and ``{for}`` in the
         description becomes that duration. ``labels`` tell alerts of one name apart (a cache's tier). An alert
         the spec disabled comes back with ``enabled=False`` and no scenarios: the pipeline checks the spec's
-        tuning against every alert the component offers, then drops it.
+        tuning against every alert the component offers, then drops it. ``severity`` replaces the declared
+        default where the component's settings decide it (a breaker with a fallback); the spec's tuning wins.
         """
         tuning = self.spec.alerts.get(definition.name, AlertTuning())
         default = for_ if for_ is not None else Duration.parse(definition.for_)
         final_for = tuning.for_ if tuning.for_ is not None else default
-        final_severity = tuning.severity or definition.severity
+        final_severity = tuning.severity or severity or definition.severity
         tag = dict(labels or {})
         all_labels = {**tag, "component": self.name, "service": self.service.name,
                       "severity": final_severity, "team": self.service.team}

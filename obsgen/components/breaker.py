@@ -15,9 +15,15 @@ as one gauge (0 closed, 1 half-open, 2 open, so the profile's default
 ``failure`` or ``rejected``. No failure-rate gauge: the python profile derives
 the failure rate from the call counters.
 
-CircuitBreakerNotOpening is the integration report's finding (seed 001): calls
-kept failing (20 errors in a row) and the breaker stayed closed. It compares
-the breaker's own call counters with its configured threshold.
+CircuitBreakerNotOpening catches a breaker that exists on paper only: calls
+keep failing above its threshold and it stays closed (the integration report,
+seed 001, found one). It compares the breaker's own call counters with its
+configured threshold.
+
+A breaker with a ``fallback`` (Maple's answers from the database while the
+Nexon API is cut off) degrades answers rather than failing them: its
+CircuitBreakerOpen is a warning unless the spec tunes the severity; without
+one, an open breaker fails the calls and pages.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, C
                                     RatioSignals, Rule, Scenario, alert_enabled, never_fires, tuned_for)
 from obsgen.components.shapes import gauge_compare, grouping, ratio_of_rates, ratio_traffic, share, verdict
 from obsgen.components.timeline import MIN, MIN_WINDOW, STEP, counter, gauge
-from obsgen.components.viz import RATE, ComponentPanels, Mapping, Panel, Query, above, jobs, num, pct, rate, sel
+from obsgen.components.viz import (RATE, ComponentPanels, Mapping, Panel, Query, above, jobs, num, outcome_label, pct,
+                                   rate, sel)
 from obsgen.model.promql import Expr, Paren, agg, and_, binop, increase, number, or_, over_time
 from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
@@ -37,11 +44,14 @@ from obsgen.model.types import ComponentSpec, Duration, MetricRef
 CONCERN = Concern("circuit-breaker", "Circuit Breaker",
                   "Circuit breaker state and failure rate, calls by outcome, retries and time-limiter timeouts.")
 NOT_CLOSED = ("open", "half_open", "forced_open")
+RESILIENCE4J = "resilience4j-micrometer (also bound by Resilience4j's Spring Boot starters)"
 FIVE_MIN = Duration.parse("5m")
 
 OPEN = AlertDef(
     "CircuitBreakerOpen", "critical", "1m", "A circuit breaker is open: calls through it fail fast or take the fallback.",
     related=("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"))
+OPEN_WITH_FALLBACK = "warning"
+"""CircuitBreakerOpen's severity for a breaker with a fallback: users get degraded answers, not errors."""
 FAILURE_RATE_HIGH = AlertDef(
     "CircuitBreakerFailureRateHigh", "warning", "2m",
     "A circuit breaker's failure rate is approaching the rate that opens it.",
@@ -68,6 +78,7 @@ class BreakerSpec(ComponentSpec):
     reopen_window: Duration = Duration.parse("2m")
     minimum_calls: int = 100
     failure_window: Duration = Duration.parse("5m")
+    fallback: str = ""
 
     @property
     def breaker(self) -> str:
@@ -167,18 +178,38 @@ def _open_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
                                 verdict(f, end, False)))
         return out
 
+    fate = "rejected and take the fallback" if spec.fallback else "rejected"
     return c.alert(
-        OPEN, expr=expr, scenarios=scenarios,
-        queries={"state": _breaker_state(c, ("instance", spec.label), c.select)[0]},
+        OPEN, expr=expr, scenarios=scenarios, queries=_queries(c, FIVE_MIN),
+        severity=OPEN_WITH_FALLBACK if spec.fallback else None,
         condition=(f"open or half-open now, or not closed for more than half of the last {window} "
                    f"(wait in open: {spec.wait_in_open})"),
         description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has been open or "
                      f"half-open (or re-opening most of the last {window}) for {{for}}; calls to the protected "
-                     f"dependency are rejected. It retries after {spec.wait_in_open} in open state."),
+                     f"dependency are {fate}. It retries after {spec.wait_in_open} in open state."),
     )
 
 
 CALLS = RatioSignals(part="failed_calls", total="calls", rest="successful_calls")
+
+
+def _queries(c: Component, window: Duration) -> dict[str, Expr]:
+    """The runbooks' diagnostic queries, on the raw series: the state now, the failed share of calls over
+    ``window``, calls by outcome, calls rejected, and the failure and slow-call rates where they are published."""
+    spec: BreakerSpec = c.spec  # type: ignore[assignment]
+    by, enc = grouping(c), spec.state_encoding
+    per_second = lambda signal: rate_over(c.select(signal), window)  # noqa: E731
+    out = {
+        # One-hot: the series of the current state (its name in the state label); enum: the state's number.
+        "state": (binop("==", agg("max", c.select("state"), by + (enc.label,)), 1) if enc.type == "one_hot"
+                  else agg("max", c.select("state"), by)),
+        "failed_share": share(c, CALLS, by, window),
+        "outcomes": agg("sum", per_second("calls"), by + (outcome_label(c, CALLS.part),)),
+        "rejected": agg("sum", per_second("not_permitted"), by),
+    }
+    out |= {name: agg("max", binop(">=", c.select(name), 0), by)  # -1: too few calls to judge
+            for name in ("failure_rate", "slow_call_rate") if c.has(name)}
+    return out
 
 
 def _failure_rate_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
@@ -190,6 +221,7 @@ def _failure_rate_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
             c, FAILURE_RATE_HIGH, signal="failure_rate", op=">", threshold=warn,
             bad=(warn + (spec.failure_rate_threshold if warn < spec.failure_rate_threshold else 100)) / 2,
             good=(warn - 5, -1), condition=f"failure rate above {num(warn)}% ({opens})",
+            queries=_queries(c, FIVE_MIN),
             description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
                          f"{{{{ $value | humanize }}}}% failed calls, above {number(warn)}% for {{for}}; it opens at "
                          f"{number(spec.failure_rate_threshold)}%."),
@@ -198,7 +230,7 @@ def _failure_rate_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
     min_rate = spec.minimum_calls / spec.failure_window.total_seconds
     return ratio_of_rates(
         c, FAILURE_RATE_HIGH, signals=CALLS, record="instance_breaker:failed", threshold=warn / 100,
-        below=False, min_rate=min_rate,
+        below=False, min_rate=min_rate, queries=_queries(c, FIVE_MIN),
         condition=(f"more than {num(warn)}% of calls failed (5m rate; {opens}) while at least "
                    f"{num(round(min_rate, 4))} calls/s ({spec.minimum_calls} calls in {spec.failure_window})"),
         description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
@@ -269,8 +301,7 @@ def _not_opening_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
 
     return c.alert(
         NOT_OPENING, expr=expr, for_=window, scenarios=scenarios,
-        queries={"failed_share": share(c, CALLS, ("instance", spec.label), window),
-                 "state": _breaker_state(c, ("instance", spec.label), c.select)[0]},
+        queries=_queries(c, window),
         condition=(f"{num(spec.failure_rate_threshold)}% or more of calls failed over {window}, with at least "
                    f"{spec.minimum_calls} failed calls, and the breaker closed the whole time"),
         description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} stayed closed "
@@ -382,13 +413,15 @@ KIND = Kind(
     inhibitions=(Inhibition("CircuitBreakerOpen", ("CircuitBreakerFailureRateHigh",), ("service", "breaker")),),
     default_metrics={
         "micrometer": {
-            "state": MetricRef("resilience4j_circuitbreaker_state"),
-            "failure_rate": MetricRef("resilience4j_circuitbreaker_failure_rate"),
-            "slow_call_rate": MetricRef("resilience4j_circuitbreaker_slow_call_rate"),
-            "calls": MetricRef("resilience4j_circuitbreaker_calls_seconds_count"),
-            "failed_calls": MetricRef("resilience4j_circuitbreaker_calls_seconds_count", (("kind", "failed"),)),
-            "successful_calls": MetricRef("resilience4j_circuitbreaker_calls_seconds_count", (("kind", "successful"),)),
-            "not_permitted": MetricRef("resilience4j_circuitbreaker_not_permitted_calls_total"),
+            "state": MetricRef("resilience4j_circuitbreaker_state", (), RESILIENCE4J),
+            "failure_rate": MetricRef("resilience4j_circuitbreaker_failure_rate", (), RESILIENCE4J),
+            "slow_call_rate": MetricRef("resilience4j_circuitbreaker_slow_call_rate", (), RESILIENCE4J),
+            "calls": MetricRef("resilience4j_circuitbreaker_calls_seconds_count", (), RESILIENCE4J),
+            "failed_calls": MetricRef("resilience4j_circuitbreaker_calls_seconds_count", (("kind", "failed"),),
+                                      RESILIENCE4J),
+            "successful_calls": MetricRef("resilience4j_circuitbreaker_calls_seconds_count",
+                                          (("kind", "successful"),), RESILIENCE4J),
+            "not_permitted": MetricRef("resilience4j_circuitbreaker_not_permitted_calls_total", (), RESILIENCE4J),
         },
         "python": {
             "state": MetricRef("circuit_breaker_state"),

@@ -13,13 +13,14 @@ import math
 from dataclasses import dataclass
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Finding, Given, Kind, Rule
-from obsgen.components.shapes import fill_mark, filling_up, rate_above, saturated
+from obsgen.components.shapes import fill_mark, filling_up, grouping, rate_above, saturated
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
-from obsgen.model.promql import agg, binop, number
+from obsgen.model.promql import Expr, agg, binop, number
 from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 FIVE_MIN = Duration.parse("5m")
+MICROMETER = "Micrometer ExecutorServiceMetrics (Spring Boot binds every ThreadPoolTaskExecutor bean)"
 QUEUE_FULL = AlertDef(
     "ExecutorQueueFull", "warning", "1m", "An executor's queue is nearly full; new tasks will soon be rejected.",
     related=("ExecutorRejectingTasks", "ExecutorSaturated", "CacheStampede"))
@@ -52,9 +53,17 @@ def queue_threshold(spec: ExecutorSpec) -> int:
     return fill_mark(spec.queue_capacity, spec.queue_full_ratio)
 
 
+def _queries(c: Component) -> dict[str, Expr]:
+    """The runbooks' diagnostic queries, one per signal, per instance: every page reads the same few."""
+    by = grouping(c)
+    gauges = {name: agg("max", c.select(name), by) for name in ("queued", "active", "pool_size")}
+    return gauges | {name: agg("sum", rate_over(c.select(name), FIVE_MIN), by) for name in ("rejected", "completed")}
+
+
 def _saturated(c: Component, spec: ExecutorSpec) -> list[Rule]:
     return saturated(
         c, SATURATED, used="active", capacity="pool_size", waiting="queued", size=spec.core_threads or 4,
+        queries=_queries(c),
         condition="every pool thread busy and at least one task queued",
         description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has had all "
                      "{{ $value }} threads busy with tasks queued for {for}; latency grows with the queue."))
@@ -66,14 +75,14 @@ def rules(c: Component) -> list[Rule]:
         c, QUEUE_FULL, signal="queued", capacity=spec.queue_capacity, ratio=spec.queue_full_ratio,
         description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has {{{{ $value }}}} "
                      f"tasks queued of {spec.queue_capacity} (threshold {{mark}}) for {{for}}."),
+        queries=_queries(c),
     ) + rate_above(
         c, REJECTING, signal="rejected", threshold=spec.rejection_rate_max, window=FIVE_MIN,
         condition=f"more than {num(spec.rejection_rate_max)} rejected tasks/s (5m rate)",
         description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} rejects "
                      f"{{{{ $value | humanize }}}} tasks/s (threshold {spec.rejection_rate_max:g}/s) for {{for}}."),
-        queries={"by_instance": agg("sum", rate_over(c.select("rejected"), FIVE_MIN), ("instance", spec.label))},
+        queries=_queries(c),
     ) + _saturated(c, spec)
-
 
 
 def panels(c: Component, built: Built) -> ComponentPanels:
@@ -147,11 +156,11 @@ KIND = Kind(
                     "Executor threads against pool size, queue depth against capacity, rejections and completed tasks."),
     default_metrics={
         "micrometer": {
-            "queued": MetricRef("executor_queued_tasks"),
-            "active": MetricRef("executor_active_threads"),
-            "pool_size": MetricRef("executor_pool_size_threads"),
-            "rejected": MetricRef("executor_rejected_total"),
-            "completed": MetricRef("executor_completed_tasks_total"),
+            "queued": MetricRef("executor_queued_tasks", (), MICROMETER),
+            "active": MetricRef("executor_active_threads", (), MICROMETER),
+            "pool_size": MetricRef("executor_pool_size_threads", (), MICROMETER),
+            "rejected": MetricRef("executor_rejected_total"),  # counted by the app's RejectedExecutionHandler
+            "completed": MetricRef("executor_completed_tasks_total", (), MICROMETER),
         },
     },
 )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from obsgen.components import breaker
 from obsgen.components.base import (AlertDef, Built, Component, Finding, Given, Inhibition, Kind, RatioSignals, Rule,
                                     breaker_reference)
-from obsgen.components.shapes import ratio_of_rates
+from obsgen.components.shapes import grouping, ratio_of_rates, share
 from obsgen.components.viz import ComponentPanels, num, outcome_label, pct, ratio_panels
 from obsgen.model.promql import agg, rate
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
@@ -52,10 +52,10 @@ def rules(c: Component) -> list[Rule]:
         description=(f"Retry {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}: "
                      f"{{{{ $value | humanizePercentage }}}} of calls failed after all {spec.max_attempts} attempts "
                      f"(threshold {spec.exhaustion_ratio_max * 100:g}%) for {{for}}."),
-        queries={"by_outcome": agg("sum", rate(c.select("calls"), FIVE_MIN), ("instance", spec.label,
-                                                                             outcome_label(c, "exhausted")))},
+        queries={"exhausted_share": share(c, EXHAUSTED, grouping(c), FIVE_MIN),
+                 "by_outcome": agg("sum", rate(c.select("calls"), FIVE_MIN),
+                                   grouping(c) + (outcome_label(c, EXHAUSTED.part),))},
     )
-
 
 
 def check(given: Given) -> list[Finding]:
@@ -83,9 +83,11 @@ KIND = Kind(
     presence={"micrometer": "calls"},  # Resilience4j's function counters exist from registration
     default_metrics={
         "micrometer": {
-            "calls": MetricRef("resilience4j_retry_calls_total"),
-            "exhausted": MetricRef("resilience4j_retry_calls_total", (("kind", "failed_with_retry"),)),
-            "succeeded": MetricRef("resilience4j_retry_calls_total", (("kind", "successful_without_retry"),)),
+            "calls": MetricRef("resilience4j_retry_calls_total", (), breaker.RESILIENCE4J),
+            "exhausted": MetricRef("resilience4j_retry_calls_total", (("kind", "failed_with_retry"),),
+                                   breaker.RESILIENCE4J),
+            "succeeded": MetricRef("resilience4j_retry_calls_total", (("kind", "successful_without_retry"),),
+                                   breaker.RESILIENCE4J),
         },
         "python": {
             "calls": MetricRef("retry_calls_total"),

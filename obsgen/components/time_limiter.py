@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from obsgen.components import breaker
 from obsgen.components.base import (AlertDef, Built, Component, Finding, Given, Inhibition, Kind, RatioSignals, Rule,
                                     breaker_reference)
-from obsgen.components.shapes import ratio_of_rates
-from obsgen.components.viz import ComponentPanels, Panel, Query, num, pct, rate, ratio_panels, sel
+from obsgen.components.shapes import grouping, ratio_of_rates, share
+from obsgen.components.viz import ComponentPanels, Panel, Query, num, outcome_label, pct, rate, ratio_panels, sel
 from obsgen.model.promql import agg
 from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
@@ -50,9 +50,10 @@ def rules(c: Component) -> list[Rule]:
         description=(f"Time limiter {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}: "
                      f"{{{{ $value | humanizePercentage }}}} of calls exceeded the {spec.timeout} timeout "
                      f"(threshold {spec.timeout_ratio_max * 100:g}%) for {{for}}."),
-        queries={"timeouts": agg("sum", rate_over(c.select("timeouts"), FIVE_MIN), ("instance", spec.label))},
+        queries={"timeout_share": share(c, TIMEOUTS, grouping(c), FIVE_MIN),
+                 "by_outcome": agg("sum", rate_over(c.select("calls"), FIVE_MIN),
+                                   grouping(c) + (outcome_label(c, TIMEOUTS.part),))},
     )
-
 
 
 def check(given: Given) -> list[Finding]:
@@ -86,9 +87,10 @@ KIND = Kind(
     presence={"micrometer": "calls"},  # registered with the time limiter
     default_metrics={
         "micrometer": {
-            "calls": MetricRef("resilience4j_timelimiter_calls_total"),
-            "timeouts": MetricRef("resilience4j_timelimiter_calls_total", (("kind", "timeout"),)),
-            "successful": MetricRef("resilience4j_timelimiter_calls_total", (("kind", "successful"),)),
+            "calls": MetricRef("resilience4j_timelimiter_calls_total", (), breaker.RESILIENCE4J),
+            "timeouts": MetricRef("resilience4j_timelimiter_calls_total", (("kind", "timeout"),), breaker.RESILIENCE4J),
+            "successful": MetricRef("resilience4j_timelimiter_calls_total", (("kind", "successful"),),
+                                    breaker.RESILIENCE4J),
         },
         "python": {
             "calls": MetricRef("time_limiter_calls_total"),

@@ -1,0 +1,283 @@
+"""Circuit breakers: runbook pages an engineer can trust, their queries run on a real Prometheus, and the
+severity an open breaker gets from its fallback."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from obsgen.errors import SpecError
+from obsgen.pipeline import build
+from obsgen.spec import load, parse
+from runbook_pages import Server, World, blocks, check_layout, check_queries, render_pages, results, section
+
+ALERTS = ("CircuitBreakerOpen", "CircuitBreakerFailureRateHigh", "CircuitBreakerNotOpening")
+STATES = ("closed", "open", "half_open", "forced_open", "disabled", "metrics_only")
+
+SPRING = """\
+apiVersion: obsgen/v1
+service: {name: checkout, team: payments}
+breakers:
+  - name: pricing
+    description: Pricing API
+    fallback: the last price list cached in the database
+    failure_rate_threshold: 50
+  - name: ledger
+    failure_rate_threshold: 40
+retries:
+  - {name: pricing, breaker: pricing}
+time_limiters:
+  - {name: pricing, breaker: pricing, timeout: 2s}
+"""
+
+SPRING_ONE = SPRING.replace("  - name: ledger\n    failure_rate_threshold: 40\n", "")
+
+PYTHON = """\
+apiVersion: obsgen/v1
+service: {name: catalog, team: search, profile: python}
+breakers:
+  - name: terminus_db
+    failure_rate_threshold: 20
+    minimum_calls: 3
+"""
+
+
+def spring_world() -> World:
+    """``pricing`` open on instance a and closed on b and c; ``ledger`` closed on a and b while 60% of its
+    calls fail on b; around them, a breaker the spec does not declare and ``pricing`` of another service."""
+    w = World()
+
+    def breaker(name: str, instance: str, state: str, failed: float, ok: float, job: str = "checkout") -> None:
+        at = {"name": name, "instance": instance, "job": job}
+        for s in STATES:
+            w.gauge("resilience4j_circuitbreaker_state", 1 if s == state else 0, state=s, **at)
+        for kind, rate in (("failed", failed), ("successful", ok), ("ignored", 0.5)):
+            w.counter("resilience4j_circuitbreaker_calls_seconds_count", rate, kind=kind, **at)
+        w.counter("resilience4j_circuitbreaker_not_permitted_calls_total", 5 if state == "open" else 0,
+                  kind="not_permitted", **at)
+        share = failed / (failed + ok)
+        w.gauge("resilience4j_circuitbreaker_failure_rate", round(share * 100, 3) if instance != "c" else -1, **at)
+        w.gauge("resilience4j_circuitbreaker_slow_call_rate", 10 if state == "open" else (0 if instance != "c" else -1),
+                **at)
+
+    breaker("pricing", "a", "open", failed=8, ok=2)
+    breaker("pricing", "b", "closed", failed=0.5, ok=9.5)
+    breaker("pricing", "c", "closed", failed=0, ok=0.1)
+    breaker("ledger", "a", "closed", failed=0.1, ok=9.9)
+    breaker("ledger", "b", "closed", failed=6, ok=4)
+    breaker("search", "a", "open", failed=9, ok=1)                      # not in the spec
+    breaker("pricing", "a", "open", failed=9, ok=1, job="storefront")   # another service's breaker
+    return w
+
+
+def python_world() -> World:
+    w = World()
+    for job in ("catalog", "storefront"):
+        for instance, state, failed, ok in (("a", 2, 3, 1), ("b", 0, 0.2, 4)):
+            at = {"name": "terminus_db", "instance": instance, "job": job}
+            w.gauge("circuit_breaker_state", state, **at)
+            for result, rate in (("failure", failed), ("success", ok), ("rejected", 2 if state == 2 else 0)):
+                w.counter("circuit_breaker_calls_total", rate, result=result, **at)
+    return w
+
+
+@pytest.fixture(scope="module")
+def spring(tmp_path_factory):
+    with Server(spring_world(), tmp_path_factory.mktemp("breakers-spring")) as server:
+        yield render_pages(SPRING), server
+
+
+@pytest.fixture(scope="module")
+def python(tmp_path_factory):
+    with Server(python_world(), tmp_path_factory.mktemp("breakers-python")) as server:
+        yield render_pages(PYTHON), server
+
+
+def _query(pages: dict[str, str], alert: str, metric: str) -> str:
+    """The page's diagnostic PromQL block that reads ``metric``."""
+    found = [q for q in blocks(section(pages[alert], "Diagnosis"), "promql") if re.search(rf"\b{metric}\{{", q)]
+    assert len(found) == 1, f"{alert}: expected one query of {metric}, found {found}"
+    return found[0]
+
+
+@pytest.mark.parametrize("world", ["spring", "python"])
+@pytest.mark.parametrize("alert", ALERTS)
+def test_every_query_on_a_breaker_page_returns_only_the_breakers_that_fired_on_a_real_prometheus(
+        world, alert, request):
+    pages, server = request.getfixturevalue(world)
+    labels = {"spring": {"job": {"checkout"}, "name": {"pricing", "ledger"}},
+              "python": {"job": {"catalog"}, "name": {"terminus_db"}}}[world]
+    check_queries(alert, pages[alert], server, labels, minimum=4)
+
+
+def test_the_state_query_names_each_instance_s_state(spring, python):
+    (pages, server), (py_pages, py_server) = spring, python
+    for alert in ALERTS:
+        found = {(m["instance"], m["name"], m["state"]): v
+                 for m, v in results(server.query(_query(pages, alert, "resilience4j_circuitbreaker_state")))}
+        assert found == {("a", "pricing", "open"): 1, ("b", "pricing", "closed"): 1, ("c", "pricing", "closed"): 1,
+                         ("a", "ledger", "closed"): 1, ("b", "ledger", "closed"): 1}
+        enum = {m["instance"]: v for m, v in results(py_server.query(_query(py_pages, alert, "circuit_breaker_state")))}
+        assert enum == {"a": 2, "b": 0}
+    page = section(py_pages["CircuitBreakerOpen"], "Diagnosis")
+    assert "`terminus_db` reports its state as a number: 0 closed, 1 half-open, 2 open" in page
+
+
+def test_the_failed_share_and_failure_rate_queries_give_each_instance_s_share(spring, python):
+    (pages, server), (py_pages, py_server) = spring, python
+    failed = [q for q in blocks(section(pages["CircuitBreakerNotOpening"], "Diagnosis"), "promql")
+              if 'kind="failed"' in q]
+    assert len(failed) == 1
+    share = {(m["instance"], m["name"]): round(v, 6) for m, v in results(server.query(failed[0]))}
+    # Every call counts in the total, the 0.5/s the breaker ignores too (as in the rule).
+    assert share == {("a", "pricing"): round(8 / 10.5, 6), ("b", "pricing"): round(0.5 / 10.5, 6),
+                     ("c", "pricing"): 0.0, ("a", "ledger"): round(0.1 / 10.5, 6), ("b", "ledger"): round(6 / 10.5, 6)}
+    rate = {(m["instance"], m["name"]): v for m, v in results(server.query(
+        _query(pages, "CircuitBreakerFailureRateHigh", "resilience4j_circuitbreaker_failure_rate")))}
+    assert rate == {("a", "pricing"): 80, ("b", "pricing"): 5, ("a", "ledger"): 1, ("b", "ledger"): 60}  # -1 hidden
+    py_failed = [q for q in blocks(section(py_pages["CircuitBreakerOpen"], "Diagnosis"), "promql")
+                 if 'result="failure"' in q]
+    assert {m["instance"]: round(v, 6) for m, v in results(py_server.query(py_failed[0]))} == {
+        "a": round(3 / 6, 6), "b": round(0.2 / 4.2, 6)}  # rejected calls count in the total
+
+
+def test_rejected_calls_query_shows_what_an_open_breaker_turns_away(spring):
+    pages, server = spring
+    rejected = {(m["instance"], m["name"]): v for m, v in results(server.query(
+        _query(pages, "CircuitBreakerOpen", "resilience4j_circuitbreaker_not_permitted_calls_total")))}
+    assert rejected[("a", "pricing")] == 5 and rejected[("b", "ledger")] == 0
+
+
+@pytest.mark.parametrize("spec", [SPRING, PYTHON], ids=["spring", "python"])
+def test_breaker_pages_put_meaning_and_at_most_three_first_checks_first(spec):
+    pages = render_pages(spec)
+    for alert in ALERTS:
+        check_layout(alert, pages[alert])
+
+
+def test_each_diagnostic_step_is_written_once_whatever_the_number_of_breakers():
+    one = render_pages(PYTHON)
+    three = render_pages(PYTHON.replace("breakers:\n", "breakers:\n  - {name: a}\n  - {name: b}\n"))
+    for alert in ALERTS:
+        assert len(blocks(three[alert], "promql")) == len(blocks(one[alert], "promql")) >= 4, alert
+        assert 'name=~"a|b|terminus_db"' in blocks(three[alert], "promql")[0]
+
+
+def test_not_opening_page_tells_the_kind_s_story_not_another_service_s():
+    for spec in (SPRING, PYTHON):
+        page = render_pages(spec)["CircuitBreakerNotOpening"]
+        for story in ("integration report", "20 errors", "seed", "404", "OMS", "Maple", "Nexon"):
+            assert story not in page, story
+        assert "error handler turns failures into ordinary responses" in section(page, "Diagnosis")
+
+
+def test_actuator_commands_name_the_breaker_or_say_where_its_name_comes_from():
+    single = render_pages(SPRING_ONE)
+    for alert in ALERTS:
+        curls = [line for b in blocks(single[alert], "bash") for line in b.splitlines()]
+        assert "curl -s http://<instance>/actuator/circuitbreakerevents/pricing" in curls, alert
+        assert "`<instance>` is the alert's `instance` label" in single[alert]
+    two = render_pages(SPRING)
+    for alert in ALERTS:
+        assert "/actuator/circuitbreakerevents/<breaker>" in two[alert]
+        assert "`<breaker>` is the alert's `component` label" in two[alert]
+    close = [b for b in blocks(section(single["CircuitBreakerOpen"], "Mitigation"), "bash")]
+    assert close == ["curl -s -X POST -H 'Content-Type: application/json' -d '{\"updateState\":\"CLOSE\"}' "
+                     "http://<instance>/actuator/circuitbreakers/pricing"]
+    assert "**(destructive)** Forcing the breaker closed" in section(single["CircuitBreakerOpen"], "Mitigation")
+    for page in render_pages(PYTHON).values():
+        assert "actuator" not in page.lower() and "state_change" in page
+
+
+def test_reference_says_which_metrics_resilience4j_publishes_and_which_the_app_defines():
+    spring = section(render_pages(SPRING)["CircuitBreakerOpen"], "Reference")
+    assert "- `resilience4j_circuitbreaker_state`: published by resilience4j-micrometer" in spring
+    python = section(render_pages(PYTHON)["CircuitBreakerOpen"], "Reference")
+    assert "- `circuit_breaker_state`: **app-defined**" in python
+    assert "- `circuit_breaker_calls_total`: **app-defined**" in python
+
+
+# ---------------------------------------------------------------------------------------------
+# The fallback decides how loud an open breaker is
+
+
+def _open_severity(text: str) -> dict[str, str]:
+    spec = parse(text, "test.yaml")
+    return {a.labels["component"]: a.labels["severity"] for a in build(spec).alerts if a.name == "CircuitBreakerOpen"}
+
+
+def test_an_open_breaker_with_a_fallback_warns_and_one_without_pages():
+    assert _open_severity(SPRING) == {"pricing": "warning", "ledger": "critical"}
+
+
+def test_the_spec_s_severity_wins_over_the_fallback_s_default():
+    tuned = SPRING.replace("    failure_rate_threshold: 50\n", "    failure_rate_threshold: 50\n"
+                           "    alerts: {CircuitBreakerOpen: {severity: critical}}\n")
+    tuned = tuned.replace("    failure_rate_threshold: 40\n", "    failure_rate_threshold: 40\n"
+                          "    alerts: {CircuitBreakerOpen: {severity: warning}}\n")
+    assert _open_severity(tuned) == {"pricing": "critical", "ledger": "warning"}
+
+
+def test_only_the_open_alert_follows_the_fallback():
+    spec = parse(SPRING, "test.yaml")
+    pricing = {a.name: a.labels["severity"] for a in build(spec).alerts if a.labels["component"] == "pricing"}
+    assert pricing["CircuitBreakerFailureRateHigh"] == pricing["CircuitBreakerNotOpening"] == "warning"
+
+
+def test_the_open_page_tells_what_callers_get_from_each_breaker():
+    page = render_pages(SPRING)["CircuitBreakerOpen"]
+    meaning = section(page, "What it means")
+    assert "while open, callers get its fallback: the last price list cached in the database" in meaning
+    assert "circuit breaker `ledger`: opens at 40% failed calls" in meaning and "no fallback" in meaning
+    assert "| Circuit breaker `pricing` |" in meaning and "| `1m` | warning |" in meaning
+    impact = section(page, "Impact")
+    assert "`pricing`: callers get the last price list cached in the database" in impact
+    assert "`ledger`: calls fail" in impact
+    checks = " ".join(section(page, "First checks").split())
+    assert "From `pricing` the fallback: check that it answers. `ledger` has none" in checks
+
+
+def test_fallback_text_goes_to_the_page_escaped_and_must_be_text():
+    page = render_pages(SPRING.replace("the last price list cached in the database", '"*stale* `prices` <b>"'))
+    assert r"\*stale\* \`prices\` \<b\>" in section(page["CircuitBreakerOpen"], "What it means")
+    for value, found in (("[a, b]", "a list"), ("42", "`42`; quote it to make it a string")):
+        with pytest.raises(SpecError) as caught:
+            parse(SPRING.replace("the last price list cached in the database", value), "x.yaml")
+        (problem,) = caught.value.problems
+        assert str(problem).startswith("x.yaml:6:15: breakers[0].fallback: expected text"), problem
+        assert found in problem.message
+
+
+def _maple_resilience() -> dict[str, str]:
+    """maple's own pages for its breaker, retry and time limiter (the spec without its other kinds)."""
+    maple = yaml.safe_load((ROOT / "specs" / "maple.yaml").read_text())
+    return render_pages(yaml.safe_dump({k: v for k, v in maple.items()
+                                        if k in ("apiVersion", "service", "breakers", "retries", "time_limiters")}))
+
+
+def test_maple_s_breaker_pages_tell_its_own_fallback_and_not_the_integration_report():
+    pages = _maple_resilience()
+    for alert in ALERTS:
+        assert "integration report" not in pages[alert] and "20 errors" not in pages[alert], alert
+    assert "`nexonApi`: callers get the equipment data stored in the database" in \
+        section(pages["CircuitBreakerOpen"], "Impact")
+    assert blocks(section(pages["CircuitBreakerNotOpening"], "Diagnosis"), "bash")[0].splitlines()[0] == \
+        "curl -s http://<instance>/actuator/circuitbreakerevents/nexonApi"
+
+
+def test_maple_declares_the_nexon_fallback_and_keeps_its_guide_s_critical_page():
+    maple = load(ROOT / "specs" / "maple.yaml")
+    (nexon,) = [c for c in maple.components if c.kind.key == "breakers"]
+    assert "database" in nexon.spec.fallback and "database" not in nexon.spec.description
+    assert nexon.spec.alerts["CircuitBreakerOpen"].severity == "critical"  # section 9.2 files it as P0
+
+
+def test_queries_keep_the_cluster_label_where_the_rules_do():
+    """Behind Thanos or Mimir one query sees every cluster: merging them would hide the one that is open."""
+    fleet = SPRING.replace("team: payments}", "team: payments, cluster_label: cluster}")
+    for alert, page in render_pages(fleet).items():
+        for query in blocks(section(page, "Diagnosis"), "promql"):
+            assert re.search(r"\bby \(cluster, instance, ", query), (alert, query)
