@@ -19,6 +19,7 @@ import promql_parser
 from conftest import promtool, tool
 from e2e.harness import Failure, Proc, Prometheus, free_port, wait_until
 from obsgen import pipeline
+from obsgen.components import service
 from obsgen.spec import parse
 
 READY_TIMEOUT_S = 30.0
@@ -28,12 +29,14 @@ HISTORY_S = 30 * 60
 
 
 def render_pages(text: str) -> dict[str, str]:
-    """The runbook pages of a spec (its YAML ``text``), by alert name; the index is left out."""
+    """The runbook pages of a spec's components (its YAML ``text``), by alert name; the index and the pages of
+    the service's own alerts (components/service.py, tested on their own) are left out."""
     spec = parse(text, "test.yaml")
+    own = {d.name for d in service.KIND.alerts}
     out = {}
     for o in pipeline.render(spec):
         path = Path(o.path)
-        if path.parent.name == "runbooks" and path.name != "README.md":
+        if path.parent.name == "runbooks" and path.name != "README.md" and path.stem not in own:
             out[path.stem] = o.content
     return out
 
