@@ -145,8 +145,8 @@ def test_a_page_tells_the_history_of_its_own_pools_only():
                           "connection for 40 minutes; *checkouts* timed out.']}")
     one = pages(parse(text, "history.yaml"), db_pool.KIND)
     meaning = section(one["DbPoolExhausted"], "What it means")
-    assert ("Past incidents of `main` (DB pool):\n\n- 2024-05: a report held every connection for 40 minutes; "
-            "\\*checkouts\\* timed out.") in meaning
+    assert ("Past incidents of db pool `main` (from the spec's `history`):\n\n- 2024-05: a report held every "
+            "connection for 40 minutes; \\*checkouts\\* timed out.") in meaning
     assert "Past incidents of `reports`" not in meaning
     assert all("Past incidents" not in page for page in pages(parse(HIKARI, "hikari.yaml"), db_pool.KIND).values())
 
