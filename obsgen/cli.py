@@ -200,3 +200,10 @@ def schema() -> int:
 
     echo(json.dumps(load_schema(), indent=2, ensure_ascii=False))
     return 0
+
+
+# --------------------------------------------------------------------------- commands in their own modules
+
+from obsgen.diff.command import diff  # noqa: E402 - registered after the group exists
+
+obsgen.add_command(diff)

@@ -1,0 +1,63 @@
+"""``obsgen diff``: the command (registered on the ``obsgen`` group in obsgen/cli.py).
+
+Kept to argument handling: the comparison lives in the rest of the package, imported when the command
+runs (every ``obsgen`` run imports this module).
+"""
+
+from __future__ import annotations
+
+import click
+
+FORMATS = ("markdown", "text", "json")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="OLD NEW | --base GIT_REF [SPEC_OR_DIR]...")
+@click.option("--base", metavar="GIT_REF",
+              help="Build SPEC_OR_DIRs (default: specs) as they are at GIT_REF and in the work tree, then compare.")
+@click.option("--base-code", is_flag=True,
+              help="With --base: build the GIT_REF side with the obsgen source at GIT_REF (obsgen/), for reviewing "
+                   "a change to obsgen itself. Default: both sides with the running obsgen.")
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="markdown: one pull-request comment, starting with <!-- obsgen-diff -->; json: the documented "
+                   "contract (README).")
+@click.option("--fail-on", type=click.Choice(("risk", "change")),
+              help="Exit 1 when a risk flag is raised (risk) or when anything changed (change).")
+def diff(paths: tuple[str, ...], base: str | None, base_code: bool, fmt: str, fail_on: str | None) -> int:
+    """Review what a change does to alerting: compare two build outputs OLD and NEW, or the build of GIT_REF
+    with the work tree's (--base).
+
+    Reports alerts added, removed, renamed or changed (threshold looser or stricter, for, severity, labels,
+    annotations, receiver), recordings removed while still read, dashboard panels, SLO error budgets and
+    inhibitions, with risk flags first. Exit 0, or 1 when --fail-on matches; 2 for invalid input.
+    """
+    from pathlib import Path
+
+    from obsgen.cli import echo
+    from obsgen.diff import outputs
+    from obsgen.diff.compare import compare
+    from obsgen.diff.render import render
+
+    if base is None:
+        if base_code:
+            raise click.UsageError("--base-code needs --base GIT_REF")
+        if len(paths) != 2:
+            raise click.UsageError("give OLD and NEW (two output directories of `obsgen build`), or --base GIT_REF")
+        old, new = (outputs.load(Path(p), label=p) for p in paths)
+    else:
+        import tempfile
+
+        from obsgen.diff.base import BuildFailed, build_sides
+
+        with tempfile.TemporaryDirectory(prefix="obsgen-diff-") as work:
+            try:
+                old, new = build_sides(base, list(paths) or ["specs"], base_code=base_code, workdir=Path(work))
+            except BuildFailed as exc:
+                echo(exc.stderr, err=True, nl=False)
+                echo(f"obsgen: diff: {exc}", err=True)
+                return exc.code
+    report = compare(old, new)
+    echo(render(report, fmt), nl=False)
+    if fail_on == "risk" and report.risks or fail_on == "change" and report.changed:
+        return 1
+    return 0
