@@ -23,7 +23,15 @@ FORMATS = ("markdown", "text", "json")
                    "contract (README).")
 @click.option("--fail-on", type=click.Choice(("risk", "change")),
               help="Exit 1 when a risk flag is raised (risk) or when anything changed (change).")
-def diff(paths: tuple[str, ...], base: str | None, base_code: bool, fmt: str, fail_on: str | None) -> int:
+@click.option("--prometheus", metavar="URL",
+              help="For each changed alert, how often the old and the new rule would have fired on this "
+                   "Prometheus's data over --lookback.")
+@click.option("--lookback", default="7d", show_default=True, metavar="DURATION",
+              help="With --prometheus: how far back to evaluate.")
+@click.option("--at", metavar="TIME", help="With --prometheus: end of the lookback (RFC 3339 or Unix seconds; "
+                                           "default now).")
+def diff(paths: tuple[str, ...], base: str | None, base_code: bool, fmt: str, fail_on: str | None,
+         prometheus: str | None, lookback: str, at: str | None) -> int:
     """Review what a change does to alerting: compare two build outputs OLD and NEW, or the build of GIT_REF
     with the work tree's (--base).
 
@@ -38,6 +46,13 @@ def diff(paths: tuple[str, ...], base: str | None, base_code: bool, fmt: str, fa
     from obsgen.diff.compare import compare
     from obsgen.diff.render import render
 
+    window = None
+    if prometheus:
+        from obsgen.diff.backtest import Window
+
+        window = Window.of(lookback, _time(at))
+    elif at is not None:
+        raise click.UsageError("--at needs --prometheus URL")
     if base is None:
         if base_code:
             raise click.UsageError("--base-code needs --base GIT_REF")
@@ -57,7 +72,29 @@ def diff(paths: tuple[str, ...], base: str | None, base_code: bool, fmt: str, fa
                 echo(f"obsgen: diff: {exc}", err=True)
                 return exc.code
     report = compare(old, new)
+    if prometheus and window:
+        from obsgen.diff import backtest
+
+        backtest.run(report, prometheus, window)
     echo(render(report, fmt), nl=False)
     if fail_on == "risk" and report.risks or fail_on == "change" and report.changed:
         return 1
     return 0
+
+
+def _time(text: str | None) -> float:
+    """Unix seconds from ``--at`` (RFC 3339 or Unix seconds; now when absent)."""
+    import time
+    from datetime import datetime, timezone
+
+    if text is None:
+        return time.time()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither RFC 3339 nor Unix seconds", param_hint="'--at'") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()

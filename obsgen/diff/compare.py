@@ -109,7 +109,8 @@ def _changed(a: Service, b: Service, old: Alert, new: Alert, key: Key, *, status
     before, after = _route(a, old), _route(b, new)
     if before != after:
         changes.append(Receiver(before, after))
-    return AlertDiff(status, new.name, new.component, key[2], _severity(new), after, changes, renamed_from)
+    return AlertDiff(status, new.name, new.component, key[2], _severity(new), after, changes, renamed_from,
+                     rules=(old, new))
 
 
 def alert_changes(old: Alert, new: Alert) -> list[Change]:

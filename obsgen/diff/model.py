@@ -105,6 +105,32 @@ class Receiver(Change):
     new: Receivers
 
 
+@dataclass(frozen=True)
+class Firing:
+    """How an alert would have behaved over a stretch of real data."""
+
+    firings: int  # episodes, over all its instances
+    minutes: float  # minutes during which at least one instance fired
+
+    def as_json(self) -> dict:
+        return {"firings": self.firings, "minutes_firing": self.minutes}
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """The old and the new version of one alert evaluated over the same real data (``--prometheus``)."""
+
+    prometheus: str
+    lookback: str
+    old: Firing | None
+    new: Firing | None
+    error: str | None = None  # what Prometheus said when it refused a query
+
+    def as_json(self) -> dict:
+        return {"prometheus": self.prometheus, "lookback": self.lookback, "old": self.old and self.old.as_json(),
+                "new": self.new and self.new.as_json(), "error": self.error}
+
+
 @dataclass
 class AlertDiff:
     status: str  # added | removed | renamed | changed
@@ -115,11 +141,14 @@ class AlertDiff:
     receivers: Receivers  # where it goes now (before, for a removed alert)
     changes: list[Change] = field(default_factory=list)
     renamed_from: str | None = None
+    rules: tuple = field(default=(None, None), repr=False, compare=False)  # (old, new) outputs.Alert, for backtests
+    backtest: Backtest | None = None
 
     def as_json(self) -> dict:
         return {"status": self.status, "alert": self.name, "component": self.component,
                 "labels": dict(self.qualifiers), "severity": self.severity, "receivers": list(self.receivers),
-                "renamed_from": self.renamed_from, "changes": [c.as_json() for c in self.changes]}
+                "renamed_from": self.renamed_from, "changes": [c.as_json() for c in self.changes],
+                "backtest": self.backtest and self.backtest.as_json()}
 
 
 @dataclass

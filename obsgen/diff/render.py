@@ -14,9 +14,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from obsgen.diff.model import (AlertDiff, Annotation, Change, Condition, Duration, InhibitionDiff, Label, PanelDiff,
-                               Receiver, Receivers, RecordingDiff, Report, ServiceDiff, Severity, Side, Slo,
-                               SloDiff, Threshold)
+from obsgen.diff.model import (AlertDiff, Annotation, Backtest, Change, Condition, Duration, Firing, InhibitionDiff,
+                               Label, PanelDiff, Receiver, Receivers, RecordingDiff, Report, ServiceDiff, Severity,
+                               Side, Slo, SloDiff, Threshold)
 from obsgen.diff.risk import number, subject, times
 
 MARKER = "<!-- obsgen-diff -->"
@@ -155,7 +155,16 @@ def _alert(a: AlertDiff, st: Style) -> tuple[str, list[str]]:
         return item, [f"removed (was {a.severity or 'without severity'})"]
     # receivers last: they follow from the rest
     ordered = sorted(a.changes, key=lambda c: isinstance(c, Receiver))
-    return item, [change(c, st) for c in ordered]
+    return item, [change(c, st) for c in ordered] + ([_backtest(a.backtest, st)] if a.backtest else [])
+
+
+def _backtest(b: Backtest, st: Style) -> str:
+    def fired(f: Firing | None) -> str:
+        return "?" if f is None else f"fired {f.firings}× ({format(f.minutes, 'g')} min firing)"
+
+    if b.error:
+        return f"over the last {b.lookback}: Prometheus refused the query ({st.text(b.error)})"
+    return f"over the last {b.lookback} of {st.text(b.prometheus)}: old {fired(b.old)}, new {fired(b.new)}"
 
 
 def _recording(r: RecordingDiff, st: Style) -> tuple[str, list[str]]:
