@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
@@ -62,6 +62,8 @@ SPECS = {
     "reader": MAPLE + CUSTOM,
     "recording-removed": edit(MAPLE + CUSTOM, OCID_L2, "  - name: expectationV4"),
     "alert-renamed": edit(MAPLE + CUSTOM, "    threshold: 0.5\n", "    threshold: 0.5\n    alert: OcidTierHitRatioLow\n"),
+    "hostile": edit(MAPLE + CUSTOM, "    description: Share of OCID lookups",
+                    "    description: Pipes | and <b>tags</b>, `ticks`, *stars* and [links](x) in | a share of OCID lookups"),
 }
 # (golden, old, new)
 CASES = [("threshold-loosened", "base", "threshold-loosened"), ("severity-downgraded", "base", "severity-downgraded"),
@@ -278,6 +280,24 @@ def test_markdown_is_one_comment_marker_risks_first_one_table_per_service(builds
     rows = [line for line in lines if line.startswith("| pool |")]
     assert rows and all(line.count(" | ") == 3 for line in rows)  # four cells: no pipe leaked from the content
     assert "web-tickets → ops-tickets" in out
+
+
+def test_text_from_the_outputs_cannot_break_the_markdown(builds, monkeypatch):
+    """A description with pipes, HTML, backticks and emphasis stays inside its code span and its cell."""
+    out = diff(builds, monkeypatch, "reader", "hostile", "--format", "markdown").stdout
+    (row,) = [line for line in out.splitlines() if line.startswith("| ocid-l2-hit-ratio |")]
+    assert len(re.findall(r"(?<!\\)\|", row)) == 5  # four cells
+    assert "``Pipes \\| and <b>tags</b>, `ticks`, *stars* and [links](x) in \\| a share" in row
+    outside_code = re.sub(r"(`+).*?\1", "", row)
+    assert not re.search(r"<b>|\*stars\*|\[links\]", outside_code)
+
+
+def test_text_format_golden(builds, monkeypatch):
+    result = diff(builds, monkeypatch, "base", "severity-downgraded")
+    path = GOLDEN / "severity-downgraded.txt"
+    if UPDATE:
+        path.write_text(result.stdout)
+    assert result.exit_code == 0 and result.stdout == path.read_text(), f"regenerate with OBSGEN_UPDATE_GOLDEN=1: {path}"
 
 
 # --------------------------------------------------------------------------- routing against Alertmanager

@@ -39,47 +39,55 @@ def diff(paths: tuple[str, ...], base: str | None, base_code: bool, fmt: str, fa
     annotations, receiver), recordings removed while still read, dashboard panels, SLO error budgets and
     inhibitions, with risk flags first. Exit 0, or 1 when --fail-on matches; 2 for invalid input.
     """
-    from pathlib import Path
-
     from obsgen.cli import echo
-    from obsgen.diff import outputs
     from obsgen.diff.compare import compare
     from obsgen.diff.render import render
 
-    window = None
-    if prometheus:
-        from obsgen.diff.backtest import Window
-
-        window = Window.of(lookback, _time(at))
-    elif at is not None:
-        raise click.UsageError("--at needs --prometheus URL")
-    if base is None:
-        if base_code:
-            raise click.UsageError("--base-code needs --base GIT_REF")
-        if len(paths) != 2:
-            raise click.UsageError("give OLD and NEW (two output directories of `obsgen build`), or --base GIT_REF")
-        old, new = (outputs.load(Path(p), label=p) for p in paths)
-    else:
-        import tempfile
-
-        from obsgen.diff.base import BuildFailed, build_sides
-
-        with tempfile.TemporaryDirectory(prefix="obsgen-diff-") as work:
-            try:
-                old, new = build_sides(base, list(paths) or ["specs"], base_code=base_code, workdir=Path(work))
-            except BuildFailed as exc:
-                echo(exc.stderr, err=True, nl=False)
-                echo(f"obsgen: diff: {exc}", err=True)
-                return exc.code
-    report = compare(old, new)
+    window = _window(prometheus, lookback, at)
+    report = compare(*_sides(paths, base, base_code))
     if prometheus and window:
         from obsgen.diff import backtest
 
         backtest.run(report, prometheus, window)
     echo(render(report, fmt), nl=False)
-    if fail_on == "risk" and report.risks or fail_on == "change" and report.changed:
-        return 1
-    return 0
+    return 1 if fail_on == "risk" and report.risks or fail_on == "change" and report.changed else 0
+
+
+def _sides(paths: tuple[str, ...], base: str | None, base_code: bool):
+    """The two outputs: the directories given, or the builds of GIT_REF and of the work tree."""
+    from pathlib import Path
+
+    from obsgen.diff import outputs
+
+    if base is None:
+        if base_code:
+            raise click.UsageError("--base-code needs --base GIT_REF")
+        if len(paths) != 2:
+            raise click.UsageError("give OLD and NEW (two output directories of `obsgen build`), or --base GIT_REF")
+        return tuple(outputs.load(Path(p), label=p) for p in paths)
+    import tempfile
+
+    from obsgen.cli import echo
+    from obsgen.diff.base import BuildFailed, build_sides
+
+    with tempfile.TemporaryDirectory(prefix="obsgen-diff-") as work:
+        try:
+            return build_sides(base, list(paths) or ["specs"], base_code=base_code, workdir=Path(work))
+        except BuildFailed as exc:  # the build's own report (file:line:col problems), then which side failed
+            echo(exc.stderr, err=True, nl=False)
+            echo(f"obsgen: diff: {exc}", err=True)
+            raise click.exceptions.Exit(exc.code if exc.code in (2, 70, 74, 130) else 70) from None
+
+
+def _window(prometheus: str | None, lookback: str, at: str | None):
+    """The backtest window, checked before anything is built."""
+    if prometheus:
+        from obsgen.diff.backtest import Window
+
+        return Window.of(lookback, _time(at))
+    if at is not None:
+        raise click.UsageError("--at needs --prometheus URL")
+    return None
 
 
 def _time(text: str | None) -> float:

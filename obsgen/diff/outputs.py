@@ -123,7 +123,10 @@ def _rules(path: Path, service: Service) -> None:
     if not isinstance(groups, list):
         raise NotAnOutput(f"{path}: not a Prometheus rule file (no `groups:`)")
     for group in groups:
-        for rule in (group or {}).get("rules") or ():
+        rules = group.get("rules") if isinstance(group, Mapping) else None
+        if not isinstance(rules, list) or not all(isinstance(rule, Mapping) for rule in rules):
+            raise NotAnOutput(f"{path}: not a Prometheus rule file (a group without a list of rules)")
+        for rule in rules:
             labels = _pairs(rule.get("labels"))
             if "alert" in rule:
                 service.alerts.append(Alert(str(rule["alert"]), str(rule.get("expr", "")), str(rule.get("for", "")),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from obsgen.diff.model import (AlertDiff, Annotation, Backtest, Change, Condition, Duration, Firing, InhibitionDiff,
                                Label, PanelDiff, Receiver, Receivers, RecordingDiff, Report, ServiceDiff, Severity,
                                Side, Slo, SloDiff, Threshold)
-from obsgen.diff.risk import number, subject, times
+from obsgen.diff.risk import number, times
 
 MARKER = "<!-- obsgen-diff -->"
 _NOUNS = {"alerts": "alert", "recordings": "recording", "panels": "panel", "slos": "SLO", "inhibitions": "inhibition"}
