@@ -1,3 +1,3 @@
 from obsgen.cli import main
 
-main()
+main(prog_name="obsgen")
