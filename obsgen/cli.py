@@ -155,6 +155,7 @@ def build(ctx: click.Context, specs: tuple[str, ...], out: str, check: bool, job
     result = fleet.build(spec_files(specs, exclude=root), root, inputs=specs, check=check,
                          jobs=jobs or fleet.default_jobs(), options={k: ctx.params[k] for k in RENDER_OPTIONS},
                          progress=sys.stderr)
+    _report_warnings(result.warnings)
     plan = result.plan
     if check:
         _report_check(plan)
@@ -162,6 +163,12 @@ def build(ctx: click.Context, specs: tuple[str, ...], out: str, check: bool, job
     touched = len(plan.changed) + len(plan.missing) + len(plan.orphaned)
     echo(f"obsgen: {result.services} service(s) built into {root}/ ({touched} file(s) changed)", err=True)
     return 0
+
+
+def _report_warnings(warnings) -> None:
+    """What builds but will not work where it is used: on stderr, never in the exit code."""
+    for w in warnings:
+        echo(str(w), err=True)
 
 
 def _report_check(plan) -> None:
@@ -183,7 +190,8 @@ def validate(specs: tuple[str, ...], jobs: int | None) -> int:
     """Check SPECs (files or directories) without writing anything."""
     from obsgen import fleet
 
-    n = fleet.validate(spec_files(specs), jobs=jobs or fleet.default_jobs(), progress=sys.stderr)
+    n, warnings = fleet.validate(spec_files(specs), jobs=jobs or fleet.default_jobs(), progress=sys.stderr)
+    _report_warnings(warnings)
     echo(f"obsgen: {n} spec(s) valid", err=True)
     return 0
 

@@ -169,6 +169,7 @@ class Done:
     service: str | None
     plan: writer.Plan | None = None
     problems: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
 
 
 def _render(task: Task) -> Done:
@@ -187,16 +188,16 @@ def _render(task: Task) -> Done:
     p = writer.plan_service(Path(task.root), name, outputs, spec=task.key)
     if task.staging is not None:
         writer.stage(p, Path(task.staging) / str(task.index))
-    return Done(task.index, task.path, name, p.light(keep_diff=task.staging is None))
+    return Done(task.index, task.path, name, p.light(keep_diff=task.staging is None), warnings=list(spec.warnings))
 
 
 def _validate(task: Task) -> Done:
     from obsgen.errors import SpecError
-    from obsgen import pipeline
     from obsgen.spec import load
 
     try:
-        return Done(task.index, task.path, pipeline.build(load(Path(task.path))).service.name)
+        spec = load(Path(task.path))
+        return Done(task.index, task.path, spec.service.name, warnings=list(spec.warnings))
     except SpecError as exc:
         return Done(task.index, task.path, None, problems=exc.problems)
 
@@ -343,6 +344,8 @@ class Result:
     rendered: int
     skipped: int
     removed: list[str] = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    """What builds but will not work where it is used, for the specs rendered (not those skipped unchanged)."""
 
 
 class _Scope:
@@ -425,7 +428,7 @@ def build(paths: Sequence[Path], root: Path, *, inputs: Sequence[str | Path] = (
         total = writer.Plan(root)
         for name in sorted(plans):
             total.extend(plans[name])  # type: ignore[arg-type]
-        result = Result(total, len(items), len(tasks), len(skipped), removed)
+        result = Result(total, len(items), len(tasks), len(skipped), removed, [w for d in results for w in d.warnings])
         if not check:
             if total.conflicts:
                 raise UsageError("refusing to overwrite files obsgen did not write: " + ", ".join(
@@ -493,8 +496,9 @@ def _cache_files(root: Path, state: dict[str, dict], fingerprints: dict[str, str
     return out
 
 
-def validate(paths: Sequence[Path], *, jobs: int = 1, progress=None) -> int:
-    """Check every spec (in parallel); raises :class:`~obsgen.errors.SpecError` with every problem."""
+def validate(paths: Sequence[Path], *, jobs: int = 1, progress=None) -> tuple[int, list]:
+    """Check every spec (in parallel); the number checked and their warnings. Raises
+    :class:`~obsgen.errors.SpecError` with every problem."""
     from obsgen.errors import SpecError
 
     bar = Progress(len(paths), progress, "validating")
@@ -507,7 +511,7 @@ def validate(paths: Sequence[Path], *, jobs: int = 1, progress=None) -> int:
     problems += duplicate_problems((d.service, d.path) for d in results if d.service)
     if problems:
         raise SpecError(problems)
-    return len(results)
+    return len(results), [w for d in results for w in d.warnings]
 
 
 def default_jobs() -> int:
