@@ -86,9 +86,9 @@ def test_slo_rules_go_to_their_own_file_with_a_fast_and_a_slow_test_clock():
 def test_latency_slo_counts_requests_slower_than_the_bucket_bound():
     text = spec_text(objective=0.99, extra="    sli: latency\n    latency_threshold: 500ms\n")
     groups = pipeline.rule_groups(parse(text, "t.yaml"))
-    rec = next(r for g in groups for r in g.rules if getattr(r, "record", "") == "slo:sli_errors:rate5m")
-    assert 'http_server_requests_seconds_count{job="shop"}[5m]' in rec.expr
-    assert 'http_server_requests_seconds_bucket{job="shop", le="0.5"}[5m]' in rec.expr
+    rec = {r.record: r.expr for g in groups for r in g.rules if getattr(r, "record", "")}
+    assert 'http_server_requests_seconds_count{job="shop"}[5m]' in rec["slo:sli_requests:rate5m"]
+    assert 'http_server_requests_seconds_bucket{job="shop", le="0.5"}[5m]' in rec["slo:sli_errors:rate5m"]
 
 
 def test_slo_dashboard_draws_budget_sli_and_burn_rates_with_the_thresholds():

@@ -142,14 +142,27 @@ def latency_keys(spec: HttpSpec) -> list[str]:
     return [k for k in (*QUANTILES, AVG) if k in used]
 
 
+def or_zero(errors: str, requests: str) -> str:
+    """``errors``, or 0 for each route that served ``requests``: the 5xx child of a route's request counter
+    (``status="5xx"``, ``outcome="SERVER_ERROR"``) has no series until its first server error."""
+    return f"{errors}\nor\n0 * {requests}"
+
+
+def per_request(errors: str, requests: str) -> str:
+    """``errors / requests``; 0 for a route without requests in the window (0/0: no request, no failure) and
+    for a route whose 5xx series does not exist yet (see :func:`or_zero`)."""
+    return f"{errors}\n/\n({requests} > 0)\nor\n0 * {requests}"
+
+
 def _recordings(c: Component) -> list[Rule]:
     spec: HttpSpec = c.spec  # type: ignore[assignment]
     by, win, static = by_labels(c, spec.route_label), FIVE_MIN, _static(c)
     pick = matchers(static)
     out: list[Rule] = [
         Recording(REQUESTS, f"sum {by} (rate({c.select('requests')}[{win}]))", static),
-        Recording(ERROR_RATE, f"sum {by} (rate({c.select('errors')}[{win}]))", static),
-        Recording(ERROR_RATIO, f"{ERROR_RATE}{pick}\n/\n{REQUESTS}{pick}", static),
+        Recording(ERROR_RATE, or_zero(f"sum {by} (rate({c.select('errors')}[{win}]))", f"sum {by} ({REQUESTS}{pick})"),
+                  static),
+        Recording(ERROR_RATIO, per_request(f"{ERROR_RATE}{pick}", f"{REQUESTS}{pick}"), static),
     ]
     keys = latency_keys(spec)
     if keys:
@@ -377,11 +390,23 @@ def check(given: Given) -> list[Finding]:
     return out
 
 
+def _summed(c: Component, signal: str, by: str = "") -> str:
+    """The rate of ``signal`` over the dashboard's selection, summed ``by`` some labels (or over everything)."""
+    return f"sum {by + ' ' if by else ''}({rate(sel(c, signal))})"
+
+
+def _ratio(c: Component, by: str = "") -> str:
+    """The 5xx share of requests, 0 where requests were served without a 5xx (see :func:`per_request`)."""
+    return per_request(_summed(c, "errors", by), _summed(c, "requests", by))
+
+
 def panels(c: Component) -> ComponentPanels:
     spec: HttpSpec = c.spec  # type: ignore[assignment]
     route = spec.route_label
     by = f"by ({route})"
     default = targets(spec)[-1]
+
+    errors = or_zero(_summed(c, "errors", by), _summed(c, "requests", by))
     listed = "; ".join(
         f"{t.route}: " + ", ".join([f"5xx {pct(t.error_ratio_max)}"] + [f"{k} {v}" for k, v in t.latency.items()])
         for t in targets(spec)[:-1])
@@ -393,15 +418,14 @@ def panels(c: Component) -> ComponentPanels:
             description=(f"Share of requests answered 5xx per route, all instances. Above "
                          f"{pct(default.error_ratio_max)} for 5m while a route serves at least "
                          f"{number(default.min_rate)} req/s fires HttpErrorRateHigh.{own}"),
-            queries=(Query(f"sum {by} ({rate(sel(c, 'errors'))})\n/\nsum {by} ({rate(sel(c, 'requests'))})",
-                           f"{{{{{route}}}}}"),),
+            queries=(Query(_ratio(c, by), f"{{{{{route}}}}}"),),
         ),
         Panel(
             title=f"{c.name}: requests by route", unit="reqps", runbooks=("HttpErrorRateHigh", "HttpLatencyHigh"),
             description=(f"Requests per second per route, all instances. Routes under "
                          f"{number(default.min_rate)} req/s are not judged (too few requests for a ratio or a "
                          "percentile to mean anything)."),
-            queries=(Query(f"sum {by} ({rate(sel(c, 'requests'))})", f"{{{{{route}}}}}"),),
+            queries=(Query(_summed(c, "requests", by), f"{{{{{route}}}}}"),),
         ),
     ]
     for key in latency_keys(spec):
@@ -423,13 +447,13 @@ def panels(c: Component) -> ComponentPanels:
     detail.append(Panel(
         title=f"{c.name}: 5xx by route", unit="reqps", runbooks=("HttpErrorRateHigh",),
         description="Requests answered 5xx per second per route, all instances: how many users see an error.",
-        queries=(Query(f"sum {by} ({rate(sel(c, 'errors'))})", f"{{{{{route}}}}}"),),
+        queries=(Query(errors, f"{{{{{route}}}}}"),),
     ))
     health = Panel(
         title=f"HTTP {c.name}: 5xx ratio", kind="stat", unit="percentunit", width=6, height=5,
         thresholds=above(default.error_ratio_max), runbooks=("HttpErrorRateHigh",),
         description=f"Share of all requests to {c.name} answered 5xx, all routes and instances.",
-        queries=(Query(f"sum ({rate(sel(c, 'errors'))})\n/\nsum ({rate(sel(c, 'requests'))})", c.name),),
+        queries=(Query(_ratio(c), c.name),),
     )
     return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
 

@@ -200,34 +200,63 @@ def _requests(window: Duration) -> str:
     return f"slo:sli_requests:rate{window}"
 
 
-def _rates(c: Component, spec: SloSpec, window: Duration) -> tuple[str, str]:
-    """PromQL for (bad events/s, all events/s) over ``window``, summed over every instance."""
-    base = _base(c)
-    # across instances, but never across the clusters of a fleet (``service.cluster_label``)
-    total_of = f"sum by ({c.service.cluster_label}) " if c.service.cluster_label else "sum"
+def _errors(window: Duration) -> str:
+    return f"slo:sli_errors:rate{window}"
+
+
+def _total_of(c: Component) -> str:
+    """Sums across instances, but never across the clusters of a fleet (``service.cluster_label``)."""
+    return f"sum by ({c.service.cluster_label}) " if c.service.cluster_label else "sum"
+
+
+def _per_event(bad: str, total: str) -> str:
+    """``bad / total``, and 0 where ``total`` is 0: a window without events is a window without failures.
+
+    Idle time neither spends budget nor turns the ratio into NaN (0/0). Where ``bad``
+    has no series the result has none either (a latency SLO whose bucket is missing
+    shows no data rather than a perfect score).
+    """
+    return f"{bad}\n/\n({total} > 0)\nor\n0 * {bad}"
+
+
+def _bad(c: Component, spec: SloSpec, window: Duration) -> str:
+    """Bad events/s over ``window``, summed over every instance; reads ``slo:sli_requests:rate<window>``.
+
+    An error counter that is one status or outcome of the request family
+    (``status="5xx"``, ``outcome="SERVER_ERROR"``) has no series until the first
+    error (client libraries create a label child on first use): a service that
+    serves requests and no error has 0 errors/s, not none. A service without
+    requests gets no series at all.
+    """
+    total_of, requests = _total_of(c), f"{_requests(window)}{matchers(_tag(c))}"
     if spec.sli == "latency":
-        total = f"{total_of}(rate({c.select('latency_count', base=base)}[{window}]))"
-        fast = f"{total_of}(rate({c.select('latency_bucket', {'le': spec.bucket_bound}, base=base)}[{window}]))"
-        return f"(\n  {total}\n  -\n  {fast}\n)", total
-    return (f"{total_of}(rate({c.select('errors', base=base)}[{window}]))",
-            f"{total_of}(rate({c.select('requests', base=base)}[{window}]))")
+        fast = c.select("latency_bucket", {"le": spec.bucket_bound}, base=_base(c))
+        return f"{total_of}({requests})\n-\n{total_of}(rate({fast}[{window}]))"
+    return f"{total_of}(rate({c.select('errors', base=_base(c))}[{window}]))\nor\n0 * {total_of}({requests})"
+
+
+def _raw(c: Component, spec: SloSpec, window: Duration) -> list[Rule]:
+    """Requests, errors and their ratio over ``window`` straight from the counters, each counter read once."""
+    tag, pick = _tag(c), matchers(_tag(c))
+    total = c.select("latency_count" if spec.sli == "latency" else "requests", base=_base(c))
+    return [Recording(_requests(window), f"{_total_of(c)}(rate({total}[{window}]))", tag),
+            Recording(_errors(window), _bad(c, spec, window), tag),
+            Recording(_ratio(window), _per_event(f"{_errors(window)}{pick}", f"{_requests(window)}{pick}"), tag)]
+
+
+def _long(c: Component, window: Duration) -> Rule:
+    """The ratio over a long window from the recorded 5m rates: every evaluation weighs alike, idle ones add 0."""
+    pick = matchers(_tag(c))
+    return Recording(_ratio(window), _per_event(f"sum_over_time({_errors(BASE)}{pick}[{window}])",
+                                                f"sum_over_time({_requests(BASE)}{pick}[{window}])"), _tag(c))
 
 
 def _recordings(c: Component, spec: SloSpec) -> list[Rule]:
-    tag, pick = _tag(c), matchers(_tag(c))
-    bad, total = _rates(c, spec, BASE)
-    out: list[Rule] = [Recording("slo:sli_errors:rate5m", bad, tag), Recording(_requests(BASE), total, tag)]
-    for window in RAW_WINDOWS:
-        bad, total = _rates(c, spec, window)
-        out.append(Recording(_ratio(window), f"{bad}\n/\n{total}", tag))
-    for window in sorted(set(LONG_WINDOWS) | {spec.window}):
-        out.append(Recording(_ratio(window), f"sum_over_time(slo:sli_errors:rate5m{pick}[{window}])\n/\n"
-                                             f"sum_over_time({_requests(BASE)}{pick}[{window}])", tag))
-    for window in sorted({cond.long for a in (FAST, SLOW) for cond in a.conditions}):
-        expr = (_rates(c, spec, window)[1] if window in RAW_WINDOWS
-                else f"avg_over_time({_requests(BASE)}{pick}[{window}])")
-        out.append(Recording(_requests(window), expr, tag))
-    return out
+    out = [rule for window in RAW_WINDOWS for rule in _raw(c, spec, window)]
+    out += [_long(c, window) for window in sorted(set(LONG_WINDOWS) | {spec.window})]
+    guards = sorted({cond.long for a in (FAST, SLOW) for cond in a.conditions} - set(RAW_WINDOWS))
+    pick = matchers(_tag(c))
+    return out + [Recording(_requests(w), f"avg_over_time({_requests(BASE)}{pick}[{w}])", _tag(c)) for w in guards]
 
 
 def min_events(spec: SloSpec, cond: Condition) -> int:

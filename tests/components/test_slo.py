@@ -1,0 +1,107 @@
+"""SLO recordings against known worlds in promtool: a healthy service whose error counter has no series yet, a
+service that never served anything, and idle windows (a quiet night) that must neither turn the budget into NaN
+nor poison it for the length of the SLO window (Sloth issues 133, 231, 657)."""
+
+from __future__ import annotations
+
+import pytest
+
+from obsgen.spec import parse
+
+from .world import Expect, build, grafana, panel_queries, passes, run
+
+WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")
+SLO = '{service="shop", slo="api"}'
+
+
+def spec(profile: str, extra: str = "", objective: float = 0.99):
+    return parse(f"apiVersion: obsgen/v1\nservice: {{name: shop, team: web, profile: {profile}}}\n"
+                 f"slos:\n  - name: api\n    objective: {objective}\n{extra}", "t.yaml")
+
+
+def ratio(window: str) -> str:
+    return f"slo:sli_error:ratio_rate{window}{SLO}"
+
+
+def near(expr: str, value: float, tolerance: float = 1e-6) -> Expect:
+    """``expr`` within ``tolerance`` of ``value`` (NaN and no series both fail)."""
+    return f"abs(({expr}) - {value}) < bool {tolerance}"
+
+
+def every_ratio(at: str, value: float) -> list[Expect]:
+    return [Expect(at, near(ratio(w), value), {SLO: 1}) for w in WINDOWS]
+
+
+# Two instances at 5 req/s each, for 3h, every request served without a server error (4xx are not errors). The
+# error child of the request family (status="5xx", outcome="SERVER_ERROR") was never created.
+HEALTHY = {
+    "python": {
+        f'http_requests_total{{job="shop", handler="/orders", method="GET", status="{status}", instance="{i}"}}':
+            f"0+{per_minute}x180"
+        for i in ("a:8000", "b:8000") for status, per_minute in (("2xx", 294), ("4xx", 6))},
+    "micrometer": {
+        f'http_server_requests_seconds_count{{job="shop", uri="/orders", method="GET", status="{status}", '
+        f'outcome="{outcome}", exception="None", instance="{i}"}}': f"0+{per_minute}x180"
+        for i in ("a:8080", "b:8080") for status, outcome, per_minute in (("200", "SUCCESS", 294),
+                                                                       ("404", "CLIENT_ERROR", 6))},
+}
+
+
+@pytest.mark.parametrize("profile", ["python", "micrometer"])
+def test_a_healthy_service_whose_error_counter_has_no_series_records_an_error_ratio_of_zero(tmp_path, profile):
+    out = build(tmp_path, spec(profile))
+    passes(run(out, HEALTHY[profile], every_ratio("3h", 0)))
+
+
+@pytest.mark.parametrize("profile", ["python", "micrometer"])
+def test_the_slo_dashboard_shows_a_full_budget_and_no_burn_on_a_healthy_service(tmp_path, profile):
+    out = build(tmp_path, spec(profile))
+    panels = panel_queries(out, "slo")
+    expects = [Expect("3h", near(e, 1), {SLO: 1}) for e in panels["api: SLI against the objective"]]
+    expects += [Expect("3h", near(e, 1), {SLO: 1}) for e in panels["api: error budget remaining"]]
+    expects += [Expect("3h", near(e, 0), {SLO: 1}) for e in panels["api: burn rate per window"]]
+    overview = panel_queries(out, "service-overview")
+    expects += [Expect("3h", near(grafana(e), 1), {SLO: 1}) for e in overview["SLO api: budget left"]]
+    passes(run(out, HEALTHY[profile], expects))
+
+
+def test_a_healthy_latency_slo_records_zero_and_a_missing_bucket_records_nothing(tmp_path):
+    """Every request faster than the bound: 0 over every window. A bucket bound the histogram lacks is not a
+    perfect score: its SLO has no series (the dashboard shows no data, not 100%)."""
+    out = build(tmp_path, spec("python", "    sli: latency\n    latency_threshold: 500ms\n"))
+    base = 'http_request_duration_seconds{kind}{{job="shop", handler="/orders", method="GET", instance="a:8000"{le}}}'
+    world = {base.format(kind="_count", le=""): "0+600x180",
+             **{base.format(kind="_bucket", le=f', le="{le}"'): "0+600x180" for le in ("0.1", "0.5", "1.0", "+Inf")}}
+    passes(run(out, world, every_ratio("3h", 0)))
+    del world[base.format(kind="_bucket", le=', le="0.5"')]
+    passes(run(out, world, [Expect("3h", ratio(w)) for w in WINDOWS]))
+
+
+def test_a_service_that_never_served_a_request_gets_no_slo_series(tmp_path):
+    out = build(tmp_path, spec("python"))
+    world = {'up{job="shop", instance="a:8000"}': "1x180"}
+    expects = [Expect("3h", f'{{__name__=~"slo:.*", service="shop"}}')]
+    passes(run(out, world, expects))
+
+
+def test_an_idle_night_neither_spends_nor_poisons_the_budget(tmp_path):
+    """2h at 10 req/s with 0.5% errors (half the 1% budget), 26h without a single request, then 2h clean.
+
+    Idle windows count no events and no errors: the short windows read 0 (not NaN) during the night, the 1d
+    window too once the night is a day long, and the 30d budget stays exactly half spent through it; the clean
+    traffic afterwards dilutes the ratio by events (0.5% of 2h of requests over 4h of requests = 0.25%).
+    """
+    out = build(tmp_path, spec("python"))
+    base = 'http_requests_total{{job="shop", handler="/orders", method="GET", status="{}", instance="a:8000"}}'
+    world = {base.format("5xx"): "0+3x120 360+0x1560 360+0x120",
+             base.format("2xx"): "0+597x120 71640+0x1560 71640+600x120"}
+    budget_left = "1 - slo:sli_error:ratio_rate30d{service=\"shop\", slo=\"api\"} / 0.01"
+    expects = [Expect("2h", near(ratio(w), 0.005), {SLO: 1}) for w in ("5m", "30m", "1h")]
+    expects += [Expect("9h", near(ratio(w), 0), {SLO: 1}) for w in ("5m", "30m", "1h", "2h", "6h")]
+    expects += [Expect("9h", near(ratio(w), 0.005), {SLO: 1}) for w in ("1d", "3d", "30d")]
+    expects += [Expect("28h", near(ratio("1d"), 0), {SLO: 1}), Expect("28h", near(ratio("30d"), 0.005), {SLO: 1}),
+                Expect("28h", near(budget_left, 0.5), {SLO: 1})]
+    expects += [Expect("30h", near(ratio("30d"), 0.0025, 1e-4), {SLO: 1}),
+                Expect("30h", near(budget_left, 0.75, 1e-2), {SLO: 1})]
+    passes(run(out, world, expects))
+
