@@ -105,3 +105,70 @@ def test_an_idle_night_neither_spends_nor_poisons_the_budget(tmp_path):
                 Expect("30h", near(budget_left, 0.75, 1e-2), {SLO: 1})]
     passes(run(out, world, expects))
 
+
+# ------------------------------------------------------------------ detection times (issue 17)
+
+import random  # noqa: E402
+
+from obsgen.components import slo  # noqa: E402
+from obsgen.errors import SpecError  # noqa: E402
+from obsgen.model.types import Duration  # noqa: E402
+
+MINUTE, HOUR = Duration.parse("1m"), Duration.parse("1h")
+OBJECTIVES = (0.9307, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.999999)
+SLO_WINDOWS = ("3d", "10d", "28d", "30d", "90d")
+
+
+def slo_spec(objective: float, window: str, min_events: int | None = None) -> slo.SloSpec | None:
+    """The SLO, or None where obsgen refuses the objective for the window (no page could ever fire)."""
+    extra = f"    window: {window}\n" + (f"    min_events: {min_events}\n" if min_events else "")
+    try:
+        return spec("micrometer", extra, objective).components[0].spec  # type: ignore[return-value]
+    except SpecError:
+        return None
+
+
+# Burn factors around the thresholds of the windows above (1×, 1.44×, 2×, 3×, 4.8×, 5.6×, 6×, 13.44×, 14.4×, 18×,
+# 43.2×) but never on one: where a window's exact error ratio equals its threshold, float rounding decides `>`
+# (here as in Prometheus), and no story obsgen writes puts a check there.
+BURNS = (0.0, 0.5, 0.99, 1.01, 1.43, 2.05, 2.9, 4.7, 5.9, 6.1, 10.0, 14.3, 14.5, 21.6, 50.0, 100.0, 1000.0)
+
+
+def random_story(rng: random.Random, budget: float) -> tuple[slo.Segment, ...]:
+    """Clean traffic, bursts, idle spells and low traffic in random order: 1 to 5 segments, up to ~11h."""
+    segments = []
+    for _ in range(rng.randint(1, 5)):
+        span = MINUTE * rng.randint(1, 180)
+        rate = rng.choice([0.0, 0.001, 0.05, 1.0, 10.0, 37.5, 200.0])
+        burn = rng.choice(BURNS)
+        segments.append((span, rate, min(1.0, burn * budget)))
+    return tuple(segments)
+
+
+def cases(count: int, seed: int):
+    rng = random.Random(seed)
+    for _ in range(count):
+        objective, window = rng.choice(OBJECTIVES), rng.choice(SLO_WINDOWS)
+        spec_ = slo_spec(objective, window, rng.choice([None, None, 1, 250, 10_000]))
+        if spec_ is None:
+            continue
+        yield spec_, rng.choice([slo.FAST, slo.SLOW]), random_story(rng, spec_.budget)
+
+
+def generated_stories():
+    """Every story obsgen writes into promtool tests, for every objective and window above and two tunings."""
+    for objective in OBJECTIVES:
+        for window in SLO_WINDOWS:
+            spec_ = slo_spec(objective, window)
+            for page_for, ticket_for in (("1m", "5m"), ("2m15s", "2h")) if spec_ else ():
+                for story in slo._stories(spec_, Duration.parse(page_for), Duration.parse(ticket_for)):
+                    for alert in (slo.FAST, slo.SLOW):
+                        yield spec_, alert, story.segments
+
+
+def test_running_totals_find_the_same_detection_times_as_the_minute_by_minute_replay():
+    checked = 0
+    for spec_, alert, segments in [*generated_stories(), *cases(400, seed=14)]:
+        assert slo._detect(spec_, alert, segments) == slo._simulate(spec_, alert, segments), (spec_, alert, segments)
+        checked += 1
+    assert checked > 1000
