@@ -354,7 +354,7 @@ def panels(c: Component) -> ComponentPanels:
 # Each story is one set of request counters, told to both alerts in a test group of
 # its own: a fast burn pages on time; slow burns ticket on time (each condition
 # alone) and do not page; errors within the budget and a failing trickle of traffic
-# fire nothing. Detection times are not guessed: ``_simulate`` replays the story
+# fire nothing. Detection times are not guessed: ``_detect`` replays the story
 # minute by minute through the recordings as Prometheus computes them.
 
 Segment = tuple[Duration, float, float]
@@ -376,67 +376,42 @@ def _per_minute(segments: tuple[Segment, ...]) -> tuple[list[float], list[float]
     return requests, errors
 
 
-def _simulate(spec: SloSpec, alert: BurnAlert, segments: tuple[Segment, ...]) -> Duration | None:
-    """The first evaluation at which one of ``alert``'s conditions holds, as the recordings would see it.
-
-    ``rate(x[W])`` at a 1m clock spans the last W/1m - 1 increments (both rates of a
-    ratio alike, so extrapolation cancels); the long windows sum the recorded 5m
-    rates (last 4 increments) over the evaluations within W.
-    """
-    requests, errors = _per_minute(segments)
-
-    def raw(values: list[float], t: int, window: Duration) -> float:
-        return sum(values[max(0, t - window.millis // STEP.millis + 1): t])
-
-    five = [(raw(errors, t, BASE), raw(requests, t, BASE)) for t in range(len(requests) + 1)]
-
-    def ratio(t: int, window: Duration) -> tuple[float, float]:
-        if window in RAW_WINDOWS:
-            bad, total = raw(errors, t, window), raw(requests, t, window)
-            return (bad / total if total else 0.0), total * window.millis / (window.millis - STEP.millis)
-        picked = five[max(0, t - window.millis // STEP.millis + 1): t + 1]
-        bad, total = sum(e for e, _ in picked), sum(r for _, r in picked)
-        return (bad / total if total else 0.0), total / len(picked) / 4 * window.millis / STEP.millis
-
-    for t in range(1, len(requests) + 1):
-        for cond in alert.conditions:
-            threshold = cond.burn(spec.window) * spec.budget
-            long_ratio, long_requests = ratio(t, cond.long)
-            if long_ratio > threshold and ratio(t, cond.short)[0] > threshold \
-                    and long_requests >= min_events(spec, cond):
-                return STEP * t
-    return None
-
-
 def _running(values: list[float]) -> list[float]:
     """Running totals with a leading 0: ``sum(values[a:b])`` is ``out[b] - out[a]``."""
     return [0.0, *accumulate(values)]
 
 
+def _trailing(values: list[float], n: int, count: int, through: int = 0) -> list[float]:
+    """Per evaluation ``t`` in 0 … ``count``, ``sum(values[max(0, t - n + 1) : t + through])``."""
+    running = _running(values)
+    return [running[t + through] - running[max(0, t - n + 1)] for t in range(count + 1)]
+
+
 def _windows(requests: list[float], errors: list[float], window: Duration) -> tuple[list[float], list[float]]:
-    """Per evaluation ``t`` (0 … len), the error ratio over ``window`` and the requests it holds, as
-    :func:`_simulate` defines them, each from two running totals instead of a sum over the window."""
-    n, five = window.millis // STEP.millis, BASE.millis // STEP.millis
-    bad, total, end = _running(errors), _running(requests), len(requests)
-    if window in RAW_WINDOWS:  # rate(x[W]) at t spans the increments of minutes t-n+1 … t-1
-        starts = [max(0, t - n + 1) for t in range(end + 1)]
-        sums = [(bad[t] - bad[a], total[t] - total[a]) for t, a in enumerate(starts)]
-        return [b / s if s else 0.0 for b, s in sums], [s * n / (n - 1) for _, s in sums]
-    # the recorded 5m rates (the last four increments) of the evaluations within W, summed
-    five_bad = _running([bad[t] - bad[max(0, t - five + 1)] for t in range(end + 1)])
-    five_total = _running([total[t] - total[max(0, t - five + 1)] for t in range(end + 1)])
-    ratios, held = [], []
-    for t in range(end + 1):
-        a = max(0, t - n + 1)
-        b, s = five_bad[t + 1] - five_bad[a], five_total[t + 1] - five_total[a]
-        ratios.append(b / s if s else 0.0)
-        held.append(s / (t + 1 - a) / (five - 1) * n)
-    return ratios, held
+    """Per evaluation ``t`` (0 … len), the error ratio over ``window`` and the requests it holds, as the
+    recordings compute them on a 1m clock, each sum taken from two running totals.
+
+    ``rate(x[W])`` at ``t`` spans the last W/1m - 1 increments (both rates of a ratio
+    alike, so extrapolation cancels; the requests it holds are extrapolated to W);
+    the long windows sum the recorded 5m rates (the last 4 increments) over the
+    evaluations within W. A window without requests has a ratio of 0, as recorded.
+    """
+    n, five, end = window.millis // STEP.millis, BASE.millis // STEP.millis, len(requests)
+    if window in RAW_WINDOWS:
+        bad, total = _trailing(errors, n, end), _trailing(requests, n, end)
+        held = [s * n / (n - 1) for s in total]
+    else:
+        bad = _trailing(_trailing(errors, five, end), n, end, through=1)
+        total = _trailing(_trailing(requests, five, end), n, end, through=1)
+        held = [s / (t + 1 - max(0, t - n + 1)) / (five - 1) * n for t, s in enumerate(total)]
+    return [b / s if s else 0.0 for b, s in zip(bad, total)], held
 
 
 def _detect(spec: SloSpec, alert: BurnAlert, segments: tuple[Segment, ...]) -> Duration | None:
-    """The first evaluation at which one of ``alert``'s conditions holds (what :func:`_simulate` finds),
-    with every window's sums taken from running totals: linear in the story's length, not in length × window."""
+    """The first evaluation at which one of ``alert``'s conditions holds, as the recordings would see it.
+
+    Linear in the story's minutes (running totals), not in minutes × window.
+    """
     requests, errors = _per_minute(segments)
     first: int | None = None
     for cond in alert.conditions:
