@@ -210,14 +210,15 @@ def _total_of(c: Component) -> str:
     return f"sum by ({c.service.cluster_label}) " if c.service.cluster_label else "sum"
 
 
-def _per_event(bad: str, total: str) -> str:
+def _per_event(bad: str, total: str, errors_now: str) -> str:
     """``bad / total``, and 0 where ``total`` is 0: a window without events is a window without failures.
 
-    Idle time neither spends budget nor turns the ratio into NaN (0/0). Where ``bad``
-    has no series the result has none either (a latency SLO whose bucket is missing
-    shows no data rather than a perfect score).
+    Idle time neither spends budget nor turns the ratio into NaN (0/0). The 0 takes
+    its labels from ``errors_now``, the recorded bad events/s of this evaluation: where
+    they have no series the ratio has none either (a latency SLO whose bucket is
+    missing shows no data rather than a perfect score).
     """
-    return f"{bad}\n/\n({total} > 0)\nor\n0 * {bad}"
+    return f"{bad}\n/\n({total} > 0)\nor\n0 * {errors_now}"
 
 
 def _bad(c: Component, spec: SloSpec, window: Duration) -> str:
@@ -242,14 +243,20 @@ def _raw(c: Component, spec: SloSpec, window: Duration) -> list[Rule]:
     total = c.select("latency_count" if spec.sli == "latency" else "requests", base=_base(c))
     return [Recording(_requests(window), f"{_total_of(c)}(rate({total}[{window}]))", tag),
             Recording(_errors(window), _bad(c, spec, window), tag),
-            Recording(_ratio(window), _per_event(f"{_errors(window)}{pick}", f"{_requests(window)}{pick}"), tag)]
+            Recording(_ratio(window), _per_event(f"{_errors(window)}{pick}", f"{_requests(window)}{pick}",
+                                                 f"{_errors(window)}{pick}"), tag)]
 
 
 def _long(c: Component, window: Duration) -> Rule:
-    """The ratio over a long window from the recorded 5m rates: every evaluation weighs alike, idle ones add 0."""
+    """The ratio over a long window from the recorded 5m rates: every evaluation weighs alike, idle ones add 0.
+
+    A window without a request is 0 while the service still exports its counters (a
+    service that is down and was idle all window long has no ratio).
+    """
     pick = matchers(_tag(c))
     return Recording(_ratio(window), _per_event(f"sum_over_time({_errors(BASE)}{pick}[{window}])",
-                                                f"sum_over_time({_requests(BASE)}{pick}[{window}])"), _tag(c))
+                                                f"sum_over_time({_requests(BASE)}{pick}[{window}])",
+                                                f"{_errors(BASE)}{pick}"), _tag(c))
 
 
 def _recordings(c: Component, spec: SloSpec) -> list[Rule]:

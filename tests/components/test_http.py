@@ -95,3 +95,15 @@ def test_a_failing_route_reads_its_true_share_beside_a_healthy_one_and_an_idle_r
         Expect("1h", near(grafana(overview["HTTP api: 5xx ratio"][0]), 15 / 600), {"{}": 1}),
     ]
     passes(run(out, world(profile, traffic), expects))
+
+
+def test_each_cluster_reads_its_own_route_ratio_when_only_one_has_a_5xx_series(tmp_path):
+    out = build(tmp_path, parse("apiVersion: obsgen/v1\nservice: {name: shop, team: web, profile: python, "
+                                "cluster_label: cluster}\nhttp:\n  - name: api\n    latency: {}\n", "t.yaml"))
+    base = 'http_requests_total{{job="shop", handler="/orders", status="{}", cluster="{}", instance="a:1"}}'
+    world_ = {base.format("2xx", "eu"): "0+600x60", base.format("2xx", "us"): "0+570x60",
+              base.format("5xx", "us"): "0+30x60"}
+    labels = '{{cluster="{}", component="api", handler="/orders", service="shop"}}'
+    recorded = 'route:http_request_errors:ratio_rate5m{service="shop"}'
+    passes(run(out, world_, [Expect("1h", near(recorded, 0), {labels.format("eu"): 1, labels.format("us"): 0}),
+                             Expect("1h", near(recorded, 0.05), {labels.format("eu"): 0, labels.format("us"): 1})]))
