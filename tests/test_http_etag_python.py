@@ -121,7 +121,8 @@ def test_http_recordings_are_named_for_reuse_by_slos_and_judge_routes_across_ins
                             "route:http_request_duration_seconds:quantile_rate5m"}
     assert records["route:http_requests:rate5m"].expr == \
         'sum by (handler) (rate(http_requests_total{job="oms"}[5m]))'
-    assert records["route:http_request_errors:rate5m"].expr == \
+    # the 5xx series, or 0 for the routes that served requests without one (tests/components/test_http.py)
+    assert records["route:http_request_errors:rate5m"].expr.split("\nor\n")[0] == \
         'sum by (handler) (rate(http_requests_total{job="oms", status="5xx"}[5m]))'
     assert records["route:http_requests:rate5m"].labels == {"service": "oms", "component": "api"}
 
@@ -129,7 +130,7 @@ def test_http_recordings_are_named_for_reuse_by_slos_and_judge_routes_across_ins
 def test_http_micrometer_reads_spring_server_requests_by_uri_and_outcome(spec_from):
     spec = spec_from("apiVersion: obsgen/v1\nservice: {name: shop, team: t}\nhttp: [{name: api}]\n")
     records = {r.record: r.expr for r in rules_of(spec) if isinstance(r, Recording)}
-    assert records["route:http_request_errors:rate5m"] == (
+    assert records["route:http_request_errors:rate5m"].split("\nor\n")[0] == (
         'sum by (uri) (rate(http_server_requests_seconds_count{job="shop", outcome="SERVER_ERROR"}[5m]))')
     assert "http_server_requests_seconds_bucket" in records["route:http_request_duration_seconds:quantile_rate5m"]
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, Concern, Finding, Given, Inhibition,
                                     Kind, RatioSignals, Recording, Rule, Scenario, breaker_reference)
-from obsgen.components.shapes import FIVE_MIN, kept, ratio_traffic, verdict
+from obsgen.components.shapes import FIVE_MIN, filled, kept, per_total, ratio_traffic, verdict
 from obsgen.components.timeline import MIN, STEP, counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, above, jobs, num, pct, rate, sel
 from obsgen.model.promql import Call, Expr, Num, Selector, agg, and_, binop, number, ratio, regex_quote, selector
@@ -159,10 +159,13 @@ def _recordings(c: Component) -> list[Rule]:
     spec: HttpSpec = c.spec  # type: ignore[assignment]
     by, win, static = kept(c, spec.route_label), FIVE_MIN, _static(c)
     per_route = lambda signal, extra=None: agg("sum", rate_over(c.select(signal, extra), win), by)  # noqa: E731
+    # The 5xx child of a route's request counter (status="5xx", outcome="SERVER_ERROR") has no series until its
+    # first server error: routes that served requests without one have 0 errors/s, and a route without requests
+    # in the window an error ratio of 0, not NaN.
     out: list[Rule] = [
         Recording(REQUESTS, per_route("requests"), static),
-        Recording(ERROR_RATE, per_route("errors"), static),
-        Recording(ERROR_RATIO, ratio(selector(ERROR_RATE, static), selector(REQUESTS, static)), static),
+        Recording(ERROR_RATE, filled(per_route("errors"), agg("sum", selector(REQUESTS, static), by)), static),
+        Recording(ERROR_RATIO, per_total(selector(ERROR_RATE, static), selector(REQUESTS, static)), static),
     ]
     keys = latency_keys(spec)
     if keys:
@@ -306,8 +309,8 @@ def _latency_rules(c: Component, t: Target) -> list[Rule]:
 
 def _error_share(c: Component, by: tuple[str, ...]) -> Expr:
     """5xx answers as a share of requests, over 5m, by ``by`` (route or instance): for the runbook."""
-    return ratio(agg("sum", rate_over(c.select("errors"), FIVE_MIN), by),
-                 agg("sum", rate_over(c.select("requests"), FIVE_MIN), by))
+    requests = agg("sum", rate_over(c.select("requests"), FIVE_MIN), by)
+    return per_total(filled(agg("sum", rate_over(c.select("errors"), FIVE_MIN), by), requests), requests)
 
 
 def _quantile(c: Component, q: float, by: tuple[str, ...]) -> Expr:
@@ -416,6 +419,8 @@ def panels(c: Component, built: Built) -> ComponentPanels:
         for t in targets(spec)[:-1])
     own = f" Routes with their own thresholds: {listed}." if listed else ""
     per_route = lambda signal, extra=None: agg("sum", rate(sel(c, signal, extra)), by)  # noqa: E731
+    errors = filled(per_route("errors"), per_route("requests"))
+    everywhere = agg("sum", rate(sel(c, "requests")))
     detail = [
         Panel(
             title=f"{c.name}: 5xx ratio by route", unit="percentunit", min=0, thresholds=above(default.error_ratio_max),
@@ -423,7 +428,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
             description=("Share of requests answered 5xx per route, all instances. " + built.fires(
                 ERROR_RATE_HIGH, f"Above {pct(default.error_ratio_max)} for {{for}} while a route serves at least "
                                  f"{number(default.min_rate)} req/s fires {{alert}}.") + own).strip(),
-            queries=(Query(ratio(per_route("errors"), per_route("requests")), f"{{{{{route}}}}}"),),
+            queries=(Query(per_total(errors, per_route("requests")), f"{{{{{route}}}}}"),),
         ),
         Panel(
             title=f"{c.name}: requests by route", unit="reqps", alerts=(ERROR_RATE_HIGH, LATENCY_HIGH),
@@ -452,13 +457,13 @@ def panels(c: Component, built: Built) -> ComponentPanels:
     detail.append(Panel(
         title=f"{c.name}: 5xx by route", unit="reqps", alerts=(ERROR_RATE_HIGH,),
         description="Requests answered 5xx per second per route, all instances: how many users see an error.",
-        queries=(Query(per_route("errors"), f"{{{{{route}}}}}"),),
+        queries=(Query(errors, f"{{{{{route}}}}}"),),
     ))
     health = Panel(
         title=f"HTTP {c.name}: 5xx ratio", kind="stat", unit="percentunit", width=6, height=5,
         thresholds=above(default.error_ratio_max), alerts=(ERROR_RATE_HIGH,),
         description=f"Share of all requests to {c.name} answered 5xx, all routes and instances.",
-        queries=(Query(ratio(agg("sum", rate(sel(c, "errors"))), agg("sum", rate(sel(c, "requests")))), c.name),),
+        queries=(Query(per_total(filled(agg("sum", rate(sel(c, "errors"))), everywhere), everywhere), c.name),),
     )
     return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from obsgen.components.base import AlertDef, Component, RatioSignals, Recording, Rule, Scenario, Series
 from obsgen.components.timeline import MIN, RESTART, STEP, counter, gauge
-from obsgen.model.promql import Call, Expr, Num, agg, and_, binop, number, rate, ratio, selector
+from obsgen.model.promql import Call, Expr, Num, Paren, agg, and_, binop, number, or_, rate, ratio, selector
 from obsgen.model.rules import Check
 from obsgen.model.types import Duration, Labels
 
@@ -189,12 +189,25 @@ def total_rate(c: Component, signals: RatioSignals, by: tuple[str, ...] | None, 
     return c.aggregate("sum", rate(select(signals.total, extra), window), signals.total, by)
 
 
+def filled(part: Expr, total: Expr) -> Expr:
+    """``part``, or 0 wherever ``total`` has series and ``part`` has none: client libraries create a counter's
+    label child (the 5xx, the failures, the hits) on first use, so "none yet" has no series at all."""
+    return or_(part, binop("*", 0, total))
+
+
+def per_total(part: Expr, total: Expr) -> Expr:
+    """``part / total`` for a share of failures: 0 where ``part`` has no series yet, and 0 where ``total`` is 0
+    (no events, no failures) instead of NaN."""
+    return or_(ratio(part, Paren(binop(">", total, 0))), binop("*", 0, total))
+
+
 def share(c: Component, signals: RatioSignals, by: tuple[str, ...] | None, window, extra: Labels | None = None,
           select=None) -> Expr:
-    """``part / total`` summed ``by`` the labels given (``None``: over everything, one number)."""
+    """``part / total`` summed ``by`` the labels given (``None``: over everything, one number); a part that has
+    no series yet counts 0 (:func:`filled`). Without traffic the share is NaN: no data, not a number to judge."""
     select = select or c.select
-    return ratio(c.aggregate("sum", rate(select(signals.part, extra), window), signals.part, by),
-                 total_rate(c, signals, by, window, extra, select))
+    total = total_rate(c, signals, by, window, extra, select)
+    return ratio(filled(c.aggregate("sum", rate(select(signals.part, extra), window), signals.part, by), total), total)
 
 
 def ratio_of_rates(c: Component, definition: AlertDef, *, signals: RatioSignals, record: str, threshold: float,

@@ -1,0 +1,109 @@
+"""HTTP error recordings and panels against known worlds in promtool: a route that served no server error has no
+5xx series (the instrumentator and Micrometer create that child on the first 5xx), yet its error ratio is 0%, not
+"No data"; an idle route reads 0 too; a failing route reads its true share."""
+
+from __future__ import annotations
+
+import pytest
+
+from obsgen.spec import parse
+
+from .world import Expect, build, grafana, panel_queries, passes, run
+
+PROFILES = {  # profile: (route label, the request counter with `route` and the outcome labels to fill in)
+    "python": ("handler", 'http_requests_total{{job="shop", handler="{route}", method="GET", status="{code}xx", '
+                          'instance="{instance}"}}'),
+    "micrometer": ("uri", 'http_server_requests_seconds_count{{job="shop", uri="{route}", method="GET", '
+                          'status="{code}00", outcome="{outcome}", exception="None", instance="{instance}"}}'),
+}
+OUTCOMES = {"2": "SUCCESS", "4": "CLIENT_ERROR", "5": "SERVER_ERROR"}
+
+
+def spec(profile: str):
+    return parse(f"apiVersion: obsgen/v1\nservice: {{name: shop, team: web, profile: {profile}}}\n"
+                 "http:\n  - name: api\n    latency: {}\n", "t.yaml")
+
+
+def counter(profile: str, route: str, code: str, instance: str) -> str:
+    return PROFILES[profile][1].format(route=route, code=code, outcome=OUTCOMES[code], instance=instance)
+
+
+def world(profile: str, per_minute: dict[tuple[str, str], str]) -> dict[str, str]:
+    """Two instances; ``(route, status class)`` → the counter's values on each."""
+    return {counter(profile, route, code, i): values for (route, code), values in per_minute.items()
+            for i in ("a:1", "b:1")}
+
+
+def near(expr: str, value: float) -> str:
+    return f"abs(({expr}) - {value}) < bool 1e-9"
+
+
+def routes(profile: str, *names: str) -> dict[str, float]:
+    """The label sets the route recordings carry, each expected to be 1 (a `near` check that held)."""
+    label = PROFILES[profile][0]
+    return {f'{{component="api", {label}="{r}", service="shop"}}': 1 for r in names}
+
+
+def by_route(profile: str, *names: str) -> dict[str, float]:
+    label = PROFILES[profile][0]
+    return {f'{{{label}="{r}"}}': 1 for r in names}
+
+
+def _verdicts(series: dict[str, float], *true: str) -> dict[str, float]:
+    """1 for the series of the routes in ``true``, 0 for the others (a `near` check per route)."""
+    return {labels: 1 if any(f'="{r}"' in labels for r in true) else 0 for labels in series}
+
+
+# /menu and /orders at 5 req/s per instance for 1h, some 4xx, and not one 5xx: no 5xx series exists.
+HEALTHY = {("/menu", "2"): "0+290x60", ("/menu", "4"): "0+10x60", ("/orders", "2"): "0+300x60"}
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_routes_without_a_5xx_series_record_zero_errors_and_a_zero_ratio_and_do_not_alert(tmp_path, profile):
+    out = build(tmp_path, spec(profile))
+    expects = [Expect("1h", near(f'route:http_request_errors:{name}{{service="shop"}}', 0),
+                      routes(profile, "/menu", "/orders")) for name in ("rate5m", "ratio_rate5m")]
+    expects.append(Expect("1h", 'ALERTS{alertname="HttpErrorRateHigh"}'))
+    passes(run(out, world(profile, HEALTHY), expects))
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_error_panels_show_zero_on_a_healthy_service_not_no_data(tmp_path, profile):
+    out = build(tmp_path, spec(profile))
+    panels = panel_queries(out, "http")
+    overview = panel_queries(out, "service-overview")
+    expects = [Expect("1h", near(grafana(e), 0), by_route(profile, "/menu", "/orders"))
+               for title in ("api: 5xx ratio by route", "api: 5xx by route") for e in panels[title]]
+    expects += [Expect("1h", near(grafana(e), 0), {"{}": 1}) for e in overview["HTTP api: 5xx ratio"]]
+    passes(run(out, world(profile, HEALTHY), expects))
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_a_failing_route_reads_its_true_share_beside_a_healthy_one_and_an_idle_route_reads_zero(tmp_path, profile):
+    """/orders answers 5% of its requests 5xx; /menu none (no 5xx series); /health served for 30m, then nothing."""
+    out = build(tmp_path, spec(profile))
+    traffic = {("/menu", "2"): "0+300x60", ("/orders", "2"): "0+285x60", ("/orders", "5"): "0+15x60",
+               ("/health", "2"): "0+60x30 1800+0x30"}
+    panels = panel_queries(out, "http")
+    overview = panel_queries(out, "service-overview")
+    recorded = 'route:http_request_errors:ratio_rate5m{service="shop"}'
+    expects = [
+        Expect("1h", near(recorded, 0.05), _verdicts(routes(profile, "/orders", "/menu", "/health"), "/orders")),
+        Expect("1h", near(recorded, 0), _verdicts(routes(profile, "/orders", "/menu", "/health"), "/menu", "/health")),
+        Expect("1h", near(grafana(panels["api: 5xx ratio by route"][0]), 0.05),
+               _verdicts(by_route(profile, "/orders", "/menu", "/health"), "/orders")),
+        Expect("1h", near(grafana(overview["HTTP api: 5xx ratio"][0]), 15 / 600), {"{}": 1}),
+    ]
+    passes(run(out, world(profile, traffic), expects))
+
+
+def test_each_cluster_reads_its_own_route_ratio_when_only_one_has_a_5xx_series(tmp_path):
+    out = build(tmp_path, parse("apiVersion: obsgen/v1\nservice: {name: shop, team: web, profile: python, "
+                                "cluster_label: cluster}\nhttp:\n  - name: api\n    latency: {}\n", "t.yaml"))
+    base = 'http_requests_total{{job="shop", handler="/orders", status="{}", cluster="{}", instance="a:1"}}'
+    world_ = {base.format("2xx", "eu"): "0+600x60", base.format("2xx", "us"): "0+570x60",
+              base.format("5xx", "us"): "0+30x60"}
+    labels = '{{cluster="{}", component="api", handler="/orders", service="shop"}}'
+    recorded = 'route:http_request_errors:ratio_rate5m{service="shop"}'
+    passes(run(out, world_, [Expect("1h", near(recorded, 0), {labels.format("eu"): 1, labels.format("us"): 0}),
+                             Expect("1h", near(recorded, 0.05), {labels.format("eu"): 0, labels.format("us"): 1})]))
