@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsgen.components import KINDS
 from obsgen.components.base import Component
+from obsgen.errors import Path as FieldPath
 from obsgen.errors import Problem, SpecError
 from obsgen.model.build import build
 from obsgen.model.types import Service
@@ -23,6 +25,20 @@ class Spec:
     service: Service
     components: tuple[Component, ...]
     name_at: tuple[int, int] = (1, 1)  # line and column of service.name, for problems across specs
+    # Line and column of every value the author wrote, by field path: for tools that point back into the spec.
+    positions: Mapping[FieldPath, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
+
+    def where(self, path: FieldPath) -> tuple[int, int]:
+        """Line and column of ``path`` (``("caches", 0, "metrics", "hits")``), else of the nearest enclosing
+        value the author wrote."""
+        while path and path not in self.positions:
+            path = path[:-1]
+        return self.positions.get(path, (1, 1))
+
+    def path_of(self, component: Component) -> FieldPath:
+        """Where ``component`` is in the spec: ``("caches", 2)`` (components keep the spec's order per kind)."""
+        same = [c for c in self.components if c.kind.key == component.kind.key]
+        return (component.kind.key, next(i for i, c in enumerate(same) if c is component))
 
 
 def _profile(data: dict) -> str:
@@ -57,7 +73,7 @@ def parse(text: str, file: str) -> Spec:
     service = build(Service, svc)
     components = tuple(Component(kind, build(kind.spec, item), service)
                        for kind in KINDS for item in data.get(kind.key, []))  # type: ignore[union-attr]
-    return Spec(file, service, components, source.where(("service", "name")))
+    return Spec(file, service, components, source.where(("service", "name")), source.positions)
 
 
 def load(path: Path) -> Spec:
