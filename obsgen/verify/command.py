@@ -35,18 +35,21 @@ _DURATION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
 @click.option("--bearer-token-file", metavar="FILE", help="Send the token in FILE as `Authorization: Bearer`.")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'",
               help="An extra HTTP header (X-Scope-OrgID for Mimir); repeatable.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="Longest wait for any one answer (a server that never answers is an error, not a hang).")
 @click.pass_context
 def verify(ctx: click.Context, specs: tuple[str, ...], url: str | None, expositions: tuple[str, ...],
            at_text: str | None, lookback: str, fmt: str, bearer_token_file: str | None,
-           headers: tuple[str, ...]) -> None:
+           headers: tuple[str, ...], timeout: float) -> None:
     """Check SPECs (files or directories) against what the services expose: every metric, label, type,
     histogram bucket and window their alerts and dashboards read."""
     from obsgen.errors import SpecError, UsageError
+    from obsgen.verify.web import client
 
     try:
         lookback_given = ctx.get_parameter_source("lookback") is not ParameterSource.DEFAULT
-        code = _run(specs, url, expositions, at_text, lookback if lookback_given else None, fmt, bearer_token_file,
-                    headers)
+        code = _run(specs, url, expositions, at_text, lookback if lookback_given else None, fmt,
+                    client(bearer_token_file, headers, timeout))
     except SpecError as exc:
         click.echo(str(exc), err=True)
         n = len(exc.problems)
@@ -58,11 +61,10 @@ def verify(ctx: click.Context, specs: tuple[str, ...], url: str | None, expositi
     ctx.exit(code)
 
 
-def _run(specs, url, expositions, at_text, lookback_given, fmt, bearer_token_file, headers) -> int:
+def _run(specs, url, expositions, at_text, lookback_given, fmt, http) -> int:
     from obsgen.errors import UsageError
     from obsgen.fleet import Progress
     from obsgen.verify import report, verify as check
-    from obsgen.verify.web import client
 
     if bool(url) == bool(expositions):
         raise UsageError("give either --prometheus URL or --metrics FILE_OR_URL (not both)")
@@ -72,7 +74,6 @@ def _run(specs, url, expositions, at_text, lookback_given, fmt, bearer_token_fil
     if not _DURATION.fullmatch(lookback) or _seconds(lookback) <= 0:
         raise UsageError(f"--lookback {lookback!r}: expected a Prometheus duration such as 1h, 30m or 2d")
     at = _time(at_text) if at_text else time.time()
-    http = client(bearer_token_file, headers)
     loaded = _load(specs)
 
     def inventory_for(metric_names: set[str]):
