@@ -143,7 +143,7 @@ class _Check:
         if base != metric and inv.has_series(base + "_count"):
             return self._finding("no-buckets", f"`{base}` has no `_bucket` series: it is published without a "
                                  "histogram", advice.histogram(use, base))
-        close = difflib.get_close_matches(metric, inv.all_names(), n=3, cutoff=0.6)
+        close = _closest(metric, inv.all_names())
         message = f"no metric `{metric}`" + (f"; closest: {', '.join(close)}" if close else "")
         return self._finding("unknown-metric", message, advice.unknown_metric(use, bool(inv.scraped)))
 
@@ -230,6 +230,14 @@ class _Check:
             component, kind, signal = use.component, use.kind, use.signal
         return Finding(use.file, where.line, where.column, use.service, component, kind, signal,
                        self.read.selector, problem, message, hint, note=note)
+
+
+def _closest(metric: str, names: list[str]) -> list[str]:
+    """Up to three names like ``metric``: its namespace (``etag_``, ``resilience4j_``) first, then any."""
+    namespace = metric.split("_", 1)[0] + "_"
+    same = difflib.get_close_matches(metric, [n for n in names if n.startswith(namespace)], n=3, cutoff=0.4)
+    rest = difflib.get_close_matches(metric, names, n=3, cutoff=0.6)
+    return list(dict.fromkeys(same + rest))[:3]
 
 
 def _number(text: str) -> float | None:
