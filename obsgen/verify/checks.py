@@ -102,7 +102,7 @@ class _Check:
         self.read = use.read
 
     def run(self) -> list[Finding]:
-        use, inv, read = self.use, self.inv, self.read
+        inv, read = self.inv, self.read
         if not inv.scraped and read.metric == "up":
             return []  # Prometheus writes `up` per target: an exposition text never has it
         series = inv.series.get(read.metric, [])
@@ -172,11 +172,13 @@ class _Check:
         kind, function, metric = self.inv.sample_type(self.read.metric), self.read.function, self.read.metric
         if kind == "gauge" and function in COUNTER_READS:
             return [self._finding("type-mismatch", f"`{metric}` is a gauge, read with {function}(), which "
-                                  "takes a counter (every drop reads as a restart)", advice.type_fit(self.use, "a counter"))]
+                                  "takes a counter (every drop reads as a restart)",
+                                  advice.type_fit(self.use, "a counter"))]
         if kind == "counter" and function in LEVEL_READS:
             how = f"with {function}()" if function else "as a level"
             return [self._finding("type-mismatch", f"`{metric}` is a counter, read {how}: it only grows, so a "
-                                  "threshold on it is crossed once and stays crossed", advice.type_fit(self.use, "a gauge"))]
+                                  "threshold on it is crossed once and stays crossed",
+                                  advice.type_fit(self.use, "a gauge"))]
         return []
 
     # -- histograms ------------------------------------------------------------------------------

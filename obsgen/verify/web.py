@@ -92,7 +92,8 @@ def client(bearer_token_file: str | None, headers: tuple[str, ...], timeout: flo
         try:
             token = Path(bearer_token_file).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--bearer-token-file {bearer_token_file}: {getattr(exc, 'strerror', None) or exc}") from None
+            why = getattr(exc, "strerror", None) or exc
+            raise UsageError(f"--bearer-token-file {bearer_token_file}: {why}") from None
         if not token or "\n" in token:
             raise UsageError(f"--bearer-token-file {bearer_token_file}: expected one token on one line")
         out["Authorization"] = f"Bearer {token}"

@@ -1,4 +1,4 @@
-"""A real Python service as the python profile describes one: FastAPI, prometheus-fastapi-instrumentator, prometheus_client.
+"""A real Python service as the python profile sees one: FastAPI, prometheus-fastapi-instrumentator, prometheus_client.
 
 Table Order's shape (specs/table-order.yaml, seed 004): an order API, readiness
 and liveness checks, an SQLAlchemy-style connection pool and an SSE stream of

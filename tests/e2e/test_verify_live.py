@@ -68,7 +68,8 @@ class World:
     def _pyapp(self, job: str, buckets: str | None) -> int:
         port = free_port()
         argv = [sys.executable, str(Path(__file__).with_name("pyapp.py")), "--port", str(port)]
-        self.procs.append(Proc(job, argv + (["--buckets", buckets] if buckets else []), self.root / job, port).start())
+        argv += ["--buckets", buckets] if buckets else []
+        self.procs.append(Proc(job, argv, self.root / job, port).start())
         return port
 
     def _backfill(self) -> Path:
@@ -77,8 +78,8 @@ class World:
         self.history_end = end
         target = f'job="{HISTORY_JOB}",instance="old-host:8080"'
         labels = f'{target},cache="equipment"'
-        families: dict[str, list[str]] = {"# TYPE up gauge": [], "# TYPE cache_gets counter": [],
-                                          "# TYPE cache_lock_failure counter": [], "# TYPE cache_l2_failure counter": []}
+        families: dict[str, list[str]] = {f"# TYPE {name}": [] for name in (
+            "up gauge", "cache_gets counter", "cache_lock_failure counter", "cache_l2_failure counter")}
         up, gets, lock, l2 = families.values()  # OpenMetrics wants each family's samples together
         for i, t in enumerate(range(end - 3 * 3600, end + 1, 15)):
             up.append(f"up{{{target}}} 1 {t}")
@@ -101,7 +102,8 @@ class World:
         config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"}, "scrape_configs": [
             {"job_name": "maple-e2e", "scrape_interval": f"{APP_SCRAPE_S}s", "static_configs": [{"targets": apps}]},
             *self.stack.redis_jobs(),
-            *[{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]} for job, port in self.py.items()],
+            *[{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+              for job, port in self.py.items()],
         ]}
         workdir = self.root / "prometheus"
         workdir.mkdir(parents=True, exist_ok=True)
