@@ -119,6 +119,9 @@ def test_json_is_the_documented_contract(tmp_path, refapp_scrape):
     assert first["message"] == "no cache `ocid`; caches seen: cubeTrials, equipment, expectationV4, ocidCache"
     assert set(doc["checked"]) == {"specs", "components", "signals", "selectors", "source", "at", "lookback",
                                    "skipped"}
+    # a misnamed cache: its failure counters are findings too, not "no failure yet" notes
+    assert doc["notes"] == []
+    assert {f["signal"] for f in doc["findings"]} == {"hits", "requests", "misses", "lock_failures", "l2_failures"}
 
 
 def test_seed_001_oms_as_it_really_exported_leaves_its_breaker_and_etag_alerts_blind(tmp_path):

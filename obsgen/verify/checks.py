@@ -51,6 +51,7 @@ class Finding:
     alerts: tuple[str, ...] = ()
     panels: tuple[str, ...] = ()
     note: bool = False
+    label: str = ""  # the label of the matcher that selected nothing (not part of the JSON)
 
     def as_json(self) -> dict:
         return {"file": self.file, "line": self.line, "column": self.column, "service": self.service,
@@ -61,7 +62,7 @@ class Finding:
 
 def check(uses: list[Use], inv: Inventory, lookback: str) -> list[Finding]:
     """Every finding and note, one per located problem, with the alerts and panels of every selector it blinds."""
-    results = [(use, _Check(use, inv, lookback).run()) for use in uses]
+    results = _misnamed([(use, _Check(use, inv, lookback).run()) for use in uses])
     merged: dict[tuple, tuple[Finding, set[str], set[str]]] = {}
     for f, alerts, panels in _collapsed(results):
         key = (f.file, f.line, f.column, f.component, f.kind, f.signal, f.problem, f.message, f.note)
@@ -71,6 +72,17 @@ def check(uses: list[Use], inv: Inventory, lookback: str) -> list[Finding]:
     out = [Finding(**{**f.__dict__, "alerts": tuple(sorted(a)), "panels": tuple(sorted(p))})
            for f, a, p in merged.values()]
     return sorted(out, key=lambda f: (f.file, f.line, f.column, f.component, f.signal, f.problem, f.message))
+
+
+def _misnamed(results: list[tuple[Use, list[Finding]]]) -> list[tuple[Use, list[Finding]]]:
+    """A component whose own name is missing from a signal that must exist is misnamed: its rare-event signals
+    missing that name too are findings, not "no event yet" notes."""
+    wrong = {(u.file, u.path) for u, fs in results for f in fs
+             if not f.note and f.problem == "value-missing" and u.identity and f.label == u.identity}
+    return [(u, [Finding(**{**f.__dict__, "note": False, "problem": "value-missing",
+                            "hint": f"name the {u.noun} as its series do"})
+                 if f.note and (u.file, u.path) in wrong and f.label == u.identity else f for f in fs])
+            for u, fs in results]
 
 
 def _collapsed(results: list[tuple[Use, list[Finding]]]):
@@ -165,7 +177,8 @@ class _Check:
         else:
             message = f"no series with `{m}`; values of `{m.label}`: {_listed(values)}"
         hint = advice.events(use) if note else advice.value(use, m, values, where)
-        return self._finding("no-series-yet" if note else "value-missing", message, hint, where, note=note)
+        return self._finding("no-series-yet" if note else "value-missing", message, hint, where, note=note,
+                             label=m.label)
 
     # -- type ----------------------------------------------------------------------------------
     def _type(self, series: list[Labels]) -> list[Finding]:
@@ -223,7 +236,7 @@ class _Check:
 
     # -- output --------------------------------------------------------------------------------
     def _finding(self, problem: str, message: str, hint: str, where: Place | None = None, *,
-                 note: bool = False) -> Finding:
+                 note: bool = False, label: str = "") -> Finding:
         use = self.use
         where = where or use.place
         if where.path[:1] == ("service",):  # the service's selector: one finding for the whole service
@@ -231,7 +244,7 @@ class _Check:
         else:
             component, kind, signal = use.component, use.kind, use.signal
         return Finding(use.file, where.line, where.column, use.service, component, kind, signal,
-                       self.read.selector, problem, message, hint, note=note)
+                       self.read.selector, problem, message, hint, note=note, label=label)
 
 
 def _closest(metric: str, names: list[str]) -> list[str]:

@@ -212,7 +212,8 @@ def test_a_misspelled_cache_is_named_with_the_caches_that_exist(world, tmp_path)
         (line, column, "cubeTrails", "value-missing")}
     assert {f["message"] for f in got} == {
         "no cache `cubeTrails`; caches seen: cubeTrials, equipment, expectationV4, ocidCache"}
-    assert {"CacheHitRateLow{tier=\"L1\"}", "CacheHitRateLow{tier=\"L2\"}"} <= {a for f in got for a in f["alerts"]}
+    assert {"CacheHitRateLow{tier=\"L1\"}", "CacheHitRateLow{tier=\"L2\"}", "CacheStampede"} <= {
+        a for f in got for a in f["alerts"]}
 
 
 def test_a_wrong_label_name_lists_the_labels_the_metric_has(world, tmp_path):
