@@ -25,6 +25,9 @@ What is measured:
   of the proportional set size (PSS) over the whole process tree (shared pages
   counted once, so this is what the build really occupies);
 * ``promtool test rules`` on maple's generated tests;
+* ``obsgen verify`` of maple against a local Prometheus scraping the reference app
+  (tests/e2e/refapp.py, as job maple-expectation), as a ratio to the cold build of
+  the same run (its findings, Redis and the lock, which the app does not export, are expected);
 * the machine's parallel capacity at start and end: how many cores two CPU-bound
   processes really get (2.0 on an idle 2-core machine), the ceiling for ``--jobs 2``.
 
@@ -48,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,7 +63,7 @@ import fleetgen  # noqa: E402
 MAPLE = ROOT / "specs" / "maple.yaml"
 TARGETS = {
     "cold_maple_s": 0.3, "cold_maple_ratio": 3.0, "fleet_1000_jobs2_s": 20.0, "nochange_1000_s": 3.0,
-    "peak_memory_mb": 500.0, "promtool_maple_s": 1.0, "nochange_maple_s": 0.15,
+    "peak_memory_mb": 500.0, "promtool_maple_s": 1.0, "nochange_maple_s": 0.15, "verify_maple_ratio": 2.0,
 }
 
 
@@ -167,6 +171,7 @@ class Bench:
         self.has_jobs = "--jobs" in subprocess.run(self.obsgen + ["build", "--help"], capture_output=True,
                                                    text=True, env=self.env, cwd=self.work).stdout
         self._n = 0
+        self._has_verify: bool | None = None
 
     def fresh(self, name: str) -> Path:
         self._n += 1
@@ -233,6 +238,56 @@ class Bench:
         else:
             print("  promtool not found: skipped (scripts/setup.sh installs it)", file=sys.stderr)
 
+    def verify(self) -> None:
+        """``obsgen verify`` of maple against a real Prometheus that has scraped the reference app."""
+        work = self.fresh("verify")
+        work.mkdir()
+        port_file, port = work / "app-port", _free_port()
+        app = subprocess.Popen([self.python, str(ROOT / "tests" / "e2e" / "refapp.py"), "--port-file", str(port_file)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        prometheus = None
+        try:
+            deadline = time.monotonic() + 15
+            while not port_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            (work / "prometheus.yml").write_text(
+                "global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:\n  - job_name: maple-expectation\n"
+                f"    static_configs: [{{targets: ['127.0.0.1:{port_file.read_text()}']}}]\n")
+            prometheus = subprocess.Popen([shutil.which("prometheus") or "prometheus",
+                                           f"--config.file={work / 'prometheus.yml'}",
+                                           f"--storage.tsdb.path={work / 'data'}",
+                                           f"--web.listen-address=127.0.0.1:{port}"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            url = f"http://127.0.0.1:{port}"
+            query = url + "/api/v1/query?query=up%7Bjob%3D%22maple-expectation%22%7D"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if json.loads(urllib.request.urlopen(query, timeout=2).read())["data"]["result"]:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            else:
+                raise SystemExit("bench: Prometheus did not scrape the reference app within 30s")
+            self.series("verify_maple", "verify, maple against a local Prometheus",
+                        lambda: self.verify_cmd(MAPLE, url), self.args.repeats, expect_rc=1)
+        finally:
+            for proc in (prometheus, app):
+                if proc:
+                    proc.terminate()
+                    proc.wait(10)
+
+    def verify_cmd(self, spec: Path, url: str) -> list[str]:
+        """``obsgen verify`` once the command is registered; the command module itself until then."""
+        if self._has_verify is None:
+            self._has_verify = "verify" in subprocess.run(self.obsgen + ["--help"], capture_output=True, text=True,
+                                                          env=self.env, cwd=self.work).stdout
+        if self._has_verify:
+            return self.obsgen + ["verify", str(spec), "--prometheus", url]
+        return [self.python, "-c", "from obsgen.verify.command import verify; verify()", str(spec),
+                "--prometheus", url]
+
     def fleets(self) -> None:
         sizes = self.args.sizes
         specs = {n: self.work / f"fleet-{n}" for n in sizes}
@@ -271,6 +326,8 @@ class Bench:
         floor = res["floor"]["median_s"]
         derived: dict = {"cold_maple_ratio": res["cold_maple"]["median_s"] / floor,
                          "nochange_maple_ratio": res["nochange_maple"]["median_s"] / floor}
+        if "verify_maple" in res:
+            derived["verify_maple_ratio"] = res["verify_maple"]["median_s"] / res["cold_maple"]["median_s"]
         for jobs in (1, 2):
             a, b = res.get(f"fleet_{small}_jobs{jobs}"), res.get(f"fleet_{big}_jobs{jobs}")
             if a and b and big != small:
@@ -286,6 +343,7 @@ class Bench:
             "peak_memory_mb": mem.get("peak_tree_pss_mb"),
             "promtool_maple_s": res.get("promtool_maple", {}).get("median_s"),
             "nochange_maple_s": res["nochange_maple"]["median_s"],
+            "verify_maple_ratio": derived.get("verify_maple_ratio"),
         }
         verdict = {k: (None if v is None else v <= TARGETS[k]) for k, v in checks.items()}
         return {"derived": derived, "targets": TARGETS, "measured": checks, "met": verdict}
@@ -300,7 +358,8 @@ class Bench:
             met = summary["met"].get(key)
             if met is None:
                 return ""
-            unit = {"cold_maple_ratio": "x floor", "peak_memory_mb": " MB"}.get(key, " s")
+            unit = {"cold_maple_ratio": "x floor", "peak_memory_mb": " MB",
+                    "verify_maple_ratio": "x the cold build"}.get(key, " s")
             return f"target <= {TARGETS[key]:g}{unit}: {'met' if met else 'MISSED'}"
 
         for key, entry in res.items():
@@ -321,6 +380,8 @@ class Bench:
                 note.append(target("nochange_1000_s"))
             if key == "promtool_maple":
                 note.append(target("promtool_maple_s"))
+            if key == "verify_maple":
+                note += [f"{d['verify_maple_ratio']:.2f}x the cold build", target("verify_maple_ratio")]
             rows.append((entry["label"], f"{entry['median_s']:.3f} s", f"{entry['cpu_median_s']:.2f} s",
                          str(entry["repeats"]), "; ".join(n for n in note if n)))
         mem = res.get(f"fleet_{big}_jobs2") or res.get(f"fleet_{big}_jobs1")
@@ -335,6 +396,14 @@ class Bench:
                          f"{r[3]:>{widths[3]}}  {r[4]}").rstrip()
         lines = [fmt(head), "-" * (sum(widths) + 8 + 5)] + [fmt(r) for r in rows]
         return "\n".join(lines)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _default_obsgen() -> list[str]:
@@ -365,6 +434,7 @@ def main() -> None:
     print(f"bench: obsgen = {' '.join(bench.obsgen)}; work dir {bench.work}", file=sys.stderr)
     try:
         bench.single()
+        bench.verify()
         bench.fleets()
     finally:
         shutil.rmtree(bench.work, ignore_errors=True)

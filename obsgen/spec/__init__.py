@@ -37,6 +37,16 @@ class Spec:
     built: tuple[ComponentModel, ...] = field(default=(), compare=False, repr=False)
     """Every component computed once while loading (the service's own first), for the pipeline to reuse."""
 
+    def where(self, path: tuple[str | int, ...]) -> tuple[int, int]:
+        """Line and column of ``path`` (``("caches", 0, "metrics", "hits")``), else of the nearest enclosing value
+        the author wrote: for tools that point back into the spec (``obsgen verify``)."""
+        return self.source.where(path) if self.source is not None else (1, 1)
+
+    def path_of(self, component: Component) -> tuple[str | int, ...]:
+        """Where ``component`` is in the spec: ``("caches", 2)``; the service's own component is ``("service",)``."""
+        index = next((i for i, c in enumerate(self.components) if c is component), None)
+        return ("service",) if index is None else self.paths[index]
+
     def placed(self) -> list[tuple[Component, tuple[str | int, ...]]]:
         """Every component with its place in the document, the service's own (``components/service.py``) first."""
         own = service_kind.component(self.service)

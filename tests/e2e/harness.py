@@ -488,7 +488,8 @@ class Stack:
             if self.app_states[name]:
                 app.set(self.app_states[name])
 
-    def _start_prometheus(self) -> None:
+    def redis_jobs(self) -> list[dict]:
+        """Scrape configs of the two Redis deployments, through the exporter's /scrape?target=."""
         def redis_job(job: str, procs: list[Proc]) -> dict:
             return {"job_name": job, "metrics_path": "/scrape",
                     "static_configs": [{"targets": [f"redis://127.0.0.1:{p.port}" for p in procs]}],
@@ -497,14 +498,17 @@ class Stack:
                         {"source_labels": ["__param_target"], "target_label": "instance"},
                         {"target_label": "__address__", "replacement": f"127.0.0.1:{self.exporter.port}"}]}
 
+        return [redis_job("redis", [self.redis["main-master"], self.redis["main-replica"], *self.sentinels]),
+                redis_job("redis-sessions", [self.redis["sessions-master"], self.redis["sessions-replica"]])]
+
+    def _start_prometheus(self) -> None:
         config = {
             "global": {"scrape_interval": f"{SCRAPE_S:g}s", "scrape_timeout": f"{SCRAPE_S:g}s",
                        "evaluation_interval": f"{EVAL_S:g}s"},
             "rule_files": [str(self.rules_file)],
             "scrape_configs": [
                 {"job_name": APP_JOB, "static_configs": [{"targets": [a.instance for a in self.apps.values()]}]},
-                redis_job("redis", [self.redis["main-master"], self.redis["main-replica"], *self.sentinels]),
-                redis_job("redis-sessions", [self.redis["sessions-master"], self.redis["sessions-replica"]]),
+                *self.redis_jobs(),
             ],
         }
         workdir = self.root / "prometheus"

@@ -1,8 +1,9 @@
 """A Maple-like reference app: the Micrometer-profile metrics of MapleExpectation, driven over HTTP.
 
 It does no real work; it exposes what a Spring Boot 3 service with Caffeine/Redis
-tiered caches, Resilience4j (circuit breaker, retry, time limiter) and two
-thread-pool executors exposes through micrometer-registry-prometheus, and lets a
+tiered caches, Resilience4j (circuit breaker, retry, time limiter), two
+thread-pool executors and the ``http.server.requests`` timer (with SLO buckets)
+exposes through micrometer-registry-prometheus, and lets a
 test put each component into a state. Counters advance continuously at the rates
 the state sets (a ticker every 100 ms, and once more at every scrape); gauges and
 the breaker state are read at scrape time.
@@ -35,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, SummaryMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 APPLICATION = "maple-expectation"
@@ -47,6 +48,10 @@ EXECUTORS = {  # name: (core threads, max threads, queue capacity), as in Execut
     "alertTaskExecutor": (2, 4, 200),
 }
 BREAKER_STATES = ("closed", "open", "half_open", "forced_open", "disabled", "metrics_only")
+# http.server.requests with `management.metrics.distribution.slo.http.server.requests=100ms,250ms,500ms,1s`:
+# Micrometer prints each bound as Java prints the double (0.5, 1.0). Share of requests at or under each bound.
+HTTP_URI = "/api/v4/characters/{ocid}/expectation"
+HTTP_BUCKETS = (("0.1", 0.7), ("0.25", 0.9), ("0.5", 0.98), ("1.0", 0.995))
 TICK = 0.1
 
 
@@ -69,6 +74,7 @@ def baseline() -> dict:
         } for name in BREAKERS},
         "retries": {name: {"calls": 10.0, "exhausted": 0.005, "retried": 0.04} for name in BREAKERS},
         "time_limiters": {name: {"calls": 10.0, "timeouts": 0.005, "failures": 0.005} for name in BREAKERS},
+        "http": {"rate": 30.0},  # requests/s to the expectation endpoint, all answered 200
         "executors": {name: {  # half the core threads busy, so nothing waits in the queue
             "queued": 0, "active": core // 2, "pool_size": core, "completed": 20.0, "rejected": 0.0,
         } for name, (core, _, _) in EXECUTORS.items()},
@@ -166,6 +172,7 @@ class App:
             out[("tl", name, "timeout")] = timeouts
             out[("tl", name, "failed")] = failures
             out[("tl", name, "successful")] = max(t["calls"] - timeouts - failures, 0.0)
+        out[("http",)] = s["http"]["rate"]
         for name, e in s["executors"].items():
             out[("completed", name)] = e["completed"]
             out[("rejected", name)] = e["rejected"]
@@ -270,6 +277,15 @@ class App:
             completed.add_metric(app + [name], n[("completed", name)])
             rejected.add_metric(app + [name], n[("rejected", name)])
         yield from (*gauges.values(), completed, rejected)
+
+        http = HistogramMetricFamily("http_server_requests_seconds", "Duration of HTTP server request handling",
+                                     labels=["application", "error", "exception", "method", "outcome", "status",
+                                             "uri"])
+        requests = n[("http",)]
+        http.add_metric(app + ["none", "none", "GET", "SUCCESS", "200", HTTP_URI],
+                        [(le, requests * share) for le, share in HTTP_BUCKETS] + [("+Inf", requests)],
+                        sum_value=requests * 0.08)
+        yield http
 
 
 def serve(app: App, host: str, port: int) -> ThreadingHTTPServer:

@@ -1,0 +1,115 @@
+"""What to do about each finding: which spec field to change, or which library setting publishes a bucket.
+
+Bucket settings are those of the libraries the profiles name: Spring Boot's
+``management.metrics.distribution.*`` properties for Micrometer timers, and
+prometheus-fastapi-instrumentator's ``latency_lowr_buckets`` (its
+``http_request_duration_seconds``) or prometheus_client's ``buckets=`` for Python.
+"""
+
+from __future__ import annotations
+
+from obsgen.errors import format_path
+from obsgen.verify.selectors import Matcher
+from obsgen.verify.uses import Place, Use
+
+INSTRUMENTATOR_HISTOGRAM = "http_request_duration_seconds"
+
+
+def _field(place: Place) -> str:
+    return f"`{format_path(place.path)}`"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+def _meter(family: str) -> str:
+    """The Micrometer meter a Prometheus family comes from: http_server_requests_seconds → http.server.requests."""
+    return family.removesuffix("_seconds").replace("_", ".")
+
+
+def bucket(use: Use, bound: float | None, *, above: bool = False) -> str:
+    """How to publish a bucket at ``bound`` seconds (or, ``above``, one above it) for this use's histogram."""
+    family = use.read.metric.removesuffix("_bucket")
+    wanted = "a bucket above " if above else "the bucket "
+    value = _seconds(bound) if bound is not None else "that bound"
+    if use.profile == "micrometer":
+        if above and bound is not None:
+            return (f"publish buckets above {value}s: `management.metrics.distribution.maximum-expected-value."
+                    f"{_meter(family)}={round(bound * 2000)}ms` (Spring Boot, with the percentiles histogram on)")
+        millis = f"{round(bound * 1000)}ms" if bound is not None else "<bound>"
+        return (f"publish the bucket {value}s: `management.metrics.distribution.slo.{_meter(family)}={millis}` "
+                "(Spring Boot; Micrometer: `Timer.builder(…).serviceLevelObjectives(…)`)")
+    shown = _seconds(2 * bound) if above and bound is not None else value
+    if family == INSTRUMENTATOR_HISTOGRAM:
+        return (f"publish {wanted}{value}s: `Instrumentator().instrument(app, latency_lowr_buckets=(…, {shown}))` "
+                "(prometheus-fastapi-instrumentator; its default is 0.1, 0.5, 1)")
+    return f"publish {wanted}{value}: add {shown} to the histogram's `buckets=(…)` (prometheus_client `Histogram`)"
+
+
+def histogram(use: Use, family: str) -> str:
+    if use.profile == "micrometer":
+        return (f"turn the histogram on: `management.metrics.distribution.percentiles-histogram.{_meter(family)}=true` "
+                "(Spring Boot)")
+    return f"export `{family}` as a prometheus_client `Histogram` (a `Summary` has no buckets)"
+
+
+def le_spelling(use: Use, written: str) -> str:
+    if use.kind == "slos":
+        return f"set the SLO's `le: \"{written}\"` so obsgen selects the bucket as the server writes it"
+    return f"select le=\"{written}\" as the server writes it"
+
+
+def events(use: Use) -> str:
+    """Why a rare-event signal may have no series yet (a note, not a finding)."""
+    return ("expected until the first event: client libraries create a labelled counter's series when it is first "
+            "incremented; its alerts and panels read nothing until then")
+
+
+def unknown_metric(use: Use, scraped: bool) -> str:
+    if use.exporter:
+        source = "is the exporter scraped?" if scraped else "pass the exporter's /metrics with another --metrics"
+        return f"{source}; or set `{format_path(use.path + ('metrics', use.signal))}` to the name it exports"
+    if use.kind == "custom":
+        return "fix the metric name in `expr`"
+    extra = "; if the app creates it only on the first event, it appears then" if use.event else ""
+    return f"set `{format_path(use.path + ('metrics', use.signal))}` to the metric the app exports{extra}"
+
+
+def no_metrics(use: Use) -> str:
+    if use.exporter:
+        return "scrape the exporter (in --metrics mode, pass its /metrics too)"
+    return (f"set the component's `metrics` to the names the app exports, or check the service's `profile` "
+            f"(`{use.profile}`)")
+
+
+def label(use: Use, m: Matcher, where: Place) -> str:
+    if where.path[:2] == ("service", "selector"):
+        return f"set `service.selector` to labels the service's series carry (remove `{m.label}`)"
+    if m.label == use.identity:
+        return f"set the component's `label` to the label that names the {use.noun} in its series"
+    return f"fix {_field(where)}: the series carry no `{m.label}`"
+
+
+def value(use: Use, m: Matcher, values: list[str], where: Place) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(m.value, values, n=1, cutoff=0.6)
+    guess = f" (`{close[0]}`?)" if close else ""
+    if where.path[:2] == ("service", "selector"):
+        return f"set `service.selector` to the labels Prometheus scrapes the service with{guess}"
+    if m.label == use.identity:
+        return f"name the {use.noun} as its series do{guess}"
+    return f"fix {_field(where)}{guess}"
+
+
+def type_fit(use: Use, wanted: str) -> str:
+    if use.kind == "custom":
+        return f"fix `expr`: read {wanted} here"
+    return f"set `{format_path(use.path + ('metrics', use.signal))}` to {wanted} the app exports"
+
+
+def window(use: Use, interval: float) -> str:
+    smallest = _seconds(2 * interval)
+    place = "`expr`" if use.kind == "custom" else "the spec's window"
+    return f"widen {place} to at least {smallest}s (four scrape intervals, {_seconds(4 * interval)}s, is safer)"

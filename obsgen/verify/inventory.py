@@ -1,0 +1,68 @@
+"""What a server (or a saved scrape) has for the metrics a spec reads: series, types, scrape intervals.
+
+An :class:`Inventory` is filled once, in a few batched requests, by
+:mod:`obsgen.verify.prometheus` or from exposition texts by
+:mod:`obsgen.verify.exposition`; the checks then only read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Labels = dict[str, str]
+
+# Sample-name suffixes and the family types whose samples they are, with the sample's own nature.
+_SUFFIXES = (("_total", ("counter",), "counter"),
+             ("_bucket", ("histogram",), "counter"), ("_count", ("histogram", "summary"), "counter"),
+             ("_sum", ("histogram", "summary"), "counter"),
+             ("_bucket", ("gaugehistogram",), "gauge"), ("_gcount", ("gaugehistogram",), "gauge"),
+             ("_gsum", ("gaugehistogram",), "gauge"), ("_created", ("counter", "histogram", "summary"), "gauge"))
+
+
+@dataclass
+class Inventory:
+    """Series and metadata for the metric names asked for.
+
+    ``series`` holds every label set (without ``__name__``) seen within the lookback;
+    ``present`` those with a sample at the time checked (``None``: the same, as for a
+    scrape). ``intervals`` maps a job to its scrape interval in seconds (``None`` when
+    the server cannot tell, with ``intervals_unknown`` saying why). ``scraped`` is false
+    for exposition texts, whose series lack the labels a scrape adds.
+    """
+
+    source: str
+    series: dict[str, list[Labels]] = field(default_factory=dict)
+    present: dict[str, set[frozenset]] | None = None
+    types: dict[str, str] = field(default_factory=dict)
+    intervals: dict[str, float] | None = None
+    intervals_unknown: str = ""
+    scraped: bool = True
+    all_names: Callable[[], list[str]] = list
+
+    def has_series(self, metric: str) -> bool:
+        return bool(self.series.get(metric))
+
+    def is_present(self, metric: str, labels: Labels) -> bool:
+        if self.present is None:
+            return True
+        return frozenset(labels.items()) in self.present.get(metric, set())
+
+    def known(self, metric: str) -> bool:
+        """Whether the server knows the metric at all: series, or a declared type (``# TYPE``, metadata)."""
+        return self.has_series(metric) or self._family(metric) is not None
+
+    def sample_type(self, metric: str) -> str | None:
+        """``counter`` or ``gauge`` for a sample of ``metric`` (a histogram's ``_bucket`` counts), else None."""
+        family = self._family(metric)
+        return family[1] if family and family[1] in ("counter", "gauge") else None
+
+    def _family(self, metric: str) -> tuple[str, str] | None:
+        """The family ``metric`` is a sample of, and the sample's nature: ``x_bucket`` of histogram ``x``."""
+        if metric in self.types:
+            return metric, self.types[metric]
+        for suffix, families, nature in _SUFFIXES:
+            base = metric.removesuffix(suffix)
+            if base != metric and self.types.get(base) in families:
+                return base, nature
+        return None

@@ -1,0 +1,63 @@
+"""The report: one line per finding then a summary (text), or one JSON document (a public contract, README).
+
+Text lines read ``spec.yaml:line:col: component (kind) signal: problem; what to do``
+followed by what the problem blinds; notes (expected absences) come after the
+findings with ``note:`` before the problem. Everything quoted from the server or
+the spec goes through :func:`~obsgen.errors.printable`: one finding, one line.
+"""
+
+from __future__ import annotations
+
+import json
+
+from obsgen.errors import printable
+from obsgen.verify.checks import Finding
+
+PANELS_LISTED = 3
+
+
+def line(f: Finding) -> str:
+    blinds = _blinds(f)
+    text = (f"{f.file}:{f.line}:{f.column}: {f.component} ({f.kind}) {f.signal}: {'note: ' if f.note else ''}"
+            f"{f.message}; {f.hint}" + (f" [{'empty until then' if f.note else 'blinds'}: {blinds}]" if blinds else ""))
+    return printable(text)
+
+
+def _blinds(f: Finding) -> str:
+    parts = []
+    if f.alerts:
+        parts.append("alerts " + ", ".join(f.alerts))
+    if f.panels:
+        parts.append("panels " + ", ".join(f.panels) if len(f.panels) <= PANELS_LISTED else f"{len(f.panels)} panels")
+    return "; ".join(parts)
+
+
+def text(findings: list[Finding], checked: dict) -> str:
+    problems = [f for f in findings if not f.note]
+    notes = [f for f in findings if f.note]
+    out = [line(f) for f in problems] + [line(f) for f in notes]
+    alerts = {(f.file, a) for f in problems for a in f.alerts}
+    panels = {(f.file, p) for f in problems for p in f.panels}
+    what = (f"{checked['specs']} spec{_s(checked['specs'])}, {checked['components']} components, "
+            f"{checked['signals']} signals, {checked['selectors']} selectors")
+    source = printable(checked["source"]) + (f" at {checked['at']}" if checked.get("at") else "")
+    if problems:
+        summary = (f"obsgen verify: {len(problems)} finding{_s(len(problems))} ({len(alerts)} alert{_s(len(alerts))} "
+                   f"and {len(panels)} panel{_s(len(panels))} blind)")
+    else:
+        summary = "obsgen verify: clean"
+    summary += f", {len(notes)} note{_s(len(notes))}; {what} checked against {source}"
+    out.append(summary)
+    out += [f"obsgen verify: skipped: {printable(why)}" for why in checked.get("skipped", [])]
+    return "\n".join(out) + "\n"
+
+
+def as_json(findings: list[Finding], checked: dict) -> str:
+    doc = {"findings": [f.as_json() for f in findings if not f.note],
+           "notes": [f.as_json() for f in findings if f.note],
+           "checked": checked}
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"

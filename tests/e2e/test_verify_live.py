@@ -1,0 +1,392 @@
+"""`obsgen verify` against real servers: a Prometheus scraping the reference app (every 15s), Redis with Sentinel
+through redis_exporter, and a FastAPI + prometheus-fastapi-instrumentator service; plus a Prometheus history
+backfilled with `promtool tsdb create-blocks-from openmetrics` for --at and --lookback.
+
+The e2e spec verifies clean; each broken copy of it gives exactly its one expected finding, at the spec field
+to change. The servers are the e2e harness's own pieces, started once for this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from obsgen.verify.command import verify
+
+from .harness import SPEC, Failure, Proc, Prometheus, Stack, free_port, http, tool, wait_until
+
+pytestmark = [pytest.mark.e2e]
+
+APP_SCRAPE_S = 15          # the reference app, as a production Prometheus would scrape it
+PY_BUCKETS = "0.1,0.25,0.5,1,2,4"  # what specs/table-order.yaml says the app sets
+HISTORY_JOB = "maple-history"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class World:
+    """The harness's Redis set, exporter and one reference app; two Python services; one Prometheus."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.stack = Stack(root, {"verify-app": {}})
+        self.procs: list[Proc] = []
+        self.history_end = 0.0
+
+    def start(self) -> None:
+        for name in ("prometheus", "promtool", "prometheus-redis-exporter", "redis-server", "redis-sentinel"):
+            tool(name)
+        self.stack._start_servers()
+        self.py = {job: self._pyapp(job, buckets) for job, buckets in
+                   (("table-order", PY_BUCKETS), ("table-order-defaults", None))}
+        for job, port in self.py.items():
+            wait_until(lambda p=port: http(f"http://127.0.0.1:{p}/metrics"), 20, f"{job} to serve /metrics",
+                       *self.procs)
+            for path in ("/api/v1/menu", "/health/ready", "/health/live", "/api/v1/stores/s1/stream"):
+                http(f"http://127.0.0.1:{port}{path}")
+            http(f"http://127.0.0.1:{port}/api/v1/orders", b"")
+        data = self._backfill()
+        self._prometheus(data)
+        for query in ('up{job="maple-e2e"} == 1', 'redis_sentinel_master_ok_sentinels{job="redis"} >= 3',
+                      'redis_connected_slaves{job="redis-sessions"} >= 1', 'http_requests_total{job="table-order"}',
+                      'http_requests_total{job="table-order-defaults"}'):
+            wait_until(lambda q=query: self.prom.query(q), APP_SCRAPE_S + 20, f"Prometheus to see {query}",
+                       self.prometheus)
+
+    def _pyapp(self, job: str, buckets: str | None) -> int:
+        port = free_port()
+        argv = [sys.executable, str(Path(__file__).with_name("tableorder.py")), "--port", str(port)]
+        argv += ["--buckets", buckets] if buckets else []
+        self.procs.append(Proc(job, argv, self.root / job, port).start())
+        return port
+
+    def _backfill(self) -> Path:
+        """Cache series of a service that stopped 100 minutes ago, after three hours of samples every 15s."""
+        end = int(time.time()) - 100 * 60
+        self.history_end = end
+        target = f'job="{HISTORY_JOB}",instance="old-host:8080"'
+        labels = f'{target},cache="equipment"'
+        families: dict[str, list[str]] = {f"# TYPE {name}": [] for name in (
+            "up gauge", "cache_gets counter", "cache_lock_failure counter", "cache_l2_failure counter")}
+        up, gets, lock, l2 = families.values()  # OpenMetrics wants each family's samples together
+        for i, t in enumerate(range(end - 3 * 3600, end + 1, 15)):
+            up.append(f"up{{{target}}} 1 {t}")
+            gets += [f'cache_gets_total{{{labels},result="hit"}} {9 * i} {t}',
+                     f'cache_gets_total{{{labels},result="miss"}} {i} {t}']
+            lock.append(f"cache_lock_failure_total{{{labels}}} 0 {t}")
+            l2.append(f"cache_l2_failure_total{{{labels}}} 0 {t}")  # unread: a cache without tiers has no L2
+        source = self.root / "history.om"
+        source.write_text("".join(f"{head}\n" + "".join(f"{x}\n" for x in body) for head, body in families.items())
+                          + "# EOF\n")
+        data = self.root / "prometheus-data"
+        done = subprocess.run([tool("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise Failure(f"promtool tsdb create-blocks-from openmetrics failed:\n{done.stdout}{done.stderr}")
+        return data
+
+    def _prometheus(self, data: Path) -> None:
+        apps = [a.instance for a in self.stack.apps.values()]
+        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"}, "scrape_configs": [
+            {"job_name": "maple-e2e", "scrape_interval": f"{APP_SCRAPE_S}s", "static_configs": [{"targets": apps}]},
+            *self.stack.redis_jobs(),
+            *[{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+              for job, port in self.py.items()],
+        ]}
+        workdir = self.root / "prometheus"
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        port = free_port()
+        self.prometheus = Proc("prometheus", [
+            tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], workdir, port).start()
+        self.procs.append(self.prometheus)
+        self.prom = Prometheus(f"http://127.0.0.1:{port}")
+        wait_until(lambda: http(f"{self.prom.url}/-/ready"), 30, "Prometheus to be ready", self.prometheus)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.stack.stop()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    built = World(tmp_path_factory.mktemp("verify"))
+    try:
+        built.start()
+        yield built
+    finally:
+        built.stop()
+
+
+def run(*args: str):
+    return CliRunner().invoke(verify, list(args), catch_exceptions=False)
+
+
+def spec_copy(tmp_path: Path, old: str = "", new: str = "", extra: str = "", name: str = "maple-e2e.yaml") -> Path:
+    text = SPEC.read_text()
+    if old:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path / name
+    path.write_text(text + extra)
+    return path
+
+
+def findings(result) -> list[dict]:
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.output)["findings"]
+
+
+def position(path: Path, needle: str, occurrence: int = 1) -> tuple[int, int]:
+    """Line and column (1-based) of the n-th ``needle`` in the file."""
+    text, at = path.read_text(), -1
+    for _ in range(occurrence):
+        at = text.index(needle, at + 1)
+    return text[:at].count("\n") + 1, at - text.rfind("\n", 0, at)
+
+
+LATENCY_SLO = """
+slos:
+  - {name: api-latency, sli: latency, objective: 0.99, latency_threshold: 500ms}
+"""
+
+
+# -- clean -----------------------------------------------------------------------------------------
+
+def test_the_e2e_spec_with_its_redis_sentinel_and_a_latency_slo_verifies_clean(world, tmp_path):
+    spec = spec_copy(tmp_path, extra=LATENCY_SLO)
+    result = run(str(spec), "--prometheus", world.prom.url)
+    assert result.exit_code == 0, result.output
+    assert "obsgen verify: clean" in result.output
+    doc = json.loads(run(str(spec), "--prometheus", world.prom.url, "--format", "json").output)
+    assert doc["findings"] == [] and doc["checked"]["skipped"] == []
+    kinds = {(n["kind"], n["signal"]) for n in doc["notes"]}
+    # Redis components are checked (not skipped): every one of their metrics was found on the exporter.
+    assert doc["checked"]["components"] == 11 + 1 and ("redis", "up") not in kinds
+
+
+def test_the_python_profile_spec_verifies_clean_against_fastapi_and_the_instrumentator(world):
+    result = run(str(ROOT / "specs" / "table-order.yaml"), "--prometheus", world.prom.url, "--format", "json")
+    assert result.exit_code == 0, result.output
+    notes = {(n["component"], n["signal"], n["problem"]) for n in json.loads(result.output)["notes"]}
+    # the failure counters the app declares but never incremented, and the 5xx it never answered
+    assert notes == {("api", "errors", "no-series-yet"), ("availability", "errors", "no-series-yet"),
+                     ("main", "timeouts", "no-series-yet"), ("orders", "send_failures", "no-series-yet")}
+
+
+def test_the_instrumentators_default_buckets_cannot_judge_table_orders_p95_and_p99(world, tmp_path):
+    spec = tmp_path / "table-order.yaml"
+    spec.write_text((ROOT / "specs" / "table-order.yaml").read_text().replace(
+        "  profile: python\n", "  profile: python\n  selector: {job: table-order-defaults}\n"))
+    result = run(str(spec), "--prometheus", world.prom.url, "--format", "json")
+    assert result.exit_code == 1
+    got = {(f["signal"], f["problem"], tuple(f["alerts"])) for f in findings(result)}
+    assert got == {("buckets", "buckets-below-threshold", ('HttpLatencyHigh{quantile="0.95"}',)),
+                   ("buckets", "buckets-below-threshold", ('HttpLatencyHigh{quantile="0.99"}',))}
+    assert all("latency_lowr_buckets" in f["hint"] for f in findings(result))
+
+
+# -- broken copies: exactly the expected finding, located ------------------------------------------
+
+def test_a_misspelled_cache_is_named_with_the_caches_that_exist(world, tmp_path):
+    spec = spec_copy(tmp_path, "  - name: cubeTrials\n", "  - name: cubeTrails\n")
+    result = run(str(spec), "--prometheus", world.prom.url, "--format", "json")
+    assert result.exit_code == 1
+    got = findings(result)
+    line, column = position(spec, "cubeTrails")
+    assert {(f["line"], f["column"], f["component"], f["problem"]) for f in got} == {
+        (line, column, "cubeTrails", "value-missing")}
+    assert {f["message"] for f in got} == {
+        "no cache `cubeTrails`; caches seen: cubeTrials, equipment, expectationV4, ocidCache"}
+    assert {"CacheHitRateLow{tier=\"L1\"}", "CacheHitRateLow{tier=\"L2\"}", "CacheStampede"} <= {
+        a for f in got for a in f["alerts"]}
+
+
+def test_a_wrong_label_name_lists_the_labels_the_metric_has(world, tmp_path):
+    spec = spec_copy(tmp_path, "  - {name: expectationComputeExecutor,", "  - {name: expectationComputeExecutor, "
+                     "label: executor,")
+    got = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))
+    assert {(f["component"], f["problem"]) for f in got} == {("expectationComputeExecutor", "label-missing")}
+    assert {f["line"] for f in got} == {position(spec, "expectationComputeExecutor")[0]}
+    assert any(f["message"] == "`executor_queued_tasks` has no label `executor` (the selector has "
+               "`executor=\"expectationComputeExecutor\"`); its labels: application, instance, job, name"
+               for f in got), got
+
+
+def test_a_latency_slo_on_a_bucket_the_app_does_not_publish_names_the_spring_setting(world, tmp_path):
+    spec = spec_copy(tmp_path, extra=LATENCY_SLO.replace("500ms", "300ms"))
+    got = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))
+    assert [(f["component"], f["signal"], f["problem"]) for f in got] == [
+        ("api-latency", "latency_bucket", "bucket-missing")]
+    assert got[0]["message"] == 'no bucket `le="0.3"`; buckets: 0.1, 0.25, 0.5, 1.0, +Inf'
+    assert "management.metrics.distribution.slo.http.server.requests=300ms" in got[0]["hint"]
+    assert {"ErrorBudgetBurnFast", "ErrorBudgetBurnSlow"} <= set(got[0]["alerts"])
+
+
+CUSTOM_5S = """
+custom:
+  - name: lookups
+    description: Cache lookups per second
+    expr: sum(rate(cache_gets_total{job="maple-e2e", cache="equipment"}[5s])) * 60
+    op: "<"
+    threshold: 1
+    tests:
+      - name: no lookups
+        series: [{series: 'cache_gets_total{job="maple-e2e", cache="equipment"}', values: '0+0x40'}]
+        at: 5m
+        fires: true
+        value: 0
+      - name: lookups flowing
+        series: [{series: 'cache_gets_total{job="maple-e2e", cache="equipment"}', values: '0+60x40'}]
+        at: 5m
+        fires: false
+"""
+
+
+def test_a_5s_rate_window_against_a_15s_scrape_is_found_in_the_custom_expression(world, tmp_path):
+    spec = spec_copy(tmp_path, extra=CUSTOM_5S)
+    got = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))
+    line, column = position(spec, "sum(rate(")
+    assert [(f["line"], f["column"], f["component"], f["problem"]) for f in got] == [
+        (line, column, "lookups", "window-too-short")]
+    assert "[5s] window of rate() is under twice job `maple-e2e`'s 15s scrape interval" in got[0]["message"]
+    assert got[0]["alerts"] == ["LookupsLow"]
+
+
+# -- time: --at and --lookback on backfilled history --------------------------------------------------
+
+HISTORY = """apiVersion: obsgen/v1
+service: {name: maple-history, team: sre, selector: {job: maple-history}, profile: micrometer}
+caches:
+  - name: equipment
+    hit_rate_min: 0.8
+"""
+
+
+def test_series_that_stopped_are_clean_in_the_past_and_reported_as_disappeared_now(world, tmp_path):
+    spec = tmp_path / "history.yaml"
+    spec.write_text(HISTORY)
+    then = str(world.history_end - 600)
+    assert run(str(spec), "--prometheus", world.prom.url, "--at", then, "--lookback", "30m").exit_code == 0
+    now = run(str(spec), "--prometheus", world.prom.url, "--lookback", "3h", "--format", "json")
+    assert {(f["signal"], f["problem"]) for f in findings(now)} == {
+        ("requests", "disappeared"), ("hits", "disappeared"), ("misses", "disappeared"),
+        ("lock_failures", "disappeared"), ("dashboard variables", "disappeared")}
+    recent = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))  # lookback 1h: gone
+    assert {(f["kind"], f["signal"], f["problem"]) for f in recent} == {("service", "selector.job", "value-missing")}
+    assert any(f["message"] == "no series from job `maple-history`; jobs with `cache_gets_total`: maple-e2e"
+               for f in recent), recent
+
+
+# -- a gateway like Mimir's: prefix, credentials, no targets API ---------------------------------------
+
+class Gateway:
+    """A reverse proxy in front of the real Prometheus, shaped like Mimir's: its query API under /prometheus,
+    a bearer token and a tenant header required, and no /api/v1/targets (so no scrape intervals)."""
+
+    ALLOWED = ("/api/v1/series", "/api/v1/query", "/api/v1/metadata", "/api/v1/label/")
+
+    def __init__(self, upstream: str, token: str, tenant: str):
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                if self.headers.get("Authorization") != f"Bearer {token}" or \
+                        self.headers.get("X-Scope-OrgID") != tenant:
+                    return self._send(401, b'{"status":"error","error":"no valid token or tenant"}')
+                path = self.path.removeprefix("/prometheus")
+                if not self.path.startswith("/prometheus/") or not path.startswith(gateway.ALLOWED):
+                    return self._send(404, b"404 page not found")
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))) if self.command == "POST" else None
+                request = urllib.request.Request(upstream + path, data=body, method=self.command,
+                                                 headers={"Content-Type": self.headers.get("Content-Type", "")})
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    self._send(response.status, response.read())
+
+            do_GET = do_POST = _forward
+
+            def _send(self, code: int, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_through_a_mimir_like_gateway_with_token_and_tenant_only_the_window_check_is_skipped(world, tmp_path):
+    gateway = Gateway(world.prom.url, "s3cret", "team-sre")
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    spec = spec_copy(tmp_path, extra=CUSTOM_5S)
+    result = run(str(spec), "--prometheus", gateway.url + "/prometheus", "--bearer-token-file", str(token),
+                 "--header", "X-Scope-OrgID: team-sre")
+    assert result.exit_code == 0, result.output  # the 5s window cannot be judged without scrape intervals
+    assert "skipped: windows against scrape intervals: " in result.output and "has no /api/v1/targets" in result.output
+    refused = run(str(spec), "--prometheus", gateway.url + "/prometheus", "--header", "X-Scope-OrgID: team-sre")
+    assert refused.exit_code == 2
+    assert refused.output.count("\n") == 1 and "the server refused: HTTP 401" in refused.output
+    assert "no valid token or tenant" in refused.output
+    no_prefix = run(str(spec), "--prometheus", gateway.url, "--bearer-token-file", str(token),
+                    "--header", "X-Scope-OrgID: team-sre")
+    assert no_prefix.exit_code == 2 and "Mimir serves it under /prometheus" in no_prefix.output
+    gateway.server.shutdown()
+
+
+# -- --metrics on a URL, and a fleet with its progress bar ---------------------------------------------
+
+def test_metrics_urls_scraped_once_verify_the_app_and_the_redis_exporter(world, tmp_path):
+    app = world.stack.apps["verify-app"].instance
+    exporter = f"http://127.0.0.1:{world.stack.exporter.port}/scrape?target=redis://127.0.0.1:"
+    sources = ["--metrics", f"http://{app}/metrics"]
+    for name in ("main-master", "main-replica", "sessions-master", "sessions-replica"):
+        sources += ["--metrics", exporter + str(world.stack.redis[name].port)]
+    sources += ["--metrics", exporter + str(world.stack.sentinels[0].port)]
+    result = run(str(spec_copy(tmp_path, extra=LATENCY_SLO)), *sources)
+    assert result.exit_code == 0, result.output
+    assert "skipped: windows against scrape intervals: exposition texts carry no scrape interval" in result.output
+
+
+def test_a_directory_of_specs_against_one_prometheus_shows_a_progress_bar_on_a_terminal(world, tmp_path):
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    spec_copy(fleet, name="maple-e2e.yaml")
+    (fleet / "table-order.yaml").write_text((ROOT / "specs" / "table-order.yaml").read_text())
+    main, tty = pty.openpty()
+    code = "from obsgen.verify.command import verify; verify(prog_name='obsgen verify')"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(fleet), "--prometheus", world.prom.url],
+                            stdout=subprocess.PIPE, stderr=tty, cwd=ROOT, env={**os.environ, "COLUMNS": "120"})
+    os.close(tty)
+    out, _ = proc.communicate(timeout=60)
+    drawn = b""
+    while select.select([main], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(main)
+    assert proc.returncode == 0, out.decode()
+    assert b"obsgen: verifying [" in drawn and b"2/2 services" in drawn
+    assert out.decode().splitlines()[-1].startswith("obsgen verify: clean, ")
