@@ -29,10 +29,12 @@ from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding
 from obsgen.components.shapes import gauge_compare, isolated, kept, verdict
 from obsgen.components.timeline import MAX_FOR, MIN, gauge, whole_steps
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, sel
-from obsgen.model.promql import Call, Expr, Num, Offset, Paren, agg, and_, binop, number, or_, over_time
+from obsgen.model.promql import (Call, Expr, Num, Offset, Paren, Range, agg, and_, binop, number, or_, over_time,
+                                 selector)
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
 FLOOR = MIN  # no `for` below a minute: four 15 s scrapes
+HOUR = Duration.parse("1h")
 
 # The `for` of each alert derives from the check's timing (see failing_for and friends); "1m" is the floor.
 FAILING = AlertDef(
@@ -152,13 +154,33 @@ def _mode_base(c: Component) -> Labels:
     return base
 
 
+def _status(c: Component) -> Expr:
+    """The check's latest result per instance (the worst of its series), as the rules judge it."""
+    return agg("min", c.select("status"), kept(c, "instance", c.spec.label))
+
+
+def _mode(c: Component) -> Expr:
+    """Whether each instance runs in the check's degraded mode."""
+    return agg("max", c.select("degraded", base=_mode_base(c)), kept(c, "instance", c.spec.degraded_mode.label))
+
+
+def _queries(c: Component) -> dict[str, Expr]:
+    """The runbook's diagnostic queries every alert of a check shares: the status per instance, how often it
+    flipped in the last hour (a steady failure flips once, a flapping check many times), the degraded mode."""
+    out = {"status": _status(c),
+           "flips": agg("sum", Call("changes", (Range(c.select("status"), HOUR),)), kept(c, "instance", c.spec.label))}
+    if c.spec.degraded_mode is not None:
+        out["mode"] = _mode(c)
+    return out
+
+
 def _failing(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     brief = whole_steps(spec.interval * max(spec.failure_threshold - 1, 1))
     what = f" ({spec.dependency})" if spec.dependency else ""
     return gauge_compare(
         c, FAILING, signal="status", op="<", threshold=spec.healthy_value, bad=0,
         good=(spec.healthy_value,), spike=brief, for_=failing_for(spec),
-        queries={"status": agg("min", c.select("status"), ("instance", spec.label))},
+        queries=_queries(c),
         condition=(f"the check reports below {number(spec.healthy_value)} (failing) for {failing_for(spec)}: "
                    f"{spec.failure_threshold} runs every {spec.interval}, the time the app needs to call it down"),
         description=(f"Health check {{{{ $labels.{spec.label} }}}}{what} on {{{{ $labels.instance }}}} has "
@@ -170,7 +192,7 @@ def _failing(c: Component, spec: HealthCheckSpec) -> list[Rule]:
 def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     """No instance reports the check at all. absent() sees the whole fleet, so with ``service.cluster_label``
     each cluster is judged on its own: the check reported there within ``for`` + 1d and not now."""
-    selector = c.select("status")
+    reported = c.select("status")
     cluster = c.service.cluster_label
     restart = whole_steps(detection_time(spec))
     ok = spec.healthy_value
@@ -178,13 +200,13 @@ def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     memory = f_silent + MAX_FOR
     expr: Expr
     if cluster:
-        expr = binop("unless", agg("group", over_time("last", selector, memory), kept(c)),
-                     agg("group", selector, kept(c)))
+        expr = binop("unless", agg("group", over_time("last", reported, memory), kept(c)),
+                     agg("group", reported, kept(c)))
         labels: Labels = {}
         how = f"per cluster: reported within the last {memory}, absent now"
         who = f"No instance in cluster {{{{ $labels.{cluster} }}}} has reported health check {c.name}"
     else:  # absent() keeps the selector's equality matchers, the check's name among them
-        expr, labels, how = Call("absent", (selector,)), c.labels("status"), "absent()"
+        expr, labels, how = Call("absent", (reported,)), c.labels("status"), "absent()"
         who = f"No instance has reported health check {{{{ $labels.{spec.label} }}}}"
 
     def scenarios(f: Duration) -> list[Scenario]:
@@ -205,7 +227,10 @@ def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
 
     return c.alert(
         SILENT, expr=expr, for_=f_silent, scenarios=scenarios,
-        queries={"reporting": agg("count", selector, kept(c))},
+        # Each scrape target that reported the check lately, with `up`: 0 = Prometheus cannot scrape it,
+        # 1 = scraped but the check is gone, no row = the target left service discovery.
+        queries={"targets": binop("and", selector("up", c.service.selector),
+                                  over_time("last", reported, memory), on=kept(c, "instance"))},
         condition=(f"no series of the check at all for {f_silent} ({how}: every instance dead, hung or "
                    "no longer scraped; silence is the failure of a liveness check)"),
         description=f"{who} for {{for}}: every process is dead, hung or no longer scraped.",
@@ -219,7 +244,7 @@ def _degraded(c: Component, spec: HealthCheckSpec) -> list[Rule]:
         c, DEGRADED, signal="degraded", op=">", threshold=0, bad=1, good=(0,),
         spike=whole_steps(spec.interval * spec.recovery_threshold), base=base, by={mode.label: mode.name},
         for_=degraded_for(spec),
-        queries={"mode": agg("max", c.select("degraded", base=base), ("instance", mode.label))},
+        queries=_queries(c),
         condition=(f"mode {mode.name} on for {degraded_for(spec)}, longer than a blip the app recovers from "
                    f"by itself ({spec.recovery_threshold} passing checks every {spec.interval}"
                    + (f" plus a recovery check every {mode.recovery_check_interval or spec.interval})"
@@ -286,7 +311,7 @@ def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     final = tuned.for_ if tuned and tuned.for_ else f
     return c.alert(
         NOT_RECOVERING, expr=expr(final), for_=f, scenarios=scenarios,
-        queries={"mode": agg("max", on, by), "status": agg("min", status, kept(c, "instance", spec.label))},
+        queries=_queries(c),
         condition=(f"mode {mode.name} on while check {spec.name} passes for {f} (recovery should take at most "
                    f"{whole_steps(recovery_time(spec))}), or on for {mode.max_duration} in a row"),
         description=(f"{{{{ $labels.instance }}}} is still in degraded mode {{{{ $labels.{mode.label} }}}} although "

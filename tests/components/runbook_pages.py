@@ -67,12 +67,18 @@ def group_labels(expr: str) -> set[str]:
             if label.strip()}
 
 
-def check_page(alert: str, page: str, *, job: str, identity: str, names: set[str], raw_labels: set[str]) -> None:
+def check_page(alert: str, page: str, *, job: str | None, identity: str | None, names: set[str],
+               raw_labels: set[str], others: dict[str, tuple[str, set[str]] | None] | None = None,
+               foreign: tuple[str, ...] = FOREIGN) -> None:
     """What every page of these kinds must be (issue 14 §4).
 
     ``identity`` is the label naming the components (``lock``), ``names`` the components that emit the alert;
-    ``raw_labels`` the labels their series carry that a query may group by.
+    ``raw_labels`` the labels their series carry that a query may group by. ``others`` names the metrics of
+    other families a page reads, with the label and values that pick them (a health check's degraded mode by
+    its ``mode``), or ``None`` for a series nothing names (Prometheus' ``up``). ``job`` and ``identity`` are
+    ``None`` where the queries are the team's own (custom signals). ``foreign``: the seed systems' words.
     """
+    others = others or {}
     assert [page.index(f"\n## {s}\n") for s in SECTIONS] == sorted(page.index(f"\n## {s}\n") for s in SECTIONS), alert
     first = steps(section(page, "First checks"))
     assert 1 <= len(first) <= 3, (alert, first)
@@ -82,17 +88,24 @@ def check_page(alert: str, page: str, *, job: str, identity: str, names: set[str
         promql_parser.parse(q)
         for metric, matchers in selectors(q):
             found = {label: (op, value) for label, op, value in matchers}
-            assert found.get("job") == ("Equal", job), (alert, q)
-            op, value = found[identity]
+            if job is not None:
+                assert found.get("job") == ("Equal", job), (alert, q)
+            if metric in others:
+                label, allowed = others[metric] or (None, set())
+            else:
+                label, allowed = identity, names
+            if label is None:
+                continue
+            op, value = found[label]
             picked = {value} if op == "Equal" else set(re2_alternatives(value))
-            assert op in ("Equal", "Re") and picked <= names and picked, (alert, q)
+            assert op in ("Equal", "Re") and picked <= allowed and picked, (alert, q)
         assert group_labels(q) <= raw_labels | {"le", "instance", identity}, (alert, q)
     mitigation = steps(section(page, "Mitigation"))
     assert mitigation and all("Confirm:" in s for s in mitigation), alert
     for s in mitigation:
         assert not RISKY.search(s) or "**(destructive)**" in s, (alert, s)
     text = prose(page)
-    for word in FOREIGN:
+    for word in foreign:
         assert word not in text, (alert, word)
     assert "$INSTANCE" not in page, alert
     # every placeholder a command uses is explained in the prose around it
@@ -200,3 +213,13 @@ def run_scrape_command(page: str, instance: str) -> list[str]:
                          timeout=30)
     assert out.returncode == 0, out.stderr
     return out.stdout.splitlines()
+
+
+def only_kinds(path: Path, *kinds: str):
+    """The spec at ``path`` with only the component kinds ``kinds`` (keys) and its service block as written: a
+    seed system's components of these kinds, rendered without the others."""
+    from obsgen.spec import parse
+
+    data = yaml.safe_load(path.read_text())
+    return parse(yaml.safe_dump({k: v for k, v in data.items() if k in ("apiVersion", "service", *kinds)},
+                                sort_keys=False), path.name)
