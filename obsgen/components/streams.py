@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Kind, RatioSignals, Rule,
                                     Scenario)
-from obsgen.components.shapes import gauge_compare, grouping, isolated, ratio_of_rates, share, verdict
+from obsgen.components.shapes import gauge_compare, grouping, isolated, kept, ratio_of_rates, share, total_rate, verdict
 from obsgen.components.timeline import MIN, RESTART, counter, gauge
 from obsgen.components.viz import RATE, ComponentPanels, Panel, Query, above, jobs, num, pct, rate, sel
-from obsgen.model.promql import Bin, agg, and_, binop, number
+from obsgen.model.promql import Bin, Expr, agg, and_, binop, number, ratio
 from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
@@ -86,10 +86,14 @@ def _near_limit(c: Component, spec: StreamSpec) -> list[Rule]:
     fixed = c.labels("connections")  # a limit label the selector pins keeps its value in the test series
     per = {**c.identity, **{label: fixed.get(label, "example") for label in spec.limit_labels}}
     scope = " per " + ", ".join(spec.limit_labels) if spec.limit_labels else ""
+    judged = kept(c, "instance", *per)
     return gauge_compare(
         c, NEAR_LIMIT, signal="connections", op=">=", threshold=threshold,
         bad=threshold + math.ceil((spec.max_connections - threshold) * 0.75), good=(max(threshold - 1, 0),),
         by=per,
+        # The ten fullest (per limit label) and where new connections come from: a reconnect wave fills up too.
+        queries={"fullest": agg("topk", agg("max", c.select("connections"), judged), param=10),
+                 "opens": _opens(c)},
         condition=f"at least {num(threshold)} of {num(spec.max_connections)} connections open{scope} on an instance",
         description=(f"Stream {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} holds {{{{ $value }}}} "
                      f"open connections{scope} of its limit {spec.max_connections} (threshold {threshold}) for {{for}}."),
@@ -101,7 +105,8 @@ def _failures(c: Component, spec: StreamSpec) -> list[Rule]:
         c, SEND_FAILURES_HIGH, signals=SEND_FAILURES,
         record="instance_stream:send_failures", threshold=spec.send_failure_ratio_max, below=False,
         min_rate=spec.min_send_rate, window=spec.failure_window,
-        queries={"failed_share": share(c, SEND_FAILURES, ("instance", spec.label), spec.failure_window)},
+        queries={"failed_share": share(c, SEND_FAILURES, grouping(c), spec.failure_window),
+                 "sent": total_rate(c, SEND_FAILURES, grouping(c), spec.failure_window)},
         condition=(f"more than {pct(spec.send_failure_ratio_max)} of sends fail over {spec.failure_window} while at "
                    f"least {num(spec.min_send_rate)} messages/s are sent"),
         description=(f"Stream {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}}: "
@@ -110,9 +115,14 @@ def _failures(c: Component, spec: StreamSpec) -> list[Rule]:
     )
 
 
+def _opens(c: Component) -> Expr:
+    """New connections per second on each instance."""
+    return agg("sum", rate_over(c.select("opened"), FIVE_MIN), grouping(c))
+
+
 def _storm(c: Component, spec: StreamSpec) -> list[Rule]:
     by = grouping(c)
-    opens = agg("sum", rate_over(c.select("opened"), FIVE_MIN), by)
+    opens = _opens(c)
     lifetime = spec.min_connection_lifetime.total_seconds
     storm_line = binop("/", agg("sum", c.select("connections"), by), lifetime)
     expr = and_(Bin(">", opens, storm_line, multiline=True), binop(">=", opens, spec.min_open_rate))
@@ -144,8 +154,8 @@ def _storm(c: Component, spec: StreamSpec) -> list[Rule]:
 
     return c.alert(
         RECONNECT_STORM, expr=expr, scenarios=scenarios,
-        queries={"opens": agg("sum", rate_over(c.select("opened"), FIVE_MIN), ("instance", spec.label)),
-                 "connections": agg("sum", c.select("connections"), ("instance", spec.label))},
+        # Little's law: open connections / new connections per second = how long a connection lasts on average.
+        queries={"lifetime": ratio(agg("sum", c.select("connections"), by), opens), "opens": opens},
         condition=(f"new connections/s above open connections / {number(lifetime)} s (connections last under "
                    f"{spec.min_connection_lifetime} on average) while at least {num(spec.min_open_rate)} open per "
                    "second"),
