@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from obsgen.components import cache
 from obsgen.components.base import AlertDef, Built, Component, Inhibition, Kind, RatioSignals, Rule, Scenario
-from obsgen.components.shapes import grouping, ratio_of_rates, ratio_traffic, share, verdict
+from obsgen.components.shapes import grouping, ratio_of_rates, ratio_traffic, share, total_rate, verdict
 from obsgen.components.timeline import MIN
 from obsgen.components.viz import RATE, ComponentPanels, Panel, Query, below, jobs, num, pct, rate, sel
 from obsgen.model.promql import agg, binop, increase, number
@@ -84,8 +84,8 @@ def _never_rule(c: Component, spec: ETagSpec) -> list[Rule]:
 
     return c.alert(
         NEVER_NOT_MODIFIED, expr=expr, scenarios=scenarios,
-        queries={"answers": agg("sum", increase(c.select("conditional"), window), ("instance", spec.label)),
-                 "not_modified": agg("sum", increase(c.select("not_modified"), window), ("instance", spec.label))},
+        queries={"answers": agg("sum", increase(c.select("conditional"), window), by),
+                 "not_modified": agg("sum", increase(c.select("not_modified"), window), by)},
         condition=(f"at least {need} conditional requests in {window} and not a single 304 among them"),
         description=(f"E-Tag route {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} received "
                      f"{{{{ $value | humanize }}}} conditional requests in the last {window} and answered none of "
@@ -98,7 +98,8 @@ def rules(c: Component) -> list[Rule]:
     return _never_rule(c, spec) + ratio_of_rates(
         c, EFFECTIVENESS_LOW, signals=NOT_MODIFIED, record="instance_etag:not_modified",
         threshold=spec.not_modified_ratio_min, below=True, min_rate=spec.min_request_rate,
-        queries={"ratio": share(c, NOT_MODIFIED, ("instance", spec.label), FIVE_MIN)},
+        queries={"ratio": share(c, NOT_MODIFIED, grouping(c), FIVE_MIN),
+                 "conditional": total_rate(c, NOT_MODIFIED, grouping(c), FIVE_MIN)},
         condition=(f"less than {pct(spec.not_modified_ratio_min)} of conditional requests answered 304 while at "
                    f"least {num(spec.min_request_rate)} conditional requests/s"),
         description=(f"E-Tag route {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} answers "
