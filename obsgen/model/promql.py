@@ -388,9 +388,9 @@ class Printer:
             op += f" on ({', '.join(n.on)})"
         elif n.ignoring is not None:
             op += f" ignoring ({', '.join(n.ignoring)})"
-        if n.group:
+        if n.group:  # always with its (possibly empty) label list: `group_left (x)` would read x as the labels
             side, labels = n.group
-            op += f" group_{side}" + (f" ({', '.join(labels)})" if labels else "")
+            op += f" group_{side} ({', '.join(labels)})"
         if n.op in _SET or n.multiline:
             return f"{lhs}\n{op}\n{rhs}"
         return f"{lhs} {op} {rhs}"
