@@ -4,8 +4,9 @@ For business metrics no kind knows (Table Order's orders per hour). The user's
 expression is *the signal*; obsgen adds the comparison. It is parsed at validate
 time with ``promql-parser`` (a runtime dependency: a Rust wheel, compatible with
 Prometheus 2.45's PromQL) so a typo is a located spec error, not a broken rule
-file, and it reaches the rule only as a YAML string, wrapped in parentheses on
-lines of its own (a trailing ``# comment`` cannot swallow the closing one):
+file. The rule, the panels and the runbook print it from obsgen's PromQL nodes
+with the one printer (comments dropped; raw strings written as the quoted
+strings that mean the same), in parentheses of its own:
 
     (
       <expr>
@@ -36,7 +37,7 @@ from obsgen.components.base import AlertDef, Built, Component, Concern, Finding,
 from obsgen.components.shapes import verdict
 from obsgen.components.timeline import MIN, RESTART, STEP, counter, gauge
 from obsgen.components.viz import ComponentPanels, Panel, Query, above, below, pct
-from obsgen.model.promql import Expr, Paren, binop, number
+from obsgen.model.promql import Call, Expr, Offset, Paren, Range, binop, number, quote
 from obsgen.model.promql import parse as parse_promql
 from obsgen.model.rules import Check
 from obsgen.model.types import ComponentSpec, Duration, Labels
@@ -47,6 +48,8 @@ UNIT_TEXT = {"none": "", "short": "", "percent": "%", "percentunit": "", "s": " 
              "reqps": " req/s", "ops": "/s", "opm": "/min"}
 AGGREGATIONS = ("sum", "min", "max", "avg")
 COUNTER_FUNCTIONS = ("rate", "irate", "increase")
+FIVE_MIN = Duration.parse("5m")
+WEEK = Duration.parse("1w")
 VALUES = re.compile(r"^\s*(?:(?:stale|_(?:x\d+)?|[-+]?(?:Inf|NaN)|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
                     r"(?:[-+](?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?x\d+|x\d+)?)\s*)+$")
 
@@ -127,9 +130,9 @@ def _value_type(node) -> str:
         return "scalar"
     if isinstance(node, p.StringLiteral):
         return "string"
-    if isinstance(node, p.Call):
-        return {p.ValueType.Vector: "vector", p.ValueType.Scalar: "scalar", p.ValueType.Matrix: "range vector",
-                p.ValueType.String: "string"}[node.func.return_type]
+    if isinstance(node, p.Call):  # promql-parser's ValueType cannot be hashed: look it up by name
+        return {"ValueType.Vector": "vector", "ValueType.Scalar": "scalar", "ValueType.Matrix": "range vector",
+                "ValueType.String": "string"}[str(node.func.return_type)]
     if isinstance(node, p.BinaryExpr):
         sides = {_value_type(node.lhs), _value_type(node.rhs)}
         return "scalar" if sides == {"scalar"} else "vector"
@@ -184,15 +187,52 @@ def _derive(root) -> tuple[Derivable | None, str]:
                      tuple(sorted(kept.items()))), ""
 
 
+def _cooked(text: str) -> str:
+    """``text`` with every raw (backtick) string literal written as the double-quoted string that means the same.
+
+    Prometheus reads no escapes between backticks (`` `/api/\\d+` `` is a regex for digits), but promql-parser
+    0.12 does and refuses ``\\d``; a double-quoted string with the backslash escaped means the same to both.
+    Quoted strings and ``#`` comments are copied as they are (a backtick inside them starts nothing).
+    """
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "\"'":
+            end = i + 1
+            while end < len(text) and text[end] != ch:
+                end += 2 if text[end] == "\\" else 1
+            end += 1
+            out.append(text[i:end])
+        elif ch == "#":
+            end = text.find("\n", i)
+            end = len(text) if end < 0 else end
+            out.append(text[i:end])
+        elif ch == "`":
+            close = text.find("`", i + 1)
+            if close < 0:
+                return text  # unterminated: the parser says so
+            end = close + 1
+            out.append(quote(text[i + 1:close]))
+        else:
+            end = i + 1
+            out.append(ch)
+        i = end
+    return "".join(out)
+
+
 @lru_cache(maxsize=256)
 def analyse(expr: str) -> Analysis:
     """Parse ``expr`` and check it can be an alert's signal; raises :class:`PromQLError` saying why not."""
     import promql_parser as p
 
     try:
-        root = p.parse(expr)
+        root = p.parse(_cooked(expr))
     except (ValueError, RuntimeError) as exc:
         raise PromQLError(f"not valid PromQL: {exc}") from None
+    try:
+        parse_promql(_cooked(expr))  # the nodes the rule is printed from
+    except ValueError as exc:
+        raise PromQLError(f"obsgen cannot write this expression into a rule ({exc}); write it without that") from None
     kind = _value_type(root)
     if kind != "vector":
         raise PromQLError(f"the expression is a {kind}; an alert needs an instant vector (wrap a scalar in vector())")
@@ -222,7 +262,7 @@ def parse_series(text: str) -> tuple[str, Labels]:
     import promql_parser as p
 
     try:
-        node = p.parse(text)
+        node = p.parse(_cooked(text))
     except (ValueError, RuntimeError) as exc:
         raise PromQLError(f"not a series: {exc}") from None
     if not isinstance(node, p.VectorSelector) or node.offset is not None or node.at is not None:
@@ -344,7 +384,13 @@ def check(given: Given) -> list[Finding]:
 
 def signal(spec: CustomSpec) -> Expr:
     """The team's expression, read into obsgen's PromQL nodes (printed the same way as every rule)."""
-    return parse_promql(spec.expr)
+    return parse_promql(_cooked(spec.expr))
+
+
+def last_week(spec: CustomSpec) -> Expr:
+    """The signal as it was a week earlier: its last value in a 5m subquery moved back by a week, which works
+    for any expression (an ``offset`` on each selector would clash with offsets the team wrote)."""
+    return Call("last_over_time", (Offset(Range(signal(spec), FIVE_MIN, subquery=True), WEEK),))
 
 
 def _expr(spec: CustomSpec) -> Expr:
@@ -418,7 +464,8 @@ def rules(c: Component) -> list[Rule]:
         return _written(spec) if spec.tests else _derived(spec, derivable, f)  # type: ignore[arg-type]
 
     return c.alert(
-        definition(spec), expr=_expr(spec), scenarios=scenarios, queries={"signal": signal(spec)},
+        definition(spec), expr=_expr(spec), scenarios=scenarios,
+        queries={"signal": signal(spec), "last_week": last_week(spec)},
         condition=condition(spec),
         description=(f"{spec.description.strip()} Now {_value(spec)}, {OPS[spec.op]} "
                      f"{_shown(spec, spec.threshold)}, for {{for}}.").strip(),
