@@ -146,3 +146,14 @@ def test_the_seed_systems_pages_fit_them():
     assert '`{"status": "not_ready"}`' in section(table_order["HealthCheckFailing"], "Diagnosis")
     check(table_order, "table-order", "check", {"database", "liveness"}, set(),
           foreign=FOREIGN + ("AniVault", "TMDB", "get_resilience_status", "cache-only"))
+
+
+def test_a_check_s_own_past_incidents_are_told_on_its_pages_only():
+    told = "2024-03-02: the database disk filled up; cache-only mode held for 40 minutes."
+    spec = parse("apiVersion: obsgen/v1\nservice: {name: s, team: t, profile: python}\nhealth_checks:\n"
+                 f"  - name: database\n    degraded_mode: {{name: cache_only}}\n    history: ['{told}']\n"
+                 "  - {name: liveness, silence_is_failure: true}\n", "history.yaml")
+    mine = pages(spec, health.KIND)
+    assert (f"Past incidents of health check `database` (from the spec's `history`):\n\n- {told}"
+            in section(mine["DegradedModeActive"], "What it means"))
+    assert told not in mine["HealthCheckSilent"]  # the liveness check's page: not its history
