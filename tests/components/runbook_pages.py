@@ -104,6 +104,7 @@ def check_page(alert: str, page: str, *, job: str | None, identity: str | None, 
     assert mitigation and all("Confirm:" in s for s in mitigation), alert
     for s in mitigation:
         assert not RISKY.search(s) or "**(destructive)**" in s, (alert, s)
+        assert "destructive" not in s or s.split(" ", 1)[1].startswith("**(destructive)**"), (alert, s)  # up front
     text = prose(page)
     for word in foreign:
         assert word not in text, (alert, word)
