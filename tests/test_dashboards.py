@@ -11,6 +11,7 @@ import promql_parser
 import pytest
 
 from obsgen.pipeline import build
+from obsgen.model.panels import uid
 from obsgen.render import dashboards
 from conftest import SPECS, VALID_SPECS
 from obsgen.spec import load, parse
@@ -54,7 +55,7 @@ def maple():
 
 @pytest.fixture(scope="module")
 def maple_files(maple) -> dict[str, str]:
-    return dashboards.render(maple)
+    return dashboards.render(build(maple))
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +75,13 @@ def every_spec(request):
 
 @pytest.fixture(scope="module")
 def every_dashboards(every_spec) -> dict[str, dict]:
-    return {path: json.loads(text) for path, text in dashboards.render(every_spec).items()}
+    return {path: json.loads(text) for path, text in dashboards.render(build(every_spec)).items()}
 
 
 @pytest.fixture(scope="module")
 def small():
     spec = parse(SPEC, "x.yaml")
-    return {json.loads(t)["uid"].removeprefix("shop-"): json.loads(t) for t in dashboards.render(spec).values()}
+    return {json.loads(t)["uid"].removeprefix("shop-"): json.loads(t) for t in dashboards.render(build(spec)).values()}
 
 
 def panels(d: dict) -> list[dict]:
@@ -120,19 +121,20 @@ def steps(p: dict) -> list[tuple[str, float | None]]:
 
 def test_maple_gets_an_overview_and_one_dashboard_per_concern(maple_files):
     assert sorted(maple_files) == [f"maple-expectation/dashboards/{s}.json" for s in (
-        "cache-performance", "circuit-breaker", "distributed-locks", "redis-operations", "service-overview",
-        "slo", "thread-pool")]
+        "availability", "cache-performance", "circuit-breaker", "distributed-locks", "redis-operations",
+        "service-overview", "slo", "thread-pool")]
 
 
 def test_concerns_the_spec_lacks_get_no_dashboard():
     spec = parse("apiVersion: obsgen/v1\nservice: {name: tiny, team: t}\nexecutors: [{name: io, queue_capacity: 10}]\n",
                  "x.yaml")
-    assert sorted(dashboards.render(spec)) == ["tiny/dashboards/service-overview.json",
-                                                "tiny/dashboards/thread-pool.json"]
+    assert sorted(dashboards.render(build(spec))) == ["tiny/dashboards/availability.json",
+                                                       "tiny/dashboards/service-overview.json",
+                                                       "tiny/dashboards/thread-pool.json"]
 
 
 def test_rendering_twice_gives_identical_bytes(maple, maple_files):
-    again = dashboards.render(maple)
+    again = dashboards.render(build(maple))
     assert again == maple_files
     assert all(text.endswith("}\n") for text in again.values())
 
@@ -183,7 +185,7 @@ def test_dashboards_are_modern_read_only_and_stable(every_dashboards):
         slug = Path(path).stem
         assert d["schemaVersion"] == 41
         assert d["editable"] is False
-        assert d["uid"] == dashboards.uid(path.split("/")[0], slug) and len(d["uid"]) <= 40
+        assert d["uid"] == uid(path.split("/")[0], slug) and len(d["uid"]) <= 40
         ids = [p["id"] for p in d["panels"]]
         assert ids == list(range(1, len(ids) + 1))
         text = json.dumps(d)
@@ -203,10 +205,10 @@ def null_paths(value, path="") -> list[str]:
 
 
 def test_uids_are_derived_from_service_and_dashboard_and_fit_grafanas_limit():
-    assert dashboards.uid("shop", "thread-pool") == "shop-thread-pool"
-    long = dashboards.uid("a-really-long-service-name-for-testing", "cache-performance")
-    assert len(long) <= 40 and long == dashboards.uid("a-really-long-service-name-for-testing", "cache-performance")
-    assert long != dashboards.uid("a-really-long-service-name-for-testing", "circuit-breaker")
+    assert uid("shop", "thread-pool") == "shop-thread-pool"
+    long = uid("a-really-long-service-name-for-testing", "cache-performance")
+    assert len(long) <= 40 and long == uid("a-really-long-service-name-for-testing", "cache-performance")
+    assert long != uid("a-really-long-service-name-for-testing", "circuit-breaker")
 
 
 def test_only_modern_panel_types(every_dashboards):
@@ -306,7 +308,9 @@ def test_firing_alerts_are_annotations(every_dashboards):
 
 
 def test_panels_link_to_the_runbooks_of_their_alerts(every_spec, every_dashboards):
-    alert_names = alerts_of(every_spec)
+    # A component's missing metrics show on no panel (there is nothing to draw): its alert opens the component's
+    # first panel instead (test_links.py).
+    alert_names = alerts_of(every_spec) - {"ComponentMetricsMissing"}
     linked = set()
     for d in every_dashboards.values():
         for p in panels(d):
@@ -324,27 +328,41 @@ def test_overview_links_to_every_other_dashboard(maple_dashboards):
     assert {link["url"].split("/")[2] for link in overview["links"]} == others
     assert panel(overview, "Firing alerts")["type"] == "table"
     health = [p for p in panels(overview) if p["type"] == "stat"]
-    assert len(health) == 4 + 1 + 1 + 1 + 2 + 1 + 1 + 1  # caches, breaker, retry, time limiter, executors, redis, lock, SLO
+    # the service's instances, caches, breaker, retry, time limiter, executors, redis, lock, SLO
+    assert len(health) == 1 + 4 + 1 + 1 + 1 + 2 + 1 + 1 + 1
+
+
+def links_of(spec) -> dict[tuple, str]:
+    """Every alert's deep link, by (alert, component, the labels that tell its rules apart)."""
+    return {(a.name, a.component, tuple(sorted(a.tag.items()))): a.dashboard_url for a in build(spec).alerts}
+
+
+def assert_links_land_on_their_runbooks(spec, rendered: dict):
+    """Each alert's deep link opens a panel whose first runbook link is its own (a component's missing metrics
+    have no panel of their own: they open the component's first panel)."""
+    links = links_of(spec)
+    assert {name for name, _, _ in links} == alerts_of(spec)
+    by_uid = {d["uid"]: d for d in rendered.values()}
+    for (alert, component, _), url in links.items():
+        uid, pid = re.fullmatch(r"/d/([\w-]+)/[\w-]+\?viewPanel=(\d+)(?:&.*)?", url).groups()
+        p = next(p for p in by_uid[uid]["panels"] if p["id"] == int(pid))
+        if alert != "ComponentMetricsMissing":
+            assert p["links"][0]["url"] == f"../runbooks/{alert}.md", (alert, component, p["title"])
 
 
 def test_dashboard_links_point_every_alert_at_its_main_panel(maple, maple_dashboards):
-    links = dashboards.dashboard_links(maple)
-    assert set(links) == alerts_of(maple)
-    by_uid = {d["uid"]: d for d in maple_dashboards.values()}
-    for alert, url in links.items():
-        m = re.fullmatch(r"/d/([\w-]+)/([\w-]+)\?viewPanel=(\d+)", url)
-        assert m, url
-        p = next(p for p in by_uid[m.group(1)]["panels"] if p["id"] == int(m.group(3)))
-        assert p["links"][0]["url"] == f"../runbooks/{alert}.md", (alert, p["title"])
-    assert links["ExecutorQueueFull"].endswith("viewPanel=3")
-    assert "redis-operations" in links["RedisSentinelQuorumAtRisk"]
+    assert_links_land_on_their_runbooks(maple, maple_dashboards)
+    links = links_of(maple)
+    assert links[("ExecutorQueueFull", "expectationComputeExecutor", ())].endswith("viewPanel=3")
+    assert links[("ExecutorQueueFull", "alertTaskExecutor", ())].endswith("viewPanel=8")
+    assert "redis-operations" in links[("RedisSentinelQuorumAtRisk", "main", ())]
 
 
 def test_disabled_alerts_lose_their_runbook_links():
     spec = parse(SPEC.replace("[{name: products}]", "[{name: products, alerts: {CacheStampede: {enabled: false}}}]"),
                  "x.yaml")
-    assert "CacheStampede" not in dashboards.dashboard_links(spec)
-    assert "CacheStampede.md" not in "".join(dashboards.render(spec).values())
+    assert "CacheStampede" not in {name for name, _, _ in links_of(spec)}
+    assert "CacheStampede.md" not in "".join(dashboards.render(build(spec)).values())
 
 
 # --------------------------------------------------------------------------- panel by panel
@@ -353,7 +371,8 @@ def test_hit_ratio_panel_queries_cache_gets_with_the_cache_label_and_draws_its_t
     p = panel(small["cache-performance"], "products: hit ratio")
     assert p["type"] == "timeseries" and p["fieldConfig"]["defaults"]["unit"] == "percentunit"
     (expr,) = exprs(p)
-    assert expr.count("cache_gets_total{") == 2 and expr.count('cache="products"') == 2
+    # hits (or 0 where the cache served lookups without a hit), over lookups
+    assert expr.count("cache_gets_total{") == 3 and expr.count('cache="products"') == 3
     assert 'result="hit"' in expr and 'namespace="prod"' in expr
     assert steps(p) == [("red", None), ("green", 0.8)]
     assert p["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
@@ -460,7 +479,7 @@ def test_valid_spec_dashboards_match_grafanas_schema_and_lint_rules(path):
     """Every kind's panels, not only Maple's, pass the schema and the linter rules. Custom-signal panels show the
     team's own PromQL verbatim (what its alert judges), so they are exempt from the job/instance and
     $__rate_interval rules."""
-    for text in dashboards.render(load(path)).values():
+    for text in dashboards.render(build(load(path))).values():
         d = json.loads(text)
         assert schema_errors({**d, "panels": []}) == [], path
         for p in panels(d):
@@ -491,20 +510,13 @@ def test_valid_spec_dashboards_match_grafanas_schema_and_lint_rules(path):
 @pytest.mark.parametrize("path", VALID_SPECS, ids=lambda p: p.stem)
 def test_small_specs_link_every_alert_to_a_panel_that_links_its_runbook(path):
     spec = load(path)
-    rendered = {p: json.loads(t) for p, t in dashboards.render(spec).items()}
-    links = dashboards.dashboard_links(spec)
-    assert set(links) == alerts_of(spec)
-    by_uid = {d["uid"]: d for d in rendered.values()}
-    for alert, url in links.items():  # each alert's deep link lands on a panel whose first runbook is its own
-        uid, pid = re.fullmatch(r"/d/([\w-]+)/[\w-]+\?viewPanel=(\d+)(?:&.*)?", url).groups()
-        p = next(p for p in by_uid[uid]["panels"] if p["id"] == int(pid))
-        assert p["links"][0]["url"] == f"../runbooks/{alert}.md", (alert, p["title"])
+    assert_links_land_on_their_runbooks(spec, {p: json.loads(t) for p, t in dashboards.render(build(spec)).items()})
 
 
 @pytest.fixture(scope="module")
 def fastapi():
     spec = load(ROOT / "tests/specs/valid/http-python.yaml")
-    return {json.loads(t)["uid"].removeprefix("fastapi-http-"): json.loads(t) for t in dashboards.render(spec).values()}
+    return {json.loads(t)["uid"].removeprefix("fastapi-http-"): json.loads(t) for t in dashboards.render(build(spec)).values()}
 
 
 def test_http_percentile_panels_read_the_instrumentator_histogram_by_handler_and_draw_the_thresholds(fastapi):
@@ -531,7 +543,7 @@ def test_http_error_panel_divides_5xx_by_all_requests_per_route_and_draws_one_pe
 
 def test_python_breaker_panels_derive_the_failure_share_from_calls_and_show_the_enum_state():
     spec = load(ROOT / "tests/specs/valid/python-resilience.yaml")
-    d = next(json.loads(t) for path, t in dashboards.render(spec).items() if path.endswith("circuit-breaker.json"))
+    d = next(json.loads(t) for path, t in dashboards.render(build(spec)).items() if path.endswith("circuit-breaker.json"))
     titles = [p["title"] for p in panels(d)]
     assert "terminus_db: failure rate" not in titles and "terminus_db: slow call rate" not in titles
     share = panel(d, "terminus_db: failed share of calls")
@@ -546,7 +558,7 @@ def test_python_breaker_panels_derive_the_failure_share_from_calls_and_show_the_
 
 def test_python_cache_panels_draw_hits_and_lookups_and_misses_as_their_difference():
     spec = load(ROOT / "tests/specs/valid/python-resilience.yaml")
-    d = next(json.loads(t) for path, t in dashboards.render(spec).items() if path.endswith("cache-performance.json"))
+    d = next(json.loads(t) for path, t in dashboards.render(build(spec)).items() if path.endswith("cache-performance.json"))
     lookups = panel(d, "schemas: request rate")
     assert [t["legendFormat"] for t in lookups["targets"]] == ["lookups", "hits"]
     misses = exprs(panel(d, "schemas: misses"))[0]
@@ -557,7 +569,7 @@ def test_python_cache_panels_draw_hits_and_lookups_and_misses_as_their_differenc
 
 def concern(name: str, slug: str) -> dict:
     spec = load(ROOT / "tests/specs/valid" / f"{name}.yaml")
-    return {Path(path).stem: json.loads(text) for path, text in dashboards.render(spec).items()}[slug]
+    return {Path(path).stem: json.loads(text) for path, text in dashboards.render(build(spec)).items()}[slug]
 
 
 def test_maple_lock_panel_draws_the_p95_of_the_acquire_histogram_with_target_and_limit(maple_dashboards):

@@ -157,11 +157,13 @@ def panels(c: Component, built: Built) -> ComponentPanels:
                          (tier_legend + " {{result}}").strip()),)
     else:  # hits and lookups are two counters (or hits and misses): draw each
         drawn = ("hits", "misses") if summed(c, HITS) else ("requests", "hits")
-        lookups = tuple(Query(agg("sum", rate(sel(c, signal)), tier_keys or None), f"{tier_legend} {signal}".strip())
-                        for signal in drawn)
+        words = {"requests": "lookups", "hits": "hits", "misses": "misses"}
+        lookups = tuple(Query(agg("sum", rate(sel(c, signal)), tier_keys or None),
+                              f"{tier_legend} {words[signal]}".strip()) for signal in drawn)
     miss_by = ("instance",) + tier_keys
     misses = (agg("sum", rate(sel(c, "misses")), miss_by) if c.has("misses") and c.has_metric("misses") else
-              binop("-", agg("sum", rate(sel(c, "requests")), miss_by), agg("sum", rate(sel(c, "hits")), miss_by)))
+              binop("-", agg("sum", rate(sel(c, "requests")), miss_by), agg("sum", rate(sel(c, "hits")), miss_by),
+                    multiline=True))
 
     detail = [
         Panel(

@@ -310,7 +310,7 @@ def _latency_rules(c: Component, t: Target) -> list[Rule]:
 def _error_share(c: Component, by: tuple[str, ...]) -> Expr:
     """5xx answers as a share of requests, over 5m, by ``by`` (route or instance): for the runbook."""
     requests = agg("sum", rate_over(c.select("requests"), FIVE_MIN), by)
-    return per_total(filled(agg("sum", rate_over(c.select("errors"), FIVE_MIN), by), requests), requests)
+    return per_total(agg("sum", rate_over(c.select("errors"), FIVE_MIN), by), requests)
 
 
 def _quantile(c: Component, q: float, by: tuple[str, ...]) -> Expr:
@@ -428,7 +428,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
             description=("Share of requests answered 5xx per route, all instances. " + built.fires(
                 ERROR_RATE_HIGH, f"Above {pct(default.error_ratio_max)} for {{for}} while a route serves at least "
                                  f"{number(default.min_rate)} req/s fires {{alert}}.") + own).strip(),
-            queries=(Query(per_total(errors, per_route("requests")), f"{{{{{route}}}}}"),),
+            queries=(Query(per_total(per_route("errors"), per_route("requests")), f"{{{{{route}}}}}"),),
         ),
         Panel(
             title=f"{c.name}: requests by route", unit="reqps", alerts=(ERROR_RATE_HIGH, LATENCY_HIGH),
@@ -463,7 +463,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
         title=f"HTTP {c.name}: 5xx ratio", kind="stat", unit="percentunit", width=6, height=5,
         thresholds=above(default.error_ratio_max), alerts=(ERROR_RATE_HIGH,),
         description=f"Share of all requests to {c.name} answered 5xx, all routes and instances.",
-        queries=(Query(per_total(filled(agg("sum", rate(sel(c, "errors"))), everywhere), everywhere), c.name),),
+        queries=(Query(per_total(agg("sum", rate(sel(c, "errors"))), everywhere), c.name),),
     )
     return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
 

@@ -157,14 +157,22 @@ def metrics_missing(c: Component, signal: str, blinds: tuple[str, ...],
 
 def panels(c: Component, built: Built) -> ComponentPanels:
     up = sel(c, "up")
-    detail = (Panel(
-        title=f"{c.service.name}: instances up", kind="state-timeline", unit="none", width=24,
-        mappings=(Mapping(0, "down", "red"), Mapping(1, "up", "green")), alerts=(DOWN, INSTANCE_DOWN),
-        description=("Whether Prometheus scrapes each instance of the service (`up`). "
-                     + built.fires(INSTANCE_DOWN, "One down for {for} while others are up fires {alert}; ")
-                     + built.fires(DOWN, "all down (or none left) for {for} fires {alert}.")).strip(),
-        queries=(Query(up, "{{instance}}"),),
-    ),)
+    detail = (
+        Panel(
+            title=f"{c.service.name}: instances up", unit="short", min=0, thresholds=below(1), alerts=(DOWN,),
+            description=("Instances Prometheus scrapes successfully, of the targets it has. "
+                         + built.fires(DOWN, "None up (or no target left) for {for} fires {alert}.")).strip(),
+            queries=(Query(agg("sum", up), "up"), Query(agg("count", up), "targets")),
+        ),
+        Panel(
+            title=f"{c.service.name}: each instance", kind="state-timeline", unit="none", width=24,
+            mappings=(Mapping(0, "down", "red"), Mapping(1, "up", "green")), alerts=(INSTANCE_DOWN, DOWN),
+            description=("Whether Prometheus scrapes each instance of the service (`up`). "
+                         + built.fires(INSTANCE_DOWN, "One down for {for} while others are up fires {alert}.")
+                         ).strip(),
+            queries=(Query(up, "{{instance}}"),),
+        ),
+    )
     health = Panel(
         title=f"{c.service.name}: instances up", kind="stat", unit="short", width=6, height=5,
         thresholds=below(1), alerts=(DOWN,),

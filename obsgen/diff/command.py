@@ -39,7 +39,7 @@ def diff(paths: tuple[str, ...], base: str | None, base_code: bool, fmt: str, fa
     annotations, receiver), recordings removed while still read, dashboard panels, SLO error budgets and
     inhibitions, with risk flags first. Exit 0, or 1 when --fail-on matches; 2 for invalid input.
     """
-    from obsgen.cli import echo
+    from obsgen.console import echo
     from obsgen.diff.compare import compare
     from obsgen.diff.render import render
 
@@ -67,7 +67,7 @@ def _sides(paths: tuple[str, ...], base: str | None, base_code: bool):
         return tuple(outputs.load(Path(p), label=p) for p in paths)
     import tempfile
 
-    from obsgen.cli import echo
+    from obsgen.console import echo
     from obsgen.diff.base import BuildFailed, build_sides
 
     with tempfile.TemporaryDirectory(prefix="obsgen-diff-") as work:
