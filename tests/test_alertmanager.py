@@ -142,6 +142,8 @@ def test_every_inhibition_names_emitted_alerts_that_carry_the_compared_labels(pa
 def test_maple_inhibits_cache_and_replication_symptoms_of_redis_and_the_calls_behind_an_open_breaker(maple):
     rules = {parsed(r)[0]: parsed(r)[1:] for r in snippet(maple)["inhibit_rules"]}
     assert rules == {
+        # every instance down: the one-instance alert and the components' missing metrics say nothing new
+        "ServiceDown": (["ComponentMetricsMissing", "InstanceDown"], ["service"]),
         "RedisDown": (["CacheL2Unavailable", "RedisNoHealthyReplica", "RedisReplicationBroken"], ["service"]),
         "CircuitBreakerOpen": (["CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"],
                                ["service", "breaker"]),
@@ -160,9 +162,10 @@ redis: [{name: cache, topology: standalone}]
     # no L2 tier: no CacheL2Unavailable; no replicas: no replication alerts; a retry without `breaker` has no
     # breaker label, so an open breaker cannot be told to silence it.
     rules = {parsed(r)[0]: parsed(r)[1] for r in snippet(spec)["inhibit_rules"]}
-    assert rules == {"CircuitBreakerOpen": ["CircuitBreakerFailureRateHigh"]}
+    assert rules == {"CircuitBreakerOpen": ["CircuitBreakerFailureRateHigh"],
+                     "ServiceDown": ["ComponentMetricsMissing", "InstanceDown"]}
     no_redis = spec_from("apiVersion: obsgen/v1\nservice: {name: shop, team: web}\nexecutors: [{name: p, queue_capacity: 5}]\n")
-    assert snippet(no_redis)["inhibit_rules"] == []
+    assert [parsed(r)[0] for r in snippet(no_redis)["inhibit_rules"]] == ["ServiceDown"]
 
 
 def test_inhibitions_compare_the_cluster_when_set(fleet):

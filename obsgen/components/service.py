@@ -21,7 +21,7 @@ from obsgen.components.base import AlertDef, Built, Component, Concern, Inhibiti
 from obsgen.components.shapes import kept, verdict
 from obsgen.components.timeline import MIN, gauge
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, below, jobs, sel
-from obsgen.model.promql import Call, Expr, agg, binop, or_, over_time, selector
+from obsgen.model.promql import Call, Expr, Paren, agg, binop, or_, over_time, selector
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
 DOWN = AlertDef(
@@ -50,13 +50,14 @@ def _up(c: Component) -> Expr:
 def _down(c: Component) -> list[Rule]:
     """Every instance down (``up`` is 0 everywhere), or no ``up`` series at all."""
     up, cluster = _up(c), c.service.cluster_label
-    all_down = binop("==", agg("max", up, kept(c) or None), 0)
+    by = kept(c, *sorted(c.service.selector))  # both branches carry the selector's labels (absent() does)
+    all_down = binop("==", agg("max", up, by), 0)
     gone: Expr
     if cluster:  # absent() cannot say which cluster lost its targets: remember each cluster for a day
-        gone = binop("unless", agg("group", over_time("last", up, MEMORY), kept(c)), agg("group", up, kept(c)))
+        gone = binop("unless", agg("group", over_time("last", up, MEMORY), by), agg("group", up, by))
     else:
         gone = Call("absent", (up,))
-    expr = or_(all_down, gone)
+    expr = or_(all_down, binop("*", Paren(gone), 0))  # $value: the instances up, 0 either way
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = f + MIN * 2
@@ -64,10 +65,11 @@ def _down(c: Component) -> list[Rule]:
                                        for i, v in enumerate(values))
         return [
             Scenario("all-down", "every instance's scrape fails", series(gauge((end, 0)), gauge((end, 0))),
-                     verdict(f, end, True), value=0, per_instance=False, alone=True),
+                     verdict(f, end, True), labels=dict(c.service.selector), value=0, per_instance=False,
+                     alone=True),
             Scenario("gone", "every target disappears from discovery after a minute",
                      series(gauge((MIN, 1), (end - MIN, None))), verdict(MIN + f, end, True),
-                     labels={} if cluster else dict(c.service.selector), value=1, per_instance=False, alone=True),
+                     labels=dict(c.service.selector), value=0, per_instance=False, alone=True),
             Scenario("one-left", "one instance of two down, the other serving",
                      series(gauge((end, 0)), gauge((end, 1))), verdict(f, end, False), per_instance=False,
                      alone=True),
@@ -78,9 +80,9 @@ def _down(c: Component) -> list[Rule]:
 
     return c.alert(DOWN, expr=expr, scenarios=scenarios, queries={"up": up},
                    condition="no target of the service is up: every `up` is 0, or no `up` series at all",
-                   description=(f"No instance of service {c.service.name} has been up for {{for}}: its processes "
-                                "are down, or service discovery lost its targets. Every other alert of the service "
-                                "is blind while this fires."))
+                   description=(f"{{{{ $value }}}} instances of service {c.service.name} up for {{for}}: its "
+                                "processes are down, or service discovery lost its targets. Every other alert of the "
+                                "service is blind while this fires."))
 
 
 def _instance_down(c: Component) -> list[Rule]:
@@ -126,7 +128,8 @@ def metrics_missing(c: Component, signal: str, blinds: tuple[str, ...],
     up = selector("up", dict(c.service.selector))
     primary = c.select(signal)
     by = kept(c)
-    expr = binop("unless", agg("group", binop("==", up, 1), by), agg("group", primary, by), on=by)
+    # $value: how many instances are up (and not reporting the component's metric)
+    expr = binop("unless", agg("count", binop("==", up, 1), by), agg("group", primary, by), on=by)
     metric = c.metric(signal)
     shown = primary.metric + "{" + ", ".join(m.text() for m in primary.matchers) + "}"
 
@@ -150,9 +153,10 @@ def metrics_missing(c: Component, signal: str, blinds: tuple[str, ...],
         METRICS_MISSING, expr=expr, scenarios=scenarios, queries={"primary": primary, "up": up},
         labels={"component_kind": c.kind.key},  # a breaker, its retry and its time limiter may share a name
         condition=f"the service is up and {shown} has no series",
-        description=(f"Service {c.service.name} is up, but {c.kind.title.lower()} {c.name} reports no "
-                     f"{shown} for {{for}}: the metric is misnamed in the spec, the selector or label is wrong, or "
-                     f"the app stopped registering it. Blind while this lasts: {', '.join(blinds) or 'its panels'}."))
+        description=(f"Service {c.service.name} has {{{{ $value }}}} instance(s) up, but {c.kind.title.lower()} "
+                     f"{c.name} reports no {shown} for {{for}}: the metric is misnamed in the spec, the selector or "
+                     "label is wrong, or the app stopped registering it. Blind while this lasts: "
+                     f"{', '.join(blinds) or 'its panels'}."))
 
 
 def panels(c: Component, built: Built) -> ComponentPanels:
