@@ -2,7 +2,7 @@
 holding known data (backfilled with ``promtool tsdb create-blocks-from openmetrics``), at a fixed time.
 
 The data: six hours of maple's equipment L1 cache recordings, one sample a minute. The hit ratio is 0.95
-except two dips: 0.6 for 30 minutes and 0.3 for 20 minutes. CacheHitRateLow (``< 0.8`` for 5m) fires on
+except two dips: 0.6 for 40 minutes and 0.3 for 30 minutes. CacheHitRateLow (``< 0.8`` for 15m) fires on
 both: 25 + 15 = 40 minutes. Loosened to ``< 0.4`` it fires on the deep dip only: 15 minutes.
 """
 
@@ -26,9 +26,9 @@ LABELS = 'cache="equipment",instance="app-1:8080",service="maple-expectation",ti
 
 
 def hit_ratio(minute: int) -> float:
-    if 60 <= minute < 90:
+    if 60 <= minute < 100:
         return 0.6
-    if 180 <= minute < 200:
+    if 180 <= minute < 210:
         return 0.3
     return 0.95
 
@@ -36,8 +36,8 @@ def hit_ratio(minute: int) -> float:
 def openmetrics() -> str:
     lines = ["# TYPE instance_cache:hit:ratio_rate5m gauge"]
     lines += [f"instance_cache:hit:ratio_rate5m{{{LABELS}}} {hit_ratio(m)} {T0 + 60 * m}" for m in range(MINUTES)]
-    lines += ["# TYPE instance_cache:hit_total:rate5m gauge"]
-    lines += [f"instance_cache:hit_total:rate5m{{{LABELS}}} 50 {T0 + 60 * m}" for m in range(MINUTES)]
+    lines += ["# TYPE instance_cache:requests:rate5m gauge"]
+    lines += [f"instance_cache:requests:rate5m{{{LABELS}}} 50 {T0 + 60 * m}" for m in range(MINUTES)]
     return "\n".join(lines) + "\n# EOF\n"
 
 

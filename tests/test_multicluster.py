@@ -63,7 +63,9 @@ def test_generated_tests_catch_an_aggregation_that_drops_the_cluster(fleet, tmp_
 
 def test_quorum_alert_looks_for_an_unreported_master_per_cluster(files):
     (rule,) = [r for r in rules(files) if r.get("alert") == "RedisSentinelQuorumAtRisk"]
-    assert "group by (cluster) (redis_sentinel_master_ok_sentinels{job=\"redis\"})\nunless" in rule["expr"]
+    assert ("group by (cluster) (redis_sentinel_master_ok_sentinels{job=\"redis\"})\n  unless\n"
+            "  group by (cluster) (redis_sentinel_master_ok_sentinels{job=\"redis\", master_name=\"mymaster\"})"
+            in rule["expr"])
 
 
 def test_alerts_deep_link_to_the_dashboard_of_their_own_cluster(files):

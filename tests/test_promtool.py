@@ -43,7 +43,7 @@ def test_every_rule_file_has_generated_unit_tests_that_pass(built):
 MUTATIONS = {
     "breaker open ignoring half-open misses a re-opening breaker": (r'state=~"open\|half_open\|forced_open"', 'state=~"open"'),
     "breaker state without a state matcher fires on closed breakers": (r', state=~"open\|half_open\|forced_open"', ""),
-    "hit ratio without the traffic guard fires on idle caches": (r"\n *and\n *instance_cache:hit_total:rate5m\{[^}]*\} >= 1", ""),
+    "hit ratio without the traffic guard fires on idle caches": (r"\n *and\n *instance_cache:requests:rate5m\{[^}]*\} >= 1", ""),
     "memory ratio without the maxmemory guard fires without a limit": (r"\n *and\n *redis_memory_max_bytes\{[^}]*\} > 0", ""),
     "queue alert without `for` pages on a spike": (r"(alert: ExecutorQueueFull\n(?:.*\n){1,3}?    for: )1m", r"\g<1>0s"),
     "hit ratio threshold off by a tier": (r"< 0.8\n", "< 0.3\n"),

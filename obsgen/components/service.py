@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Inhibition, Kind, Rule, Scenario, Series
 from obsgen.components.shapes import kept, verdict
-from obsgen.components.timeline import MIN, gauge
+from obsgen.components.timeline import MIN, gauge, whole_steps
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, below, jobs, sel
 from obsgen.model.promql import Call, Expr, Paren, agg, binop, or_, over_time, selector
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
@@ -60,7 +60,7 @@ def _down(c: Component) -> list[Rule]:
     expr = or_(all_down, binop("*", Paren(gone), 0))  # $value: the instances up, 0 either way
 
     def scenarios(f: Duration) -> list[Scenario]:
-        end = f + MIN * 2
+        end = whole_steps(f) + MIN * 2
         series = lambda *values: tuple(Series("up", {**c.service.selector, "instance": f"app-{i}"}, v)  # noqa: E731
                                        for i, v in enumerate(values))
         return [
@@ -92,7 +92,7 @@ def _instance_down(c: Component) -> list[Rule]:
     expr = binop("and", binop("==", up, 0), others_up, on=by)
 
     def scenarios(f: Duration) -> list[Scenario]:
-        end = f + MIN * 2
+        end = whole_steps(f) + MIN * 2
         series = lambda a, b: (Series("up", {**c.service.selector, "instance": "app-a"}, a),  # noqa: E731
                                Series("up", {**c.service.selector, "instance": "app-b"}, b))
         return [
@@ -134,7 +134,7 @@ def metrics_missing(c: Component, signal: str, blinds: tuple[str, ...],
     shown = primary.metric + "{" + ", ".join(m.text() for m in primary.matchers) + "}"
 
     def scenarios(f: Duration) -> list[Scenario]:
-        end = f + MIN * 2
+        end = whole_steps(f) + MIN * 2
         instance = {"instance": f"{c.name}/presence"}
         up_series = Series("up", {**c.service.selector, **instance}, gauge((end, 1)))
         present = Series(metric.name, {**c.labels(signal), **instance}, gauge((end, 1)))

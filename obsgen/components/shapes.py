@@ -112,7 +112,7 @@ def gauge_compare(c: Component, definition: AlertDef, *, signal: str, op: str, t
 
     def series(values: str):
         s = c.series(signal, values, decorated, base=base)
-        return (replace(s, labels={**s.labels, **keep}),)
+        return (s,) if by is None else (replace(s, labels={**s.labels, **by}),)
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = f + MIN * 2

@@ -38,6 +38,8 @@ def _coerce(tp: object, value: object) -> object:
     if tp is float:
         return float(value)  # type: ignore[arg-type]
     if isinstance(tp, type) and is_dataclass(tp):
+        if isinstance(value, tp):  # already typed (the service's own tuning, read with the service)
+            return value
         return build(tp, value)  # type: ignore[arg-type]
     origin = typing.get_origin(tp)
     if origin is list:
