@@ -13,6 +13,7 @@ import yaml
 from conftest import VALID_SPECS, assert_mutation_caught, build_into, promtool
 from obsgen.components.base import Alert
 from obsgen.errors import SpecError
+from obsgen.model.promql import render
 from obsgen.pipeline import build
 from obsgen.render import dashboards
 from obsgen.spec import load
@@ -56,12 +57,12 @@ MUTATIONS = {
     "a storm alert without its floor fires on a few flaky clients": (
         "streams", r"\n *and\n *sum by \(instance, stream\) \(rate\(sse_connections_opened_total[^\n]*>= 0.2", ""),
     "a send-failure ratio without the traffic guard fires on an idle stream": (
-        "streams", r"\n *and\n *instance_stream:send_failures_total:rate15m\{[^}]*\} >= 2", ""),
+        "streams", r"\n *and\n *instance_stream:sent:rate15m\{[^}]*\} >= 2", ""),
     "a per-store limit judged per instance loses the store": (
         "streams", r"max by \(instance, stream, store_id\)", "max by (instance, stream)"),
-    "a custom comparison turned around": ("custom-signals", r"\)\n( *)< 5\n", r")\n\1> 5\n"),
+    "a custom comparison turned around": ("custom-signals", r"\) < 5\n", r") > 5\n"),
     "a custom increase read with delta trips on a counter reset": ("custom-signals", r"sum\(increase\(", "sum(delta("),
-    "a custom threshold off by ten": ("custom-signals", r"\)\n( *)> 0.05\n", r")\n\1> 0.5\n"),
+    "a custom threshold off by ten": ("custom-signals", r"\)\s+> 0.05\n", r") > 0.5\n"),
 }
 
 
@@ -92,12 +93,12 @@ def test_short_checks_wait_at_least_a_minute(spec_from):
 def test_absent_only_where_silence_is_the_failure():
     spec = load(VALID / "health-checks-python.yaml")
     uses_absent = {(a.name, a.labels["component"]) for g in build(spec).groups for a in g.rules
-                   if isinstance(a, Alert) and "absent(" in a.expr}
-    assert uses_absent == {("HealthCheckSilent", "liveness")}
+                   if isinstance(a, Alert) and "absent(" in render(a.expr)}
+    assert uses_absent == {("HealthCheckSilent", "liveness"), ("ServiceDown", "health-python")}
 
 
 def test_stuck_mode_joins_the_mode_with_its_check_per_instance():
-    expr = alerts(load(VALID / "health-checks-python.yaml"))["DegradedModeNotRecovering"].expr
+    expr = render(alerts(load(VALID / "health-checks-python.yaml"))["DegradedModeNotRecovering"].expr)
     assert 'degraded_mode_active{job="health-python", mode="cache_only"}) == 1\n  and on (instance)' in expr
     assert 'health_check_status{job="health-python", check="database"}) >= 1' in expr
     assert "min_over_time(" in expr and "offset 27m" in expr  # 30m max_duration − 3m for
@@ -105,8 +106,8 @@ def test_stuck_mode_joins_the_mode_with_its_check_per_instance():
 
 def test_spring_encoding_fails_below_up():
     by_name = alerts(load(VALID / "health-checks-spring.yaml"))
-    assert by_name["HealthCheckFailing"].expr.startswith("min by (instance, contributor) (health{")
-    assert by_name["HealthCheckFailing"].expr.endswith("< 3")
+    assert render(by_name["HealthCheckFailing"].expr).startswith("min by (instance, contributor) (health{")
+    assert render(by_name["HealthCheckFailing"].expr).endswith("< 3")
 
 
 def test_degraded_mode_while_its_check_fails_is_inhibited(spec_from):
@@ -124,9 +125,9 @@ def test_table_order_limit_is_judged_per_store_at_ninety_percent():
     near = [a for g in build(load(VALID / "streams.yaml")).groups for a in g.rules
             if isinstance(a, Alert) and a.name == "StreamConnectionsNearLimit"]
     assert [a.labels["component"] for a in near] == ["orders"]  # kitchen has no limit, so no such alert
-    assert near[0].expr == ('max by (instance, stream, store_id) (sse_connections_active{job="sse-python", '
+    assert render(near[0].expr) == ('max by (instance, stream, store_id) (sse_connections_active{job="sse-python", '
                             'stream="orders"}) >= 90')
-    assert "> 0.001" in by_name["StreamSendFailuresHigh"].expr
+    assert "> 0.001" in render(by_name["StreamSendFailuresHigh"].expr)
 
 
 def test_stream_metric_names_follow_prometheus_client_convention_in_both_profiles():
@@ -156,13 +157,16 @@ def custom(spec_from, expr: str, name: str = "signal", more: str = ""):
     return spec_from(CUSTOM.format(name=name, expr=json.dumps(expr), more=more))
 
 
-def test_custom_expression_reaches_the_rule_verbatim_inside_parentheses_of_its_own(spec_from, tmp_path):
+def test_custom_expression_is_reprinted_in_parentheses_with_its_strings_intact_and_comments_dropped(spec_from,
+                                                                                                      tmp_path):
     hostile = 'sum(rate(x_total{path="a # b", q="\\"}\\n"}[5m])) # a comment with ) and {{ $value }}'
     spec = custom(spec_from, hostile)
     build_into(tmp_path, spec)
     prom = tmp_path / "shop" / "prometheus"
-    (rule,) = yaml.safe_load((prom / "rules.yaml").read_text())["groups"][0]["rules"]
-    assert rule["expr"] == f"(\n  {hostile}\n)\n> 5"
+    (rule,) = [r for g in yaml.safe_load((prom / "rules.yaml").read_text())["groups"] for r in g["rules"]
+               if r.get("alert") == "SignalHigh"]
+    assert rule["expr"] == '(sum(rate(x_total{path="a # b", q="\\"}\\n"}[5m]))) > 5'
+
     assert promtool("check", "rules", "rules.yaml", cwd=prom).returncode == 0
     assert promtool("test", "rules", "rules.test.yaml", cwd=prom).returncode == 0
 
@@ -214,7 +218,9 @@ def test_written_tests_become_isolated_promtool_cases():
 
 def test_custom_alert_names_units_and_descriptions(spec_from):
     by_name = alerts(load(VALID / "custom-signals.yaml"))
-    assert set(by_name) == {"OrdersPerHourLow", "PendingOrdersHigh", "OrderFailuresHigh"}
+    # no ComponentMetricsMissing: a custom signal's absence is the team's own expression's business
+    assert set(by_name) == {"OrdersPerHourLow", "PendingOrdersHigh", "OrderFailuresHigh", "ServiceDown",
+                            "InstanceDown"}
     assert by_name["OrdersPerHourLow"].description.startswith("Orders created in the last hour")
     assert "{{ $value | humanize }} orders/h, below 5 orders/h, for 30m." in by_name["OrdersPerHourLow"].description
     assert "{{ $value | humanizePercentage }}, above 5%" in by_name["OrderFailuresHigh"].description
@@ -238,14 +244,14 @@ def test_template_braces_in_custom_text_are_refused(spec_from):
 
 def test_panels_read_the_right_metric_and_draw_the_threshold():
     spec = load(VALID / "streams.yaml")
-    d = {json.loads(t)["uid"]: json.loads(t) for t in dashboards.render(spec).values()}["sse-python-streaming"]
+    d = {json.loads(t)["uid"]: json.loads(t) for t in dashboards.render(build(spec)).values()}["sse-python-streaming"]
     panel = next(p for p in d["panels"] if p["title"] == "orders: open connections")
     steps = [(s["color"], s["value"]) for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
     assert steps == [("green", None), ("orange", 90), ("red", 100)]
     assert panel["targets"][0]["expr"].startswith("max by (instance, store_id) (sse_connections_active{")
 
     spec = load(VALID / "custom-signals.yaml")
-    d = {json.loads(t)["uid"]: json.loads(t) for t in dashboards.render(spec).values()}["custom-demo-custom-signals"]
+    d = {json.loads(t)["uid"]: json.loads(t) for t in dashboards.render(build(spec)).values()}["custom-demo-custom-signals"]
     panel = next(p for p in d["panels"] if p["title"] == "orders-per-hour")
     assert panel["targets"][0]["expr"] == 'sum(increase(orders_created_total{job="custom-demo"}[1h]))'
     assert panel["fieldConfig"]["defaults"]["unit"] == "suffix:orders/h"
@@ -259,7 +265,7 @@ def test_every_alert_has_a_runbook_page_and_a_main_panel(path, tmp_path):
     names = set(alerts(spec))
     pages = {p.stem for p in (tmp_path / spec.service.name / "runbooks").glob("*.md")} - {"README"}
     assert pages == names
-    assert set(dashboards.dashboard_links(spec)) == names
+    assert {name for name, a in alerts(spec).items() if a.dashboard_url} == names
     for name in names:
         page = (tmp_path / spec.service.name / "runbooks" / f"{name}.md").read_text()
         mitigation = page.split("## Mitigation")[1].split("## Escalation")[0]

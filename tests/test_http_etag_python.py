@@ -6,6 +6,7 @@ from __future__ import annotations
 from conftest import build_into, promtool
 from obsgen.components import KINDS
 from obsgen.components.base import Alert, Recording
+from obsgen.model.promql import render
 from obsgen.pipeline import build
 
 
@@ -32,10 +33,10 @@ def test_python_profile_names_the_oms_metrics_without_overrides(spec_from):
     spec = spec_from("apiVersion: obsgen/v1\nservice: {name: oms, team: t, profile: python}\n"
                      "caches: [{name: schemas}]\nbreakers: [{name: terminus_db}]\n")
     cache, breaker = spec.components
-    assert (cache.select("hits"), cache.select("requests")) == (
+    assert (render(cache.select("hits")), render(cache.select("requests"))) == (
         'cache_hits_total{job="oms", cache="schemas"}', 'cache_requests_total{job="oms", cache="schemas"}')
-    assert breaker.select("state") == 'circuit_breaker_state{job="oms", name="terminus_db"}'
-    open_expr = alerts(spec, "CircuitBreakerOpen")[0].expr
+    assert render(breaker.select("state")) == 'circuit_breaker_state{job="oms", name="terminus_db"}'
+    open_expr = render(alerts(spec, "CircuitBreakerOpen")[0].expr)
     assert 'circuit_breaker_state{job="oms", name="terminus_db"} != 0' in open_expr and "state=" not in open_expr
 
 
@@ -43,15 +44,15 @@ def test_python_breaker_failure_rate_comes_from_calls_with_a_minimum_like_resili
     spec = spec_from("apiVersion: obsgen/v1\nservice: {name: oms, team: t, profile: python}\n"
                      "breakers: [{name: db, failure_rate_threshold: 20, minimum_calls: 30}]\n")
     (rule,) = alerts(spec, "CircuitBreakerFailureRateHigh")
-    assert rule.expr.startswith('instance_breaker:failed:ratio_rate5m{name="db", service="oms"} > 0.16')
-    assert rule.expr.endswith(">= 0.1")  # 30 calls in 5m
+    assert render(rule.expr).startswith('instance_breaker:failed:ratio_rate5m{name="db", service="oms"} > 0.16')
+    assert render(rule.expr).endswith(">= 0.1")  # 30 calls in 5m
 
 
 def test_a_breaker_that_opens_only_when_every_call_fails_is_still_caught_not_opening(spec_from, tmp_path):
     spec = spec_from("apiVersion: obsgen/v1\nservice: {name: maple, team: t}\n"
                      "breakers: [{name: nexonApi, failure_rate_threshold: 100, failure_window: 10m}]\n")
     (rule,) = alerts(spec, "CircuitBreakerNotOpening")
-    assert ") >= 1\nand\n" in rule.expr
+    assert ") >= 1\nand\n" in render(rule.expr)
     build_into(tmp_path, spec)
     result = promtool("test", "rules", "rules.test.yaml", cwd=tmp_path / "maple" / "prometheus")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -63,11 +64,11 @@ def test_not_opening_needs_failures_at_the_threshold_a_minimum_of_failures_and_a
                      "breakers: [{name: nexonApi, failure_rate_threshold: 50, minimum_calls: 100, "
                      "failure_window: 10m}]\n")
     (rule,) = alerts(spec, "CircuitBreakerNotOpening")
-    assert ") >= 0.5\nand\n" in rule.expr  # Resilience4j opens at the threshold itself
+    assert ") >= 0.5\nand\n" in render(rule.expr)  # Resilience4j opens at the threshold itself
     assert 'increase(resilience4j_circuitbreaker_calls_seconds_count{job="maple", name="nexonApi", kind="failed"}' \
-           '[10m])) >= 100' in rule.expr
+           '[10m])) >= 100' in render(rule.expr)
     assert 'min_over_time(resilience4j_circuitbreaker_state{job="maple", name="nexonApi", state="closed"}[10m])) ' \
-           '== 1' in rule.expr
+           '== 1' in render(rule.expr)
     assert str(rule.for_) == "10m"
     slugs = {s.slug: any(c.fires for c in s.checks) for s in rule.scenarios}
     assert slugs == {"failing-closed": True, "all-failing": True, "opens": False, "few-calls": False,
@@ -95,7 +96,7 @@ def test_http_listed_routes_get_their_own_rules_and_the_rest_excludes_them(spec_
     errors = alerts(spec, "HttpErrorRateHigh")
     assert [a.labels.get("handler") for a in errors] == ["/api/v1/schemas/{branch}/object-types", "/api/v1/events",
                                                          None]
-    assert 'handler!~"/api/v1/schemas/\\\\{branch\\\\}/object-types|/api/v1/events"' in errors[2].expr
+    assert 'handler!~"/api/v1/schemas/\\\\{branch\\\\}/object-types|/api/v1/events"' in render(errors[2].expr)
     latency = alerts(spec, "HttpLatencyHigh")
     assert [(a.labels.get("handler"), a.labels["quantile"]) for a in latency] == [
         ("/api/v1/schemas/{branch}/object-types", "0.99"), (None, "0.95")]  # the streaming route has none
@@ -119,17 +120,17 @@ def test_http_recordings_are_named_for_reuse_by_slos_and_judge_routes_across_ins
     assert set(records) >= {"route:http_requests:rate5m", "route:http_request_errors:rate5m",
                             "route:http_request_errors:ratio_rate5m",
                             "route:http_request_duration_seconds:quantile_rate5m"}
-    assert records["route:http_requests:rate5m"].expr == \
+    assert render(records["route:http_requests:rate5m"].expr) == \
         'sum by (handler) (rate(http_requests_total{job="oms"}[5m]))'
     # the 5xx series, or 0 for the routes that served requests without one (tests/components/test_http.py)
-    assert records["route:http_request_errors:rate5m"].expr.split("\nor\n")[0] == \
+    assert render(records["route:http_request_errors:rate5m"].expr).split("\nor\n")[0] == \
         'sum by (handler) (rate(http_requests_total{job="oms", status="5xx"}[5m]))'
     assert records["route:http_requests:rate5m"].labels == {"service": "oms", "component": "api"}
 
 
 def test_http_micrometer_reads_spring_server_requests_by_uri_and_outcome(spec_from):
     spec = spec_from("apiVersion: obsgen/v1\nservice: {name: shop, team: t}\nhttp: [{name: api}]\n")
-    records = {r.record: r.expr for r in rules_of(spec) if isinstance(r, Recording)}
+    records = {r.record: render(r.expr) for r in rules_of(spec) if isinstance(r, Recording)}
     assert records["route:http_request_errors:rate5m"].split("\nor\n")[0] == (
         'sum by (uri) (rate(http_server_requests_seconds_count{job="shop", outcome="SERVER_ERROR"}[5m]))')
     assert "http_server_requests_seconds_bucket" in records["route:http_request_duration_seconds:quantile_rate5m"]
@@ -145,7 +146,7 @@ http:
     error_ratio_max: 0.01
     histogram: {largest_bucket: 5s}
 """)
-    exprs = {(a.name, a.labels.get("quantile")): a.expr for a in rules_of(table_order) if isinstance(a, Alert)}
+    exprs = {(a.name, a.labels.get("quantile")): render(a.expr) for a in rules_of(table_order) if isinstance(a, Alert)}
     assert exprs[("HttpLatencyAverageHigh", None)].split("\n")[0].endswith("> 0.5")
     assert exprs[("HttpLatencyHigh", "0.95")].split("\n")[0].endswith("> 1")
     assert exprs[("HttpLatencyHigh", "0.99")].split("\n")[0].endswith("> 2")
@@ -153,19 +154,19 @@ http:
     maple = spec_from("apiVersion: obsgen/v1\nservice: {name: maple, team: sre}\n"
                       "http: [{name: api, latency: {p99: 500ms}, min_request_rate: 500}]\n")
     (p99,) = alerts(maple, "HttpLatencyHigh")
-    assert p99.expr.split("\n")[0].endswith("> 0.5") and p99.expr.endswith(">= 500")
+    assert render(p99.expr).split("\n")[0].endswith("> 0.5") and render(p99.expr).endswith(">= 500")
 
 
 def test_etag_never_304_fires_on_conditional_traffic_unless_any_304_was_counted(spec_from):
     spec = spec_from("apiVersion: obsgen/v1\nservice: {name: oms, team: t, profile: python}\n"
                      "etags: [{name: object-types, label: resource_type}]\n")
     (never,) = alerts(spec, "ETagNeverNotModified")
-    first, guard, hits = never.expr.split("\n")
+    first, guard, hits = render(never.expr).split("\n")
     assert first.endswith(">= 20") and 'resource_type="object-types"' in first
     assert guard == "unless on (instance, resource_type)"
     assert hits.endswith("> 0") and 'result="hit"' in hits
     (low,) = alerts(spec, "ETagEffectivenessLow")
-    assert low.expr.startswith('instance_etag:not_modified:ratio_rate5m{resource_type="object-types", '
+    assert render(low.expr).startswith('instance_etag:not_modified:ratio_rate5m{resource_type="object-types", '
                                'service="oms"} < 0.2')
     etags = next(k for k in KINDS if k.key == "etags")
     assert etags.inhibitions[0].source == "ETagNeverNotModified"

@@ -394,7 +394,7 @@ def last_week(spec: CustomSpec) -> Expr:
 
 
 def _expr(spec: CustomSpec) -> Expr:
-    return binop(spec.op, Paren(signal(spec)), spec.threshold, multiline=True)
+    return binop(spec.op, Paren(signal(spec)), spec.threshold)
 
 
 def definition(spec: CustomSpec) -> AlertDef:
