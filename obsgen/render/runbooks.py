@@ -225,13 +225,17 @@ def _pages(model: ServiceModel) -> list[Page]:
 
 
 def _dashboard(model: ServiceModel, alert: Alert) -> tuple[str, str] | None:
-    """The dashboard the alert links to: its title and URL (Grafana's, when the spec gives its base URL)."""
+    """The dashboard the alert links to: its title and where it opens. With ``service.dashboard_base_url`` that
+    is Grafana; without it the alert's URL is a bare ``/d/…`` path that would resolve against the repository
+    viewer, so the page links the dashboard's JSON file next to it instead (importable, and it exists)."""
     url = alert.dashboard_url
     if not url:
         return None
     path = url.split("?", 1)[0]
     board = next((d for d in model.dashboards if path.endswith(d.url)), None)
-    return (board.title, path) if board else None
+    if board is None:
+        return None
+    return board.title, (path if not path.startswith("/") else f"../dashboards/{board.slug}.json")
 
 
 def _context(model: ServiceModel, names: set[str]) -> dict:
