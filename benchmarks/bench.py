@@ -171,7 +171,6 @@ class Bench:
         self.has_jobs = "--jobs" in subprocess.run(self.obsgen + ["build", "--help"], capture_output=True,
                                                    text=True, env=self.env, cwd=self.work).stdout
         self._n = 0
-        self._has_verify: bool | None = None
 
     def fresh(self, name: str) -> Path:
         self._n += 1
@@ -271,22 +270,13 @@ class Bench:
             else:
                 raise SystemExit("bench: Prometheus did not scrape the reference app within 30s")
             self.series("verify_maple", "verify, maple against a local Prometheus",
-                        lambda: self.verify_cmd(MAPLE, url), self.args.repeats, expect_rc=1)
+                        lambda: self.obsgen + ["verify", str(MAPLE), "--prometheus", url], self.args.repeats,
+                        expect_rc=1)
         finally:
             for proc in (prometheus, app):
                 if proc:
                     proc.terminate()
                     proc.wait(10)
-
-    def verify_cmd(self, spec: Path, url: str) -> list[str]:
-        """``obsgen verify`` once the command is registered; the command module itself until then."""
-        if self._has_verify is None:
-            self._has_verify = "verify" in subprocess.run(self.obsgen + ["--help"], capture_output=True, text=True,
-                                                          env=self.env, cwd=self.work).stdout
-        if self._has_verify:
-            return self.obsgen + ["verify", str(spec), "--prometheus", url]
-        return [self.python, "-c", "from obsgen.verify.command import verify; verify()", str(spec),
-                "--prometheus", url]
 
     def fleets(self) -> None:
         sizes = self.args.sizes

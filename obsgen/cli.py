@@ -1,8 +1,9 @@
-"""Command line (click): ``obsgen build``, ``obsgen validate``, ``obsgen schema``, ``obsgen diff``.
+"""Command line (click): ``obsgen build``, ``validate``, ``schema``, ``diff``, ``verify``.
 
 Exit codes are a contract (README "Exit codes"): 0 ok, 1 findings (``build --check`` found differences,
-``diff --fail-on`` matched), 2 invalid input (spec problems, bad paths, usage errors as click reports them),
-70 internal error (a bug), 74 the output could not be written, 130 interrupted (nothing was changed).
+``diff --fail-on`` matched, ``verify`` found problems), 2 invalid input (spec problems, bad paths, usage
+errors as click reports them, a server verify cannot use), 70 internal error (a bug), 74 the output could
+not be written, 130 interrupted (nothing was changed).
 
 Adding a command: one function decorated with ``@obsgen.command()``, here or in its own module registered
 with ``obsgen.add_command`` at the end of this file. It returns its exit code (``None`` for 0) and raises
@@ -182,5 +183,7 @@ def schema() -> int:
 # --------------------------------------------------------------------------- commands in their own modules
 
 from obsgen.diff.command import diff  # noqa: E402 - registered after the group exists
+from obsgen.verify.command import verify  # noqa: E402
 
 obsgen.add_command(diff)
+obsgen.add_command(verify)

@@ -15,8 +15,9 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from obsgen.components.base import Alert
-from obsgen.verify.command import verify
+from obsgen.cli import main
+from obsgen.model.promql import Variable, parse, rate, selector
+from obsgen.pipeline import build
 from obsgen.verify.selectors import reads
 from obsgen.verify.uses import uses
 
@@ -25,7 +26,7 @@ E2E_SPEC = ROOT / "tests" / "e2e" / "maple-e2e.yaml"
 
 
 def run(*args: str):
-    return CliRunner().invoke(verify, list(args), catch_exceptions=False)
+    return CliRunner().invoke(main, ["verify", *args], catch_exceptions=False)
 
 
 @pytest.fixture
@@ -57,26 +58,55 @@ def app_only(tmp_path: Path, old: str = "", new: str = "") -> Path:
 # -- what a spec reads -------------------------------------------------------------------------------
 
 def test_reads_know_the_function_window_and_quantile_threshold_around_each_selector():
-    got = reads('histogram_quantile(0.95, sum by (le) (rate(x_bucket{job="a"}[5m]))) > 0.1 '
-                'and max(y_total{z!="1"}) >= 2 or {__name__="on", a="1"} offset 5m')
+    got = reads(parse('histogram_quantile(0.95, sum by (le) (rate(x_bucket{job="a"}[5m]))) > 0.1 '
+                      'and max(y_total{z!="1"}) >= 2 or {__name__="on", a="1"} offset 5m'))
     assert [(r.metric, r.function, str(r.range), r.quantile_above, r.compared) for r in got] == [
         ("x_bucket", "rate", "5m", 0.1, None), ("y_total", None, "None", None, 2.0), ("on", None, "None", None, None)]
     assert got[2].selector == '{__name__="on", a="1"}'
-    grafana = reads("rate(x_total[$__rate_interval])")[0]
-    assert grafana.grafana_range and grafana.function == "rate"
+    grafana = reads(rate(selector("x_total", signal="calls"), Variable("$__rate_interval")))[0]
+    assert grafana.grafana_range and grafana.range is None and grafana.function == "rate" and grafana.signal == "calls"
+
+
+def test_reads_tell_a_selector_read_for_its_absence_from_one_whose_values_count():
+    got = reads(parse('group(up{job="a"} == 1) unless on () group(x_total{job="a"}) or absent(y{job="a"})'))
+    assert [(r.metric, r.function, r.presence) for r in got] == [
+        ("up", None, False), ("x_total", "group", True), ("y", "absent", True)]
+    # label_replace passes its argument's values on: a threshold on the result is the aggregation's
+    inner = reads(parse('label_replace(max by (name) (z{name="e"}), "executor", "e", "", "") > 3'))[0]
+    assert (inner.metric, inner.function, inner.compared, inner.presence) == ("z", None, 3.0, False)
 
 
 def test_every_alert_and_panel_of_maple_is_traced_to_raw_selectors_with_recordings_resolved(maple):
-    found = uses(maple)
+    model = build(maple)
+    found = uses(maple, model)
     assert not [u for u in found if ":" in u.read.metric], "a recording rule was left unresolved"
-    alerts = {a.name for c in maple.components for a in c.kind.rules(c) if isinstance(a, Alert)}
-    assert alerts == {a.split("{")[0] for u in found for a in u.alerts}
+    assert {a.name for a in model.alerts} == {a.split("{")[0] for u in found for a in u.alerts}
     latency = [u for u in found if u.kind == "slos" and u.read.equal().get("le")]
     assert {u.read.equal()["le"] for u in latency} == {"0.5"}
     assert {"ErrorBudgetBurnFast", "ErrorBudgetBurnSlow"} <= {a for u in latency for a in u.alerts}
     hits = [u for u in found if u.component == "equipment" and u.signal == "hits"]
     assert {a for u in hits for a in u.alerts} == {'CacheHitRateLow{tier="L1"}', 'CacheHitRateLow{tier="L2"}'}
-    assert {(u.place.line, u.place.column) for u in hits} == {(16, 11)}
+    # maple names hits and misses, so lookups are their sum: no `requests` metric is read, or looked for
+    assert {u.signal for u in found if u.component == "equipment"} >= {"hits", "misses"}
+    assert not [u for u in found if u.kind == "caches" and u.signal == "requests"]
+    text = Path(maple.file).read_text()  # located at the metric's name: `metrics: &tiered {hits: cache_hit_total, …}`
+    at = text.index("cache_hit_total", text.index("name: equipment"))
+    assert {(u.place.line, u.place.column) for u in hits} == {(text[:at].count("\n") + 1, at - text.rfind("\n", 0, at))}
+
+
+def test_up_is_the_services_signal_wherever_it_is_read_and_a_presence_check_blinds_no_alert(maple):
+    found = uses(maple)
+    up = [u for u in found if u.read.metric == "up"]
+    assert {(u.kind, u.component, u.signal) for u in up} == {("service", "maple-expectation", "up"),
+                                                            ("redis", "main", "dashboard variables")}
+    own = {a for u in up if u.kind == "service" for a in u.alerts}
+    assert {"ServiceDown", "InstanceDown", "ComponentMetricsMissing"} == own
+    assert {p for u in up if u.kind == "service" for p in u.panels} >= {
+        "Service Overview / variables job, instance", "Availability / maple-expectation: instances up"}
+    # the breaker's presence signal: read by its own alerts, and by ComponentMetricsMissing only for its absence
+    state = [u for u in found if u.component == "nexonApi" and u.kind == "breakers" and u.signal == "state"]
+    assert not [a for u in state for a in u.alerts if a.startswith("ComponentMetricsMissing")]
+    assert [u for u in state if u.read.presence and u.read.function == "group"]
 
 
 # -- --metrics on saved exposition text ----------------------------------------------------------------
@@ -84,7 +114,8 @@ def test_every_alert_and_panel_of_maple_is_traced_to_raw_selectors_with_recordin
 def test_the_reference_apps_saved_scrape_verifies_the_app_side_of_the_e2e_spec(tmp_path, refapp_scrape):
     result = run(str(app_only(tmp_path)), "--metrics", str(refapp_scrape))
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-2].startswith("obsgen verify: clean, 0 notes; 1 spec, 9 components")
+    # 9 components and the service (its `up`: a series Prometheus writes, so not looked for in a scrape's text)
+    assert result.output.splitlines()[-2].startswith("obsgen verify: clean, 0 notes; 1 spec, 10 components")
     assert result.output.splitlines()[-1] == ("obsgen verify: skipped: windows against scrape intervals: "
                                               "exposition texts carry no scrape interval")
 

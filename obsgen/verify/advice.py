@@ -9,7 +9,7 @@ prometheus-fastapi-instrumentator's ``latency_lowr_buckets`` (its
 from __future__ import annotations
 
 from obsgen.errors import format_path
-from obsgen.verify.selectors import Matcher
+from obsgen.model.promql import Matcher
 from obsgen.verify.uses import Place, Use
 
 INSTRUMENTATOR_HISTOGRAM = "http_request_duration_seconds"
@@ -85,10 +85,10 @@ def no_metrics(use: Use) -> str:
 
 def label(use: Use, m: Matcher, where: Place) -> str:
     if where.path[:2] == ("service", "selector"):
-        return f"set `service.selector` to labels the service's series carry (remove `{m.label}`)"
-    if m.label == use.identity:
+        return f"set `service.selector` to labels the service's series carry (remove `{m.name}`)"
+    if m.name == use.identity:
         return f"set the component's `label` to the label that names the {use.noun} in its series"
-    return f"fix {_field(where)}: the series carry no `{m.label}`"
+    return f"fix {_field(where)}: the series carry no `{m.name}`"
 
 
 def value(use: Use, m: Matcher, values: list[str], where: Place) -> str:
@@ -98,7 +98,7 @@ def value(use: Use, m: Matcher, values: list[str], where: Place) -> str:
     guess = f" (`{close[0]}`?)" if close else ""
     if where.path[:2] == ("service", "selector"):
         return f"set `service.selector` to the labels Prometheus scrapes the service with{guess}"
-    if m.label == use.identity:
+    if m.name == use.identity:
         return f"name the {use.noun} as its series do{guess}"
     return f"fix {_field(where)}{guess}"
 

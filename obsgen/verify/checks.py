@@ -21,9 +21,10 @@ import difflib
 import math
 from dataclasses import dataclass
 
+from obsgen.model.promql import Matcher
 from obsgen.verify import advice
 from obsgen.verify.inventory import Inventory, Labels
-from obsgen.verify.selectors import Matcher
+from obsgen.verify.selectors import matches
 from obsgen.verify.uses import VARIABLES_SIGNAL, Place, Use
 
 COUNTER_READS = frozenset({"rate", "irate", "increase", "resets"})
@@ -121,7 +122,7 @@ class _Check:
         if not series:
             return [self._absent()]
         for m in self._matchers():
-            narrowed = [s for s in series if m.matches(s.get(m.label))]
+            narrowed = [s for s in series if matches(m, s.get(m.name))]
             if not narrowed:
                 return [self._unmatched(m, series)]
             series = narrowed
@@ -139,8 +140,8 @@ class _Check:
         order = {label: 0 for label in sorted(use.scrape_labels)}
         if use.identity:
             order.setdefault(use.identity, 1)
-        matchers = [m for m in self.read.matchers if self.inv.scraped or m.label not in use.scrape_labels]
-        return sorted(matchers, key=lambda m: order.get(m.label, 2))
+        matchers = [m for m in self.read.matchers if self.inv.scraped or m.name not in use.scrape_labels]
+        return sorted(matchers, key=lambda m: order.get(m.name, 2))
 
     def _absent(self) -> Finding:
         use, inv, metric = self.use, self.inv, self.read.metric
@@ -161,24 +162,24 @@ class _Check:
 
     def _unmatched(self, m: Matcher, series: list[Labels]) -> Finding:
         use, metric = self.use, self.read.metric
-        where = use.places.get(m.label, use.place)
-        values = sorted({s[m.label] for s in series if s.get(m.label)}, key=_natural)
-        if m.label == "le":
+        where = use.places.get(m.name, use.place)
+        values = sorted({s[m.name] for s in series if s.get(m.name)}, key=_natural)
+        if m.name == "le":
             return self._bucket_missing(m, values, where)
-        if not values and not m.matches(None):
+        if not values and not matches(m, None):
             labels = sorted({k for s in series for k in s})
-            return self._finding("label-missing", f"`{metric}` has no label `{m.label}` (the selector has "
-                                 f"`{m}`); its labels: {_listed(labels)}", advice.label(use, m, where), where)
-        note = use.event and m.label not in use.scrape_labels
-        if m.label == use.identity:
+            return self._finding("label-missing", f"`{metric}` has no label `{m.name}` (the selector has "
+                                 f"`{m.text()}`); its labels: {_listed(labels)}", advice.label(use, m, where), where)
+        note = use.event and m.name not in use.scrape_labels
+        if m.name == use.identity:
             message = f"no {use.noun} `{m.value}`; {_plural(use.noun)} seen: {_listed(values)}"
-        elif m.label == "job":
+        elif m.name == "job":
             message = f"no series from job `{m.value}`; jobs with `{metric}`: {_listed(values)}"
         else:
-            message = f"no series with `{m}`; values of `{m.label}`: {_listed(values)}"
+            message = f"no series with `{m.text()}`; values of `{m.name}`: {_listed(values)}"
         hint = advice.events(use) if note else advice.value(use, m, values, where)
         return self._finding("no-series-yet" if note else "value-missing", message, hint, where, note=note,
-                             label=m.label)
+                             label=m.name)
 
     # -- type ----------------------------------------------------------------------------------
     def _type(self, series: list[Labels]) -> list[Finding]:
@@ -198,10 +199,10 @@ class _Check:
     def _bucket_missing(self, m: Matcher, values: list[str], where: Place) -> Finding:
         same = [v for v in values if _number(v) == _number(m.value) and _number(v) is not None]
         if same:
-            message = (f"no bucket `{m}`: the server writes this bound as le=\"{same[0]}\", and label values "
+            message = (f"no bucket `{m.text()}`: the server writes this bound as le=\"{same[0]}\", and label values "
                        "must match exactly")
             return self._finding("bucket-spelling", message, advice.le_spelling(self.use, same[0]), where)
-        message = f"no bucket `{m}`; buckets: {_listed(values)}"
+        message = f"no bucket `{m.text()}`; buckets: {_listed(values)}"
         return self._finding("bucket-missing", message, advice.bucket(self.use, _number(m.value)), where)
 
     def _buckets(self, series: list[Labels]) -> list[Finding]:
@@ -239,7 +240,7 @@ class _Check:
                  note: bool = False, label: str = "") -> Finding:
         use = self.use
         where = where or use.place
-        if where.path[:1] == ("service",):  # the service's selector: one finding for the whole service
+        if where.path[:2] == ("service", "selector"):  # the service's selector: one finding for the whole service
             component, kind, signal = use.service, "service", ".".join(str(p) for p in where.path[1:])
         else:
             component, kind, signal = use.component, use.kind, use.signal

@@ -1,13 +1,12 @@
-"""The ``obsgen verify`` command (click), registered on the ``obsgen`` group.
+"""The ``obsgen verify`` command (click), registered on the ``obsgen`` group in obsgen/cli.py.
 
-Exit codes: 0 every signal found and fit for use, 1 findings, 2 invalid specs or
-usage, or a server unreachable or refusing (one line, no traceback). Other
-failures are left to the group, which turns them into 70 or 130.
+Exit codes: 0 every signal found and fit for use, 1 findings; the group turns invalid specs and usage, and a
+server unreachable or refusing (:class:`~obsgen.errors.UsageError`), into one line and exit 2, and anything else
+into 70 or 130. Kept to argument handling: the checks are imported when the command runs.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -15,9 +14,8 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-EXIT_FINDINGS, EXIT_INVALID = 1, 2
+EXIT_FINDINGS = 1
 LOOKBACK = "1h"
-_DURATION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
 
 
 @click.command("verify")
@@ -40,39 +38,29 @@ _DURATION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
 @click.pass_context
 def verify(ctx: click.Context, specs: tuple[str, ...], url: str | None, expositions: tuple[str, ...],
            at_text: str | None, lookback: str, fmt: str, bearer_token_file: str | None,
-           headers: tuple[str, ...], timeout: float) -> None:
+           headers: tuple[str, ...], timeout: float) -> int:
     """Check SPECs (files or directories) against what the services expose: every metric, label, type,
     histogram bucket and window their alerts and dashboards read."""
-    from obsgen.errors import SpecError, UsageError
     from obsgen.verify.web import client
 
-    try:
-        lookback_given = ctx.get_parameter_source("lookback") is not ParameterSource.DEFAULT
-        code = _run(specs, url, expositions, at_text, lookback if lookback_given else None, fmt,
-                    client(bearer_token_file, headers, timeout))
-    except SpecError as exc:
-        click.echo(str(exc), err=True)
-        n = len(exc.problems)
-        click.echo(f"obsgen: {n} problem{'s' if n != 1 else ''} found", err=True)
-        code = EXIT_INVALID
-    except UsageError as exc:
-        click.echo(f"obsgen: {exc}", err=True)
-        code = EXIT_INVALID
-    ctx.exit(code)
+    lookback_given = ctx.get_parameter_source("lookback") is not ParameterSource.DEFAULT
+    return _run(specs, url, expositions, at_text, lookback if lookback_given else None, fmt,
+                client(bearer_token_file, headers, timeout))
 
 
 def _run(specs, url, expositions, at_text, lookback_given, fmt, http) -> int:
+    from obsgen.console import echo
     from obsgen.errors import UsageError
     from obsgen.fleet import Progress
-    from obsgen.verify import report, verify as check
+    from obsgen.verify import report
+    from obsgen.verify.run import verify as check
 
     if bool(url) == bool(expositions):
         raise UsageError("give either --prometheus URL or --metrics FILE_OR_URL (not both)")
     if expositions and (at_text or lookback_given):
         raise UsageError("--at and --lookback apply to --prometheus; an exposition text is one moment")
     lookback = lookback_given or LOOKBACK
-    if not _DURATION.fullmatch(lookback) or _seconds(lookback) <= 0:
-        raise UsageError(f"--lookback {lookback!r}: expected a Prometheus duration such as 1h, 30m or 2d")
+    seconds = _lookback_seconds(lookback)
     at = _time(at_text) if at_text else time.time()
     loaded = _load(specs)
 
@@ -80,7 +68,7 @@ def _run(specs, url, expositions, at_text, lookback_given, fmt, http) -> int:
         if url:
             from obsgen.verify import prometheus
 
-            return prometheus.inventory(url, http, metric_names, at, _seconds(lookback))
+            return prometheus.inventory(url, http, metric_names, at, seconds)
         from obsgen.verify import exposition
 
         return exposition.inventory([_exposition(source, http) for source in expositions], metric_names)
@@ -92,13 +80,13 @@ def _run(specs, url, expositions, at_text, lookback_given, fmt, http) -> int:
     finally:
         bar.close()
     render = report.as_json if fmt == "json" else report.text
-    click.echo(render(result.findings, result.checked), nl=False)
+    echo(render(result.findings, result.checked), nl=False)
     return 0 if result.clean else EXIT_FINDINGS
 
 
 def _load(specs: tuple[str, ...]) -> list:
     """Every spec, reporting every problem of every file before giving up."""
-    from obsgen.cli import spec_files
+    from obsgen.console import spec_files
     from obsgen.errors import SpecError
     from obsgen.spec import load
 
@@ -130,10 +118,17 @@ def _exposition(source: str, http) -> tuple[str, str]:
         raise UsageError(f"--metrics {source}: not UTF-8 text") from None
 
 
-def _seconds(duration: str) -> float:
+def _lookback_seconds(lookback: str) -> float:
+    from obsgen.errors import UsageError
     from obsgen.model.types import Duration
 
-    return Duration.parse(duration).total_seconds
+    try:
+        seconds = Duration.parse(lookback).total_seconds
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise UsageError(f"--lookback {lookback!r}: expected a Prometheus duration such as 1h, 30m or 2d")
+    return seconds
 
 
 def _time(text: str) -> float:

@@ -1,12 +1,20 @@
-"""The vector selectors of one PromQL expression, each with what the expression does to it.
+"""The vector selectors of one PromQL expression tree, each with what the expression does to it.
 
-The only module of verify that knows ``promql_parser``. A :class:`Read` is one
-selector as the expression reads it: the metric, the matchers, the function
-right around it (``rate``, ``histogram_quantile``'s inner ``rate``, none for a
-plain level), its range window, and the number a ``histogram_quantile`` result
-is compared with (an alert on a p95 above 0.5 s can only fire if the histogram
-has buckets above 0.5 s). Grafana's ``$__rate_interval`` cannot be parsed, so it
-is read as a range Grafana sizes itself (``grafana_range``).
+obsgen keeps PromQL as data (:mod:`obsgen.model.promql`), so nothing here parses
+text: a walk over the tree finds every selector with its context. A :class:`Read`
+is one selector as the expression reads it: the metric, the matchers, the
+component signal it reads (``Selector.signal``), the function right around it
+(``rate``, ``histogram_quantile``'s inner ``rate``, none for a plain level), its
+range window, and the number a ``histogram_quantile`` result is compared with (an
+alert on a p95 above 0.5 s can only fire if the histogram has buckets above 0.5 s).
+A window that is a Grafana variable (``$__rate_interval``) is one Grafana sizes
+itself (``grafana_range``).
+
+Under ``group`` and ``count`` only the series' existence counts, not their values:
+the function is the aggregation, so no type is expected of them. A selector read
+for its absence (inside ``absent()``, or on the right of ``unless``) is a
+``presence`` read: an alert reading it that way fires, rather than goes blind,
+when it is missing (``ComponentMetricsMissing`` is the alert for exactly that).
 """
 
 from __future__ import annotations
@@ -15,37 +23,28 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from obsgen.model.promql import (Agg, Bin, Call, Expr, Matcher, Neg, Num, Offset, Paren, Range, Selector, Variable,
+                                 render)
 from obsgen.model.types import Duration
 
-# Grafana's interval variables, in the range position of a query: Grafana replaces them before Prometheus sees them.
-_GRAFANA_RANGE = re.compile(r"\[\s*\$(?:__rate_interval|__interval|__range|\{__rate_interval\})\s*\]")
-_PLACEHOLDER = "[1m]"
 _FILTERS = (">", "<", ">=", "<=", "==", "!=")
 _SAME_SCALE = ("max", "min", "avg", "topk", "bottomk", "quantile")  # aggregations that keep a quantile's unit
+_EXISTENCE = ("group", "count")  # aggregations that read which series exist, not their values
+_ABSENCE = ("absent", "absent_over_time")
+_TRANSPARENT = ("label_replace", "label_join")  # functions that pass their first argument's values through
 
 
-@dataclass(frozen=True)
-class Matcher:
-    label: str
-    op: str  # =, !=, =~, !~
-    value: str
-
-    def matches(self, value: str | None) -> bool:
-        """Whether a series whose ``label`` is ``value`` (None: the series lacks it) passes, as Prometheus
-        decides it (regexes are anchored; a missing label reads as the empty string)."""
-        text = value or ""
-        if self.op in ("=", "!="):
-            return (text == self.value) == (self.op == "=")
-        try:
-            hit = re.fullmatch(self.value, text) is not None
-        except re.error:  # RE2 syntax Python cannot read: do not judge it
-            return True
-        return hit == (self.op == "=~")
-
-    def __str__(self) -> str:
-        from obsgen.promql import quote
-
-        return f"{self.label}{self.op}{quote(self.value)}"
+def matches(m: Matcher, value: str | None) -> bool:
+    """Whether a series whose ``m.name`` label is ``value`` (None: the series lacks it) passes ``m``, as
+    Prometheus decides it (regexes are anchored; a missing label reads as the empty string)."""
+    text = value or ""
+    if m.op in ("=", "!="):
+        return (text == m.value) == (m.op == "=")
+    try:
+        hit = re.fullmatch(m.value, text) is not None
+    except re.error:  # RE2 syntax Python cannot read: do not judge it
+        return True
+    return hit == (m.op == "=~")
 
 
 @dataclass(frozen=True)
@@ -54,99 +53,91 @@ class Read:
 
     metric: str
     matchers: tuple[Matcher, ...]
+    signal: str | None = None  # the component signal the selector reads (None: a recording's, a custom expression's)
     function: str | None = None  # the function call right around the selector (None: read as a level)
     range: Duration | None = None  # of a matrix selector: ``rate(x[5m])``
     grafana_range: bool = False  # the range is Grafana's $__rate_interval, sized by Grafana
     quantile_above: float | None = None  # histogram_quantile(...) of this is compared with this number
     compared: float | None = None  # the selector's own value is compared with this number (a recording's output)
+    presence: bool = False  # read for its absence (absent, unless): missing, it makes the alert fire
 
     @property
     def selector(self) -> str:
-        """The selector in PromQL, as obsgen writes selectors (:func:`obsgen.promql.selector`)."""
-        from obsgen.promql import KEYWORDS, quote
-
-        parts = [str(m) for m in self.matchers]
-        if self.metric.lower() in KEYWORDS:
-            return "{" + ", ".join([f"__name__={quote(self.metric)}", *parts]) + "}"
-        return self.metric + "{" + ", ".join(parts) + "}"
+        """The selector in PromQL, as obsgen prints it."""
+        return render(Selector(self.metric, self.matchers))
 
     def equal(self) -> dict[str, str]:
         """The equality matchers, label: value."""
-        return {m.label: m.value for m in self.matchers if m.op == "="}
+        return {m.name: m.value for m in self.matchers if m.op == "="}
 
 
-class Unparsable(ValueError):
-    """An expression promql_parser cannot read (obsgen wrote it, so this is a bug, or a custom expression)."""
-
-
-def reads(expr: str, compared: float | None = None) -> list[Read]:
-    """Every vector selector of ``expr``, in the order written; ``compared`` is the number the whole expression
+def reads(expr: Expr, compared: float | None = None) -> list[Read]:
+    """Every vector selector of ``expr``, in the order printed; ``compared`` is the number the whole expression
     is compared with (a recording rule's expression, read for an alert that compares the recording)."""
-    import promql_parser
-
-    grafana = bool(_GRAFANA_RANGE.search(expr))
-    text = _GRAFANA_RANGE.sub(_PLACEHOLDER, expr)
-    try:
-        node = promql_parser.parse(text)
-    except (ValueError, RuntimeError) as exc:
-        raise Unparsable(f"cannot parse `{expr}`: {exc}") from None
-    return list(_walk(node, _Context(grafana=grafana, compared=compared)))
+    return list(_walk(expr, _Context(compared=compared)))
 
 
 @dataclass(frozen=True)
 class _Context:
     function: str | None = None
-    grafana: bool = False
     compared: float | None = None  # the number this subexpression is compared with (a filtering comparison)
     quantile_above: float | None = None
+    presence: bool = False
 
 
-def _walk(node, ctx: _Context) -> Iterator[Read]:  # noqa: C901 - one branch per node type of the AST
-    import promql_parser as p
-
-    if isinstance(node, p.VectorSelector):
+def _walk(node: Expr, ctx: _Context) -> Iterator[Read]:  # noqa: C901 - one branch per node type of the tree
+    if isinstance(node, Selector):
         yield _read(node, ctx, None)
-    elif isinstance(node, p.MatrixSelector):
-        yield _read(node.vector_selector, ctx, node.range)
-    elif isinstance(node, p.Call):
-        name = node.func.name
-        for i, arg in enumerate(node.args):
-            inner = _Context(function=name, grafana=ctx.grafana)
-            if name == "histogram_quantile" and i == 1:
-                inner = replace(inner, quantile_above=ctx.compared)
-            elif ctx.quantile_above is not None:
-                inner = replace(inner, quantile_above=ctx.quantile_above)
-            yield from _walk(arg, inner)
-    elif isinstance(node, p.ParenExpr):
+    elif isinstance(node, Range):
+        inner = node.expr.expr if isinstance(node.expr, Offset) else node.expr
+        if isinstance(inner, Selector) and not node.subquery and node.step is None:
+            yield _read(inner, ctx, node.window)
+        else:  # a subquery: its window is not a scrape's
+            yield from _walk(node.expr, replace(ctx, function=None, compared=None))
+    elif isinstance(node, (Offset, Paren)):
         yield from _walk(node.expr, ctx)
-    elif isinstance(node, p.UnaryExpr):
+    elif isinstance(node, Neg):
         yield from _walk(node.expr, replace(ctx, compared=None))
-    elif isinstance(node, p.AggregateExpr):
-        keeps = str(node.op) in _SAME_SCALE
-        yield from _walk(node.expr, replace(ctx, function=None, compared=ctx.compared if keeps else None))
+    elif isinstance(node, Call):
+        yield from _call(node, ctx)
+    elif isinstance(node, Agg):
+        if node.op in _EXISTENCE:  # values do not matter, so neither does the type
+            inner = _Context(function=node.op, presence=ctx.presence)
+        else:
+            keeps = node.op in _SAME_SCALE
+            inner = replace(ctx, function=None, compared=ctx.compared if keeps else None)
+        yield from _walk(node.expr, inner)
         if node.param is not None:
             yield from _walk(node.param, replace(ctx, function=None, compared=None))
-    elif isinstance(node, p.SubqueryExpr):
-        yield from _walk(node.expr, replace(ctx, function=None, compared=None))
-    elif isinstance(node, p.BinaryExpr):
-        op = str(node.op)
-        filtering = op in _FILTERS and not (node.modifier is not None and node.modifier.return_bool)
+    elif isinstance(node, Bin):
+        filtering = node.op in _FILTERS and not node.bool_
         for side, other in ((node.lhs, node.rhs), (node.rhs, node.lhs)):  # `x > 0.5` and `0.5 < x` alike
-            number = other.val if filtering and isinstance(other, p.NumberLiteral) else None
-            yield from _walk(side, replace(ctx, function=None, compared=number))
+            number = other.value if filtering and isinstance(other, Num) else None
+            inner = replace(ctx, function=None, compared=number)
+            if node.op == "unless" and side is node.rhs:
+                inner = replace(inner, presence=True)
+            yield from _walk(side, inner)
 
 
-def _read(vs, ctx: _Context, window) -> Read:
-    matchers, name = [], vs.name
-    for m in vs.matchers.matchers:
-        if m.name == "__name__" and str(m.op) == "MatchOp.Equal":
-            name = m.value
-            continue
-        matchers.append(Matcher(m.name, _OPS[str(m.op)], m.value))
-    return Read(metric=name or "", matchers=tuple(matchers), function=ctx.function,
-                range=Duration.seconds(window.total_seconds()) if window is not None else None,
-                grafana_range=ctx.grafana and window is not None, quantile_above=ctx.quantile_above,
-                compared=ctx.compared if ctx.function is None else None)
+def _call(node: Call, ctx: _Context) -> Iterator[Read]:
+    if node.fn in _TRANSPARENT:  # label_replace(sum by (…) (x), …) reads x as the aggregation does
+        yield from _walk(node.args[0], ctx)
+        return
+    for i, arg in enumerate(node.args):
+        inner = _Context(function=node.fn, presence=ctx.presence or node.fn in _ABSENCE)
+        if node.fn == "histogram_quantile" and i == 1:
+            inner = replace(inner, quantile_above=ctx.compared)
+        elif ctx.quantile_above is not None:
+            inner = replace(inner, quantile_above=ctx.quantile_above)
+        yield from _walk(arg, inner)
 
 
-_OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
+def _read(s: Selector, ctx: _Context, window: Duration | Variable | None) -> Read:
+    metric, matchers = s.metric, s.matchers
+    named = next((m for m in matchers if m.name == "__name__" and m.op == "="), None)
+    if not metric and named:  # `{__name__="on", …}` as a person writes a custom signal
+        metric, matchers = named.value, tuple(m for m in matchers if m is not named)
+    return Read(metric=metric, matchers=matchers, signal=s.signal, function=ctx.function,
+                range=window if isinstance(window, Duration) else None, grafana_range=isinstance(window, Variable),
+                quantile_above=ctx.quantile_above, compared=ctx.compared if ctx.function is None else None,
+                presence=ctx.presence)

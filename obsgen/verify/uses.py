@@ -1,32 +1,40 @@
-"""What each selector of a spec is for: the one module of verify that reads obsgen's components.
+"""What each selector of a spec is for: the one module of verify that reads the service model.
 
-For every component it takes what obsgen would deploy (alerting and recording
-rules, dashboard panels and the dashboards' ``job`` variable) and lists every
-vector selector in it as a :class:`Use`: the component and signal it belongs
-to, what the expression does with it (:class:`~obsgen.verify.selectors.Read`),
-the alerts and panels that go blind without it, and where in the spec each of
-its labels was set. obsgen's own recording rules are resolved to the selectors
-they read, so a spec can be verified before its rules are deployed.
+For every component of the :class:`~obsgen.model.service.ServiceModel` it takes
+what obsgen would deploy (alerting and recording rules, dashboard panels and the
+dashboards' ``job`` variable) and lists every vector selector in it as a
+:class:`Use`: the component and signal it belongs to (the selector remembers its
+signal), what the expression does with it (:class:`~obsgen.verify.selectors.Read`),
+the alerts and panels that go blind without it, and where in the spec each of its
+labels was set. obsgen's own recording rules are resolved to the selectors they
+read, so a spec can be verified before its rules are deployed.
 
-Everything else in verify sees only these plain records; when components
-change shape, only this module follows.
+``up`` is the service's: Prometheus writes it per scrape target. ServiceDown and
+InstanceDown read it, and so do every component's ``ComponentMetricsMissing``
+and the dashboards' job variable: all of them are one signal of the service's
+own component, so a wrong service selector is one finding, not one per component.
+
+Everything else in verify sees only these plain records; when the model changes
+shape, only this module follows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from obsgen.components.base import Alert, Component, Recording
+from obsgen.components.base import Component
 from obsgen.errors import Path as FieldPath
+from obsgen.model.dashboards import OVERVIEW
+from obsgen.model.promql import Expr, Matcher, Variable, regex_quote
+from obsgen.model.rules import Alert
+from obsgen.model.service import ComponentModel, ServiceModel
 from obsgen.spec import Spec
-from obsgen.verify.selectors import Matcher, Read, reads
+from obsgen.verify.selectors import Read, reads
 
-OVERVIEW = "Service Overview"
-VARIABLES_SIGNAL = "dashboard variables"  # the `up` series the dashboards' job and instance variables list
-# Alert labels every alert has; the rest tell alerts of one name apart (CacheHitRateLow{tier="L1"}).
-_COMMON_ALERT_LABELS = ("component", "service", "severity", "team", "breaker")
-# Grafana variables in panel selectors: $job ranges over the dashboard's jobs, the others over everything.
-_VARIABLES = ("$job", "$instance", "$cluster")
+VARIABLES_SIGNAL = "dashboard variables"  # an exporter job's `up`, read only by the dashboards' job variable
+UP = "up"  # the service's signal: Prometheus's per-target series
+# Alert labels that do not tell alerts of one name apart within a finding (CacheHitRateLow{tier="L1"} does).
+_COMMON_ALERT_LABELS = ("component", "component_kind", "service", "severity", "team", "breaker")
 
 # Signals that count rare events: client libraries create their series on the first event (a prometheus_client
 # counter with labels has no sample until `.labels(...).inc()`; Micrometer tags an HTTP timer with
@@ -65,10 +73,10 @@ class Use:
     service: str
     profile: str
     component: str
-    kind: str  # the kind's spec key: caches, breakers, …
+    kind: str  # the kind's spec key: caches, breakers, …; `service` for the service's own component
     noun: str  # what one component of the kind is called: cache, circuit breaker
-    path: FieldPath  # of the component in the spec: ("caches", 0)
-    identity: str | None  # the label naming the component in its series (cache), if any
+    path: FieldPath  # of the component in the spec: ("caches", 0); ("service",) for the service's own
+    identity: str | None  # the label naming the component in this signal's series (cache), if any
     signal: str  # the component's signal, or the metric's name when none of its signals is this metric
     read: Read
     place: Place  # where the metric is set (metrics.<signal>), else the component's name
@@ -80,77 +88,110 @@ class Use:
     panels: set[str] = field(default_factory=set)
 
 
-def uses(spec: Spec) -> list[Use]:
+def uses(spec: Spec, model: ServiceModel | None = None) -> list[Use]:
     """Every selector the spec's rules and dashboards read, merged per component, signal and selector."""
-    rules = {id(c): c.kind.rules(c) for c in spec.components}
-    out: dict[tuple, Use] = {}
-    for c in spec.components:
-        _Component(spec, c, rules).collect(out)
-    return list(out.values())
+    from obsgen.pipeline import build
+
+    return _Uses(spec, model or build(spec)).collect()
 
 
-class _Component:
-    """The uses of one component: its alerts, recordings and panels."""
+@dataclass(frozen=True)
+class _Part:
+    """One component: as the model has it, as the spec has it, and where."""
 
-    def __init__(self, spec: Spec, c: Component, rules: dict[int, list]):
-        self.spec, self.c, self.rules = spec, c, rules
-        self.path = spec.path_of(c)
-        self.mine = [r for r in rules[id(c)] if isinstance(r, Recording)]
-        self.everyone = [r for c2 in spec.components for r in rules[id(c2)] if isinstance(r, Recording)]
+    model: ComponentModel
+    component: Component
+    path: FieldPath
 
-    def collect(self, out: dict[tuple, Use]) -> None:
-        c = self.c
-        for rule in self.rules[id(c)]:
-            if isinstance(rule, Alert):
-                self._add(out, rule.expr, alert=_alert_label(rule))
-            else:  # every recording is deployed, read or not
-                self._add(out, rule.expr)
-        panels = c.kind.panels(c)
-        detail = c.kind.concern.name
-        for board, panel in [(OVERVIEW, panels.health)] + [(detail, p) for p in panels.detail]:
-            for query in panel.queries:
-                self._add(out, query.expr, panel=f"{board} / {panel.title}", jobs=panels.jobs)
-        for job in panels.jobs:  # the dashboards' job and instance variables: label_values(up{job=~…}, …)
-            read = Read("up", (Matcher("job", "=", job),))
-            for board in (OVERVIEW, detail):
-                self._merge(out, read, panel=f"{board} / variables job, instance", signal=VARIABLES_SIGNAL)
 
-    def _add(self, out, expr: str, *, alert: str | None = None, panel: str | None = None,
+class _Uses:
+    """The uses of one spec, collected from its model's rules, panels and dashboards."""
+
+    def __init__(self, spec: Spec, model: ServiceModel):
+        self.spec, self.model = spec, model
+        placed = {(c.kind.key, c.name): (c, path) for c, path in spec.placed()}
+        self.parts = [_Part(m, *placed[(m.kind, m.name)]) for m in model.components]
+        self.service = next(p for p in self.parts if p.path == ("service",))
+        self.recordings = [r for m in model.components for r in m.recordings]
+        self.out: dict[tuple, Use] = {}
+
+    def collect(self) -> list[Use]:
+        for part in self.parts:
+            for rule in part.model.rules:  # every recording is deployed, read or not
+                self._add(part, rule.expr, alert=_alert_label(rule) if isinstance(rule, Alert) else None)
+            panels = part.model.panels
+            boards = [(OVERVIEW.name, panels.health)] + [(part.model.concern.name, p) for p in panels.detail]
+            for board, panel in boards:
+                for query in panel.queries:
+                    self._add(part, query.expr, panel=f"{board} / {panel.title}", jobs=panels.jobs)
+        self._variables()
+        return list(self.out.values())
+
+    def _variables(self) -> None:
+        """The dashboards' job and instance variables: ``label_values(up{job=~…}, …)``, as one ``up{job=…}``
+        per job. The service's own job is its `up` signal; an exporter's job belongs to the components shown
+        with it."""
+        own = self.model.service.selector.get("job")
+        for board in self.model.dashboards:
+            panel = f"{board.name} / variables job, instance"
+            for job in board.jobs:
+                read = Read(UP, (Matcher("job", job),))
+                if job == own:
+                    self._merge(self.service, read, UP, panel=panel)
+                    continue
+                for part in self.parts:
+                    if job in part.model.panels.jobs and board.slug in (OVERVIEW.slug, part.model.concern.slug):
+                        self._merge(part, read, VARIABLES_SIGNAL, panel=panel)
+
+    def _add(self, part: _Part, expr: Expr, *, alert: str | None = None, panel: str | None = None,
              jobs: tuple[str, ...] = ()) -> None:
         for read in reads(expr):
             if panel is not None:
                 read = _dashboard_read(read, jobs)
-            for source in self._resolve(read, set()):
-                if source.metric:
-                    self._merge(out, source, alert=alert, panel=panel)
+            for source in self._resolve(part, read, set()):
+                if not source.metric:
+                    continue
+                owner, signal = self._owner(part, source)
+                # a selector read for its absence (absent, unless) makes the alert fire when missing, not go blind
+                self._merge(owner, source, signal, alert=None if source.presence else alert, panel=panel)
 
-    def _resolve(self, read: Read, seen: set[int]) -> list[Read]:
+    def _resolve(self, part: _Part, read: Read, seen: set[int]) -> list[Read]:
         """The selectors behind ``read`` when it names one of obsgen's recording rules (this component's own
         first: many components record under one name), else ``read`` itself."""
         equal = read.equal()
-        for pool in (self.mine, self.everyone):
+        for pool in (part.model.recordings, self.recordings):
             matching = [r for r in pool if r.record == read.metric and id(r) not in seen
                         and all(r.labels.get(k, v) == v for k, v in equal.items())]
             if matching:
-                return [src for r in matching for inner in reads(r.expr, compared=read.compared)
-                        for src in self._resolve(inner, seen | {id(r)})]
+                return [replace(src, presence=src.presence or read.presence)
+                        for r in matching for inner in reads(r.expr, compared=read.compared)
+                        for src in self._resolve(part, inner, seen | {id(r)})]
         return [read]
 
-    def _merge(self, out, read: Read, *, alert: str | None = None, panel: str | None = None,
-               signal: str | None = None) -> None:
-        signal = signal or _signal(self.c, read)
-        key = (self.path, signal, read)
-        use = out.get(key)
+    def _owner(self, part: _Part, read: Read) -> tuple[_Part, str | None]:
+        """The component and signal ``read`` belongs to: the signal its selector remembers; a custom signal's
+        expression; the service's `up`, wherever it is read (a component's ComponentMetricsMissing)."""
+        if read.signal is not None:
+            return part, read.signal
+        if part.component.kind.key == "custom":
+            return part, "expr"
+        if read.metric == self.service.component.metric(UP).name:
+            return self.service, UP
+        return part, None
+
+    def _merge(self, part: _Part, read: Read, signal: str | None, *, alert: str | None = None,
+               panel: str | None = None) -> None:
+        key = (part.path, signal, read)
+        use = self.out.get(key)
         if use is None:
-            use = out[key] = self._use(signal, read)
+            use = self.out[key] = self._use(part, signal, read)
         if alert:
             use.alerts.add(alert)
         if panel:
             use.panels.add(panel)
 
-    def _use(self, signal: str | None, read: Read) -> Use:
-        c, spec, path = self.c, self.spec, self.path
-        svc = c.service
+    def _use(self, part: _Part, signal: str | None, read: Read) -> Use:
+        c, path, svc = part.component, part.path, self.model.service
         scrape = {"job", "instance"} | ({svc.cluster_label} if svc.cluster_label else set())
         if c.kind.app_metrics:
             scrape |= set(svc.selector)
@@ -159,67 +200,69 @@ class _Component:
             at: FieldPath = path + ("expr",)
         else:
             at = path + (("metrics", signal) if written else ("name",))
-        places = {m.label: self._place(self._origin(m.label, signal, at)) for m in read.matchers}
-        identity = next(iter(c.identity), None)
-        return Use(file=spec.file, service=svc.name, profile=svc.profile, component=c.name, kind=c.kind.key,
-                   noun=c.kind.title[0].lower() + c.kind.title[1:], path=path, identity=identity,
+        identity = _identity(c, signal)
+        places = {m.name: self._place(_origin(c, path, m.name, signal, identity, at)) for m in read.matchers}
+        return Use(file=self.spec.file, service=svc.name, profile=svc.profile, component=part.model.name,
+                   kind=part.model.kind, noun=_noun(part.model.kind_title), path=path, identity=identity,
                    signal=signal or read.metric, read=read, place=self._place(at), places=places,
-                   scrape_labels=frozenset(scrape), event=signal in EVENTS.get(c.kind.key, ()),
+                   scrape_labels=frozenset(scrape), event=signal in EVENTS.get(part.model.kind, ()),
                    exporter=not c.kind.app_metrics)
-
-    def _origin(self, label: str, signal: str | None, at: FieldPath) -> FieldPath:
-        """The spec field that put ``label`` into the selector."""
-        c, path = self.c, self.path
-        if c.kind.app_metrics and label in c.service.selector and label not in c.spec.selector:
-            return ("service", "selector", label)
-        if label in c.spec.selector:
-            return path + ("selector", label)
-        if label in c.identity:
-            return path + (("value",) if getattr(c.spec, "value", None) else ("name",))
-        if signal and signal in c.spec.metrics and label in dict(c.spec.metrics[signal].matchers):
-            return path + ("metrics", signal)
-        return at
 
     def _place(self, path: FieldPath) -> Place:
         line, column = self.spec.where(path)
         return Place(path, line, column)
 
 
-def _signal(c: Component, read: Read) -> str | None:
-    """The component's signal whose metric ``read`` selects: same name, and the signal's matchers among the
-    selector's (the most specific wins: ``result="hit"`` is hits, not lookups)."""
-    if c.kind.key == "custom":
-        return "expr"
-    equal = read.equal()
-    best, most = None, -1
-    for signal in dict.fromkeys([*c.kind.defaults(c.service.profile), *c.spec.metrics]):
-        ref = c.metric(signal)
-        if ref is None or ref.name != read.metric or any(equal.get(k) != v for k, v in ref.matchers):
-            continue
-        if len(ref.matchers) > most:
-            best, most = signal, len(ref.matchers)
-    return best
+def _noun(title: str) -> str:
+    """A kind's title inside a sentence: ``circuit breaker``, but ``HTTP server``, ``E-Tag``, ``DB pool``."""
+    first = title.split(" ")[0]
+    return title[0].lower() + title[1:] if first[1:].islower() and "-" not in first else title
+
+
+def _identity(c: Component, signal: str | None) -> str | None:
+    """The label naming ``c`` in the series of ``signal``: the component's ``label``, unless this signal's metric
+    names it by another (``executor_active_threads{name=…}`` of an executor labelled ``executor``)."""
+    if not c.identity:
+        return None
+    (label, _), = c.identity.items()
+    if signal is None or not c.has(signal):
+        return label
+    return c.metric(signal).label or label
+
+
+def _origin(c: Component, path: FieldPath, label: str, signal: str | None, identity: str | None,
+            at: FieldPath) -> FieldPath:
+    """The spec field that put ``label`` into the selector."""
+    metrics = c.spec.metrics
+    if c.kind.app_metrics and label in c.service.selector and label not in c.spec.selector:
+        return ("service", "selector", label)
+    if label in c.spec.selector:
+        return path + ("selector", label)
+    if label == identity:
+        ref = metrics.get(signal) if signal else None
+        if ref is not None and (ref.label or ref.value):  # the metric names the component its own way
+            return path + ("metrics", signal)
+        return path + (("value",) if getattr(c.spec, "value", None) else ("name",))
+    if signal in metrics and label in dict(metrics[signal].matchers):
+        return path + ("metrics", signal)
+    return at
 
 
 def _dashboard_read(read: Read, jobs: tuple[str, ...]) -> Read:
     """A panel's selector as Grafana runs it with every variable on All: ``$job`` is any of the dashboard's
     jobs, ``$instance`` and ``$cluster`` anything."""
-    from obsgen.promql import regex_quote
-
     matchers = []
     for m in read.matchers:
-        if m.value not in _VARIABLES:
+        if not isinstance(m.value, Variable):
             matchers.append(m)
         elif m.value == "$job" and jobs:
-            matchers.append(Matcher("job", "=", jobs[0]) if len(jobs) == 1 else
-                            Matcher("job", "=~", "|".join(regex_quote(j) for j in jobs)))
-    return Read(read.metric, tuple(matchers), read.function, read.range, read.grafana_range, read.quantile_above,
-                read.compared)
+            matchers.append(Matcher("job", jobs[0]) if len(jobs) == 1 else
+                            Matcher("job", "|".join(regex_quote(j) for j in jobs), "=~"))
+    return replace(read, matchers=tuple(matchers))
 
 
 def _alert_label(alert: Alert) -> str:
     """The alert's name, with the labels that tell it from others of that name: ``CacheHitRateLow{tier="L1"}``."""
-    from obsgen.promql import matchers
+    extra = [Matcher(k, v).text() for k, v in alert.labels.items() if k not in _COMMON_ALERT_LABELS]
+    return alert.name + ("{" + ", ".join(extra) + "}" if extra else "")
 
-    extra = {k: v for k, v in alert.labels.items() if k not in _COMMON_ALERT_LABELS}
-    return alert.name + (matchers(extra) if extra else "")

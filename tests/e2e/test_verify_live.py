@@ -24,7 +24,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from obsgen.verify.command import verify
+from obsgen.cli import main
 
 from .harness import SPEC, Failure, Proc, Prometheus, Stack, free_port, http, tool, wait_until
 
@@ -133,7 +133,7 @@ def world(tmp_path_factory):
 
 
 def run(*args: str):
-    return CliRunner().invoke(verify, list(args), catch_exceptions=False)
+    return CliRunner().invoke(main, ["verify", *args], catch_exceptions=False)
 
 
 def spec_copy(tmp_path: Path, old: str = "", new: str = "", extra: str = "", name: str = "maple-e2e.yaml") -> Path:
@@ -175,8 +175,9 @@ def test_the_e2e_spec_with_its_redis_sentinel_and_a_latency_slo_verifies_clean(w
     doc = json.loads(run(str(spec), "--prometheus", world.prom.url, "--format", "json").output)
     assert doc["findings"] == [] and doc["checked"]["skipped"] == []
     kinds = {(n["kind"], n["signal"]) for n in doc["notes"]}
-    # Redis components are checked (not skipped): every one of their metrics was found on the exporter.
-    assert doc["checked"]["components"] == 11 + 1 and ("redis", "up") not in kinds
+    # Redis components are checked (not skipped): every one of their metrics was found on the exporter. The 11
+    # components of the spec, its latency SLO, and the service's own (`up`: ServiceDown, InstanceDown).
+    assert doc["checked"]["components"] == 11 + 1 + 1 and ("redis", "up") not in kinds
 
 
 def test_the_python_profile_spec_verifies_clean_against_fastapi_and_the_instrumentator(world):
@@ -282,10 +283,14 @@ def test_series_that_stopped_are_clean_in_the_past_and_reported_as_disappeared_n
     spec.write_text(HISTORY)
     then = str(world.history_end - 600)
     assert run(str(spec), "--prometheus", world.prom.url, "--at", then, "--lookback", "30m").exit_code == 0
-    now = run(str(spec), "--prometheus", world.prom.url, "--lookback", "3h", "--format", "json")
-    assert {(f["signal"], f["problem"]) for f in findings(now)} == {
+    now = findings(run(str(spec), "--prometheus", world.prom.url, "--lookback", "3h", "--format", "json"))
+    assert {(f["signal"], f["problem"]) for f in now} == {
         ("requests", "disappeared"), ("hits", "disappeared"), ("misses", "disappeared"),
-        ("lock_failures", "disappeared"), ("dashboard variables", "disappeared")}
+        ("lock_failures", "disappeared"), ("up", "disappeared")}
+    up = next(f for f in now if f["signal"] == "up")  # the service's targets, read by its alerts and dashboards
+    assert (up["kind"], up["component"]) == ("service", "maple-history")
+    assert {"ServiceDown", "InstanceDown", "ComponentMetricsMissing"} <= set(up["alerts"])
+    assert "Service Overview / variables job, instance" in up["panels"]
     recent = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))  # lookback 1h: gone
     assert {(f["kind"], f["signal"], f["problem"]) for f in recent} == {("service", "selector.job", "value-missing")}
     assert any(f["message"] == "no series from job `maple-history`; jobs with `cache_gets_total`: maple-e2e"
@@ -372,8 +377,7 @@ def test_a_directory_of_specs_against_one_prometheus_shows_a_progress_bar_on_a_t
     spec_copy(fleet, name="maple-e2e.yaml")
     (fleet / "table-order.yaml").write_text((ROOT / "specs" / "table-order.yaml").read_text())
     main, tty = pty.openpty()
-    code = "from obsgen.verify.command import verify; verify(prog_name='obsgen verify')"
-    proc = subprocess.Popen([sys.executable, "-c", code, str(fleet), "--prometheus", world.prom.url],
+    proc = subprocess.Popen([sys.executable, "-m", "obsgen", "verify", str(fleet), "--prometheus", world.prom.url],
                             stdout=subprocess.PIPE, stderr=tty, cwd=ROOT, env={**os.environ, "COLUMNS": "120"})
     os.close(tty)
     out, _ = proc.communicate(timeout=60)
