@@ -109,6 +109,15 @@ def test_up_is_the_services_signal_wherever_it_is_read_and_a_presence_check_blin
     assert [u for u in state if u.read.presence and u.read.function == "group"]
 
 
+def test_a_metric_that_names_the_component_its_own_way_is_read_so_everywhere_and_located_at_its_metrics_key(maple):
+    """maple's executors are `executor="expectation"`, but Micrometer's busy threads are `name=<bean>`."""
+    active = [u for u in uses(maple) if u.component == "expectationComputeExecutor" and u.signal == "active"]
+    assert {bool(u.alerts) for u in active} == {True, False}  # ExecutorSaturated, and the thread-pool panel
+    for u in active:
+        assert (u.identity, u.places["name"].path) == ("name", ("executors", 0, "metrics", "active"))
+        assert u.read.equal()["name"] == "expectationComputeExecutor" and "executor" not in u.read.equal()
+
+
 # -- --metrics on saved exposition text ----------------------------------------------------------------
 
 def test_the_reference_apps_saved_scrape_verifies_the_app_side_of_the_e2e_spec(tmp_path, refapp_scrape):

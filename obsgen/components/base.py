@@ -226,10 +226,11 @@ class Component:
     def labels(self, signal: str, extra: Mapping[str, str] | None = None, base: Labels | None = None) -> Labels:
         """The equality matchers of ``signal``: the base labels (service and component selectors, identity), the
         metric's own matchers and ``extra``. A metric that names the component by another label or value
-        (``executor_rejected_total{executor="expectation"}``) carries that identity instead."""
+        (``executor_rejected_total{executor="expectation"}``) carries that identity instead, in a ``base`` the
+        caller gives too (a panel's, which leaves the job to the dashboard's variable)."""
         metric = self.metric(signal)
         out = dict(self.base_labels if base is None else base)
-        if base is None and (metric.label or metric.value) and self.identity:
+        if (metric.label or metric.value) and self.identity and next(iter(self.identity)) in out:
             (label, value), = self.identity.items()
             del out[label]
             out[metric.label or label] = metric.value or value
