@@ -79,12 +79,12 @@ def diagnostics(c: Component) -> dict[str, Expr]:
     (``free_permits`` where it is judged by them, else ``in_use``), its queue (only with one) and the calls
     it refused."""
     by = grouping(c)
-    out: dict[str, Expr] = ({"free_permits": c.aggregate("min", c.select("available"), "available", by)}
+    out: dict[str, Expr] = ({"free_permits": agg("min", c.select("available"), by)}
                             if judged_by_free_permits(c) else
-                            {"in_use": c.aggregate("max", c.select("in_use"), "in_use", by)})
+                            {"in_use": agg("max", c.select("in_use"), by)})
     if c.spec.queue_capacity:
-        out["queued"] = c.aggregate("max", c.select("queued"), "queued", by)
-    out["rejected"] = c.aggregate("sum", rate_over(c.select("rejected"), FIVE_MIN), "rejected", by)
+        out["queued"] = agg("max", c.select("queued"), by)
+    out["rejected"] = agg("sum", rate_over(c.select("rejected"), FIVE_MIN), by)
     return out
 
 

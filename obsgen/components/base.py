@@ -11,11 +11,11 @@ each once per component; renderers only ever see the resulting model.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from obsgen.components.timeline import STEP
 from obsgen.model.panels import ComponentPanels, Concern
-from obsgen.model.promql import Expr, Matcher, Selector, Variable, agg, call, selector
+from obsgen.model.promql import Agg, Call, Expr, Matcher, Selector, Variable, call, children, selector, transform
 from obsgen.model.rules import Alert, AlertDef, Inhibition, Recording, Rule, Scenario, Series
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef, Service
 
@@ -262,17 +262,57 @@ class Component:
             if key not in regex and key in labels and labels[key] != value:
                 raise OwnMatcher(key, Matcher(key, labels[key]).text(), where)
 
-    def aggregate(self, op: str, expr: Expr, signal: str, by: tuple[str, ...] | None) -> Expr:
-        """``op by (…) (expr)`` over a selector of ``signal``, keeping the component's identity label even when
-        this signal's metric names the component by another label (``executor_active_threads{name=…}`` of an
-        executor labelled ``executor``): it aggregates without that label and sets it again with
-        ``label_replace``, so every side of a comparison carries the same labels."""
-        metric = self.metric(signal)
-        if not (metric.label or metric.value) or not self.identity or by is None:
-            return agg(op, expr, by)
+    @property
+    def renames_identity(self) -> bool:
+        """Whether a metric of this component names it by another label or value than its identity."""
+        if not self.identity:
+            return False
+        declared = {**self.kind.defaults(self.service.profile), **self.spec.metrics}
+        return any(m is not None and (m.label or m.value) for m in declared.values())
+
+    def keep_identity(self, expr: Expr, *, own_label: bool = False) -> Expr:
+        """``expr`` with every aggregation that keeps the component's identity label (``by (instance, executor)``)
+        over a metric that names the component by another label or value (``executor_active_threads{name=…}``
+        of an executor labelled ``executor``) rewritten to aggregate without that label and set it again with
+        ``label_replace``: every side of a comparison, and every alert, carries the same identity. With
+        ``own_label`` (a runbook's diagnostic query, read by a person) it groups by the metric's own label
+        instead (``by (instance, name)``), as one would type it.
+
+        Applied once to everything the component computes (:func:`obsgen.components.compute.component_model`),
+        so no rule or panel builder has to remember it."""
+        if not self.identity:
+            return expr
         (label, value), = self.identity.items()
-        inner = agg(op, expr, tuple(b for b in by if b != label))
-        return call("label_replace", inner, label, value, "", "") if label in by else inner
+
+        def renamed(node: Expr) -> MetricRef | None:
+            """The metric with its own identity a selector below ``node`` reads (none already relabelled)."""
+            if isinstance(node, Call) and node.fn == "label_replace":
+                return None
+            if isinstance(node, Selector):
+                metric = self._declared(node.signal)
+                own = metric is not None and (metric.label or metric.value) and any(
+                    m.name == (metric.label or label) and m.value == (metric.value or value) for m in node.matchers)
+                return metric if own else None
+            return next((m for child in children(node) if (m := renamed(child))), None)
+
+        def fix(node: Expr) -> Expr:
+            if not (isinstance(node, Agg) and not node.without and node.by and label in node.by):
+                return node
+            metric = renamed(node.expr)
+            if metric is None:
+                return node
+            if own_label:
+                return replace(node, by=tuple(metric.label or label if b == label else b for b in node.by))
+            inner = replace(node, by=tuple(b for b in node.by if b != label))
+            return call("label_replace", inner, label, value, "", "")
+
+        return transform(expr, fix)
+
+    def _declared(self, signal: str | None) -> MetricRef | None:
+        """The metric of ``signal`` if this component declares one (a selector may read another's: ``up``)."""
+        if signal is None:
+            return None
+        return self.spec.metrics.get(signal) or self.kind.defaults(self.service.profile).get(signal)
 
     def series(self, signal: str, values: str, extra: Mapping[str, str] | None = None,
                base: Labels | None = None) -> Series:

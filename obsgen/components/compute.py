@@ -7,10 +7,12 @@ twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import fields, is_dataclass, replace
 
 from obsgen.components import service
-from obsgen.components.base import Built, Component
+from obsgen.components.base import Built, Component, Rule
+from obsgen.model.promql import Expr
 from obsgen.model.rules import Alert
 from obsgen.model.service import ComponentModel
 
@@ -40,6 +42,37 @@ def watched(components: Sequence[Component]) -> tuple[tuple[Component, str], ...
     return tuple((c, s) for c in components if (s := presence(c)))
 
 
+def _exprs_mapped(value, fn: Callable[[Expr], Expr]):
+    """``value`` (a rule, a panel, tuples and dicts of them) with ``fn`` applied to every expression in it."""
+    if isinstance(value, Expr):
+        return fn(value)
+    if isinstance(value, tuple):
+        mapped = tuple(_exprs_mapped(v, fn) for v in value)
+        return value if all(a is b for a, b in zip(mapped, value)) else mapped
+    if isinstance(value, dict):
+        items = {k: _exprs_mapped(v, fn) for k, v in value.items()}
+        return value if all(items[k] is v for k, v in value.items()) else items
+    if is_dataclass(value) and not isinstance(value, type):  # unchanged objects stay themselves (AlertDef identity)
+        changes = {f.name: new for f in fields(value)
+                   if (new := _exprs_mapped(old := getattr(value, f.name), fn)) is not old}
+        return replace(value, **changes) if changes else value
+    return value
+
+
+def _relabelled(c: Component, rule: Rule) -> Rule:
+    """``rule`` keeping the component's identity (:meth:`Component.keep_identity`); an alert's diagnostic
+    queries group by each metric's own label, as a person reads them."""
+    rule = replace(rule, expr=c.keep_identity(rule.expr))
+    if isinstance(rule, Alert) and rule.queries:
+        rule = replace(rule, queries=tuple((k, c.keep_identity(q, own_label=True)) for k, q in rule.queries))
+    return rule
+
+
+def _panels(c: Component, built: Built):
+    panels = c.kind.panels(c, built)
+    return _exprs_mapped(panels, c.keep_identity) if c.renames_identity else panels
+
+
 def component_model(c: Component, siblings: Sequence[tuple[Component, str]] = ()
                     ) -> tuple[ComponentModel, tuple[Alert, ...]]:
     """One component's rules and panels (panels read the alerts as built), and every alert it offers, those the
@@ -49,6 +82,8 @@ def component_model(c: Component, siblings: Sequence[tuple[Component, str]] = ()
     Raises :class:`~obsgen.components.base.OwnMatcher` when the spec pins a label the kind matches itself.
     """
     offered: Sequence = tuple(c.kind.rules(c))
+    if c.renames_identity:
+        offered = tuple(_relabelled(c, r) for r in offered)
     signal = presence(c)
     if signal:
         blinds = tuple(dict.fromkeys(r.name for r in offered if isinstance(r, Alert) and r.enabled))
@@ -58,6 +93,6 @@ def component_model(c: Component, siblings: Sequence[tuple[Component, str]] = ()
     built = Built(tuple(r for r in rules if isinstance(r, Alert)))
     model = ComponentModel(
         name=c.name, kind=c.kind.key, kind_title=c.kind.title, spec=c.spec, concern=c.kind.concern, rules=rules,
-        panels=c.kind.panels(c, built), inhibitions=c.kind.inhibitions, rules_file=c.kind.rules_file,
+        panels=_panels(c, built), inhibitions=c.kind.inhibitions, rules_file=c.kind.rules_file,
         test_step=c.kind.test_step, origins=origins(c))
     return model, tuple(r for r in offered if isinstance(r, Alert))

@@ -74,11 +74,11 @@ def diagnostics(c: Component) -> dict[str, Expr]:
     out and idle, waiting callers, timeouts and the average acquire time, each only where the profile or
     the spec has its metric (SQLAlchemy counts no waiters and times no checkouts)."""
     by = grouping(c)
-    out: dict[str, Expr] = {gauge: c.aggregate("max", c.select(gauge), gauge, by)
+    out: dict[str, Expr] = {gauge: agg("max", c.select(gauge), by)
                             for gauge in ("in_use", "idle", "pending") if c.has_metric(gauge)}
-    out["timeouts"] = c.aggregate("sum", rate_over(c.select("timeouts"), FIVE_MIN), "timeouts", by)
+    out["timeouts"] = agg("sum", rate_over(c.select("timeouts"), FIVE_MIN), by)
     if c.has_metric("acquire_time") and c.has_metric("acquires"):
-        summed = {s: c.aggregate("sum", rate_over(c.select(s), FIVE_MIN), s, by) for s in ("acquire_time", "acquires")}
+        summed = {s: agg("sum", rate_over(c.select(s), FIVE_MIN), by) for s in ("acquire_time", "acquires")}
         out["acquire_time"] = ratio(summed["acquire_time"], summed["acquires"])
     return out
 

@@ -90,9 +90,8 @@ def diagnostics(c: Component) -> dict[str, Expr]:
     out = {
         "latency": _quantile(c, "acquire", spec.quantile, per_instance, FIVE_MIN, c.select),
         "failed_share": share(c, FAILURES, per_instance, FIVE_MIN),
-        "attempts": c.aggregate("sum", rate_over(c.select("attempts"), FIVE_MIN), "attempts", whole),
-        "attempts_last_week": c.aggregate("sum", rate_over(Offset(c.select("attempts"), WEEK), FIVE_MIN), "attempts",
-                                          whole),
+        "attempts": agg("sum", rate_over(c.select("attempts"), FIVE_MIN), whole),
+        "attempts_last_week": agg("sum", rate_over(Offset(c.select("attempts"), WEEK), FIVE_MIN), whole),
     }
     if spec.hold_time_max is not None:
         out["hold"] = _quantile(c, "held", spec.quantile, per_instance, FIVE_MIN, c.select)
@@ -147,7 +146,7 @@ def rules(c: Component) -> list[Rule]:
 def _quantile(c: Component, signal: str, q: float, by: tuple[str, ...], window, select) -> Expr:
     """``histogram_quantile(q, sum by (le, …) (rate(bucket[window])))``."""
     return Call("histogram_quantile",
-                (Num(q), c.aggregate("sum", rate_over(select(signal, None), window), signal, ("le",) + by)))
+                (Num(q), agg("sum", rate_over(select(signal, None), window), ("le",) + by)))
 
 
 def panels(c: Component, built: Built) -> ComponentPanels:

@@ -56,10 +56,10 @@ def diagnostics(c: Component) -> dict[str, Expr]:
     """The runbook's queries, by name, per instance and limiter as the alerts judge them: the fewest permits
     left, the callers parked waiting for one (only where the library counts them) and the calls refused."""
     by = grouping(c)
-    out = {"permits": c.aggregate("min", c.select("available"), "available", by)}
+    out = {"permits": agg("min", c.select("available"), by)}
     if c.has_metric("waiting"):
-        out["waiting"] = c.aggregate("max", c.select("waiting"), "waiting", by)
-    out["rejected"] = c.aggregate("sum", rate_over(c.select("rejected"), FIVE_MIN), "rejected", by)
+        out["waiting"] = agg("max", c.select("waiting"), by)
+    out["rejected"] = agg("sum", rate_over(c.select("rejected"), FIVE_MIN), by)
     return out
 
 

@@ -62,7 +62,7 @@ def rate_above(c: Component, definition: AlertDef, *, signal: str, threshold: fl
                description: str, condition: str, per_instance: bool = True,
                queries: dict[str, Expr] | None = None) -> list[Rule]:
     """``sum(rate(counter)) > threshold``: lock failures, L2 failures, rejections."""
-    expr = binop(">", c.aggregate("sum", rate(c.select(signal), window), signal, grouping(c, per_instance)), threshold)
+    expr = binop(">", agg("sum", rate(c.select(signal), window), grouping(c, per_instance)), threshold)
     high = threshold * 2 if threshold else 1.0
 
     def scenarios(f: Duration) -> list[Scenario]:
@@ -105,7 +105,7 @@ def gauge_compare(c: Component, definition: AlertDef, *, signal: str, op: str, t
     picked = c.select(signal, extra, base=base)
     worst = "max" if op.startswith(">") else "min"
     keep = dict(c.identity) if by is None else dict(by)
-    judged: Expr = c.aggregate(worst, picked, signal, kept(c, "instance", *keep)) if aggregate else picked
+    judged: Expr = agg(worst, picked, kept(c, "instance", *keep)) if aggregate else picked
     expr = binop(op, judged, threshold)
     decorated = {**(extra or {}), **(series_labels or {})}
     fired = keep if aggregate else c.labels(signal, decorated, base)
@@ -184,9 +184,9 @@ def total_rate(c: Component, signals: RatioSignals, by: tuple[str, ...] | None, 
     """
     select = select or c.select
     if summed(c, signals):
-        return binop("+", c.aggregate("sum", rate(select(signals.part, extra), window), signals.part, by),
-                     c.aggregate("sum", rate(select(signals.rest, extra), window), signals.rest, by))
-    return c.aggregate("sum", rate(select(signals.total, extra), window), signals.total, by)
+        return binop("+", agg("sum", rate(select(signals.part, extra), window), by),
+                     agg("sum", rate(select(signals.rest, extra), window), by))
+    return agg("sum", rate(select(signals.total, extra), window), by)
 
 
 def filled(part: Expr, total: Expr) -> Expr:
@@ -207,7 +207,7 @@ def share(c: Component, signals: RatioSignals, by: tuple[str, ...] | None, windo
     no series yet counts 0 (:func:`filled`). Without traffic the share is NaN: no data, not a number to judge."""
     select = select or c.select
     total = total_rate(c, signals, by, window, extra, select)
-    return ratio(filled(c.aggregate("sum", rate(select(signals.part, extra), window), signals.part, by), total), total)
+    return ratio(filled(agg("sum", rate(select(signals.part, extra), window), by), total), total)
 
 
 def ratio_of_rates(c: Component, definition: AlertDef, *, signals: RatioSignals, record: str, threshold: float,
@@ -269,10 +269,10 @@ def saturated(c: Component, definition: AlertDef, *, used: str, capacity: str | 
     the number of units in use.
     """
     by = grouping(c)
-    limit = c.aggregate("max", c.select(capacity), capacity, by) if isinstance(capacity, str) else Num(float(capacity))
-    expr: Expr = binop(">=", c.aggregate("max", c.select(used), used, by), limit)
+    limit = agg("max", c.select(capacity), by) if isinstance(capacity, str) else Num(float(capacity))
+    expr: Expr = binop(">=", agg("max", c.select(used), by), limit)
     if waiting:
-        expr = and_(expr, binop(">", c.aggregate("max", c.select(waiting), waiting, by), 0))
+        expr = and_(expr, binop(">", agg("max", c.select(waiting), by), 0))
 
     def story(*segments: tuple[Duration, float, float]) -> tuple:
         """Series for ``(span, units in use, callers waiting)`` segments."""
@@ -327,8 +327,8 @@ def quantile_above(c: Component, definition: AlertDef, *, signal: str, quantile:
     """
     extra = extra or {}
     by = grouping(c, per_instance)
-    buckets = c.aggregate("sum", rate(c.select(signal, extra), window), signal, ("le",) + by)
-    seen = c.aggregate("sum", rate(c.select(signal, {**extra, "le": "+Inf"}), window), signal, by)
+    buckets = agg("sum", rate(c.select(signal, extra), window), ("le",) + by)
+    seen = agg("sum", rate(c.select(signal, {**extra, "le": "+Inf"}), window), by)
     expr = and_(binop(">", Call("histogram_quantile", (Num(quantile), buckets)), threshold),
                 binop(">=", seen, min_rate))
     bounds = (threshold / 2, threshold, threshold * 2)
