@@ -161,7 +161,7 @@ def test_json_is_the_documented_contract(tmp_path, refapp_scrape):
                                    "skipped"}
     # a misnamed cache: its failure counters are findings too, not "no failure yet" notes
     assert doc["notes"] == []
-    assert {f["signal"] for f in doc["findings"]} == {"hits", "requests", "misses", "lock_failures", "l2_failures"}
+    assert {f["signal"] for f in doc["findings"]} == {"hits", "misses", "lock_failures", "l2_failures"}  # lookups = hits + misses
 
 
 def test_seed_001_oms_as_it_really_exported_leaves_its_breaker_and_etag_alerts_blind(tmp_path):

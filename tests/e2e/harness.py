@@ -38,6 +38,10 @@ SPEC = Path(__file__).with_name("maple-e2e.yaml")
 BINARIES = ("promtool", "prometheus", "prometheus-redis-exporter", "redis-server", "redis-sentinel")
 APP_JOB = "maple-e2e"
 SERVICE = "maple-e2e"
+# A second service of two instances of its own, for the outages (its apps renamed, then stopped)
+OUTAGE_SPEC = Path(__file__).with_name("outage-e2e.yaml")
+OUTAGE_SERVICE = OUTAGE_JOB = "outage-e2e"
+OUTAGE_APPS = ("outage-a", "outage-b")
 
 
 class Failure(AssertionError):
@@ -394,9 +398,10 @@ class Stack:
     app_states: dict[str, dict]  # app instance name: the state patch it starts in (before the first scrape)
     procs: list[Proc] = field(default_factory=list)
     apps: dict[str, App] = field(default_factory=dict)
+    outage_apps: dict[str, App] = field(default_factory=dict)
     redis: dict[str, Proc] = field(default_factory=dict)
     sentinels: list[Proc] = field(default_factory=list)
-    rules_file: Path | None = None
+    rules_files: list[Path] = field(default_factory=list)
     rules: list[dict] = field(default_factory=list)
     prom: Prometheus | None = None
     watcher: AlertWatcher | None = None
@@ -412,10 +417,10 @@ class Stack:
     def _build_rules(self) -> subprocess.Popen:
         """``obsgen build --time-scale`` through the real CLI, in the background while servers start."""
         out = self.root / "obsgen"
-        self.rules_file = out / SERVICE / "prometheus" / "rules.yaml"
-        return subprocess.Popen([sys.executable, "-m", "obsgen", "build", str(SPEC), "--time-scale", str(SCALE),
-                                 "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                cwd=ROOT)
+        self.rules_files = [out / service / "prometheus" / "rules.yaml" for service in (SERVICE, OUTAGE_SERVICE)]
+        return subprocess.Popen([sys.executable, "-m", "obsgen", "build", str(SPEC), str(OUTAGE_SPEC),
+                                 "--time-scale", str(SCALE), "--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
 
     def _check_rules(self, build: subprocess.Popen) -> None:
         try:
@@ -426,10 +431,11 @@ class Stack:
         if build.returncode:
             raise Failure(f"obsgen build --time-scale failed:\n{output}")
         checked = subprocess.run([tool("promtool"), "check", "rules", "--lint=all", "--lint-fatal",
-                                  str(self.rules_file)], capture_output=True, text=True, timeout=60)
+                                  *map(str, self.rules_files)], capture_output=True, text=True, timeout=60)
         if checked.returncode:
             raise Failure(f"promtool check rules on the scaled rules failed:\n{checked.stdout}{checked.stderr}")
-        self.rules = [r for g in yaml.safe_load(self.rules_file.read_text())["groups"] for r in g["rules"]]
+        self.rules = [r for path in self.rules_files for g in yaml.safe_load(path.read_text())["groups"]
+                      for r in g["rules"]]
 
     @property
     def dashboards(self) -> list[Path]:
@@ -467,8 +473,10 @@ class Stack:
             self.redis[f"{prefix}-replica"] = self._start(redis_server(f"{prefix}-replica", self.root, master.port))
         for app_name in self.app_states:
             self.apps[app_name] = App(app_name, self.root)
-            self.procs.append(self.apps[app_name].proc)
-            self.apps[app_name].start()
+        self.outage_apps = {name: App(name, self.root) for name in OUTAGE_APPS}
+        for app in (*self.apps.values(), *self.outage_apps.values()):
+            self.procs.append(app.proc)
+            app.start()
         port = free_port()  # -redis.addr= : no default target, every server through /scrape?target=
         self.exporter = self._start(Proc("redis-exporter", [tool("prometheus-redis-exporter"), "-redis.addr=",
                                                             f"-web.listen-address=127.0.0.1:{port}"],
@@ -487,6 +495,8 @@ class Stack:
             app.ready()
             if self.app_states[name]:
                 app.set(self.app_states[name])
+        for app in self.outage_apps.values():
+            app.ready()
 
     def redis_jobs(self) -> list[dict]:
         """Scrape configs of the two Redis deployments, through the exporter's /scrape?target=."""
@@ -505,9 +515,11 @@ class Stack:
         config = {
             "global": {"scrape_interval": f"{SCRAPE_S:g}s", "scrape_timeout": f"{SCRAPE_S:g}s",
                        "evaluation_interval": f"{EVAL_S:g}s"},
-            "rule_files": [str(self.rules_file)],
+            "rule_files": [str(path) for path in self.rules_files],
             "scrape_configs": [
                 {"job_name": APP_JOB, "static_configs": [{"targets": [a.instance for a in self.apps.values()]}]},
+                {"job_name": OUTAGE_JOB,
+                 "static_configs": [{"targets": [a.instance for a in self.outage_apps.values()]}]},
                 *self.redis_jobs(),
             ],
         }
@@ -523,7 +535,7 @@ class Stack:
 
     def _wait_for_prometheus(self) -> None:
         proc = self.prometheus
-        targets = 2 + 3 + 2 + len(self.apps)
+        targets = 2 + 3 + 2 + len(self.apps) + len(self.outage_apps)
 
         def all_up():
             active = self.prom.api("/api/v1/targets")["activeTargets"]

@@ -3,7 +3,11 @@
 It does no real work; it exposes what a Spring Boot 3 service with Caffeine/Redis
 tiered caches, Resilience4j (circuit breaker, retry, time limiter), two
 thread-pool executors and the ``http.server.requests`` timer (with SLO buckets)
-exposes through micrometer-registry-prometheus, and lets a
+exposes through micrometer-registry-prometheus, plus the counters and gauges
+MapleExpectation's guide (seed 003) queries by its own names: the TieredCache's
+``cache_hit_total`` / ``cache_miss_total`` per ``layer`` (sections 1.6, 2.5, 7.1)
+and ``executor_queue_size`` / ``executor_pool_size`` / ``executor_rejected_total``
+with a short ``executor`` label (section 3.5), as specs/maple.yaml reads them. It lets a
 test put each component into a state. Counters advance continuously at the rates
 the state sets (a ticker every 100 ms, and once more at every scrape); gauges and
 the breaker state are read at scrape time.
@@ -17,6 +21,10 @@ the breaker state are read at scrape time.
                           {"caches": {"equipment": {"rate": 50, "l1_hit": 0.3}}}
                           {"executors": {"expectationComputeExecutor": {"queued": 195}}}
     POST /control/reset   back to the healthy baseline
+
+``renames`` (``"executor_queued_tasks=executor_queue_tasks,…"``) exposes those
+families under other names, as a library upgrade or a refactoring that renames a
+metric does: the series the spec reads disappear while the app stays up.
 
 Breaker modes: closed, open, half_open, forced_open, and flapping (open for
 ``open_s``, half-open for ``half_open_s``, closed for ``closed_s``, over and over,
@@ -47,6 +55,7 @@ EXECUTORS = {  # name: (core threads, max threads, queue capacity), as in Execut
     "expectationComputeExecutor": (4, 8, 200),
     "alertTaskExecutor": (2, 4, 200),
 }
+GUIDE_EXECUTOR = {"expectationComputeExecutor": "expectation", "alertTaskExecutor": "alert"}  # section 3.5's label
 BREAKER_STATES = ("closed", "open", "half_open", "forced_open", "disabled", "metrics_only")
 # http.server.requests with `management.metrics.distribution.slo.http.server.requests=100ms,250ms,500ms,1s`:
 # Micrometer prints each bound as Java prints the double (0.5, 1.0). Share of requests at or under each bound.
@@ -78,6 +87,7 @@ def baseline() -> dict:
         "executors": {name: {  # half the core threads busy, so nothing waits in the queue
             "queued": 0, "active": core // 2, "pool_size": core, "completed": 20.0, "rejected": 0.0,
         } for name, (core, _, _) in EXECUTORS.items()},
+        "renames": "",  # old=new,… : families exposed under another name
     }
 
 
@@ -118,6 +128,8 @@ class App:
                     if breaker["mode"] not in (*BREAKER_STATES, "flapping"):
                         raise ValueError(f"unknown breaker mode `{breaker['mode']}`")
                     self.since[name] = time.monotonic()
+            if any("=" not in pair for pair in state["renames"].split(",") if pair):
+                raise ValueError("`renames` takes old=new pairs separated by commas")
             self.state = state
             return copy.deepcopy(self.state)
 
@@ -193,6 +205,17 @@ class App:
 
     # -- exposition --------------------------------------------------------------------------
     def collect(self):
+        renames = dict(pair.split("=", 1) for pair in self.state["renames"].split(",") if pair)
+        for family in self._families():
+            exposed = family.name + ("_total" if family.type == "counter" else "")
+            if exposed in renames:  # the family and each of its samples (`_total`, `_count`, … keep their suffix)
+                new = renames[exposed].removesuffix("_total") if family.type == "counter" else renames[exposed]
+                family.samples = [sample._replace(name=new + sample.name[len(family.name):])
+                                  for sample in family.samples]
+                family.name = new
+            yield family
+
+    def _families(self):
         with self.lock:
             self._advance()
             now, s, n = time.monotonic(), copy.deepcopy(self.state), dict(self.counters)
@@ -202,6 +225,11 @@ class App:
         gets = CounterMetricFamily("cache_gets", "The number of times cache lookup methods have returned a cached "
                                    "(hit) or uncached (miss) value.",
                                    labels=["application", "cache", "cache_manager", "layer", "result"])
+        # TieredCache's own counters (the guide's `cache.hit` / `cache.miss`), one per layer
+        hit = CounterMetricFamily("cache_hit", "Cache lookups answered by the layer.", labels=["application", "cache",
+                                                                                                "layer"])
+        miss = CounterMetricFamily("cache_miss", "Cache lookups the layer did not answer.",
+                                   labels=["application", "cache", "layer"])
         lock = CounterMetricFamily("cache_lock_failure", "Single-flight lock acquisitions that failed.",
                                    labels=["application", "cache"])
         l2fail = CounterMetricFamily("cache_l2_failure", "L2 (Redis) cache operations that failed.",
@@ -210,9 +238,11 @@ class App:
             for layer in ("L1", "L2"):
                 for result in ("hit", "miss"):
                     gets.add_metric(app + [name, CACHE_MANAGER, layer, result], n[("gets", name, layer, result)])
+                hit.add_metric(app + [name, layer], n[("gets", name, layer, "hit")])
+                miss.add_metric(app + [name, layer], n[("gets", name, layer, "miss")])
             lock.add_metric(app + [name], n[("lock", name)])
             l2fail.add_metric(app + [name], n[("l2fail", name)])
-        yield from (gets, lock, l2fail)
+        yield from (gets, hit, miss, lock, l2fail)
 
         state = GaugeMetricFamily("resilience4j_circuitbreaker_state", "The states of the circuit breaker",
                                   labels=["application", "name", "state"])
@@ -265,8 +295,12 @@ class App:
         completed = CounterMetricFamily("executor_completed_tasks",
                                         "The approximate total number of tasks that have completed execution",
                                         labels=labels)
+        # the guide's own (section 3.5): RejectionPolicyFactory's counter and two gauges, by a short name
+        guide = ["application", "executor"]
+        queue = GaugeMetricFamily("executor_queue_size", "Tasks waiting in the executor's queue", labels=guide)
+        pool = GaugeMetricFamily("executor_pool_size", "Threads in the executor's pool", labels=guide)
         rejected = CounterMetricFamily("executor_rejected", "Tasks rejected by the RejectedExecutionHandler",
-                                       labels=labels)
+                                       labels=guide)
         for name, e in s["executors"].items():
             core, most, capacity = EXECUTORS[name]
             values = {"queued_tasks": e["queued"], "active_threads": e["active"], "pool_size_threads": e["pool_size"],
@@ -275,8 +309,11 @@ class App:
             for key, value in values.items():
                 gauges[key].add_metric(app + [name], float(value))
             completed.add_metric(app + [name], n[("completed", name)])
-            rejected.add_metric(app + [name], n[("rejected", name)])
-        yield from (*gauges.values(), completed, rejected)
+            short = app + [GUIDE_EXECUTOR[name]]
+            queue.add_metric(short, float(e["queued"]))
+            pool.add_metric(short, float(e["pool_size"]))
+            rejected.add_metric(short, n[("rejected", name)])
+        yield from (*gauges.values(), completed, queue, pool, rejected)
 
         http = HistogramMetricFamily("http_server_requests_seconds", "Duration of HTTP server request handling",
                                      labels=["application", "error", "exception", "method", "outcome", "status",

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from obsgen.model.types import Duration
 from obsgen.model.promql import scale_duration
 
-from .harness import (DOWN_AFTER_MS, EVAL_S, POLL_S, SCALE, SCRAPE_S, SERVICE, AlertWatcher, Failure, Moment, Stack,
-                      matches, parse_time, redis_info, replica_ok, sentinel_master, sentinel_replicas, wait_until)
+from .harness import (DOWN_AFTER_MS, EVAL_S, OUTAGE_SERVICE, POLL_S, SCALE, SCRAPE_S, SERVICE, AlertWatcher, Failure,
+                      Moment, Stack, matches, parse_time, redis_info, replica_ok, sentinel_master, sentinel_replicas,
+                      wait_until)
 
 SLACK_S = 2 * EVAL_S + POLL_S + 0.5
 GRACE_S = 20.0          # how long past its bound a late alert is still waited for, to report its real time
@@ -110,10 +111,11 @@ class Ctx:
     def app(self):
         return self.stack.apps[self.name]
 
-    def for_s(self, alert: str, component: str | None = None) -> float:
-        """The scaled ``for`` of ``alert`` (of ``component`` when alerts of that name differ)."""
+    def for_s(self, alert: str, component: str | None = None, service: str = SERVICE) -> float:
+        """The scaled ``for`` of ``alert`` of ``service`` (of ``component`` when alerts of that name differ)."""
         found = {r["for"] for r in self.stack.rules
-                 if r.get("alert") == alert and (component is None or r["labels"].get("component") == component)}
+                 if r.get("alert") == alert and r["labels"]["service"] == service
+                 and (component is None or r["labels"].get("component") == component)}
         if len(found) != 1:
             raise Failure(f"expected one `for` for {alert} ({component}) in the scaled rules, found {found}")
         return Duration.parse(found.pop()).total_seconds
@@ -124,7 +126,7 @@ class Ctx:
         labels = {"alertname": alert, "service": SERVICE, **labels}
         before = self.watcher.seen(labels, fault.mono - 2 * POLL_S, fault.mono)
         assert not before, f"{alert} {labels} was already active before the fault: {before[-1][1]}"
-        for_s = self.for_s(alert, component)
+        for_s = self.for_s(alert, component, labels["service"])
         bound = for_s + fill + SLACK_S
         seen, found = self.watcher.first(labels, fault.mono, bound + GRACE_S, state="firing")
         target = ",".join(f"{k}={v}" for k, v in labels.items() if k not in ("alertname", "service"))
@@ -265,8 +267,8 @@ def executor_queue(ctx: Ctx) -> None:
     spike = app.set({"executors": {"alertTaskExecutor": {"queued": 195}}})
     time.sleep(ctx.for_s("ExecutorQueueFull") / 3)
     spike_end = app.set({"executors": {"alertTaskExecutor": {"queued": 0}}})
-    ctx.fires("ExecutorQueueFull", fault, instance=app.instance, name="expectationComputeExecutor")
-    labels = {"alertname": "ExecutorQueueFull", "instance": app.instance, "name": "alertTaskExecutor"}
+    ctx.fires("ExecutorQueueFull", fault, instance=app.instance, executor="expectation")
+    labels = {"alertname": "ExecutorQueueFull", "instance": app.instance, "executor": "alert"}
     seen = ctx.quiet(labels, spike, spike_end.mono + ctx.for_s("ExecutorQueueFull") + SLACK_S, states=("pending",
                                                                                                        "firing"))
     assert seen, "the spike was never even pending: it was not scraped, so the test proves nothing"
@@ -300,8 +302,8 @@ def catalogue(ctx: Ctx) -> None:
         lambda: ctx.fires("RetryExhaustionHigh", fault, fill=window, instance=inst, name="nexonApi"),
         lambda: ctx.fires("TimeLimiterTimeoutsHigh", fault, fill=window, instance=inst, name="nexonApi"),
         lambda: ctx.fires("CacheL2Unavailable", fault, fill=window, instance=inst, cache="expectationV4"),
-        lambda: ctx.fires("ExecutorRejectingTasks", fault, fill=window, instance=inst, name="alertTaskExecutor"),
-        lambda: ctx.fires("ExecutorSaturated", fault, instance=inst, name="expectationComputeExecutor"),
+        lambda: ctx.fires("ExecutorRejectingTasks", fault, fill=window, instance=inst, executor="alert"),
+        lambda: ctx.fires("ExecutorSaturated", fault, instance=inst, executor="expectation"),
     ])
 
 
@@ -371,6 +373,37 @@ def redis_replication(ctx: Ctx) -> None:
     ctx.inactive_now("RedisDown", "RedisReplicationBroken", "RedisNoHealthyReplica", component="sessions")
     note("redis_replication: resolved after the master's restart: "
          + ", ".join(f"{k} {v:.1f}s" for k, v in resolved.items()))
+
+
+@scenario(app=False)
+def outages(ctx: Ctx) -> None:
+    """outage-e2e's two instances: a metric its executor is watched by renamed in both (an upgrade that renames
+    it) fires ComponentMetricsMissing; then one instance crashes (InstanceDown, and no ServiceDown while the
+    other serves), then the other (ServiceDown; InstanceDown, now ServiceDown's news, goes away)."""
+    first, second = ctx.stack.outage_apps.values()
+    service = {"service": OUTAGE_SERVICE}
+    renamed = {"renames": "executor_queued_tasks=executor_queue_tasks"}
+    second.set(renamed)
+    fault = first.set(renamed)
+    _, alert = ctx.fires("ComponentMetricsMissing", fault, component="expectationComputeExecutor", **service)
+    description = alert["annotations"]["description"]
+    assert "executor_queued_tasks{" in description and "ExecutorQueueFull" in description, description
+    second.set({"renames": ""})
+    back = first.set({"renames": ""})
+    ctx.resolves("ComponentMetricsMissing", back, 3 * SCRAPE_S + SLACK_S, **service)
+
+    crash = Moment.now()
+    second.proc.kill9()
+    ctx.fires("InstanceDown", crash, instance=second.instance, **service)
+    early = ctx.watcher.seen({"alertname": "ServiceDown", **service}, crash.mono, time.monotonic())
+    assert not early, f"ServiceDown while an instance still served: {AlertWatcher.describe([a for _, a in early])}"
+
+    last = Moment.now()
+    first.proc.kill9()
+    _, alert = ctx.fires("ServiceDown", last, **service)
+    assert alert["annotations"]["description"].startswith("0 instances of service outage-e2e up"), alert
+    gone = ctx.resolves("InstanceDown", last, ctx.for_s("ServiceDown", service=OUTAGE_SERVICE) + SLACK_S, **service)
+    note(f"outages: InstanceDown went away {gone:.1f}s after the last instance crashed (ServiceDown's news)")
 
 
 # -- dashboards ----------------------------------------------------------------------------------

@@ -60,6 +60,11 @@ def test_a_replica_that_loses_its_master_fires_replication_broken_until_the_mast
     scenarios.result("redis_replication")
 
 
+@pytest.mark.scenario("outages")
+def test_a_renamed_metric_a_crashed_instance_and_a_dead_service_each_fire_their_own_alert(scenarios):
+    scenarios.result("outages")
+
+
 @pytest.mark.scenario("dashboards")
 def test_every_dashboard_query_returns_data(scenarios):
     scenarios.result("dashboards")

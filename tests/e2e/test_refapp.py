@@ -29,7 +29,9 @@ def test_the_exposition_uses_the_micrometer_names_and_no_created_series():
                  "resilience4j_circuitbreaker_calls_seconds_count{", "resilience4j_circuitbreaker_calls_seconds_max{",
                  "resilience4j_circuitbreaker_not_permitted_calls_total{", "resilience4j_retry_calls_total{",
                  "resilience4j_timelimiter_calls_total{", "executor_queued_tasks{", "executor_active_threads{",
-                 "executor_pool_size_threads{", "executor_completed_tasks_total{", "executor_rejected_total{"):
+                 "executor_pool_size_threads{", "executor_completed_tasks_total{", "executor_rejected_total{",
+                 # the guide's own names, as specs/maple.yaml reads them
+                 "cache_hit_total{", "cache_miss_total{", "executor_queue_size{", "executor_pool_size{"):
         assert name in text, name
     assert "_created" not in text
     # one series per breaker state, exactly one of them 1
@@ -48,6 +50,10 @@ def test_counters_advance_at_the_rates_the_state_sets():
     second, elapsed = exposition(app), time.monotonic() - start
     assert sample(second, hits) - sample(first, hits) == pytest.approx(25 * elapsed, rel=0.2)
     assert sample(second, misses) - sample(first, misses) == pytest.approx(75 * elapsed, rel=0.2)
+    # the TieredCache's own counters count the same lookups
+    hit = 'cache_hit_total{application="maple-expectation",cache="equipment",layer="L1"}'
+    assert sample(second, hit) == sample(second, hits)
+    assert sample(second, hit.replace("cache_hit", "cache_miss")) == sample(second, misses)
 
 
 def test_a_breaker_without_calls_reads_minus_one_and_an_open_one_permits_nothing():
@@ -68,7 +74,18 @@ def test_flapping_cycles_open_half_open_closed():
     assert seen == ["open", "open", "half_open", "closed", "closed", "open"]
 
 
+def test_a_renamed_family_is_exposed_under_its_new_name_only():
+    app = App()
+    app.patch({"renames": "executor_queued_tasks=executor_queue_tasks,executor_completed_tasks_total=done_total"})
+    text = exposition(app)
+    assert "executor_queue_tasks{" in text and "executor_queued_tasks" not in text
+    assert "done_total{" in text and "executor_completed_tasks_total" not in text
+    app.patch({"renames": ""})
+    assert "executor_queued_tasks{" in exposition(app)
+
+
 @pytest.mark.parametrize("patch", [
+    {"renames": "executor_queued_tasks"},
     {"caches": {"nope": {"rate": 1.0}}},
     {"breakers": {"nexonApi": {"mod": "open"}}},
     {"breakers": {"nexonApi": {"mode": "ajar"}}},

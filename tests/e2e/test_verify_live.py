@@ -218,13 +218,11 @@ def test_a_misspelled_cache_is_named_with_the_caches_that_exist(world, tmp_path)
 
 
 def test_a_wrong_label_name_lists_the_labels_the_metric_has(world, tmp_path):
-    spec = spec_copy(tmp_path, "  - {name: expectationComputeExecutor,", "  - {name: expectationComputeExecutor, "
-                     "label: executor,")
+    spec = spec_copy(tmp_path, "    label: executor\n    value: expectation\n", "    label: pool\n    value: expectation\n")
     got = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))
     assert {(f["component"], f["problem"]) for f in got} == {("expectationComputeExecutor", "label-missing")}
-    assert {f["line"] for f in got} == {position(spec, "expectationComputeExecutor")[0]}
-    assert any(f["message"] == "`executor_queued_tasks` has no label `executor` (the selector has "
-               "`executor=\"expectationComputeExecutor\"`); its labels: application, instance, job, name"
+    assert any(f["message"] == "`executor_queue_size` has no label `pool` (the selector has "
+               "`pool=\"expectation\"`); its labels: application, executor, instance, job"
                for f in got), got
 
 
