@@ -111,11 +111,13 @@ class Ctx:
     def app(self):
         return self.stack.apps[self.name]
 
-    def for_s(self, alert: str, component: str | None = None, service: str = SERVICE) -> float:
-        """The scaled ``for`` of ``alert`` of ``service`` (of ``component`` when alerts of that name differ)."""
+    def for_s(self, alert: str, component: str | None = None, service: str = SERVICE, **labels: str) -> float:
+        """The scaled ``for`` of ``alert`` of ``service`` (of ``component``, and of the rule that sets ``labels``
+        of its own, such as a cache's ``tier``, when alerts of that name differ)."""
         found = {r["for"] for r in self.stack.rules
                  if r.get("alert") == alert and r["labels"]["service"] == service
-                 and (component is None or r["labels"].get("component") == component)}
+                 and (component is None or r["labels"].get("component") == component)
+                 and all(r["labels"].get(k, v) == v for k, v in labels.items())}
         if len(found) != 1:
             raise Failure(f"expected one `for` for {alert} ({component}) in the scaled rules, found {found}")
         return Duration.parse(found.pop()).total_seconds
@@ -126,7 +128,7 @@ class Ctx:
         labels = {"alertname": alert, "service": SERVICE, **labels}
         before = self.watcher.seen(labels, fault.mono - 2 * POLL_S, fault.mono)
         assert not before, f"{alert} {labels} was already active before the fault: {before[-1][1]}"
-        for_s = self.for_s(alert, component, labels["service"])
+        for_s = self.for_s(alert, component, **{k: v for k, v in labels.items() if k != "alertname"})
         bound = for_s + fill + SLACK_S
         seen, found = self.watcher.first(labels, fault.mono, bound + GRACE_S, state="firing")
         target = ",".join(f"{k}={v}" for k, v in labels.items() if k not in ("alertname", "service"))
