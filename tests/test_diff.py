@@ -305,6 +305,7 @@ def test_text_format_golden(builds, monkeypatch):
 # --------------------------------------------------------------------------- routing against Alertmanager
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["base", "severity-info", "receiver-changed"])
 def test_receivers_agree_with_amtool(builds, tmp_path, name):
     """Each alert's receivers as obsgen diff walks the tree = what amtool says of the pasted configuration."""

@@ -127,6 +127,7 @@ def pull_request(tmp_path) -> tuple[Path, dict]:
     return clone, env
 
 
+@pytest.mark.slow
 def test_the_actions_diff_step_reports_the_pull_request_and_fails_on_risk(pull_request, tmp_path):
     clone, env = pull_request
     (step,) = [s for s in yaml.safe_load(ACTION.read_text())["runs"]["steps"] if s.get("id") == "diff"]
@@ -141,6 +142,7 @@ def test_the_actions_diff_step_reports_the_pull_request_and_fails_on_risk(pull_r
     assert "`< 0.8` → `< 0.4` (looser, 2×)" in report and summary.read_text() == report
 
 
+@pytest.mark.slow
 def test_the_gitlab_diff_job_script_reports_the_merge_request(pull_request):
     clone, env = pull_request
     job = yaml.safe_load(GITLAB.read_text())["obsgen-diff"]
