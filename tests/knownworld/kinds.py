@@ -667,9 +667,30 @@ def custom(ctx: Ctx, c: Component) -> Truths:
     return {c.name: ExprTruth(c.spec.expr.strip())}
 
 
+# ----------------------------------------------------------------------------------------------- the service
+
+DOWN_TARGET = "app-4:8080"
+"""A fourth target of the service whose scrapes fail (a crashed process still in service discovery): its
+``up`` is 0 and it reports nothing else, so the three instances every kind's world describes are the ones up."""
+
+
+def service(ctx: Ctx, c: Component) -> Truths:
+    """``up`` of every target of the service (its selector, and its cluster): three up, one down. Three of four
+    up tells the panels' aggregation apart: a max or a mean of ``up`` shows 1 or 0.75, a count shows 4."""
+    up = {**{i: 1.0 for i in INSTANCES}, DOWN_TARGET: 0.0}
+    for i, value in up.items():
+        ctx.gauge(c, "up", value, instance=i)
+    name = c.service.name
+    return {
+        f"{name}: instances up": {"up": sum(up.values()), "targets": float(len(up))},
+        f"{name}: each instance": {i: "up" if value else "down" for i, value in up.items()},
+        f"Service {name}: instances up": {"up": sum(up.values())},
+    }
+
+
 KIND_WORLDS: dict[str, Callable[[Ctx, Component], Truths]] = {
     "caches": cache, "breakers": breaker, "retries": retry, "time_limiters": time_limiter,
     "executors": executor, "backpressure": backpressure, "rate_limiters": rate_limiter, "db_pools": db_pool,
     "locks": lock, "http": http, "redis": redis, "health_checks": health_check, "streams": stream,
-    "etags": etag, "slos": slo, "custom": custom,
+    "etags": etag, "slos": slo, "custom": custom, "service": service,
 }
