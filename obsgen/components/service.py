@@ -178,7 +178,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
         ),
     )
     health = Panel(
-        title=f"{c.service.name}: instances up", kind="stat", unit="short", width=6, height=5,
+        title=f"Service {c.service.name}: instances up", kind="stat", unit="short", width=6, height=5,
         thresholds=below(1), alerts=(DOWN,),
         description="Instances of the service Prometheus scrapes successfully (sum of `up`).",
         queries=(Query(agg("sum", up), "up"),),
