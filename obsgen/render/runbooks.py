@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,9 @@ class Page:
     rule_file: str
     related: list[str]
     dashboard: tuple[str, str] | None
+    origins: Mapping[str, str | None] = field(default_factory=dict)
+    """Who publishes each metric any component of the service reads: a page may read another component's
+    (ComponentMetricsMissing reads the service's ``up``)."""
     sections: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -200,7 +204,8 @@ class Page:
             exprs += [r.expr for r in i.component.recordings if r.record in {s.metric for s in selectors(i.alert.expr)}]
             for s in (s for e in exprs for s in selectors(e)):
                 if s.metric not in recorded and s.metric not in seen:
-                    seen[s.metric] = i.component.origins.get(s.metric)
+                    own = i.component.origins
+                    seen[s.metric] = own[s.metric] if s.metric in own else self.origins.get(s.metric)
         return list(seen.items())
 
 
@@ -214,13 +219,18 @@ def _pages(model: ServiceModel) -> list[Page]:
         for alert in c.alerts:
             by_name.setdefault(alert.name, []).append(Instance(alert, c))
     names = set(by_name)
+    origins: dict[str, str | None] = {}
+    for c in model.components:
+        for metric, origin in c.origins.items():
+            if origins.get(metric) is None:
+                origins[metric] = origin
     pages = []
     for name in sorted(by_name):
         instances = by_name[name]
         definition = instances[0].alert.definition
         board = _dashboard(model, instances[0].alert)
         pages.append(Page(definition, definition.template or instances[0].component.kind, instances, files[name],
-                          [r for r in definition.related if r in names and r != name], board))
+                          [r for r in definition.related if r in names and r != name], board, origins))
     return pages
 
 
