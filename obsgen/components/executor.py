@@ -32,13 +32,13 @@ SATURATED = AlertDef(
     related=("ExecutorQueueFull", "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExecutorSpec(ComponentSpec):
-    queue_capacity: int = 0
-    core_threads: int | None = None
-    max_threads: int | None = None
-    queue_full_ratio: float = 0.9
-    rejection_rate_max: float = 0.1
+    queue_capacity: int
+    core_threads: int | None
+    max_threads: int | None
+    queue_full_ratio: float
+    rejection_rate_max: float
 
 
 def check(given: Given) -> list[Finding]:
