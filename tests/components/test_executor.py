@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from runbook_pages import Server, World, blocks, check_layout, check_queries, render_pages, results, section
+from .runbook_pages import Server, World, blocks, check_layout, check_queries, render_pages, results, section
 
 ALERTS = ("ExecutorQueueFull", "ExecutorRejectingTasks", "ExecutorSaturated")
 
