@@ -2,7 +2,7 @@
 
 Every difference is one of the change types below (a threshold with its direction, a ``for``, a severity,
 a receiver, ...), never a text diff. The renderers (markdown, text, JSON) only format these objects, and
-the risk rules (:mod:`obsgen.diff.risk`) only read them. ``as_json`` is the JSON contract (README).
+the risk rules (:mod:`obsgen.diff.risk`) only read them. ``as_json`` is the JSON contract (docs/gitops.md).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class Finding:
     kind: str
     signal: str
     selector: str
-    problem: str  # a stable code: unknown-metric, label-missing, value-missing, … (README, "Verify")
+    problem: str  # a stable code: unknown-metric, label-missing, value-missing, … (docs/verify.md)
     message: str
     hint: str
     alerts: tuple[str, ...] = ()

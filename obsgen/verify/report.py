@@ -1,4 +1,4 @@
-"""The report: one line per finding then a summary (text), or one JSON document (a public contract, README).
+"""The report: one line per finding then a summary (text), or one JSON document (a public contract, docs/verify.md).
 
 Text lines read ``spec.yaml:line:col: component (kind) signal: problem; what to do``
 followed by what the problem blinds; notes (expected absences) come after the
