@@ -235,7 +235,8 @@ KIND = Kind(
     alerts=(NEAR_LIMIT, SEND_FAILURES_HIGH, RECONNECT_STORM),
     rules=rules,
     panels=panels,
-    presence={"*": "connections"},
+    # No presence signal: `sse_connections_active` is labelled per stream (and per store with `limit_labels`), so
+    # a quiet stream has no series until its first connection; watching it would warn on healthy services.
     concern=Concern("streaming", "Streaming Connections",
                     "Open SSE connections against their limit, send failures, new connections and reconnect storms."),
     default_metrics={
