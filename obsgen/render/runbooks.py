@@ -177,18 +177,37 @@ class Page:
     def components(self) -> list[ComponentModel]:
         return list({id(i.component): i.component for i in self.instances}.values())
 
+    @property
+    def histories(self) -> list[tuple[str, list[str], tuple[str, ...]]]:
+        """The spec's ``history`` of the components on the page: (kind, names, entries), components that share
+        the same entries (one YAML anchor for four caches) told once."""
+        out: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for c in self.components:
+            if c.spec.history:
+                out.setdefault((c.kind_title.lower(), tuple(c.spec.history)), []).append(c.name)
+        return [(kind, names, history) for (kind, history), names in out.items()]
+
     def query(self, name: str, indent: int = 3) -> Safe:
-        """The diagnostic query ``name`` of every rule on the page, as few fenced blocks as it takes: one over
-        every component that fired when their queries differ only in label values, else one per component."""
+        """The diagnostic query ``name`` of every rule on the page, as few fenced blocks as it takes: the
+        queries that differ only in label values merged into one (``cache=~"a|b"``), each such group under the
+        names of the rules it covers when there is more than one (a cache with tiers beside one without)."""
         found = [(i, dict(i.alert.queries)[name]) for i in self.instances if name in dict(i.alert.queries)]
         if not found:
             raise KeyError(f"{self.alert}: no diagnostic query named {name!r}")
-        merged = union([e for _, e in found])
-        if merged is not None:
-            return fenced(promql(merged), "promql", indent)
+        groups: list[tuple[list[Instance], list[Expr]]] = []
+        for i, e in found:
+            group = next((g for g in groups if union([g[1][0], e]) is not None), None)
+            if group is None:
+                groups.append(([i], [e]))
+            else:
+                group[0].append(i)
+                group[1].append(e)
+        blocks = [(members, union(exprs)) for members, exprs in groups]
+        if len(blocks) == 1:
+            return fenced(promql(blocks[0][1]), "promql", indent)
         pad = " " * indent
-        blocks = [f"{pad}{i.where}:\n\n{fenced(promql(e), 'promql', indent)}" for i, e in found]
-        return Safe("\n\n".join(blocks))
+        return Safe("\n\n".join(f"{pad}{', '.join(i.where for i in members)}:\n\n{fenced(promql(e), 'promql', indent)}"
+                                for members, e in blocks))
 
     def has_query(self, name: str) -> bool:
         """Whether a rule of the page has the diagnostic query ``name`` (a signal a profile lacks has none)."""
