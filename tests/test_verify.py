@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from obsgen.cli import main
-from obsgen.model.promql import Variable, parse, rate, selector
+from obsgen.model.promql import Matcher, Variable, parse, rate, selector
 from obsgen.pipeline import build
 from obsgen.verify.selectors import reads
 from obsgen.verify.uses import uses
@@ -76,6 +76,16 @@ def test_reads_tell_a_selector_read_for_its_absence_from_one_whose_values_count(
     assert (inner.metric, inner.function, inner.compared, inner.presence) == ("z", None, 3.0, False)
 
 
+def test_a_matcher_on_an_expressions_output_reaches_the_selectors_whose_labels_pass_through():
+    """A route's alert reads `route:…{uri="/x"}`; the recording's inputs with uri="/x" are what it needs."""
+    expr = parse('sum by (uri) (rate(a[5m])) + sum by (job) (b) + sum without (job) (c) + (x / on (job) group_left y) '
+                 '+ label_replace(e, "uri", "/y", "", "") + z * ignoring (le) w or v')
+    got = {r.metric: r.equal().get("uri") for r in reads(expr, carry=(Matcher("uri", "/x"),))}
+    # kept by `by (uri)`, `without (job)`, the result side, a one-to-one match and `or`; not by `by (job)`, the
+    # side matched `on (job)`, or a label_replace that writes the label itself
+    assert got == {"a": "/x", "b": None, "c": "/x", "x": "/x", "y": None, "e": None, "z": "/x", "w": "/x", "v": "/x"}
+
+
 def test_every_alert_and_panel_of_maple_is_traced_to_raw_selectors_with_recordings_resolved(maple):
     model = build(maple)
     found = uses(maple, model)
@@ -109,12 +119,15 @@ def test_up_is_the_services_signal_wherever_it_is_read_and_a_presence_check_blin
     assert [u for u in state if u.read.presence and u.read.function == "group"]
 
 
-def test_a_metric_that_names_the_component_its_own_way_is_read_so_everywhere_and_located_at_its_metrics_key(maple):
+def test_a_metric_that_names_the_component_its_own_way_is_read_so_everywhere_and_located_at_its_label_and_value(
+        maple):
     """maple's executors are `executor="expectation"`, but Micrometer's busy threads are `name=<bean>`."""
     active = [u for u in uses(maple) if u.component == "expectationComputeExecutor" and u.signal == "active"]
     assert {bool(u.alerts) for u in active} == {True, False}  # ExecutorSaturated, and the thread-pool panel
     for u in active:
-        assert (u.identity, u.places["name"].path) == ("name", ("executors", 0, "metrics", "active"))
+        assert u.identity == "name"
+        assert u.places["name"].path == ("executors", 0, "metrics", "active", "value")
+        assert u.label_places["name"].path == ("executors", 0, "metrics", "active", "label")
         assert u.read.equal()["name"] == "expectationComputeExecutor" and "executor" not in u.read.equal()
 
 
