@@ -144,6 +144,12 @@ class AlertDiff:
     rules: tuple = field(default=(None, None), repr=False, compare=False)  # (old, new) outputs.Alert, for backtests
     backtest: Backtest | None = None
 
+    @property
+    def where(self) -> list[str]:
+        """The qualifiers as a reviewer reads them: ``tier=L1``; an empty value is the catch-all rule of the
+        routes no other rule names (``every other uri``), not a route called ''."""
+        return [f"{k}={v}" if v else f"every other {k}" for k, v in self.qualifiers]
+
     def as_json(self) -> dict:
         return {"status": self.status, "alert": self.name, "component": self.component,
                 "labels": dict(self.qualifiers), "severity": self.severity, "receivers": list(self.receivers),
