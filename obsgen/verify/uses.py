@@ -86,6 +86,9 @@ class Use:
     event: bool  # a signal of rare events whose series may not exist yet (see EVENTS)
     exporter: bool  # metrics of a separate exporter (redis_exporter), not of the service itself
     alerts: set[str] = field(default_factory=set)
+    # the alert rules behind ``alerts``, each with the component that owns it: the four caches' CacheHitRateLow
+    # {tier="L1"} are one name here and four rules there (what the summary counts)
+    rules: set[tuple[FieldPath, str]] = field(default_factory=set)
     panels: set[str] = field(default_factory=set)
 
 
@@ -146,15 +149,16 @@ class _Uses:
 
     def _add(self, part: _Part, expr: Expr, *, alert: str | None = None, panel: str | None = None,
              jobs: tuple[str, ...] = ()) -> None:
-        for read in reads(expr):
-            if panel is not None:
-                read = _dashboard_read(read, jobs)
-            for source in self._resolve(part, read, set()):
-                if not source.metric:
-                    continue
-                owner, signal = self._owner(part, source)
-                # a selector read for its absence (absent, unless) makes the alert fire when missing, not go blind
-                self._merge(owner, source, signal, alert=None if source.presence else alert, panel=panel)
+        sources = [source for read in reads(expr)
+                   for source in self._resolve(part, _dashboard_read(read, jobs) if panel is not None else read, set())
+                   if source.metric]
+        # a selector read for its absence (absent, unless) makes the alert fire when missing, not go blind; so
+        # does one the alert reads both ways (ServiceDown: `max(up{…}) == 0 or absent(up{…}) * 0`)
+        fires = {(s.metric, s.matchers) for s in sources if s.presence}
+        for source in sources:
+            owner, signal = self._owner(part, source)
+            blinded = alert if (source.metric, source.matchers) not in fires else None
+            self._merge(owner, source, signal, alert=blinded, rule=part.path, panel=panel)
 
     def _resolve(self, part: _Part, read: Read, seen: set[int]) -> list[Read]:
         """The selectors behind ``read`` when it names one of obsgen's recording rules (this component's own
@@ -188,13 +192,14 @@ class _Uses:
         return part, None
 
     def _merge(self, part: _Part, read: Read, signal: str | None, *, alert: str | None = None,
-               panel: str | None = None) -> None:
+               rule: FieldPath | None = None, panel: str | None = None) -> None:
         key = (part.path, signal, read)
         use = self.out.get(key)
         if use is None:
             use = self.out[key] = self._use(part, signal, read)
         if alert:
             use.alerts.add(alert)
+            use.rules.add((rule or part.path, alert))
         if panel:
             use.panels.add(panel)
 
