@@ -241,8 +241,17 @@ def _inhibition(i: InhibitionDiff, st: Style) -> tuple[str, list[str]]:
 def rows(s: ServiceDiff, st: Style) -> list[tuple[str, str, list[str], str]]:
     """(component, item, changes, receiver) for every item of a service: alerts, recordings, panels, SLOs,
     inhibitions."""
+    moved: dict[Receiver, list[AlertDiff]] = {}  # alerts whose only change is their receiver, per move
+    for a in s.alerts:
+        if a.status == "changed" and len(a.changes) == 1 and isinstance(a.changes[0], Receiver):
+            moved.setdefault(a.changes[0], []).append(a)
+    grouped = {id(a) for alerts in moved.values() for a in alerts}
     out = [(a.component, *_alert(a, st), ("was " if a.status == "removed" else "") + receivers(a.receivers))
-           for a in s.alerts]
+           for a in s.alerts if id(a) not in grouped]
+    for move, alerts in moved.items():  # a routing change: one row, not one per alert it moves
+        names = ", ".join(st.code(n) for n in sorted({a.name for a in alerts}))
+        out.append(("", f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''} ({names})",
+                    [change(move, st)], receivers(move.new)))
     out += [("", *_recording(r, st), "") for r in s.recordings]
     out += [("", *_panel(p, st), "") for p in s.panels]
     out += [(x.name, *_slo(x, st), "") for x in s.slos]
