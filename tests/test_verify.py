@@ -197,7 +197,7 @@ def test_json_is_the_documented_contract_and_a_misnamed_cache_is_one_finding_lis
     assert doc["notes"] == []
     [first] = doc["findings"]
     assert list(first) == ["file", "line", "column", "service", "component", "kind", "signal", "selector",
-                           "problem", "message", "alerts", "panels", "hint", "signals"]
+                           "problem", "message", "alerts", "panels", "hint", "signals", "fires"]
     assert (first["component"], first["kind"], first["signal"], first["problem"]) == (
         "ocid", "caches", "*", "value-missing")
     assert first["message"] == ("no cache `ocid` in any of its 4 signals (hits, l2_failures, lock_failures, misses); "

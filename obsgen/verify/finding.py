@@ -70,7 +70,13 @@ class Finding:
         return {"file": self.file, "line": self.line, "column": self.column, "service": self.service,
                 "component": self.component, "kind": self.kind, "signal": self.signal, "selector": self.selector,
                 "problem": self.problem, "message": self.message, "alerts": list(self.alerts),
-                "panels": list(self.panels), "hint": self.hint, "signals": [s.as_json() for s in self.signals]}
+                "panels": list(self.panels), "hint": self.hint, "signals": [s.as_json() for s in self.signals],
+                "fires": list(self.fires)}
+
+    @property
+    def fires(self) -> tuple[str, ...]:
+        """The alerts that fire at once because of this (ServiceDown on a wrong job): its absent() branch."""
+        return tuple(sorted({a for u in self.uses for a in u.fires}))
 
 
 def missing_value(m: Matcher, missing: Missing, signals: tuple[Signal, ...], lookback: str | None) -> str:

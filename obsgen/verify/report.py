@@ -31,6 +31,8 @@ def _blinds(f: Finding) -> str:
         parts.append("alerts " + ", ".join(f.alerts[:ALERTS_LISTED]) + (f" and {more} more" if more > 0 else ""))
     if f.panels:
         parts.append("panels " + ", ".join(f.panels) if len(f.panels) <= PANELS_LISTED else f"{len(f.panels)} panels")
+    if f.fires and not f.note:
+        parts.append("fires at once: " + ", ".join(f.fires))
     return "; ".join(parts)
 
 

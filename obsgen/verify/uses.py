@@ -90,6 +90,7 @@ class Use:
     # {tier="L1"} are one name here and four rules there (what the summary counts)
     rules: set[tuple[FieldPath, str]] = field(default_factory=set)
     panels: set[str] = field(default_factory=set)
+    fires: set[str] = field(default_factory=set)  # alerts that fire, whatever else there is, when this is missing
 
 
 def uses(spec: Spec, model: ServiceModel | None = None) -> list[Use]:
@@ -154,11 +155,15 @@ class _Uses:
                    if source.metric]
         # a selector read for its absence (absent, unless) makes the alert fire when missing, not go blind; so
         # does one the alert reads both ways (ServiceDown: `max(up{…}) == 0 or absent(up{…}) * 0`)
-        fires = {(s.metric, s.matchers) for s in sources if s.presence}
+        absent = {(s.metric, s.matchers) for s in sources if s.presence}
+        valued = {(s.metric, s.matchers) for s in sources if not s.presence}
         for source in sources:
             owner, signal = self._owner(part, source)
-            blinded = alert if (source.metric, source.matchers) not in fires else None
-            self._merge(owner, source, signal, alert=blinded, rule=part.path, panel=panel)
+            key = (source.metric, source.matchers)
+            self._merge(owner, source, signal, alert=alert if key not in absent else None, rule=part.path,
+                        panel=panel)
+            if alert and source.presence and key in valued:  # `x == 0 or absent(x)`: fires whenever x is missing
+                self.out[(owner.path, signal, source)].fires.add(alert)
 
     def _resolve(self, part: _Part, read: Read, seen: set[int]) -> list[Read]:
         """The selectors behind ``read`` when it names one of obsgen's recording rules (this component's own

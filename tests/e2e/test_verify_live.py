@@ -332,13 +332,14 @@ def test_a_wrong_service_selector_is_one_finding_for_the_whole_service_with_what
                                "target as job `maple` (no `up` series with it within the last 1h): none of the ")
     assert "jobs scraped: maple-e2e, " in lines[0]  # the closest first
     assert "set `service.selector` to the labels Prometheus scrapes the service with" in lines[0]
-    assert " more; " in lines[0] and lines[0].endswith(" panels]")  # the alerts it blinds, summarised
+    assert " more; " in lines[0] and lines[0].endswith(" panels; fires at once: ServiceDown]")  # summarised
     [got] = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))
     assert {(s["kind"], s["component"]) for s in got["signals"]} >= {("caches", "equipment"), ("service", "maple-e2e")}
     assert not any(s["kind"] == "redis" for s in got["signals"])  # Redis is scraped as its own jobs: unaffected
     assert {"CacheHitRateLow{tier=\"L1\"}", "ExecutorSaturated", "CircuitBreakerOpen"} <= set(got["alerts"])
     # ServiceDown is `max(up{job="maple"}) == 0 or absent(up{job="maple"}) * 0`: it fires at once, it is not blind
     assert "ServiceDown" not in got["alerts"] and "InstanceDown" in got["alerts"]
+    assert got["fires"] == ["ServiceDown"]
     assert_hints_name_real_keys(spec, [got])
 
 
@@ -445,7 +446,7 @@ def test_a_prometheus_that_scrapes_nothing_is_one_finding_saying_so_with_no_spec
         *position(spec, "maple-e2e}"), "service", "up", "no-targets")
     assert got["message"].startswith(f"{url} has no `up` series: it scrapes no targets")
     assert got["hint"].startswith("point --prometheus at the Prometheus that scrapes the service")
-    assert "ServiceDown" not in got["alerts"]  # its absent(up) fires
+    assert "ServiceDown" not in got["alerts"] and "ServiceDown" in got["fires"]  # its absent(up) fires
     assert {s["kind"] for s in got["signals"]} >= {"service", "caches", "redis"}
     lines = run(str(spec), "--prometheus", url).output.splitlines()
     assert lines[1].startswith("obsgen verify: 1 finding (") and len(lines) == 3, lines  # and the skipped windows
