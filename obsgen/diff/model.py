@@ -125,10 +125,12 @@ class Backtest:
     old: Firing | None
     new: Firing | None
     error: str | None = None  # what Prometheus said when it refused a query
+    missing: tuple[str, ...] = ()
+    """Selectors the versions read that hold no series over the window: their counts say nothing."""
 
     def as_json(self) -> dict:
         return {"prometheus": self.prometheus, "lookback": self.lookback, "old": self.old and self.old.as_json(),
-                "new": self.new and self.new.as_json(), "error": self.error}
+                "new": self.new and self.new.as_json(), "error": self.error, "missing": list(self.missing)}
 
 
 @dataclass
@@ -143,6 +145,12 @@ class AlertDiff:
     renamed_from: str | None = None
     rules: tuple = field(default=(None, None), repr=False, compare=False)  # (old, new) outputs.Alert, for backtests
     backtest: Backtest | None = None
+
+    @property
+    def where(self) -> list[str]:
+        """The qualifiers as a reviewer reads them: ``tier=L1``; an empty value is the catch-all rule of the
+        routes no other rule names (``every other uri``), not a route called ''."""
+        return [f"{k}={v}" if v else f"every other {k}" for k, v in self.qualifiers]
 
     def as_json(self) -> dict:
         return {"status": self.status, "alert": self.name, "component": self.component,
