@@ -20,12 +20,15 @@ that spans lines is indented by two spaces. Everything else prints on one line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from obsgen.model.types import Duration
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "$": "\\x24"}
+# What quote() must rewrite; most label values hold none of it and are copied as they are.
+_NEEDS_ESCAPE = re.compile(r'[\\"$\x00-\x1f\x7f]|\[\[')
 
 
 class Variable(str):
@@ -34,7 +37,7 @@ class Variable(str):
 
 def quote(value: str) -> str:
     """A PromQL string literal (Go escaping rules) that means exactly ``value``, in Prometheus and Grafana."""
-    if isinstance(value, Variable):
+    if isinstance(value, Variable) or not _NEEDS_ESCAPE.search(value):
         return f'"{value}"'
     out = []
     for i, ch in enumerate(value):
@@ -261,9 +264,15 @@ def ratio(part: Expr, total: Expr) -> Bin:
 # ---------------------------------------------------------------------------------------------
 # Walking
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def children(node: Expr) -> tuple[Expr, ...]:
-    return tuple(v for f in fields(node) if isinstance(v := getattr(node, f.name), Expr)) + (
-        node.args if isinstance(node, Call) else ())
+    names = _FIELD_NAMES.get(type(node))
+    if names is None:  # dataclasses.fields() is slow, and the packer and renderers walk every rule many times
+        names = _FIELD_NAMES[type(node)] = tuple(f.name for f in fields(node))
+    out = tuple(v for name in names if isinstance(v := getattr(node, name), Expr))
+    return out + node.args if isinstance(node, Call) else out
 
 
 def walk(node: Expr) -> Iterator[Expr]:

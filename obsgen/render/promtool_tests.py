@@ -27,48 +27,104 @@ SAMPLE_BUDGET = 8000
 TEMPLATED = ("description", "dashboard_url")  # the annotations that carry templates
 
 
+class _Packing:
+    """What the packer asks of every scenario many times, computed once per rule file: the metrics each alert
+    selects, and per clock the samples a scenario's series add to each rule's evaluation."""
+
+    def __init__(self, alerts: list[Alert]):
+        self.alerts = alerts
+        self.selected = [_selected(a) for a in alerts]
+        self.siblings: dict[tuple[str | None, str], int] = {
+            (a.labels.get("component"), a.name): i for i, a in enumerate(alerts)}
+        self.stories = [{s.story for s in a.scenarios} for a in alerts]
+        self._steps: dict[Duration, list[int]] = {}
+        self._loads: dict[tuple[int, Duration], dict[int, int]] = {}
+
+    def steps(self, clock: Duration) -> list[int]:
+        """Per rule, the samples per matching series one evaluation loads at ``clock``."""
+        if clock not in self._steps:
+            self._steps[clock] = [_window_steps(a, clock) for a in self.alerts]
+        return self._steps[clock]
+
+    def load(self, scenario: Scenario, clock: Duration) -> dict[int, int]:
+        """``{rule: how many of the scenario's series it selects}``, for rules whose windows load samples."""
+        key = (id(scenario), clock)
+        if key not in self._loads:
+            steps, out = self.steps(clock), {}
+            for s in scenario.series:
+                for i, names in enumerate(self.selected):
+                    if steps[i] and s.metric in names:
+                        out[i] = out.get(i, 0) + 1
+            self._loads[key] = out
+        return self._loads[key]
+
+    def crosstalk(self, alert: Alert, scenario: Scenario, checked: set[str] | list[str]) -> bool:
+        """Whether ``scenario``'s series would reach another alert of its component that the entry checks by name
+        (a DB pool's exhaustion story has callers waiting, which the waiting-callers alert would rightly report,
+        and a check lists every firing instance, whichever scenario it was written for): then they need separate
+        entries. Scenarios telling a sibling's story are told to both on purpose. Only metrics an expression
+        selects directly are compared."""
+        component = alert.labels.get("component")
+        mine = {s.metric for s in scenario.series}
+        for name in checked:
+            if name == alert.name:
+                continue
+            sibling = self.siblings.get((component, name))
+            if sibling is None or (scenario.story and scenario.story in self.stories[sibling]):
+                continue
+            if not mine.isdisjoint(self.selected[sibling]):
+                return True
+        return False
+
+
 @dataclass
 class _Entry:
+    clock: Duration
     checks: dict[str, tuple[Duration, ...]] = field(default_factory=dict)
     rules: set[int] = field(default_factory=set)
     shared_rules: set[int] = field(default_factory=set)
     cases: list[tuple[int, Alert, Scenario]] = field(default_factory=list)
     story: tuple[str, str] | None = None
-    metrics: list[str] = field(default_factory=list)
+    load: dict[int, int] = field(default_factory=dict)
+    """Per rule, how many of the entry's series (each case's, counted again for every case) it selects."""
+    over: bool = False
+    """A rule already loads more samples than promtool allows (a single scenario can): nothing more joins."""
 
-    def accepts(self, rule: int, alert: Alert, scenario: Scenario, costs: list[tuple[int, set[str]]],
-                siblings: dict[tuple[str | None, str], Alert]) -> bool:
+    def accepts(self, rule: int, alert: Alert, scenario: Scenario, packing: _Packing) -> bool:
         if scenario.alone or any(s.alone for _, _, s in self.cases):
             return not self.cases
-        if _crosstalk(alert, scenario, set(self.checks), siblings) or any(
-                _crosstalk(other, theirs, {alert.name}, siblings) for _, other, theirs in self.cases):
-            return False
-        metrics = self.metrics + [s.metric for s in scenario.series]
-        if any(steps * sum(m in names for m in metrics) > SAMPLE_BUDGET for steps, names in costs):
-            return False
         if self.cases and _story(alert, scenario) != self.story:
             return False
         times = tuple(c.at for c in scenario.checks)
         if self.checks.get(alert.name, times) != times or rule in self.shared_rules:
             return False
-        return scenario.per_instance or rule not in self.rules
+        if not (scenario.per_instance or rule not in self.rules):
+            return False
+        steps = packing.steps(self.clock)
+        if self.over or any(steps[i] * (self.load.get(i, 0) + n) > SAMPLE_BUDGET
+                            for i, n in packing.load(scenario, self.clock).items()):
+            return False
+        return not (packing.crosstalk(alert, scenario, self.checks) or any(
+            packing.crosstalk(other, theirs, (alert.name,)) for _, other, theirs in self.cases))
 
-    def add(self, rule: int, alert: Alert, scenario: Scenario) -> None:
+    def add(self, rule: int, alert: Alert, scenario: Scenario, packing: _Packing) -> None:
         self.story = _story(alert, scenario)
         self.checks[alert.name] = tuple(c.at for c in scenario.checks)
         self.rules.add(rule)
         if not scenario.per_instance:
             self.shared_rules.add(rule)
         self.cases.append((rule, alert, scenario))
-        self.metrics += [s.metric for s in scenario.series]
+        steps = packing.steps(self.clock)
+        for i, n in packing.load(scenario, self.clock).items():
+            self.load[i] = self.load.get(i, 0) + n
+            self.over = self.over or steps[i] * self.load[i] > SAMPLE_BUDGET
 
 
-def _cost(alert: Alert, step: Duration) -> tuple[int, set[str]]:
+def _window_steps(alert: Alert, step: Duration) -> int:
     """Samples per matching series an evaluation of ``alert`` loads (every range and subquery window in steps,
-    summed), and the metrics it selects: an upper bound, as each window counts for every metric."""
-    steps = sum(n.window.millis // step.millis for n in walk(alert.expr)
-                if isinstance(n, Range) and isinstance(n.window, Duration))
-    return steps, _selected(alert)
+    summed): an upper bound, as each window counts for every metric the alert selects."""
+    return sum(n.window.millis // step.millis for n in walk(alert.expr)
+               if isinstance(n, Range) and isinstance(n.window, Duration))
 
 
 def _story(alert: Alert, scenario: Scenario) -> tuple[str, str] | None:
@@ -78,24 +134,6 @@ def _story(alert: Alert, scenario: Scenario) -> tuple[str, str] | None:
 def _selected(alert: Alert) -> set[str]:
     """The metrics (and recordings) an alert's expression selects."""
     return {s.metric for s in selectors(alert.expr)}
-
-
-def _crosstalk(alert: Alert, scenario: Scenario, checked: set[str],
-               siblings: dict[tuple[str | None, str], Alert]) -> bool:
-    """Whether ``scenario``'s series would reach another alert of its component that the entry checks by name
-    (a DB pool's exhaustion story has callers waiting, which the waiting-callers alert would rightly report, and
-    a check lists every firing instance, whichever scenario it was written for): then they need separate
-    entries. Scenarios telling a sibling's story are told to both on purpose. Only metrics an expression
-    selects directly are compared."""
-    component = alert.labels.get("component")
-    mine = {s.metric for s in scenario.series}
-    for name in checked - {alert.name}:
-        sibling = siblings.get((component, name))
-        if sibling is None or (scenario.story and any(s.story == scenario.story for s in sibling.scenarios)):
-            continue
-        if mine & _selected(sibling):
-            return True
-    return False
 
 
 def _instance(alert: Alert, scenario: Scenario) -> str:
@@ -141,17 +179,16 @@ def render(alerts: list[Alert], rule_file: str, step: Duration = STEP,
     """
     cluster = {cluster_label: TEST_CLUSTER} if cluster_label else {}
     by_clock: dict[Duration, list[_Entry]] = {}
-    costs = {clock: [_cost(a, clock) for a in alerts] for clock in {s.clock or step for a in alerts for s in a.scenarios}}
-    siblings = {(a.labels.get("component"), a.name): a for a in alerts}
+    packing = _Packing(alerts)
     for rule, alert in enumerate(alerts):
         for scenario in alert.scenarios:
             clock = scenario.clock or step
             entries = by_clock.setdefault(clock, [])
-            target = next((e for e in entries if e.accepts(rule, alert, scenario, costs[clock], siblings)), None)
+            target = next((e for e in entries if e.accepts(rule, alert, scenario, packing)), None)
             if target is None:
-                target = _Entry()
+                target = _Entry(clock)
                 entries.append(target)
-            target.add(rule, alert, scenario)
+            target.add(rule, alert, scenario, packing)
     return {clock: dump({
         "rule_files": [rule_file],
         "evaluation_interval": str(clock),
