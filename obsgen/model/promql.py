@@ -535,17 +535,25 @@ def union(exprs: Sequence[Expr]) -> Expr | None:
     return _merge(first, list(rest))
 
 
-def _skeleton(node: Expr) -> Expr:
-    def blank(n: Expr) -> Expr:
-        if isinstance(n, Selector):
-            return replace(n, matchers=tuple(replace(m, value="") if m.op == "=" else m for m in n.matchers),
-                           signal=None)
-        return n
-    return transform(node, blank)
-
-
 def _same_shape(a: Expr, b: Expr) -> bool:
-    return _skeleton(a) == _skeleton(b)
+    """Whether ``a`` and ``b`` are the same expression but for the values of equality matchers (and signals)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, Selector):
+        return a.metric == b.metric and len(a.matchers) == len(b.matchers) and all(  # type: ignore[attr-defined]
+            x.name == y.name and x.op == y.op and (x.op == "=" or x.value == y.value)
+            for x, y in zip(a.matchers, b.matchers))  # type: ignore[attr-defined]
+    for name in _FIELD_NAMES.get(type(a)) or tuple(f.name for f in fields(a)):
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(a, Call) and name == "args":
+            if len(x) != len(y) or not all(_same_shape(p, q) for p, q in zip(x, y)):
+                return False
+        elif isinstance(x, Expr) and isinstance(y, Expr):
+            if not _same_shape(x, y):
+                return False
+        elif x != y:
+            return False
+    return True
 
 
 def _merge(first: Expr, rest: list[Expr]) -> Expr:
