@@ -41,7 +41,9 @@ class _Packing:
             (a.labels.get("component"), a.name): i for i, a in enumerate(alerts)}
         self.stories = [{s.story for s in a.scenarios} for a in alerts]
         self._steps: dict[Duration, list[int]] = {}
+        self._loading: dict[Duration, dict[str, list[int]]] = {}
         self._loads: dict[tuple[int, Duration], dict[int, int]] = {}
+        self._metrics: dict[int, set[str]] = {}
 
     def steps(self, clock: Duration) -> list[int]:
         """Per rule, the samples per matching series one evaluation loads at ``clock``."""
@@ -53,13 +55,23 @@ class _Packing:
         """``{rule: how many of the scenario's series it selects}``, for rules whose windows load samples."""
         key = (id(scenario), clock)
         if key not in self._loads:
-            steps, out = self.steps(clock), {}
+            if clock not in self._loading:  # per metric, the rules that load samples of it
+                self._loading[clock] = {}
+                for i, (steps, names) in enumerate(zip(self.steps(clock), self.selected)):
+                    for name in names if steps else ():
+                        self._loading[clock].setdefault(name, []).append(i)
+            out: dict[int, int] = {}
             for s in scenario.series:
-                for i, names in enumerate(self.selected):
-                    if steps[i] and s.metric in names:
-                        out[i] = out.get(i, 0) + 1
+                for i in self._loading[clock].get(s.metric, ()):
+                    out[i] = out.get(i, 0) + 1
             self._loads[key] = out
         return self._loads[key]
+
+    def metrics(self, scenario: Scenario) -> set[str]:
+        """The metric names of ``scenario``'s series, computed once: every entry it is offered to asks."""
+        if id(scenario) not in self._metrics:
+            self._metrics[id(scenario)] = {s.metric for s in scenario.series}
+        return self._metrics[id(scenario)]
 
     def crosstalk(self, alert: Alert, scenario: Scenario, checked: set[str] | list[str]) -> bool:
         """Whether ``scenario``'s series would reach another alert of its component that the entry checks by name
@@ -67,10 +79,10 @@ class _Packing:
         and a check lists every firing instance, whichever scenario it was written for): then they need separate
         entries. Scenarios telling a sibling's story are told to both on purpose. Only metrics an expression
         selects directly are compared."""
-        component = alert.labels.get("component")
-        mine = {s.metric for s in scenario.series}
+        component, own = alert.labels.get("component"), alert.name
+        mine = self.metrics(scenario)
         for name in checked:
-            if name == alert.name:
+            if name == own:
                 continue
             sibling = self.siblings.get((component, name))
             if sibling is None or (scenario.story and scenario.story in self.stories[sibling]):
@@ -92,6 +104,8 @@ class _Entry:
     """Per rule, how many of the entry's series (each case's, counted again for every case) it selects."""
     over: bool = False
     """A rule already loads more samples than promtool allows (a single scenario can): nothing more joins."""
+    reached: dict[str, bool] = field(default_factory=dict)
+    """Per alert name asked about: whether the series of a case already here reach an alert of that name."""
 
     def accepts(self, rule: int, alert: Alert, scenario: Scenario, packing: _Packing) -> bool:
         times = tuple(c.at for c in scenario.checks)
@@ -109,8 +123,10 @@ class _Entry:
         if self.over or any(steps[i] * (self.load.get(i, 0) + n) > SAMPLE_BUDGET
                             for i, n in packing.load(scenario, self.clock).items()):
             return False
-        return not (packing.crosstalk(alert, scenario, self.checks) or any(
-            packing.crosstalk(other, theirs, (alert.name,)) for _, other, theirs in self.cases))
+        name = alert.name
+        if name not in self.reached:
+            self.reached[name] = any(packing.crosstalk(other, theirs, (name,)) for _, other, theirs in self.cases)
+        return not (self.reached[name] or packing.crosstalk(alert, scenario, self.checks))
 
     def add(self, rule: int, alert: Alert, scenario: Scenario, packing: _Packing) -> None:
         self.story = _story(alert, scenario)
@@ -119,6 +135,8 @@ class _Entry:
         if not scenario.per_instance:
             self.shared_rules.add(rule)
         self.cases.append((rule, alert, scenario))
+        for name, reached in self.reached.items():
+            self.reached[name] = reached or packing.crosstalk(alert, scenario, (name,))
         steps = packing.steps(self.clock)
         for i, n in packing.load(scenario, self.clock).items():
             self.load[i] = self.load.get(i, 0) + n
