@@ -56,18 +56,21 @@ CLUSTER_SLOTS_FAIL = AlertDef(
     related=("RedisClusterStateFail", "RedisDown", "CacheL2Unavailable"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RedisSpec(ComponentSpec):
-    topology: str = "standalone"
-    master_name: str | None = None
-    sentinels: int | None = None
-    quorum: int | None = None
-    replicas: int = 0
-    selector: Labels = field(default_factory=lambda: {"job": "redis"})
-    sentinel_selector: Labels | None = None
-    port: int = 6379
-    sentinel_port: int = 26379
-    memory_ratio_max: float = 0.9
+    # redis_exporter's series name no component: a Redis is picked by its selector, the exporter's names are fixed
+    label: str = "name"
+    metrics: dict[str, MetricRef] = field(default_factory=dict)
+    topology: str
+    master_name: str | None
+    sentinels: int | None
+    quorum: int | None
+    replicas: int
+    selector: Labels
+    sentinel_selector: Labels | None
+    port: int
+    sentinel_port: int
+    memory_ratio_max: float
 
 
 SENTINEL_ONLY = ("master_name", "sentinels", "quorum", "sentinel_selector", "sentinel_port")
