@@ -56,7 +56,9 @@ class ETagSpec(ComponentSpec):
 
 def _never_rule(c: Component, spec: ETagSpec) -> list[Rule]:
     by, window, need = grouping(c), spec.never_window, spec.min_conditional_requests
-    expr = binop("unless", binop(">=", agg("sum", increase(c.select("conditional"), window), by), need),
+    # the conditional requests: their own counter, or 304s + 200s where the spec names those two apart
+    answered = total_rate(c, NOT_MODIFIED, by, window, over=increase)
+    expr = binop("unless", binop(">=", answered, need),
                  binop(">", agg("sum", increase(c.select("not_modified"), window), by), 0), on=by)
     busy = 2 * need / window.total_seconds
 
@@ -84,7 +86,7 @@ def _never_rule(c: Component, spec: ETagSpec) -> list[Rule]:
 
     return c.alert(
         NEVER_NOT_MODIFIED, expr=expr, scenarios=scenarios,
-        queries={"answers": agg("sum", increase(c.select("conditional"), window), by),
+        queries={"answers": answered,
                  "not_modified": agg("sum", increase(c.select("not_modified"), window), by)},
         condition=(f"at least {need} conditional requests in {window} and not a single 304 among them"),
         description=(f"E-Tag route {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} received "

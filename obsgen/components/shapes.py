@@ -7,6 +7,7 @@ promtool stories (fires, near miss, idle, restart, short spike) are written once
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from obsgen.components.base import AlertDef, Component, RatioSignals, Recording, Rule, Scenario, Series
@@ -176,17 +177,18 @@ def summed(c: Component, signals: RatioSignals) -> bool:
 
 
 def total_rate(c: Component, signals: RatioSignals, by: tuple[str, ...] | None, window, extra: Labels | None = None,
-               select=None) -> Expr:
+               select=None, over: Callable[[Expr, Duration], Expr] = rate) -> Expr:
     """``sum by (…) (rate(total[window]))``, or ``part + rest`` where the spec counts them apart.
 
     ``select(signal, extra)`` makes each selector (default the rules' :meth:`Component.select`; panels pass
-    theirs, with the dashboard variables).
+    theirs, with the dashboard variables); ``over`` is ``rate``, or ``increase`` for a count over the window.
     """
     select = select or c.select
-    if summed(c, signals):
-        return binop("+", agg("sum", rate(select(signals.part, extra), window), by),
-                     agg("sum", rate(select(signals.rest, extra), window), by))
-    return agg("sum", rate(select(signals.total, extra), window), by)
+    if summed(c, signals):  # either counter may not exist yet (a 304, a miss never counted): it adds 0, not nothing
+        part = agg("sum", over(select(signals.part, extra), window), by)
+        rest = agg("sum", over(select(signals.rest, extra), window), by)
+        return binop("+", Paren(filled(part, rest)), Paren(filled(rest, part)))
+    return agg("sum", over(select(signals.total, extra), window), by)
 
 
 def filled(part: Expr, total: Expr) -> Expr:
