@@ -98,9 +98,14 @@ def test_up_is_the_services_signal_wherever_it_is_read_and_a_presence_check_blin
     found = uses(maple)
     up = [u for u in found if u.read.metric == "up"]
     assert {(u.kind, u.component, u.signal) for u in up} == {("service", "maple-expectation", "up"),
+                                                            ("redis", "main", "scrape_up"),
                                                             ("redis", "main", "dashboard variables")}
     own = {a for u in up if u.kind == "service" for a in u.alerts}
     assert {"ServiceDown", "InstanceDown", "ComponentMetricsMissing"} == own
+    # the redis exporter's scrapes are Redis's own signal, read under the Redis selector for Redis's alerts
+    exporter = {a for u in up if u.signal == "scrape_up" for a in u.alerts}
+    assert exporter == {"RedisExporterDown", "RedisDown"}
+    assert {u.read.equal()["job"] for u in up if u.signal == "scrape_up"} == {"redis"}
     assert {p for u in up if u.kind == "service" for p in u.panels} >= {
         "Service Overview / variables job, instance", "Availability / maple-expectation: instances up"}
     # the breaker's presence signal: read by its own alerts, and by ComponentMetricsMissing only for its absence
