@@ -240,6 +240,7 @@ def _latency_rules(c: Component, t: Target) -> list[Rule]:
     at = {spec.route_label: _test_route(spec, t)}
     limits = [_seconds(d) for d in t.latency.values()]
     lo, hi = min(limits) / 2, max(limits) * 2
+    mean = _shown_alike(hi * 2)  # the slow requests' duration, and the average the average-latency alert reads
     busy = max(t.min_rate * 5, 1.0)
     # A short spike must end well within the shortest `for` of these rules, 5m rate window included.
     shortest = min(_tuned_for(c, "HttpLatencyHigh", "10m"), _tuned_for(c, "HttpLatencyAverageHigh", "10m"))
@@ -252,7 +253,7 @@ def _latency_rules(c: Component, t: Target) -> list[Rule]:
         return (c.series("buckets", buckets(lo), {**at, "le": number(lo)}),
                 c.series("buckets", buckets(hi), {**at, "le": number(hi)}),
                 c.series("buckets", buckets(None), {**at, "le": "+Inf"}),
-                c.series("duration_sum", counter(*[(d, r * (hi * 2 if slow else lo / 2)) for d, r, slow in segments]),
+                c.series("duration_sum", counter(*[(d, r * (mean if slow else lo / 2)) for d, r, slow in segments]),
                          at))
 
     def scenarios(value: float, labels: Labels):
@@ -296,7 +297,7 @@ def _latency_rules(c: Component, t: Target) -> list[Rule]:
         limit = _seconds(t.latency[AVG])
         expr = and_(binop(">", _pick(c, LATENCY_MEAN, t), limit), binop(">=", _pick(c, LATENCY_COUNT, t), t.min_rate))
         out += c.alert(
-            LATENCY_AVERAGE_HIGH, expr=expr, labels=extra, scenarios=scenarios(hi * 2, {}),
+            LATENCY_AVERAGE_HIGH, expr=expr, labels=extra, scenarios=scenarios(mean, {}),
             queries={"by_route": _mean(c, kept(c, spec.route_label)), "by_instance": _mean(c, kept(c, "instance")),
                      "errors_by_route": _error_share(c, kept(c, spec.route_label))},
             condition=(f"{t.words()}: average latency above {t.latency[AVG]} (5m rate) while serving at least "
@@ -305,6 +306,17 @@ def _latency_rules(c: Component, t: Target) -> list[Rule]:
                          f"on average, above {t.latency[AVG]} for {{for}}."),
         )
     return out
+
+
+def _shown_alike(seconds: float) -> float:
+    """``seconds``, nudged up until a hair of float error either way shows the same text in the alert
+    (``$value | humanizeDuration``: whole seconds from 1m on, four digits below). Prometheus computes a mean as
+    sum/count, which can land a hair under the story's value: 7h read 6h 59m 59s."""
+    from obsgen.render.templates import humanize_duration
+
+    while humanize_duration(seconds * (1 - 1e-9)) != humanize_duration(seconds * (1 + 1e-9)):
+        seconds = seconds + 0.5 if seconds >= 60 else seconds * 1.0001
+    return seconds
 
 
 def _error_share(c: Component, by: tuple[str, ...]) -> Expr:
@@ -334,28 +346,29 @@ def rules(c: Component) -> list[Rule]:
 def _same_requests(given: Given) -> list[Finding]:
     """Two HTTP components that can read the same requests would judge those routes twice, and each one's
     catch-all route would count the other's routes: their selectors must tell their servers apart (one label
-    with different values; a selector that leaves a label out also matches the other's series)."""
+    with different values; a selector that leaves a label out also matches the other's series). Every metric
+    counts, not only the request counter: a server that renames its counters but not its duration histogram
+    still has its latency read by the other's rules."""
     service = given.spec.get("service")
     profile = service.get("profile", "micrometer") if isinstance(service, dict) else "micrometer"
 
-    def reads(item: Mapping) -> tuple[str, dict] | None:
+    def reads(item: Mapping) -> tuple[set[str], dict] | None:
         metrics, selector = item.get("metrics", {}), item.get("selector", {})
         if not isinstance(metrics, dict) or not isinstance(selector, dict):
             return None
-        ref = KIND.metric_ref(profile, metrics, "requests")
-        return (ref.name, selector) if ref else None
+        refs = (KIND.metric_ref(profile, metrics, s) for s in {*KIND.defaults(profile), *metrics})
+        return {ref.name for ref in refs if ref is not None}, selector
 
     mine = reads(given.item)
     for j, other in enumerate(given.spec.get("http", [])):
         if other.get("name") == given.item["name"]:
             return []  # only the later of two components is told
         theirs = reads(other)
-        if mine is None or theirs is None or mine[0] != theirs[0]:
-            continue
-        if all(theirs[1][k] == v for k, v in mine[1].items() if k in theirs[1]):
+        shared = sorted(mine[0] & theirs[0]) if mine is not None and theirs is not None else []
+        if shared and all(theirs[1][k] == v for k, v in mine[1].items() if k in theirs[1]):
             return [Finding(("selector",), f"can read the same requests as http[{j}] (`{other.get('name')}`: both "
-                            f"{mine[0]}, and no label of the two selectors tells them apart); give both a `selector` "
-                            "on one label with different values (`server: api`, `server: admin`)",
+                            f"read {', '.join(shared)}, and no label of the two selectors tells them apart); give "
+                            "both a `selector` on one label with different values (`server: api`, `server: admin`)",
                             key="selector" not in given.written)]
     return []
 

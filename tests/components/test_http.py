@@ -107,3 +107,24 @@ def test_each_cluster_reads_its_own_route_ratio_when_only_one_has_a_5xx_series(t
     recorded = 'route:http_request_errors:ratio_rate5m{service="shop"}'
     passes(run(out, world_, [Expect("1h", near(recorded, 0), {labels.format("eu"): 1, labels.format("us"): 0}),
                              Expect("1h", near(recorded, 0.05), {labels.format("eu"): 0, labels.format("us"): 1})]))
+
+
+@pytest.mark.parametrize("average", ["1h45m", "15s", "3s86ms"])
+def test_an_average_latency_story_shows_the_value_prometheus_computes(tmp_path, average):
+    """The slow story's mean is sum/count, which Prometheus may compute a hair under the story's value: at 7h
+    (4 × 1h45m) humanizeDuration then said 6h 59m 59s where the expected annotation said 7h 0m 0s, and at 60s
+    `60s` against `1m 0s`. The story's mean sits where that hair changes no text."""
+    from conftest import build_into, promtool
+
+    spec = parse(f"""
+apiVersion: obsgen/v1
+service: {{name: api, team: web, profile: python}}
+http:
+  - name: api
+    min_request_rate: 1553
+    latency: {{avg: {average}}}
+""", "api.yaml")
+    build_into(tmp_path, spec)
+    prom = tmp_path / "api" / "prometheus"
+    result = promtool("test", "rules", "rules.test.yaml", cwd=prom)
+    assert result.returncode == 0, result.stdout[-3000:]
