@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, rendered, tool
+from conftest import ROOT, build_into, promtool, rendered, tool
 from e2e.harness import redis_call, redis_server, wait_until
 from obsgen.components import lock
 from obsgen.spec import parse
@@ -215,3 +215,18 @@ def test_maple_lock_page_gives_its_keys_and_rollback_decision():
 
 def test_queries_keep_the_cluster_where_the_rules_do():
     check_cluster_kept(SPEC, lock.KIND)
+
+
+def test_a_lock_judged_at_its_highest_quantile_is_proven_by_its_generated_tests(tmp_path):
+    """p99.99 (the schema's highest) at a busy lock's rate: the rule carries the quantile as written and the
+    generated stories put enough acquisitions above the limit to fire it. (0.9999999999999998, which the schema
+    took before, was written into the rule as 1 and no story could fire it.)"""
+    text = SPEC.replace("quantile: 0.75", "quantile: 0.9999").replace("lease_time: 30s\n",
+                                                                     "lease_time: 30s\n    min_attempt_rate: 653940\n")
+    spec = parse(text, "locks.yaml")
+    build_into(tmp_path, spec)
+    rules = (tmp_path / "jobs" / "prometheus" / "rules.yaml").read_text()
+    assert rules.count("histogram_quantile(0.9999, ") == 3, rules
+    prom = tmp_path / "jobs" / "prometheus"
+    result = promtool("test", "rules", *sorted(p.name for p in prom.glob("*.test.yaml")), cwd=prom)
+    assert result.returncode == 0, result.stdout + result.stderr
