@@ -2,7 +2,7 @@
 VENV := .venv
 OBSGEN := $(VENV)/bin/obsgen
 
-.PHONY: setup build test e2e check clean bench fuzz
+.PHONY: setup build test test-fast e2e check clean bench fuzz
 
 setup:
 	scripts/setup.sh
@@ -16,6 +16,10 @@ check: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+# The inner loop (under a minute): everything but the e2e servers, promtool runs and slow round trips.
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q -m "not e2e and not promtool and not slow"
 
 # Only the end-to-end tests (real Prometheus, Redis + Sentinel, redis_exporter, the reference app);
 # `make test` runs them too.

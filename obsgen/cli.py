@@ -1,6 +1,6 @@
 """Command line (click): ``obsgen build``, ``validate``, ``schema``, ``diff``, ``verify``.
 
-Exit codes are a contract (README "Exit codes"): 0 ok, 1 findings (``build --check`` found differences,
+Exit codes are a contract (docs/outputs.md, "Exit codes"): 0 ok, 1 findings (``build --check`` found differences,
 ``diff --fail-on`` matched, ``verify`` found problems), 2 invalid input (spec problems, bad paths, usage
 errors as click reports them, a server verify cannot use), 70 internal error (a bug), 74 the output could
 not be written, 130 interrupted (nothing was changed).

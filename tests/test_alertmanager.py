@@ -169,6 +169,31 @@ redis: [{name: cache, topology: standalone}]
     assert [parsed(r)[0] for r in snippet(no_redis)["inhibit_rules"]] == ["ServiceDown"]
 
 
+FALLBACK = """
+apiVersion: obsgen/v1
+service: {name: parcel, team: web}
+breakers:
+  - name: carrierApi
+    fallback: the last known tracking status
+http:
+  - name: api
+    breaker: carrierApi
+"""
+
+
+def test_a_cause_never_silences_a_symptom_more_severe_than_itself(spec_from):
+    """A breaker with a fallback opens as a warning (a ticket): the 5xx page of the routes behind it still pages,
+    its latency ticket and failure-rate ticket are silenced."""
+    (rule,) = [r for r in snippet(spec_from(FALLBACK))["inhibit_rules"] if parsed(r)[0] == "CircuitBreakerOpen"]
+    assert parsed(rule)[1] == ["CircuitBreakerFailureRateHigh", "HttpLatencyHigh"]
+    assert 'severity="warning"' in rule["source_matchers"] and 'severity=~"warning|info"' in rule["target_matchers"]
+    # without a fallback the open breaker pages: one rule, every symptom
+    (paging,) = [r for r in snippet(spec_from(FALLBACK.replace("    fallback: the last known tracking status\n", "")))[
+        "inhibit_rules"] if parsed(r)[0] == "CircuitBreakerOpen"]
+    assert parsed(paging)[1] == ["CircuitBreakerFailureRateHigh", "HttpErrorRateHigh", "HttpLatencyHigh"]
+    assert not any("severity" in m for m in paging["source_matchers"] + paging["target_matchers"])
+
+
 def test_inhibitions_compare_the_cluster_when_set(fleet):
     for rule in snippet(fleet)["inhibit_rules"]:
         assert rule["equal"][-1] == "cluster"
@@ -195,8 +220,9 @@ def _alert(name: str, **labels: str) -> dict:
 
 
 @pytest.mark.e2e
-def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_cluster(maple, fleet, tmp_path):
-    config = write(tmp_path, full_config(snippet(maple), snippet(fleet)))
+def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_cluster(maple, fleet, spec_from,
+                                                                                       tmp_path):
+    config = write(tmp_path, full_config(snippet(maple), snippet(fleet), snippet(spec_from(FALLBACK))))
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([tool("prometheus-alertmanager"), f"--config.file={config}",
@@ -213,6 +239,7 @@ def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_c
                 time.sleep(0.1)
         maple_labels = {"service": "maple-expectation", "team": "sre"}
         checkout = {"service": "checkout", "team": "payments"}
+        parcel = {"service": "parcel", "team": "web"}
         sent = {
             "redis-down": (_alert("RedisDown", severity="critical", component="main", **maple_labels), False),
             "l2-same-service": (_alert("CacheL2Unavailable", severity="warning", component="equipment",
@@ -239,6 +266,13 @@ def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_c
                                                 **maple_labels), True),
             "sentinel-down-other-redis": (_alert("RedisSentinelDown", severity="warning", component="other",
                                                  **maple_labels), False),
+            # a breaker with a fallback opens as a warning: it silences tickets, never the 5xx page behind it
+            "fallback-open": (_alert("CircuitBreakerOpen", severity="warning", component="carrierApi",
+                                     breaker="carrierApi", **parcel), False),
+            "fallback-5xx-page": (_alert("HttpErrorRateHigh", severity="critical", component="api",
+                                         breaker="carrierApi", **parcel), False),
+            "fallback-latency-ticket": (_alert("HttpLatencyHigh", severity="warning", component="api",
+                                               breaker="carrierApi", **parcel), True),
         }
         _api(base, "/api/v2/alerts", [alert for alert, _ in sent.values()])
         expected = {slug: inhibited for slug, (_, inhibited) in sent.items()}

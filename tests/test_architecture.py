@@ -132,3 +132,64 @@ def test_importing_obsgen_pipeline_does_not_import_grafanalib_jinja_or_jsonschem
             "print(sorted(m for m in ('grafanalib', 'jinja2', 'jsonschema') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def _spec_classes():
+    """Every dataclass a spec is read into, with the schema node of its keys (kinds' items, their nested objects,
+    the service)."""
+    import dataclasses
+    import typing
+
+    from obsgen.model import types as model_types
+    from obsgen.spec.schema import resolve, schema
+
+    root, out = schema(), []
+
+    def visit(cls, node):
+        node = resolve(node)
+        if not dataclasses.is_dataclass(cls) or cls in (model_types.MetricRef, model_types.AlertTuning) or any(
+                c is cls for c, _ in out):
+            return
+        out.append((cls, node.get("properties", {})))
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            sub = node.get("properties", {}).get(f.name.rstrip("_"))
+            if sub is not None:
+                walk(hints[f.name], resolve(sub))
+
+    def walk(tp, sub):
+        if dataclasses.is_dataclass(tp):
+            visit(tp, sub)
+        for arg in typing.get_args(tp):
+            items = sub.get("items") or sub.get("additionalProperties")
+            inner = [resolve(p) for p in sub.get("properties", {}).values()] or ([resolve(items)] if isinstance(
+                items, dict) else [sub])
+            for node in inner:
+                walk(arg, node)
+
+    for kind in KINDS:
+        if kind.key != "service":
+            visit(kind.spec, root["properties"][kind.key]["items"])
+    visit(model_types.Service, root["properties"]["service"])
+    return out
+
+
+def test_defaults_live_in_the_schema_only():
+    """A spec key's default is the JSON Schema's (what `obsgen schema` shows editors); a dataclass default for it
+    would be a second truth that drifts. Only values a kind fixes itself (keys its schema lacks) keep one."""
+    import dataclasses
+
+    classes = _spec_classes()
+    assert len(classes) > 20
+    doubled = [f"{cls.__name__}.{f.name}" for cls, props in classes for f in dataclasses.fields(cls)
+               if f.name.rstrip("_") in props
+               and (f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)]
+    assert doubled == []
+
+
+def test_a_key_the_schema_gives_no_default_for_fails_loudly_when_missing():
+    from obsgen.components.breaker import StateEncoding
+    from obsgen.model.build import MissingKey, build
+
+    with pytest.raises(MissingKey, match=r"StateEncoding.closed: the spec data has no `closed`"):
+        build(StateEncoding, {"type": "enum", "label": "state"})

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import ROOT, tool
+from conftest import ROOT, build_into, tool
 from obsgen.cli import main
 
 GOLDEN = ROOT / "tests" / "golden" / "diff"
@@ -305,6 +305,7 @@ def test_text_format_golden(builds, monkeypatch):
 # --------------------------------------------------------------------------- routing against Alertmanager
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["base", "severity-info", "receiver-changed"])
 def test_receivers_agree_with_amtool(builds, tmp_path, name):
     """Each alert's receivers as obsgen diff walks the tree = what amtool says of the pasted configuration."""
@@ -358,3 +359,25 @@ def test_a_broken_rule_file_is_invalid_input_located_in_the_file(builds, tmp_pat
 def test_wrong_arguments_are_usage_errors(args):
     result = CliRunner().invoke(main, ["diff", *args])
     assert result.exit_code == 2 and result.stderr.startswith("Usage: obsgen diff [OPTIONS]")
+
+
+HTTP_SPEC = """\
+apiVersion: obsgen/v1
+service: {name: parcel, team: web}
+http:
+  - name: api
+    error_ratio_max: 0.01
+    routes: [{route: /track, error_ratio_max: 0.05}]
+"""
+
+
+def test_the_catch_all_route_reads_as_every_other_route_and_risk_code_stays_code(tmp_path, spec_from):
+    """The HTTP rule for the routes no other rule names carries an empty route label: a reviewer reads
+    "every other uri", not "uri="; a risk's metric and thresholds are code spans, not escaped text."""
+    build_into(tmp_path / "old", spec_from(HTTP_SPEC))
+    build_into(tmp_path / "new", spec_from(HTTP_SPEC.replace("error_ratio_max: 0.01", "error_ratio_max: 0.03")))
+    result = CliRunner().invoke(main, ["diff", str(tmp_path / "old"), str(tmp_path / "new"), "--format", "markdown"])
+    assert result.exit_code == 0, result.stderr
+    assert "`HttpErrorRateHigh (api, every other uri)`: threshold on `route:http_request_errors:ratio_rate5m` " \
+           "loosened 3×: `> 0.01` → `> 0.03`" in result.stdout
+    assert "uri=)" not in result.stdout

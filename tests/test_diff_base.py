@@ -49,6 +49,7 @@ def diff_json(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_base_compares_the_committed_specs_with_the_work_tree(repo):
     spec = repo / "specs" / "maple.yaml"
     spec.write_text(MAPLE.replace("labels: {layer: L1}, hit_rate_min: 0.8}", "labels: {layer: L1}, hit_rate_min: 0.4}", 1))
@@ -62,6 +63,7 @@ def test_base_compares_the_committed_specs_with_the_work_tree(repo):
     assert git(repo, "worktree", "list").count("\n") == 0
 
 
+@pytest.mark.slow
 def test_base_sees_services_added_and_removed(repo):
     (repo / "specs" / "shop.yaml").unlink()
     (repo / "specs" / "cart.yaml").write_text(SHOP.replace("name: shop", "name: cart"))
@@ -69,12 +71,14 @@ def test_base_sees_services_added_and_removed(repo):
     assert {(s["service"], s["status"]) for s in rep["services"]} == {("cart", "added"), ("shop", "removed")}
 
 
+@pytest.mark.slow
 def test_base_limited_to_one_spec_file(repo):
     (repo / "specs" / "shop.yaml").write_text(SHOP.replace("queue_capacity: 50", "queue_capacity: 80"))
     assert diff_json("--base", "main", "specs/maple.yaml")["services"] == []
     assert [s["service"] for s in diff_json("--base", "main", "specs/shop.yaml")["services"]] == ["shop"]
 
 
+@pytest.mark.slow
 def test_base_code_builds_the_base_side_with_the_obsgen_committed_there(repo):
     """The base commit carries a copy of obsgen whose pager receiver is named differently: only --base-code
     lets that code build the base side, so only then do the pages move."""

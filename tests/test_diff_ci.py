@@ -21,15 +21,15 @@ from conftest import ROOT, tool
 BIN = Path(sys.executable).parent
 ACTION = ROOT / "action.yml"
 GITLAB = ROOT / "ci" / "gitlab" / "obsgen.gitlab-ci.yml"
-README = (ROOT / "README.md").read_text()
+GITOPS = (ROOT / "docs" / "gitops.md").read_text()
 
 
-def readme_block(first_line: str) -> str:
-    """The README's fenced yaml block that starts with ``first_line``."""
-    for block in re.findall(r"```yaml\n(.*?)```", README, re.S):
+def gitops_block(first_line: str) -> str:
+    """The fenced yaml block of docs/gitops.md that starts with ``first_line``."""
+    for block in re.findall(r"```yaml\n(.*?)```", GITOPS, re.S):
         if block.startswith(first_line):
             return block
-    raise AssertionError(f"README has no yaml block starting with {first_line!r}")
+    raise AssertionError(f"docs/gitops.md has no yaml block starting with {first_line!r}")
 
 
 def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -53,12 +53,12 @@ def test_action_yml_is_a_valid_github_action(tmp_path):
 
 @pytest.fixture
 def workflow_repo(tmp_path) -> Path:
-    """A repository holding the action and the README's workflow, pointed at the action in the repository."""
+    """A repository holding the action and the workflow docs/gitops.md shows, pointed at the action in it."""
     run(tool("git"), "init", "-q", cwd=tmp_path)
     shutil.copy(ACTION, tmp_path / "action.yml")
     workflows = tmp_path / ".github" / "workflows"
     workflows.mkdir(parents=True)
-    text = readme_block("# .github/workflows/obsgen-review.yaml")
+    text = gitops_block("# .github/workflows/obsgen-review.yaml")
     assert "uses: <your-org>/obsgen@v0.1.0" in text
     (workflows / "obsgen-review.yaml").write_text(text.replace("<your-org>/obsgen@v0.1.0", "./"))
     return tmp_path
@@ -85,7 +85,7 @@ def test_actionlint_reads_the_actions_inputs(workflow_repo):
 
 def test_the_gitlab_template_and_the_readme_job_are_valid_gitlab_ci(tmp_path):
     assert schema_check("vendor.gitlab-ci", GITLAB).returncode == 0
-    (tmp_path / ".gitlab-ci.yml").write_text(readme_block("# .gitlab-ci.yml"))
+    (tmp_path / ".gitlab-ci.yml").write_text(gitops_block("# .gitlab-ci.yml"))
     assert schema_check("vendor.gitlab-ci", tmp_path / ".gitlab-ci.yml").returncode == 0
     broken = yaml.safe_load(GITLAB.read_text())
     broken["obsgen-diff"]["when"] = "sometimes"
@@ -127,6 +127,7 @@ def pull_request(tmp_path) -> tuple[Path, dict]:
     return clone, env
 
 
+@pytest.mark.slow
 def test_the_actions_diff_step_reports_the_pull_request_and_fails_on_risk(pull_request, tmp_path):
     clone, env = pull_request
     (step,) = [s for s in yaml.safe_load(ACTION.read_text())["runs"]["steps"] if s.get("id") == "diff"]
@@ -141,6 +142,7 @@ def test_the_actions_diff_step_reports_the_pull_request_and_fails_on_risk(pull_r
     assert "`< 0.8` → `< 0.4` (looser, 2×)" in report and summary.read_text() == report
 
 
+@pytest.mark.slow
 def test_the_gitlab_diff_job_script_reports_the_merge_request(pull_request):
     clone, env = pull_request
     job = yaml.safe_load(GITLAB.read_text())["obsgen-diff"]

@@ -206,6 +206,7 @@ def fail_on_call(monkeypatch, owner, name: str, nth: int, error: BaseException) 
 @pytest.mark.parametrize("nth", [1, 2, 20, 35, "last"])
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()],
                          ids=["disk-full", "ctrl-c"])
+@pytest.mark.slow
 def test_a_failure_while_moving_files_into_place_changes_nothing(built, monkeypatch, nth, error):
     specs, out = built
     before = snapshot(out)
@@ -292,6 +293,7 @@ def test_only_the_changed_spec_is_rendered_again(tmp_path, monkeypatch):
     assert "team: ops" in (out / "cart" / "prometheus" / "rules.yaml").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit", ["hand-edit", "delete", "manifest", "runbook-notes"])
 def test_a_touched_generated_file_is_never_served_stale(tmp_path, monkeypatch, edit):
     specs, out = tmp_path / "specs", tmp_path / "out"

@@ -66,6 +66,7 @@ MUTATIONS = {
 }
 
 
+@pytest.mark.promtool
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS), ids=lambda m: m.replace(" ", "-"))
 def test_generated_tests_catch_a_broken_rule(mutation, tmp_path):
     name, pattern, replacement = MUTATIONS[mutation]

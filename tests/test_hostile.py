@@ -60,6 +60,7 @@ def free_text(tmp_path_factory):
     return _build(ROOT / "tests/specs/hostile/free-text.yaml", tmp_path_factory.mktemp("free-text"))
 
 
+@pytest.mark.promtool
 def test_rules_pass_promtool_lint_and_their_own_tests(built):
     _, _, _, service = built
     for args in (("check", "rules", "--lint=all", "--lint-fatal", "rules.yaml"), ("test", "rules", "rules.test.yaml")):

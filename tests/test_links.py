@@ -25,6 +25,8 @@ from knownworld.grafana import substitute, variables
 from obsgen.pipeline import build
 from obsgen.spec import load
 
+pytestmark = pytest.mark.slow
+
 LOADED = {s.service.name: s for s in (load(p) for p in SPECS)}
 
 

@@ -51,6 +51,7 @@ def test_generated_tests_expect_the_cluster_on_every_firing_alert(files):
     assert all(f'cluster="{TEST_CLUSTER}"' in s["series"] for t in tests for s in t["input_series"])
 
 
+@pytest.mark.promtool
 def test_generated_tests_catch_an_aggregation_that_drops_the_cluster(fleet, tmp_path):
     build_into(tmp_path, fleet)
     prom = tmp_path / "checkout" / "prometheus"

@@ -38,6 +38,8 @@ from knownworld import CLUSTER, ExprTruth, session_world
 from knownworld.grafana import SHOWN_KINDS, shown, variables, evaluate
 from obsgen.spec import load
 
+pytestmark = pytest.mark.slow
+
 COMMITTED = [load(p) for p in SPECS]
 SMALL = [load(p) for p in VALID_SPECS]  # other profiles and topologies, and kinds no committed spec has
 LOADED = COMMITTED + SMALL

@@ -10,6 +10,8 @@ import pytest
 from conftest import SPECS, VALID_SPECS, assert_mutation_caught, build_into, promtool
 from obsgen.spec import load
 
+pytestmark = pytest.mark.promtool
+
 
 @pytest.fixture(scope="module", params=SPECS + VALID_SPECS, ids=lambda p: p.stem)
 def built(request, tmp_path_factory) -> Path:

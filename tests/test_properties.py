@@ -31,6 +31,8 @@ from obsgen.render.yamlout import dump
 from obsgen.spec import parse
 from outputs import check_outputs, selectors
 
+pytestmark = pytest.mark.slow
+
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
 # (examples, specs per example) of the valid-spec test: each example is one promtool run over a batch.
 BATCHES = (int(os.environ.get("FUZZ_EXAMPLES", 100)), 20) if THOROUGH else (3, 6)

@@ -328,3 +328,11 @@ def test_pool_page_queries_the_database_it_names(spec_from):
     assert "FROM pg_stat_activity" in page and "SHOW FULL PROCESSLIST" not in page
     assert "pool `main`: 5 connections + 10 overflow = 15 at most" in page
     assert "1. Connections checked out per instance against each pool's maximum" in page
+
+
+def test_a_page_reading_another_component_s_metric_names_its_publisher(pages):
+    """ComponentMetricsMissing reads the service's `up` beside the watched components' metrics: `up` is
+    Prometheus' own, not something the application must register."""
+    reference = pages[f"{SERVICE}/runbooks/ComponentMetricsMissing.md"].split("## Reference")[1]
+    assert "- `up`: published by Prometheus itself" in reference
+    assert "- `resilience4j_circuitbreaker_state`: published by resilience4j-micrometer" in reference

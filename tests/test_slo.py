@@ -130,6 +130,7 @@ def test_slo_mistakes_are_located_spec_errors(extra, objective, message):
     (0.999999, ""),  # six nines: the guard needs a million requests in 3d
     (0.999, "    alerts: {ErrorBudgetBurnFast: {for: 2m15s}, ErrorBudgetBurnSlow: {for: 2h}}\n"),
 ])
+@pytest.mark.promtool
 def test_generated_stories_fire_on_time_at_extreme_objectives_and_tuned_fors(tmp_path, objective, tuning):
     spec = parse(spec_text(objective=objective, extra=tuning), "t.yaml")
     build_into(tmp_path, spec)

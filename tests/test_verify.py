@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from obsgen.cli import main
-from obsgen.model.promql import Variable, parse, rate, selector
+from obsgen.model.promql import Matcher, Variable, parse, rate, selector
 from obsgen.pipeline import build
 from obsgen.verify.selectors import reads
 from obsgen.verify.uses import uses
@@ -44,15 +44,27 @@ def refapp_scrape(tmp_path) -> Path:
     return path
 
 
-def app_only(tmp_path: Path, old: str = "", new: str = "") -> Path:
+def app_only(tmp_path: Path, old: str = "", new: str = "", extra: str = "", *, count: int = 1) -> Path:
     """The e2e spec without its Redis (whose metrics come from redis_exporter, not the app's scrape)."""
     text = E2E_SPEC.read_text().split("\nredis:\n")[0] + "\n"
     if old:
-        assert text.count(old) == 1
+        assert text.count(old) == count, old
         text = text.replace(old, new)
     path = tmp_path / "maple-app.yaml"
-    path.write_text(text)
+    path.write_text(text + extra)
     return path
+
+
+def position(path: Path, needle: str, after: str = "") -> tuple[int, int]:
+    """Line and column (1-based) of the first ``needle`` in the file after ``after``."""
+    text = path.read_text()
+    at = text.index(needle, text.index(after) if after else 0)
+    return text[:at].count("\n") + 1, at - text.rfind("\n", 0, at)
+
+
+def findings(result) -> list[dict]:
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.output)["findings"]
 
 
 # -- what a spec reads -------------------------------------------------------------------------------
@@ -74,6 +86,16 @@ def test_reads_tell_a_selector_read_for_its_absence_from_one_whose_values_count(
     # label_replace passes its argument's values on: a threshold on the result is the aggregation's
     inner = reads(parse('label_replace(max by (name) (z{name="e"}), "executor", "e", "", "") > 3'))[0]
     assert (inner.metric, inner.function, inner.compared, inner.presence) == ("z", None, 3.0, False)
+
+
+def test_a_matcher_on_an_expressions_output_reaches_the_selectors_whose_labels_pass_through():
+    """A route's alert reads `route:…{uri="/x"}`; the recording's inputs with uri="/x" are what it needs."""
+    expr = parse('sum by (uri) (rate(a[5m])) + sum by (job) (b) + sum without (job) (c) + (x / on (job) group_left y) '
+                 '+ label_replace(e, "uri", "/y", "", "") + z * ignoring (le) w or v')
+    got = {r.metric: r.equal().get("uri") for r in reads(expr, carry=(Matcher("uri", "/x"),))}
+    # kept by `by (uri)`, `without (job)`, the result side, a one-to-one match and `or`; not by `by (job)`, the
+    # side matched `on (job)`, or a label_replace that writes the label itself
+    assert got == {"a": "/x", "b": None, "c": "/x", "x": "/x", "y": None, "e": None, "z": "/x", "w": "/x", "v": "/x"}
 
 
 def test_every_alert_and_panel_of_maple_is_traced_to_raw_selectors_with_recordings_resolved(maple):
@@ -114,12 +136,15 @@ def test_up_is_the_services_signal_wherever_it_is_read_and_a_presence_check_blin
     assert [u for u in state if u.read.presence and u.read.function == "group"]
 
 
-def test_a_metric_that_names_the_component_its_own_way_is_read_so_everywhere_and_located_at_its_metrics_key(maple):
+def test_a_metric_that_names_the_component_its_own_way_is_read_so_everywhere_and_located_at_its_label_and_value(
+        maple):
     """maple's executors are `executor="expectation"`, but Micrometer's busy threads are `name=<bean>`."""
     active = [u for u in uses(maple) if u.component == "expectationComputeExecutor" and u.signal == "active"]
     assert {bool(u.alerts) for u in active} == {True, False}  # ExecutorSaturated, and the thread-pool panel
     for u in active:
-        assert (u.identity, u.places["name"].path) == ("name", ("executors", 0, "metrics", "active"))
+        assert u.identity == "name"
+        assert u.places["name"].path == ("executors", 0, "metrics", "active", "value")
+        assert u.label_places["name"].path == ("executors", 0, "metrics", "active", "label")
         assert u.read.equal()["name"] == "expectationComputeExecutor" and "executor" not in u.read.equal()
 
 
@@ -153,20 +178,136 @@ def test_a_renamed_retry_metric_is_located_at_its_metrics_key_with_the_closest_n
     assert lines[1].startswith("obsgen verify: 1 finding (1 alert and 3 panels blind)")
 
 
-def test_json_is_the_documented_contract(tmp_path, refapp_scrape):
+def test_json_is_the_documented_contract_and_a_misnamed_cache_is_one_finding_listing_its_signals(
+        tmp_path, refapp_scrape):
     spec = app_only(tmp_path, "  - name: ocidCache\n", "  - name: ocid\n")
     doc = json.loads(run(str(spec), "--metrics", str(refapp_scrape), "--format", "json").output)
     assert set(doc) == {"findings", "notes", "checked"}
-    first = doc["findings"][0]
+    # one cause, one finding; its failure counters are findings too, not "no failure yet" notes
+    assert doc["notes"] == []
+    [first] = doc["findings"]
     assert list(first) == ["file", "line", "column", "service", "component", "kind", "signal", "selector",
-                           "problem", "message", "alerts", "panels", "hint"]
-    assert (first["component"], first["kind"], first["problem"]) == ("ocid", "caches", "value-missing")
-    assert first["message"] == "no cache `ocid`; caches seen: cubeTrials, equipment, expectationV4, ocidCache"
+                           "problem", "message", "alerts", "panels", "hint", "signals"]
+    assert (first["component"], first["kind"], first["signal"], first["problem"]) == (
+        "ocid", "caches", "*", "value-missing")
+    assert first["message"] == ("no cache `ocid` in any of its 4 signals (hits, l2_failures, lock_failures, misses); "
+                                "caches seen: ocidCache, cubeTrials, equipment, expectationV4")  # the closest first
+    assert first["hint"] == "name the cache as its series do (`ocidCache`?)"
+    assert first["signals"] == [{"kind": "caches", "component": "ocid", "signal": s}  # lookups = hits + misses
+                                for s in ("hits", "l2_failures", "lock_failures", "misses")]
+    assert {"CacheHitRateLow{tier=\"L1\"}", "CacheStampede", "CacheL2Unavailable"} <= set(first["alerts"])
     assert set(doc["checked"]) == {"specs", "components", "signals", "selectors", "source", "at", "lookback",
                                    "skipped"}
-    # a misnamed cache: its failure counters are findings too, not "no failure yet" notes
-    assert doc["notes"] == []
-    assert {f["signal"] for f in doc["findings"]} == {"hits", "misses", "lock_failures", "l2_failures"}  # lookups = hits + misses
+
+
+def test_a_misnamed_breaker_retry_and_time_limiter_are_one_finding_each_all_saying_what_was_meant(
+        tmp_path, refapp_scrape):
+    """A single typo used to give a line per signal (7 for the breaker), the guess on some of them only."""
+    spec = app_only(tmp_path, "nexonApi", "nexonAPI", count=5)
+    result = run(str(spec), "--metrics", str(refapp_scrape))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 3 + 2 and lines[3].startswith("obsgen verify: 3 findings"), result.output
+    got = findings(run(str(spec), "--metrics", str(refapp_scrape), "--format", "json"))
+    assert [(f["kind"], f["signal"], f["problem"], len(f["signals"])) for f in got] == [
+        ("breakers", "*", "value-missing", 7), ("retries", "*", "value-missing", 2),
+        ("time_limiters", "*", "value-missing", 2)]
+    for f in got:
+        assert f["hint"].endswith("as its series do (`nexonApi`?)"), f
+    assert got[0]["message"] == (
+        "no circuit breaker `nexonAPI` in any of its 7 signals (calls, failed_calls, failure_rate, not_permitted, "
+        "slow_call_rate, state, successful_calls); circuit breakers seen: nexonApi")
+    assert got[1]["message"] == "no retry `nexonAPI` in any of its 2 signals (calls, exhausted); retries seen: nexonApi"
+    assert got[2]["message"].endswith("time limiters seen: nexonApi")
+
+
+HTTP_ROUTE = """
+http:
+  - name: api
+    latency: {p99: 500ms}
+    routes:
+      - route: /api/v4/characters/{ocid}/expectations
+        error_ratio_max: 0.02
+"""
+
+
+@pytest.fixture
+def other_routes(tmp_path) -> Path:
+    """A saved scrape of more routes of the same Micrometer timer, as prometheus_client writes them."""
+    registry = CollectorRegistry()
+    timer = Histogram("http_server_requests_seconds", "HTTP server requests", ["uri", "outcome"], registry=registry,
+                      buckets=(0.1, 0.25, 0.5, 1.0))
+    for uri in ("/actuator/health", "/api/v4/characters/{ocid}/equipment", "/api/v3/expectations"):
+        timer.labels(uri, "SUCCESS").observe(0.05)
+    path = tmp_path / "routes.prom"
+    path.write_bytes(generate_latest(registry))
+    return path
+
+
+def test_a_misspelled_route_is_a_finding_at_the_route_listing_the_routes_seen_closest_first(
+        tmp_path, refapp_scrape, other_routes):
+    """It used to verify clean: the route's own alerts could never fire, its traffic judged by the catch-all."""
+    spec = app_only(tmp_path, extra=HTTP_ROUTE)
+    result = run(str(spec), "--metrics", str(refapp_scrape), "--metrics", str(other_routes), "--format", "json")
+    assert result.exit_code == 1
+    [f] = findings(result)
+    route = "/api/v4/characters/{ocid}/expectations"
+    assert (f["line"], f["column"], f["component"], f["kind"], f["problem"]) == (
+        *position(spec, route), "api", "http", "value-missing")
+    assert f["message"] == (
+        f'no series with `uri="{route}"` in any of its 3 signals (buckets, errors, requests); values of `uri`: '
+        "/api/v4/characters/{ocid}/expectation, /api/v4/characters/{ocid}/equipment, /api/v3/expectations, "
+        "/actuator/health")
+    assert f["hint"] == (
+        "fix `http[0].routes[0].route` (`/api/v4/characters/{ocid}/expectation`?); if "
+        f"`{route}` is right but rare, it has series only once it occurs: check a scrape taken after it occurred")
+    assert set(f["alerts"]) == {f'HttpErrorRateHigh{{uri="{route}"}}', f'HttpLatencyHigh{{uri="{route}", quantile="0.99"}}'}
+    # the route as the app serves it: clean, the 5xx counters it has not incremented yet being notes
+    fixed = app_only(tmp_path, extra=HTTP_ROUTE.replace("expectations\n", "expectation\n"))
+    result = run(str(fixed), "--metrics", str(refapp_scrape), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert {(n["signal"], n["problem"]) for n in json.loads(result.output)["notes"]} == {("errors", "no-series-yet")}
+
+
+EXECUTOR = "  - name: expectationComputeExecutor\n"
+
+
+@pytest.mark.parametrize("old, new, needle, after, problem, field", [
+    # a tier's labels: its value, its name
+    ("ttl: 5m, max_size: 5000, labels: {layer: L1}", "ttl: 5m, max_size: 5000, labels: {layer: l1}", "l1}", "",
+     "value-missing", "`caches[0].tiers.l1.labels.layer`"),
+    ("ttl: 5m, max_size: 5000, labels: {layer: L1}", "ttl: 5m, max_size: 5000, labels: {level: L1}", "level", "",
+     "label-missing", "`caches[0].tiers.l1.labels.level`"),
+    # the component's selector: its value, its name
+    ("  - name: equipment\n", "  - name: equipment\n    selector: {application: maple}\n", "maple}", "equipment",
+     "value-missing", "`caches[0].selector.application`"),
+    ("  - name: equipment\n", "  - name: equipment\n    selector: {app: maple-expectation}\n", "app:",
+     "equipment", "label-missing", "`caches[0].selector.app`"),
+    # a metric's own matchers
+    (EXECUTOR + "    label: executor\n    value: expectation\n    core_threads: 4\n    max_threads: 8\n"
+     "    queue_capacity: 200\n    metrics:\n      queued: executor_queue_size\n",
+     EXECUTOR + "    label: executor\n    value: expectation\n    core_threads: 4\n    max_threads: 8\n"
+     "    queue_capacity: 200\n    metrics:\n      queued: {name: executor_queue_size, matchers: {application: mapel}}\n",
+     "mapel", "", "value-missing", "`executors[0].metrics.queued.matchers.application`"),
+    # the component's label and value
+    (EXECUTOR + "    label: executor\n", EXECUTOR + "    label: exec\n", "exec\n", EXECUTOR, "label-missing",
+     "the component's `label`"),
+    (EXECUTOR + "    label: executor\n    value: expectation\n", EXECUTOR + "    label: executor\n    value: expectatoin\n",
+     "expectatoin", EXECUTOR, "value-missing", "(`expectation`?)"),
+    # a metric's own label and value
+    ("active: {name: executor_active_threads, label: name, value: expectationComputeExecutor}",
+     "active: {name: executor_active_threads, label: nam, value: expectationComputeExecutor}", "nam,", EXECUTOR,
+     "label-missing", "the component's `label`"),
+    ("active: {name: executor_active_threads, label: name, value: expectationComputeExecutor}",
+     "active: {name: executor_active_threads, label: name, value: expectationComputeExecutr}",
+     "expectationComputeExecutr", EXECUTOR, "value-missing", "(`expectationComputeExecutor`?)"),
+])
+def test_a_matcher_that_selects_nothing_is_located_where_the_spec_sets_it(tmp_path, refapp_scrape, old, new,
+                                                                            needle, after, problem, field):
+    spec = app_only(tmp_path, old, new)
+    [f] = findings(run(str(spec), "--metrics", str(refapp_scrape), "--format", "json"))
+    assert (f["line"], f["column"], f["problem"]) == (*position(spec, needle, after), problem), f
+    assert field in f["hint"], f
 
 
 def test_seed_001_oms_as_it_really_exported_leaves_its_breaker_and_etag_alerts_blind(tmp_path):
@@ -181,7 +322,7 @@ def test_seed_001_oms_as_it_really_exported_leaves_its_breaker_and_etag_alerts_b
     scrape = tmp_path / "oms.prom"
     scrape.write_bytes(generate_latest(registry))
     doc = json.loads(run(str(ROOT / "specs" / "oms.yaml"), "--metrics", str(scrape), "--format", "json").output)
-    by = {(f["component"], f["signal"]): f for f in doc["findings"]}
+    by = {(f["component"], s["signal"]): f for f in doc["findings"] for s in f["signals"]}
     state = by[("terminus_db", "state")]
     assert state["problem"] == "label-missing"
     assert state["message"] == ('`circuit_breaker_state` has no label `circuit_name` (the selector has '

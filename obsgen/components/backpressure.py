@@ -46,13 +46,13 @@ SHEDDING = AlertDef(
     related=("BackpressureSaturated", "BackpressureQueueNearFull", "RateLimiterRejectingCalls"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BackpressureSpec(ComponentSpec):
-    max_concurrent: int = 25
-    queue_capacity: int | None = None
-    queue_full_ratio: float = 0.9
-    rejection_rate_max: float = 0.1
-    overload_status: int | None = None
+    max_concurrent: int
+    queue_capacity: int | None
+    queue_full_ratio: float
+    rejection_rate_max: float
+    overload_status: int | None
 
 
 def check(given: Given) -> list[Finding]:

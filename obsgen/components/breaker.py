@@ -29,7 +29,7 @@ one, an open breaker fails the calls and pages.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind,
                                     RatioSignals, Rule, Scenario, alert_enabled, never_fires, tuned_for)
@@ -62,23 +62,23 @@ NOT_OPENING = AlertDef(
     related=("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh", "HttpErrorRateHigh"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StateEncoding:
-    type: str = "one_hot"
-    label: str = "state"
-    closed: float = 0
+    type: str
+    label: str
+    closed: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BreakerSpec(ComponentSpec):
-    state_encoding: StateEncoding = field(default_factory=StateEncoding)
-    failure_rate_threshold: float = 50
-    warning_fraction: float = 0.8
-    wait_in_open: Duration = Duration.parse("60s")
-    reopen_window: Duration = Duration.parse("2m")
-    minimum_calls: int = 100
-    failure_window: Duration = Duration.parse("5m")
-    fallback: str = ""
+    state_encoding: StateEncoding
+    failure_rate_threshold: float
+    warning_fraction: float
+    wait_in_open: Duration
+    reopen_window: Duration
+    minimum_calls: int
+    failure_window: Duration
+    fallback: str
 
     @property
     def breaker(self) -> str:

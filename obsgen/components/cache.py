@@ -16,7 +16,7 @@ the same lock and L2 failure counters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind,
                                     RatioSignals, Rule)
@@ -45,24 +45,24 @@ L2_UNAVAILABLE = AlertDef(
              "RedisClusterStateFail", "CacheHitRateLow"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Tier:
-    provider: str | None = None
-    ttl: Duration | None = None
-    max_size: int | None = None
-    labels: Labels = field(default_factory=dict)
-    hit_rate_min: float | None = None
-    key_pattern: str | None = None
+    provider: str | None
+    ttl: Duration | None
+    max_size: int | None
+    labels: Labels
+    hit_rate_min: float | None
+    key_pattern: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CacheSpec(ComponentSpec):
-    label: str = "cache"
-    hit_rate_min: float = 0.8
-    min_request_rate: float = 1.0
-    stampede_rate_max: float = 10.0
-    l2_failure_rate_max: float = 0.1
-    tiers: dict[str, Tier] = field(default_factory=dict)
+    label: str
+    hit_rate_min: float
+    min_request_rate: float
+    stampede_rate_max: float
+    l2_failure_rate_max: float
+    tiers: dict[str, Tier]
 
 
 def check(given: Given) -> list[Finding]:

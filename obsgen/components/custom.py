@@ -40,7 +40,7 @@ from obsgen.components.viz import ComponentPanels, Panel, Query, above, below, p
 from obsgen.model.promql import Call, Expr, Offset, Paren, Range, binop, number, quote
 from obsgen.model.promql import parse as parse_promql
 from obsgen.model.rules import Check
-from obsgen.model.types import ComponentSpec, Duration, Labels
+from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef
 
 OPS = {">": "above", ">=": "at or above", "<": "below", "<=": "at or below", "==": "equal to", "!=": "not equal to"}
 # Grafana unit id → what follows a number in prose ("percentunit" values are ratios, shown as percentages).
@@ -54,41 +54,46 @@ VALUES = re.compile(r"^\s*(?:(?:stale|_(?:x\d+)?|[-+]?(?:Inf|NaN)|[-+]?(?:\d+\.?
                     r"(?:[-+](?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?x\d+|x\d+)?)\s*)+$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TestSeries:
     series: str
     values: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CustomTest:
     name: str
     at: Duration
     fires: bool
-    series: list[TestSeries] = field(default_factory=list)
-    labels: Labels = field(default_factory=dict)
-    value: float | None = None
+    series: list[TestSeries]
+    labels: Labels
+    value: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CustomRunbook:
-    meaning: str = ""
-    impact: str = ""
-    actions: list[str] = field(default_factory=list)
+    meaning: str
+    impact: str
+    actions: list[str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CustomSpec(ComponentSpec):
-    expr: str = ""
-    op: str = ">"
-    threshold: float = 0
-    for_: Duration = Duration.parse("5m")
-    unit: str = "short"
-    severity: str = "warning"
-    alert: str | None = None
-    summary: str | None = None
-    runbook: CustomRunbook = field(default_factory=CustomRunbook)
-    tests: list[CustomTest] = field(default_factory=list)
+    # the team's expression selects its own series and is the alert: no component label, metrics or tuning
+    label: str = "name"
+    selector: Labels = field(default_factory=dict)
+    metrics: dict[str, MetricRef] = field(default_factory=dict)
+    alerts: dict[str, AlertTuning] = field(default_factory=dict)
+    expr: str
+    op: str
+    threshold: float
+    for_: Duration
+    unit: str
+    severity: str
+    alert: str | None
+    summary: str | None
+    runbook: CustomRunbook
+    tests: list[CustomTest]
 
 
 # --------------------------------------------------------------------------- reading the expression

@@ -47,15 +47,15 @@ PENDING_HIGH = AlertDef(
     related=("DbPoolExhausted", "DbPoolAcquireTimeouts"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DbPoolSpec(ComponentSpec):
-    label: str = "pool"
-    pool_size: int = 10
-    max_overflow: int = 0
-    timeout: Duration = Duration.parse("30s")
-    database: str = "other"
-    timeout_rate_max: float = 0
-    pending_max: int = 0
+    label: str
+    pool_size: int
+    max_overflow: int
+    timeout: Duration
+    database: str
+    timeout_rate_max: float
+    pending_max: int
 
 
 def max_connections(spec: DbPoolSpec) -> int:

@@ -45,13 +45,13 @@ EFFECTIVENESS_LOW = AlertDef(
     related=("ETagNeverNotModified", "CacheHitRateLow", "CacheL2Unavailable"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ETagSpec(ComponentSpec):
-    label: str = "route"
-    not_modified_ratio_min: float = 0.2
-    min_request_rate: float = 0.1
-    never_window: Duration = Duration.parse("15m")
-    min_conditional_requests: int = 20
+    label: str
+    not_modified_ratio_min: float
+    min_request_rate: float
+    never_window: Duration
+    min_conditional_requests: int
 
 
 def _never_rule(c: Component, spec: ETagSpec) -> list[Rule]:

@@ -32,13 +32,13 @@ SATURATED = AlertDef(
     related=("ExecutorQueueFull", "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExecutorSpec(ComponentSpec):
-    queue_capacity: int = 0
-    core_threads: int | None = None
-    max_threads: int | None = None
-    queue_full_ratio: float = 0.9
-    rejection_rate_max: float = 0.1
+    queue_capacity: int
+    core_threads: int | None
+    max_threads: int | None
+    queue_full_ratio: float
+    rejection_rate_max: float
 
 
 def check(given: Given) -> list[Finding]:
@@ -65,7 +65,7 @@ def _saturated(c: Component, spec: ExecutorSpec) -> list[Rule]:
         c, SATURATED, used="active", capacity="pool_size", waiting="queued", size=spec.core_threads or 4,
         queries=_queries(c),
         condition="every pool thread busy and at least one task queued",
-        description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has had all "
+        description=(f"Executor {c.name} on {{{{ $labels.instance }}}} has had all "
                      "{{ $value }} threads busy with tasks queued for {for}; latency grows with the queue."))
 
 
@@ -73,13 +73,13 @@ def rules(c: Component) -> list[Rule]:
     spec: ExecutorSpec = c.spec  # type: ignore[assignment]
     return filling_up(
         c, QUEUE_FULL, signal="queued", capacity=spec.queue_capacity, ratio=spec.queue_full_ratio,
-        description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has {{{{ $value }}}} "
+        description=(f"Executor {c.name} on {{{{ $labels.instance }}}} has {{{{ $value }}}} "
                      f"tasks queued of {spec.queue_capacity} (threshold {{mark}}) for {{for}}."),
         queries=_queries(c),
     ) + rate_above(
         c, REJECTING, signal="rejected", threshold=spec.rejection_rate_max, window=FIVE_MIN,
         condition=f"more than {num(spec.rejection_rate_max)} rejected tasks/s (5m rate)",
-        description=(f"Executor {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} rejects "
+        description=(f"Executor {c.name} on {{{{ $labels.instance }}}} rejects "
                      f"{{{{ $value | humanize }}}} tasks/s (threshold {spec.rejection_rate_max:g}/s) for {{for}}."),
         queries=_queries(c),
     ) + _saturated(c, spec)

@@ -31,6 +31,7 @@ from obsgen.components.timeline import MAX_FOR, MIN, gauge, whole_steps
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, sel
 from obsgen.model.promql import (Call, Expr, Num, Offset, Paren, Range, agg, and_, binop, number, or_, over_time,
                                  selector)
+from obsgen.model.build import build
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
 FLOOR = MIN  # no `for` below a minute: four 15 s scrapes
@@ -54,26 +55,26 @@ NOT_RECOVERING = AlertDef(
     related=("HealthCheckFailing", "DegradedModeActive", "CircuitBreakerOpen"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DegradedMode:
     name: str
-    label: str = "mode"
-    auto_recovery: bool = True
-    recovery_check_interval: Duration | None = None
-    max_duration: Duration = Duration.parse("30m")
+    label: str
+    auto_recovery: bool
+    recovery_check_interval: Duration | None
+    max_duration: Duration
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HealthCheckSpec(ComponentSpec):
-    label: str = "check"
-    dependency: str = ""
-    interval: Duration = Duration.parse("30s")
-    timeout: Duration | None = None
-    failure_threshold: int = 3
-    recovery_threshold: int = 1
-    healthy_value: float = 1
-    silence_is_failure: bool = False
-    degraded_mode: DegradedMode | None = None
+    label: str
+    dependency: str
+    interval: Duration
+    timeout: Duration | None
+    failure_threshold: int
+    recovery_threshold: int
+    healthy_value: float
+    silence_is_failure: bool
+    degraded_mode: DegradedMode | None
 
 
 # --------------------------------------------------------------------------- timing
@@ -127,12 +128,7 @@ def check(given: Given) -> list[Finding]:
     mode = item.get("degraded_mode")
     if not mode:
         return []
-    spec = HealthCheckSpec(name=item["name"], interval=Duration.parse(item["interval"]),
-                           recovery_threshold=item["recovery_threshold"],
-                           degraded_mode=DegradedMode(name=mode["name"], auto_recovery=mode["auto_recovery"],
-                                                      recovery_check_interval=Duration.parse(
-                                                          mode["recovery_check_interval"])
-                                                      if mode.get("recovery_check_interval") else None))
+    spec = build(HealthCheckSpec, item)  # the item as checked by the schema, its defaults filled in
     longest, least = Duration.parse(mode["max_duration"]), stuck_for(spec) + MIN * 5
     if longest < least:
         return [Finding(("degraded_mode", "max_duration"),

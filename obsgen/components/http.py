@@ -32,7 +32,7 @@ other route.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, Concern, Finding, Given, Inhibition,
                                     Kind, RatioSignals, Recording, Rule, Scenario, breaker_reference)
@@ -67,31 +67,31 @@ LATENCY_AVERAGE_HIGH = AlertDef(
     related=("HttpLatencyHigh", "HttpErrorRateHigh", "ExecutorSaturated", "CacheHitRateLow"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Route:
     route: str
-    error_ratio_max: float | None = None
-    latency: dict[str, Duration] | None = None
-    min_request_rate: float | None = None
-    breaker: str | None = None
+    error_ratio_max: float | None
+    latency: dict[str, Duration] | None
+    min_request_rate: float | None
+    breaker: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Histogram:
-    smallest_bucket: Duration = Duration.parse("1ms")
-    largest_bucket: Duration = Duration.parse("30s")
+    smallest_bucket: Duration
+    largest_bucket: Duration
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HttpSpec(ComponentSpec):
     label: str = ""  # route series carry no component label: the component is the whole server
-    route_label: str = "uri"
-    breaker: str | None = None
-    min_request_rate: float = 1.0
-    error_ratio_max: float = 0.01
-    latency: dict[str, Duration] = field(default_factory=lambda: {"p99": Duration.parse("500ms")})
-    histogram: Histogram = field(default_factory=Histogram)
-    routes: tuple[Route, ...] = ()
+    route_label: str
+    breaker: str | None
+    min_request_rate: float
+    error_ratio_max: float
+    latency: dict[str, Duration]
+    histogram: Histogram
+    routes: tuple[Route, ...]
 
 
 @dataclass(frozen=True)
@@ -382,7 +382,7 @@ def check(given: Given) -> list[Finding]:
     """
     item = given.item
     out = breaker_reference(given)
-    label = item.get("route_label", HttpSpec.route_label)
+    label = item["route_label"]  # the schema gives it per profile
     if label == "le" or label in OBSGEN_LABELS:
         why = "the bucket label of the latency histogram" if label == "le" else "a label obsgen sets itself"
         out.append(Finding(("route_label",), f"expected the label that holds the route, found `{label}`, {why}; "

@@ -44,20 +44,20 @@ HOLD_TIME_HIGH = AlertDef(
     related=("LockAcquireLatencyHigh", "LockAcquireFailuresHigh", "ExecutorSaturated"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LockSpec(ComponentSpec):
-    label: str = "lock"
-    backend: str = "redis"
-    wait_time: Duration | None = None
-    lease_time: Duration | None = None
-    quantile: float = 0.95
-    acquire_latency_max: Duration = Duration.parse("100ms")
-    acquire_latency_target: Duration | None = None
-    failure_ratio_max: float = 0.05
-    min_attempt_rate: float = 0.1
-    key_pattern: str | None = None
-    fallback: str = ""
-    hold_time_max: Duration | None = None
+    label: str
+    backend: str
+    wait_time: Duration | None
+    lease_time: Duration | None
+    quantile: float
+    acquire_latency_max: Duration
+    acquire_latency_target: Duration | None
+    failure_ratio_max: float
+    min_attempt_rate: float
+    key_pattern: str | None
+    fallback: str
+    hold_time_max: Duration | None
 
 
 def check(given: Given) -> list[Finding]:

@@ -37,12 +37,12 @@ REJECTING = AlertDef(
     related=("RateLimiterPermitsExhausted", "BackpressureSheddingLoad"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RateLimiterSpec(ComponentSpec):
-    limit_for_period: int | None = None
-    refresh_period: Duration | None = None
-    timeout: Duration | None = None
-    rejection_rate_max: float = 0.1
+    limit_for_period: int | None
+    refresh_period: Duration | None
+    timeout: Duration | None
+    rejection_rate_max: float
 
 
 def _limit(spec: RateLimiterSpec) -> str:

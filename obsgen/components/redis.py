@@ -78,24 +78,27 @@ CLUSTER_SLOTS_FAIL = AlertDef(
     related=("RedisClusterStateFail", "RedisDown", "CacheL2Unavailable"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RedisSpec(ComponentSpec):
-    topology: str = "standalone"
-    master_name: str | None = None
-    sentinels: int | None = None
-    quorum: int | None = None
-    replicas: int = 0
-    selector: Labels = field(default_factory=lambda: {"job": "redis"})
-    sentinel_selector: Labels | None = None
-    port: int = 6379
-    sentinel_port: int = 26379
-    sentinel_addresses: tuple[str, ...] = ()
-    memory_ratio_max: float = 0.9
+    # redis_exporter's series name no component: a Redis is picked by its selector, the exporter's names are fixed
+    label: str = "name"
+    metrics: dict[str, MetricRef] = field(default_factory=dict)
+    topology: str
+    master_name: str | None
+    sentinels: int | None
+    quorum: int | None
+    replicas: int
+    selector: Labels
+    sentinel_selector: Labels | None
+    port: int
+    sentinel_port: int
+    sentinel_addresses: tuple[str, ...] | None
+    memory_ratio_max: float
 
     @property
     def sentinel_count(self) -> int:
         """How many sentinels watch the master: ``sentinels``, else the number of ``sentinel_addresses``."""
-        return self.sentinels or len(self.sentinel_addresses)
+        return self.sentinels or len(self.sentinel_addresses or ())
 
     @property
     def sentinels_scraped_as_servers(self) -> bool:

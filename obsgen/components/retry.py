@@ -25,14 +25,14 @@ from obsgen.model.types import ComponentSpec, Duration, MetricRef
 FIVE_MIN = Duration.parse("5m")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RetrySpec(ComponentSpec):
-    breaker: str | None = None
-    max_attempts: int = 3
-    wait: Duration = Duration.parse("1s")
-    backoff: str = "exponential"
-    exhaustion_ratio_max: float = 0.1
-    min_call_rate: float = 0.1
+    breaker: str | None
+    max_attempts: int
+    wait: Duration
+    backoff: str
+    exhaustion_ratio_max: float
+    min_call_rate: float
 
 
 EXHAUSTED = RatioSignals(part="exhausted", total="calls", rest="succeeded")

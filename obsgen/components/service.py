@@ -38,9 +38,17 @@ MEMORY = Duration.parse("1d")
 """How long a cluster that stops reporting ``up`` altogether is remembered (with ``service.cluster_label``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServiceSpec(ComponentSpec):
-    """The service as a component: its selector is the service's, its alert tuning ``service.alerts``."""
+    """The service as a component: its selector is the service's, its alert tuning ``service.alerts``; it reads
+    Prometheus' own ``up``, so it has no metrics to name and no label of its own."""
+
+    description: str = ""
+    label: str = "name"
+    value: str | None = None
+    selector: Labels = field(default_factory=dict)
+    metrics: dict[str, MetricRef] = field(default_factory=dict)
+    history: tuple[str, ...] = ()
 
 
 def _up(c: Component) -> Expr:
@@ -178,7 +186,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
         ),
     )
     health = Panel(
-        title=f"{c.service.name}: instances up", kind="stat", unit="short", width=6, height=5,
+        title=f"Service {c.service.name}: instances up", kind="stat", unit="short", width=6, height=5,
         thresholds=below(1), alerts=(DOWN,),
         description="Instances of the service Prometheus scrapes successfully (sum of `up`).",
         queries=(Query(agg("sum", up), "up"),),

@@ -91,14 +91,14 @@ SLOW = BurnAlert(AlertDef("ErrorBudgetBurnSlow", "warning", "5m",
                   Condition(0.10, Duration.parse("3d"), Duration.parse("6h"))))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SloSpec(ComponentSpec):
-    sli: str = "availability"
-    objective: float = 0.999
-    window: Duration = Duration.parse("30d")
-    latency_threshold: Duration | None = None
-    le: str | None = None
-    min_events: int | None = None
+    sli: str
+    objective: float
+    window: Duration
+    latency_threshold: Duration | None
+    le: str | None
+    min_events: int | None
 
     @property
     def budget(self) -> float:

@@ -19,7 +19,7 @@ Micrometer's naming turns out identically (``sse.connections.active`` →
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Kind, RatioSignals, Rule,
                                     Scenario)
@@ -45,18 +45,18 @@ RECONNECT_STORM = AlertDef(
     related=("StreamSendFailuresHigh", "StreamConnectionsNearLimit", "HealthCheckFailing"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StreamSpec(ComponentSpec):
-    label: str = "stream"
-    max_connections: int | None = None
-    limit_labels: list[str] = field(default_factory=list)
-    connections_full_ratio: float = 0.9
-    heartbeat: Duration | None = None
-    send_failure_ratio_max: float = 0.001
-    min_send_rate: float = 2.0
-    failure_window: Duration = Duration.parse("15m")
-    min_connection_lifetime: Duration = Duration.parse("1m")
-    min_open_rate: float = 0.2
+    label: str
+    max_connections: int | None
+    limit_labels: list[str]
+    connections_full_ratio: float
+    heartbeat: Duration | None
+    send_failure_ratio_max: float
+    min_send_rate: float
+    failure_window: Duration
+    min_connection_lifetime: Duration
+    min_open_rate: float
 
 
 SEND_FAILURES = RatioSignals(part="send_failures", total="sent", rest="sent")
@@ -235,7 +235,8 @@ KIND = Kind(
     alerts=(NEAR_LIMIT, SEND_FAILURES_HIGH, RECONNECT_STORM),
     rules=rules,
     panels=panels,
-    presence={"*": "connections"},
+    # No presence signal: `sse_connections_active` is labelled per stream (and per store with `limit_labels`), so
+    # a quiet stream has no series until its first connection; watching it would warn on healthy services.
     concern=Concern("streaming", "Streaming Connections",
                     "Open SSE connections against their limit, send failures, new connections and reconnect storms."),
     default_metrics={

@@ -25,12 +25,12 @@ from obsgen.model.types import ComponentSpec, Duration, MetricRef
 FIVE_MIN = Duration.parse("5m")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TimeLimiterSpec(ComponentSpec):
-    breaker: str | None = None
-    timeout: Duration = Duration.parse("1s")
-    timeout_ratio_max: float = 0.05
-    min_call_rate: float = 0.1
+    breaker: str | None
+    timeout: Duration
+    timeout_ratio_max: float
+    min_call_rate: float
 
 
 TIMEOUTS = RatioSignals(part="timeouts", total="calls", rest="successful")

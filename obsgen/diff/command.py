@@ -20,7 +20,7 @@ FORMATS = ("markdown", "text", "json")
                    "a change to obsgen itself. Default: both sides with the running obsgen.")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="markdown: one pull-request comment, starting with <!-- obsgen-diff -->; json: the documented "
-                   "contract (README).")
+                   "contract (docs/gitops.md).")
 @click.option("--fail-on", type=click.Choice(("risk", "change")),
               help="Exit 1 when a risk flag is raised (risk) or when anything changed (change).")
 @click.option("--prometheus", metavar="URL",

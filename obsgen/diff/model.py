@@ -2,7 +2,7 @@
 
 Every difference is one of the change types below (a threshold with its direction, a ``for``, a severity,
 a receiver, ...), never a text diff. The renderers (markdown, text, JSON) only format these objects, and
-the risk rules (:mod:`obsgen.diff.risk`) only read them. ``as_json`` is the JSON contract (README).
+the risk rules (:mod:`obsgen.diff.risk`) only read them. ``as_json`` is the JSON contract (docs/gitops.md).
 """
 
 from __future__ import annotations
@@ -143,6 +143,12 @@ class AlertDiff:
     renamed_from: str | None = None
     rules: tuple = field(default=(None, None), repr=False, compare=False)  # (old, new) outputs.Alert, for backtests
     backtest: Backtest | None = None
+
+    @property
+    def where(self) -> list[str]:
+        """The qualifiers as a reviewer reads them: ``tier=L1``; an empty value is the catch-all rule of the
+        routes no other rule names (``every other uri``), not a route called ''."""
+        return [f"{k}={v}" if v else f"every other {k}" for k, v in self.qualifiers]
 
     def as_json(self) -> dict:
         return {"status": self.status, "alert": self.name, "component": self.component,

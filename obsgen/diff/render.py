@@ -41,8 +41,18 @@ def _md_code(text: str) -> str:
     return f"{fence}{pad}{flat}{pad}{fence}"
 
 
+def _escape(text: str) -> str:
+    return re.sub(r"([\\`*_\[\]#|~!])", r"\\\1", text).replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _md_text(text: str) -> str:
-    return re.sub(r"([\\`*_\[\]#|~!])", r"\\\1", _flat(text)).replace("<", "&lt;").replace(">", "&gt;")
+    return _escape(_flat(text))
+
+
+def _md_message(text: str) -> str:
+    """obsgen's own wording (a risk's message), whose backticks mark code: those spans as code, the rest escaped."""
+    parts = re.split(r"`([^`]*)`", _flat(text))
+    return "".join(_md_code(p) if i % 2 else _escape(p) for i, p in enumerate(parts))
 
 
 MARKDOWN = Style(_md_code, _md_text)
@@ -146,7 +156,7 @@ def change(c: Change, st: Style) -> str:
 
 
 def _alert(a: AlertDiff, st: Style) -> tuple[str, list[str]]:
-    quals = ", ".join(f"{k}={v}" for k, v in a.qualifiers)
+    quals = ", ".join(a.where)
     item = f"alert {st.code(a.name)}" + (f" ({st.text(quals)})" if quals else "") + \
         (f", renamed from {st.code(a.renamed_from)}" if a.renamed_from else "")
     if a.status == "added":
@@ -234,7 +244,7 @@ def markdown(report: Report) -> str:
              _side("Old", report.old, st) + "  ", _side("New", report.new, st), ""]
     if report.risks:
         lines += [f"#### Risks ({len(report.risks)})", ""]
-        lines += [f"- :warning: **{st.text(r.service)}** · {st.code(r.subject)}: {st.text(r.message)}"
+        lines += [f"- :warning: **{st.text(r.service)}** · {st.code(r.subject)}: {_md_message(r.message)}"
                   for r in report.risks]
         lines.append("")
     for s in report.services:

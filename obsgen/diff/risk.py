@@ -18,7 +18,7 @@ FACTOR = 2.0
 
 def subject(alert: AlertDiff) -> str:
     """``CacheHitRateLow (equipment, tier=L1)``."""
-    where = ", ".join([alert.component] * bool(alert.component) + [f"{k}={v}" for k, v in alert.qualifiers])
+    where = ", ".join([alert.component] * bool(alert.component) + alert.where)
     return f"{alert.name} ({where})" if where else alert.name
 
 
@@ -55,8 +55,8 @@ def _alert_risks(alert: AlertDiff) -> list[tuple[str, str]]:
             out.append(("critical-alert-downgraded", f"critical alert downgraded to {c.new or 'no severity'}"))
         elif (isinstance(c, Threshold) and c.direction == "looser" and c.factor is not None and c.factor >= FACTOR
               and not tightened):
-            out.append(("threshold-loosened", f"threshold on {c.signal} loosened {times(c.factor)}: "
-                                              f"{c.op} {number(c.old)} → {c.op} {number(c.new)}"))
+            out.append(("threshold-loosened", f"threshold on `{c.signal}` loosened {times(c.factor)}: "
+                                              f"`{c.op} {number(c.old)}` → `{c.op} {number(c.new)}`"))
         elif isinstance(c, Duration) and c.field == "for" and c.factor is not None and c.factor >= FACTOR:
             out.append(("for-lengthened", f"`for` lengthened {times(c.factor)}: {c.old} → {c.new}"))
     moved = next((c for c in alert.changes if isinstance(c, Receiver)), None)

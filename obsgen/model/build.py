@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from functools import cache
 
 from obsgen.model.types import Duration, MetricRef
@@ -17,15 +17,32 @@ def _hints(cls: type) -> dict[str, object]:
     return typing.get_type_hints(cls)
 
 
+class MissingKey(Exception):
+    """Spec data lacks a key the model needs and the JSON Schema gives no default for: a bug in the schema (the
+    schema is the only place defaults live), never a user's mistake (those are reported with their location)."""
+
+
 def build(cls: type[T], data: dict) -> T:
-    """Build ``cls`` from a dict whose keys are the field names (``for`` fills ``for_``)."""
+    """Build ``cls`` from a dict whose keys are the field names (``for`` fills ``for_``).
+
+    Defaults live in the JSON Schema only (:func:`obsgen.spec.schema.apply_defaults` filled them in): a field
+    that may be absent is typed ``X | None`` and gets ``None``; a field the kind fixes itself keeps its value in
+    the dataclass; any other missing key fails loudly."""
     hints = _hints(cls)
     kwargs = {}
     for f in fields(cls):  # type: ignore[arg-type]
         key = f.name.rstrip("_")
         if key in data:
             kwargs[f.name] = _coerce(hints[f.name], data[key])
+        elif f.default is MISSING and f.default_factory is MISSING:
+            if not _optional(hints[f.name]):
+                raise MissingKey(f"{cls.__name__}.{f.name}: the spec data has no `{key}` and the schema no default")
+            kwargs[f.name] = None
     return cls(**kwargs)
+
+
+def _optional(tp: object) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
 
 
 def _coerce(tp: object, value: object) -> object:

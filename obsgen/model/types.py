@@ -95,39 +95,39 @@ class AlertTuning:
 Labels = dict[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class KubernetesOutput:
     """Metadata of the generated Kubernetes objects (PrometheusRule, GrafanaDashboard)."""
 
-    namespace: str | None = None
-    labels: Labels = field(default_factory=dict)
+    namespace: str | None
+    labels: Labels
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GrafanaOperator:
     """grafana-operator ``GrafanaDashboard`` manifests: off unless enabled."""
 
-    enabled: bool = False
-    instance_selector: Labels = field(default_factory=lambda: {"dashboards": "grafana"})
+    enabled: bool
+    instance_selector: Labels
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GrafanaOutput:
     """Grafana provisioning: ``folder`` defaults to the team, ``dashboards_path`` to a per-service directory."""
 
-    folder: str | None = None
-    dashboards_path: str | None = None
-    operator: GrafanaOperator = field(default_factory=GrafanaOperator)
+    folder: str | None
+    dashboards_path: str | None
+    operator: GrafanaOperator
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AlertmanagerOutput:
     """Receivers per severity; ``critical`` and ``warning`` default to ``<team>-pager`` and ``<team>-tickets``."""
 
-    receivers: dict[str, str] = field(default_factory=dict)
+    receivers: dict[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Service:
     name: str
     team: str
@@ -135,23 +135,23 @@ class Service:
     selector: Labels
     profile: str
     runbook_base_url: str
-    cluster_label: str | None = None
-    dashboard_base_url: str | None = None
-    alerts: dict[str, AlertTuning] = field(default_factory=dict)
-    kubernetes: KubernetesOutput = field(default_factory=KubernetesOutput)
-    grafana: GrafanaOutput = field(default_factory=GrafanaOutput)
-    alertmanager: AlertmanagerOutput = field(default_factory=AlertmanagerOutput)
+    cluster_label: str | None
+    dashboard_base_url: str | None
+    alerts: dict[str, AlertTuning]
+    kubernetes: KubernetesOutput
+    grafana: GrafanaOutput
+    alertmanager: AlertmanagerOutput
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ComponentSpec:
     """Fields every component kind has; kinds subclass it with their own settings."""
 
     name: str
-    description: str = ""
-    label: str = "name"
-    value: str | None = None
-    selector: Labels = field(default_factory=dict)
-    metrics: dict[str, MetricRef] = field(default_factory=dict)
-    alerts: dict[str, AlertTuning] = field(default_factory=dict)
-    history: tuple[str, ...] = ()
+    description: str
+    label: str
+    value: str | None
+    selector: Labels
+    metrics: dict[str, MetricRef]
+    alerts: dict[str, AlertTuning]
+    history: tuple[str, ...]

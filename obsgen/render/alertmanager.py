@@ -74,11 +74,38 @@ def inhibit_rules(model: ServiceModel) -> list[dict]:
     cluster = (service.cluster_label,) if service.cluster_label else ()
     out = []
     for (source, equal), targets in merged.items():
-        out.append({
-            "source_matchers": [_matcher("alertname", source)] + _scope(service),
-            "target_matchers": [_matcher("alertname", "|".join(sorted(targets)), "=~")] + _scope(service),
-            "equal": list(equal) + [label for label in cluster if label not in equal],
-        })
+        for source_severity, names, target_severities in _by_severity(alerts, source, targets):
+            out.append({
+                "source_matchers": [_matcher("alertname", source)] + source_severity + _scope(service),
+                "target_matchers": [_matcher("alertname", "|".join(sorted(names)), "=~")] + target_severities
+                + _scope(service),
+                "equal": list(equal) + [label for label in cluster if label not in equal],
+            })
+    return out
+
+
+def _severities(alerts: Sequence[Alert], name: str) -> list[str]:
+    """The severities alert ``name`` is emitted with, most severe first."""
+    found = {a.severity for a in alerts if a.name == name}
+    return sorted(found, key=lambda s: SEVERITIES.index(s) if s in SEVERITIES else len(SEVERITIES))
+
+
+def _by_severity(alerts: Sequence[Alert], source: str, targets: Sequence[str]
+                 ) -> list[tuple[list[str], list[str], list[str]]]:
+    """(source severity matchers, targets, target severity matchers) of one cause: a cause never silences a
+    symptom more severe than itself. A breaker with a fallback opens as a warning (a ticket): the 5xx page of the
+    routes behind it must still page. One rule when every source is at least as severe as every target."""
+    rank = lambda s: SEVERITIES.index(s) if s in SEVERITIES else len(SEVERITIES)  # noqa: E731
+    sources = _severities(alerts, source)
+    symptoms = {t: _severities(alerts, t) for t in targets}
+    if rank(sources[-1]) <= min(rank(s) for levels in symptoms.values() for s in levels):
+        return [([], list(targets), [])]
+    out = []
+    for level in sources:
+        allowed = [s for s in SEVERITIES if rank(s) >= rank(level)]
+        names = [t for t, levels in symptoms.items() if set(levels) & set(allowed)]
+        if names:
+            out.append(([_matcher("severity", level)], names, [_matcher("severity", "|".join(allowed), "=~")]))
     return out
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,9 @@ class Page:
     rule_file: str
     related: list[str]
     dashboard: tuple[str, str] | None
+    origins: Mapping[str, str | None] = field(default_factory=dict)
+    """Who publishes each metric any component of the service reads: a page may read another component's
+    (ComponentMetricsMissing reads the service's ``up``)."""
     sections: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -173,18 +177,37 @@ class Page:
     def components(self) -> list[ComponentModel]:
         return list({id(i.component): i.component for i in self.instances}.values())
 
+    @property
+    def histories(self) -> list[tuple[str, list[str], tuple[str, ...]]]:
+        """The spec's ``history`` of the components on the page: (kind, names, entries), components that share
+        the same entries (one YAML anchor for four caches) told once."""
+        out: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for c in self.components:
+            if c.spec.history:
+                out.setdefault((c.kind_title.lower(), tuple(c.spec.history)), []).append(c.name)
+        return [(kind, names, history) for (kind, history), names in out.items()]
+
     def query(self, name: str, indent: int = 3) -> Safe:
-        """The diagnostic query ``name`` of every rule on the page, as few fenced blocks as it takes: one over
-        every component that fired when their queries differ only in label values, else one per component."""
+        """The diagnostic query ``name`` of every rule on the page, as few fenced blocks as it takes: the
+        queries that differ only in label values merged into one (``cache=~"a|b"``), each such group under the
+        names of the rules it covers when there is more than one (a cache with tiers beside one without)."""
         found = [(i, dict(i.alert.queries)[name]) for i in self.instances if name in dict(i.alert.queries)]
         if not found:
             raise KeyError(f"{self.alert}: no diagnostic query named {name!r}")
-        merged = union([e for _, e in found])
-        if merged is not None:
-            return fenced(promql(merged), "promql", indent)
+        groups: list[tuple[list[Instance], list[Expr]]] = []
+        for i, e in found:
+            group = next((g for g in groups if union([g[1][0], e]) is not None), None)
+            if group is None:
+                groups.append(([i], [e]))
+            else:
+                group[0].append(i)
+                group[1].append(e)
+        blocks = [(members, union(exprs)) for members, exprs in groups]
+        if len(blocks) == 1:
+            return fenced(promql(blocks[0][1]), "promql", indent)
         pad = " " * indent
-        blocks = [f"{pad}{i.where}:\n\n{fenced(promql(e), 'promql', indent)}" for i, e in found]
-        return Safe("\n\n".join(blocks))
+        return Safe("\n\n".join(f"{pad}{', '.join(i.where for i in members)}:\n\n{fenced(promql(e), 'promql', indent)}"
+                                for members, e in blocks))
 
     def has_query(self, name: str) -> bool:
         """Whether a rule of the page has the diagnostic query ``name`` (a signal a profile lacks has none)."""
@@ -200,7 +223,8 @@ class Page:
             exprs += [r.expr for r in i.component.recordings if r.record in {s.metric for s in selectors(i.alert.expr)}]
             for s in (s for e in exprs for s in selectors(e)):
                 if s.metric not in recorded and s.metric not in seen:
-                    seen[s.metric] = i.component.origins.get(s.metric)
+                    own = i.component.origins
+                    seen[s.metric] = own[s.metric] if s.metric in own else self.origins.get(s.metric)
         return list(seen.items())
 
 
@@ -214,13 +238,18 @@ def _pages(model: ServiceModel) -> list[Page]:
         for alert in c.alerts:
             by_name.setdefault(alert.name, []).append(Instance(alert, c))
     names = set(by_name)
+    origins: dict[str, str | None] = {}
+    for c in model.components:
+        for metric, origin in c.origins.items():
+            if origins.get(metric) is None:
+                origins[metric] = origin
     pages = []
     for name in sorted(by_name):
         instances = by_name[name]
         definition = instances[0].alert.definition
         board = _dashboard(model, instances[0].alert)
         pages.append(Page(definition, definition.template or instances[0].component.kind, instances, files[name],
-                          [r for r in definition.related if r in names and r != name], board))
+                          [r for r in definition.related if r in names and r != name], board, origins))
     return pages
 
 

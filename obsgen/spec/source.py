@@ -208,6 +208,8 @@ def load(text: str, file: str) -> Source:
             start = f" started at line {exc.context_mark.line + 1}" if exc.context_mark else ""
             what = f"{exc.context}{start}, {exc.problem}" if exc.problem.startswith("but ") else \
                 f"{exc.problem} ({exc.context}{start})"
+        if "'\\t'" in what:  # PyYAML's words for a tab where indentation is expected
+            what = "a tab where YAML allows only spaces (it indents with spaces, never tabs); replace it with spaces"
         raise SpecError([Problem(file, line, col, (), f"invalid YAML: {what}")]) from None
     except yaml.reader.ReaderError as exc:
         line, col = _reader_position(text, exc.position)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from obsgen.errors import format_path
 from obsgen.model.promql import Matcher
+from obsgen.verify.finding import Missing
 from obsgen.verify.uses import Place, Use
 
 INSTRUMENTATOR_HISTOGRAM = "http_request_duration_seconds"
@@ -66,14 +67,20 @@ def events(use: Use) -> str:
             "incremented; its alerts and panels read nothing until then")
 
 
-def unknown_metric(use: Use, scraped: bool) -> str:
+def unknown_metric(uses: list[Use], scraped: bool) -> str:
+    """How to name a metric that does not exist, for the signals of one component that read it."""
+    use = uses[0]
+    signals = sorted({u.signal for u in uses})
+    field = (f"`{format_path(use.path + ('metrics', signals[0]))}`" if len(signals) == 1 else
+             f"each of `{format_path(use.path + ('metrics',))}.<signal>`")
     if use.exporter:
         source = "is the exporter scraped?" if scraped else "pass the exporter's /metrics with another --metrics"
-        return f"{source}; or set `{format_path(use.path + ('metrics', use.signal))}` to the name it exports"
+        return f"{source}; or set {field} to the name it exports"
     if use.kind == "custom":
         return "fix the metric name in `expr`"
-    extra = "; if the app creates it only on the first event, it appears then" if use.event else ""
-    return f"set `{format_path(use.path + ('metrics', use.signal))}` to the metric the app exports{extra}"
+    extra = ("; if the app creates it only on the first event, it appears then" if all(u.event for u in uses)
+             else "")
+    return f"set {field} to the metric the app exports{extra}"
 
 
 def no_metrics(use: Use) -> str:
@@ -83,24 +90,34 @@ def no_metrics(use: Use) -> str:
             f"(`{use.profile}`)")
 
 
-def label(use: Use, m: Matcher, where: Place) -> str:
+def label(identity: str | None, noun: str, m: Matcher, where: Place) -> str:
     if where.path[:2] == ("service", "selector"):
         return f"set `service.selector` to labels the service's series carry (remove `{m.name}`)"
-    if m.name == use.identity:
-        return f"set the component's `label` to the label that names the {use.noun} in its series"
+    if m.name == identity:
+        return f"set the component's `label` to the label that names the {noun} in its series"
     return f"fix {_field(where)}: the series carry no `{m.name}`"
 
 
-def value(use: Use, m: Matcher, values: list[str], where: Place) -> str:
+def value(missing: Missing, where: Place, scraped: bool) -> str:
+    """What to set where a matcher's value selects nothing: the field, and the value it probably means."""
     import difflib
 
-    close = difflib.get_close_matches(m.value, values, n=1, cutoff=0.6)
+    m = missing.matcher
+    close = difflib.get_close_matches(m.value, list(missing.values), n=1, cutoff=0.6)
     guess = f" (`{close[0]}`?)" if close else ""
     if where.path[:2] == ("service", "selector"):
         return f"set `service.selector` to the labels Prometheus scrapes the service with{guess}"
-    if m.name == use.identity:
-        return f"name the {use.noun} as its series do{guess}"
-    return f"fix {_field(where)}{guess}"
+    if missing.noun:
+        return f"name the {missing.noun} as its series do{guess}"
+    later = ("look further back with --lookback" if scraped else
+             "check a scrape taken after it occurred")
+    return f"fix {_field(where)}{guess}; if `{m.value}` is right but rare, it has series only once it occurs: {later}"
+
+
+def targets_down(count: int) -> str:
+    them = "them" if count > 1 else "it"
+    return (f"bring {them} up (the server's /targets page says why each scrape fails), or verify a time "
+            f"{'they were' if count > 1 else 'it was'} up with --at")
 
 
 def type_fit(use: Use, wanted: str) -> str:

@@ -5,108 +5,39 @@ that fails explains the rest away (a metric that does not exist has no type):
 
 1. presence: the metric (else the closest names the server has), then each
    matcher in turn, scrape labels first, then the component's own label, then
-   the rest, so the message names the first that selects nothing and lists what
-   exists instead; then whether the series are still there at ``--at``;
+   those the spec sets, then the rest, so the message names the first that
+   selects nothing and lists what exists instead, closest first; then whether the
+   series are still there at ``--at`` (and if not, whether their targets are down);
 2. type: counters under ``rate``/``increase``, gauges read as levels;
 3. histogram buckets: an exact ``le`` bound, and buckets above a quantile's threshold;
 4. window: every range at least twice the scrape interval of the jobs it reads.
 
 Signals of rare events (:data:`~obsgen.verify.uses.EVENTS`) that merely have no
-series yet are notes, not findings.
+series yet are notes, not findings. A finding records what selected nothing
+(:class:`Missing`), so that :mod:`.grouping` can say a cause many signals share
+(a misnamed cache, a wrong service selector, a target down) once.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass
 
 from obsgen.model.promql import Matcher
 from obsgen.verify import advice
+from obsgen.verify.finding import (Finding, Missing, Signal, listed, missing_label, missing_value, natural, number,
+                                   targets_down, unknown_metric)
 from obsgen.verify.inventory import Inventory, Labels
 from obsgen.verify.selectors import matches
-from obsgen.verify.uses import VARIABLES_SIGNAL, Place, Use
+from obsgen.verify.uses import Place, Use
 
 COUNTER_READS = frozenset({"rate", "irate", "increase", "resets"})
 LEVEL_READS = frozenset({None, "delta", "idelta", "deriv", "predict_linear", "holt_winters",
                          "double_exponential_smoothing", "avg_over_time", "min_over_time", "max_over_time",
                          "quantile_over_time", "stddev_over_time", "stdvar_over_time"})
-SHOWN = 12  # values listed in a message before "… and N more"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem (or, with ``note``, one expected absence) of one signal, located in the spec."""
-
-    file: str
-    line: int
-    column: int
-    service: str
-    component: str
-    kind: str
-    signal: str
-    selector: str
-    problem: str  # a stable code: unknown-metric, label-missing, value-missing, … (README, "Verify")
-    message: str
-    hint: str
-    alerts: tuple[str, ...] = ()
-    panels: tuple[str, ...] = ()
-    note: bool = False
-    label: str = ""  # the label of the matcher that selected nothing (not part of the JSON)
-
-    def as_json(self) -> dict:
-        return {"file": self.file, "line": self.line, "column": self.column, "service": self.service,
-                "component": self.component, "kind": self.kind, "signal": self.signal, "selector": self.selector,
-                "problem": self.problem, "message": self.message, "alerts": list(self.alerts),
-                "panels": list(self.panels), "hint": self.hint}
-
-
-def check(uses: list[Use], inv: Inventory, lookback: str) -> list[Finding]:
-    """Every finding and note, one per located problem, with the alerts and panels of every selector it blinds."""
-    results = _misnamed([(use, _Check(use, inv, lookback).run()) for use in uses])
-    merged: dict[tuple, tuple[Finding, set[str], set[str]]] = {}
-    for f, alerts, panels in _collapsed(results):
-        key = (f.file, f.line, f.column, f.component, f.kind, f.signal, f.problem, f.message, f.note)
-        entry = merged.setdefault(key, (f, set(), set()))
-        entry[1].update(alerts)
-        entry[2].update(panels)
-    out = [Finding(**{**f.__dict__, "alerts": tuple(sorted(a)), "panels": tuple(sorted(p))})
-           for f, a, p in merged.values()]
-    return sorted(out, key=lambda f: (f.file, f.line, f.column, f.component, f.signal, f.problem, f.message))
-
-
-def _misnamed(results: list[tuple[Use, list[Finding]]]) -> list[tuple[Use, list[Finding]]]:
-    """A component whose own name is missing from a signal that must exist is misnamed: its rare-event signals
-    missing that name too are findings, not "no event yet" notes."""
-    wrong = {(u.file, u.path) for u, fs in results for f in fs
-             if not f.note and f.problem == "value-missing" and u.identity and f.label == u.identity}
-    return [(u, [Finding(**{**f.__dict__, "note": False, "problem": "value-missing",
-                            "hint": f"name the {u.noun} as its series do"})
-                 if f.note and (u.file, u.path) in wrong and f.label == u.identity else f for f in fs])
-            for u, fs in results]
-
-
-def _collapsed(results: list[tuple[Use, list[Finding]]]):
-    """(finding, alerts, panels); a component none of whose metrics exist is one finding, not one per signal
-    (an exporter that is not scraped, a profile that is not the app's)."""
-    by_component: dict[tuple, list[tuple[Use, list[Finding]]]] = {}
-    for use, findings in results:
-        if use.signal != VARIABLES_SIGNAL:
-            by_component.setdefault((use.file, use.path), []).append((use, findings))
-    gone = {key for key, members in by_component.items()
-            if len({u.read.metric for u, _ in members}) > 1
-            and all(len(fs) == 1 and fs[0].problem == "unknown-metric" for _, fs in members)}
-    for key in sorted(gone):
-        members = by_component[key]
-        use = members[0][0]
-        metrics = sorted({u.read.metric for u, _ in members})
-        message = f"none of the {len(metrics)} metrics of {use.noun} `{use.component}` exist: {_listed(metrics)}"
-        yield (Finding(use.file, use.place.line, use.place.column, use.service, use.component, use.kind, "*",
-                       use.read.selector, "no-metrics", message, advice.no_metrics(use)),
-               {a for u, _ in members for a in u.alerts}, {p for u, _ in members for p in u.panels})
-    for use, findings in results:
-        if (use.file, use.path) not in gone or use.signal == VARIABLES_SIGNAL:
-            yield from ((f, use.alerts, use.panels) for f in findings)
+def check(use: Use, inv: Inventory, lookback: str) -> list[Finding]:
+    """The findings and notes of one selector (at most one presence problem; type, bucket and window problems)."""
+    return _Check(use, inv, lookback).run()
 
 
 class _Check:
@@ -127,21 +58,25 @@ class _Check:
                 return [self._unmatched(m, series)]
             series = narrowed
         if not any(inv.is_present(read.metric, s) for s in series):
-            return [self._finding("disappeared", f"`{read.metric}` had these series within the last {self.lookback} "
-                                  "but none at the time checked (a target down, a renamed metric, a restart that "
-                                  "stopped exporting it)", "check the target's health and its latest scrape")]
+            return [self._disappeared(series)]
         return self._type(series) + self._buckets(series) + self._window(series)
 
     # -- presence ----------------------------------------------------------------------------
     def _matchers(self) -> list[Matcher]:
-        """Scrape labels first, then the component's own label, then the rest as written; with exposition
-        texts, the labels a scrape adds are taken as present."""
+        """Scrape labels first, then the component's own label, then the labels the spec sets (a tier's, a
+        route's), then the rest (the profile's: ``outcome="SERVER_ERROR"``), so the first that selects nothing
+        is the cause; with exposition texts, the labels a scrape adds are taken as present."""
         use = self.use
-        order = {label: 0 for label in sorted(use.scrape_labels)}
-        if use.identity:
-            order.setdefault(use.identity, 1)
+
+        def order(m: Matcher) -> int:
+            if m.name in use.scrape_labels:
+                return 0
+            if m.name == use.identity:
+                return 1
+            return 2 if use.places[m.name].path != use.place.path else 3
+
         matchers = [m for m in self.read.matchers if self.inv.scraped or m.name not in use.scrape_labels]
-        return sorted(matchers, key=lambda m: order.get(m.name, 2))
+        return sorted(matchers, key=order)
 
     def _absent(self) -> Finding:
         use, inv, metric = self.use, self.inv, self.read.metric
@@ -156,30 +91,46 @@ class _Check:
         if base != metric and inv.has_series(base + "_count"):
             return self._finding("no-buckets", f"`{base}` has no `_bucket` series: it is published without a "
                                  "histogram", advice.histogram(use, base))
-        close = _closest(metric, inv.all_names())
-        message = f"no metric `{metric}`" + (f"; closest: {', '.join(close)}" if close else "")
-        return self._finding("unknown-metric", message, advice.unknown_metric(use, bool(inv.scraped)))
+        missing = Missing(None, tuple(_closest(metric, inv.all_names())), (metric,))
+        return self._finding("unknown-metric", unknown_metric(metric, missing.values, self._signals()),
+                             advice.unknown_metric([use], inv.scraped), missing=missing)
 
     def _unmatched(self, m: Matcher, series: list[Labels]) -> Finding:
         use, metric = self.use, self.read.metric
-        where = use.places.get(m.name, use.place)
-        values = sorted({s[m.name] for s in series if s.get(m.name)}, key=_natural)
+        values = sorted({s[m.name] for s in series if s.get(m.name)}, key=natural)
         if m.name == "le":
-            return self._bucket_missing(m, values, where)
+            return self._bucket_missing(m, values, use.places.get(m.name, use.place))
         if not values and not matches(m, None):
-            labels = sorted({k for s in series for k in s})
-            return self._finding("label-missing", f"`{metric}` has no label `{m.name}` (the selector has "
-                                 f"`{m.text()}`); its labels: {_listed(labels)}", advice.label(use, m, where), where)
+            where = use.label_places.get(m.name, use.place)
+            missing = Missing(m, tuple(sorted({k for s in series for k in s})), (metric,))
+            return self._finding("label-missing", missing_label(m, missing),
+                                 advice.label(use.identity, use.noun, m, where), where, missing=missing)
+        where = use.places.get(m.name, use.place)
         note = use.event and m.name not in use.scrape_labels
-        if m.name == use.identity:
-            message = f"no {use.noun} `{m.value}`; {_plural(use.noun)} seen: {_listed(values)}"
-        elif m.name == "job":
-            message = f"no series from job `{m.value}`; jobs with `{metric}`: {_listed(values)}"
-        else:
-            message = f"no series with `{m.text()}`; values of `{m.name}`: {_listed(values)}"
-        hint = advice.events(use) if note else advice.value(use, m, values, where)
+        missing = Missing(m, tuple(values), (metric,), use.noun if m.name == use.identity else "")
+        message = missing_value(m, missing, self._signals(), self.lookback if self.inv.scraped else None)
+        hint = advice.events(use) if note else advice.value(missing, where, self.inv.scraped)
         return self._finding("no-series-yet" if note else "value-missing", message, hint, where, note=note,
-                             label=m.name)
+                             missing=missing)
+
+    def _disappeared(self, series: list[Labels]) -> Finding:
+        """Series seen within the lookback, none at the time checked: because their targets are down (one
+        cause for every signal of those targets, grouped), or on their own (a renamed metric)."""
+        read, inv = self.read, self.inv
+        targets = [inv.target_state(s) for s in series]
+        if all(targets):
+            job = next((m for m in read.matchers if m.name == "job" and m.op == "="), None)
+            where = self.use.places.get("job", self.use.place) if job else self.use.place
+            missing = Missing(job, tuple(sorted(set(targets), key=natural)), (read.metric,),
+                              of=inv.targets(job.value) if job else len(set(targets)))
+            return self._finding("targets-down", targets_down(missing, self._signals()),
+                                 advice.targets_down(len(missing.values)), where, missing=missing)
+        return self._finding("disappeared", f"`{read.metric}` had these series within the last {self.lookback} "
+                             "but none at the time checked (a renamed metric, a restart that stopped exporting "
+                             "it)", "check the target's latest scrape")
+
+    def _signals(self) -> tuple[Signal, ...]:
+        return (Signal(self.use.kind, self.use.component, self.use.signal),)
 
     # -- type ----------------------------------------------------------------------------------
     def _type(self, series: list[Labels]) -> list[Finding]:
@@ -197,19 +148,19 @@ class _Check:
 
     # -- histograms ------------------------------------------------------------------------------
     def _bucket_missing(self, m: Matcher, values: list[str], where: Place) -> Finding:
-        same = [v for v in values if _number(v) == _number(m.value) and _number(v) is not None]
+        same = [v for v in values if number(v) == number(m.value) and number(v) is not None]
         if same:
             message = (f"no bucket `{m.text()}`: the server writes this bound as le=\"{same[0]}\", and label values "
                        "must match exactly")
             return self._finding("bucket-spelling", message, advice.le_spelling(self.use, same[0]), where)
-        message = f"no bucket `{m.text()}`; buckets: {_listed(values)}"
-        return self._finding("bucket-missing", message, advice.bucket(self.use, _number(m.value)), where)
+        message = f"no bucket `{m.text()}`; buckets: {listed(values)}"
+        return self._finding("bucket-missing", message, advice.bucket(self.use, number(m.value)), where)
 
     def _buckets(self, series: list[Labels]) -> list[Finding]:
         threshold = self.read.quantile_above
         if threshold is None:
             return []
-        bounds = sorted({b for s in series if (b := _number(s.get("le", ""))) is not None and math.isfinite(b)})
+        bounds = sorted({b for s in series if (b := number(s.get("le", ""))) is not None and math.isfinite(b)})
         if not bounds or bounds[-1] <= threshold:
             largest = f"its largest finite bucket, {bounds[-1]:g}" if bounds else "+Inf, its only bucket"
             return [self._finding("buckets-below-threshold", f"histogram_quantile() of `{self.read.metric}` never "
@@ -237,7 +188,7 @@ class _Check:
 
     # -- output --------------------------------------------------------------------------------
     def _finding(self, problem: str, message: str, hint: str, where: Place | None = None, *,
-                 note: bool = False, label: str = "") -> Finding:
+                 note: bool = False, missing: Missing | None = None) -> Finding:
         use = self.use
         where = where or use.place
         if where.path[:2] == ("service", "selector"):  # the service's selector: one finding for the whole service
@@ -245,7 +196,8 @@ class _Check:
         else:
             component, kind, signal = use.component, use.kind, use.signal
         return Finding(use.file, where.line, where.column, use.service, component, kind, signal,
-                       self.read.selector, problem, message, hint, note=note, label=label)
+                       self.read.selector, problem, message, hint, tuple(sorted(use.alerts)),
+                       tuple(sorted(use.panels)), note, self._signals(), missing, where, (use,))
 
 
 def _closest(metric: str, names: list[str]) -> list[str]:
@@ -254,26 +206,3 @@ def _closest(metric: str, names: list[str]) -> list[str]:
     same = difflib.get_close_matches(metric, [n for n in names if n.startswith(namespace)], n=3, cutoff=0.4)
     rest = difflib.get_close_matches(metric, names, n=3, cutoff=0.6)
     return list(dict.fromkeys(same + rest))[:3]
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _natural(value: str) -> tuple:
-    n = _number(value)
-    return (0, n, value) if n is not None else (1, 0.0, value)
-
-
-def _listed(values: list[str]) -> str:
-    if not values:
-        return "none"
-    shown = ", ".join(values[:SHOWN])
-    return shown + (f" and {len(values) - SHOWN} more" if len(values) > SHOWN else "")
-
-
-def _plural(noun: str) -> str:
-    return noun + ("es" if noun.endswith(("s", "sh", "ch")) else "s")

@@ -29,7 +29,7 @@ LOOKBACK = "1h"
 @click.option("--lookback", default=LOOKBACK, show_default=True, metavar="DURATION",
               help="How far before --at a series counts as seen (one that vanished since is reported).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: one finding per line, then a summary; json: the documented document (README).")
+              help="text: one finding per line, then a summary; json: the documented document (docs/verify.md).")
 @click.option("--bearer-token-file", metavar="FILE", help="Send the token in FILE as `Authorization: Bearer`.")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'",
               help="An extra HTTP header (X-Scope-OrgID for Mimir); repeatable.")

@@ -25,15 +25,15 @@ class Inventory:
     """Series and metadata for the metric names asked for.
 
     ``series`` holds every label set (without ``__name__``) seen within the lookback;
-    ``present`` those with a sample at the time checked (``None``: the same, as for a
-    scrape). ``intervals`` maps a job to its scrape interval in seconds (``None`` when
+    ``present`` those with a sample at the time checked, with its value (``None``: the
+    same, as for a scrape). ``intervals`` maps a job to its scrape interval in seconds (``None`` when
     the server cannot tell, with ``intervals_unknown`` saying why). ``scraped`` is false
     for exposition texts, whose series lack the labels a scrape adds.
     """
 
     source: str
     series: dict[str, list[Labels]] = field(default_factory=dict)
-    present: dict[str, set[frozenset]] | None = None
+    present: dict[str, dict[frozenset, float]] | None = None
     types: dict[str, str] = field(default_factory=dict)
     intervals: dict[str, float] | None = None
     intervals_unknown: str = ""
@@ -46,7 +46,29 @@ class Inventory:
     def is_present(self, metric: str, labels: Labels) -> bool:
         if self.present is None:
             return True
-        return frozenset(labels.items()) in self.present.get(metric, set())
+        return frozenset(labels.items()) in self.present.get(metric, {})
+
+    def targets(self, job: str) -> int:
+        """How many scrape targets of ``job`` had an `up` within the lookback."""
+        return sum(1 for up in self.series.get("up", []) if up.get("job") == job)
+
+    def target_state(self, labels: Labels) -> str | None:
+        """``host:port (up = 0)`` when the scrape target a series came from is down at the time checked, or
+        ``host:port (no longer scraped)`` when its `up` was seen within the lookback but not then; None when
+        it is up, or unknown (no `up` of it: a federated series, an exposition text).
+
+        A target's `up` carries exactly the target's labels, and every series scraped from it carries them too."""
+        if self.present is None:
+            return None
+        items = labels.items()
+        for up in self.series.get("up", []):
+            if up.items() <= items:
+                value = self.present.get("up", {}).get(frozenset(up.items()))
+                where = up.get("instance", ", ".join(f"{k}={v}" for k, v in sorted(up.items())))
+                if value is None:
+                    return f"{where} (no longer scraped)"
+                return f"{where} (up = 0)" if value == 0 else None
+        return None
 
     def known(self, metric: str) -> bool:
         """Whether the server knows the metric at all: series, or a declared type (``# TYPE``, metadata)."""

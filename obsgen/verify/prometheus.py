@@ -4,8 +4,9 @@ A handful of requests whatever the number of specs: for the metric names every
 selector reads, in batches of :data:`BATCH` names per ``{__name__=~"a|b|…"}``,
 
 * ``POST /api/v1/series`` over the lookback: every label set seen;
-* ``POST /api/v1/query`` at ``--at``: the label sets still there (a series that
-  disappeared is in the first answer and not in this one);
+* ``POST /api/v1/query`` at ``--at``: the label sets still there, with their values
+  (a series that disappeared is in the first answer and not in this one; an ``up``
+  of 0 says its target is down);
 
 and once each ``/api/v1/metadata`` (metric types), ``/api/v1/targets`` (scrape
 interval per job; Mimir and Thanos have none, and the window check says so) and,
@@ -14,6 +15,7 @@ only when a metric is unknown, ``/api/v1/label/__name__/values`` for the closest
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 from obsgen.errors import UsageError
@@ -60,9 +62,9 @@ def inventory(url: str, client: Client, names: set[str], at: float, lookback: fl
 
 
 def _series(api: API, names: list[str], at: float, lookback: float
-            ) -> tuple[dict[str, list[Labels]], dict[str, set[frozenset]]]:
+            ) -> tuple[dict[str, list[Labels]], dict[str, dict[frozenset, float]]]:
     series: dict[str, list[Labels]] = {}
-    present: dict[str, set[frozenset]] = {}
+    present: dict[str, dict[frozenset, float]] = {}
     for i in range(0, len(names), BATCH):
         match = '{__name__=~"' + "|".join(names[i:i + BATCH]) + '"}'  # metric names need no regex escaping
         for labels in api.call("/api/v1/series", {"match[]": match, "start": f"{at - lookback:.3f}",
@@ -73,8 +75,16 @@ def _series(api: API, names: list[str], at: float, lookback: float
         for item in result.get("result", []):
             labels = dict(item.get("metric", {}))
             name = labels.pop("__name__", "")
-            present.setdefault(name, set()).add(frozenset(labels.items()))
+            present.setdefault(name, {})[frozenset(labels.items())] = _value(item)
     return series, present
+
+
+def _value(item: dict) -> float:
+    """The sample value of an instant-vector result (``"value": [time, "0"]``); NaN if the server wrote none."""
+    try:
+        return float(item["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return math.nan
 
 
 def _types(api: API) -> dict[str, str]:

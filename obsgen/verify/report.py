@@ -1,4 +1,4 @@
-"""The report: one line per finding then a summary (text), or one JSON document (a public contract, README).
+"""The report: one line per finding then a summary (text), or one JSON document (a public contract, docs/verify.md).
 
 Text lines read ``spec.yaml:line:col: component (kind) signal: problem; what to do``
 followed by what the problem blinds; notes (expected absences) come after the
@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 
 from obsgen.errors import printable
-from obsgen.verify.checks import Finding
+from obsgen.verify.finding import Finding
 
+ALERTS_LISTED = 5  # a finding that blinds more (a whole service's) names these and counts the rest
 PANELS_LISTED = 3
 
 
@@ -26,7 +27,8 @@ def line(f: Finding) -> str:
 def _blinds(f: Finding) -> str:
     parts = []
     if f.alerts:
-        parts.append("alerts " + ", ".join(f.alerts))
+        more = len(f.alerts) - ALERTS_LISTED
+        parts.append("alerts " + ", ".join(f.alerts[:ALERTS_LISTED]) + (f" and {more} more" if more > 0 else ""))
     if f.panels:
         parts.append("panels " + ", ".join(f.panels) if len(f.panels) <= PANELS_LISTED else f"{len(f.panels)} panels")
     return "; ".join(parts)

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from obsgen.spec import Spec
-from obsgen.verify.checks import Finding, check
+from obsgen.verify.checks import check
+from obsgen.verify.finding import Finding
+from obsgen.verify.grouping import grouped
 from obsgen.verify.inventory import Inventory
 from obsgen.verify.uses import Use, uses
 
@@ -33,7 +35,8 @@ def verify(specs: list[Spec], inventory_for: Callable[[set[str]], Inventory], *,
         all_uses += uses(spec)
         advance()
     inv = inventory_for({u.read.metric for u in all_uses})
-    findings = check(all_uses, inv, lookback)
+    findings = grouped([(use, check(use, inv, lookback)) for use in all_uses],
+                       lookback if inv.scraped else None)
     skipped = []
     if inv.intervals is None and any(u.read.range and not u.read.grafana_range for u in all_uses):
         skipped.append(f"windows against scrape intervals: {inv.intervals_unknown}")

@@ -80,7 +80,8 @@ class Use:
     signal: str  # the component's signal, or the metric's name when none of its signals is this metric
     read: Read
     place: Place  # where the metric is set (metrics.<signal>), else the component's name
-    places: dict[str, Place]  # per matcher label: the field that set it
+    places: dict[str, Place]  # per matcher label: the field that set its value
+    label_places: dict[str, Place]  # per matcher label: the field that named the label
     scrape_labels: frozenset[str]  # labels a scrape adds rather than the app (job, instance, …)
     event: bool  # a signal of rare events whose series may not exist yet (see EVENTS)
     exporter: bool  # metrics of a separate exporter (redis_exporter), not of the service itself
@@ -157,14 +158,21 @@ class _Uses:
 
     def _resolve(self, part: _Part, read: Read, seen: set[int]) -> list[Read]:
         """The selectors behind ``read`` when it names one of obsgen's recording rules (this component's own
-        first: many components record under one name), else ``read`` itself."""
+        first: many components record under one name), else ``read`` itself.
+
+        The matchers ``read`` puts on labels the rule does not set itself (``uri="/x"`` of a route's alert on
+        ``sum by (uri) (…)``) select the rule's input series too: they go down with it, so a route no series
+        has is found missing. Only matchers that select (``=``, ``=~``): a catch-all's ``uri!~"/x"`` selecting
+        nothing means every route is a listed one, not a mistake."""
         equal = read.equal()
         for pool in (part.model.recordings, self.recordings):
             matching = [r for r in pool if r.record == read.metric and id(r) not in seen
                         and all(r.labels.get(k, v) == v for k, v in equal.items())]
             if matching:
                 return [replace(src, presence=src.presence or read.presence)
-                        for r in matching for inner in reads(r.expr, compared=read.compared)
+                        for r in matching
+                        for inner in reads(r.expr, compared=read.compared, carry=tuple(
+                            m for m in read.matchers if m.op in ("=", "=~") and m.name not in r.labels))
                         for src in self._resolve(part, inner, seen | {id(r)})]
         return [read]
 
@@ -201,16 +209,82 @@ class _Uses:
         else:
             at = path + (("metrics", signal) if written else ("name",))
         identity = _identity(c, signal)
-        places = {m.name: self._place(_origin(c, path, m.name, signal, identity, at)) for m in read.matchers}
+        origins = {m.name: self._origin(part, m, signal, identity, at) for m in read.matchers}
         return Use(file=self.spec.file, service=svc.name, profile=svc.profile, component=part.model.name,
                    kind=part.model.kind, noun=_noun(part.model.kind_title), path=path, identity=identity,
-                   signal=signal or read.metric, read=read, place=self._place(at), places=places,
+                   signal=signal or read.metric, read=read, place=self._place(at),
+                   places={k: v for k, (v, _) in origins.items()}, label_places={k: n for k, (_, n) in origins.items()},
                    scrape_labels=frozenset(scrape), event=signal in EVENTS.get(part.model.kind, ()),
                    exporter=not c.kind.app_metrics)
+
+    def _origin(self, part: _Part, m: Matcher, signal: str | None, identity: str | None,
+                at: FieldPath) -> tuple[Place, Place]:
+        """The spec fields that put ``m`` into the selector: the one that set its value and the one that named
+        its label (the same key of a mapping, as in a selector, or two fields, as a component's `value` and
+        `label`). Where the author wrote it, else where the signal is defined (``at``)."""
+        c, path, label = part.component, part.path, m.name
+        if c.kind.app_metrics and label in c.service.selector and label not in c.spec.selector:
+            return self._keyed(("service", "selector", label))
+        if label in c.spec.selector:
+            return self._keyed(path + ("selector", label))
+        own = path + ("metrics", signal) if signal else path
+        if label == identity:  # the metric's own label/value, else the component's, else its name
+            value = self._written(own + ("value",), path + ("value",)) or path + ("name",)
+            return self._place(value), self._place(self._written(own + ("label",), path + ("label",)) or value)
+        ref = c.spec.metrics.get(signal) if signal else None
+        if ref is not None and label in dict(ref.matchers):
+            return self._keyed(own + ("matchers", label))
+        found = self._written_value(path, m)  # a tier's labels, a route
+        if found is not None:
+            return self._keyed(found) if found[-1] == label else (self._place(found), self._place(at))
+        return self._place(at), self._place(at)
+
+    def _written(self, *paths: FieldPath) -> FieldPath | None:
+        """The first of ``paths`` the author wrote."""
+        source = self.spec.source
+        return next((p for p in paths if source is not None and p in source.positions), None)
+
+    def _written_value(self, path: FieldPath, m: Matcher) -> FieldPath | None:
+        """The one field under ``path`` whose text is ``m``'s value (a field named like its label first):
+        where a tier's `labels` or a route put the matcher."""
+        if self.spec.source is None or m.op not in ("=", "=~"):
+            return None
+        found = [p for p, value in _strings(_at(self.spec.source.data, path), path) if value == m.value]
+        named = [p for p in found if p[-1] == m.name]
+        return next(iter(named if len(named) == 1 else found if len(found) == 1 else []), None)
+
+    def _keyed(self, path: FieldPath) -> tuple[Place, Place]:
+        """A mapping entry that is both: its value, and its key (the label's name)."""
+        source = self.spec.source
+        line, column = source.where(path, key=True) if source is not None else (1, 1)
+        return self._place(path), Place(path, line, column)
 
     def _place(self, path: FieldPath) -> Place:
         line, column = self.spec.where(path)
         return Place(path, line, column)
+
+
+def _at(data: object, path: FieldPath) -> object:
+    """The part of the spec's plain data at ``path`` (None where there is none)."""
+    for step in path:
+        if isinstance(data, dict) and step in data or isinstance(data, list) and isinstance(step, int) \
+                and 0 <= step < len(data):
+            data = data[step]
+        else:
+            return None
+    return data
+
+
+def _strings(data: object, path: FieldPath):
+    """Every text value under ``data`` with its path."""
+    if isinstance(data, str):
+        yield path, data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _strings(value, path + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _strings(value, path + (i,))
 
 
 def _noun(title: str) -> str:
@@ -228,24 +302,6 @@ def _identity(c: Component, signal: str | None) -> str | None:
     if signal is None or not c.has(signal):
         return label
     return c.metric(signal).label or label
-
-
-def _origin(c: Component, path: FieldPath, label: str, signal: str | None, identity: str | None,
-            at: FieldPath) -> FieldPath:
-    """The spec field that put ``label`` into the selector."""
-    metrics = c.spec.metrics
-    if c.kind.app_metrics and label in c.service.selector and label not in c.spec.selector:
-        return ("service", "selector", label)
-    if label in c.spec.selector:
-        return path + ("selector", label)
-    if label == identity:
-        ref = metrics.get(signal) if signal else None
-        if ref is not None and (ref.label or ref.value):  # the metric names the component its own way
-            return path + ("metrics", signal)
-        return path + (("value",) if getattr(c.spec, "value", None) else ("name",))
-    if signal in metrics and label in dict(metrics[signal].matchers):
-        return path + ("metrics", signal)
-    return at
 
 
 def _dashboard_read(read: Read, jobs: tuple[str, ...]) -> Read:

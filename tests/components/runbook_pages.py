@@ -11,16 +11,27 @@ from __future__ import annotations
 
 import re
 import subprocess
-import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import promql_parser
 import yaml
 
-from conftest import promtool, rendered, tool
+from conftest import rendered, tool
+from knownworld import prometheus
+from obsgen import pipeline
+from obsgen.components import service
+from obsgen.spec import parse
 from outputs import re2_alternatives, selectors
+
+from .world import promql_test
+
+STEP_S = 15
+HISTORY_S = 30 * 60
+"""Samples every 15 s for half an hour before the query time: every 5m (or 10m) window is full."""
 
 SECTIONS = ("What it means", "First checks", "Impact", "Diagnosis", "Mitigation", "Escalation", "Alert behaviour",
             "Reference")
@@ -51,9 +62,10 @@ def steps(text: str) -> list[str]:
 
 
 def blocks(text: str, lang: str) -> list[str]:
-    """The fenced ``lang`` blocks of ``text``, without their indentation."""
+    """The fenced ``lang`` blocks of ``text``, without their fences and the indentation of the list item they
+    sit in."""
     found = re.findall(rf"^([ ]*)(`{{3,}}){lang}\n(.*?)^\1\2[ ]*$", text, flags=re.S | re.M)
-    return [textwrap.dedent(indent + body).strip("\n") for indent, _, body in found]
+    return ["\n".join(line[len(indent):] for line in body.splitlines()) for indent, _, body in found]
 
 
 def prose(text: str) -> str:
@@ -88,6 +100,8 @@ def check_page(alert: str, page: str, *, job: str | None, identity: str | None, 
         promql_parser.parse(q)
         for metric, matchers in selectors(q):
             found = {label: (op, value) for label, op, value in matchers}
+            if metric in others and others[metric] is None and "job" not in found:
+                continue  # another scrape's series (the Redis exporter's), not the service's
             if job is not None:
                 assert found.get("job") == ("Equal", job), (alert, q)
             if metric in others:
@@ -148,19 +162,11 @@ def evaluate(tmp_path: Path, series: dict[str, str], checks: list[tuple[str, dic
             tests.append({"expr": f"abs(({expr}) - {value!r}) < bool 1e-9", "eval_time": at,
                           "exp_samples": [{"labels": labels, "value": int(v == value)}
                                           for labels, v in expected.items()]})
-    result = _promtool(tmp_path, series, tests, interval)
+    result = promql_test(tmp_path, series, tests, interval)
     if result.returncode != 0:  # show what the queries do return: the 0/1 comparisons hide it
-        shown = _promtool(tmp_path, series, [{"expr": e, "eval_time": at, "exp_samples": []} for e, _ in checks],
-                          interval)
+        shown = promql_test(tmp_path, series, [{"expr": e, "eval_time": at, "exp_samples": []} for e, _ in checks],
+                            interval)
         raise AssertionError(f"{result.stdout}{result.stderr}\nWhat the queries return:\n{shown.stdout}{shown.stderr}")
-
-
-def _promtool(tmp_path: Path, series: dict[str, str], tests: list[dict], interval: str):
-    doc = {"rule_files": [], "evaluation_interval": interval,
-           "tests": [{"interval": interval, "input_series": [{"series": s, "values": v} for s, v in series.items()],
-                      "promql_expr_test": tests}]}
-    (tmp_path / "world.test.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    return promtool("test", "rules", "world.test.yaml", cwd=tmp_path, timeout=300)
 
 
 def docs_rows(kind: str) -> dict[str, dict[str, str]]:
@@ -224,3 +230,136 @@ def only_kinds(path: Path, *kinds: str):
     data = yaml.safe_load(path.read_text())
     return parse(yaml.safe_dump({k: v for k, v in data.items() if k in ("apiVersion", "service", *kinds)},
                                 sort_keys=False), path.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages of a spec's own components, checked section by section
+
+
+def render_pages(text: str) -> dict[str, str]:
+    """The runbook pages of a spec's components (its YAML ``text``), by alert name; the index and the pages of
+    the service's own alerts (components/service.py, tested on their own) are left out."""
+    spec = parse(text, "test.yaml")
+    own = {d.name for d in service.KIND.alerts}
+    out = {}
+    for o in pipeline.render(spec):
+        path = Path(o.path)
+        if path.parent.name == "runbooks" and path.name != "README.md" and path.stem not in own:
+            out[path.stem] = o.content
+    return out
+
+
+def check_layout(alert: str, page: str) -> None:
+    """Every section in order, one to three first checks, and a way to confirm each mitigation step."""
+    assert re.findall(r"^## (.+)$", page, re.M) == list(SECTIONS), alert
+    assert 1 <= len(steps(section(page, "First checks"))) <= 3, alert
+    for step in steps(section(page, "Mitigation")):
+        assert "Confirm" in step, (alert, step)
+
+
+def check_queries(alert: str, page: str, server: Server, labels: Mapping[str, set[str]], minimum: int) -> None:
+    """At least ``minimum`` diagnostic queries, each pinning ``labels`` to exactly the values given (the
+    service's job, the names of the components on the page) in every selector, and each returning series of
+    exactly those components on ``server``."""
+    queries = blocks(section(page, "Diagnosis"), "promql")
+    assert len(queries) >= minimum, (alert, queries)
+    name = next(k for k in labels if k != "job")
+    for query in queries:
+        for s in parsed_selectors(query):
+            assert all(matcher_values(s, k) == v for k, v in labels.items()), (alert, query)
+        found = list(results(server.query(query)))
+        assert found, f"{alert}: no series for\n{query}"
+        assert {m[name] for m, _ in found} == labels[name], (alert, query, found)
+
+
+def parsed_selectors(query: str) -> list[promql_parser.VectorSelector]:
+    found: list[promql_parser.VectorSelector] = []
+
+    def visit(node) -> bool:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append(node)
+        return True
+
+    promql_parser.walk(promql_parser.parse(query), visit)
+    return found
+
+
+def matcher_values(selector: promql_parser.VectorSelector, label: str) -> set[str] | None:
+    """The values ``label`` may take under ``selector``'s matchers (``a``, or ``a|b`` as a regex), or
+    ``None`` when the selector does not pin the label."""
+    for m in selector.matchers.matchers:
+        if m.name == label:
+            if m.op == promql_parser.MatchOp.Equal:
+                return {m.value}
+            if m.op == promql_parser.MatchOp.Re and re.fullmatch(r"[\w|]+", m.value):
+                return set(m.value.split("|"))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# A known world, on a real Prometheus
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of the world: a gauge's value, or a counter's rate per second (it starts at 1000)."""
+
+    metric: str
+    labels: Mapping[str, str]
+    value: float
+    counter: bool = False
+
+    def text(self, at: int, start: int) -> str:
+        value = 1000 + self.value * (at - start) if self.counter else self.value
+        inner = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()))
+        return f"{self.metric}{{{inner}}} {value!r} {at}"
+
+
+@dataclass
+class World:
+    """Series held constant for :data:`HISTORY_S` up to ``end`` (a Unix time a few hours back)."""
+
+    series: list[Series] = field(default_factory=list)
+    end: int = field(default_factory=lambda: (int(time.time()) // 3600 - 2) * 3600)
+
+    def gauge(self, metric: str, value: float, **labels: str) -> None:
+        self.series.append(Series(metric, labels, value))
+
+    def counter(self, metric: str, per_second: float, **labels: str) -> None:
+        self.series.append(Series(metric, labels, per_second, counter=True))
+
+    def openmetrics(self) -> str:
+        """Every series as an ``unknown`` family (a name of any suffix is then valid), in time order."""
+        start = self.end - HISTORY_S
+        lines = []
+        for metric in sorted({s.metric for s in self.series}):
+            lines.append(f"# TYPE {metric} unknown")
+            for s in (s for s in self.series if s.metric == metric):
+                lines += [s.text(at, start) for at in range(start, self.end + 1, STEP_S)]
+        return "\n".join(lines) + "\n# EOF\n"
+
+
+class Server:
+    """A real Prometheus (tests/knownworld/prometheus.py) over the blocks of one :class:`World`, queried at the
+    world's end."""
+
+    def __init__(self, world: World, root: Path) -> None:
+        self.world = world
+        self.server = prometheus.Server(root)
+        self.server.add_blocks(prometheus.backfill_samples(world.openmetrics(), root))
+
+    def __enter__(self) -> Server:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.stop()
+
+    def query(self, expr: str) -> list[dict]:
+        """``expr`` evaluated at the world's end."""
+        return self.server.client.query(expr, at=self.world.end)
+
+
+def results(found: list[dict]) -> Iterator[tuple[dict[str, str], float]]:
+    for r in found:
+        yield r["metric"], float(r["value"][1])

@@ -12,7 +12,7 @@ from conftest import ROOT
 from obsgen.errors import SpecError
 from obsgen.pipeline import build
 from obsgen.spec import load, parse
-from runbook_pages import Server, World, blocks, check_layout, check_queries, render_pages, results, section
+from .runbook_pages import Server, World, blocks, check_layout, check_queries, render_pages, results, section
 
 ALERTS = ("CircuitBreakerOpen", "CircuitBreakerFailureRateHigh", "CircuitBreakerNotOpening")
 STATES = ("closed", "open", "half_open", "forced_open", "disabled", "metrics_only")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from runbook_pages import Server, World, blocks, check_layout, check_queries, render_pages, results, section
+from .runbook_pages import Server, World, blocks, check_layout, check_queries, render_pages, results, section
 
 ALERTS = ("ExecutorQueueFull", "ExecutorRejectingTasks", "ExecutorSaturated")
 
@@ -80,15 +80,20 @@ def test_pages_have_meaning_first_and_at_most_three_first_checks(spec):
 
 
 def test_actuator_commands_select_one_executor_by_its_tag():
-    """Without ``?tag=name:…`` Spring's metrics endpoint sums every executor of the application."""
-    for spec, tag in ((ONE, "name:pricingExecutor"), (TWO, "name:<executor>"), (LABELLED, "executor:pricingExecutor")):
+    """Without ``?tag=name:…`` Spring's metrics endpoint sums every executor of the application. The tag is the
+    one Micrometer's executor meters carry: the busy-threads metric's label and value (Maple tags its own counters
+    `executor="expectation"` while ExecutorServiceMetrics tags `name="expectationComputeExecutor"`)."""
+    maple_like = LABELLED.replace("    label: executor\n", "    label: executor\n    value: pricing\n    metrics:\n"
+                                  "      active: {name: executor_active_threads, label: name, value: pricingExecutor}\n")
+    for spec, tags in ((ONE, ["name:pricingExecutor"]), (TWO, ["name:pricingExecutor", "name:mailExecutor"]),
+                       (LABELLED, ["executor:pricingExecutor"]), (maple_like, ["name:pricingExecutor"])):
         for alert, page in render_pages(spec).items():
             curls = [line for b in blocks(page, "bash") for line in b.splitlines()]
             metrics = [line for line in curls if "/actuator/metrics/" in line]
-            assert len(metrics) == 3, (alert, curls)
-            for line in metrics:
+            assert len(metrics) == 3 * len(tags), (alert, curls)
+            for line, tag in zip(metrics, [t for t in tags for _ in range(3)]):
                 assert line.endswith(f"?tag={tag}'") and line.startswith("curl -s 'http://<instance>/actuator/"), line
-    assert "`<executor>` is the alert's `component` label" in render_pages(TWO)["ExecutorQueueFull"]
+    assert "Executor `mailExecutor`:" in render_pages(TWO)["ExecutorQueueFull"]
 
 
 def test_reference_says_the_app_counts_rejections_and_micrometer_the_rest():

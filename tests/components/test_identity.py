@@ -48,6 +48,7 @@ executors:
 }
 
 
+@pytest.mark.promtool
 @pytest.mark.parametrize("kind", sorted(SPECS))
 def test_alerts_over_a_renamed_metric_fire_with_the_component_s_identity_in_promtool(kind, spec_from, tmp_path):
     spec = spec_from(SPECS[kind])

@@ -49,6 +49,7 @@ HEALTHY = {
 }
 
 
+@pytest.mark.promtool
 @pytest.mark.parametrize("profile", ["python", "micrometer"])
 def test_a_healthy_service_whose_error_counter_has_no_series_records_an_error_ratio_of_zero(tmp_path, profile):
     out = build(tmp_path, spec(profile))
@@ -86,6 +87,7 @@ def test_a_service_that_never_served_a_request_gets_no_slo_series(tmp_path):
     passes(run(out, world, expects))
 
 
+@pytest.mark.promtool
 def test_an_idle_night_neither_spends_nor_poisons_the_budget(tmp_path):
     """2h at 10 req/s with 0.5% errors (half the 1% budget), 26h without a single request, then 2h clean.
 
@@ -200,6 +202,7 @@ def brute_force(spec_: slo.SloSpec, alert: slo.BurnAlert, segments) -> Duration 
     return None
 
 
+@pytest.mark.promtool
 def test_detection_times_from_running_totals_match_a_brute_force_replay():
     stories = [*generated_stories((0.95, 0.999, 0.999999), ("3d", "30d", "90d"), (("1m", "5m"),)),
                *cases(80, seed=17)]
@@ -208,6 +211,7 @@ def test_detection_times_from_running_totals_match_a_brute_force_replay():
     assert len(stories) > 120
 
 
+@pytest.mark.promtool
 @pytest.mark.parametrize("window", ["4d", "5d6h", "6d", "7d", "10d"])
 def test_slo_windows_of_days_build_and_every_generated_story_passes_promtool(tmp_path, window):
     """Between 5d and 10d the 6h and 3d tickets' thresholds (1× and under 2×) lie close together: the 3d story

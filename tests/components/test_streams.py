@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from obsgen.components import streams as stream_kind
-from obsgen.spec import load
+from obsgen.pipeline import build
+from obsgen.spec import load, parse
 
 from .runbook_pages import FOREIGN, blocks, check_page, evaluate, only_kinds, pages, section
 
@@ -84,3 +85,11 @@ def test_table_order_s_stream_is_judged_per_store():
     for alert, page in table_order.items():
         check_page(alert, page, job="table-order", identity="stream", names={"orders"}, raw_labels={"store_id"},
                    foreign=FOREIGN + ("AniVault",))
+
+
+def test_a_quiet_stream_is_not_called_missing_before_its_first_connection():
+    """`sse_connections_active{stream}` has no series until the first client connects (a labelled gauge):
+    ComponentMetricsMissing on it would warn about every quiet stream of a healthy service."""
+    spec = parse("apiVersion: obsgen/v1\nservice: {name: sse, team: web, profile: python}\n"
+                 "streams: [{name: orders, max_connections: 100}]\n", "sse.yaml")
+    assert "ComponentMetricsMissing" not in {a.name for c in build(spec).components for a in c.alerts}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_pages import Server, World, blocks, check_layout, check_queries, render_pages, results, section
+from .runbook_pages import Server, World, blocks, check_layout, check_queries, render_pages, results, section
 
 ALERT = "TimeLimiterTimeoutsHigh"
 

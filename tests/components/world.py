@@ -45,23 +45,24 @@ def grafana(expr: str, **variables: str) -> str:
     return expr
 
 
+def promql_test(directory: Path, series: dict[str, str], tests: list[dict], interval: str = "1m",
+                rule_files: list[str] | tuple[str, ...] = ()):
+    """``promtool test rules`` of one test over ``series`` (selector → expanding notation) with the
+    ``promql_expr_test`` entries ``tests``, written to ``directory/world.test.yaml`` next to ``rule_files``."""
+    doc = {"rule_files": list(rule_files), "evaluation_interval": interval,
+           "tests": [{"interval": interval, "input_series": [{"series": s, "values": v} for s, v in series.items()],
+                      "promql_expr_test": tests}]}
+    (directory / "world.test.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    return promtool("test", "rules", "world.test.yaml", cwd=directory, timeout=300)
+
+
 def run(service_dir: Path, series: dict[str, str], expects: list[Expect], interval: str = "1m"):
     """promtool test rules over every rule file of the service, with ``series`` (selector → expanding notation)."""
     prom = service_dir / "prometheus"
     rule_files = sorted(p.name for p in prom.glob("*.yaml") if not p.name.endswith(".test.yaml"))
-    doc = {
-        "rule_files": rule_files,
-        "evaluation_interval": interval,
-        "tests": [{
-            "interval": interval,
-            "input_series": [{"series": s, "values": v} for s, v in series.items()],
-            "promql_expr_test": [{"expr": e.expr, "eval_time": e.at,
-                                  "exp_samples": [{"labels": k, "value": v} for k, v in e.samples.items()]}
-                                 for e in expects],
-        }],
-    }
-    (prom / "world.test.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-    return promtool("test", "rules", "world.test.yaml", cwd=prom, timeout=300)
+    tests = [{"expr": e.expr, "eval_time": e.at, "exp_samples": [{"labels": k, "value": v}
+                                                                 for k, v in e.samples.items()]} for e in expects]
+    return promql_test(prom, series, tests, interval, rule_files)
 
 
 def passes(result) -> None:

@@ -3,7 +3,8 @@ through redis_exporter, and a FastAPI + prometheus-fastapi-instrumentator servic
 backfilled with `promtool tsdb create-blocks-from openmetrics` for --at and --lookback.
 
 The e2e spec verifies clean; each broken copy of it gives exactly its one expected finding, at the spec field
-to change. The servers are the e2e harness's own pieces, started once for this module.
+to change, however many signals the mistake blinds. The servers are the e2e harness's own pieces, started once
+for this module; one reference app (job maple-doomed) is there to be killed.
 """
 
 from __future__ import annotations
@@ -26,18 +27,20 @@ from click.testing import CliRunner
 
 from obsgen.cli import main
 
-from .harness import SPEC, Failure, Proc, Prometheus, Stack, free_port, http, tool, wait_until
+from .harness import OUTAGE_APPS, SPEC, Failure, Proc, Prometheus, Stack, free_port, http, tool, wait_until
 
 pytestmark = [pytest.mark.e2e]
 
 APP_SCRAPE_S = 15          # the reference app, as a production Prometheus would scrape it
 PY_BUCKETS = "0.1,0.25,0.5,1,2,4"  # what specs/table-order.yaml says the app sets
 HISTORY_JOB = "maple-history"
+DOOMED_JOB = "maple-doomed"  # a reference app of its own, killed by one test
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class World:
-    """The harness's Redis set, exporter and one reference app; two Python services; one Prometheus."""
+    """The harness's Redis set, exporter and one reference app; two Python services; one Prometheus. The harness's
+    first outage app is scraped as job maple-doomed, for a test to kill."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -49,6 +52,7 @@ class World:
         for name in ("prometheus", "promtool", "prometheus-redis-exporter", "redis-server", "redis-sentinel"):
             tool(name)
         self.stack._start_servers()
+        self.doomed = self.stack.outage_apps[OUTAGE_APPS[0]]
         self.py = {job: self._pyapp(job, buckets) for job, buckets in
                    (("table-order", PY_BUCKETS), ("table-order-defaults", None))}
         for job, port in self.py.items():
@@ -59,7 +63,8 @@ class World:
             http(f"http://127.0.0.1:{port}/api/v1/orders", b"")
         data = self._backfill()
         self._prometheus(data)
-        for query in ('up{job="maple-e2e"} == 1', 'redis_sentinel_master_ok_sentinels{job="redis"} >= 3',
+        for query in ('up{job="maple-e2e"} == 1', f'up{{job="{DOOMED_JOB}"}} == 1',
+                      'redis_sentinel_master_ok_sentinels{job="redis"} >= 3',
                       'redis_connected_slaves{job="redis-sessions"} >= 1', 'http_requests_total{job="table-order"}',
                       'http_requests_total{job="table-order-defaults"}'):
             wait_until(lambda q=query: self.prom.query(q), APP_SCRAPE_S + 20, f"Prometheus to see {query}",
@@ -101,6 +106,7 @@ class World:
         apps = [a.instance for a in self.stack.apps.values()]
         config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"}, "scrape_configs": [
             {"job_name": "maple-e2e", "scrape_interval": f"{APP_SCRAPE_S}s", "static_configs": [{"targets": apps}]},
+            {"job_name": DOOMED_JOB, "static_configs": [{"targets": [self.doomed.instance]}]},
             *self.stack.redis_jobs(),
             *[{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
               for job, port in self.py.items()],
@@ -203,27 +209,29 @@ def test_the_instrumentators_default_buckets_cannot_judge_table_orders_p95_and_p
 
 # -- broken copies: exactly the expected finding, located ------------------------------------------
 
-def test_a_misspelled_cache_is_named_with_the_caches_that_exist(world, tmp_path):
+def test_a_misspelled_cache_is_one_finding_naming_the_caches_that_exist(world, tmp_path):
     spec = spec_copy(tmp_path, "  - name: cubeTrials\n", "  - name: cubeTrails\n")
     result = run(str(spec), "--prometheus", world.prom.url, "--format", "json")
     assert result.exit_code == 1
-    got = findings(result)
+    [got] = findings(result)
     line, column = position(spec, "cubeTrails")
-    assert {(f["line"], f["column"], f["component"], f["problem"]) for f in got} == {
-        (line, column, "cubeTrails", "value-missing")}
-    assert {f["message"] for f in got} == {
-        "no cache `cubeTrails`; caches seen: cubeTrials, equipment, expectationV4, ocidCache"}
-    assert {"CacheHitRateLow{tier=\"L1\"}", "CacheHitRateLow{tier=\"L2\"}", "CacheStampede"} <= {
-        a for f in got for a in f["alerts"]}
+    assert (got["line"], got["column"], got["component"], got["signal"], got["problem"]) == (
+        line, column, "cubeTrails", "*", "value-missing")
+    assert got["message"] == ("no cache `cubeTrails` in any of its 4 signals (hits, l2_failures, lock_failures, "
+                              "misses); caches seen: cubeTrials, equipment, expectationV4, ocidCache")
+    assert got["hint"] == "name the cache as its series do (`cubeTrials`?)"
+    assert {"CacheHitRateLow{tier=\"L1\"}", "CacheHitRateLow{tier=\"L2\"}", "CacheStampede"} <= set(got["alerts"])
 
 
-def test_a_wrong_label_name_lists_the_labels_the_metric_has(world, tmp_path):
+def test_a_wrong_label_name_is_one_finding_at_the_label_listing_the_labels_the_metrics_have(world, tmp_path):
     spec = spec_copy(tmp_path, "    label: executor\n    value: expectation\n", "    label: pool\n    value: expectation\n")
-    got = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))
-    assert {(f["component"], f["problem"]) for f in got} == {("expectationComputeExecutor", "label-missing")}
-    assert any(f["message"] == "`executor_queue_size` has no label `pool` (the selector has "
-               "`pool=\"expectation\"`); its labels: application, executor, instance, job"
-               for f in got), got
+    [got] = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))
+    assert (got["line"], got["column"], got["component"], got["problem"]) == (
+        *position(spec, "pool"), "expectationComputeExecutor", "label-missing")
+    assert got["message"] == ("`executor_pool_size`, `executor_queue_size`, `executor_rejected_total` have no label "
+                              "`pool` (the selector has `pool=\"expectation\"`); their labels: application, executor, "
+                              "instance, job")
+    assert {s["signal"] for s in got["signals"]} == {"pool_size", "queued", "rejected"}
 
 
 def test_a_latency_slo_on_a_bucket_the_app_does_not_publish_names_the_spring_setting(world, tmp_path):
@@ -276,23 +284,100 @@ caches:
 """
 
 
-def test_series_that_stopped_are_clean_in_the_past_and_reported_as_disappeared_now(world, tmp_path):
+def test_series_that_stopped_are_clean_in_the_past_and_one_target_down_finding_now(world, tmp_path):
     spec = tmp_path / "history.yaml"
     spec.write_text(HISTORY)
     then = str(world.history_end - 600)
     assert run(str(spec), "--prometheus", world.prom.url, "--at", then, "--lookback", "30m").exit_code == 0
-    now = findings(run(str(spec), "--prometheus", world.prom.url, "--lookback", "3h", "--format", "json"))
-    assert {(f["signal"], f["problem"]) for f in now} == {
-        ("requests", "disappeared"), ("hits", "disappeared"), ("misses", "disappeared"),
-        ("lock_failures", "disappeared"), ("up", "disappeared")}
-    up = next(f for f in now if f["signal"] == "up")  # the service's targets, read by its alerts and dashboards
-    assert (up["kind"], up["component"]) == ("service", "maple-history")
-    assert {"ServiceDown", "InstanceDown", "ComponentMetricsMissing"} <= set(up["alerts"])
-    assert "Service Overview / variables job, instance" in up["panels"]
-    recent = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))  # lookback 1h: gone
-    assert {(f["kind"], f["signal"], f["problem"]) for f in recent} == {("service", "selector.job", "value-missing")}
-    assert any(f["message"] == "no series from job `maple-history`; jobs with `cache_gets_total`: maple-e2e"
-               for f in recent), recent
+    # its target is gone: one finding at the service selector, for every signal whose series stopped with it
+    [now] = findings(run(str(spec), "--prometheus", world.prom.url, "--lookback", "3h", "--format", "json"))
+    assert (now["kind"], now["component"], now["signal"], now["problem"]) == (
+        "service", "maple-history", "selector.job", "targets-down")
+    assert (now["line"], now["column"]) == position(spec, "maple-history}")
+    assert {(s["kind"], s["signal"]) for s in now["signals"]} == {
+        ("caches", "requests"), ("caches", "hits"), ("caches", "misses"), ("caches", "lock_failures"),
+        ("service", "up")}
+    assert now["message"] == ("the only target of job `maple-history` is down at the time checked: old-host:8080 "
+                              "(no longer scraped); the series of 5 signals of 2 components stopped with it")
+    # its `up` is gone too: ServiceDown, InstanceDown and the dashboards' job variable are blind with the rest
+    assert {"ServiceDown", "InstanceDown", "ComponentMetricsMissing", "CacheHitRateLow"} <= set(now["alerts"])
+    assert "Service Overview / variables job, instance" in now["panels"]
+    [recent] = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))  # lookback 1h: gone
+    assert (recent["kind"], recent["signal"], recent["problem"]) == ("service", "selector.job", "value-missing")
+    assert recent["message"].startswith("Prometheus scrapes no target as job `maple-history` (no `up` series with it "
+                                        "within the last 1h): none of the 5 signals of 2 components it selects can "
+                                        "have series; jobs scraped: ")
+
+
+# -- one cause, one finding: the service selector, a service down, a route ----------------------------------
+
+def test_a_wrong_service_selector_is_one_finding_for_the_whole_service_with_what_it_blinds(world, tmp_path):
+    """It used to be a ~300-character line per metric (19 for maple), all saying "no series from job"."""
+    spec = spec_copy(tmp_path, "selector: {job: maple-e2e}", "selector: {job: maple}")
+    result = run(str(spec), "--prometheus", world.prom.url)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("obsgen verify: 1 finding ("), result.output
+    line, column = position(spec, "maple}")
+    assert lines[0].startswith(f"{spec}:{line}:{column}: maple-e2e (service) selector.job: Prometheus scrapes no "
+                               "target as job `maple` (no `up` series with it within the last 1h): none of the ")
+    assert "jobs scraped: maple-e2e, " in lines[0]  # the closest first
+    assert "set `service.selector` to the labels Prometheus scrapes the service with" in lines[0]
+    assert " more; " in lines[0] and lines[0].endswith(" panels]")  # the alerts it blinds, summarised
+    [got] = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))
+    assert {(s["kind"], s["component"]) for s in got["signals"]} >= {("caches", "equipment"), ("service", "maple-e2e")}
+    assert not any(s["kind"] == "redis" for s in got["signals"])  # Redis is scraped as its own jobs: unaffected
+    assert {"CacheHitRateLow{tier=\"L1\"}", "ExecutorSaturated", "CircuitBreakerOpen"} <= set(got["alerts"])
+
+
+def test_a_service_whose_target_is_down_is_one_finding_saying_so(world, tmp_path):
+    """Its app killed, every series it exported stops: one finding that says up = 0, not one per signal."""
+    spec = spec_copy(tmp_path, "selector: {job: maple-e2e}", f"selector: {{job: {DOOMED_JOB}}}")
+    assert run(str(spec), "--prometheus", world.prom.url).exit_code == 0  # while it runs
+    world.doomed.proc.stop()
+    query = f'up{{job="{DOOMED_JOB}"}} == 0'
+    wait_until(lambda: world.prom.query(query), 15, f"Prometheus to see {query}", world.prometheus)
+    result = run(str(spec), "--prometheus", world.prom.url, "--format", "json")
+    assert result.exit_code == 1
+    [got] = findings(result)
+    assert (got["line"], got["column"], got["kind"], got["signal"], got["problem"]) == (
+        *position(spec, f"{DOOMED_JOB}}}"), "service", "selector.job", "targets-down")
+    assert got["message"].startswith(f"the only target of job `{DOOMED_JOB}` is down at the time checked: "
+                                     f"{world.doomed.instance} (up = 0); the series of ")
+    assert got["message"].endswith(" signals of 9 components stopped with it")
+    assert got["hint"].startswith("bring it up")
+    # blind: what reads its series; not the alerts that read `up` and fire now (InstanceDown, ServiceDown)
+    assert {"CacheHitRateLow{tier=\"L1\"}", "ExecutorSaturated", "CircuitBreakerOpen"} <= set(got["alerts"])
+    assert not {"InstanceDown", "ServiceDown"} & set(got["alerts"])
+    assert not any(s["kind"] in ("service", "redis") for s in got["signals"])
+
+
+def test_a_misspelled_route_is_a_finding_against_prometheus_that_says_a_rare_route_needs_a_longer_lookback(
+        world, tmp_path):
+    """Against the app's real traffic: a route the app does not serve is blind, not "clean, 1 note"."""
+    spec = spec_copy(tmp_path, extra=HTTP_ROUTE)
+    result = run(str(spec), "--prometheus", world.prom.url, "--format", "json")
+    assert result.exit_code == 1
+    [got] = findings(result)
+    route = "/api/v4/characters/{ocid}/expectations"
+    assert (got["line"], got["column"], got["kind"], got["signal"], got["problem"]) == (
+        *position(spec, route), "http", "*", "value-missing")
+    assert got["message"] == (f'no series with `uri="{route}"` within the last 1h in any of its 3 signals (buckets, '
+                              "errors, requests); values of `uri`: /api/v4/characters/{ocid}/expectation")
+    assert got["hint"].endswith(f"if `{route}` is right but rare, it has series only once it occurs: look further "
+                                "back with --lookback")
+    fixed = spec_copy(tmp_path, extra=HTTP_ROUTE.replace("expectations\n", "expectation\n"))
+    assert run(str(fixed), "--prometheus", world.prom.url).exit_code == 0
+
+
+HTTP_ROUTE = """
+http:
+  - name: api
+    latency: {p99: 500ms}
+    routes:
+      - route: /api/v4/characters/{ocid}/expectations
+        error_ratio_max: 0.02
+"""
 
 
 # -- a gateway like Mimir's: prefix, credentials, no targets API ---------------------------------------

@@ -15,7 +15,8 @@ In tests, :func:`session_world` gives one started world per pytest session
 Each spec's world lives in a 40-minute window of its own, two hours apart (one
 TSDB block each), so specs whose selectors overlap (two services scraping Redis
 as ``job="redis"``) never see each other's series. Series are 15 s apart; every
-component has three instances. :mod:`knownworld.kinds` says what each kind's
+component has three instances, all up, and the service a fourth target that is
+down (``up`` 0, nothing else). :mod:`knownworld.kinds` says what each kind's
 instances do; :mod:`knownworld.world` how they become samples.
 """
 
@@ -54,7 +55,7 @@ def build(spec, start: int) -> ServiceWorld:
     bounds = tuple(b for c in spec.components if c.kind.key == "slos" for b in slo_bounds(c))
     ctx = Ctx(World(), cluster, bounds)
     truths: Truths = {}
-    for c in spec.components:
+    for c, _ in spec.placed():  # the service's own component first: its ``up`` is every target's
         for title, truth in KIND_WORLDS[c.kind.key](ctx, c).items():
             if title in truths and truths[title] != truth:
                 raise ValueError(f"{spec.service.name}: two components claim panel title {title!r}")

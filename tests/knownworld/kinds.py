@@ -70,15 +70,31 @@ class Ctx:
         return out
 
 
+def counted_apart(c: Component, part: str, rest: str, total: str) -> bool:
+    """Whether the app counts ``part`` and ``rest`` with counters of their own and has no ``total``: the spec
+    names both as two counters and names no total (the Maple guide's ``cache_hit_total`` and ``cache_miss_total``;
+    lookups are hits + misses). The profile's default total then belongs to a library the app does not use."""
+    given = c.spec.metrics
+    return (part in given and rest in given and total not in given
+            and given[part].name != given[rest].name)
+
+
 def ratio_counters(ctx: Ctx, c: Component, part: str, rest: str, total: str, part_rate: float, rest_rate: float,
                    extra=None, instance=None, reset=False) -> None:
     """A ratio's counters as the app writes them: one family told apart by a label (``part`` and ``rest``
-    series), or two counters (``part`` and ``total``)."""
+    series), two counters for the part and the rest (:func:`counted_apart`), or two for the part and the total."""
     ctx.counter(c, part, part_rate, extra, instance, reset)
-    if c.metric(part).name == c.metric(total).name:
-        ctx.counter(c, rest, rest_rate, extra, instance)
+    if c.metric(part).name == c.metric(total).name or counted_apart(c, part, rest, total):
+        ctx.counter(c, rest, rest_rate, extra, instance, reset)  # a restarted process counts every series anew
     else:
         ctx.counter(c, total, part_rate + rest_rate, extra, instance, reset)
+
+
+def ratio_total(ctx: Ctx, c: Component, part: str, rest: str, total: str, extra=None, instance=None) -> float:
+    """Events/s of a ratio's total, as :func:`ratio_counters` wrote it: part + rest where counted apart."""
+    if counted_apart(c, part, rest, total):
+        return ctx.rate(c, part, extra, instance) + ctx.rate(c, rest, extra, instance)
+    return ctx.rate(c, total, extra, instance)
 
 
 def per_instance(values: Mapping[str, float]) -> Truth:
@@ -95,6 +111,8 @@ LOOKUPS = {A: 10.0, B: 20.0, C: 30.0}
 def cache(ctx: Ctx, c: Component) -> Truths:
     spec = c.spec
     tiers = [(name.upper(), dict(t.labels)) for name, t in sorted(spec.tiers.items()) if t.labels] or [("", {})]
+    apart = counted_apart(c, "hits", "misses", "requests")
+    lookups = lambda labels, i: ratio_total(ctx, c, "hits", "misses", "requests", labels, i)  # noqa: E731
     truths: Truths = {}
     overall: Truth = {}
     lock_failures, l2_failures = {A: 1.0, B: 2.0, C: 3.0}, {A: 0.1, B: 0.2, C: 0.3}
@@ -104,9 +122,9 @@ def cache(ctx: Ctx, c: Component) -> Truths:
             ratio_counters(ctx, c, "hits", "misses", "requests", LOOKUPS[i] * ratios[i],
                            LOOKUPS[i] * (1 - ratios[i]), labels, i, reset=i == C)
         hits = sum(ctx.rate(c, "hits", labels, i) for i in INSTANCES)
-        overall[tier or "hit ratio"] = hits / sum(ctx.rate(c, "requests", labels, i) for i in INSTANCES)
+        overall[tier or "hit ratio"] = hits / sum(lookups(labels, i) for i in INSTANCES)
         truths[f"{c.name}: hit ratio" + (f" {tier}" if tier else "")] = {
-            i: ctx.rate(c, "hits", labels, i) / ctx.rate(c, "requests", labels, i) for i in INSTANCES}
+            i: ctx.rate(c, "hits", labels, i) / lookups(labels, i) for i in INSTANCES}
     for i in INSTANCES:
         ctx.counter(c, "lock_failures", lock_failures[i], instance=i, reset=i == B)
         if "l2" in spec.tiers:
@@ -121,11 +139,13 @@ def cache(ctx: Ctx, c: Component) -> Truths:
         if c.metric("hits").name == c.metric("requests").name:
             for result, rate in ctx.outcomes(c, "requests", "result", labels).items():
                 requests[f"{shown} {result}".strip()] = rate
-        else:
-            requests[f"{shown} lookups".strip()] = sum(ctx.rate(c, "requests", labels, i) for i in INSTANCES)
-            requests[f"{shown} hits".strip()] = sum(ctx.rate(c, "hits", labels, i) for i in INSTANCES)
+        else:  # two counters: hits and lookups, or hits and misses
+            hits = sum(ctx.rate(c, "hits", labels, i) for i in INSTANCES)
+            total = sum(lookups(labels, i) for i in INSTANCES)
+            requests[f"{shown} hits".strip()] = hits
+            requests[f"{shown} {'misses' if apart else 'lookups'}".strip()] = total - hits if apart else total
         for i in INSTANCES:
-            misses[f"{i} {shown}".strip()] = ctx.rate(c, "requests", labels, i) - ctx.rate(c, "hits", labels, i)
+            misses[f"{i} {shown}".strip()] = lookups(labels, i) - ctx.rate(c, "hits", labels, i)
     truths[f"{c.name}: request rate"] = requests
     truths[f"{c.name}: misses"] = misses
     truths[f"{c.name}: lock failures (stampede)"] = {"all instances": sum(lock_failures.values())}
@@ -655,9 +675,30 @@ def custom(ctx: Ctx, c: Component) -> Truths:
     return {c.name: ExprTruth(c.spec.expr.strip())}
 
 
+# ----------------------------------------------------------------------------------------------- the service
+
+DOWN_TARGET = "app-4:8080"
+"""A fourth target of the service whose scrapes fail (a crashed process still in service discovery): its
+``up`` is 0 and it reports nothing else, so the three instances every kind's world describes are the ones up."""
+
+
+def service(ctx: Ctx, c: Component) -> Truths:
+    """``up`` of every target of the service (its selector, and its cluster): three up, one down. Three of four
+    up tells the panels' aggregation apart: a max or a mean of ``up`` shows 1 or 0.75, a count shows 4."""
+    up = {**{i: 1.0 for i in INSTANCES}, DOWN_TARGET: 0.0}
+    for i, value in up.items():
+        ctx.gauge(c, "up", value, instance=i)
+    name = c.service.name
+    return {
+        f"{name}: instances up": {"up": sum(up.values()), "targets": float(len(up))},
+        f"{name}: each instance": {i: "up" if value else "down" for i, value in up.items()},
+        f"Service {name}: instances up": {"up": sum(up.values())},
+    }
+
+
 KIND_WORLDS: dict[str, Callable[[Ctx, Component], Truths]] = {
     "caches": cache, "breakers": breaker, "retries": retry, "time_limiters": time_limiter,
     "executors": executor, "backpressure": backpressure, "rate_limiters": rate_limiter, "db_pools": db_pool,
     "locks": lock, "http": http, "redis": redis, "health_checks": health_check, "streams": stream,
-    "etags": etag, "slos": slo, "custom": custom,
+    "etags": etag, "slos": slo, "custom": custom, "service": service,
 }

@@ -111,19 +111,27 @@ def recording_levels(groups: list[dict]) -> list[list[dict]]:
 
 
 def backfill_recordings(server: Server, windows: list[tuple[list[dict], int, int]], root: Path) -> None:
-    """Recording rules evaluated over each (groups, start, end) window, one level at a time."""
+    """Recording rules evaluated over each (groups, start, end) window, one level at a time.
+
+    Every level of a window is written to a file of the same name (``<k>.yaml``, in a directory per level), so
+    each group is evaluated at the same instants at every level. Prometheus offsets a group's evaluations
+    within the interval by a hash of the group's name and file, and a rule reads an earlier rule of its own
+    group at the same instant; were the levels' files named apart, a level would read the level below from up
+    to a minute earlier, mixing instants (an SLO's ``requests - fast`` at the edge of a filling 1h window).
+    """
     levels = [(recording_levels(groups), start, end) for groups, start, end in windows]
     depth = max((len(lv) for lv, _, _ in levels), default=0)
     for n in range(depth):
-        out = root / f"rules-{n}-blocks"
+        out, here = root / f"rules-{n}-blocks", root / f"rules-{n}"
+        here.mkdir(exist_ok=True)
         for k, (lv, start, end) in enumerate(levels):
             if n >= len(lv) or not lv[n]:
                 continue
-            rules = root / f"rules-{n}-{k}.yaml"
+            rules = here / f"{k}.yaml"
             rules.write_text(yaml.safe_dump({"groups": lv[n]}, sort_keys=False))
             run_promtool("tsdb", "create-blocks-from", "rules", "--quiet", f"--url={server.url}",
                          f"--start={start}", f"--end={end}", "--eval-interval=1m", f"--output-dir={out}",
-                         str(rules), cwd=root)
+                         rules.name, cwd=here)
         if out.exists():
             server.add_blocks(out)
             server.restart()
