@@ -380,3 +380,16 @@ def test_an_unreachable_server_and_a_silent_one_are_one_line_each_and_bounded():
         assert result.output == f"obsgen: http://127.0.0.1:{port}/api/v1/series: no answer within 0.5s\n"
     result = run(str(E2E_SPEC), "--prometheus", f"http://127.0.0.1:{port}")
     assert result.exit_code == 2 and "cannot connect: [Errno 111] Connection refused" in result.output
+
+
+def test_a_redis_whose_exporter_is_in_no_text_is_one_finding_although_prometheus_own_up_is_never_in_one():
+    """RedisExporterDown reads Prometheus' `up` of the exporter targets, which no exposition text carries: it is
+    left out of the check, and must not split a Redis none of whose exporter metrics exist into one finding per
+    signal (OMS's saved scrape has no redis_exporter series: 8 findings instead of 1)."""
+    root = Path(__file__).resolve().parents[1]
+    got = findings(run(str(root / "specs/oms.yaml"), "--metrics", str(root / "docs/examples/oms.prom"),
+                       "--format", "json"))
+    redis = [f for f in got if f["kind"] == "redis"]
+    assert [(f["signal"], f["problem"]) for f in redis] == [("*", "no-metrics")], redis
+    assert "scrape_up" not in {s["signal"] for s in redis[0]["signals"]}
+    assert "redis_up" in redis[0]["message"] and "`up`" not in redis[0]["message"]

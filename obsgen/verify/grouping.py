@@ -26,7 +26,7 @@ from dataclasses import replace
 from obsgen.verify import advice
 from obsgen.verify.finding import (Finding, Missing, Signal, listed, missing_label, missing_value, targets_down,
                                    unknown_metric)
-from obsgen.verify.uses import VARIABLES_SIGNAL, Use
+from obsgen.verify.uses import UP, VARIABLES_SIGNAL, Use
 
 # problems that several signals can share: what selected nothing is in the finding's `missing`
 GROUPED = ("unknown-metric", "value-missing", "no-series-yet", "label-missing", "targets-down")
@@ -104,10 +104,11 @@ def _owner(f: Finding) -> tuple:
 
 
 def _collapsed(results: list[tuple[Use, list[Finding]]]) -> Iterator[Finding]:
-    """The findings; a component none of whose metrics exist is one finding, not one per signal."""
+    """The findings; a component none of whose metrics exist is one finding, not one per signal. Prometheus' own
+    `up` (Redis reads its exporter targets') is no metric of the component: it stays out of that judgement."""
     by_component: dict[tuple, list[tuple[Use, list[Finding]]]] = {}
     for use, findings in results:
-        if use.signal != VARIABLES_SIGNAL:
+        if not _apart(use):
             by_component.setdefault((use.file, use.path), []).append((use, findings))
     gone = {key for key, members in by_component.items()
             if len({u.read.metric for u, _ in members}) > 1
@@ -124,5 +125,10 @@ def _collapsed(results: list[tuple[Use, list[Finding]]]) -> Iterator[Finding]:
                       signals=tuple(Signal(u.kind, u.component, u.signal) for u, _ in members), place=use.place,
                       uses=tuple(u for u, _ in members))
     for use, findings in results:
-        if (use.file, use.path) not in gone or use.signal == VARIABLES_SIGNAL:
+        if (use.file, use.path) not in gone or _apart(use):
             yield from findings
+
+
+def _apart(use: Use) -> bool:
+    """A read judged on its own, never folded into its component's "none of its metrics exist"."""
+    return use.signal == VARIABLES_SIGNAL or use.read.metric == UP
