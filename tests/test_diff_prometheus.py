@@ -85,7 +85,7 @@ def test_old_and_new_thresholds_replayed_on_real_data(prometheus, sides):
     (alert,) = json.loads(result.stdout)["services"][0]["alerts"]
     assert alert["backtest"] == {"prometheus": prometheus, "lookback": "6h", "error": None,
                                  "old": {"firings": 2, "minutes_firing": 40.0},
-                                 "new": {"firings": 1, "minutes_firing": 15.0}}
+                                 "new": {"firings": 1, "minutes_firing": 15.0}, "missing": []}
 
 
 def test_the_comment_says_it_in_words(prometheus, sides):
@@ -96,10 +96,17 @@ def test_the_comment_says_it_in_words(prometheus, sides):
             "new fired 1× (15 min firing) |") in result.stdout
 
 
-def test_a_window_before_the_data_has_nothing_firing(prometheus, sides):
-    result = backtest(sides, "--prometheus", prometheus, "--lookback", "1h", "--at", str(T0 - 3600), "--format", "json")
+def test_a_window_before_the_data_fires_nothing_and_says_the_counts_mean_nothing(prometheus, sides):
+    at = ("--prometheus", prometheus, "--lookback", "1h", "--at", str(T0 - 3600))
+    result = backtest(sides, *at, "--format", "json")
     (alert,) = json.loads(result.stdout)["services"][0]["alerts"]
     assert alert["backtest"]["old"] == alert["backtest"]["new"] == {"firings": 0, "minutes_firing": 0.0}
+    selectors = [f'instance_cache:{m}{{cache="equipment", service="maple-expectation", tier="L1"}}'
+                 for m in ("hit:ratio_rate5m", "requests:rate5m")]
+    assert alert["backtest"]["missing"] == selectors
+    comment = backtest(sides, *at, "--format", "markdown").stdout
+    assert (f"new fired 0× (0 min firing); but `{selectors[0]}`, `{selectors[1]}` held no series there, so these "
+            "counts say nothing: load the recording rules into that Prometheus") in comment
 
 
 def test_an_unreachable_prometheus_is_invalid_input(sides):

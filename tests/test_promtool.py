@@ -49,6 +49,7 @@ MUTATIONS = {
     "memory ratio without the maxmemory guard fires without a limit": (r"\n *and\n *redis_memory_max_bytes\{[^}]*\} > 0", ""),
     "queue alert without `for` pages on a spike": (r"(alert: ExecutorQueueFull\n(?:.*\n){1,3}?    for: )1m", r"\g<1>0s"),
     "hit ratio threshold off by a tier": (r"< 0.8\n", "< 0.3\n"),
+    "hit ratio threshold moved a tenth toward 0 lets a cache missing a quarter of lookups pass": (r"< 0.8\n", "< 0.7\n"),
     "stampede counted with delta trips on a restart": (r"rate\(cache_lock_failure_total", "delta(cache_lock_failure_total"),
     "failover window too short": (r"(last_over_time\([^\n]*)\[5m\]\)", r"\g<1>[1m])"),
     "burn-rate page without its low-traffic guard pages on one failed request": (

@@ -210,6 +210,18 @@ def share(c: Component, signals: RatioSignals, by: tuple[str, ...] | None, windo
     return ratio(filled(agg("sum", rate(select(signals.part, extra), window), by), total), total)
 
 
+def near_threshold(threshold: float, below: bool) -> tuple[float, float]:
+    """The (bad, good) ratios a ratio alert's stories hold: a quarter of the room to the nearer end of [0, 1] on
+    either side of ``threshold``, so a rule whose threshold moved by more than that fails its own test (85% is
+    told as 81.25% and 88.75%, not 42.5% and 92.5%, which a threshold of 50% would also pass). A threshold at an
+    end of the range leaves one side empty: the bad story then sits halfway across."""
+    room = min(threshold, 1 - threshold) / 4
+    if room == 0:
+        bad = threshold / 2 if below else (1 + threshold) / 2
+        return bad, threshold
+    return (threshold - room, threshold + room) if below else (threshold + room, threshold - room)
+
+
 def ratio_of_rates(c: Component, definition: AlertDef, *, signals: RatioSignals, record: str, threshold: float,
                    below: bool, min_rate: float, description: str, condition: str, extra: Labels | None = None,
                    tag: Labels | None = None, window: Duration = FIVE_MIN, for_: Duration | None = None,
@@ -233,8 +245,7 @@ def ratio_of_rates(c: Component, definition: AlertDef, *, signals: RatioSignals,
     op = "<" if below else ">"
     expr = and_(binop(op, selector(ratio_name, static), threshold),
                 binop(">=", selector(total_name, static), min_rate))
-    bad = threshold / 2 if below else min(1.0, max(threshold * 2, threshold + (1 - threshold) / 2))
-    good = (1 + threshold) / 2 if below else threshold / 2
+    bad, good = near_threshold(threshold, below)
     busy = max(min_rate * 5, 1.0)
 
     def traffic(ratio: float, rate: float, span: Duration) -> tuple:

@@ -53,8 +53,17 @@ class Prometheus:
     def query_range(self, expr: str, window: Window) -> list[dict]:
         # Aligned to the step, so the evaluations fall where the rule manager's would, run after run.
         end = window.end - window.end % window.step
-        params = {"query": expr, "start": end - window.seconds, "end": end, "step": window.step}
-        request = urllib.request.Request(f"{self.url}/api/v1/query_range",
+        return self._ask("query_range", {"query": expr, "start": end - window.seconds, "end": end,
+                                         "step": window.step})
+
+    def holds_series(self, selector: str, window: Window) -> bool:
+        """Whether ``selector`` matched any series during the window (one instant query at its end)."""
+        end = window.end - window.end % window.step
+        lookback = f"{int(window.seconds + window.step)}s"
+        return bool(self._ask("query", {"query": f"count(present_over_time({selector}[{lookback}]))", "time": end}))
+
+    def _ask(self, endpoint: str, params: dict) -> list[dict]:
+        request = urllib.request.Request(f"{self.url}/api/v1/{endpoint}",
                                          data=urllib.parse.urlencode(params).encode(), method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -112,9 +121,20 @@ def _evaluate(prom: Prometheus, rule: Alert, window: Window) -> Firing:
                   exprs.seconds(rule.keep_firing_for))
 
 
+def _missing(prom: Prometheus, rules: tuple[Alert, Alert], window: Window, seen: dict[str, bool]) -> tuple[str, ...]:
+    """The selectors either version reads that held no series over the window (each asked once per run): a
+    Prometheus without obsgen's recordings, or the wrong Prometheus, replays every version as never firing."""
+    wanted = dict.fromkeys(s.promql() for rule in rules if (parsed := exprs.parse(rule.expr))
+                           for s in parsed.selectors)
+    for selector in wanted:
+        if selector not in seen:
+            seen[selector] = prom.holds_series(selector, window)
+    return tuple(s for s in wanted if not seen[s])
+
+
 def run(report: Report, url: str, window: Window) -> None:
     """Attach a :class:`Backtest` to every changed alert whose firing could differ (threshold, for, condition)."""
-    prom = Prometheus(url)
+    prom, seen = Prometheus(url), {}
     for service in report.services:
         for alert in service.alerts:
             old, new = alert.rules
@@ -123,6 +143,6 @@ def run(report: Report, url: str, window: Window) -> None:
                 continue
             try:
                 alert.backtest = Backtest(url, window.lookback, _evaluate(prom, old, window),
-                                          _evaluate(prom, new, window))
+                                          _evaluate(prom, new, window), missing=_missing(prom, (old, new), window, seen))
             except QueryFailed as exc:
                 alert.backtest = Backtest(url, window.lookback, None, None, str(exc))

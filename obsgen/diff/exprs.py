@@ -9,6 +9,7 @@ so "the threshold moved" and "the condition changed" are told apart.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -61,6 +62,11 @@ class Selector:
             if op in ("=~", "!~") and bool(_fullmatch(value, have)) != (op == "=~"):
                 return False
         return True
+
+
+    def promql(self) -> str:
+        """The selector as PromQL (PromQL's double-quoted strings take JSON's escapes)."""
+        return self.name + "{" + ", ".join(f"{label}{op}{json.dumps(value)}" for label, op, value in self.matchers) + "}"
 
 
 @dataclass(frozen=True)

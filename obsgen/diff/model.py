@@ -125,10 +125,12 @@ class Backtest:
     old: Firing | None
     new: Firing | None
     error: str | None = None  # what Prometheus said when it refused a query
+    missing: tuple[str, ...] = ()
+    """Selectors the versions read that hold no series over the window: their counts say nothing."""
 
     def as_json(self) -> dict:
         return {"prometheus": self.prometheus, "lookback": self.lookback, "old": self.old and self.old.as_json(),
-                "new": self.new and self.new.as_json(), "error": self.error}
+                "new": self.new and self.new.as_json(), "error": self.error, "missing": list(self.missing)}
 
 
 @dataclass

@@ -174,7 +174,12 @@ def _backtest(b: Backtest, st: Style) -> str:
 
     if b.error:
         return f"over the last {b.lookback}: Prometheus refused the query ({st.text(b.error)})"
-    return f"over the last {b.lookback} of {st.text(b.prometheus)}: old {fired(b.old)}, new {fired(b.new)}"
+    said = f"over the last {b.lookback} of {st.text(b.prometheus)}: old {fired(b.old)}, new {fired(b.new)}"
+    if b.missing:
+        said += (f"; but {', '.join(st.code(s) for s in b.missing)} held no series there, so these counts say "
+                 "nothing: load the recording rules into that Prometheus, or point --prometheus at the one that "
+                 "scrapes the service")
+    return said
 
 
 def _recording(r: RecordingDiff, st: Style) -> tuple[str, list[str]]:

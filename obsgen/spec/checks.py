@@ -373,9 +373,12 @@ def model_problems(source: Source, components: Sequence[tuple[Path, str, Mapping
         emitted = sorted({a.name for a in offered})
         for name in tuned:
             if name not in emitted:
+                why = ("; ComponentMetricsMissing watches no component that names its own metrics, nor a kind "
+                       "without a signal present from start-up (docs/catalogue.md#what-componentmetricsmissing-watches)"
+                       if name == "ComponentMetricsMissing" else "")
                 problems.append(source.problem(path + ("alerts", name), (
                     f"this {title.lower()} has no alert `{name}` with these settings (it has "
-                    f"{', '.join(emitted) or 'none'}); remove its tuning"), key=True))
+                    f"{', '.join(emitted) or 'none'}){why}; remove its tuning"), key=True))
         for alert in offered:
             if alert.enabled and alert.for_ > MAX_FOR and tuned.get(alert.name, {}).get("for") is None:
                 problems.append(source.problem(path, (
