@@ -62,6 +62,7 @@ SPECS = {
     "reader": MAPLE + CUSTOM,
     "recording-removed": edit(MAPLE + CUSTOM, OCID_L2, "  - name: expectationV4"),
     "alert-renamed": edit(MAPLE + CUSTOM, "    threshold: 0.5\n", "    threshold: 0.5\n    alert: OcidTierHitRatioLow\n"),
+    "component-renamed": MAPLE.replace("name: ocidCache", "name: ocid"),
     "hostile": edit(MAPLE + CUSTOM, "    description: Share of OCID lookups",
                     "    description: Pipes | and <b>tags</b>, `ticks`, *stars* and [links](x) in | a share of OCID lookups"),
 }
@@ -69,7 +70,7 @@ SPECS = {
 CASES = [("threshold-loosened", "base", "threshold-loosened"), ("severity-downgraded", "base", "severity-downgraded"),
          ("alert-removed", "base", "alert-removed"), ("receiver-changed", "base", "receiver-changed"),
          ("recording-removed", "reader", "recording-removed"), ("panel-query", "base", "panel-query"),
-         ("slo-objective", "base", "slo-objective")]
+         ("slo-objective", "base", "slo-objective"), ("component-renamed", "base", "component-renamed")]
 
 
 @pytest.fixture(scope="session")
@@ -137,8 +138,10 @@ def test_a_loosened_threshold_says_which_way_and_how_far(builds, monkeypatch):
     rep = report(builds, monkeypatch, "base", "threshold-loosened")
     alert = changes(rep, "CacheHitRateLow", "equipment", tier="L1")
     assert alert["status"] == "changed"
+    # a hit-ratio floor is a share: 0.8 → 0.4 lets 20% → 60% of lookups miss, the larger of the two factors
     assert alert["changes"][0] == {"kind": "threshold", "signal": "instance_cache:hit:ratio_rate5m", "op": "<",
-                                   "old": 0.8, "new": 0.4, "direction": "looser", "factor": 2.0}
+                                   "old": 0.8, "new": 0.4, "direction": "looser", "factor": 3.0,
+                                   "complement": True}
     assert [c["name"] for c in alert["changes"][1:]] == ["description"]  # the description quotes the threshold
     assert risks(rep) == {("threshold-loosened", "CacheHitRateLow (equipment, tier=L1)")}
     # the same alert of the other tier and of the other caches did not change
@@ -148,7 +151,31 @@ def test_a_loosened_threshold_says_which_way_and_how_far(builds, monkeypatch):
 def test_the_reverse_change_is_stricter_and_not_a_risk(builds, monkeypatch):
     rep = report(builds, monkeypatch, "threshold-loosened", "base")
     threshold = changes(rep, "CacheHitRateLow", "equipment", tier="L1")["changes"][0]
-    assert (threshold["direction"], threshold["factor"], rep["risks"]) == ("stricter", 2.0, [])
+    assert (threshold["direction"], threshold["factor"], rep["risks"]) == ("stricter", 3.0, [])
+
+
+def test_a_share_floor_loosened_less_than_twice_but_letting_five_times_the_misses_by_is_a_risk():
+    from obsgen.diff.compare import _threshold
+    from obsgen.diff.exprs import Comparison
+
+    # 0.9 → 0.5 is 1.8× on the value, but tolerates 10% → 50% of misses; a ceiling of 1.5 → 2.5 is not a share
+    floor = _threshold(Comparison("instance_cache:hit:ratio_rate5m", "<", 0.9, ()), 0.5)
+    assert (floor.direction, floor.factor, floor.complement) == ("looser", pytest.approx(5.0), True)
+    ceiling = _threshold(Comparison("executor_queue_size", ">", 1.5, ()), 2.5)
+    assert (ceiling.direction, ceiling.factor, ceiling.complement) == ("looser", pytest.approx(5 / 3), False)
+
+
+def test_a_renamed_component_is_a_rename_flagged_for_its_new_name_not_a_removed_page(builds, monkeypatch):
+    rep = report(builds, monkeypatch, "base", "component-renamed")
+    alerts = [a for s in rep["services"] for a in s["alerts"]]
+    assert {(a["status"], a["component"], a["component_renamed_from"], a["alert"]) for a in alerts} == {
+        ("renamed", "ocid", "ocidCache", name) for name in ("CacheHitRateLow", "CacheL2Unavailable", "CacheStampede")}
+    assert all(a["changes"] == [] for a in alerts)  # nothing but the name: no condition or description noise
+    assert risks(rep) == {("component-renamed", "ocid (was ocidCache)")}
+    (service,) = rep["services"]
+    assert service["recordings"] == []
+    assert {p["renamed_from"] for p in service["panels"]} >= {"ocidCache: hit ratio L1", "Cache ocidCache: hit ratio"}
+    assert all(p["old_queries"] == p["new_queries"] == [] for p in service["panels"])
 
 
 def test_a_downgraded_critical_alert_is_flagged_with_its_new_receiver(builds, monkeypatch):
@@ -282,6 +309,18 @@ def test_markdown_is_one_comment_marker_risks_first_one_table_per_service(builds
     rows = [line for line in lines if line.startswith("| pool |")]
     assert rows and all(line.count(" | ") == 3 for line in rows)  # four cells: no pipe leaked from the content
     assert "web-tickets → ops-tickets" in out
+
+
+def test_an_added_service_is_counted_as_added_not_changed(builds, monkeypatch):
+    root = builds.root
+    specs = root / "specs" / "plus-shop"
+    specs.mkdir(parents=True)
+    (specs / "maple.yaml").write_text(SPECS["base"])
+    (specs / "shop.yaml").write_text("apiVersion: obsgen/v1\nservice: {name: shop, team: web}\n")
+    assert CliRunner().invoke(main, ["build", str(specs), "--out", str(root / "plus-shop")]).exit_code == 0
+    monkeypatch.chdir(root)
+    out = CliRunner().invoke(main, ["diff", builds("base"), "plus-shop"]).stdout
+    assert out.startswith("obsgen diff: no risk flags; 1 service added: ")
 
 
 def test_text_from_the_outputs_cannot_break_the_markdown(builds, monkeypatch):

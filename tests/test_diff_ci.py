@@ -139,7 +139,7 @@ def test_the_actions_diff_step_reports_the_pull_request_and_fails_on_risk(pull_r
     assert outputs.read_text() == f"exit-code=1\nreport={tmp_path / 'obsgen-diff.md'}\n"
     report = (tmp_path / "obsgen-diff.md").read_text()
     assert report.startswith("<!-- obsgen-diff -->\n") and "#### Risks (1)" in report
-    assert "`< 0.8` → `< 0.4` (looser, 2×)" in report and summary.read_text() == report
+    assert "`< 0.8` → `< 0.4` (looser, 3×)" in report and summary.read_text() == report
 
 
 @pytest.mark.slow

@@ -85,7 +85,17 @@ def test_old_and_new_thresholds_replayed_on_real_data(prometheus, sides):
     (alert,) = json.loads(result.stdout)["services"][0]["alerts"]
     assert alert["backtest"] == {"prometheus": prometheus, "lookback": "6h", "error": None,
                                  "old": {"firings": 2, "minutes_firing": 40.0},
-                                 "new": {"firings": 1, "minutes_firing": 15.0}, "missing": []}
+                                 "new": {"firings": 1, "minutes_firing": 15.0}, "missing": [], "step_seconds": 60}
+
+
+def test_a_window_opening_inside_a_dip_counts_the_alert_already_firing_then(prometheus, sides):
+    """The window opens at minute 90, 30 minutes into the first dip: Prometheus's alert has fired since minute 75
+    and keeps firing until 100 (10 minutes inside the window); the second dip adds its 15."""
+    result = backtest(sides, "--prometheus", prometheus, "--lookback", "269m", "--at", str(T0 + 60 * (MINUTES - 1)),
+                      "--format", "json")
+    (alert,) = json.loads(result.stdout)["services"][0]["alerts"]
+    assert (alert["backtest"]["old"], alert["backtest"]["new"]) == ({"firings": 2, "minutes_firing": 25.0},
+                                                                    {"firings": 1, "minutes_firing": 15.0})
 
 
 def test_the_comment_says_it_in_words(prometheus, sides):
@@ -106,7 +116,7 @@ def test_a_window_before_the_data_fires_nothing_and_says_the_counts_mean_nothing
     assert alert["backtest"]["missing"] == selectors
     comment = backtest(sides, *at, "--format", "markdown").stdout
     assert (f"new fired 0× (0 min firing); but `{selectors[0]}`, `{selectors[1]}` held no series there, so these "
-            "counts say nothing: load the recording rules into that Prometheus") in comment
+            "counts say nothing: load the service's recording rules into that Prometheus") in comment
 
 
 def test_an_unreachable_prometheus_is_invalid_input(sides):

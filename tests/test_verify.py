@@ -29,19 +29,28 @@ def run(*args: str):
     return CliRunner().invoke(main, ["verify", *args], catch_exceptions=False)
 
 
-@pytest.fixture
-def refapp_scrape(tmp_path) -> Path:
-    """A saved /metrics of the reference app (Micrometer names, written by prometheus_client)."""
-    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-    try:
-        from refapp import App
-    finally:
-        sys.path.pop(0)
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+try:
+    from refapp import App
+    from spec_keys import assert_hints_name_real_keys
+finally:
+    sys.path.pop(0)
+
+
+def saved_scrape(path: Path, renames: str = "") -> Path:
+    """A saved /metrics of the reference app (Micrometer names, written by prometheus_client), with ``renames``
+    (``old=new,…``) applied as the app's /control does."""
+    app = App()
+    app.patch({"renames": renames})
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(App())
-    path = tmp_path / "refapp.prom"
+    registry.register(app)
     path.write_bytes(generate_latest(registry))
     return path
+
+
+@pytest.fixture
+def refapp_scrape(tmp_path) -> Path:
+    return saved_scrape(tmp_path / "refapp.prom")
 
 
 def app_only(tmp_path: Path, old: str = "", new: str = "", extra: str = "", *, count: int = 1) -> Path:
@@ -102,7 +111,9 @@ def test_every_alert_and_panel_of_maple_is_traced_to_raw_selectors_with_recordin
     model = build(maple)
     found = uses(maple, model)
     assert not [u for u in found if ":" in u.read.metric], "a recording rule was left unresolved"
-    assert {a.name for a in model.alerts} == {a.split("{")[0] for u in found for a in u.alerts}
+    # every alert but the two that read their selector for its absence too, and fire without it
+    assert {a.name for a in model.alerts} - {"ServiceDown", "RedisSentinelQuorumAtRisk"} == {
+        a.split("{")[0] for u in found for a in u.alerts}
     latency = [u for u in found if u.kind == "slos" and u.read.equal().get("le")]
     assert {u.read.equal()["le"] for u in latency} == {"0.5"}
     assert {"ErrorBudgetBurnFast", "ErrorBudgetBurnSlow"} <= {a for u in latency for a in u.alerts}
@@ -122,8 +133,9 @@ def test_up_is_the_services_signal_wherever_it_is_read_and_a_presence_check_blin
     assert {(u.kind, u.component, u.signal) for u in up} == {("service", "maple-expectation", "up"),
                                                             ("redis", "main", "scrape_up"),
                                                             ("redis", "main", "dashboard variables")}
+    # ServiceDown reads `up` as `max(up{…}) == 0 or absent(up{…}) * 0`: without `up` it fires, it is not blind
     own = {a for u in up if u.kind == "service" for a in u.alerts}
-    assert {"ServiceDown", "InstanceDown", "ComponentMetricsMissing"} == own
+    assert {"InstanceDown", "ComponentMetricsMissing"} == own
     # the redis exporter's scrapes are Redis's own signal, read under the Redis selector for Redis's alerts
     exporter = {a for u in up if u.signal == "scrape_up" for a in u.alerts}
     assert exporter == {"RedisExporterDown", "RedisDown"}
@@ -154,9 +166,12 @@ def test_the_reference_apps_saved_scrape_verifies_the_app_side_of_the_e2e_spec(t
     result = run(str(app_only(tmp_path)), "--metrics", str(refapp_scrape))
     assert result.exit_code == 0, result.output
     # 9 components and the service (its `up`: a series Prometheus writes, so not looked for in a scrape's text)
-    assert result.output.splitlines()[-2].startswith("obsgen verify: clean, 0 notes; 1 spec, 10 components")
-    assert result.output.splitlines()[-1] == ("obsgen verify: skipped: windows against scrape intervals: "
-                                              "exposition texts carry no scrape interval")
+    assert result.output.splitlines()[-3].startswith("obsgen verify: clean, 0 notes; 1 spec, 10 components")
+    assert result.output.splitlines()[-2:] == [
+        "obsgen verify: skipped: windows against scrape intervals: exposition texts carry no scrape interval",
+        # a wrong `job` would pass here too: the summary must not let the reader believe it was checked
+        "obsgen verify: skipped: service selector (job): an exposition text has no scrape labels (check it with "
+        "--prometheus)"]
 
 
 def test_a_renamed_retry_metric_is_located_at_its_metrics_key_with_the_closest_names(tmp_path, refapp_scrape):
@@ -182,12 +197,12 @@ def test_json_is_the_documented_contract_and_a_misnamed_cache_is_one_finding_lis
         tmp_path, refapp_scrape):
     spec = app_only(tmp_path, "  - name: ocidCache\n", "  - name: ocid\n")
     doc = json.loads(run(str(spec), "--metrics", str(refapp_scrape), "--format", "json").output)
-    assert set(doc) == {"findings", "notes", "checked"}
+    assert set(doc) == {"findings", "notes", "checked", "blind"}
     # one cause, one finding; its failure counters are findings too, not "no failure yet" notes
     assert doc["notes"] == []
     [first] = doc["findings"]
     assert list(first) == ["file", "line", "column", "service", "component", "kind", "signal", "selector",
-                           "problem", "message", "alerts", "panels", "hint", "signals"]
+                           "problem", "message", "alerts", "panels", "hint", "signals", "fires"]
     assert (first["component"], first["kind"], first["signal"], first["problem"]) == (
         "ocid", "caches", "*", "value-missing")
     assert first["message"] == ("no cache `ocid` in any of its 4 signals (hits, l2_failures, lock_failures, misses); "
@@ -207,7 +222,7 @@ def test_a_misnamed_breaker_retry_and_time_limiter_are_one_finding_each_all_sayi
     result = run(str(spec), "--metrics", str(refapp_scrape))
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert len(lines) == 3 + 2 and lines[3].startswith("obsgen verify: 3 findings"), result.output
+    assert len(lines) == 3 + 3 and lines[3].startswith("obsgen verify: 3 findings"), result.output
     got = findings(run(str(spec), "--metrics", str(refapp_scrape), "--format", "json"))
     assert [(f["kind"], f["signal"], f["problem"], len(f["signals"])) for f in got] == [
         ("breakers", "*", "value-missing", 7), ("retries", "*", "value-missing", 2),
@@ -219,6 +234,59 @@ def test_a_misnamed_breaker_retry_and_time_limiter_are_one_finding_each_all_sayi
         "slow_call_rate, state, successful_calls); circuit breakers seen: nexonApi")
     assert got[1]["message"] == "no retry `nexonAPI` in any of its 2 signals (calls, exhausted); retries seen: nexonApi"
     assert got[2]["message"].endswith("time limiters seen: nexonApi")
+
+
+def test_a_metric_shared_through_an_anchor_is_one_finding_there_and_the_total_counts_each_components_alerts(
+        tmp_path):
+    """maple's four caches share `metrics: &tiered {hits: cache_hit_total, misses: cache_miss_total}`: the app
+    renaming cache_miss_total is one edit at the anchor, and blinds CacheHitRateLow of 4 caches × 2 tiers."""
+    scrape = saved_scrape(tmp_path / "renamed.prom", "cache_miss_total=cache_misses_total")
+    spec = ROOT / "specs" / "maple.yaml"
+    result = run(str(spec), "--metrics", str(scrape), "--format", "json")
+    doc = json.loads(result.output)
+    [miss] = [f for f in doc["findings"] if "cache_miss_total" in f["message"]]
+    assert (miss["line"], miss["column"], miss["kind"], miss["signal"], miss["problem"]) == (
+        *position(spec, "cache_miss_total", "&tiered"), "caches", "misses", "unknown-metric")
+    assert miss["component"] == "cubeTrials, equipment, expectationV4, ocidCache"
+    assert {s["component"] for s in miss["signals"]} == {"cubeTrials", "equipment", "expectationV4", "ocidCache"}
+    assert "closest: cache_misses_total" in miss["message"]
+    assert miss["hint"].startswith("set `caches[0].metrics.misses`, `caches[1].metrics.misses`, `caches[2].metrics."
+                                   "misses`, `caches[3].metrics.misses` (one value, shared through a YAML anchor)")
+    assert miss["alerts"] == ['CacheHitRateLow{tier="L1"}', 'CacheHitRateLow{tier="L2"}']
+    # blind alert rules, each once, per component: 4 caches × 2 tiers, and those of the other findings (one
+    # component each: the unscraped Redis, the lock, …); the count used to merge the caches' into 2
+    others = [f for f in doc["findings"] if f is not miss]
+    assert all(len({s["component"] for s in f["signals"]}) == 1 for f in others)
+    assert doc["blind"]["alerts"] == 4 * 2 + sum(len(f["alerts"]) for f in others) > 12
+    text = run(str(spec), "--metrics", str(scrape)).output.splitlines()
+    summary = next(x for x in text if x.startswith("obsgen verify: ") and " findings (" in x)
+    assert f"({doc['blind']['alerts']} alerts and {doc['blind']['panels']} panels blind)" in summary
+
+
+def test_every_hint_names_a_field_the_spec_schema_accepts(tmp_path, refapp_scrape):
+    """A hint used to say `set redis[0].metrics.…` or `service.metrics.up`: keys no spec may have."""
+    redis = CollectorRegistry()  # redis_exporter's names, but only two of them: the rest are unknown metrics
+    Gauge("redis_up", "Redis is up", registry=redis).set(1)
+    Gauge("redis_connected_clients", "Clients", registry=redis).set(3)
+    exporter = tmp_path / "redis.prom"
+    exporter.write_bytes(generate_latest(redis))
+    renamed = saved_scrape(tmp_path / "renamed.prom", "cache_miss_total=cache_misses_total,"
+                           "resilience4j_retry_calls_total=resilience4j_retry_call_total")
+    cases = [
+        (ROOT / "specs" / "maple.yaml", [renamed, exporter]),
+        (ROOT / "specs" / "maple.yaml", [refapp_scrape]),
+        (ROOT / "specs" / "oms.yaml", [refapp_scrape]),
+        (ROOT / "specs" / "table-order.yaml", [refapp_scrape]),
+        (app_only(tmp_path, "nexonApi", "nexonAPI", count=5), [refapp_scrape]),
+        (app_only(tmp_path, extra=HTTP_ROUTE), [refapp_scrape]),
+    ]
+    checked = 0
+    for spec, scrapes in cases:
+        args = [a for s in scrapes for a in ("--metrics", str(s))]
+        got = findings(run(str(spec), *args, "--format", "json"))
+        assert got, spec
+        checked += assert_hints_name_real_keys(spec, got)
+    assert checked >= 8  # the cases do name fields
 
 
 HTTP_ROUTE = """
@@ -393,3 +461,4 @@ def test_a_redis_whose_exporter_is_in_no_text_is_one_finding_although_prometheus
     assert [(f["signal"], f["problem"]) for f in redis] == [("*", "no-metrics")], redis
     assert "scrape_up" not in {s["signal"] for s in redis[0]["signals"]}
     assert "redis_up" in redis[0]["message"] and "`up`" not in redis[0]["message"]
+

@@ -50,10 +50,12 @@ class Prometheus:
             raise UsageError(f"--prometheus {url}: not an http(s) URL")
         self.url, self.timeout = url.rstrip("/"), timeout
 
-    def query_range(self, expr: str, window: Window) -> list[dict]:
+    def query_range(self, expr: str, window: Window, lead: float = 0.0) -> list[dict]:
+        """``expr`` at every step of the window, and of ``lead`` seconds before it (an alert's ``for``: a
+        condition that began before the window is already firing at its start, as it is in Prometheus)."""
         # Aligned to the step, so the evaluations fall where the rule manager's would, run after run.
         end = window.end - window.end % window.step
-        return self._ask("query_range", {"query": expr, "start": end - window.seconds, "end": end,
+        return self._ask("query_range", {"query": expr, "start": end - window.seconds - lead, "end": end,
                                          "step": window.step})
 
     def holds_series(self, selector: str, window: Window) -> bool:
@@ -91,7 +93,10 @@ def _json_or_none(data: bytes):
 
 
 def firing(series: list[dict], window: Window, for_s: float, keep_s: float) -> Firing:
-    """Episodes of firing (over all instances) and the minutes during which at least one instance fired."""
+    """Episodes of firing (over all instances) and the minutes during which at least one instance fired, within
+    the window; ``series`` may start earlier (:meth:`Prometheus.query_range`'s lead), so that a condition already
+    holding when the window opens counts its ``for`` from when it began."""
+    opens = window.end - window.end % window.step - window.seconds
     episodes = 0
     spans: list[tuple[float, float]] = []
     for s in series:
@@ -100,9 +105,9 @@ def firing(series: list[dict], window: Window, for_s: float, keep_s: float) -> F
         for t in times + [math.inf]:
             if prev is not None and t - prev > window.step * 1.5:  # the condition stopped holding
                 fires_at = start + math.ceil(for_s / window.step) * window.step
-                if fires_at <= prev:
+                if fires_at <= prev and prev + window.step + keep_s > opens:
                     episodes += 1
-                    spans.append((fires_at, prev + window.step + keep_s))
+                    spans.append((max(fires_at, opens), prev + window.step + keep_s))
                 start = None
             if start is None:
                 start = t
@@ -117,8 +122,8 @@ def firing(series: list[dict], window: Window, for_s: float, keep_s: float) -> F
 
 
 def _evaluate(prom: Prometheus, rule: Alert, window: Window) -> Firing:
-    return firing(prom.query_range(rule.expr, window), window, exprs.seconds(rule.for_),
-                  exprs.seconds(rule.keep_firing_for))
+    for_s = exprs.seconds(rule.for_)
+    return firing(prom.query_range(rule.expr, window, lead=for_s), window, for_s, exprs.seconds(rule.keep_firing_for))
 
 
 def _missing(prom: Prometheus, rules: tuple[Alert, Alert], window: Window, seen: dict[str, bool]) -> tuple[str, ...]:
@@ -143,6 +148,7 @@ def run(report: Report, url: str, window: Window) -> None:
                 continue
             try:
                 alert.backtest = Backtest(url, window.lookback, _evaluate(prom, old, window),
-                                          _evaluate(prom, new, window), missing=_missing(prom, (old, new), window, seen))
+                                          _evaluate(prom, new, window), missing=_missing(prom, (old, new), window, seen),
+                                          step_seconds=window.step)
             except QueryFailed as exc:
                 alert.backtest = Backtest(url, window.lookback, None, None, str(exc))

@@ -3,15 +3,19 @@
 Alerts are matched by name and ``component`` label, never by position; where one alert exists several
 times per component (``CacheHitRateLow`` per ``tier``, ``HttpLatencyHigh`` per ``handler``), the static
 labels whose values tell those instances apart join the key. An alert that left and another that arrived
-in the same component with the same condition is a rename. Recordings are matched by name and static
+in the same component with the same condition is a rename; a component that left and one that arrived with
+the same alerts, but for its name, is a component renamed. Recordings are matched by name and static
 labels; one that is gone while a selector on the new side still reads it, and now reads nothing, is
 reported with its readers.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from obsgen.diff import exprs, risk
 from obsgen.diff.model import (AlertDiff, Annotation, Change, Condition, Duration, InhibitionDiff, Label, PanelDiff,
@@ -34,8 +38,9 @@ def compare(old: Output, new: Output) -> Report:
         a, b = old.services.get(name), new.services.get(name)
         status = "added" if a is None else "removed" if b is None else "changed"
         a, b = a or Service(name), b or Service(name)
-        diff = ServiceDiff(name, status, _alerts(a, b), _recordings(a, b, readers), _panels(a, b), _slos(a, b),
-                           _inhibitions(a, b))
+        renames = component_renames(a, b)
+        diff = ServiceDiff(name, status, _alerts(a, b, renames), _recordings(a, b, readers, renames),
+                           _panels(a, b, renames), _slos(a, b), _inhibitions(a, b))
         if not diff.empty:
             services.append(diff)
     report = Report(Side(old.label, old.built_by), Side(new.label, new.built_by), services)
@@ -74,10 +79,57 @@ def _keys(old: Sequence[Alert], new: Sequence[Alert]) -> tuple[dict[Key, Alert],
     return keyed(old), keyed(new)
 
 
-def _alerts(a: Service, b: Service) -> list[AlertDiff]:
+def _renamed(text: str, renames: dict[str, str]) -> str:
+    """``text`` with each renamed component's old name replaced by its new one, wherever the name stands alone."""
+    for old, new in renames.items():
+        text = re.sub(rf"(?<![\w-]){re.escape(old)}(?![\w-])", new, text)
+    return text
+
+
+def _as_named(alert: Alert, old: str, new: str) -> Alert:
+    """``alert`` as it reads once its component ``old`` is called ``new``: in the expression's label values, the
+    labels and the annotations."""
+    swap = {old: new}
+    return replace(alert, expr=_renamed(alert.expr, swap), labels=tuple((k, _renamed(v, swap)) for k, v in alert.labels),
+                   annotations=tuple((k, _renamed(v, swap)) for k, v in alert.annotations))
+
+
+def component_renames(a: Service, b: Service) -> dict[str, str]:
+    """Components that left and arrived under another name with the very same alerts (``ocidCache`` → ``ocid``):
+    old name → new name. A component whose alerts changed as well as its name stays removed and added."""
+    def by_component(alerts: Sequence[Alert]) -> dict[str, list[Alert]]:
+        out: dict[str, list[Alert]] = {}
+        for alert in alerts:
+            out.setdefault(alert.component, []).append(alert)
+        return out
+
+    before, after = by_component(a.alerts), by_component(b.alerts)
+    arrived = [c for c in after if c not in before]
+    out: dict[str, str] = {}
+    for gone in (c for c in before if c not in after):
+        matches = [c for c in arrived if _same_alerts([_as_named(x, gone, c) for x in before[gone]], after[c])]
+        if len(matches) == 1:
+            out[gone] = matches[0]
+            arrived.remove(matches[0])
+    return out
+
+
+def _same_alerts(xs: Sequence[Alert], ys: Sequence[Alert]) -> bool:
+    return Counter(x.name for x in xs) == Counter(y.name for y in ys) and all(
+        any(x.name == y.name and x.labels == y.labels and _same_condition(x, y) for y in ys) for x in xs)
+
+
+def _alerts(a: Service, b: Service, renames: dict[str, str]) -> list[AlertDiff]:
+    # a renamed component's alerts are compared as if it had always had its new name: only real changes remain
+    a = replace(a, alerts=[_as_named(x, x.component, renames[x.component]) if x.component in renames else x
+                           for x in a.alerts])
     old, new = _keys(a.alerts, b.alerts)
     out: list[AlertDiff] = []
     added = [k for k in new if k not in old]
+    moved = set(renames.values())
+    for key in (k for k in old if k in new and k[1] in moved):
+        was = next(n for n, to in renames.items() if to == key[1])
+        out.append(replace(_changed(a, b, old[key], new[key], key, status="renamed"), component_renamed_from=was))
     for key in (k for k in old if k not in new):
         alert = old[key]
         twin = next((k for k in added if new[k].component == alert.component and _same_condition(alert, new[k])),
@@ -91,7 +143,7 @@ def _alerts(a: Service, b: Service) -> list[AlertDiff]:
     for key in added:
         alert = new[key]
         out.append(AlertDiff("added", alert.name, alert.component, key[2], _severity(alert), _route(b, alert)))
-    for key in (k for k in old if k in new):
+    for key in (k for k in old if k in new and k[1] not in moved):
         diff = _changed(a, b, old[key], new[key], key)
         if diff.changes:
             out.append(diff)
@@ -147,6 +199,10 @@ def _threshold(old: exprs.Comparison, new: float) -> Threshold:
     direction = None if looser is None else "looser" if looser else "stricter"
     lo, hi = sorted((old.value, new))
     factor = ratio(lo, hi) if lo >= 0 else None
+    rest = ratio(1 - hi, 1 - lo) if 0 <= lo and hi <= 1 else None  # shares: the other side of the threshold
+    rest = round(rest, 12) if rest is not None and math.isfinite(rest) else rest  # 0.6 / 0.2 is 3, not 2.9999…
+    if factor is not None and rest is not None and rest > factor:
+        return Threshold(old.signal, old.op, old.value, new, direction, rest, complement=True)
     return Threshold(old.signal, old.op, old.value, new, direction, factor)
 
 
@@ -198,8 +254,11 @@ class _Readers:
         return list(dict.fromkeys(out))
 
 
-def _recordings(a: Service, b: Service, readers: _Readers) -> list[RecordingDiff]:
-    old = {(r.name, r.labels): r for r in a.recordings}
+def _recordings(a: Service, b: Service, readers: _Readers, renames: dict[str, str]) -> list[RecordingDiff]:
+    """A renamed component's recordings are compared under its new name (:func:`component_renames`)."""
+    old = {(r.name, r.labels): r for r in (replace(r, expr=_renamed(r.expr, renames),
+                                                      labels=tuple((k, _renamed(v, renames)) for k, v in r.labels))
+                                            for r in a.recordings)}
     new = {(r.name, r.labels): r for r in b.recordings}
     added = [new[k] for k in new if k not in old]
     out = []
@@ -229,8 +288,9 @@ def _keyed_panels(panels: Iterable[Panel]) -> dict[tuple[str, int], tuple[int, P
     return out
 
 
-def _panels(a: Service, b: Service) -> list[PanelDiff]:
-    """Panels matched by title; a panel left and one arrived at the same place is one panel retitled."""
+def _panels(a: Service, b: Service, renames: dict[str, str]) -> list[PanelDiff]:
+    """Panels matched by title; a panel left and one arrived at the same place is one panel retitled. A renamed
+    component's queries are compared under its new name: its panels say only that their titles changed."""
     out: list[PanelDiff] = []
     for uid in sorted(set(a.dashboards) | set(b.dashboards)):
         if uid not in b.dashboards:
@@ -247,8 +307,12 @@ def _panels(a: Service, b: Service) -> list[PanelDiff]:
             if before is None:
                 out.append(PanelDiff("added", title, panel.title, new=panel.queries))
             elif before.title != panel.title or not _same_queries(before.queries, panel.queries):
-                out.append(PanelDiff("changed", title, panel.title, before.queries, panel.queries,
-                                     before.title if before.title != panel.title else None))
+                retitled = before.title if before.title != panel.title else None
+                if _same_queries(tuple(_renamed(q, renames) for q in before.queries), panel.queries):
+                    if retitled:  # the component's new name is all that changed: no queries to read through
+                        out.append(PanelDiff("changed", title, panel.title, renamed_from=retitled))
+                    continue
+                out.append(PanelDiff("changed", title, panel.title, before.queries, panel.queries, retitled))
         out += [PanelDiff("removed", title, p.title, old=p.queries) for p in gone.values()]
     return out
 

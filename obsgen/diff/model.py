@@ -50,6 +50,9 @@ class Threshold(Change):
     new: float
     direction: str | None  # "looser" (fires less), "stricter", or None for == / !=
     factor: float | None  # how many times looser or stricter (>= 1), inf from or to 0
+    complement: bool = False
+    """Both values are shares (0..1) and the factor is that of the share on the other side of the threshold
+    (a hit ratio floor 0.9 → 0.5 tolerates 10% → 50% of misses: 5×), which moved more than the value did."""
 
 
 @dataclass(frozen=True)
@@ -127,10 +130,13 @@ class Backtest:
     error: str | None = None  # what Prometheus said when it refused a query
     missing: tuple[str, ...] = ()
     """Selectors the versions read that hold no series over the window: their counts say nothing."""
+    step_seconds: float = 60.0
+    """The evaluation step: one minute, coarser past a week (a range query's points are limited)."""
 
     def as_json(self) -> dict:
         return {"prometheus": self.prometheus, "lookback": self.lookback, "old": self.old and self.old.as_json(),
-                "new": self.new and self.new.as_json(), "error": self.error, "missing": list(self.missing)}
+                "new": self.new and self.new.as_json(), "error": self.error, "missing": list(self.missing),
+                "step_seconds": self.step_seconds}
 
 
 @dataclass
@@ -143,6 +149,7 @@ class AlertDiff:
     receivers: Receivers  # where it goes now (before, for a removed alert)
     changes: list[Change] = field(default_factory=list)
     renamed_from: str | None = None
+    component_renamed_from: str | None = None  # the component's old name, when the component was renamed
     rules: tuple = field(default=(None, None), repr=False, compare=False)  # (old, new) outputs.Alert, for backtests
     backtest: Backtest | None = None
 
@@ -155,7 +162,8 @@ class AlertDiff:
     def as_json(self) -> dict:
         return {"status": self.status, "alert": self.name, "component": self.component,
                 "labels": dict(self.qualifiers), "severity": self.severity, "receivers": list(self.receivers),
-                "renamed_from": self.renamed_from, "changes": [c.as_json() for c in self.changes],
+                "renamed_from": self.renamed_from, "component_renamed_from": self.component_renamed_from,
+                "changes": [c.as_json() for c in self.changes],
                 "backtest": self.backtest and self.backtest.as_json()}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -77,9 +78,11 @@ def summary(report: Report) -> str:
         for status, n in sorted(statuses.items()):
             noun = "dashboard" if status.startswith("dashboard-") else _NOUNS[kind]
             parts.append(f"{n} {noun}{'s' if n != 1 else ''} {status.removeprefix('dashboard-')}")
-    n, risks = len(report.services), len(report.risks)
+    risks = len(report.risks)
     flags = f"{risks} risk flag{'s' if risks != 1 else ''}" if risks else "no risk flags"
-    return f"{flags}; {n} service{'s' if n != 1 else ''} changed: {', '.join(parts)}."
+    by_status = Counter(s.status for s in report.services)
+    services = ", ".join(f"{n} service{'s' if n != 1 else ''} {status}" for status, n in sorted(by_status.items()))
+    return f"{flags}; {services}: {', '.join(parts)}."
 
 
 def _side(name: str, s: Side, st: Style) -> str:
@@ -158,7 +161,8 @@ def change(c: Change, st: Style) -> str:
 def _alert(a: AlertDiff, st: Style) -> tuple[str, list[str]]:
     quals = ", ".join(a.where)
     item = f"alert {st.code(a.name)}" + (f" ({st.text(quals)})" if quals else "") + \
-        (f", renamed from {st.code(a.renamed_from)}" if a.renamed_from else "")
+        (f", renamed from {st.code(a.renamed_from)}" if a.renamed_from else "") + \
+        (f", component renamed from {st.code(a.component_renamed_from)}" if a.component_renamed_from else "")
     if a.status == "added":
         return item, [f"added ({a.severity or 'no severity'})"]
     if a.status == "removed":
@@ -174,11 +178,16 @@ def _backtest(b: Backtest, st: Style) -> str:
 
     if b.error:
         return f"over the last {b.lookback}: Prometheus refused the query ({st.text(b.error)})"
-    said = f"over the last {b.lookback} of {st.text(b.prometheus)}: old {fired(b.old)}, new {fired(b.new)}"
+    steps = f" at {format(b.step_seconds / 60, 'g')}-minute steps" if b.step_seconds > 60 else ""
+    said = (f"over the last {b.lookback} of {st.text(b.prometheus)}{steps}: old {fired(b.old)}, "
+            f"new {fired(b.new)}")
     if b.missing:
+        # recordings are named level:metric:operations; anything else is the app's (or an exporter's) own metric
+        fix = ("load the service's recording rules into that Prometheus, or point --prometheus at the one that runs "
+               "them" if any(":" in s.split("{")[0] for s in b.missing) else
+               "point --prometheus at the Prometheus that scrapes the service")
         said += (f"; but {', '.join(st.code(s) for s in b.missing)} held no series there, so these counts say "
-                 "nothing: load the recording rules into that Prometheus, or point --prometheus at the one that "
-                 "scrapes the service")
+                 f"nothing: {fix}")
     return said
 
 
@@ -232,8 +241,17 @@ def _inhibition(i: InhibitionDiff, st: Style) -> tuple[str, list[str]]:
 def rows(s: ServiceDiff, st: Style) -> list[tuple[str, str, list[str], str]]:
     """(component, item, changes, receiver) for every item of a service: alerts, recordings, panels, SLOs,
     inhibitions."""
+    moved: dict[Receiver, list[AlertDiff]] = {}  # alerts whose only change is their receiver, per move
+    for a in s.alerts:
+        if a.status == "changed" and len(a.changes) == 1 and isinstance(a.changes[0], Receiver):
+            moved.setdefault(a.changes[0], []).append(a)
+    grouped = {id(a) for alerts in moved.values() for a in alerts}
     out = [(a.component, *_alert(a, st), ("was " if a.status == "removed" else "") + receivers(a.receivers))
-           for a in s.alerts]
+           for a in s.alerts if id(a) not in grouped]
+    for move, alerts in moved.items():  # a routing change: one row, not one per alert it moves
+        names = ", ".join(st.code(n) for n in sorted({a.name for a in alerts}))
+        out.append(("", f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''} ({names})",
+                    [change(move, st)], receivers(move.new)))
     out += [("", *_recording(r, st), "") for r in s.recordings]
     out += [("", *_panel(p, st), "") for p in s.panels]
     out += [(x.name, *_slo(x, st), "") for x in s.slos]

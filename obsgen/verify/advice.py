@@ -11,7 +11,7 @@ from __future__ import annotations
 from obsgen.errors import format_path
 from obsgen.model.promql import Matcher
 from obsgen.verify.finding import Missing
-from obsgen.verify.uses import Place, Use
+from obsgen.verify.uses import UP, Place, Use
 
 INSTRUMENTATOR_HISTOGRAM = "http_request_duration_seconds"
 
@@ -68,19 +68,56 @@ def events(use: Use) -> str:
 
 
 def unknown_metric(uses: list[Use], scraped: bool) -> str:
-    """How to name a metric that does not exist, for the signals of one component that read it."""
+    """How to name a metric that does not exist, for the signals that read it (of one component, or of several
+    that share it through a YAML anchor): only fields the spec schema accepts."""
     use = uses[0]
-    signals = sorted({u.signal for u in uses})
-    field = (f"`{format_path(use.path + ('metrics', signals[0]))}`" if len(signals) == 1 else
-             f"each of `{format_path(use.path + ('metrics',))}.<signal>`")
+    if use.read.metric == UP:
+        return up_missing(use)
+    fields = list(dict.fromkeys(format_path(u.path + ("metrics", u.signal)) for u in uses
+                                if accepts(u.path + ("metrics", u.signal))))
+    if len(fields) > 1 and len({u.path for u in uses}) > 1:
+        field = "`" + "`, `".join(fields) + "` (one value, shared through a YAML anchor)"
+    elif len(fields) > 1:
+        field = f"each of `{format_path(use.path + ('metrics',))}.<signal>`"
+    else:
+        field = f"`{fields[0]}`" if fields else ""
     if use.exporter:
         source = "is the exporter scraped?" if scraped else "pass the exporter's /metrics with another --metrics"
-        return f"{source}; or set {field} to the name it exports"
+        return f"{source}; or set {field} to the name it exports" if field else source
     if use.kind == "custom":
         return "fix the metric name in `expr`"
+    if not field:
+        return f"check the service's `profile` (`{use.profile}`): it names this metric"
     extra = ("; if the app creates it only on the first event, it appears then" if all(u.event for u in uses)
              else "")
     return f"set {field} to the metric the app exports{extra}"
+
+
+def up_missing(use: Use) -> str:
+    """`up` is Prometheus's own, one series per scrape target: no spec key names it."""
+    job = use.read.equal().get("job")
+    target = f"job `{job}`" if job else "the service"
+    where = "`service.selector`" if use.kind == "service" else f"`{format_path(use.path + ('selector',))}`"
+    return (f"`up` is written by Prometheus for each target it scrapes: check that this Prometheus scrapes "
+            f"{target} (its scrape config) and that {where} has the labels it scrapes it with")
+
+
+def accepts(path: tuple) -> bool:
+    """Whether the spec schema has a field at ``path`` (``caches[0].metrics.misses``): a hint names no other."""
+    from obsgen.spec.schema import resolve, schema
+
+    node: dict = schema()
+    for step in path:
+        node = resolve(node)
+        if isinstance(step, int):
+            node = node.get("items", {})
+        elif step in node.get("properties", {}):
+            node = node["properties"][step]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return False
+    return True
 
 
 def no_metrics(use: Use) -> str:
@@ -109,6 +146,8 @@ def value(missing: Missing, where: Place, scraped: bool) -> str:
         return f"set `service.selector` to the labels Prometheus scrapes the service with{guess}"
     if missing.noun:
         return f"name the {missing.noun} as its series do{guess}"
+    if m.name == "job" or UP in missing.metrics:  # a scraped target has `up` at every scrape: never rare
+        return f"fix {_field(where)}{guess}"
     later = ("look further back with --lookback" if scraped else
              "check a scrape taken after it occurred")
     return f"fix {_field(where)}{guess}; if `{m.value}` is right but rare, it has series only once it occurs: {later}"

@@ -125,9 +125,17 @@ class _Check:
                               of=inv.targets(job.value) if job else len(set(targets)))
             return self._finding("targets-down", targets_down(missing, self._signals()),
                                  advice.targets_down(len(missing.values)), where, missing=missing)
-        return self._finding("disappeared", f"`{read.metric}` had these series within the last {self.lookback} "
-                             "but none at the time checked (a renamed metric, a restart that stopped exporting "
-                             "it)", "check the target's latest scrape")
+        jobs = sorted({s["job"] for s in series if s.get("job")})
+        now = sorted({n for job in jobs for n in inv.names_now(job)} - {read.metric})
+        close = _closest(read.metric, now)
+        message = (f"`{read.metric}` had these series within the last {self.lookback} but none at the time checked "
+                   "(a renamed metric, a restart that stopped exporting it)")
+        if close:
+            exports = "its job exports" if len(jobs) == 1 else "its jobs export"
+            message += f"; closest names {exports} now: {', '.join(close)}"
+            return self._finding("disappeared", message, advice.unknown_metric([self.use], True),
+                                 missing=Missing(None, tuple(close), (read.metric,)))
+        return self._finding("disappeared", message, "check the target's latest scrape")
 
     def _signals(self) -> tuple[Signal, ...]:
         return (Signal(self.use.kind, self.use.component, self.use.signal),)

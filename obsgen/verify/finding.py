@@ -70,7 +70,13 @@ class Finding:
         return {"file": self.file, "line": self.line, "column": self.column, "service": self.service,
                 "component": self.component, "kind": self.kind, "signal": self.signal, "selector": self.selector,
                 "problem": self.problem, "message": self.message, "alerts": list(self.alerts),
-                "panels": list(self.panels), "hint": self.hint, "signals": [s.as_json() for s in self.signals]}
+                "panels": list(self.panels), "hint": self.hint, "signals": [s.as_json() for s in self.signals],
+                "fires": list(self.fires)}
+
+    @property
+    def fires(self) -> tuple[str, ...]:
+        """The alerts that fire at once because of this (ServiceDown on a wrong job): its absent() branch."""
+        return tuple(sorted({a for u in self.uses for a in u.fires}))
 
 
 def missing_value(m: Matcher, missing: Missing, signals: tuple[Signal, ...], lookback: str | None) -> str:
@@ -84,7 +90,7 @@ def missing_value(m: Matcher, missing: Missing, signals: tuple[Signal, ...], loo
         seen = f"jobs with `{missing.metrics[0]}`" if len(missing.metrics) == 1 else "jobs with these metrics"
         if any(s.signal == UP and s.kind == "service" for s in signals):  # the service's own targets
             return (f"Prometheus scrapes no target as job `{m.value}` (no `up` series with it{within}): none of "
-                    f"the {_counted(signals)} it selects can have series; jobs scraped: {values}")
+                    f"the {counted(signals)} it selects can have series; jobs scraped: {values}")
     else:
         head, seen = f"no series with `{m.text()}`{within}", f"values of `{m.name}`"
     return f"{head}{_in(signals)}; {seen}: {values}"
@@ -112,7 +118,7 @@ def targets_down(missing: Missing, signals: tuple[Signal, ...]) -> str:
         who = f"{down} of the {missing.of} targets of {job} {'is' if down == 1 else 'are'}"
         stopped = "came only from it" if down == 1 else "came only from them"
     return (f"{who} down at the time checked: {listed(sorted(missing.values, key=natural))}; the series of "
-            f"{_counted(signals)} {stopped}")
+            f"{counted(signals)} {stopped}")
 
 
 def _in(signals: tuple[Signal, ...]) -> str:
@@ -121,10 +127,10 @@ def _in(signals: tuple[Signal, ...]) -> str:
         return ""
     if len({(s.kind, s.component) for s in signals}) == 1:
         return f" in any of its {len(signals)} signals ({listed([s.signal for s in signals])})"
-    return f" in any of the {_counted(signals)} it selects"
+    return f" in any of the {counted(signals)} it selects"
 
 
-def _counted(signals: tuple[Signal, ...]) -> str:
+def counted(signals: tuple[Signal, ...]) -> str:
     components = len({(s.kind, s.component) for s in signals})
     return (f"{len(signals)} signal{'s' if len(signals) != 1 else ''}"
             + (f" of {components} components" if components > 1 else ""))

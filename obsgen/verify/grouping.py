@@ -15,7 +15,9 @@ that is down by every series it exported. Here:
    the same unknown metric, the same targets down) are one finding that lists its
    signals; those of the service selector are one for the whole service;
 4. the rest are merged per signal and problem (one signal read by several
-   selectors).
+   selectors);
+5. a Prometheus with no `up` at all scrapes no targets: every metric missing from
+   it is one ``no-targets`` finding per spec (:func:`no_targets`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from obsgen.verify import advice
-from obsgen.verify.finding import (Finding, Missing, Signal, listed, missing_label, missing_value, targets_down,
-                                   unknown_metric)
+from obsgen.verify.finding import (Finding, Missing, Signal, counted, listed, missing_label, missing_value,
+                                   targets_down, unknown_metric)
 from obsgen.verify.uses import UP, VARIABLES_SIGNAL, Use
 
 # problems that several signals can share: what selected nothing is in the finding's `missing`
@@ -39,14 +41,19 @@ def grouped(results: list[tuple[Use, list[Finding]]], lookback: str | None) -> l
     buckets: dict[tuple, list[Finding]] = {}
     for f in _collapsed(_promoted(results, lookback is not None)):
         buckets.setdefault(_cause(f), []).append(f)
-    out = [_merged(members, lookback) for members in buckets.values()]
-    return sorted(out, key=lambda f: (f.file, f.line, f.column, f.component, f.signal, f.problem, f.message))
+    return _ordered([_merged(members, lookback) for members in buckets.values()])
+
+
+def _ordered(findings: list[Finding]) -> list[Finding]:
+    """In the spec's order, so the report reads top to bottom."""
+    return sorted(findings, key=lambda f: (f.file, f.line, f.column, f.component, f.signal, f.problem, f.message))
 
 
 def _cause(f: Finding) -> tuple:
     """What makes findings one: the field and the problem, and what selected nothing there (else the signal and
     the message: a type or a window is one signal's own)."""
-    where = (f.file, f.line, f.column, f.kind, f.component, f.problem, f.note)
+    # not the component: one field shared through a YAML anchor (`metrics: &tiered {…}`) is one edit, one finding
+    where = (f.file, f.line, f.column, f.problem, f.note)
     if f.problem in GROUPED and f.missing is not None:
         m = f.missing.matcher
         return where + ((m.name, m.op, m.value) if m else f.missing.metrics,)
@@ -59,7 +66,11 @@ def _merged(members: list[Finding], lookback: str | None) -> Finding:
     alerts = tuple(sorted({a for f in members for a in f.alerts}))
     panels = tuple(sorted({p for f in members for p in f.panels}))
     merged = replace(first, alerts=alerts, panels=panels, signals=signals,
-                     selector=min(f.selector for f in members), uses=tuple(u for f in members for u in f.uses))
+                     selector=min(f.selector for f in members), uses=tuple(u for f in members for u in f.uses),
+                     kind=", ".join(sorted({f.kind for f in members})),
+                     component=", ".join(sorted({f.component for f in members})))
+    if first.problem == "disappeared" and first.missing is not None:  # renamed: set the new name, where all read it
+        return replace(merged, hint=advice.unknown_metric(list(merged.uses), True))
     if len(members) == 1 or first.missing is None:
         return merged
     missing = Missing(first.missing.matcher, tuple(dict.fromkeys(v for f in members for v in f.missing.values)),
@@ -113,11 +124,20 @@ def _collapsed(results: list[tuple[Use, list[Finding]]]) -> Iterator[Finding]:
     gone = {key for key, members in by_component.items()
             if len({u.read.metric for u, _ in members}) > 1
             and all(len(fs) == 1 and fs[0].problem == "unknown-metric" for _, fs in members)}
+    # the `up` of a gone exporter's job (a variable's, RedisExporterDown's): the same cause (the exporter is not
+    # scraped), said in the same finding
+    unscraped: dict[tuple, list[tuple[Use, list[Finding]]]] = {}
+    for u, fs in results:
+        if _apart(u) and (u.file, u.path) in gone and fs:
+            unscraped.setdefault((u.file, u.path), []).append((u, fs))
     for key in sorted(gone):
         members = by_component[key]
         use = members[0][0]
         metrics = sorted({u.read.metric for u, _ in members})
         message = f"none of the {len(metrics)} metrics of {use.noun} `{use.component}` exist: {listed(metrics)}"
+        if key in unscraped:
+            members = members + unscraped[key]
+            message += f"; and {unscraped[key][0][1][0].message}"
         yield Finding(use.file, use.place.line, use.place.column, use.service, use.component, use.kind, "*",
                       use.read.selector, "no-metrics", message, advice.no_metrics(use),
                       tuple(sorted({a for u, _ in members for a in u.alerts})),
@@ -125,10 +145,39 @@ def _collapsed(results: list[tuple[Use, list[Finding]]]) -> Iterator[Finding]:
                       signals=tuple(Signal(u.kind, u.component, u.signal) for u, _ in members), place=use.place,
                       uses=tuple(u for u, _ in members))
     for use, findings in results:
-        if (use.file, use.path) not in gone or _apart(use):
+        key = (use.file, use.path)
+        if key not in gone or _apart(use) and key not in unscraped:
             yield from findings
 
 
 def _apart(use: Use) -> bool:
-    """A read judged on its own, never folded into its component's "none of its metrics exist"."""
+    """A read judged on its own, never counted among its component's metrics: a dashboard variable's, and
+    Prometheus' own `up` (Redis reads its exporter targets')."""
     return use.signal == VARIABLES_SIGNAL or use.read.metric == UP
+
+
+def no_targets(findings: list[Finding], source: str) -> list[Finding]:
+    """A server without a single `up` series scrapes nothing (a wrong URL, a Prometheus that only evaluates
+    rules): each spec's missing metrics are one finding at its service selector, not one per component."""
+    absent = ("unknown-metric", "no-metrics")
+    out = [f for f in findings if f.note or f.problem not in absent]
+    by_file: dict[str, list[Finding]] = {}
+    for f in findings:
+        if not f.note and f.problem in absent:
+            by_file.setdefault(f.file, []).append(f)
+    for members in by_file.values():
+        uses = tuple(u for f in members for u in f.uses)
+        service = next((u for u in uses if u.kind == "service"), uses[0])
+        where = service.places.get("job", service.place) if service.kind == "service" else service.place
+        signals = tuple(sorted({s for f in members for s in f.signals}, key=lambda s: (s.kind, s.component, s.signal)))
+        metrics = sorted({u.read.metric for u in uses})
+        message = (f"{source} has no `up` series: it scrapes no targets, so none of the {len(metrics)} metrics the "
+                   f"spec reads is there ({counted(signals)})")
+        hint = ("point --prometheus at the Prometheus that scrapes the service (this may be another server, or one "
+                "that only evaluates rules)")
+        out.append(Finding(service.file, where.line, where.column, service.service, service.service, "service",
+                           UP, service.read.selector, "no-targets", message, hint,
+                           tuple(sorted({a for f in members for a in f.alerts})),
+                           tuple(sorted({p for f in members for p in f.panels})),
+                           signals=signals, place=where, uses=uses))
+    return _ordered(out)

@@ -39,6 +39,7 @@ class Inventory:
     intervals_unknown: str = ""
     scraped: bool = True
     all_names: Callable[[], list[str]] = list
+    names_now: Callable[[str], list[str]] = lambda job: []  # the metric names of a job at the time checked
 
     def has_series(self, metric: str) -> bool:
         return bool(self.series.get(metric))

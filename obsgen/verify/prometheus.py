@@ -10,7 +10,8 @@ selector reads, in batches of :data:`BATCH` names per ``{__name__=~"a|b|…"}``,
 
 and once each ``/api/v1/metadata`` (metric types), ``/api/v1/targets`` (scrape
 interval per job; Mimir and Thanos have none, and the window check says so) and,
-only when a metric is unknown, ``/api/v1/label/__name__/values`` for the closest names.
+only when a metric is unknown, ``/api/v1/label/__name__/values`` for the closest names
+(when one disappeared, ``group by (__name__)`` of its job at ``--at``: what replaced it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 from functools import cache
 
 from obsgen.errors import UsageError
+from obsgen.model.promql import Matcher
 from obsgen.model.types import Duration
 from obsgen.verify.inventory import Inventory, Labels
 from obsgen.verify.web import Client, NotFound
@@ -57,8 +59,15 @@ def inventory(url: str, client: Client, names: set[str], at: float, lookback: fl
         except NotFound:
             return []
 
+    @cache
+    def names_now(job: str) -> list[str]:
+        """What a job exports at ``at``: where a metric that disappeared went (one instant query per job)."""
+        query = f"group by (__name__) ({{{Matcher('job', job).text()}}})"
+        result = api.call("/api/v1/query", {"query": query, "time": f"{at:.3f}"}, post=True) or {}
+        return sorted({item.get("metric", {}).get("__name__", "") for item in result.get("result", [])} - {""})
+
     return Inventory(source=url, series=series, present=present, types=_types(api), intervals=intervals,
-                     intervals_unknown=why, scraped=True, all_names=all_names)
+                     intervals_unknown=why, scraped=True, all_names=all_names, names_now=names_now)
 
 
 def _series(api: API, names: list[str], at: float, lookback: float

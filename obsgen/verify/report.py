@@ -31,6 +31,8 @@ def _blinds(f: Finding) -> str:
         parts.append("alerts " + ", ".join(f.alerts[:ALERTS_LISTED]) + (f" and {more} more" if more > 0 else ""))
     if f.panels:
         parts.append("panels " + ", ".join(f.panels) if len(f.panels) <= PANELS_LISTED else f"{len(f.panels)} panels")
+    if f.fires and not f.note:
+        parts.append("fires at once: " + ", ".join(f.fires))
     return "; ".join(parts)
 
 
@@ -38,14 +40,13 @@ def text(findings: list[Finding], checked: dict) -> str:
     problems = [f for f in findings if not f.note]
     notes = [f for f in findings if f.note]
     out = [line(f) for f in problems] + [line(f) for f in notes]
-    alerts = {(f.file, a) for f in problems for a in f.alerts}
-    panels = {(f.file, p) for f in problems for p in f.panels}
+    alerts, panels = blind(findings).values()
     what = (f"{checked['specs']} spec{_s(checked['specs'])}, {checked['components']} components, "
             f"{checked['signals']} signals, {checked['selectors']} selectors")
     source = printable(checked["source"]) + (f" at {checked['at']}" if checked.get("at") else "")
     if problems:
-        summary = (f"obsgen verify: {len(problems)} finding{_s(len(problems))} ({len(alerts)} alert{_s(len(alerts))} "
-                   f"and {len(panels)} panel{_s(len(panels))} blind)")
+        summary = (f"obsgen verify: {len(problems)} finding{_s(len(problems))} ({alerts} alert{_s(alerts)} "
+                   f"and {panels} panel{_s(panels)} blind)")
     else:
         summary = "obsgen verify: clean"
     summary += f", {len(notes)} note{_s(len(notes))}; {what} checked against {source}"
@@ -54,10 +55,19 @@ def text(findings: list[Finding], checked: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def blind(findings: list[Finding]) -> dict[str, int]:
+    """How many alert rules and panels the findings blind, each once however many findings blind it: an alert
+    rule per component (four caches' ``CacheHitRateLow{tier="L1"}`` are four), a panel per dashboard."""
+    problems = [f for f in findings if not f.note]
+    alerts = {(u.file, rule) for f in problems for u in f.uses for rule in u.rules}
+    panels = {(f.file, p) for f in problems for p in f.panels}
+    return {"alerts": len(alerts), "panels": len(panels)}
+
+
 def as_json(findings: list[Finding], checked: dict) -> str:
     doc = {"findings": [f.as_json() for f in findings if not f.note],
            "notes": [f.as_json() for f in findings if f.note],
-           "checked": checked}
+           "checked": checked, "blind": blind(findings)}
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from obsgen.spec import Spec
 from obsgen.verify.checks import check
 from obsgen.verify.finding import Finding
-from obsgen.verify.grouping import grouped
+from obsgen.verify.grouping import grouped, no_targets
 from obsgen.verify.inventory import Inventory
-from obsgen.verify.uses import Use, uses
+from obsgen.verify.uses import UP, Use, uses
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,16 @@ def verify(specs: list[Spec], inventory_for: Callable[[set[str]], Inventory], *,
     inv = inventory_for({u.read.metric for u in all_uses})
     findings = grouped([(use, check(use, inv, lookback)) for use in all_uses],
                        lookback if inv.scraped else None)
+    if inv.scraped and not inv.has_series(UP):
+        findings = no_targets(findings, inv.source)
     skipped = []
     if inv.intervals is None and any(u.read.range and not u.read.grafana_range for u in all_uses):
         skipped.append(f"windows against scrape intervals: {inv.intervals_unknown}")
+    if not inv.scraped:
+        selected = sorted({k for spec in specs for k in spec.service.selector})
+        if selected:
+            skipped.append(f"service selector ({', '.join(selected)}): an exposition text has no scrape labels "
+                           "(check it with --prometheus)")
     checked = {
         "specs": len(specs),
         "components": len({(u.file, u.kind, u.component) for u in all_uses}),

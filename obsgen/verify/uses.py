@@ -86,7 +86,11 @@ class Use:
     event: bool  # a signal of rare events whose series may not exist yet (see EVENTS)
     exporter: bool  # metrics of a separate exporter (redis_exporter), not of the service itself
     alerts: set[str] = field(default_factory=set)
+    # the alert rules behind ``alerts``, each with the component that owns it: the four caches' CacheHitRateLow
+    # {tier="L1"} are one name here and four rules there (what the summary counts)
+    rules: set[tuple[FieldPath, str]] = field(default_factory=set)
     panels: set[str] = field(default_factory=set)
+    fires: set[str] = field(default_factory=set)  # alerts that fire, whatever else there is, when this is missing
 
 
 def uses(spec: Spec, model: ServiceModel | None = None) -> list[Use]:
@@ -146,15 +150,20 @@ class _Uses:
 
     def _add(self, part: _Part, expr: Expr, *, alert: str | None = None, panel: str | None = None,
              jobs: tuple[str, ...] = ()) -> None:
-        for read in reads(expr):
-            if panel is not None:
-                read = _dashboard_read(read, jobs)
-            for source in self._resolve(part, read, set()):
-                if not source.metric:
-                    continue
-                owner, signal = self._owner(part, source)
-                # a selector read for its absence (absent, unless) makes the alert fire when missing, not go blind
-                self._merge(owner, source, signal, alert=None if source.presence else alert, panel=panel)
+        sources = [source for read in reads(expr)
+                   for source in self._resolve(part, _dashboard_read(read, jobs) if panel is not None else read, set())
+                   if source.metric]
+        # a selector read for its absence (absent, unless) makes the alert fire when missing, not go blind; so
+        # does one the alert reads both ways (ServiceDown: `max(up{…}) == 0 or absent(up{…}) * 0`)
+        absent = {(s.metric, s.matchers) for s in sources if s.presence}
+        valued = {(s.metric, s.matchers) for s in sources if not s.presence}
+        for source in sources:
+            owner, signal = self._owner(part, source)
+            key = (source.metric, source.matchers)
+            self._merge(owner, source, signal, alert=alert if key not in absent else None, rule=part.path,
+                        panel=panel)
+            if alert and source.presence and key in valued:  # `x == 0 or absent(x)`: fires whenever x is missing
+                self.out[(owner.path, signal, source)].fires.add(alert)
 
     def _resolve(self, part: _Part, read: Read, seen: set[int]) -> list[Read]:
         """The selectors behind ``read`` when it names one of obsgen's recording rules (this component's own
@@ -188,13 +197,14 @@ class _Uses:
         return part, None
 
     def _merge(self, part: _Part, read: Read, signal: str | None, *, alert: str | None = None,
-               panel: str | None = None) -> None:
+               rule: FieldPath | None = None, panel: str | None = None) -> None:
         key = (part.path, signal, read)
         use = self.out.get(key)
         if use is None:
             use = self.out[key] = self._use(part, signal, read)
         if alert:
             use.alerts.add(alert)
+            use.rules.add((rule or part.path, alert))
         if panel:
             use.panels.add(panel)
 

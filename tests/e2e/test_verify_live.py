@@ -28,6 +28,7 @@ from click.testing import CliRunner
 from obsgen.cli import main
 
 from .harness import OUTAGE_APPS, SPEC, Failure, Proc, Prometheus, Stack, free_port, http, tool, wait_until
+from .spec_keys import assert_hints_name_real_keys
 
 pytestmark = [pytest.mark.e2e]
 
@@ -111,21 +112,27 @@ class World:
             *[{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
               for job, port in self.py.items()],
         ]}
-        workdir = self.root / "prometheus"
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-        port = free_port()
-        self.prometheus = Proc("prometheus", [
-            tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
-            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], workdir, port).start()
+        self.prometheus, self.prom = start_prometheus(self.root / "prometheus", config, data)
         self.procs.append(self.prometheus)
-        self.prom = Prometheus(f"http://127.0.0.1:{port}")
-        wait_until(lambda: http(f"{self.prom.url}/-/ready"), 30, "Prometheus to be ready", self.prometheus)
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
         self.stack.stop()
+
+
+def start_prometheus(workdir: Path, config: dict, data: Path | None = None) -> tuple[Proc, Prometheus]:
+    """A real Prometheus with ``config``, ready to answer."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    port = free_port()
+    proc = Proc("prometheus", [
+        tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={data or workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn"], workdir, port).start()
+    prom = Prometheus(f"http://127.0.0.1:{port}")
+    wait_until(lambda: http(f"{prom.url}/-/ready"), 30, "Prometheus to be ready", proc)
+    return proc, prom
 
 
 @pytest.fixture(scope="module")
@@ -299,8 +306,10 @@ def test_series_that_stopped_are_clean_in_the_past_and_one_target_down_finding_n
         ("service", "up")}
     assert now["message"] == ("the only target of job `maple-history` is down at the time checked: old-host:8080 "
                               "(no longer scraped); the series of 5 signals of 2 components stopped with it")
-    # its `up` is gone too: ServiceDown, InstanceDown and the dashboards' job variable are blind with the rest
-    assert {"ServiceDown", "InstanceDown", "ComponentMetricsMissing", "CacheHitRateLow"} <= set(now["alerts"])
+    # its `up` is gone too: InstanceDown and the dashboards' job variable are blind with the rest; ServiceDown's
+    # absent(up) fires
+    assert {"InstanceDown", "ComponentMetricsMissing", "CacheHitRateLow"} <= set(now["alerts"])
+    assert "ServiceDown" not in now["alerts"]
     assert "Service Overview / variables job, instance" in now["panels"]
     [recent] = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))  # lookback 1h: gone
     assert (recent["kind"], recent["signal"], recent["problem"]) == ("service", "selector.job", "value-missing")
@@ -323,11 +332,36 @@ def test_a_wrong_service_selector_is_one_finding_for_the_whole_service_with_what
                                "target as job `maple` (no `up` series with it within the last 1h): none of the ")
     assert "jobs scraped: maple-e2e, " in lines[0]  # the closest first
     assert "set `service.selector` to the labels Prometheus scrapes the service with" in lines[0]
-    assert " more; " in lines[0] and lines[0].endswith(" panels]")  # the alerts it blinds, summarised
+    assert " more; " in lines[0] and lines[0].endswith(" panels; fires at once: ServiceDown]")  # summarised
     [got] = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))
     assert {(s["kind"], s["component"]) for s in got["signals"]} >= {("caches", "equipment"), ("service", "maple-e2e")}
     assert not any(s["kind"] == "redis" for s in got["signals"])  # Redis is scraped as its own jobs: unaffected
     assert {"CacheHitRateLow{tier=\"L1\"}", "ExecutorSaturated", "CircuitBreakerOpen"} <= set(got["alerts"])
+    # ServiceDown is `max(up{job="maple"}) == 0 or absent(up{job="maple"}) * 0`: it fires at once, it is not blind
+    assert "ServiceDown" not in got["alerts"] and "InstanceDown" in got["alerts"]
+    assert got["fires"] == ["ServiceDown"]
+    assert_hints_name_real_keys(spec, [got])
+
+
+def test_a_metric_the_app_renamed_is_one_disappeared_finding_at_the_anchor_naming_the_new_name(world, tmp_path):
+    """The four caches share `metrics: &tiered {…, misses: cache_miss_total}`; the app renames it (refapp's
+    /control, as a library upgrade does): one finding at the anchor, with the name its job exports now."""
+    spec = spec_copy(tmp_path, "selector: {job: maple-e2e}", f"selector: {{job: {DOOMED_JOB}}}")
+    old, new = (f'{name}{{job="{DOOMED_JOB}"}}' for name in ("cache_miss_total", "cache_misses_total"))
+    world.doomed.set({"renames": "cache_miss_total=cache_misses_total"})
+    try:
+        wait_until(lambda: world.prom.query(new) and not world.prom.query(old), 15,
+                   "Prometheus to see the rename", world.prometheus)
+        [got] = findings(run(str(spec), "--prometheus", world.prom.url, "--format", "json"))
+    finally:
+        world.doomed.reset()
+        wait_until(lambda: world.prom.query(old), 15, "Prometheus to see the name back", world.prometheus)
+    assert (got["line"], got["column"], got["kind"], got["signal"], got["problem"]) == (
+        *position(spec, "cache_miss_total"), "caches", "misses", "disappeared")
+    assert got["component"] == "cubeTrials, equipment, expectationV4, ocidCache"
+    assert "; closest names its job exports now: cache_misses_total" in got["message"], got["message"]
+    assert got["hint"].startswith("set `caches[0].metrics.misses`, `caches[1].metrics.misses`, ")
+    assert_hints_name_real_keys(spec, [got])
 
 
 def test_a_service_whose_target_is_down_is_one_finding_saying_so(world, tmp_path):
@@ -378,6 +412,57 @@ http:
       - route: /api/v4/characters/{ocid}/expectations
         error_ratio_max: 0.02
 """
+
+
+# -- a Prometheus that scrapes nothing, or not the exporter ------------------------------------------
+
+@pytest.fixture(scope="module")
+def partial(world, tmp_path_factory):
+    """Two more real Prometheus servers: one scraping nothing (a wrong URL, one that only evaluates rules), one
+    scraping the reference apps but not redis_exporter."""
+    root = tmp_path_factory.mktemp("partial")
+    apps = [a.instance for a in world.stack.apps.values()]
+    started = [start_prometheus(root / "empty", {"scrape_configs": []})]
+    try:
+        started.append(start_prometheus(root / "app", {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+            "scrape_configs": [{"job_name": "maple-e2e", "static_configs": [{"targets": apps}]}]}))
+        proc, prom = started[1]
+        wait_until(lambda: prom.query('cache_gets_total{job="maple-e2e"}'), 20, "Prometheus to scrape the app", proc)
+        yield {"empty": started[0][1], "app": prom}
+    finally:
+        for proc, _ in started:
+            proc.stop()
+
+
+def test_a_prometheus_that_scrapes_nothing_is_one_finding_saying_so_with_no_spec_key_to_set(partial, tmp_path):
+    """It used to be one finding per component, telling the user to set `service.metrics.up` (no such key)."""
+    spec = spec_copy(tmp_path)
+    url = partial["empty"].url
+    result = run(str(spec), "--prometheus", url, "--format", "json")
+    assert result.exit_code == 1
+    [got] = findings(result)
+    assert (got["line"], got["column"], got["kind"], got["signal"], got["problem"]) == (
+        *position(spec, "maple-e2e}"), "service", "up", "no-targets")
+    assert got["message"].startswith(f"{url} has no `up` series: it scrapes no targets")
+    assert got["hint"].startswith("point --prometheus at the Prometheus that scrapes the service")
+    assert "ServiceDown" not in got["alerts"] and "ServiceDown" in got["fires"]  # its absent(up) fires
+    assert {s["kind"] for s in got["signals"]} >= {"service", "caches", "redis"}
+    lines = run(str(spec), "--prometheus", url).output.splitlines()
+    assert lines[1].startswith("obsgen verify: 1 finding (") and len(lines) == 3, lines  # and the skipped windows
+
+
+def test_an_exporter_prometheus_does_not_scrape_is_one_finding_per_redis_with_no_rare_advice(partial, tmp_path):
+    """It used to add a second finding for the exporter job's `up`, advising a longer --lookback for a rare job."""
+    spec = spec_copy(tmp_path)
+    got = findings(run(str(spec), "--prometheus", partial["app"].url, "--format", "json"))
+    assert [(f["component"], f["kind"], f["signal"], f["problem"]) for f in got] == [
+        ("main", "redis", "*", "no-metrics"), ("sessions", "redis", "*", "no-metrics")]
+    for f, job in zip(got, ("redis", "redis-sessions")):
+        assert f"no series from job `{job}`; jobs with `up`: maple-e2e" in f["message"], f["message"]
+        assert "dashboard variables" in {s["signal"] for s in f["signals"]}
+        assert "rare" not in f["hint"] and "--lookback" not in f["hint"]
+    assert_hints_name_real_keys(spec, got)
 
 
 # -- a gateway like Mimir's: prefix, credentials, no targets API ---------------------------------------
