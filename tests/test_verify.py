@@ -462,3 +462,12 @@ def test_a_redis_whose_exporter_is_in_no_text_is_one_finding_although_prometheus
     assert "scrape_up" not in {s["signal"] for s in redis[0]["signals"]}
     assert "redis_up" in redis[0]["message"] and "`up`" not in redis[0]["message"]
 
+
+def test_an_unless_whose_right_side_reads_the_left_sides_selector_is_no_presence_read():
+    """`x unless x offset 5m` (RedisSentinelFailover) and `x == 0 or (… x[1d] unless x)` (RedisExporterDown)
+    cannot fire for a missing x: x is read for its value, so a wrong selector blinds them; `y unless x` can."""
+    gated = reads(parse('max by (a) (x{j="r"}) unless on (a) max by (a) (x{j="r"} offset 5m)'))
+    assert [r.presence for r in gated] == [False, False]
+    blind = reads(parse('x{j="r"} == 0 or (group(last_over_time(x{j="r"}[1d])) unless on () group(x{j="r"}))'))
+    assert [r.presence for r in blind] == [False, False, False]
+    assert [r.presence for r in reads(parse('y unless on () x'))] == [False, True]
