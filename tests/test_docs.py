@@ -270,6 +270,18 @@ def test_spec_reference_lists_every_key_of_each_kind_with_the_schemas_default():
         assert {r[0].strip("`"): r[1] for r in rows} == expected, f"spec.md's table of {key}"
 
 
+def test_the_slo_traffic_guard_example_is_the_count_the_rules_use():
+    """spec.md's example of the default ``min_events`` ("N in 1h for 99.9%") against the rule obsgen builds."""
+    from obsgen.components import slo
+    from obsgen.spec import parse
+
+    count, window, objective = re.search(r"\((\d+) in (\w+) for ([\d.]+)%\)", SPEC_DOC).groups()
+    spec = parse(f"apiVersion: obsgen/v1\nservice: {{name: shop, team: web}}\nslos:\n  - name: api\n"
+                 f"    objective: {float(objective) / 100}\n", "t.yaml").components[0].spec
+    cond = next(c for a in (slo.FAST, slo.SLOW) for c in a.conditions if c.long == Duration.parse(window))
+    assert int(count) == slo.min_events(spec, cond)
+
+
 def spec_blocks() -> list[tuple[Path, str]]:
     return [(doc, m.group(2)) for doc in DOCS for m in FENCE.finditer(doc.read_text())
             if m.group(1) == "yaml" and m.group(2).startswith("apiVersion: obsgen/v1")]

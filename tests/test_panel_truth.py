@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SPECS, VALID_SPECS, rendered
-from knownworld import CLUSTER, ExprTruth, session_world
+from knownworld import CLUSTER, Between, ExprTruth, session_world
 from knownworld.grafana import SHOWN_KINDS, shown, variables, evaluate
 from obsgen.spec import load
 
@@ -70,7 +70,9 @@ def world(request):
     return session_world(request, LOADED)
 
 
-def same(a: float | str, b: float | str) -> bool:
+def same(a: float | str, b: float | str | Between) -> bool:
+    if isinstance(b, Between):
+        return b.low - ABS <= a <= b.high + ABS
     if isinstance(a, str) or isinstance(b, str):
         return a == b
     return math.isclose(a, b, rel_tol=REL, abs_tol=ABS)

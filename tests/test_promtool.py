@@ -55,10 +55,12 @@ MUTATIONS = {
     "burn-rate page without its low-traffic guard pages on one failed request": (
         r"(alert: ErrorBudgetBurnFast\n(?:.*\n)*?.*)\n *and\n *slo:sli_requests:rate1h\{[^}]*\} \* 3600 >= \d+", r"\g<1>"),
     "burn-rate page without its short window keeps paging after the burn stopped": (
-        r"(alert: ErrorBudgetBurnFast\n(?:.*\n)*?.*)\n *and\n *slo:sli_error:ratio_rate5m\{[^}]*\} > [0-9.]+ \* [0-9.]+", r"\g<1>"),
+        r"(alert: ErrorBudgetBurnFast\n(?:.*\n)*?.*)\n *and\n *slo:sli_error:burn_rate5m\{[^}]*\} > [0-9.]+", r"\g<1>"),
     "slow burn without its 6h condition misses a 6h burn": (
-        r"\(\n *slo:sli_error:ratio_rate6h\{[^}]*\} > 6 \* [0-9.]+\n(?:.*\n){4} *\)\n *or\n *", ""),
-    "burn threshold off by a factor pages on a budget-neutral burn": (r"> 14.4 \* ", "> 0.5 * "),
+        r"\(\n *slo:sli_error:burn_rate6h\{[^}]*\} > 6\n(?:.*\n){4} *\)\n *or\n *", ""),
+    "burn threshold off by a factor pages on a budget-neutral burn": (r"> 14.4\n", "> 0.5\n"),
+    "burn rates of a young TSDB taken as a full window's page on minutes of errors": (
+        r" \* clamp_max\(\(time\(\) -\s+slo:sli_requests:since\{[^}]*\}\) / \d+, 1\)", ""),
 }
 
 

@@ -88,8 +88,9 @@ def test_latency_slo_counts_requests_slower_than_the_bucket_bound():
     text = spec_text(objective=0.99, extra="    sli: latency\n    latency_threshold: 500ms\n")
     groups = pipeline.build(parse(text, "t.yaml")).groups
     rec = {r.record: str(r.expr) for g in groups for r in g.rules if getattr(r, "record", "")}
-    assert 'http_server_requests_seconds_count{job="shop"}[5m]' in rec["slo:sli_requests:rate5m"]
-    assert 'http_server_requests_seconds_bucket{job="shop", le="0.5"}[5m]' in rec["slo:sli_errors:rate5m"]
+    assert 'http_server_requests_seconds_count{job="shop", uri!~"/actuator/.*"}[5m]' in rec["slo:sli_requests:rate5m"]
+    assert ('http_server_requests_seconds_bucket{job="shop", le="0.5", uri!~"/actuator/.*"}[5m]'
+            in rec["slo:sli_errors:rate5m"])
 
 
 def test_slo_dashboard_draws_budget_sli_and_burn_rates_with_the_thresholds():
@@ -102,8 +103,9 @@ def test_slo_dashboard_draws_budget_sli_and_burn_rates_with_the_thresholds():
     assert steps[-1]["value"] == 0.995
     burn = panels["api: burn rate per window"]
     assert [t["legendFormat"] for t in burn["targets"]] == ["5m", "30m", "1h", "2h", "6h", "1d", "3d"]
-    assert 'slo:sli_error:ratio_rate30d{service="shop", slo="api"} / 0.005' in \
-        panels["api: error budget remaining"]["targets"][0]["expr"]
+    assert panels["api: error budget remaining"]["targets"][0]["expr"] == \
+        '1 - slo:sli_error:burn_rate30d{service="shop", slo="api"}'
+    assert outputs["shop/prometheus/slo.yaml"].count(" / 0.005\n") == 8  # one burn per window, over the budget
 
 
 def test_page_runbook_explains_error_budgets_and_what_to_do():
@@ -117,6 +119,7 @@ def test_page_runbook_explains_error_budgets_and_what_to_do():
     ("    sli: latency\n", 0.99, "a latency SLO needs `latency_threshold`"),
     ("", 0.9, "the fast-burn page needs an error ratio of 144%, which is impossible"),
     ("    latency_threshold: 1s\n", 0.99, "`latency_threshold` only applies to `sli: latency`"),
+    ("    exclude: {uri: \"(/actuator\"}\n", 0.99, "slos[0].exclude.uri: `(/actuator` is not a regular expression"),
 ])
 def test_slo_mistakes_are_located_spec_errors(extra, objective, message):
     with pytest.raises(SpecError) as err:

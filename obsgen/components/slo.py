@@ -24,7 +24,19 @@ Recordings (labelled ``service`` and ``slo``):
   error ratio of the window, blurred by the 5m rate at the window's edges only
   (under 0.4% of a 1d window); a 30d range over raw counters would read millions
   of samples on every evaluation;
-* ``slo:sli_requests:rate<W>`` for the alerts' long windows (the traffic guard).
+* ``slo:sli_requests:rate<W>`` for the alerts' long windows (the traffic guard);
+* ``slo:sli_error:burn_rate<W>`` for every window: what the alerts and dashboards
+  read (see young data below).
+
+Young data: on a new service or a Prometheus started afresh, a 3d window holds
+minutes, and its error ratio is theirs. ``slo:sli_requests:since`` records when the
+SLO's data begins; each burn rate scales the window's ratio by the share of the
+window since then (the time before counts as clean traffic at the rate seen since),
+and the 3d guard counts the requests the window really holds. A full window is
+unchanged: the same burn, the same detection times.
+
+Requests left out: over the profile's HTTP metrics, the service's own metrics
+scrapes (``exclude``, :data:`EXCLUDED`).
 
 Low traffic: one failed request among a handful at night is a huge error ratio.
 Each condition also needs ``min_events`` requests in its long window (default:
@@ -37,14 +49,15 @@ from __future__ import annotations
 import math
 from itertools import accumulate
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from obsgen.components import http
 from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind, Recording,
                                     Rule, Scenario)
 from obsgen.components.timeline import counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, below, jobs, pct
-from obsgen.model.promql import Expr, Paren, Selector, agg, and_, binop, number, or_, over_time, rate, ratio, selector
+from obsgen.model.promql import (Call, Expr, Matcher, Num, Paren, Seconds, Selector, agg, and_, binop, number, or_,
+                                 over_time, parse, quote, rate, ratio, selector)
 from obsgen.model.rules import Check
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
@@ -99,6 +112,7 @@ class SloSpec(ComponentSpec):
     latency_threshold: Duration | None
     le: str | None
     min_events: int | None
+    exclude: Labels | None
 
     @property
     def budget(self) -> float:
@@ -123,8 +137,30 @@ def _http_events(profile: str) -> dict[str, MetricRef]:
     return {"requests": m["requests"], "errors": m["errors"], "latency_bucket": m["buckets"], "latency_count": count}
 
 
+EXCLUDED = {"micrometer": {"uri": "/actuator/.*"}, "python": {"handler": "/metrics"}}
+"""Requests an SLO over the profile's HTTP metrics leaves out unless its spec says ``exclude``: the service's own
+metrics scrapes, which the HTTP instrumentation times like any request. Spring times every Actuator endpoint
+(``uri="/actuator/prometheus"``, health probes under ``/actuator/health``: spring-boot issue 13435 suggests
+``uri!~"/actuator.*"``); prometheus-fastapi-instrumentator counts ``handler="/metrics"`` unless the app passes
+``excluded_handlers``. Four scrapes a minute per instance would dilute the ratio and, at night, meet
+``min_events`` on their own."""
+
+
+def _exclusions(exclude: Mapping | None, metrics: Mapping | None, profile: str) -> Labels:
+    """``exclude`` as written, else the profile's default when the SLO reads the profile's HTTP metrics."""
+    if exclude is not None:
+        return dict(exclude)
+    return {} if metrics else dict(EXCLUDED.get(profile, {}))
+
+
 def check(given: Given) -> list[Finding]:
     item, out = given.item, []
+    for label, pattern in (item.get("exclude") or {}).items():
+        try:
+            parse(f"x{{{label}!~{quote(pattern)}}}")
+        except ValueError as err:
+            out.append(Finding(("exclude", label), f"`{pattern}` is not a regular expression Prometheus accepts "
+                                                   f"({err}); write an RE2 pattern such as /actuator/.*"))
     if item["sli"] == "latency" and "latency_threshold" not in item:
         out.append(Finding((), "a latency SLO needs `latency_threshold`: the bound a good request is faster than, "
                                "one of the histogram's bucket bounds (e.g. 500ms)"))
@@ -151,9 +187,13 @@ SIGNALS = {"availability": ("errors", "requests"), "latency": ("latency_bucket",
 
 
 def _events(item: Mapping, spec: Mapping) -> list[set[tuple[str, str]]]:
-    """Per signal of the SLI, the metric name and labels every series it reads carries."""
+    """Per signal of the SLI, the metric name and labels every series it reads carries (and the label values
+    it must not carry, ``exclude``)."""
     service = spec.get("service") if isinstance(spec.get("service"), Mapping) else {}
-    defaults = _http_events(service.get("profile", "micrometer"))
+    profile = service.get("profile", "micrometer")
+    defaults = _http_events(profile)
+    excluded = _exclusions(item.get("exclude"), item.get("metrics"), profile)
+    left_out = {(f"{label}!~", pattern) for label, pattern in excluded.items()}
     out = []
     for signal in SIGNALS[item["sli"]]:
         given = item.get("metrics", {}).get(signal)
@@ -162,7 +202,7 @@ def _events(item: Mapping, spec: Mapping) -> list[set[tuple[str, str]]]:
         if signal == "latency_bucket":
             threshold = item.get("latency_threshold")
             labels["le"] = bucket_bound(Duration.parse(threshold) if threshold else None, item.get("le"))
-        out.append({("__name__", ref.name), *labels.items()})
+        out.append({("__name__", ref.name), *labels.items(), *left_out})
     return out
 
 
@@ -206,12 +246,31 @@ def _ratio(c: Component, window: Duration) -> Selector:
     return selector(f"slo:sli_error:ratio_rate{window}", _tag(c))
 
 
+def _burn(c: Component, window: Duration) -> Selector:
+    return selector(f"slo:sli_error:burn_rate{window}", _tag(c))
+
+
 def _requests(c: Component, window: Duration) -> Selector:
     return selector(f"slo:sli_requests:rate{window}", _tag(c))
 
 
 def _errors(c: Component, window: Duration) -> Selector:
     return selector(f"slo:sli_errors:rate{window}", _tag(c))
+
+
+def _since(c: Component) -> Selector:
+    return selector("slo:sli_requests:since", _tag(c))
+
+
+def _stamp(c: Component) -> Selector:
+    return selector("slo:sli_requests:timestamp", _tag(c))
+
+
+def _select(c: Component, signal: str, extra: Labels | None = None) -> Selector:
+    """``signal`` over every instance of the service, without the requests the SLO leaves out (``exclude``)."""
+    picked = c.select(signal, extra, base=_base(c))
+    left_out = _exclusions(c.spec.exclude, c.spec.metrics, c.service.profile)
+    return replace(picked, matchers=picked.matchers + tuple(Matcher(k, v, "!~") for k, v in sorted(left_out.items())))
 
 
 def _total(c: Component, e: Expr) -> Expr:
@@ -241,15 +300,15 @@ def _bad(c: Component, spec: SloSpec, window: Duration) -> Expr:
     """
     requests = _total(c, _requests(c, window))
     if spec.sli == "latency":
-        fast = c.select("latency_bucket", {"le": spec.bucket_bound}, base=_base(c))
+        fast = _select(c, "latency_bucket", {"le": spec.bucket_bound})
         return binop("-", requests, _total(c, rate(fast, window)), multiline=True)
-    return or_(_total(c, rate(c.select("errors", base=_base(c)), window)), binop("*", 0, requests))
+    return or_(_total(c, rate(_select(c, "errors"), window)), binop("*", 0, requests))
 
 
 def _raw(c: Component, spec: SloSpec, window: Duration) -> list[Rule]:
     """Requests, errors and their ratio over ``window`` straight from the counters, each counter read once."""
     tag = _tag(c)
-    total = c.select("latency_count" if spec.sli == "latency" else "requests", base=_base(c))
+    total = _select(c, "latency_count" if spec.sli == "latency" else "requests")
     return [Recording(_requests(c, window).metric, _total(c, rate(total, window)), tag),
             Recording(_errors(c, window).metric, _bad(c, spec, window), tag),
             Recording(_ratio(c, window).metric,
@@ -267,11 +326,48 @@ def _long(c: Component, window: Duration) -> Rule:
                                 _errors(c, BASE)), _tag(c))
 
 
+def _age(c: Component, spec: SloSpec) -> list[Rule]:
+    """When the SLO's data begins: the earliest evaluation within the SLO window that recorded a 5m request rate.
+
+    A fresh Prometheus (or a new service) holds minutes of a 3d window; :func:`_coverage` says how much. The
+    start is the minimum of a recorded timestamp rather than a count of samples times the evaluation interval:
+    a rule file cannot know the interval it is evaluated at (the SLO's promtool stories run on 1m and 5m
+    clocks, Prometheus on its global or the group's), and a timestamp is true at any.
+    """
+    return [Recording(_stamp(c).metric, Call("timestamp", (_requests(c, BASE),)), _tag(c)),
+            Recording(_since(c).metric, over_time("min", _stamp(c), spec.window), _tag(c))]
+
+
+def _coverage(c: Component, window: Duration) -> Expr:
+    """The share of ``window`` the SLO has data for, from 0 at its first evaluation to 1 once ``window`` old."""
+    return Call("clamp_max", (binop("/", binop("-", Call("time", ()), _since(c)), Seconds(window)), Num(1)))
+
+
+def _burns(c: Component, spec: SloSpec) -> list[Rule]:
+    """The burn rate over each window: its error ratio over the budget, the time before the SLO's data begins
+    counted as clean traffic at the window's rate.
+
+    A young window (minutes of data in 3d) then burns as a full window would after a clean past: a burn of
+    20 minutes is 20 minutes of budget, not 3 days of it, and no alert fires earlier than on a clean history.
+    Once the window is full the burn is exactly the error ratio over the budget.
+    """
+    windows = sorted({*RAW_WINDOWS, *LONG_WINDOWS, spec.window})
+    return [Recording(_burn(c, w).metric, binop("/", binop("*", _ratio(c, w), _coverage(c, w)), spec.budget),
+                      _tag(c)) for w in windows]
+
+
+def _guards(c: Component) -> list[Rule]:
+    """Requests/s over the alerts' long windows that the counters' ``rate()`` does not record (3d): the requests
+    the window holds over its length, so that ``rate3d * 259200`` counts the requests it holds, however young."""
+    long = sorted({cond.long for a in (FAST, SLOW) for cond in a.conditions} - set(RAW_WINDOWS))
+    return [Recording(_requests(c, w).metric, binop("*", over_time("avg", _requests(c, BASE), w), _coverage(c, w)),
+                      _tag(c)) for w in long]
+
+
 def _recordings(c: Component, spec: SloSpec) -> list[Rule]:
     out = [rule for window in RAW_WINDOWS for rule in _raw(c, spec, window)]
     out += [_long(c, window) for window in sorted(set(LONG_WINDOWS) | {spec.window})]
-    guards = sorted({cond.long for a in (FAST, SLOW) for cond in a.conditions} - set(RAW_WINDOWS))
-    return out + [Recording(_requests(c, w).metric, over_time("avg", _requests(c, BASE), w), _tag(c)) for w in guards]
+    return out + _age(c, spec) + _guards(c) + _burns(c, spec)
 
 
 def min_events(spec: SloSpec, cond: Condition) -> int:
@@ -282,9 +378,9 @@ def min_events(spec: SloSpec, cond: Condition) -> int:
 
 
 def _condition(c: Component, spec: SloSpec, cond: Condition) -> Expr:
-    threshold = binop("*", cond.burn(spec.window), spec.budget)
-    return and_(binop(">", _ratio(c, cond.long), threshold), binop(">", _ratio(c, cond.short), threshold),
-                binop(">=", binop("*", _requests(c, cond.long), cond.long.total_seconds), min_events(spec, cond)))
+    burn = cond.burn(spec.window)
+    return and_(binop(">", _burn(c, cond.long), burn), binop(">", _burn(c, cond.short), burn),
+                binop(">=", binop("*", _requests(c, cond.long), Seconds(cond.long)), min_events(spec, cond)))
 
 
 def _alert(c: Component, spec: SloSpec, alert: BurnAlert) -> list[Rule]:
@@ -295,7 +391,7 @@ def _alert(c: Component, spec: SloSpec, alert: BurnAlert) -> list[Rule]:
                        f"over {cond.long} and {cond.short})" for cond in alert.conditions)
     return c.alert(
         alert.definition, expr=expr, scenarios=lambda f: _scenarios(c, spec, alert, f),
-        queries={**{f"burn_{w}": binop("/", _ratio(c, w), spec.budget) for w in (BASE, *BURN_PANEL_WINDOWS)},
+        queries={**{f"burn_{w}": _burn(c, w) for w in (BASE, *BURN_PANEL_WINDOWS)},
                  "by_route": _by_route(c, spec, alert.conditions[0].short)},
         description=(f"SLO {{{{ $labels.slo }}}} ({pct(spec.objective)} over {spec.window}): "
                      f"requests {bad} at a rate that spends {rows}. The budget is {pct(spec.budget)} of requests."),
@@ -306,13 +402,12 @@ def _alert(c: Component, spec: SloSpec, alert: BurnAlert) -> list[Rule]:
 
 def _by_route(c: Component, spec: SloSpec, window: Duration) -> Expr:
     """The requests that spend the budget, per route: failed ones, or for a latency SLO the slow ones."""
-    base, route = _base(c), _route_label(c)
+    route = _route_label(c)
     by = (c.service.cluster_label, route) if c.service.cluster_label else (route,)
     if spec.sli == "latency":
-        return Paren(binop("-", agg("sum", rate(c.select("latency_count", base=base), window), by),
-                           agg("sum", rate(c.select("latency_bucket", {"le": spec.bucket_bound}, base=base), window),
-                               by)))
-    return agg("sum", rate(c.select("errors", base=base), window), by)
+        return Paren(binop("-", agg("sum", rate(_select(c, "latency_count"), window), by),
+                           agg("sum", rate(_select(c, "latency_bucket", {"le": spec.bucket_bound}), window), by)))
+    return agg("sum", rate(_select(c, "errors"), window), by)
 
 
 def _route_label(c: Component) -> str:
@@ -334,9 +429,13 @@ def rules(c: Component) -> list[Rule]:
 BURN_WINDOWS = RAW_WINDOWS + LONG_WINDOWS
 
 
+YOUNG_NOTE = ("A window older than the SLO's data (a new service, a Prometheus started afresh) counts the time "
+              "before the data as clean traffic at the rate seen since.")
+
+
 def panels(c: Component, built: Built) -> ComponentPanels:
     spec: SloSpec = c.spec  # type: ignore[assignment]
-    remaining = binop("-", 1, binop("/", _ratio(c, spec.window), spec.budget))
+    remaining = binop("-", 1, _burn(c, spec.window))
     what = (f"requests faster than {spec.latency_threshold}" if spec.sli == "latency" else "requests that succeed")
     budget_steps = (Step("red"), Step("orange", 0), Step("green", 0.25))
     burn_lines = tuple(sorted({cond.burn(spec.window) for a in (FAST, SLOW) for cond in a.conditions}))
@@ -353,7 +452,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
             title=f"{c.name}: error budget remaining", unit="percentunit", max=1, thresholds=budget_steps,
             alerts=(SLOW.definition,),
             description=(f"Share of the {spec.window} error budget ({pct(spec.budget)} of requests) not yet spent; "
-                         "below 0 the objective is missed for this window."),
+                         f"below 0 the objective is missed for this window. {YOUNG_NOTE}"),
             queries=(Query(remaining, "remaining"),),
         ),
         Panel(
@@ -362,8 +461,8 @@ def panels(c: Component, built: Built) -> ComponentPanels:
             description=("Error ratio over each window divided by the budget: 1 spends the budget exactly over "
                          f"{spec.window}. The page needs {number(burn_lines[-1])}× over 1h and 5m; the tickets "
                          + " or ".join(f"{number(cond.burn(spec.window))}× over {cond.long} and {cond.short}"
-                                       for cond in SLOW.conditions) + "."),
-            queries=tuple(Query(binop("/", _ratio(c, w), spec.budget), str(w)) for w in BURN_WINDOWS),
+                                       for cond in SLOW.conditions) + f". {YOUNG_NOTE}"),
+            queries=tuple(Query(_burn(c, w), str(w)) for w in BURN_WINDOWS),
         ),
     )
     health = Panel(
@@ -379,9 +478,10 @@ def panels(c: Component, built: Built) -> ComponentPanels:
 #
 # Each story is one set of request counters, told to both alerts in a test group of
 # its own: a fast burn pages on time; slow burns ticket on time (each condition
-# alone) and do not page; errors within the budget and a failing trickle of traffic
-# fire nothing. Detection times are not guessed: ``_detect`` replays the story
-# minute by minute through the recordings as Prometheus computes them.
+# alone) and do not page; errors within the budget, a failing trickle of traffic and
+# a burst of errors on a fresh Prometheus (every window young) fire nothing.
+# Detection times are not guessed: ``_detect`` replays the story minute by minute
+# through the recordings as Prometheus computes them.
 
 Segment = tuple[Duration, float, float]
 """(duration, requests/s, error ratio)"""
@@ -393,6 +493,8 @@ MIN_LEAD = Duration.parse("15m")
 """The shortest clean lead-in of a slow-burn story: its silent check falls two 5m evaluations before detection."""
 SILENT_AFTER = Duration.parse("20m")
 """How long after another alert's detection a story checks that this one stays silent."""
+YOUNG = Duration.parse("20m")
+"""How long the burst of errors on a fresh Prometheus lasts, and the clean traffic after it."""
 
 
 def _per_minute(segments: tuple[Segment, ...]) -> tuple[list[float], list[float]]:
@@ -415,14 +517,22 @@ def _trailing(values: list[float], n: int, count: int, through: int = 0) -> list
     return [running[t + through] - running[max(0, t - n + 1)] for t in range(count + 1)]
 
 
-def _windows(requests: list[float], errors: list[float], window: Duration) -> tuple[list[float], list[float]]:
-    """Per evaluation ``t`` (0 … len), the error ratio over ``window`` and the requests it holds, as the
-    recordings compute them on a 1m clock, each sum taken from two running totals.
+def _covered(t: int, since: int, n: int) -> float:
+    """The share of an ``n``-minute window that data from minute ``since`` on covers at minute ``t``."""
+    return min(1.0, max(0, t - since) / n)
+
+
+def _windows(requests: list[float], errors: list[float], window: Duration,
+             since: int) -> tuple[list[float], list[float]]:
+    """Per evaluation ``t`` (0 … len), the error ratio over ``window`` times the share of it the data covers
+    (the burn rate times the budget), and the requests it holds, as the recordings compute them on a 1m clock
+    whose first 5m rate is recorded at minute ``since``; each sum taken from two running totals.
 
     ``rate(x[W])`` at ``t`` spans the last W/1m - 1 increments (both rates of a ratio
     alike, so extrapolation cancels; the requests it holds are extrapolated to W);
     the long windows sum the recorded 5m rates (the last 4 increments) over the
-    evaluations within W. A window without requests has a ratio of 0, as recorded.
+    evaluations within W, and hold their average times the minutes covered. A window
+    without requests has a ratio of 0, as recorded.
     """
     n, five, end = window.millis // STEP.millis, BASE.millis // STEP.millis, len(requests)
     if window in RAW_WINDOWS:
@@ -431,23 +541,27 @@ def _windows(requests: list[float], errors: list[float], window: Duration) -> tu
     else:
         bad = _trailing(_trailing(errors, five, end), n, end, through=1)
         total = _trailing(_trailing(requests, five, end), n, end, through=1)
-        held = [s / (t + 1 - max(0, t - n + 1)) / (five - 1) * n for t, s in enumerate(total)]
-    return [b / s if s else 0.0 for b, s in zip(bad, total)], held
+        held = [s / (t + 1 - max(since, t - n + 1)) / (five - 1) * n * _covered(t, since, n) if t >= since else 0.0
+                for t, s in enumerate(total)]
+    return [b / s * _covered(t, since, n) if s else 0.0 for t, (b, s) in enumerate(zip(bad, total))], held
 
 
-def _detect(spec: SloSpec, alert: BurnAlert, segments: tuple[Segment, ...]) -> Duration | None:
-    """The first evaluation at which one of ``alert``'s conditions holds, as the recordings would see it.
+def _detect(spec: SloSpec, alert: BurnAlert, segments: tuple[Segment, ...],
+            clock: Duration = STEP) -> Duration | None:
+    """The first evaluation at which one of ``alert``'s conditions holds, as the recordings would see it on a
+    Prometheus that evaluates every ``clock`` and starts with the story (its first 5m rate one ``clock`` in).
 
     Linear in the story's minutes (running totals), not in minutes × window.
     """
     requests, errors = _per_minute(segments)
+    since = clock.millis // STEP.millis
     first: int | None = None
     for cond in alert.conditions:
-        threshold, needed = cond.burn(spec.window) * spec.budget, min_events(spec, cond)
-        long_ratio, long_requests = _windows(requests, errors, cond.long)
-        short_ratio = _windows(requests, errors, cond.short)[0]
-        hit = next((t for t in range(1, len(requests) + 1) if long_ratio[t] > threshold
-                    and short_ratio[t] > threshold and long_requests[t] >= needed), None)
+        burn, needed = cond.burn(spec.window), min_events(spec, cond)
+        long_burn, long_requests = _windows(requests, errors, cond.long, since)
+        short_burn = _windows(requests, errors, cond.short, since)[0]
+        hit = next((t for t in range(1, len(requests) + 1) if long_burn[t] / spec.budget > burn
+                    and short_burn[t] / spec.budget > burn and long_requests[t] >= needed), None)
         if hit is not None and (first is None or hit < first):
             first = hit
     return None if first is None else STEP * first
@@ -472,8 +586,9 @@ def _traffic(c: Component, spec: SloSpec, segments: tuple[Segment, ...]) -> tupl
 @dataclass(frozen=True)
 class Story:
     """Request counters told to both alerts: ``fires`` must fire on time, ``free`` are not checked
-    (a fast burn also tickets; Alertmanager inhibits it), the rest must stay silent. A story that
-    ``recovers`` ends with :data:`RECOVERY` of clean traffic, after which the firing alert must have cleared."""
+    (a fast burn also tickets; Alertmanager inhibits it), the rest must stay silent (at ``silent_at``, or
+    after the firing one's detection, or at the end). A story that ``recovers`` ends with :data:`RECOVERY`
+    of clean traffic, after which the firing alert must have cleared."""
 
     slug: str
     title: str
@@ -481,6 +596,7 @@ class Story:
     fires: tuple[BurnAlert, ...] = ()
     free: tuple[BurnAlert, ...] = ()
     recovers: bool = False
+    silent_at: tuple[Duration, ...] = ()
 
 
 def _for(spec: SloSpec, alert: BurnAlert) -> Duration:
@@ -493,7 +609,9 @@ def _stories(spec: SloSpec, page_for: Duration, ticket_for: Duration) -> list[St
 
     The fast burn lasts until the page has fired (``page_for`` after detection) and then
     stops: the page must clear within its 5m short window plus ``for``. Slow burns
-    last 5h, long enough for either ticket condition, plus the ticket's ``for``.
+    last 5h, long enough for either ticket condition, plus the ticket's ``for``. Every
+    story starts on an empty Prometheus; the 3d one after 3d of idle counters, so that
+    its 3d window is full when it tickets.
     """
     fast = FAST.conditions[0].burn(spec.window)
     six_h, three_d = (cond.burn(spec.window) for cond in SLOW.conditions)
@@ -514,16 +632,19 @@ def _stories(spec: SloSpec, page_for: Duration, ticket_for: Duration) -> list[St
     slow_burn = hour * 5 + _on(SLOW_CLOCK, ticket_for, up=True)
     # To prove the 6h/30m condition alone, the 3d window must stay under 1× while the 6h window fills with
     # errors: a short burst of heavy clean traffic long enough ago weighs the 3d window down without
-    # reaching into the 6h window by the time the burn is detected.
+    # reaching into the 6h window by the time the burn is detected (its error ratio, not only its burn, which
+    # the 3d window's youth keeps low as well).
     six_hours = SLOW.conditions[0].long.total_seconds
     detect = six_hours * six_h / near_fast  # seconds of burn until the 6h window crosses six_h×
     heavy = max(20.0, 4 * near_fast * detect / 3600)  # 30m of it outweighs the burn twice in the 3d window
     gap = Duration.seconds(math.ceil((six_hours - detect) / 60) * 60 + 600)
     # The 3d condition alone: a burn between its threshold and the 6h one crosses the 3d (and 6h) window's
-    # threshold after lead × three_d / (burn - three_d) of burning. Thresholds close together (1× and 1.4× for
-    # a 7d window) need a shorter clean lead-in to cross within 3h of the story's 5h; closer than a 15m lead
-    # allows, the two conditions are one in practice and the 6h story proves the ticket.
+    # threshold after lead × three_d / (burn - three_d) of burning, on a 3d window holding 3d of data: idle
+    # counters first, which add no request to it. Thresholds close together (1× and 1.4× for a 7d window)
+    # need a shorter clean lead-in to cross within 3h of the story's 5h; closer than a 15m lead allows, the
+    # two conditions are one in practice and the 6h story proves the ticket.
     between = (three_d + six_h) / 2
+    idle = SLOW.conditions[1].long
     lead = min(hour, STEP * max(0, math.floor(180 * (between - three_d) / three_d)))
     out = [
         Story("fast-burn", f"{number(round(burn, 2))}× burn after 1h clean, stopping after the page: pages, then "
@@ -532,8 +653,12 @@ def _stories(spec: SloSpec, page_for: Duration, ticket_for: Duration) -> list[St
         Story("slow-burn-6h", f"{number(near_fast)}× burn after heavy clean traffic: tickets, no page", (
             (Duration.parse("30m"), rate * heavy, 0.0), (gap, rate, 0.0), (slow_burn, rate, capped(near_fast))),
               (SLOW,)),
-        Story("slow-burn-3d", f"{number(between)}× burn after {lead} clean: tickets, no page", (
-            (lead, rate, 0.0), (slow_burn, rate, capped(between))), (SLOW,)),
+        Story("slow-burn-3d", f"{number(between)}× burn after {idle} idle and {lead} clean: tickets, no page", (
+            (idle, 0.0, 0.0), (lead, rate, 0.0), (slow_burn, rate, capped(between))), (SLOW,)),
+        # What an old window tickets (and pages) within minutes, a fresh Prometheus has seen for minutes only.
+        Story("young-burn", f"{number(round(burn, 2))}× burn for {YOUNG} on a fresh Prometheus, then clean: "
+              "nothing fires", ((YOUNG, rate, capped(fast * 1.5)), (YOUNG, rate, 0.0)),
+              silent_at=(YOUNG, YOUNG * 2 - SLOW_CLOCK)),
         Story("within-budget", "errors at 0.9× the budget for 70m: nothing fires", (
             (hour + STEP * 10, rate, 0.9 * spec.budget),)),
         Story("low-traffic", f"a fifth of requests failing at only {number(quiet)}/s, too few to judge: nothing fires",
@@ -559,7 +684,7 @@ def _scenarios(c: Component, spec: SloSpec, alert: BurnAlert, f: Duration) -> li
     for story in _stories(spec, fors[FAST], fors[SLOW]):
         clock = STEP if FAST in story.fires else SLOW_CLOCK
         end = sum((span for span, _, _ in story.segments), Duration(0))
-        detect = _detect(spec, story.fires[0], story.segments) if story.fires else None
+        detect = _detect(spec, story.fires[0], story.segments, clock) if story.fires else None
         if detect is not None:
             detect = _on(clock, detect, up=True)
         if story.fires and (detect is None or detect + fors[story.fires[0]] + clock > end):
@@ -569,6 +694,8 @@ def _scenarios(c: Component, spec: SloSpec, alert: BurnAlert, f: Duration) -> li
         if alert in story.fires:
             checks = (Check(detect - clock * 2, False), Check(_on(clock, detect + f, up=True) + clock, True))
             checks += (Check(_on(clock, end - clock, up=False), False),) if story.recovers else ()
+        elif story.silent_at:
+            checks = tuple(Check(_on(clock, at, up=False), False) for at in story.silent_at)
         else:
             checks = (Check(_on(clock, detect + SILENT_AFTER if detect else end - clock, up=False), False),)
         out.append(Scenario(story.slug, story.title, _traffic(c, spec, story.segments), checks,

@@ -27,6 +27,7 @@ from obsgen.diff.routing import receivers
 # Labels an alert's instances share by construction: never what tells them apart, never a "label change".
 _SHARED = ("service", "component")
 SLO_RATIO = "slo:sli_error:ratio_rate"
+SLO_BURN = "slo:sli_error:burn_rate"
 
 Key = tuple
 
@@ -328,16 +329,19 @@ def slo_facts(service: Service) -> dict[str, Slo]:
     """Each SLO's objective and window, from the rules.
 
     The window is the longest ``slo:sli_error:ratio_rate<W>`` recording of the SLO (the error ratio over the
-    SLO window). The error budget (1 - objective) is the factor below 1 of a burn-rate threshold,
-    ``ratio > burn * budget``: burn rates are never below 1.
+    SLO window). The error budget (1 - objective) is what a ``slo:sli_error:burn_rate<W>`` recording divides
+    by (``ratio * coverage / budget``), or in outputs of obsgen before those recordings the factor below 1 of a
+    burn-rate threshold, ``ratio > burn * budget``: burn rates are never below 1.
     """
     windows: dict[str, tuple[float, str]] = {}
+    budgets: dict[str, float] = {}
     for r in service.recordings:
         name = dict(r.labels).get("slo")
         if name and r.name.startswith(SLO_RATIO):
             window = r.name[len(SLO_RATIO):]
             windows[name] = max(windows.get(name, (0.0, "")), (exprs.seconds(window), window))
-    budgets: dict[str, float] = {}
+        elif name and r.name.startswith(SLO_BURN) and 0 < (exprs.divisor(r.expr) or 0) < 1:
+            budgets.setdefault(name, exprs.divisor(r.expr) or 0)
     for alert in service.alerts:
         parsed = exprs.parse(alert.expr)
         if parsed is None:

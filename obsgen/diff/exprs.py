@@ -102,6 +102,21 @@ def parse(expr: str) -> Parsed | None:
     return Parsed(tuple(comparisons), tuple(dict.fromkeys(selectors)), fingerprint)
 
 
+def divisor(expr: str) -> float | None:
+    """The constant ``expr`` is divided by at its top (``x * y / 0.01`` → 0.01), else ``None``."""
+    import promql_parser as p
+
+    try:
+        node = p.parse(expr)
+    except (ValueError, RuntimeError):
+        return None
+    while isinstance(node, p.ParenExpr):
+        node = node.expr
+    if isinstance(node, p.BinaryExpr) and str(node.op) == "/":
+        return _constant(node.rhs)
+    return None
+
+
 def _visit(node, comparisons: list[Comparison], others: list[float], selectors: list[Selector]) -> None:
     """Collect comparisons against constants, every other number literal (in order), and the selectors."""
     import promql_parser as p

@@ -2,9 +2,10 @@
 
 * a critical alert removed, or downgraded to warning/info;
 * a threshold loosened by 2x or more (the alert fires on half as much trouble, or less; for a share between 0
-  and 1, the share on the other side of it counts too: a hit-ratio floor 0.9 → 0.5 lets 5x the misses by), unless another
-  threshold of the same alert got stricter: a tighter SLO halves its error-ratio thresholds and doubles its
-  traffic floor, which is not a loosening;
+  and 1, the share on the other side of it counts too: a hit-ratio floor 0.9 → 0.5 lets 5x the misses by),
+  unless another threshold of the same alert, or the objective of the SLO it watches, got stricter: a tighter
+  SLO halves its error budget (the divisor of its burn rates) and doubles its traffic floor, which is not a
+  loosening;
 * a ``for`` lengthened by 2x or more (it fires twice as late, or later);
 * an alert that now falls to the platform's default receiver (no route of the service takes it);
 * a recording rule removed or renamed while a selector on the new side still reads it, and now reads nothing;
@@ -35,8 +36,11 @@ def times(factor: float | None) -> str:
 def assess(report: Report) -> list[Risk]:
     out: list[Risk] = []
     for service in report.services:
+        tighter = {s.name for s in service.slos if s.old and s.new and s.old.objective is not None
+                   and s.new.objective is not None and s.new.objective > s.old.objective}
         for alert in service.alerts:
-            out += [Risk(service.name, kind, subject(alert), message) for kind, message in _alert_risks(alert)]
+            out += [Risk(service.name, kind, subject(alert), message)
+                    for kind, message in _alert_risks(alert, alert.component in tighter)]
         out += _component_renames(service.name, service.alerts)
         for rec in service.recordings:
             if rec.readers:
@@ -48,11 +52,11 @@ def assess(report: Report) -> list[Risk]:
     return out
 
 
-def _alert_risks(alert: AlertDiff) -> list[tuple[str, str]]:
+def _alert_risks(alert: AlertDiff, slo_tightened: bool = False) -> list[tuple[str, str]]:
     out = []
     if alert.status == "removed" and alert.severity == "critical":
         out.append(("critical-alert-removed", "critical alert removed: nothing pages for this any more"))
-    tightened = any(isinstance(c, Threshold) and c.direction == "stricter" for c in alert.changes)
+    tightened = slo_tightened or any(isinstance(c, Threshold) and c.direction == "stricter" for c in alert.changes)
     for c in alert.changes:
         if isinstance(c, Severity) and c.old == "critical" and SEVERITY_RANK.get(c.new, 0) < SEVERITY_RANK["critical"]:
             out.append(("critical-alert-downgraded", f"critical alert downgraded to {c.new or 'no severity'}"))

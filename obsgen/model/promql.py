@@ -2,10 +2,11 @@
 
 Kinds build expressions from these nodes (``sum_by(("instance",), rate(sel, FIVE_MIN))``)
 instead of formatting strings, so that everything downstream reads structure, not
-text: the printer scales every window for ``--time-scale`` (no rewrite of rendered
-rules), the promtool packer counts the samples a rule loads and the metrics it
-selects, ``obsgen verify`` knows which component signal each selector reads, and
-runbook queries come from the same builders as the rules.
+text: the printer scales every window (and every window's length in seconds,
+:class:`Seconds`) for ``--time-scale`` (no rewrite of rendered rules), the
+promtool packer counts the samples a rule loads and the metrics it selects,
+``obsgen verify`` knows which component signal each selector reads, and runbook
+queries come from the same builders as the rules.
 
 Every label value that reaches PromQL goes through :func:`quote`, so a spec value
 can never change what a query means, in Prometheus or in Grafana (which replaces
@@ -138,6 +139,17 @@ class Offset(Expr):
 @dataclass(frozen=True)
 class Num(Expr):
     value: float
+
+
+@dataclass(frozen=True)
+class Seconds(Expr):
+    """A duration as a number of seconds in arithmetic (``rate1h * 3600``, ``age / 259200``).
+
+    Printed as a number, but scaled with the range windows by ``--time-scale``: arithmetic on the length of a
+    window stays true to the scaled window.
+    """
+
+    duration: Duration
 
 
 @dataclass(frozen=True)
@@ -352,6 +364,10 @@ class Printer:
         if v in (float("inf"), float("-inf")):
             return "+Inf" if v > 0 else "-Inf"
         return number(v)
+
+    def _seconds(self, n: Seconds) -> str:
+        d = n.duration if self.scale == 1 else scale_duration(n.duration, self.scale)
+        return number(d.total_seconds)
 
     def _str(self, n: Str) -> str:
         return quote(n.value)

@@ -2,7 +2,8 @@
 
 With a time scale (``obsgen build --time-scale N``, for end-to-end tests) every
 alert ``for`` and ``keep_firing_for``, and in every expression every range
-window, subquery range and step and ``offset``, is divided by N (whole seconds,
+window, subquery range and step, ``offset`` and window length in seconds
+(:class:`~obsgen.model.promql.Seconds`), is divided by N (whole seconds,
 at least 1s) when printed. Everything else is exactly as rendered: names
 (``instance_cache:hit:ratio_rate5m`` keeps its name), labels, thresholds and
 annotations (their text still speaks of the real durations).

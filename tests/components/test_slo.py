@@ -173,7 +173,9 @@ def generated_stories(objectives=OBJECTIVES, windows=SLO_WINDOWS, tunings=(("1m"
 def brute_force(spec_: slo.SloSpec, alert: slo.BurnAlert, segments) -> Duration | None:
     """Detection the long way: the story as cumulative counter samples, one per minute; at each evaluation
     ``rate()`` as the last sample minus the first within the window, and each long window as the explicit sum
-    of the 5m deltas recorded at every evaluation within it, re-added from scratch at every evaluation."""
+    of the 5m deltas recorded at every evaluation within it, re-added from scratch at every evaluation. The first
+    5m rate is recorded at minute 1 (two samples): each window's share after it is the share of the window the
+    data covers, by which its error ratio is scaled and its average rate multiplied into the requests it holds."""
     requests, errors = [0.0], [0.0]
     for span, rate, share in segments:
         for _ in range(span.millis // MINUTE.millis):
@@ -184,14 +186,19 @@ def brute_force(spec_: slo.SloSpec, alert: slo.BurnAlert, segments) -> Duration 
     def delta(counter, t, w):  # the samples within (t - w, t]: their first and last
         return counter[t] - counter[max(0, t - minutes(w) + 1)]
 
-    def window(t, w):  # (error ratio, requests in the window)
+    def window(t, w):  # (error ratio times the share of the window covered, requests in the window)
+        covered = min(1.0, (t - 1) / minutes(w))
         if w <= Duration.parse("6h"):
             bad, total = delta(errors, t, w), delta(requests, t, w)
-            return (bad / total if total else 0.0), total * minutes(w) / (minutes(w) - 1)
-        evaluations = range(max(0, t - minutes(w) + 1), t + 1)
-        bad = sum(delta(errors, e, Duration.parse("5m")) for e in evaluations)
-        total = sum(delta(requests, e, Duration.parse("5m")) for e in evaluations)
-        return (bad / total if total else 0.0), total / len(evaluations) / 4 * minutes(w)
+            return (bad / total * covered if total else 0.0), total * minutes(w) / (minutes(w) - 1)
+        evaluations = slice(max(1, t - minutes(w) + 1), t + 1)
+        bad, total = sum(bad_5m[evaluations]), sum(requests_5m[evaluations])
+        average = total / (t + 1 - evaluations.start) / 4  # per minute
+        return (bad / total * covered if total else 0.0), average * minutes(w) * covered
+
+    # the 5m deltas each evaluation records (a story's 3d window holds thousands: summed at C speed)
+    bad_5m = [delta(errors, e, Duration.parse("5m")) for e in range(len(errors))]
+    requests_5m = [delta(requests, e, Duration.parse("5m")) for e in range(len(requests))]
 
     for t in range(1, len(requests)):
         for cond in alert.conditions:
@@ -238,3 +245,83 @@ def test_each_cluster_of_a_fleet_reads_its_own_ratio_when_only_one_has_a_5xx_ser
     expects += [Expect("3h", near(f'slo:sli_error:ratio_rate{w}{{service="shop"}}', 0.05), {eu: 0, us: 1})
                 for w in WINDOWS]
     passes(run(out, world, expects))
+
+
+# ------------------------------------------------------------------ a young TSDB (W6)
+
+BURST = 'http_requests_total{{job="shop", handler="/orders", method="GET", status="{}", instance="a:8000"}}'
+
+
+def burst_after(idle_minutes: int) -> dict[str, str]:
+    """``idle_minutes`` of scraped but idle counters, then 20m at 10 req/s with 20% server errors (20× the 1%
+    budget), then 20m clean. From time 0: the TSDB holds nothing older."""
+    idle = f"0+0x{idle_minutes - 1} " if idle_minutes else ""
+    return {BURST.format("5xx"): f"{idle}0+120x20 2400+0x20", BURST.format("2xx"): f"{idle}0+480x20 9600+600x20"}
+
+
+def alerts(name: str, state: str = "firing") -> str:
+    return f'ALERTS{{alertname="{name}", alertstate="{state}"}}'
+
+
+@pytest.mark.promtool
+def test_twenty_minutes_of_errors_on_a_young_tsdb_fire_nothing_and_its_3d_guard_counts_the_requests_it_holds(
+        tmp_path):
+    """The page's 20× burn for 20 minutes on a fresh Prometheus: each window counts the time before its data as
+    clean traffic, so the 6h window burns 20 × 19/360 and the 3d window 20 × 19/4320, and neither alert fires
+    (the committed rules used to ticket within 6 minutes). The 3d guard holds the requests of those 20 minutes
+    (12,000, the first 5m rates blurred a little low), not 3 days at the current rate (2.6M)."""
+    out = build(tmp_path, spec("python"))
+    guard = 'slo:sli_requests:rate3d{service="shop", slo="api"} * 259200'
+    expects = [Expect(at, alerts(name, state)) for at in ("6m", "20m", "25m", "40m")
+               for name in ("ErrorBudgetBurnSlow", "ErrorBudgetBurnFast") for state in ("pending", "firing")]
+    expects += [Expect("20m", f"({guard} > bool 10000) * ({guard} <= bool 12000)", {SLO: 1}),
+                Expect("20m", near('slo:sli_error:burn_rate6h{service="shop", slo="api"}', 20 * 19 / 360, 1e-3),
+                       {SLO: 1})]
+    passes(run(out, burst_after(0), expects))
+
+
+@pytest.mark.promtool
+def test_the_same_errors_after_6h_of_idle_data_ticket_at_the_detection_time_of_a_full_window(tmp_path):
+    """The same 20 minutes after 6h of scraped idle counters: the 6h and 30m windows are full of data, their
+    burn is the error ratio over the budget (20×), and the ticket is pending one evaluation into the burst and
+    fires after its 5m ``for``, as it always did on an old TSDB; the page (1h and 5m at 14.4×) as well."""
+    out = build(tmp_path, spec("python"))
+    labels = ('ALERTS{alertname="ErrorBudgetBurnSlow", alertstate="firing", service="shop", slo="api", '
+              'component="api", severity="warning", team="web"}')
+    expects = [Expect("6h", alerts("ErrorBudgetBurnSlow", "pending")),
+               Expect("6h1m", near('slo:sli_error:burn_rate6h{service="shop", slo="api"}', 20, 1e-6), {SLO: 1}),
+               Expect("6h5m", alerts("ErrorBudgetBurnSlow")),
+               Expect("6h6m", alerts("ErrorBudgetBurnSlow"), {labels: 1})]
+    passes(run(out, burst_after(360), expects))
+
+
+# ------------------------------------------------------------------ what the SLO counts (C7)
+
+SCRAPED = {
+    "micrometer": 'http_server_requests_seconds_count{{job="shop", uri="{}", method="GET", status="{}", '
+                  'outcome="{}", exception="None", instance="a:8080"}}',
+    "python": 'http_requests_total{{job="shop", handler="{}", method="GET", status="{}", instance="a:8000"}}',
+}
+OWN_SCRAPES = {"micrometer": "/actuator/prometheus", "python": "/metrics"}
+
+
+def scraped_world(profile: str) -> dict[str, str]:
+    """1 req/s to /orders with 2% server errors, and the service's own metrics endpoint scraped 4 times a
+    minute, each scrape timed like a request: as Spring's Actuator and the FastAPI instrumentator do."""
+    name = SCRAPED[profile]
+    ok, failed = {"micrometer": (("200", "SUCCESS"), ("500", "SERVER_ERROR")), "python": (("2xx",), ("5xx",))}[profile]
+    return {name.format("/orders", *ok): "0+58.8x180", name.format("/orders", *failed): "0+1.2x180",
+            name.format(OWN_SCRAPES[profile], *ok): "0+4x180"}
+
+
+@pytest.mark.promtool
+@pytest.mark.parametrize("profile", ["python", "micrometer"])
+def test_the_default_slo_leaves_out_the_services_own_metrics_scrapes_unless_told(tmp_path, profile):
+    """2% of the service's requests fail: the SLO reads 2%, not the 1.88% the scrapes dilute it to, and counts
+    60 requests a minute, not 64. ``exclude: {}`` counts every request."""
+    out = build(tmp_path, spec(profile))
+    requests = 'slo:sli_requests:rate1h{service="shop", slo="api"}'
+    passes(run(out, scraped_world(profile), [Expect("3h", near(ratio("1h"), 0.02), {SLO: 1}),
+                                            Expect("3h", near(requests, 1.0), {SLO: 1})]))
+    out = build(tmp_path / "all", spec(profile, "    exclude: {}\n"))
+    passes(run(out, scraped_world(profile), [Expect("3h", near(ratio("1h"), 1.2 / 64), {SLO: 1})]))

@@ -25,11 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .kinds import KIND_WORLDS, Ctx, ExprTruth, Truth, Truths, slo_bounds
+from .kinds import KIND_WORLDS, Between, Ctx, ExprTruth, Truth, Truths, slo_bounds
 from .prometheus import Server, backfill_recordings, backfill_samples
 from .world import SPAN_S, World, openmetrics
 
-__all__ = ["CLUSTER", "KnownWorld", "ExprTruth", "Truth", "build", "session_world"]
+__all__ = ["CLUSTER", "Between", "KnownWorld", "ExprTruth", "Truth", "build", "session_world"]
 
 EPOCH = 1_699_999_200   # a multiple of 2h: each spec's window starts a TSDB block
 WINDOW_GAP_S = 2 * 3600

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 from obsgen.components.base import Component
 
-from .world import INSTANCES, World, le_text, quantile
+from .world import INSTANCES, SPAN_S, World, le_text, quantile
 
-Truth = dict[str, "float | str"]
+Truth = dict[str, "float | str | Between"]
 Truths = dict[str, "Truth | ExprTruth"]
 A, B, C = INSTANCES
 
@@ -36,6 +36,15 @@ class ExprTruth:
     expression, evaluated on the world, as the author defined the signal."""
 
     expr: str
+
+
+@dataclass(frozen=True)
+class Between:
+    """A truth known to lie within ``[low, high]``: what depends on where the rule evaluations fall in time
+    (each rule group evaluates on a grid of its own, offset within the minute by Prometheus)."""
+
+    low: float
+    high: float
 
 
 @dataclass
@@ -631,12 +640,24 @@ def slo(ctx: Ctx, c: Component) -> Truths:
     else:
         ratio = (ctx.world.rate(c.metric("errors").name, pick("errors"))
                  / ctx.world.rate(c.metric("requests").name, pick("requests")))
+    # The world is all the TSDB holds: a window longer than its data counts the time before it as clean. The
+    # backfill evaluates the rules every 1m, each group at an offset of its own within the minute: the data
+    # begins with the first 5m rate (the first evaluation after the second sample, 15s in) and the panels read
+    # the last evaluation before the end, so the data is between 38 and 39 minutes old.
     budget = spec.budget
+
+    def burn(window) -> Between:
+        low, high = ((ratio / budget * min(1.0, age / window.total_seconds)) for age in (SPAN_S - 120, SPAN_S - 60))
+        return Between(low, high)
+
+    def left(window) -> Between:
+        return Between(1 - burn(window).high, 1 - burn(window).low)
+
     return {
         f"{c.name}: SLI against the objective": {"5m": 1 - ratio, "1h": 1 - ratio},
-        f"{c.name}: error budget remaining": {"remaining": 1 - ratio / budget},
-        f"{c.name}: burn rate per window": {str(w): ratio / budget for w in BURN_WINDOWS},
-        f"SLO {c.name}: budget left": {c.name: 1 - ratio / budget},
+        f"{c.name}: error budget remaining": {"remaining": left(spec.window)},
+        f"{c.name}: burn rate per window": {str(w): burn(w) for w in BURN_WINDOWS},
+        f"SLO {c.name}: budget left": {c.name: left(spec.window)},
     }
 
 
