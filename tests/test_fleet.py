@@ -417,3 +417,17 @@ def test_the_cache_is_git_ignored_local_state_that_check_ignores(tmp_path):
     check = run("build", str(specs), "--out", str(out), "--check")
     assert check.exit_code == 0 and check.stdout == ""
     assert not (out / fleet.CACHE_DIR).exists()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_build_leaves_the_garbage_collector_as_it_found_it(tmp_path, jobs):
+    """Builds freeze what is imported and collect less often while they render (a tenth of a cold build), but a
+    process that goes on (tests, `obsgen diff`) gets its collector back as it was, nothing left frozen."""
+    import gc
+
+    specs = tmp_path / "specs"
+    write_fleet(specs, with_maple=False)
+    before = (gc.get_threshold(), gc.get_freeze_count())
+    fleet.build(sorted(specs.glob("*.yaml")), tmp_path / "out", jobs=jobs)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+    assert (tmp_path / "out" / "shop" / "prometheus" / "rules.yaml").is_file()

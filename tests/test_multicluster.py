@@ -45,7 +45,8 @@ def test_every_aggregation_of_every_rule_keeps_the_cluster(files):
 
 
 def test_generated_tests_expect_the_cluster_on_every_firing_alert(files):
-    tests = yaml.safe_load(files["checkout/prometheus/rules.test.yaml"])["tests"]
+    tests = [t for path, text in files.items() if path.startswith("checkout/prometheus/")
+             and path.endswith(".test.yaml") for t in yaml.safe_load(text)["tests"]]  # every clock's file
     fired = [a for t in tests for case in t["alert_rule_test"] for a in case["exp_alerts"]]
     assert fired and all(a["exp_labels"]["cluster"] == TEST_CLUSTER for a in fired)
     assert all(f'cluster="{TEST_CLUSTER}"' in s["series"] for t in tests for s in t["input_series"])

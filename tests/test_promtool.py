@@ -41,6 +41,17 @@ def test_every_rule_file_has_generated_unit_tests_that_pass(built):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_no_story_is_replayed_twice_with_the_same_series(built):
+    """promtool's work is evaluations times rules for every test entry: stories told with the very same series
+    (the service down, for every component's presence alert) share one entry instead of replaying it."""
+    import yaml
+
+    for name in unit_test_files(built):
+        inputs = [sorted((s["series"], s["values"]) for s in t["input_series"])
+                  for t in yaml.safe_load((built / name).read_text())["tests"]]
+        assert not [i for n, i in enumerate(inputs) if i in inputs[:n]], f"{name} replays a story"
+
+
 # Each mutation breaks one trap the rules are built to avoid; the generated tests must catch it.
 MUTATIONS = {
     "breaker open ignoring half-open misses a re-opening breaker": (r'state=~"open\|half_open\|forced_open"', 'state=~"open"'),
@@ -52,6 +63,13 @@ MUTATIONS = {
     "hit ratio threshold moved a tenth toward 0 lets a cache missing a quarter of lookups pass": (r"< 0.8\n", "< 0.7\n"),
     "stampede counted with delta trips on a restart": (r"rate\(cache_lock_failure_total", "delta(cache_lock_failure_total"),
     "failover window too short": (r"(last_over_time\([^\n]*)\[5m\]\)", r"\g<1>[1m])"),
+    # ComponentMetricsMissing's stories run on a one-minute clock: a `for` one evaluation off either way is caught.
+    "metrics-missing `for` a minute short fires before its time": (
+        r"(alert: ComponentMetricsMissing\n(?:.*\n){1,5}?    for: )30m", r"\g<1>29m"),
+    "metrics-missing `for` a minute long fires late": (
+        r"(alert: ComponentMetricsMissing\n(?:.*\n){1,5}?    for: )30m", r"\g<1>31m"),
+    "metrics-missing reading another component's metric misses the breaker's": (
+        r"(unless on \(\)\n *group\()resilience4j_circuitbreaker_state", r"\g<1>resilience4j_retry_calls_total"),
     "burn-rate page without its low-traffic guard pages on one failed request": (
         r"(alert: ErrorBudgetBurnFast\n(?:.*\n)*?.*)\n *and\n *slo:sli_requests:rate1h\{[^}]*\} \* 3600 >= \d+", r"\g<1>"),
     "burn-rate page without its short window keeps paging after the burn stopped": (

@@ -40,3 +40,21 @@ def test_strings_read_back_exactly_and_match_the_pure_emitter(text, monkeypatch)
     assert yaml.safe_load(fast) == data
     _pure(monkeypatch)
     assert yamlout.dump(data) == fast
+
+
+SHARED = {"k": "v"}
+
+
+@pytest.mark.parametrize("data", [
+    {"int": 3, "neg": -1, "float": 0.1, "big": 1e20, "tiny": 1e-05, "inf": float("inf"), "true": True, "none": None},
+    {"empty_map": {}, "empty_list": [], "empty_tuple": (), "tuple": (1, "a"), "nested": [[{"a": [1]}]]},
+    {"yes": "yes", "on": "on", "null": "null", "num": "1.5", "octal": "0o17", "date": "2024-01-01", "colon": "a: b"},
+    {"twice": [SHARED, SHARED]},  # one dict twice: PyYAML writes an anchor and an alias
+], ids=["scalars", "containers", "strings-read-as-other-types", "shared-object"])
+def test_plain_data_is_written_as_pyyaml_writes_it(data, monkeypatch):
+    """The direct node path gives the same bytes as PyYAML's representer, and leaves what it does not handle
+    (a shared object) to it."""
+    fast = yamlout.dump(data)
+    assert yaml.safe_load(fast) == yaml.safe_load(yaml.safe_dump(data))
+    _pure(monkeypatch)
+    assert yamlout.dump(data) == fast

@@ -27,9 +27,9 @@ def _steps(span: Duration, step: Duration = STEP) -> int:
     return steps
 
 
-def whole_steps(span: Duration) -> Duration:
+def whole_steps(span: Duration, step: Duration = STEP) -> Duration:
     """``span`` rounded up to a whole number of steps (a 20 s duration becomes 30 s)."""
-    return Duration(-(-span.millis // STEP.millis) * STEP.millis)
+    return Duration(-(-span.millis // step.millis) * step.millis)
 
 
 RESTART = "restart"

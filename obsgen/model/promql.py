@@ -21,12 +21,15 @@ that spans lines is indented by two spaces. Everything else prints on one line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from obsgen.model.types import Duration
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "$": "\\x24"}
+# What quote() must rewrite; most label values hold none of it and are copied as they are.
+_NEEDS_ESCAPE = re.compile(r'[\\"$\x00-\x1f\x7f]|\[\[')
 
 
 class Variable(str):
@@ -35,7 +38,7 @@ class Variable(str):
 
 def quote(value: str) -> str:
     """A PromQL string literal (Go escaping rules) that means exactly ``value``, in Prometheus and Grafana."""
-    if isinstance(value, Variable):
+    if isinstance(value, Variable) or not _NEEDS_ESCAPE.search(value):
         return f'"{value}"'
     out = []
     for i, ch in enumerate(value):
@@ -273,9 +276,15 @@ def ratio(part: Expr, total: Expr) -> Bin:
 # ---------------------------------------------------------------------------------------------
 # Walking
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def children(node: Expr) -> tuple[Expr, ...]:
-    return tuple(v for f in fields(node) if isinstance(v := getattr(node, f.name), Expr)) + (
-        node.args if isinstance(node, Call) else ())
+    names = _FIELD_NAMES.get(type(node))
+    if names is None:  # dataclasses.fields() is slow, and the packer and renderers walk every rule many times
+        names = _FIELD_NAMES[type(node)] = tuple(f.name for f in fields(node))
+    out = tuple(v for name in names if isinstance(v := getattr(node, name), Expr))
+    return out + node.args if isinstance(node, Call) else out
 
 
 def walk(node: Expr) -> Iterator[Expr]:
@@ -542,17 +551,25 @@ def union(exprs: Sequence[Expr]) -> Expr | None:
     return _merge(first, list(rest))
 
 
-def _skeleton(node: Expr) -> Expr:
-    def blank(n: Expr) -> Expr:
-        if isinstance(n, Selector):
-            return replace(n, matchers=tuple(replace(m, value="") if m.op == "=" else m for m in n.matchers),
-                           signal=None)
-        return n
-    return transform(node, blank)
-
-
 def _same_shape(a: Expr, b: Expr) -> bool:
-    return _skeleton(a) == _skeleton(b)
+    """Whether ``a`` and ``b`` are the same expression but for the values of equality matchers (and signals)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, Selector):
+        return a.metric == b.metric and len(a.matchers) == len(b.matchers) and all(  # type: ignore[attr-defined]
+            x.name == y.name and x.op == y.op and (x.op == "=" or x.value == y.value)
+            for x, y in zip(a.matchers, b.matchers))  # type: ignore[attr-defined]
+    for name in _FIELD_NAMES.get(type(a)) or tuple(f.name for f in fields(a)):
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(a, Call) and name == "args":
+            if len(x) != len(y) or not all(_same_shape(p, q) for p, q in zip(x, y)):
+                return False
+        elif isinstance(x, Expr) and isinstance(y, Expr):
+            if not _same_shape(x, y):
+                return False
+        elif x != y:
+            return False
+    return True
 
 
 def _merge(first: Expr, rest: list[Expr]) -> Expr:

@@ -5,6 +5,9 @@ so scenarios are packed into as few entries as possible: each scenario gets its
 own ``instance`` label, and scenarios share an entry unless they would see each
 other's series (a rule that aggregates the instance away), check an alert at
 different times, or would make a rule load more samples than promtool allows.
+Scenarios whose series go in exactly as written (``alone``) get an entry each,
+except that stories told with the very same series share one: promtool then
+replays them once, and each check holds on the same data as it did apart.
 """
 
 from __future__ import annotations
@@ -27,48 +30,128 @@ SAMPLE_BUDGET = 8000
 TEMPLATED = ("description", "dashboard_url")  # the annotations that carry templates
 
 
+class _Packing:
+    """What the packer asks of every scenario many times, computed once per rule file: the metrics each alert
+    selects, and per clock the samples a scenario's series add to each rule's evaluation."""
+
+    def __init__(self, alerts: list[Alert]):
+        self.alerts = alerts
+        self.selected = [_selected(a) for a in alerts]
+        self.siblings: dict[tuple[str | None, str], int] = {
+            (a.labels.get("component"), a.name): i for i, a in enumerate(alerts)}
+        self.stories = [{s.story for s in a.scenarios} for a in alerts]
+        self._steps: dict[Duration, list[int]] = {}
+        self._loading: dict[Duration, dict[str, list[int]]] = {}
+        self._loads: dict[tuple[int, Duration], dict[int, int]] = {}
+        self._metrics: dict[int, set[str]] = {}
+
+    def steps(self, clock: Duration) -> list[int]:
+        """Per rule, the samples per matching series one evaluation loads at ``clock``."""
+        if clock not in self._steps:
+            self._steps[clock] = [_window_steps(a, clock) for a in self.alerts]
+        return self._steps[clock]
+
+    def load(self, scenario: Scenario, clock: Duration) -> dict[int, int]:
+        """``{rule: how many of the scenario's series it selects}``, for rules whose windows load samples."""
+        key = (id(scenario), clock)
+        if key not in self._loads:
+            if clock not in self._loading:  # per metric, the rules that load samples of it
+                self._loading[clock] = {}
+                for i, (steps, names) in enumerate(zip(self.steps(clock), self.selected)):
+                    for name in names if steps else ():
+                        self._loading[clock].setdefault(name, []).append(i)
+            out: dict[int, int] = {}
+            for s in scenario.series:
+                for i in self._loading[clock].get(s.metric, ()):
+                    out[i] = out.get(i, 0) + 1
+            self._loads[key] = out
+        return self._loads[key]
+
+    def metrics(self, scenario: Scenario) -> set[str]:
+        """The metric names of ``scenario``'s series, computed once: every entry it is offered to asks."""
+        if id(scenario) not in self._metrics:
+            self._metrics[id(scenario)] = {s.metric for s in scenario.series}
+        return self._metrics[id(scenario)]
+
+    def crosstalk(self, alert: Alert, scenario: Scenario, checked: set[str] | list[str]) -> bool:
+        """Whether ``scenario``'s series would reach another alert of its component that the entry checks by name
+        (a DB pool's exhaustion story has callers waiting, which the waiting-callers alert would rightly report,
+        and a check lists every firing instance, whichever scenario it was written for): then they need separate
+        entries. Scenarios telling a sibling's story are told to both on purpose. Only metrics an expression
+        selects directly are compared."""
+        component, own = alert.labels.get("component"), alert.name
+        mine = self.metrics(scenario)
+        for name in checked:
+            if name == own:
+                continue
+            sibling = self.siblings.get((component, name))
+            if sibling is None or (scenario.story and scenario.story in self.stories[sibling]):
+                continue
+            if not mine.isdisjoint(self.selected[sibling]):
+                return True
+        return False
+
+
 @dataclass
 class _Entry:
+    clock: Duration
     checks: dict[str, tuple[Duration, ...]] = field(default_factory=dict)
     rules: set[int] = field(default_factory=set)
     shared_rules: set[int] = field(default_factory=set)
     cases: list[tuple[int, Alert, Scenario]] = field(default_factory=list)
     story: tuple[str, str] | None = None
-    metrics: list[str] = field(default_factory=list)
+    load: dict[int, int] = field(default_factory=dict)
+    """Per rule, how many of the entry's series (each case's, counted again for every case) it selects."""
+    over: bool = False
+    """A rule already loads more samples than promtool allows (a single scenario can): nothing more joins."""
+    reached: dict[str, bool] = field(default_factory=dict)
+    """Per alert name asked about: whether the series of a case already here reach an alert of that name."""
 
-    def accepts(self, rule: int, alert: Alert, scenario: Scenario, costs: list[tuple[int, set[str]]],
-                siblings: dict[tuple[str | None, str], Alert]) -> bool:
-        if scenario.alone or any(s.alone for _, _, s in self.cases):
-            return not self.cases
-        if _crosstalk(alert, scenario, set(self.checks), siblings) or any(
-                _crosstalk(other, theirs, {alert.name}, siblings) for _, other, theirs in self.cases):
-            return False
-        metrics = self.metrics + [s.metric for s in scenario.series]
-        if any(steps * sum(m in names for m in metrics) > SAMPLE_BUDGET for steps, names in costs):
-            return False
-        if self.cases and _story(alert, scenario) != self.story:
-            return False
+    def accepts(self, rule: int, alert: Alert, scenario: Scenario, packing: _Packing) -> bool:
         times = tuple(c.at for c in scenario.checks)
-        if self.checks.get(alert.name, times) != times or rule in self.shared_rules:
+        if self.checks.get(alert.name, times) != times:
             return False
-        return scenario.per_instance or rule not in self.rules
+        if scenario.alone or self.cases[0][2].alone:
+            # Series exactly as written: only a story told with the very same series joins (the checks of both
+            # then hold on the same data, as they did apart; a service-down story told for every component).
+            return scenario.alone and _input(scenario) == _input(self.cases[0][2])
+        if _story(alert, scenario) != self.story or rule in self.shared_rules:
+            return False
+        if not (scenario.per_instance or rule not in self.rules):
+            return False
+        steps = packing.steps(self.clock)
+        if self.over or any(steps[i] * (self.load.get(i, 0) + n) > SAMPLE_BUDGET
+                            for i, n in packing.load(scenario, self.clock).items()):
+            return False
+        name = alert.name
+        if name not in self.reached:
+            self.reached[name] = any(packing.crosstalk(other, theirs, (name,)) for _, other, theirs in self.cases)
+        return not (self.reached[name] or packing.crosstalk(alert, scenario, self.checks))
 
-    def add(self, rule: int, alert: Alert, scenario: Scenario) -> None:
+    def add(self, rule: int, alert: Alert, scenario: Scenario, packing: _Packing) -> None:
         self.story = _story(alert, scenario)
         self.checks[alert.name] = tuple(c.at for c in scenario.checks)
         self.rules.add(rule)
         if not scenario.per_instance:
             self.shared_rules.add(rule)
         self.cases.append((rule, alert, scenario))
-        self.metrics += [s.metric for s in scenario.series]
+        for name, reached in self.reached.items():
+            self.reached[name] = reached or packing.crosstalk(alert, scenario, (name,))
+        steps = packing.steps(self.clock)
+        for i, n in packing.load(scenario, self.clock).items():
+            self.load[i] = self.load.get(i, 0) + n
+            self.over = self.over or steps[i] * self.load[i] > SAMPLE_BUDGET
 
 
-def _cost(alert: Alert, step: Duration) -> tuple[int, set[str]]:
+def _input(scenario: Scenario) -> frozenset:
+    return frozenset((s.metric, frozenset(s.labels.items()), s.values) for s in scenario.series)
+
+
+def _window_steps(alert: Alert, step: Duration) -> int:
     """Samples per matching series an evaluation of ``alert`` loads (every range and subquery window in steps,
-    summed), and the metrics it selects: an upper bound, as each window counts for every metric."""
-    steps = sum(n.window.millis // step.millis for n in walk(alert.expr)
-                if isinstance(n, Range) and isinstance(n.window, Duration))
-    return steps, _selected(alert)
+    summed): an upper bound, as each window counts for every metric the alert selects."""
+    return sum(n.window.millis // step.millis for n in walk(alert.expr)
+               if isinstance(n, Range) and isinstance(n.window, Duration))
 
 
 def _story(alert: Alert, scenario: Scenario) -> tuple[str, str] | None:
@@ -78,24 +161,6 @@ def _story(alert: Alert, scenario: Scenario) -> tuple[str, str] | None:
 def _selected(alert: Alert) -> set[str]:
     """The metrics (and recordings) an alert's expression selects."""
     return {s.metric for s in selectors(alert.expr)}
-
-
-def _crosstalk(alert: Alert, scenario: Scenario, checked: set[str],
-               siblings: dict[tuple[str | None, str], Alert]) -> bool:
-    """Whether ``scenario``'s series would reach another alert of its component that the entry checks by name
-    (a DB pool's exhaustion story has callers waiting, which the waiting-callers alert would rightly report, and
-    a check lists every firing instance, whichever scenario it was written for): then they need separate
-    entries. Scenarios telling a sibling's story are told to both on purpose. Only metrics an expression
-    selects directly are compared."""
-    component = alert.labels.get("component")
-    mine = {s.metric for s in scenario.series}
-    for name in checked - {alert.name}:
-        sibling = siblings.get((component, name))
-        if sibling is None or (scenario.story and any(s.story == scenario.story for s in sibling.scenarios)):
-            continue
-        if mine & _selected(sibling):
-            return True
-    return False
 
 
 def _instance(alert: Alert, scenario: Scenario) -> str:
@@ -120,12 +185,14 @@ def _entry(entry: _Entry, step: Duration, cluster: dict[str, str]) -> dict:
                 if scenario.per_instance and not scenario.alone:
                     labels["instance"] = instance
                 labels.update(alert.labels)
-                bucket.append({
+                firing = {
                     "exp_labels": dict(sorted(labels.items())),
                     "exp_annotations": {
                         key: render_template(text, labels, scenario.value) if key in TEMPLATED else text
                         for key, text in annotations(alert).items()},
-                })
+                }
+                if firing not in bucket:  # stories told with the same series expect the same alerts
+                    bucket.append(firing)
     tests = [{"eval_time": str(at), "alertname": name, "exp_alerts": alerts}
              for (at, name), alerts in sorted(expected.items(), key=lambda kv: (kv[0][0], kv[0][1]))]
     return {"interval": str(step), "input_series": series, "alert_rule_test": tests}
@@ -141,17 +208,16 @@ def render(alerts: list[Alert], rule_file: str, step: Duration = STEP,
     """
     cluster = {cluster_label: TEST_CLUSTER} if cluster_label else {}
     by_clock: dict[Duration, list[_Entry]] = {}
-    costs = {clock: [_cost(a, clock) for a in alerts] for clock in {s.clock or step for a in alerts for s in a.scenarios}}
-    siblings = {(a.labels.get("component"), a.name): a for a in alerts}
+    packing = _Packing(alerts)
     for rule, alert in enumerate(alerts):
         for scenario in alert.scenarios:
             clock = scenario.clock or step
             entries = by_clock.setdefault(clock, [])
-            target = next((e for e in entries if e.accepts(rule, alert, scenario, costs[clock], siblings)), None)
+            target = next((e for e in entries if e.accepts(rule, alert, scenario, packing)), None)
             if target is None:
-                target = _Entry()
+                target = _Entry(clock)
                 entries.append(target)
-            target.add(rule, alert, scenario)
+            target.add(rule, alert, scenario, packing)
     return {clock: dump({
         "rule_files": [rule_file],
         "evaluation_interval": str(clock),
