@@ -145,6 +145,7 @@ def test_maple_inhibits_cache_and_replication_symptoms_of_redis_and_the_calls_be
         # every instance down: the one-instance alert and the components' missing metrics say nothing new
         "ServiceDown": (["ComponentMetricsMissing", "InstanceDown"], ["service"]),
         "RedisDown": (["CacheL2Unavailable", "RedisNoHealthyReplica", "RedisReplicationBroken"], ["service"]),
+        "RedisSentinelQuorumAtRisk": (["RedisSentinelDown"], ["service", "component"]),
         "CircuitBreakerOpen": (["CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"],
                                ["service", "breaker"]),
     }
@@ -255,6 +256,16 @@ def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_c
                                            cluster="eu-west-1", **checkout), False),
             "checkout-l2-same-cluster": (_alert("CacheL2Unavailable", severity="warning", component="sessions",
                                                 cluster="eu-west-1", **checkout), True),
+            # a dead replica is no outage: it silences nothing (l2-other-service, of its cluster, stays)
+            "checkout-replica-down": (_alert("RedisReplicaDown", severity="warning", component="main",
+                                             cluster="us-east-1", **checkout), False),
+            # a sentinel short of the quorum is the news; one of them down is part of it, for that Redis only
+            "quorum-at-risk": (_alert("RedisSentinelQuorumAtRisk", severity="warning", component="main",
+                                      **maple_labels), False),
+            "sentinel-down-same-redis": (_alert("RedisSentinelDown", severity="warning", component="main",
+                                                **maple_labels), True),
+            "sentinel-down-other-redis": (_alert("RedisSentinelDown", severity="warning", component="other",
+                                                 **maple_labels), False),
             # a breaker with a fallback opens as a warning: it silences tickets, never the 5xx page behind it
             "fallback-open": (_alert("CircuitBreakerOpen", severity="warning", component="carrierApi",
                                      breaker="carrierApi", **parcel), False),

@@ -16,8 +16,9 @@ MAPLE_ALERTS = {
     "CacheHitRateLow", "CacheStampede", "CacheL2Unavailable", "CircuitBreakerOpen", "CircuitBreakerFailureRateHigh",
     "CircuitBreakerNotOpening",
     "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh", "ExecutorQueueFull", "ExecutorRejectingTasks",
-    "ExecutorSaturated", "RedisDown", "RedisReplicationBroken", "RedisSentinelFailover", "RedisSentinelQuorumAtRisk",
-    "RedisNoHealthyReplica", "RedisMemoryHigh", "RedisRejectedConnections",
+    "ExecutorSaturated", "RedisDown", "RedisReplicaDown", "RedisExporterDown", "RedisReplicationBroken",
+    "RedisSentinelFailover", "RedisSentinelQuorumAtRisk", "RedisSentinelDown", "RedisNoHealthyReplica",
+    "RedisMemoryHigh", "RedisRejectedConnections",
     "ErrorBudgetBurnFast", "ErrorBudgetBurnSlow",
     "LockAcquireLatencyHigh", "LockAcquireFailuresHigh",
     "ServiceDown", "InstanceDown", "ComponentMetricsMissing",  # the service's own (components/service.py)
@@ -88,12 +89,13 @@ def test_topology_decides_which_redis_alerts_exist(spec_from):
         return {a.name for a in alerts_of(spec)} - {"ServiceDown", "InstanceDown"}
 
     standalone = names("{name: r, topology: standalone}")
-    assert standalone == {"RedisDown", "RedisMemoryHigh", "RedisRejectedConnections"}
+    assert standalone == {"RedisDown", "RedisExporterDown", "RedisMemoryHigh", "RedisRejectedConnections"}
     cluster = names("{name: r, topology: cluster, replicas: 1}")
     assert {"RedisClusterStateFail", "RedisClusterSlotsFail", "RedisReplicationBroken"} <= cluster
     assert not {n for n in cluster if n.startswith("RedisSentinel")}
     sentinel = names("{name: r, topology: sentinel, master_name: m, sentinels: 3, quorum: 2, replicas: 1}")
-    assert {"RedisSentinelFailover", "RedisSentinelQuorumAtRisk", "RedisNoHealthyReplica"} <= sentinel
+    assert {"RedisSentinelFailover", "RedisSentinelQuorumAtRisk", "RedisSentinelDown", "RedisNoHealthyReplica",
+            "RedisReplicaDown"} <= sentinel
     assert "RedisClusterStateFail" not in sentinel
 
 

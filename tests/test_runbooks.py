@@ -124,9 +124,11 @@ def test_sentinel_pages_name_this_deployment_concretely(pages, alert):
     assert "mymaster" in page
     assert "quorum 2" in page
     assert "3 sentinels" in page
-    assert "redis-cli -p 26379 SENTINEL get-master-addr-by-name mymaster" in page
-    assert "redis-cli -p 26379 SENTINEL replicas mymaster" in page
-    assert "redis-cli -p 6379 INFO replication" in page
+    # the spec's sentinels, asked where the master is now; no command names a port (a failover moves the master)
+    assert "SENTINELS='172.20.0.10:26379 172.20.0.10:26380 172.20.0.10:26381'" in page
+    assert 'redis-cli -u "redis://$SENTINEL" SENTINEL get-master-addr-by-name mymaster' in page
+    assert 'redis-cli -u "redis://$MASTER" INFO replication' in page
+    assert "redis-cli -p" not in page
     for placeholder in ("<host>", "<port>", "<master", "TODO", "TBD", "XXX", "None", "master_name>"):
         assert placeholder not in page, placeholder
 
@@ -180,10 +182,10 @@ def test_merge_keeps_human_notes_and_restores_generated_text(pages):
     existing = head_note + generated.replace(
         "<!-- END GENERATED: diagnosis -->", "<!-- END GENERATED: diagnosis -->" + note, 1
     ) + "\nFinal human words.\n"
-    existing = existing.replace("Check that clients fell back", "SOMEONE EDITED THIS")
+    existing = existing.replace("Check that clients reconnected or fell back", "SOMEONE EDITED THIS")
     merged = runbooks.merge(existing, generated)
     assert "SOMEONE EDITED THIS" not in merged
-    assert "Check that clients fell back" in merged
+    assert "Check that clients reconnected or fell back" in merged
     assert merged.startswith(head_note)
     assert "<!-- END GENERATED: diagnosis -->" + note + "\n\n<!-- BEGIN GENERATED: mitigation -->" in merged
     assert merged.endswith("<!-- END GENERATED: reference -->\n\nFinal human words.\n")
@@ -230,7 +232,8 @@ def test_standalone_redis_gets_standalone_commands():
     spec = parse(HOSTILE, "x.yaml")
     out = runbooks.render(build(spec))
     page = out["hostile/runbooks/RedisDown.md"]
-    assert "redis-cli -p 6380 INFO replication" in page and "redis-cli -p 6380 INFO memory" in page
+    assert 'redis-cli -u "$INSTANCE" PING' in page and "-p 6380" not in page
+    assert 'redis-cli -u "$INSTANCE" INFO memory' in out["hostile/runbooks/RedisMemoryHigh.md"]
     assert "SENTINEL" not in page
     assert "RedisSentinelFailover" not in page  # no sentinel page for a standalone server, so no link
 

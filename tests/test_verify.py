@@ -131,10 +131,15 @@ def test_up_is_the_services_signal_wherever_it_is_read_and_a_presence_check_blin
     found = uses(maple)
     up = [u for u in found if u.read.metric == "up"]
     assert {(u.kind, u.component, u.signal) for u in up} == {("service", "maple-expectation", "up"),
+                                                            ("redis", "main", "scrape_up"),
                                                             ("redis", "main", "dashboard variables")}
     # ServiceDown reads `up` as `max(up{…}) == 0 or absent(up{…}) * 0`: without `up` it fires, it is not blind
     own = {a for u in up if u.kind == "service" for a in u.alerts}
     assert {"InstanceDown", "ComponentMetricsMissing"} == own
+    # the redis exporter's scrapes are Redis's own signal, read under the Redis selector for Redis's alerts
+    exporter = {a for u in up if u.signal == "scrape_up" for a in u.alerts}
+    assert exporter == {"RedisExporterDown", "RedisDown"}
+    assert {u.read.equal()["job"] for u in up if u.signal == "scrape_up"} == {"redis"}
     assert {p for u in up if u.kind == "service" for p in u.panels} >= {
         "Service Overview / variables job, instance", "Availability / maple-expectation: instances up"}
     # the breaker's presence signal: read by its own alerts, and by ComponentMetricsMissing only for its absence
@@ -443,3 +448,26 @@ def test_an_unreachable_server_and_a_silent_one_are_one_line_each_and_bounded():
         assert result.output == f"obsgen: http://127.0.0.1:{port}/api/v1/series: no answer within 0.5s\n"
     result = run(str(E2E_SPEC), "--prometheus", f"http://127.0.0.1:{port}")
     assert result.exit_code == 2 and "cannot connect: [Errno 111] Connection refused" in result.output
+
+
+def test_a_redis_whose_exporter_is_in_no_text_is_one_finding_although_prometheus_own_up_is_never_in_one():
+    """RedisExporterDown reads Prometheus' `up` of the exporter targets, which no exposition text carries: it is
+    left out of the check, and must not split a Redis none of whose exporter metrics exist into one finding per
+    signal (OMS's saved scrape has no redis_exporter series: 8 findings instead of 1)."""
+    root = Path(__file__).resolve().parents[1]
+    got = findings(run(str(root / "specs/oms.yaml"), "--metrics", str(root / "docs/examples/oms.prom"),
+                       "--format", "json"))
+    redis = [f for f in got if f["kind"] == "redis"]
+    assert [(f["signal"], f["problem"]) for f in redis] == [("*", "no-metrics")], redis
+    assert "scrape_up" not in {s["signal"] for s in redis[0]["signals"]}
+    assert "redis_up" in redis[0]["message"] and "`up`" not in redis[0]["message"]
+
+
+def test_an_unless_whose_right_side_reads_the_left_sides_selector_is_no_presence_read():
+    """`x unless x offset 5m` (RedisSentinelFailover) and `x == 0 or (… x[1d] unless x)` (RedisExporterDown)
+    cannot fire for a missing x: x is read for its value, so a wrong selector blinds them; `y unless x` can."""
+    gated = reads(parse('max by (a) (x{j="r"}) unless on (a) max by (a) (x{j="r"} offset 5m)'))
+    assert [r.presence for r in gated] == [False, False]
+    blind = reads(parse('x{j="r"} == 0 or (group(last_over_time(x{j="r"}[1d])) unless on () group(x{j="r"}))'))
+    assert [r.presence for r in blind] == [False, False, False]
+    assert [r.presence for r in reads(parse('y unless on () x'))] == [False, True]

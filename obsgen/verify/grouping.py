@@ -115,26 +115,29 @@ def _owner(f: Finding) -> tuple:
 
 
 def _collapsed(results: list[tuple[Use, list[Finding]]]) -> Iterator[Finding]:
-    """The findings; a component none of whose metrics exist is one finding, not one per signal."""
+    """The findings; a component none of whose metrics exist is one finding, not one per signal. Prometheus' own
+    `up` (Redis reads its exporter targets') is no metric of the component: it stays out of that judgement."""
     by_component: dict[tuple, list[tuple[Use, list[Finding]]]] = {}
     for use, findings in results:
-        if use.signal != VARIABLES_SIGNAL:
+        if not _apart(use):
             by_component.setdefault((use.file, use.path), []).append((use, findings))
     gone = {key for key, members in by_component.items()
             if len({u.read.metric for u, _ in members}) > 1
             and all(len(fs) == 1 and fs[0].problem == "unknown-metric" for _, fs in members)}
-    # the `up` of a gone exporter's job: the same cause (the exporter is not scraped), said in the same finding
-    unscraped = {(u.file, u.path): (u, fs) for u, fs in results
-                 if u.signal == VARIABLES_SIGNAL and (u.file, u.path) in gone and fs}
+    # the `up` of a gone exporter's job (a variable's, RedisExporterDown's): the same cause (the exporter is not
+    # scraped), said in the same finding
+    unscraped: dict[tuple, list[tuple[Use, list[Finding]]]] = {}
+    for u, fs in results:
+        if _apart(u) and (u.file, u.path) in gone and fs:
+            unscraped.setdefault((u.file, u.path), []).append((u, fs))
     for key in sorted(gone):
         members = by_component[key]
         use = members[0][0]
         metrics = sorted({u.read.metric for u, _ in members})
         message = f"none of the {len(metrics)} metrics of {use.noun} `{use.component}` exist: {listed(metrics)}"
         if key in unscraped:
-            variables = unscraped[key]
-            members = members + [variables]
-            message += f"; and {variables[1][0].message}"
+            members = members + unscraped[key]
+            message += f"; and {unscraped[key][0][1][0].message}"
         yield Finding(use.file, use.place.line, use.place.column, use.service, use.component, use.kind, "*",
                       use.read.selector, "no-metrics", message, advice.no_metrics(use),
                       tuple(sorted({a for u, _ in members for a in u.alerts})),
@@ -143,8 +146,14 @@ def _collapsed(results: list[tuple[Use, list[Finding]]]) -> Iterator[Finding]:
                       uses=tuple(u for u, _ in members))
     for use, findings in results:
         key = (use.file, use.path)
-        if key not in gone or use.signal == VARIABLES_SIGNAL and key not in unscraped:
+        if key not in gone or _apart(use) and key not in unscraped:
             yield from findings
+
+
+def _apart(use: Use) -> bool:
+    """A read judged on its own, never counted among its component's metrics: a dashboard variable's, and
+    Prometheus' own `up` (Redis reads its exporter targets')."""
+    return use.signal == VARIABLES_SIGNAL or use.read.metric == UP
 
 
 def no_targets(findings: list[Finding], source: str) -> list[Finding]:

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from obsgen.model.promql import (Agg, Bin, Call, Expr, Matcher, Neg, Num, Offset, Paren, Range, Selector, Str,
-                                 Variable, render)
+                                 Variable, render, selectors)
 from obsgen.model.types import Duration
 
 _FILTERS = (">", "<", ">=", "<=", "==", "!=")
@@ -92,6 +92,9 @@ class _Context:
     quantile_above: float | None = None
     presence: bool = False
     carry: tuple[Matcher, ...] = ()  # matchers on the output that select these series too (see module doc)
+    # selectors the left side of an enclosing `unless` reads too: missing, they empty that side as well, so the
+    # right side's read of them is no presence read (`x unless x offset 5m` cannot fire for a missing x)
+    gated: frozenset[tuple[str, tuple[Matcher, ...]]] = frozenset()
 
 
 def _walk(node: Expr, ctx: _Context) -> Iterator[Read]:  # noqa: C901 - one branch per node type of the tree
@@ -112,7 +115,7 @@ def _walk(node: Expr, ctx: _Context) -> Iterator[Read]:  # noqa: C901 - one bran
     elif isinstance(node, Agg):
         carry = _kept(ctx.carry, node.by or (), keep=node.without)
         if node.op in _EXISTENCE:  # values do not matter, so neither does the type
-            inner = _Context(function=node.op, presence=ctx.presence, carry=carry)
+            inner = _Context(function=node.op, presence=ctx.presence, carry=carry, gated=ctx.gated)
         else:
             keeps = node.op in _SAME_SCALE
             inner = replace(ctx, function=None, compared=ctx.compared if keeps else None, carry=carry)
@@ -125,7 +128,8 @@ def _walk(node: Expr, ctx: _Context) -> Iterator[Read]:  # noqa: C901 - one bran
             number = other.value if filtering and isinstance(other, Num) else None
             inner = replace(ctx, function=None, compared=number, carry=_matched(node, side, ctx.carry))
             if node.op == "unless" and side is node.rhs:
-                inner = replace(inner, presence=True)
+                inner = replace(inner, presence=True, gated=frozenset((x.metric, x.matchers)
+                                                                      for x in selectors(node.lhs)))
             yield from _walk(side, inner)
 
 
@@ -152,7 +156,8 @@ def _call(node: Call, ctx: _Context) -> Iterator[Read]:
         yield from _walk(node.args[0], replace(ctx, carry=tuple(m for m in ctx.carry if m.name != written)))
         return
     for i, arg in enumerate(node.args):
-        inner = _Context(function=node.fn, presence=ctx.presence or node.fn in _ABSENCE, carry=ctx.carry)
+        inner = _Context(function=node.fn, presence=ctx.presence or node.fn in _ABSENCE, carry=ctx.carry,
+                         gated=frozenset() if node.fn in _ABSENCE else ctx.gated)
         if node.fn == "histogram_quantile" and i == 1:
             inner = replace(inner, quantile_above=ctx.compared)
         elif ctx.quantile_above is not None:
@@ -170,4 +175,4 @@ def _read(s: Selector, ctx: _Context, window: Duration | Variable | None) -> Rea
     return Read(metric=metric, matchers=matchers, signal=s.signal, function=ctx.function,
                 range=window if isinstance(window, Duration) else None, grafana_range=isinstance(window, Variable),
                 quantile_above=ctx.quantile_above, compared=ctx.compared if ctx.function is None else None,
-                presence=ctx.presence)
+                presence=ctx.presence and (s.metric, s.matchers) not in ctx.gated)

@@ -14,6 +14,7 @@ import pytest
 from .harness import EVAL_S, SCALE, SCRAPE_S, Failure, Stack
 import time
 
+from . import redis_scenarios  # noqa: F401 - registers the Redis scenarios
 from .scenarios import NOTES, RESULTS, SCENARIO_TIMEOUT_S, SCENARIOS, SLACK_S, Ctx, note
 
 

@@ -93,11 +93,13 @@ class Proc:
         self.popen: subprocess.Popen | None = None
         workdir.mkdir(parents=True, exist_ok=True)
 
-    def start(self) -> Proc:
+    def start(self, *extra: str) -> Proc:
+        """Start (or restart) the process; ``extra`` arguments apply to this start only (``--replicaof …``)."""
+        argv = self.argv + list(extra)
         with open(self.log, "ab") as log:
-            log.write(f"--- start: {' '.join(self.argv)}\n".encode())
+            log.write(f"--- start: {' '.join(argv)}\n".encode())
             log.flush()
-            self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           cwd=self.workdir)
         return self
 
@@ -219,8 +221,8 @@ def redis_server(name: str, root: Path, replica_of: int | None = None) -> Proc:
     return Proc(name, argv, root / name, port)
 
 
-def redis_sentinel(name: str, root: Path, master_port: int, quorum: int) -> Proc:
-    port, workdir = free_port(), root / name
+def redis_sentinel(name: str, root: Path, master_port: int, quorum: int, port: int) -> Proc:
+    workdir = root / name
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "sentinel.conf"  # fresh per session: Sentinel rewrites its config
     config.write_text(f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {workdir}\n"
@@ -228,6 +230,18 @@ def redis_sentinel(name: str, root: Path, master_port: int, quorum: int) -> Proc
                       f"sentinel down-after-milliseconds mymaster {DOWN_AFTER_MS}\n"
                       "sentinel failover-timeout mymaster 10000\nsentinel parallel-syncs mymaster 1\n")
     return Proc(name, [tool("redis-sentinel"), str(config)], workdir, port)
+
+
+def redis_exporter(name: str, root: Path, target: str = "") -> Proc:
+    """A redis_exporter: multi-target (``target`` empty: every server through ``/scrape?target=``), or a sidecar
+    exporting the one server at ``target``."""
+    port = free_port()
+    return Proc(name, [tool("prometheus-redis-exporter"), f"-redis.addr={target}",
+                       f"-web.listen-address=127.0.0.1:{port}"], root / name, port)
+
+
+def redis_url(proc: Proc) -> str:
+    return f"redis://127.0.0.1:{proc.port}"
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
@@ -392,7 +406,7 @@ class App:
 
 @dataclass
 class Stack:
-    """Redis (Sentinel set and a plain master/replica pair), redis_exporter, apps, Prometheus."""
+    """Redis (Sentinel set and a plain master/replica pair), redis_exporters, apps, Prometheus."""
 
     root: Path
     app_states: dict[str, dict]  # app instance name: the state patch it starts in (before the first scrape)
@@ -406,6 +420,7 @@ class Stack:
     prom: Prometheus | None = None
     watcher: AlertWatcher | None = None
     exporter: Proc | None = None
+    sidecars: dict[str, Proc] = field(default_factory=dict)  # sessions server name: its sidecar exporter
     prometheus: Proc | None = None
     started: float = 0.0
     ready_after: float = 0.0
@@ -414,11 +429,20 @@ class Stack:
         self.procs.append(proc)
         return proc.start()
 
-    def _build_rules(self) -> subprocess.Popen:
+    def _spec(self, sentinel_ports: list[int]) -> Path:
+        """The e2e spec with the sentinels' addresses of this run (the runbooks ask each of them)."""
+        spec = yaml.safe_load(SPEC.read_text())
+        main = next(r for r in spec["redis"] if r["name"] == "main")
+        main["sentinel_addresses"] = [f"127.0.0.1:{port}" for port in sentinel_ports]
+        path = self.root / SPEC.name
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        return path
+
+    def _build_rules(self, spec: Path) -> subprocess.Popen:
         """``obsgen build --time-scale`` through the real CLI, in the background while servers start."""
         out = self.root / "obsgen"
         self.rules_files = [out / service / "prometheus" / "rules.yaml" for service in (SERVICE, OUTAGE_SERVICE)]
-        return subprocess.Popen([sys.executable, "-m", "obsgen", "build", str(SPEC), str(OUTAGE_SPEC),
+        return subprocess.Popen([sys.executable, "-m", "obsgen", "build", str(spec), str(OUTAGE_SPEC),
                                  "--time-scale", str(SCALE), "--out", str(out)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
 
@@ -441,15 +465,23 @@ class Stack:
     def dashboards(self) -> list[Path]:
         return sorted((self.root / "obsgen" / SERVICE / "dashboards").glob("*.json"))
 
+    def runbook(self, alert: str) -> str:
+        return (self.root / "obsgen" / SERVICE / "runbooks" / f"{alert}.md").read_text()
+
+    def server_at(self, port: int) -> Proc:
+        """The Redis server (of either deployment) listening on ``port``: roles move, processes do not."""
+        return next(p for p in self.redis.values() if p.port == port)
+
     def start(self) -> None:
         """Everything up, scraped and with the rules loaded; slow steps overlap (the build, Sentinel's
         discovery of its peers, Prometheus' first scrapes)."""
         self.started = time.monotonic()
         for name in BINARIES:  # all of them before anything starts: a missing one fails the run, never skips it
             tool(name)
-        build = self._build_rules()
+        sentinel_ports = [free_port() for _ in range(3)]
+        build = self._build_rules(self._spec(sentinel_ports))
         try:
-            self._start_servers()
+            self._start_servers(sentinel_ports)
             self._start_prometheus()  # before the rules exist: its first scrapes take ~6s whatever we do
         except BaseException:
             build.kill()
@@ -465,7 +497,7 @@ class Stack:
         self._wait_for_prometheus()
         self.ready_after = time.monotonic() - self.started
 
-    def _start_servers(self) -> None:
+    def _start_servers(self, sentinel_ports: list[int] | None = None) -> None:
         # Redis: the Sentinel-managed set (component main) and a plain pair (component sessions).
         for prefix in ("main", "sessions"):
             master = self._start(redis_server(f"{prefix}-master", self.root))
@@ -477,20 +509,22 @@ class Stack:
         for app in (*self.apps.values(), *self.outage_apps.values()):
             self.procs.append(app.proc)
             app.start()
-        port = free_port()  # -redis.addr= : no default target, every server through /scrape?target=
-        self.exporter = self._start(Proc("redis-exporter", [tool("prometheus-redis-exporter"), "-redis.addr=",
-                                                            f"-web.listen-address=127.0.0.1:{port}"],
-                                         self.root / "redis-exporter", port))
+        # main: one multi-target exporter (-redis.addr= : no default target, every server through
+        # /scrape?target=); sessions: a sidecar exporter per server, as one deploys it next to each Redis pod.
+        self.exporter = self._start(redis_exporter("redis-exporter", self.root))
+        for name in ("sessions-master", "sessions-replica"):
+            self.sidecars[name] = self._start(redis_exporter(f"{name}-exporter", self.root, redis_url(self.redis[name])))
         for proc in self.redis.values():
             wait_until(lambda p=proc: redis_call(p.port, "PING") == "PONG", 10, f"{proc.name} to answer PING", proc)
         self.sentinels = [self._start(redis_sentinel(f"sentinel-{i}", self.root, self.redis["main-master"].port,
-                                                     quorum=2)) for i in (1, 2, 3)]
+                                                     quorum=2, port=port))
+                          for i, port in enumerate(sentinel_ports or [free_port() for _ in range(3)], 1)]
         for prefix in ("main", "sessions"):
             replica = self.redis[f"{prefix}-replica"]
             wait_until(lambda r=replica: redis_info(r.port).get("master_link_status") == "up", 15,
                        f"{replica.name} to sync", replica, self.redis[f"{prefix}-master"])
-        wait_until(lambda: http(f"http://127.0.0.1:{self.exporter.port}/metrics"), 10, "redis_exporter",
-                   self.exporter)
+        for exporter in (self.exporter, *self.sidecars.values()):
+            wait_until(lambda e=exporter: http(f"http://127.0.0.1:{e.port}/metrics"), 10, exporter.name, exporter)
         for name, app in self.apps.items():
             app.ready()
             if self.app_states[name]:
@@ -499,17 +533,20 @@ class Stack:
             app.ready()
 
     def redis_jobs(self) -> list[dict]:
-        """Scrape configs of the two Redis deployments, through the exporter's /scrape?target=."""
-        def redis_job(job: str, procs: list[Proc]) -> dict:
-            return {"job_name": job, "metrics_path": "/scrape",
-                    "static_configs": [{"targets": [f"redis://127.0.0.1:{p.port}" for p in procs]}],
-                    "relabel_configs": [
-                        {"source_labels": ["__address__"], "target_label": "__param_target"},
-                        {"source_labels": ["__param_target"], "target_label": "instance"},
-                        {"target_label": "__address__", "replacement": f"127.0.0.1:{self.exporter.port}"}]}
-
-        return [redis_job("redis", [self.redis["main-master"], self.redis["main-replica"], *self.sentinels]),
-                redis_job("redis-sessions", [self.redis["sessions-master"], self.redis["sessions-replica"]])]
+        """Scrape configs of the two Redis deployments: main through the exporter's /scrape?target=, sessions
+        through one sidecar exporter per server, its `instance` the server's URL (the runbooks reach servers by
+        it)."""
+        procs = [self.redis["main-master"], self.redis["main-replica"], *self.sentinels]
+        multi_target = {"job_name": "redis", "metrics_path": "/scrape",
+                        "static_configs": [{"targets": [redis_url(p) for p in procs]}],
+                        "relabel_configs": [
+                            {"source_labels": ["__address__"], "target_label": "__param_target"},
+                            {"source_labels": ["__param_target"], "target_label": "instance"},
+                            {"target_label": "__address__", "replacement": f"127.0.0.1:{self.exporter.port}"}]}
+        sidecars = {"job_name": "redis-sessions", "static_configs": [
+            {"targets": [f"127.0.0.1:{exporter.port}"], "labels": {"instance": redis_url(self.redis[name])}}
+            for name, exporter in self.sidecars.items()]}
+        return [multi_target, sidecars]
 
     def _start_prometheus(self) -> None:
         config = {

@@ -50,14 +50,28 @@ def test_every_other_app_alert_fires_on_its_fault(scenarios):
     scenarios.result("catalogue")
 
 
-@pytest.mark.scenario("redis_failover")
-def test_killing_the_redis_master_fires_down_and_failover_and_the_returning_master_resolves_them(scenarios):
-    scenarios.result("redis_failover")
+@pytest.mark.scenario("redis_drill")
+def test_the_sentinel_drill_pages_only_for_master_loss_and_its_runbooks_end_each_outage_without_data_loss(scenarios):
+    """A replica and a sentinel lost: warnings only. A refused replica link: RedisNoHealthyReplica while Sentinel
+    counts the replica ok. The master killed: a failover within RedisDown's `for` pages nobody, and
+    RedisSentinelFailover names old and new master. Quorum lost and the master killed: RedisDown pages and the
+    page's manual failover ends it. Every command run is judged against the live servers."""
+    scenarios.result("redis_drill")
 
 
 @pytest.mark.scenario("redis_replication")
-def test_a_replica_that_loses_its_master_fires_replication_broken_until_the_master_returns(scenarios):
+def test_the_plain_pair_pages_for_its_lost_master_and_its_runbook_restores_it_without_data_loss(scenarios):
     scenarios.result("redis_replication")
+
+
+@pytest.mark.scenario("redis_exporter_down")
+def test_a_stopped_redis_exporter_fires_redis_exporter_down_per_target_and_nothing_critical(scenarios):
+    scenarios.result("redis_exporter_down")
+
+
+@pytest.mark.scenario("redis_pages_covered")
+def test_every_redis_cli_command_of_the_redis_runbooks_ran_against_the_live_servers(scenarios):
+    scenarios.result("redis_pages_covered")
 
 
 @pytest.mark.scenario("outages")

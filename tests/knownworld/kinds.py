@@ -466,6 +466,7 @@ def redis(ctx: Ctx, c: Component) -> Truths:
     link: Truth = {}
     for k, s in enumerate(servers):
         ctx.gauge(c, "up", 1, instance=s)
+        ctx.gauge(c, "scrape_up", 1, instance=s)
         ctx.gauge(c, "instance_info", 1, {"role": role[s], "redis_mode": mode, "redis_version": "7.0.15"}, s)
         ctx.gauge(c, "connected_clients", clients[s], instance=s)
         ctx.gauge(c, "blocked_clients", blocked[s], instance=s)
@@ -484,6 +485,7 @@ def redis(ctx: Ctx, c: Component) -> Truths:
             ctx.gauge(c, "cluster_slots_fail", 0, instance=s)
     truths: Truths = {
         f"{c.name}: up": {s: "up" for s in servers},
+        f"{c.name}: exporter scrapes": {s: "up" for s in servers},
         f"{c.name}: role": {s: "master" if role[s] == "master" else "replica" for s in servers},
         f"{c.name}: memory vs maxmemory": {s: used[s] / maxmem[s] for s in servers if maxmem[s] > 0},
         f"{c.name}: memory used": {**{f"used {s}": used[s] for s in servers},
@@ -502,24 +504,30 @@ def redis(ctx: Ctx, c: Component) -> Truths:
     if sentinel:
         base = {**(spec.sentinel_selector if spec.sentinel_selector is not None else spec.selector),
                 "master_name": spec.master_name or ""}
-        live = (spec.sentinels or 1) - 1
+        live = (spec.sentinel_count or 1) - 1
         master = servers[0]
+        plain = {**(spec.sentinel_selector if spec.sentinel_selector is not None else spec.selector)}
         for k in range(live):
             s = f"{c.name}-sentinel-{k}:{spec.sentinel_port}"
             address = {"master_address": master}
             ctx.gauge(c, "sentinel_ok_sentinels", live, address, s, base=base)
             ctx.gauge(c, "sentinel_ok_replicas", spec.replicas, address, s, base=base)
             ctx.gauge(c, "sentinel_status", 1, {**address, "master_status": "ok"}, s, base=base)
-            plain = {**(spec.sentinel_selector if spec.sentinel_selector is not None else spec.selector)}
             ctx.gauge(c, "up", 1, instance=s, base=plain)  # as redis_exporter 1.x reports a sentinel target
+            ctx.gauge(c, "scrape_up", 1, instance=s, base=plain)
             ctx.gauge(c, "instance_info", 1, {"role": "", "redis_mode": "sentinel", "redis_version": "7.0.15"}, s,
                       base=plain)
             ctx.gauge(c, "connected_clients", 3, instance=s, base=plain)
         truths[f"{c.name}: master address (sentinel view)"] = {master: "master"}
         truths[f"{c.name}: healthy sentinels vs quorum"] = {"healthy sentinels": float(live)}
+        truths[f"{c.name}: sentinels up"] = {f"{c.name}-sentinel-{k}:{spec.sentinel_port}": "up" for k in range(live)}
+        if plain == dict(spec.selector):  # the sentinels are targets of the servers' selector too
+            truths[f"{c.name}: exporter scrapes"].update(truths[f"{c.name}: sentinels up"])
         up["healthy sentinels"] = float(live)
     if spec.replicas and not cluster:
-        truths[f"{c.name}: healthy replicas"] = {"healthy replicas": float(spec.replicas)}
+        truths[f"{c.name}: healthy replicas"] = {"connected to the master": float(spec.replicas)}
+        if sentinel:
+            truths[f"{c.name}: healthy replicas"]["promotable (sentinel view)"] = float(spec.replicas)
     truths[f"Redis {c.name}"] = up
     return truths
 
