@@ -15,13 +15,13 @@ be silent. Every spec gets this kind's component (named after the service):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Inhibition, Kind, Rule, Scenario, Series
 from obsgen.components.shapes import kept, verdict
 from obsgen.components.timeline import MIN, gauge, whole_steps
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, below, jobs, sel
-from obsgen.model.promql import Call, Expr, Paren, agg, binop, or_, over_time, selector
+from obsgen.model.promql import Call, Expr, Matcher, Paren, Selector, agg, binop, or_, over_time, selector
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
 DOWN = AlertDef(
@@ -185,8 +185,17 @@ def metrics_missing(c: Component, signal: str, blinds: tuple[str, ...],
                      f"{', '.join(blinds) or 'its panels'}."))
 
 
+def _own_up(c: Component) -> Selector:
+    """``up`` of the service's own targets, narrowed by the dashboard variables. ``up`` is every scrape target's
+    (a Redis exporter's too, whose job the overview's ``$job`` also lists), so the service's selector stays."""
+    picked = sel(c, "up")
+    kept_labels = {m.name for m in picked.matchers if m.op == "="}
+    own = tuple(Matcher(k, v) for k, v in sorted(c.service.selector.items()) if k not in kept_labels)
+    return replace(picked, matchers=own + picked.matchers)
+
+
 def panels(c: Component, built: Built) -> ComponentPanels:
-    up = sel(c, "up")
+    up = _own_up(c)
     detail = (
         Panel(
             title=f"{c.service.name}: instances up", unit="short", min=0, thresholds=below(1), alerts=(DOWN,),

@@ -90,6 +90,16 @@ def write_victims(port: int, prefix: str) -> None:
     redis_call(port, "SET", f"{prefix}:counter", str(DATA_COUNTER))
     acked = redis_call(port, "WAIT", "1", "5000", timeout=10)
     assert acked >= 1, f"the replica did not acknowledge the writes to {port} within 5s (WAIT answered {acked})"
+    # WAIT can count a replica that has just finished a full resync (after the drill's refused link) before it
+    # applies the stream: the drill is about what the pages lose, so the data must be on every replica first
+    replicas = [v for k, v in redis_info(port).items() if re.fullmatch(r"slave\d+", k)]
+    for entry in replicas:
+        replica = int(dict(kv.split("=", 1) for kv in entry.split(","))["port"])
+        deadline = time.monotonic() + 10
+        while redis_call(replica, "SCARD", f"{prefix}:set") != DATA_MEMBERS:
+            assert time.monotonic() < deadline, f"replica {replica} of {port} never applied the writes: " \
+                                                f"{redis_info(replica)}"
+            time.sleep(0.1)
 
 
 def assert_victims(port: int, prefix: str) -> None:
