@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind, Rule,
-                                    Scenario)
+from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, Concern, Finding, Given, Inhibition,
+                                    Kind, Rule, Scenario)
 from obsgen.components.shapes import gauge_compare, isolated, kept, verdict
 from obsgen.components.timeline import MAX_FOR, MIN, gauge, whole_steps
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, sel
@@ -129,6 +129,11 @@ def check(given: Given) -> list[Finding]:
     if not mode:
         return []
     spec = build(HealthCheckSpec, item)  # the item as checked by the schema, its defaults filled in
+    if spec.degraded_mode.label in OBSGEN_LABELS:
+        return [Finding(("degraded_mode", "label"), (
+            f"expected the label that holds the mode's name, found `{spec.degraded_mode.label}`, a label obsgen "
+            f"sets on alerts itself ({', '.join(OBSGEN_LABELS)}): the alert would show obsgen's value instead of the "
+            "mode; name the label the app's degraded-mode gauge really has"))]
     longest, least = Duration.parse(mode["max_duration"]), stuck_for(spec) + MIN * 5
     if longest < least:
         return [Finding(("degraded_mode", "max_duration"),
