@@ -212,15 +212,20 @@ def share(c: Component, signals: RatioSignals, by: tuple[str, ...] | None, windo
     return ratio(filled(agg("sum", rate(select(signals.part, extra), window), by), total), total)
 
 
+NEAR_ROOM = 0.01
+"""The least distance a ratio story keeps from its threshold; closer to an end of [0, 1] (an error ratio of 1%,
+a hit ratio of 99%) the stories sit at twice and half the share beyond the threshold instead."""
+
+
 def near_threshold(threshold: float, below: bool) -> tuple[float, float]:
     """The (bad, good) ratios a ratio alert's stories hold: a quarter of the room to the nearer end of [0, 1] on
     either side of ``threshold``, so a rule whose threshold moved by more than that fails its own test (85% is
-    told as 81.25% and 88.75%, not 42.5% and 92.5%, which a threshold of 50% would also pass). A threshold at an
-    end of the range leaves one side empty: the bad story then sits halfway across."""
+    told as 81.25% and 88.75%, not 42.5% and 92.5%, which a threshold of 50% would also pass)."""
     room = min(threshold, 1 - threshold) / 4
-    if room == 0:
-        bad = threshold / 2 if below else (1 + threshold) / 2
-        return bad, threshold
+    if room < NEAR_ROOM:  # within 4% of an end: a story that close would drown in a rate's rounding
+        if below:
+            return threshold / 2, (1 + threshold) / 2
+        return min(1.0, max(threshold * 2, threshold + (1 - threshold) / 2)), threshold / 2
     return (threshold - room, threshold + room) if below else (threshold + room, threshold - room)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from obsgen.components import KINDS
 from obsgen.components.base import OBSGEN_LABELS, Given, Kind, never_fires
+from obsgen.model.promql import number
 from obsgen.model.rules import Alert
 from obsgen.components.timeline import MAX_FOR, MIN_WINDOW, STEP
 from obsgen.errors import Path, Problem
@@ -292,8 +293,10 @@ def _impossible_thresholds(source: Source, path: Path, kind: Kind, given: Given)
     node = schema()["$defs"][kind.schema]
     for definition, bound, why in _IMPOSSIBLE:
         for where, value, ref in _values(node, given.item, definition):
-            if value == bound:
-                for f in never_fires(given, where, ref["x-alert"], f"`{where[-1]}` is {bound} {why}"):
+            # as the rule prints it: 0.9999999999999999 is written `> 1` (15 significant digits)
+            if isinstance(value, (int, float)) and float(number(value)) == bound:
+                shown = number(value) + (" as a rule writes it (15 digits)" if value != bound else "")
+                for f in never_fires(given, where, ref["x-alert"], f"`{where[-1]}` is {shown} {why}"):
                     yield source.problem(path + f.path, f.message)
 
 
@@ -356,6 +359,14 @@ def _label_clashes(source: Source, path: Path, kind: Kind, profile: str, item: d
                 yield source.problem(at, f"`{key}` is matched by the {kind.title.lower()}'s own metrics ("
                                           + ", ".join(matched[key]) + "), which would override this; remove it, or "
                                           "override the metric under `metrics:`", key=True)
+    metrics = item.get("metrics") if isinstance(item.get("metrics"), dict) else {}
+    for signal, ref in sorted(metrics.items()):
+        own = ref.get("label") if isinstance(ref, dict) else None
+        if own in OBSGEN_LABELS:  # instance above all: every rule judges each instance by it
+            yield source.problem(path + ("metrics", signal, "label"), (
+                f"expected the label that names the {kind.title.lower()} in `{ref.get('name')}`, found `{own}`, "
+                f"which obsgen sets or groups by itself ({', '.join(OBSGEN_LABELS)}); name the label the metric "
+                "really carries the name in"))
 
 
 def _metric_matcher_keys(kind: Kind, item: dict) -> set[str]:
