@@ -68,8 +68,6 @@ MUTATIONS = {
         r"(alert: ComponentMetricsMissing\n(?:.*\n){1,5}?    for: )30m", r"\g<1>29m"),
     "metrics-missing `for` a minute long fires late": (
         r"(alert: ComponentMetricsMissing\n(?:.*\n){1,5}?    for: )30m", r"\g<1>31m"),
-    "metrics-missing reading another component's metric misses the breaker's": (
-        r"(unless on \(\)\n *group\()resilience4j_circuitbreaker_state", r"\g<1>resilience4j_retry_calls_total"),
     "burn-rate page without its low-traffic guard pages on one failed request": (
         r"(alert: ErrorBudgetBurnFast\n(?:.*\n)*?.*)\n *and\n *slo:sli_requests:rate1h\{[^}]*\} \* 3600 >= \d+", r"\g<1>"),
     "burn-rate page without its short window keeps paging after the burn stopped": (

@@ -77,8 +77,7 @@ def component_model(c: Component, siblings: Sequence[tuple[Component, str]] = ()
                     ) -> tuple[ComponentModel, tuple[Alert, ...]]:
     """One component's rules and panels (panels read the alerts as built), and every alert it offers, those the
     spec disabled included (to check the spec's tuning against). ``siblings`` are the service's components with a
-    presence signal (:func:`watched`): the proof of this one's ``ComponentMetricsMissing`` tells them all one set of
-    stories.
+    presence signal (:func:`watched`): the proof of this one's ``ComponentMetricsMissing`` shows theirs present.
 
     Raises :class:`~obsgen.components.base.OwnMatcher` when the spec pins a label the kind matches itself.
     """
@@ -88,7 +87,8 @@ def component_model(c: Component, siblings: Sequence[tuple[Component, str]] = ()
     signal = presence(c)
     if signal:
         blinds = tuple(dict.fromkeys(r.name for r in offered if isinstance(r, Alert) and r.enabled))
-        offered = (*offered, *service.metrics_missing(c, signal, blinds, tuple(siblings)))
+        others = tuple((o, s) for o, s in siblings if o is not c)
+        offered = (*offered, *service.metrics_missing(c, signal, blinds, others))
     rules = tuple(r for r in offered if not isinstance(r, Alert) or r.enabled)
     built = Built(tuple(r for r in rules if isinstance(r, Alert)))
     model = ComponentModel(
