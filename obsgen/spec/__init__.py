@@ -90,8 +90,8 @@ def parse(text: str, file: str) -> Spec:
     svc = dict(data["service"])  # type: ignore[index]
     svc.setdefault("selector", {"job": svc["name"]})
     service = build(Service, svc)
-    placed = [(kind, (kind.key, i), item) for kind in KINDS
-              for i, item in enumerate(data.get(kind.key, []))  # type: ignore[union-attr]
+    placed = [(kind, (kind.key, i), item) for kind in KINDS if isinstance(data.get(kind.key), list)
+              for i, item in enumerate(data[kind.key])  # a key that is not a list is a problem reported above
               if sound((kind.key, i))]
     components = tuple(Component(kind, build(kind.spec, item), service) for kind, _, item in placed)
     spec = Spec(file, service, components, source.where(("service", "name")), tuple(p for _, p, _ in placed),
