@@ -65,7 +65,8 @@ def re2_alternatives(regex: str) -> list[str]:
 
 # A template action obsgen writes itself (rule YAML quoted in runbooks may wrap it over two lines).
 _TEMPLATE_ACTION = re.compile(r"\{\{(?!\s+\$labels\.\w+(\s+\|\s+urlquery)?\s+\}\}"
-                              r"|\s+\$value(\s+\|\s+humanize(Percentage|Duration)?)?\s+\}\})")
+                              r"|\s+\$value(\s+\|\s+humanize(Percentage|Duration)?)?\s+\}\}"
+                              r"|\s+if \$labels\.\w+\s+\}\}|\s+else\s+\}\}|\s+end\s+\}\})")
 
 
 def check_outputs(spec: Spec, files: dict[str, str]) -> set[str]:

@@ -126,8 +126,8 @@ def test_sentinel_pages_name_this_deployment_concretely(pages, alert):
     assert "3 sentinels" in page
     # the spec's sentinels, asked where the master is now; no command names a port (a failover moves the master)
     assert "SENTINELS='172.20.0.10:26379 172.20.0.10:26380 172.20.0.10:26381'" in page
-    assert 'redis-cli -u "redis://$SENTINEL" SENTINEL get-master-addr-by-name mymaster' in page
-    assert 'redis-cli -u "redis://$MASTER" INFO replication' in page
+    assert 'redis-cli -u "redis://${SENTINEL:?no sentinel answers}" SENTINEL get-master-addr-by-name mymaster' in page
+    assert 'redis-cli -u "redis://${MASTER:?no master named}" INFO replication' in page
     assert "redis-cli -p" not in page
     for placeholder in ("<host>", "<port>", "<master", "TODO", "TBD", "XXX", "None", "master_name>"):
         assert placeholder not in page, placeholder

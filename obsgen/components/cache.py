@@ -64,6 +64,11 @@ class CacheSpec(ComponentSpec):
     l2_failure_rate_max: float
     tiers: dict[str, Tier]
 
+    @property
+    def longest_ttl(self) -> Duration | None:
+        """How long a cold cache can take to warm up: the longest TTL of its tiers (None: no tier says)."""
+        return max((t.ttl for t in self.tiers.values() if t.ttl), key=lambda d: d.millis, default=None)
+
 
 def check(given: Given) -> list[Finding]:
     return [Finding(("tiers", name, "hit_rate_min"), "a tier threshold needs `labels` that select the tier's series; "

@@ -107,6 +107,13 @@ class RedisSpec(ComponentSpec):
         return self.topology == "sentinel" and self.sentinel_selector in (None, self.selector)
 
     @property
+    def shared_sentinel_host(self) -> str | None:
+        """The one host every listed sentinel runs on, if they share one: losing it loses them all at once (a
+        runbook must say so), whatever the quorum."""
+        hosts = {a.rsplit(":", 1)[0] for a in self.sentinel_addresses or ()}
+        return hosts.pop() if len(hosts) == 1 and self.sentinel_count > 1 else None
+
+    @property
     def failover_needs(self) -> int:
         """Healthy sentinels a failover needs: the quorum to call the master down, and a majority of all
         sentinels to authorise the failover (what ``SENTINEL ckquorum`` checks)."""
@@ -439,8 +446,9 @@ def _exporter_down(c: Component, spec: RedisSpec) -> list[Rule]:
 
 def _failover(c: Component, spec: RedisSpec) -> list[Rule]:
     """RedisSentinelFailover, naming the new master (``master_address``, reported now and not 5m ago) and the old
-    one (``old_master_address``, reported 5m ago). Without a report of 5m ago (a fresh Prometheus, a failover
-    and back within 5m) it fires for the master name alone."""
+    one (``old_master_address``, reported 5m ago). Without a report of 5m ago (a fresh Prometheus), or with the
+    same master then and now (a failover and back within 5m), it fires for the master name alone, and its
+    description says so instead of naming empty addresses."""
     base = _sentinel_base(spec)
     status = c.select("sentinel_status", base=base)
     name, address = kept(c, "master_name"), kept(c, "master_name", "master_address")
@@ -465,6 +473,8 @@ def _failover(c: Component, spec: RedisSpec) -> list[Rule]:
         steady = (reported(old_addr, (before + after, 1)),)
         times = (before - STEP, before + f + MIN, before + w + MIN)
         early = (reported(old_addr, (MIN, 1), (MIN * 2, None)), reported(new_addr, (MIN, None), (MIN * 2, 1)))
+        back = (reported(old_addr, (before, 1), (MIN * 2, None), (after, 1)),
+                reported(new_addr, (before, None), (MIN * 2, 1), (after, None)))
         return [
             Scenario("promoted", "the master address changes at 6m; the alert clears 5m later", switch,
                      tuple(Check(t, fires) for t, fires in zip(times, (False, True, False))),
@@ -474,15 +484,19 @@ def _failover(c: Component, spec: RedisSpec) -> list[Rule]:
                      alone=True),
             Scenario("fresh", "a failover 1m after Prometheus started: no report of 5m before", early,
                      (Check(MIN - STEP, False), Check(MIN + f, True)), labels=named, value=2, alone=True),
+            Scenario("back", "a failover at 6m and back 2m later: the same master then and now", back,
+                     (Check(before + MIN * 2 + f + MIN, True),), labels=named, value=2, alone=True),
         ]
 
     return c.alert(FAILOVER, expr=expr, scenarios=scenarios,
                    queries={"addresses": agg("max", over_time("last", status, w), kept(c, "master_address"))},
                    condition=f"sentinels reported more than one master address within the last {w}",
-                   description=("Sentinel failed over master {{ $labels.master_name }} from "
-                                "{{ $labels.old_master_address }} to {{ $labels.master_address }} within the last "
-                                f"{w} (no addresses: Prometheus holds no sentinel report of {w} before): clients "
-                                "reconnect to the new master; find why the old one failed."))
+                   description=("Sentinel failed over master {{ $labels.master_name }} {{ if $labels.master_address }}"
+                                "from {{ $labels.old_master_address }} to {{ $labels.master_address }} within the "
+                                f"last {w}{{{{ else }}}}within the last {w} (addresses unknown: Prometheus holds no "
+                                f"sentinel report of {w} before, or the master switched and back within {w}; the "
+                                "sentinels name the master now){{ end }}: clients reconnect to the new master; find "
+                                "why the old one failed."))
 
 
 def _sentinel_queries(c: Component, spec: RedisSpec) -> dict[str, Expr]:

@@ -89,7 +89,7 @@ def _down(c: Component) -> list[Rule]:
         ]
 
     return c.alert(DOWN, expr=expr, scenarios=scenarios, queries={"up": up},
-                   condition="no target of the service is up: every `up` is 0, or no `up` series at all",
+                   condition="no target of the service is up: every up series is 0, or there is no up series at all",
                    description=(f"{{{{ $value }}}} instances of service {c.service.name} up for {{for}}: its "
                                 "processes are down, or service discovery lost its targets. Every other alert of the "
                                 "service is blind while this fires."))

@@ -30,6 +30,9 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 INDEX = "README.md"
 SECTIONS = ("meaning", "impact", "checks", "diagnosis", "mitigation", "behaviour")
 """Every alert's prose, one macro per section in its kind's template: ``<Alert>__<section>``."""
+OPTIONAL_SECTIONS = ("escalation",)
+"""Sections with a layout default (escalation by severity), for the alerts whose own rhythm it would get wrong:
+an alert that clears by itself within minutes cannot be "still firing after 30 minutes"."""
 
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -205,6 +208,21 @@ class Page:
         return self.definition.name
 
     @property
+    def fired_labels(self) -> list[str]:
+        """The labels that tell this page's firing alerts apart, besides ``component``, ``service``, ``team`` and
+        ``severity``: what its rules' expressions keep, as their generated tests expect it (``instance`` only
+        where a rule judges each process)."""
+        names: set[str] = set()
+        for i in self.instances:
+            names.update(i.alert.tag)
+            for s in i.alert.scenarios:
+                if any(c.fires for c in s.checks):
+                    names.update(s.labels)
+                    if s.per_instance and not s.alone:
+                        names.add("instance")
+        return sorted(names - {"component", "service", "team", "severity"})
+
+    @property
     def summary(self) -> str:
         return self.definition.summary
 
@@ -328,6 +346,10 @@ def _sections(env, page: Page, common: dict) -> dict[str, str]:
         if macro is None:
             raise LookupError(f"runbooks/{page.kind}.md.j2 has no macro {name}")
         out[section] = Safe(str(macro()).strip("\n"))
+    for section in OPTIONAL_SECTIONS:
+        macro = getattr(module, f"{page.definition.prose}__{section}", None)
+        if macro is not None:
+            out[section] = Safe(str(macro()).strip("\n"))
     return out
 
 

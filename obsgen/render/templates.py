@@ -1,7 +1,9 @@
 """Render Prometheus alert templates the way Prometheus does, for the expected annotations.
 
-Only the forms obsgen writes are supported (``$labels.x``, ``$value`` and the
-humanize functions); anything else is a bug in a kind module and fails loudly.
+Only the forms obsgen writes are supported (``$labels.x``, ``$value``, the humanize
+functions, and ``{{ if $labels.x }}…{{ else }}…{{ end }}`` without nesting, for an
+annotation that reads differently when a label is empty); anything else is a bug in a
+kind module and fails loudly.
 The number formats follow Prometheus's ``template.go`` (``%.4g`` with SI prefixes).
 """
 
@@ -13,6 +15,7 @@ import re
 from urllib.parse import quote_plus
 
 _ACTION = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_IF_LABEL = re.compile(r"\{\{\s*if \$labels\.(\w+)\s*\}\}(.*?)(?:\{\{\s*else\s*\}\}(.*?))?\{\{\s*end\s*\}\}", re.S)
 
 
 def humanize(v: float) -> str:
@@ -109,4 +112,7 @@ def render(template: str, labels: dict[str, str], value: float | None) -> str:
             return _FUNCS[expr](float(value))
         raise ValueError(f"unsupported template action {{{{ {expr} }}}}")
 
-    return _ACTION.sub(action, template)
+    def branch(m: re.Match) -> str:  # Go's `if`: an absent label is the empty string, which is false
+        return m.group(2) if labels.get(m.group(1), "") else (m.group(3) or "")
+
+    return _ACTION.sub(action, _IF_LABEL.sub(branch, template))

@@ -6,6 +6,8 @@ servers in tests/e2e/redis_scenarios.py."""
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
 
 import pytest
 import yaml
@@ -274,7 +276,7 @@ def test_the_master_loss_page_says_first_that_a_manual_failover_ends_a_quorum_lo
         "> **Sentinel cannot fail over (quorum lost) and the master is down?** A manual failover")
     decisions = steps(section(page, "First checks"))
     assert [d.split("**")[1] for d in decisions] == ["Failed over already?", "Can Sentinel fail over?",
-                                                     "Is the lost server the master?"]
+                                                     "Is there a replica to promote?"]
     diagnosis = section(page, "Diagnosis")
     assert diagnosis.index("**Decide first**") < diagnosis.index("```bash")
     mitigation = steps(section(page, "Mitigation"))
@@ -283,6 +285,28 @@ def test_the_master_loss_page_says_first_that_a_manual_failover_ends_a_quorum_lo
     # as a replica of the current master
     assert "**(destructive)** Without a\n   failover" in mitigation[2]
     assert 'echo "replicaof ${MASTER%:*} ${MASTER##*:}"' in mitigation[2]
+    # trial 3: with no replica to promote the page must not loop between "wait" and "fail over by hand"
+    assert "NOGOODSLAVE" in mitigation[0] and "**The exception: no replica to promote**" in mitigation[2]
+    assert mitigation[3].startswith("4. **No sentinel answers**") and "REPLICAOF NO ONE" in mitigation[3]
+
+
+def test_every_redis_page_command_line_is_complete_bash(maple_pages):
+    """A line bash cannot parse (an apostrophe in a `${VAR:?message}`) waits for more input in the on-call's
+    shell and hangs the drill: each line is checked by `bash -n`, one process for all of them."""
+    lines = sorted({line for alert in REDIS_PAGES for line in commands(maple_pages[alert])})
+    script = "".join(f"bash -n -c {shlex.quote(line)} || echo {shlex.quote('BROKEN ' + line)}\n" for line in lines)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert "BROKEN" not in done.stdout, done.stdout + done.stderr
+
+
+def test_redis_pages_never_reach_a_server_through_an_empty_variable(maple_pages):
+    """Trial 3: with no sentinel answering, `SENTINEL` and `MASTER` were empty and `redis-cli -u "redis://"` went
+    to 127.0.0.1:6379, on the master's host the master's own port. Every address variable a page sets itself or
+    takes from an optional label is guarded with ${VAR:?why} where it addresses a server."""
+    for alert in REDIS_PAGES:
+        for line in commands(maple_pages[alert]):
+            for name in ("SENTINEL", "MASTER", "MASTER_ADDRESS", "OLD_MASTER_ADDRESS"):
+                assert f'redis://${name}"' not in line, (alert, line)
 
 
 def test_a_standalone_master_loss_page_has_no_sentinel_and_keeps_the_replicas_copy_first(spec_from):
@@ -314,7 +338,7 @@ def test_no_redis_page_offers_a_failover_that_cannot_succeed_or_a_check_that_can
 
 def test_memory_commands_delete_on_the_master_and_the_ratio_has_no_infinity(maple_pages):
     page = maple_pages["RedisMemoryHigh"]
-    assert 'redis-cli -u "redis://$MASTER" UNLINK "$KEY"' in page
-    assert 'redis-cli -u "redis://$MASTER" CONFIG SET maxmemory "$MAXMEMORY"' in page
+    assert 'redis-cli -u "redis://${MASTER:?no master named}" UNLINK "$KEY"' in page
+    assert 'redis-cli -u "redis://${MASTER:?no master named}" CONFIG SET maxmemory "$MAXMEMORY"' in page
     assert 'redis_memory_used_bytes{job="redis"} / (redis_memory_max_bytes{job="redis"} > 0)' in page
     assert not re.search(r"redis_memory_used_bytes\{[^}]*\} / redis_memory_max_bytes", page)

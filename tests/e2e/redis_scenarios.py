@@ -281,6 +281,44 @@ def fail_over_without_quorum(ctx: Ctx, drill: Drill) -> None:
          "resolve); the old master came back as a healthy replica, no data lost")
 
 
+def no_replica_to_promote(ctx: Ctx, drill: Drill) -> None:
+    """The replica stopped, then the master killed, every sentinel up: Sentinel has nothing to promote. RedisDown
+    fires once per lost server; the page opened from the replica's (trial 3: it sorts first) shows no healthy
+    replica, its manual failover answers NOGOODSLAVE on every sentinel instead of looping, and its exception
+    (the lost master started as it was, then the replica as its replica) ends the outage."""
+    stack = ctx.stack
+    old = agreed_master(ctx)
+    master = stack.server_at(port_of(old))
+    replica = next(p for p in (stack.redis["main-master"], stack.redis["main-replica"]) if p is not master)
+    assert "--replicaof" not in master.argv, "the drill restarts the master as it was: it must have been started one"
+    fault = Moment.now()
+    replica.stop()
+    master.kill9()
+    _, down = ctx.fires("RedisDown", fault, component=MAIN, instance=redis_url(replica))
+    ctx.fires("RedisDown", fault, component=MAIN, instance=redis_url(master))
+    page = drill.page("RedisDown", down["labels"])
+    out = page.run("Diagnosis")
+    assert f"master: {old}" in out, out
+    assert f"name={addr(replica)} flags=s_down" in out, f"the decision block does not show the replica down: {out}"
+    out = page.run("Mitigation", 0, errors=frozenset({"NOGOODSLAVE"}))
+    assert out.count("NOGOODSLAVE") == len(stack.sentinels), f"every sentinel should refuse: {out}"
+    master.start()
+    ended = Moment.now()
+    ctx.resolves("RedisDown", ended, 30, component=MAIN)
+    page.run("Diagnosis")  # as the page says: the decision block again, for MASTER
+    host, port = replicaof(page.run("Mitigation", 1))
+    assert f"{host}:{port}" == old
+    back = Moment.now()
+    replica.start("--replicaof", host, port)
+    until(lambda: redis_info(replica.port).get("master_link_status") == "up", 20, "the replica to resync", replica)
+    healthy = f"name={addr(replica)} flags=slave role-reported=slave master-link-status=ok"
+    until(lambda: healthy in page.run("Mitigation", 2), 30, f"Sentinel to list {addr(replica)} as a healthy replica",
+          *stack.sentinels)
+    settle(ctx, MAIN, back, "RedisDown", "RedisReplicaDown")
+    note("redis_drill: with no replica to promote RedisDown fired for both servers; the page's failover answered "
+         "NOGOODSLAVE and its exception (the master as it was, then the replica) ended the outage")
+
+
 def calm_pages(ctx: Ctx, drill: Drill) -> None:
     """The pages whose alerts the drill does not provoke on main, run on the healthy deployment: memory
     commands reach the master although the alert (here) named a replica."""
@@ -311,6 +349,7 @@ def redis_drill(ctx: Ctx) -> None:
     refuse_the_replica_link(ctx, drill)
     fail_over(ctx, drill)
     fail_over_without_quorum(ctx, drill)
+    no_replica_to_promote(ctx, drill)
     calm_pages(ctx, drill)
 
 
