@@ -245,12 +245,17 @@ def _known_sentinels(c: Component) -> Expr:
     return over_time("last", c.select("instance_info", {"redis_mode": "sentinel"}), REMEMBERED)
 
 
+def _servers(c: Component, expr: Expr) -> Expr:
+    """``expr`` over the data servers only: the sentinels left out when the servers' selector also picks them
+    (a stopped sentinel's ``redis_up`` 0 must read neither as a lost master nor as a lost server)."""
+    if not c.spec.sentinels_scraped_as_servers:  # type: ignore[attr-defined]
+        return expr
+    return binop("unless", expr, _known_sentinels(c), on=kept(c, "instance"))
+
+
 def _servers_down(c: Component) -> Expr:
     """Data servers (not sentinels) the exporter reaches no more."""
-    down = binop("==", c.select("up"), 0)
-    if not c.spec.sentinels_scraped_as_servers:  # type: ignore[attr-defined]
-        return down
-    return binop("unless", down, _known_sentinels(c), on=kept(c, "instance"))
+    return _servers(c, binop("==", c.select("up"), 0))
 
 
 def _live_master(c: Component) -> Selector:
@@ -362,7 +367,7 @@ def _master_down(c: Component, spec: RedisSpec) -> list[Rule]:
                                 _target(c, REPLICA, "slave", end) + restart, silent, alone=True))
         return out
 
-    queries = {"up": c.select("up"), "roles": _roles(c)}
+    queries = {"up": _servers(c, c.select("up")), "roles": _roles(c)}
     if spec.replicas:  # where the replicas are, for the page's restore from a replica's copy
         queries["links"] = c.select("master_link_up")
     return c.alert(DOWN, expr=expr, scenarios=scenarios, queries=queries,
@@ -396,7 +401,7 @@ def _replica_down(c: Component, spec: RedisSpec) -> list[Rule]:
                                 _world(c, end, sentinel=MIN), verdict(MIN + f, end, False), alone=True))
         return out
 
-    return c.alert(REPLICA_DOWN, expr=expr, scenarios=scenarios, queries={"up": c.select("up"), "roles": _roles(c)},
+    return c.alert(REPLICA_DOWN, expr=expr, scenarios=scenarios, queries={"up": _servers(c, c.select("up")), "roles": _roles(c)},
                    condition=("a server that is not the master (a replica, or a master Sentinel already "
                               "replaced) does not answer the exporter while the master serves"),
                    description=(f"Redis server {{{{ $labels.instance }}}} of {c.name} has been unreachable for "
