@@ -232,8 +232,9 @@ def test_standalone_redis_gets_standalone_commands():
     spec = parse(HOSTILE, "x.yaml")
     out = runbooks.render(build(spec))
     page = out["hostile/runbooks/RedisDown.md"]
-    assert 'redis-cli -u "$INSTANCE" PING' in page and "-p 6380" not in page
-    assert 'redis-cli -u "$INSTANCE" INFO memory' in out["hostile/runbooks/RedisMemoryHigh.md"]
+    guarded = '"${INSTANCE:?set it to the alert label instance}"'
+    assert f'redis-cli -u {guarded} PING' in page and "-p 6380" not in page
+    assert f'redis-cli -u {guarded} INFO memory' in out["hostile/runbooks/RedisMemoryHigh.md"]
     assert "SENTINEL" not in page
     assert "RedisSentinelFailover" not in page  # no sentinel page for a standalone server, so no link
 

@@ -91,8 +91,9 @@ def _down(c: Component) -> list[Rule]:
     return c.alert(DOWN, expr=expr, scenarios=scenarios, queries={"up": up},
                    condition="no target of the service is up: every up series is 0, or there is no up series at all",
                    description=(f"{{{{ $value }}}} instances of service {c.service.name} up for {{for}}: its "
-                                "processes are down, or service discovery lost its targets. Every other alert of the "
-                                "service is blind while this fires."))
+                                "processes are down, or service discovery lost its targets. The alerts built on its own "
+                                "scrapes are blind while this fires (rate-based ones may still show the last 5m of "
+                                "data); alerts from other targets, such as a Redis exporter, still work."))
 
 
 def _instance_down(c: Component) -> list[Rule]:

@@ -237,7 +237,7 @@ def test_redis_pages_hard_code_no_port_and_ask_every_sentinel_of_the_spec_first(
     calls = [c for c in lines if "redis-cli" in c]
     assert calls, alert
     assert not [c for c in calls if re.search(r"-p [0-9]|:6379|:2637[0-9]", c)], alert
-    assert not [c for c in calls if "-h " in c and "$MASTER_HOST" not in c], "-h takes no redis:// URL; use -u"
+    assert not [c for c in calls if "-h " in c and "${MASTER_HOST:?" not in c], "-h takes no redis:// URL; use -u"
     if alert not in ("RedisExporterDown", "RedisRejectedConnections"):
         assert lines[0] == "SENTINELS='172.20.0.10:26379 172.20.0.10:26380 172.20.0.10:26381'", (alert, lines[0])
         first = next(c for c in calls if "PING 2>&1" not in c)
@@ -286,8 +286,12 @@ def test_the_master_loss_page_says_first_that_a_manual_failover_ends_a_quorum_lo
     assert "**(destructive)** Without a\n   failover" in mitigation[2]
     assert 'echo "replicaof ${MASTER%:*} ${MASTER##*:}"' in mitigation[2]
     # trial 3: with no replica to promote the page must not loop between "wait" and "fail over by hand"
-    assert "NOGOODSLAVE" in mitigation[0] and "**The exception: no replica to promote**" in mitigation[2]
+    assert "NOGOODSLAVE" in mitigation[0] and "**The exception: every replica is down too**" in mitigation[2]
     assert mitigation[3].startswith("4. **No sentinel answers**") and "REPLICAOF NO ONE" in mitigation[3]
+    # trial 4: NOGOODSLAVE with a replica that answers is Sentinel refusing old data, not "no replica": the page
+    # must send that case to the manual promotion, never to restarting the master over the replica's newer copy
+    assert "promote it by hand (step 4)" in mitigation[0]
+    assert "never step 3" in diagnosis and "master_link_down_since_seconds" in diagnosis
 
 
 def test_every_redis_page_command_line_is_complete_bash(maple_pages):
@@ -307,6 +311,8 @@ def test_redis_pages_never_reach_a_server_through_an_empty_variable(maple_pages)
         for line in commands(maple_pages[alert]):
             for name in ("SENTINEL", "MASTER", "MASTER_ADDRESS", "OLD_MASTER_ADDRESS"):
                 assert f'redis://${name}"' not in line, (alert, line)
+            for name in ("INSTANCE", "REPLICA", "MASTER_HOST", "MASTER_PORT"):  # from a label, or asked for
+                assert f'"${name}"' not in line, (alert, line)
 
 
 def test_a_standalone_master_loss_page_has_no_sentinel_and_keeps_the_replicas_copy_first(spec_from):
