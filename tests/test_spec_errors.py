@@ -48,3 +48,28 @@ def test_two_specs_claiming_one_service_are_rejected(tmp_path):
         (tmp_path / name).write_text("apiVersion: obsgen/v1\nservice: {name: shop, team: web}\n")
     result = CliRunner().invoke(main, ["validate", str(tmp_path)])
     assert result.exit_code == 2 and "also defined in" in result.stderr
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# not-utf8.yaml is refused before any YAML is read (its message is checked with the other invalid specs)
+YAML_FILES = sorted(p for p in [*ROOT.glob("specs/*.yaml"), *ROOT.glob("tests/specs/*/*.yaml")]
+                    if p.name != "not-utf8.yaml")
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_libyaml_and_the_pure_loader_read_every_spec_alike(path, monkeypatch):
+    """Specs are composed by libyaml for speed, and read again by the pure-Python loader only when libyaml
+    refuses them: whatever libyaml accepts must come out exactly as the pure loader reads it (values, every
+    key's and value's position, the problems found while converting), or users would see other answers."""
+    from obsgen.spec import source
+
+    text = path.read_text(encoding="utf-8")
+    fast = source._fast_load(text, path.name)
+    monkeypatch.setattr(source, "_FAST_LOADER", None)
+    try:
+        pure = source.load(text, path.name)
+    except source.SpecError:
+        assert fast is None, "libyaml read a document the pure loader refuses"
+        return
+    if fast is not None:
+        assert fast == pure

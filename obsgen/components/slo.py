@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from itertools import accumulate
+from operator import sub
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -514,12 +515,18 @@ def _running(values: list[float]) -> list[float]:
 def _trailing(values: list[float], n: int, count: int, through: int = 0) -> list[float]:
     """Per evaluation ``t`` in 0 … ``count``, ``sum(values[max(0, t - n + 1) : t + through])``."""
     running = _running(values)
-    return [running[t + through] - running[max(0, t - n + 1)] for t in range(count + 1)]
+    lead = min(n - 1, count + 1)  # evaluations whose window still starts at minute 0
+    starts = [running[0]] * lead + running[:count + 1 - lead]
+    return list(map(sub, running[through:count + 1 + through], starts))
 
 
-def _covered(t: int, since: int, n: int) -> float:
-    """The share of an ``n``-minute window that data from minute ``since`` on covers at minute ``t``."""
-    return min(1.0, max(0, t - since) / n)
+def _covered(since: int, n: int, count: int) -> list[float]:
+    """Per minute ``t`` in 0 … ``count``, the share of an ``n``-minute window that data from minute ``since`` on
+    covers: ``min(1, max(0, t - since) / n)``, built as none, the ramp, then whole (the ramp's values computed as
+    that expression computes them, so the replay's floats do not move)."""
+    ramp = [k / n for k in range(1, n)]
+    out = [0.0] * (since + 1) + ramp + [1.0] * max(0, count - since - len(ramp))
+    return out[:count + 1]
 
 
 def _windows(requests: list[float], errors: list[float], window: Duration,
@@ -535,15 +542,16 @@ def _windows(requests: list[float], errors: list[float], window: Duration,
     without requests has a ratio of 0, as recorded.
     """
     n, five, end = window.millis // STEP.millis, BASE.millis // STEP.millis, len(requests)
+    covered = _covered(since, n, end)
     if window in RAW_WINDOWS:
         bad, total = _trailing(errors, n, end), _trailing(requests, n, end)
         held = [s * n / (n - 1) for s in total]
     else:
         bad = _trailing(_trailing(errors, five, end), n, end, through=1)
         total = _trailing(_trailing(requests, five, end), n, end, through=1)
-        held = [s / (t + 1 - max(since, t - n + 1)) / (five - 1) * n * _covered(t, since, n) if t >= since else 0.0
-                for t, s in enumerate(total)]
-    return [b / s * _covered(t, since, n) if s else 0.0 for t, (b, s) in enumerate(zip(bad, total))], held
+        held = [s / (t + 1 - max(since, t - n + 1)) / (five - 1) * n * cov if t >= since else 0.0
+                for t, (s, cov) in enumerate(zip(total, covered))]
+    return [b / s * cov if s else 0.0 for b, s, cov in zip(bad, total, covered)], held
 
 
 def _detect(spec: SloSpec, alert: BurnAlert, segments: tuple[Segment, ...],
@@ -560,8 +568,9 @@ def _detect(spec: SloSpec, alert: BurnAlert, segments: tuple[Segment, ...],
         burn, needed = cond.burn(spec.window), min_events(spec, cond)
         long_burn, long_requests = _windows(requests, errors, cond.long, since)
         short_burn = _windows(requests, errors, cond.short, since)[0]
-        hit = next((t for t in range(1, len(requests) + 1) if long_burn[t] / spec.budget > burn
-                    and short_burn[t] / spec.budget > burn and long_requests[t] >= needed), None)
+        budget = spec.budget
+        hit = next((t for t, (lb, sb, held) in enumerate(zip(long_burn, short_burn, long_requests))
+                    if t and lb / budget > burn and sb / budget > burn and held >= needed), None)
         if hit is not None and (first is None or hit < first):
             first = hit
     return None if first is None else STEP * first
