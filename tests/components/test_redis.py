@@ -287,7 +287,8 @@ def test_the_master_loss_page_says_first_that_a_manual_failover_ends_a_quorum_lo
     assert 'echo "replicaof ${MASTER%:*} ${MASTER##*:}"' in mitigation[2]
     # trial 3: with no replica to promote the page must not loop between "wait" and "fail over by hand"
     assert "NOGOODSLAVE" in mitigation[0] and "**The exception: every replica is down too**" in mitigation[2]
-    assert mitigation[3].startswith("4. **No sentinel answers**") and "REPLICAOF NO ONE" in mitigation[3]
+    assert mitigation[3].startswith("4. **No sentinel answers, or the sentinels refuse a healthy replica**")
+    assert "REPLICAOF NO ONE" in mitigation[3] and "CONFIG REWRITE" in mitigation[3]
     # trial 4: NOGOODSLAVE with a replica that answers is Sentinel refusing old data, not "no replica": the page
     # must send that case to the manual promotion, never to restarting the master over the replica's newer copy
     assert "promote it by hand (step 4)" in mitigation[0]
