@@ -129,6 +129,7 @@ MUTATIONS = {
 }
 
 
+@pytest.mark.promtool
 @pytest.mark.parametrize("mutation", MUTATIONS)
 def test_generated_tests_catch_a_broken_redis_rule(tmp_path, maple, mutation):
     pattern, replacement = MUTATIONS[mutation]
