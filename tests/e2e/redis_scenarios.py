@@ -12,8 +12,8 @@ import re
 import socket
 import time
 
-from .harness import (DOWN_AFTER_MS, SERVICE, Moment, Proc, RedisError, redis_call, redis_info, redis_url,
-                      sentinel_master, wait_until)
+from .harness import (DOWN_AFTER_MS, SERVICE, Failure, Moment, Proc, RedisError, redis_call, redis_info,
+                      redis_url, sentinel_master, wait_until)
 from .runbook_drill import COVERAGE, PageDrill, World, labels_as_variables
 from .scenarios import SLACK_S, Ctx, note, scenario
 
@@ -113,6 +113,24 @@ def until(check, timeout: float, what: str, *procs: Proc):
     return wait_until(check, timeout, what, *procs, interval=0.5)
 
 
+def synced(replica: Proc) -> bool:
+    """The replica follows its master for real: link up, no sync running, and a replication offset. (After the
+    refused PSYNC, Redis can report the link up with no master state at all, offsets -1, nothing applied.)"""
+    info = redis_info(replica.port)
+    return (info.get("master_link_status") == "up" and info.get("master_sync_in_progress") == "0"
+            and int(info.get("slave_repl_offset", "-1")) >= 0)
+
+
+def resync(replica: Proc) -> None:
+    """Wait for the replica to follow its master again. Once, if it stays in the state above (Redis's quirk after
+    a refused PSYNC, not the pages' subject), drop its connection to the master so that it syncs afresh."""
+    try:
+        until(lambda: synced(replica), 20, "the replica to resync", replica)
+    except Failure:
+        redis_call(replica.port, "CLIENT", "KILL", "TYPE", "master")
+        until(lambda: synced(replica), 20, "the replica to resync after its master link was dropped", replica)
+
+
 def settle(ctx: Ctx, component: str, since: Moment, *alerts: str) -> None:
     """Each of ``alerts`` resolves within 30s of ``since``, and stays resolved two evaluations later (the next
     fault must not meet the tail of this one)."""
@@ -189,7 +207,7 @@ def refuse_the_replica_link(ctx: Ctx, drill: Drill) -> None:
     finally:
         redis_call(master.port, "ACL", "SETUSER", "default", "+@all")
     back = Moment.now()
-    until(lambda: redis_info(replica.port).get("master_link_status") == "up", 20, "the replica to resync", replica)
+    resync(replica)
     assert "slave0:" in drill.page("RedisNoHealthyReplica", alone["labels"]).run("Mitigation")
     broken_page.run("Mitigation")
     settle(ctx, MAIN, back, "RedisNoHealthyReplica", "RedisReplicationBroken")
