@@ -564,11 +564,11 @@ def _detect(spec: SloSpec, alert: BurnAlert, segments: tuple[Segment, ...],
     requests, errors = _per_minute(segments)
     since = clock.millis // STEP.millis
     first: int | None = None
+    budget = spec.budget
     for cond in alert.conditions:
         burn, needed = cond.burn(spec.window), min_events(spec, cond)
         long_burn, long_requests = _windows(requests, errors, cond.long, since)
         short_burn = _windows(requests, errors, cond.short, since)[0]
-        budget = spec.budget
         hit = next((t for t, (lb, sb, held) in enumerate(zip(long_burn, short_burn, long_requests))
                     if t and lb / budget > burn and sb / budget > burn and held >= needed), None)
         if hit is not None and (first is None or hit < first):

@@ -340,16 +340,13 @@ def _sections(env, page: Page, common: dict) -> dict[str, str]:
     """The alert's own prose, from its kind's template: the macro ``<Alert>__<section>`` of each section."""
     module = env.get_template(f"runbooks/{page.kind}.md.j2").make_module({**common, "page": page})
     out = {}
-    for section in SECTIONS:
+    for section in SECTIONS + OPTIONAL_SECTIONS:
         name = f"{page.definition.prose}__{section}"
         macro = getattr(module, name, None)
-        if macro is None:
-            raise LookupError(f"runbooks/{page.kind}.md.j2 has no macro {name}")
-        out[section] = Safe(str(macro()).strip("\n"))
-    for section in OPTIONAL_SECTIONS:
-        macro = getattr(module, f"{page.definition.prose}__{section}", None)
         if macro is not None:
             out[section] = Safe(str(macro()).strip("\n"))
+        elif section in SECTIONS:
+            raise LookupError(f"runbooks/{page.kind}.md.j2 has no macro {name}")
     return out
 
 
