@@ -1,4 +1,4 @@
-"""Command line (click): ``obsgen build``, ``validate``, ``schema``, ``diff``, ``verify``.
+"""Command line (click): ``obsgen build``, ``validate``, ``schema``, ``diff``, ``verify``, ``init``.
 
 Exit codes are a contract (docs/outputs.md, "Exit codes"): 0 ok, 1 findings (``build --check`` found differences,
 ``diff --fail-on`` matched, ``verify`` found problems), 2 invalid input (spec problems, bad paths, usage
@@ -183,7 +183,9 @@ def schema() -> int:
 # --------------------------------------------------------------------------- commands in their own modules
 
 from obsgen.diff.command import diff  # noqa: E402 - registered after the group exists
+from obsgen.init.command import init  # noqa: E402
 from obsgen.verify.command import verify  # noqa: E402
 
 obsgen.add_command(diff)
+obsgen.add_command(init)
 obsgen.add_command(verify)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import click
 from click.core import ParameterSource
@@ -71,7 +70,7 @@ def _run(specs, url, expositions, at_text, lookback_given, fmt, http) -> int:
             return prometheus.inventory(url, http, metric_names, at, seconds)
         from obsgen.verify import exposition
 
-        return exposition.inventory([_exposition(source, http) for source in expositions], metric_names)
+        return exposition.inventory([exposition.read(source, http) for source in expositions], metric_names)
 
     bar = Progress(len(loaded), sys.stderr, "verifying")
     try:
@@ -99,23 +98,6 @@ def _load(specs: tuple[str, ...]) -> list:
     if problems:
         raise SpecError(problems)
     return loaded
-
-
-def _exposition(source: str, http) -> tuple[str, str]:
-    """(name, text) of a saved scrape, or of one scrape of a URL."""
-    from obsgen.errors import UsageError
-
-    if source.startswith(("http://", "https://")):
-        raw = http.get(source, accept="text/plain;version=0.0.4;q=1, */*;q=0.1")
-    else:
-        try:
-            raw = Path(source).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"--metrics {source}: {exc.strerror or exc}") from None
-    try:
-        return source, raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"--metrics {source}: not UTF-8 text") from None
 
 
 def _lookback_seconds(lookback: str) -> float:

@@ -19,7 +19,7 @@ def inventory(texts: list[tuple[str, str]], names: set[str]) -> Inventory:
                     intervals=None, intervals_unknown="exposition texts carry no scrape interval")
     everything: set[str] = set()  # sample names, and families declared without samples: for suggestions
     for source, text in texts:
-        for family in _families(source, text):
+        for family in families(source, text):
             if family.type not in ("unknown", "untyped"):
                 inv.types.setdefault(family.name, family.type)
             if not family.samples:
@@ -33,7 +33,8 @@ def inventory(texts: list[tuple[str, str]], names: set[str]) -> Inventory:
     return inv
 
 
-def _families(source: str, text: str) -> list:
+def families(source: str, text: str) -> list:
+    """The metric families of ``text`` (prometheus_client's own); a text that is not exposition is a UsageError."""
     if text.rstrip().endswith("# EOF"):
         from prometheus_client.openmetrics.parser import text_string_to_metric_families
     else:
@@ -42,6 +43,23 @@ def _families(source: str, text: str) -> list:
         return list(text_string_to_metric_families(text))
     except ValueError as exc:
         raise UsageError(f"{source}: not Prometheus exposition text ({_first_bad_line(text, exc)})") from None
+
+
+def read(source: str, http) -> tuple[str, str]:
+    """(name, text) of a saved scrape, or of one scrape of a URL (``http``: a :class:`~obsgen.verify.web.Client`)."""
+    from pathlib import Path
+
+    if source.startswith(("http://", "https://")):
+        raw = http.get(source, accept="text/plain;version=0.0.4;q=1, */*;q=0.1")
+    else:
+        try:
+            raw = Path(source).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--metrics {source}: {exc.strerror or exc}") from None
+    try:
+        return source, raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--metrics {source}: not UTF-8 text") from None
 
 
 def _first_bad_line(text: str, exc: ValueError) -> str:

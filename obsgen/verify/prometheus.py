@@ -66,7 +66,7 @@ def inventory(url: str, client: Client, names: set[str], at: float, lookback: fl
         result = api.call("/api/v1/query", {"query": query, "time": f"{at:.3f}"}, post=True) or {}
         return sorted({item.get("metric", {}).get("__name__", "") for item in result.get("result", [])} - {""})
 
-    return Inventory(source=url, series=series, present=present, types=_types(api), intervals=intervals,
+    return Inventory(source=url, series=series, present=present, types=types(api), intervals=intervals,
                      intervals_unknown=why, scraped=True, all_names=all_names, names_now=names_now)
 
 
@@ -96,7 +96,7 @@ def _value(item: dict) -> float:
         return math.nan
 
 
-def _types(api: API) -> dict[str, str]:
+def types(api: API) -> dict[str, str]:
     """Metric types by family name; an empty map where the server keeps no metadata."""
     try:
         data = api.call("/api/v1/metadata") or {}

@@ -1,0 +1,94 @@
+"""The ``obsgen init`` command (click), registered on the ``obsgen`` group in obsgen/cli.py.
+
+Exit codes: 0 the spec was written; 2 (through the group, one line) invalid input, a source that cannot be
+read or reached, nothing recognised, or an output file that exists without ``--force``.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("init")
+@click.option("--metrics", "expositions", multiple=True, metavar="FILE_OR_URL",
+              help="A saved /metrics scrape, or a URL scraped once; repeatable (the app and its Redis exporters).")
+@click.option("--prometheus", "url", metavar="URL", help="A Prometheus-compatible query API to read series from.")
+@click.option("--selector", metavar="MATCHERS",
+              help="With --prometheus: the series of the service, as label matchers: 'job=\"checkout\"' "
+                   "(add its Redis exporter's job with 'job=~\"checkout|redis\"').")
+@click.option("--service", metavar="NAME", help="The service's name (default: the data's `application` label or job).")
+@click.option("--team", metavar="TEAM", help="The team its alerts go to (default: sre).")
+@click.option("--profile", type=click.Choice(["micrometer", "python"]),
+              help="The metric naming to recognise (default: the one that explains the most of the data).")
+@click.option("-o", "--out", metavar="FILE", help="Where to write the spec (default: <service>.yaml; - for stdout).")
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="Longest wait for any one answer.")
+def init(expositions: tuple[str, ...], url: str | None, selector: str | None, service: str | None,
+         team: str | None, profile: str | None, out: str | None, force: bool, timeout: float) -> int:
+    """Draft a spec from what a service already exposes, and report what was and was not recognised."""
+    import time
+
+    from obsgen.console import echo
+    from obsgen.errors import UsageError
+    from obsgen.init import drafting, report, scrape
+    from obsgen.init.writer import render
+    from obsgen.verify import exposition
+    from obsgen.verify.web import client
+
+    if bool(url) == bool(expositions):
+        raise UsageError("give either --metrics FILE_OR_URL... or --prometheus URL --selector MATCHERS")
+    if url and not selector:
+        raise UsageError("--prometheus needs --selector, the service's series: --selector 'job=\"checkout\"'")
+    if selector and not url:
+        raise UsageError("--selector applies to --prometheus; --metrics reads every series of the text")
+    _check_names(service, team)
+    http = client(None, (), timeout)
+    if url:
+        data = scrape.from_prometheus(url, http, selector, time.time())
+        if not data.samples:
+            raise UsageError(f"{url}: no series match {{{selector}}}; check the selector against the job names")
+    else:
+        data = scrape.from_texts([exposition.read(source, http) for source in expositions])
+    draft = drafting.draft(data, service=service, team=team, profile=profile)
+    text = render(draft)
+    name = next(f.value for f in draft.service if f.key == "name")
+    target = out or f"{name}.yaml"
+    echo(report.text(draft), err=True, nl=False)
+    if target == "-":
+        echo(text, nl=False)
+        return 0
+    _write(target, text, force)
+    echo(f"obsgen init: wrote {target} ({len(draft.entries)} components); next: obsgen build {target}", err=True)
+    return 0
+
+
+def _check_names(service: str | None, team: str | None) -> None:
+    """--service and --team as the schema wants them, said before anything is read."""
+    import re
+
+    from obsgen.errors import UsageError
+    from obsgen.spec.schema import schema
+
+    props = schema()["$defs"]["service"]["properties"]
+    for option, value, key in (("--service", service, "name"), ("--team", team, "team")):
+        if value is not None and not re.fullmatch(props[key]["pattern"], value):
+            raise UsageError(f"{option} {value!r}: expected {props[key]['x-expect']}")
+
+
+def _write(target: str, text: str, force: bool) -> None:
+    """Write ``target`` whole (a temporary file renamed over it), refusing an existing one without --force."""
+    import os
+    from pathlib import Path
+
+    from obsgen.errors import UsageError
+
+    path = Path(target)
+    if path.exists() and not force:
+        raise UsageError(f"{target} exists; pass --force to overwrite it")
+    if path.is_dir():
+        raise UsageError(f"-o {target}: is a directory; give a file name")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+

@@ -1,0 +1,218 @@
+"""Components named by a label (caches, breakers, executors, pools, …): found by their kind's fingerprint, with
+the settings their series tell read from them.
+
+Most settings cannot be read from metrics (a breaker's failure-rate threshold lives in its config, not in a
+gauge); the few that can are read by the kind's reader below, which cites the series it read. The metric
+names a reader reads beyond the kind's own signals are the library's (see /work/shared/reference/metrics.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from obsgen.init.draft import Draft, Entry, Field, Skipped
+from obsgen.init.fingerprints import Fingerprint, defaults
+from obsgen.init.scrape import Sample, Scrape
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}")
+_TIERS = ("layer", "tier")  # the label a tiered cache (Caffeine L1 + Redis L2) counts each layer's lookups by
+_THRESHOLD = re.compile(r"(_max|_min|_threshold)$")
+
+
+class Skip(Exception):
+    """A reader's reason to leave a component out: a setting the spec needs that the data does not tell."""
+
+
+@dataclass
+class Found:
+    """One component value of a fingerprint's label and the samples that show it."""
+
+    fingerprint: Fingerprint
+    value: str
+    samples: list[Sample]
+    scrape: Scrape
+    draft: Draft
+
+    @property
+    def label(self) -> str:
+        return self.fingerprint.label
+
+    def gauge(self, name: str) -> Sample | None:
+        """The sample of ``name`` for this component (the first, if several instances report it)."""
+        return next((s for s in self.scrape.named(name) if s.labels.get(self.label) == self.value), None)
+
+    def cite(self, sample: Sample) -> str:
+        self.draft.recognise(self.scrape.family_of.get(sample.name, sample.name), self.what)
+        return f"{sample.text((self.label,))} = {sample.value:g}"
+
+    @property
+    def what(self) -> str:
+        return f"{self.fingerprint.kind.key} {self.value}"
+
+
+def component_name(value: str) -> list[Field]:
+    """``name`` (and ``value`` when the label's value is not a valid component name: a route)."""
+    if _NAME.fullmatch(value):
+        return [Field("name", value)]
+    name = re.sub(r"[^A-Za-z0-9_.:-]+", "-", value).strip("-_.:")[:63] or "component"
+    return [Field("name", name), Field("value", value, "the label's exact value")]
+
+
+def thresholds(fp: Fingerprint) -> list[Field]:
+    """The kind's alert thresholds at their documented defaults: what the data cannot tell."""
+    out = []
+    for key, value in defaults(fp.kind, fp.profile).items():
+        if _THRESHOLD.search(key) and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            out.append(Field(key, value, "default threshold: the data cannot tell"))
+    return out
+
+
+def recognise(fp: Fingerprint, scrape: Scrape, draft: Draft) -> None:
+    """Add an entry per component of ``fp``'s kind in ``scrape`` (or a skip saying why not)."""
+    found: dict[str, list[Sample]] = {}
+    for ref in fp.metrics.values():
+        for sample in scrape.named(ref.name):
+            if fp.label in sample.labels:
+                found.setdefault(sample.labels[fp.label], []).append(sample)
+    renamed = _renamed(fp, scrape, sorted(found))
+    for value in sorted(found):
+        samples = found[value]
+        item = Found(fp, value, samples, scrape, draft)
+        names = sorted({s.name for s in samples})
+        if fp.library and not fp.library & set(names):
+            draft.skipped.append(Skipped(fp.kind.key, value, (
+                f"only app-defined {', '.join(names)}; none of the library's {', '.join(sorted(fp.library))}")))
+            continue
+        try:
+            told = READERS.get(fp.kind.key, lambda _: [])(item)
+        except Skip as why:
+            draft.skipped.append(Skipped(fp.kind.key, value, str(why)))
+            continue
+        cites = []
+        for name in names:
+            family = scrape.family_of.get(name, name)
+            draft.recognise(family, item.what)
+            origin = next((r.origin for r in fp.metrics.values() if r.name == name), None)
+            cites.append(f'{name}{{{fp.label}="{value}"}} ({origin or "app-defined"})')
+        fields = component_name(value)
+        if fp.label != defaults(fp.kind, fp.profile).get("label"):
+            fields.append(Field("label", fp.label))
+        metrics = {signal: ref for signal, (ref, _) in renamed.get(value, {}).items()}
+        if metrics:
+            fields.append(Field("metrics", metrics, "; ".join(sorted({why for _, why in renamed[value].values()}))))
+            for ref, _ in renamed[value].values():
+                draft.recognise(scrape.family_of.get(ref["name"], ref["name"]), item.what)
+        draft.entries.append(Entry(fp.kind.key, fields[0].value, [*fields, *told, *thresholds(fp)], cites))
+
+
+def _renamed(fp: Fingerprint, scrape: Scrape, values: list[str]) -> dict[str, dict[str, tuple[dict, str]]]:
+    """App-defined metrics of the profile that name the component by a label of their own.
+
+    A team's own counter may say ``executor_rejected_total{executor="expectation"}`` where Micrometer's gauges
+    say ``name="expectationComputeExecutor"``: when one label of the counter has, for each component, exactly
+    one value its name begins with, that is the component's (``metrics: {rejected: {label, value}}``), marked
+    as a guess to check. Per component value: signal → (the metric as the spec writes it, why).
+    """
+    out: dict[str, dict[str, tuple[dict, str]]] = {}
+    for signal, ref in fp.metrics.items():
+        samples = scrape.named(ref.name)
+        if ref.origin or not samples or any(fp.label in s.labels for s in samples):
+            continue
+        for label in sorted({k for s in samples for k in s.labels} - {k for k, _ in ref.matchers}):
+            seen = sorted({s.labels[label] for s in samples if label in s.labels})
+            match = {v: [x for x in seen if v.lower().startswith(x.lower())] for v in values}
+            match = {v: xs[0] for v, xs in match.items() if len(xs) == 1}
+            if match and len(set(match.values())) == len(match):
+                for value, own in match.items():
+                    spec = {"name": ref.name, "label": label, "value": own}
+                    if ref.matchers:
+                        spec["matchers"] = dict(ref.matchers)
+                    why = (f"guessed, check: {ref.name} names it {label}=\"{own}\", the only value "
+                           f"{value} begins with")
+                    out.setdefault(value, {})[signal] = (spec, why)
+                break
+    return out
+
+
+# --------------------------------------------------------------------------- what each kind's series tell
+
+def _executor(item: Found) -> list[Field]:
+    """Micrometer's ExecutorServiceMetrics: capacity = queued + remaining (``queue.remainingCapacity()``)."""
+    queued = item.gauge(item.fingerprint.metrics["queued"].name)
+    remaining = item.gauge("executor_queue_remaining_tasks")
+    if queued is None or remaining is None:
+        raise Skip("queue_capacity is required and the data does not tell it: no executor_queued_tasks + "
+                   "executor_queue_remaining_tasks (Micrometer 1.2+) for it")
+    capacity = round(queued.value + remaining.value)
+    if capacity < 1:
+        raise Skip(f"a queue of capacity {capacity} (a SynchronousQueue hands tasks over): nothing to fill")
+    out = [Field("queue_capacity", capacity, f"{item.cite(queued)} + {item.cite(remaining)}")]
+    for key, metric in (("core_threads", "executor_pool_core_threads"), ("max_threads", "executor_pool_max_threads")):
+        sample = item.gauge(metric)
+        if sample is not None and sample.value >= 1:
+            out.append(Field(key, round(sample.value), item.cite(sample)))
+    return out
+
+
+def _db_pool(item: Found) -> list[Field]:
+    """HikariCP's ``hikaricp_connections_max`` / ``_min`` gauges (Micrometer tracker, label ``pool``)."""
+    most, least = item.gauge("hikaricp_connections_max"), item.gauge("hikaricp_connections_min")
+    if most is None:
+        raise Skip("pool_size is required and the data does not tell it (no hikaricp_connections_max for it)")
+    note = item.cite(most) + (f"; minimum idle {item.cite(least)}" if least is not None else "")
+    return [Field("pool_size", round(most.value), note)]
+
+
+def _backpressure(item: Found) -> list[Field]:
+    """Resilience4j bulkheads: the semaphore's maximum, or the thread pool's size and queue capacity."""
+    most = (item.gauge("resilience4j_bulkhead_max_allowed_concurrent_calls")
+            or item.gauge("resilience4j_bulkhead_max_thread_pool_size"))
+    if most is None:
+        raise Skip("max_concurrent is required and the data does not tell it (no "
+                   "resilience4j_bulkhead_max_allowed_concurrent_calls or _max_thread_pool_size for it)")
+    out = [Field("max_concurrent", round(most.value), item.cite(most))]
+    capacity = item.gauge("resilience4j_bulkhead_queue_capacity")
+    if capacity is not None and capacity.value >= 1:
+        out.append(Field("queue_capacity", round(capacity.value), item.cite(capacity)))
+    return out
+
+
+def _cache(item: Found) -> list[Field]:
+    """A cache whose lookups carry a layer label with L1/L2 values is tiered: each tier gets its own alert."""
+    for label in _TIERS:
+        values = sorted({s.labels[label] for s in item.samples if label in s.labels})
+        tiers = {v.lower(): v for v in values if v.lower() in ("l1", "l2")}
+        if tiers:
+            shown = ", ".join(f'{label}="{v}"' for v in values)
+            return [Field("tiers", {t: {"labels": {label: v}} for t, v in sorted(tiers.items())},
+                          f"its series carry {shown}")]
+    return []
+
+
+def _breaker(item: Found) -> list[Field]:
+    """Resilience4j's state gauge is one-hot (a series per ``state``); one gauge without it is an enum."""
+    state = item.fingerprint.metrics.get("state")
+    samples = [s for s in item.samples if state and s.name == state.name]
+    if not samples:
+        return []
+    one_hot = "state" in samples[0].labels
+    if one_hot == (defaults(item.fingerprint.kind, item.fingerprint.profile)["state_encoding"]["type"] == "one_hot"):
+        return []
+    encoding = {"type": "one_hot"} if one_hot else {"type": "enum"}
+    return [Field("state_encoding", encoding, f"{samples[0].name} {'has' if one_hot else 'has no'} `state` label")]
+
+
+def _guarded(item: Found) -> list[Field]:
+    """Resilience4j names a call's retry, time limiter and breaker alike: a breaker of the same name guards it."""
+    if any(e.kind == "breakers" and e.name == item.value for e in item.draft.entries):
+        return [Field("breaker", item.value, "a breaker of the same name exists (Resilience4j names a call's "
+                                             "decorators alike): check")]
+    return []
+
+
+READERS: dict[str, Callable[[Found], list[Field]]] = {
+    "executors": _executor, "db_pools": _db_pool, "backpressure": _backpressure, "caches": _cache,
+    "breakers": _breaker, "retries": _guarded, "time_limiters": _guarded,
+}

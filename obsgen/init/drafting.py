@@ -1,0 +1,85 @@
+"""From a scrape to a :class:`Draft`: the profile, the service, and every component the data shows."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from obsgen.errors import UsageError
+from obsgen.init import components, http, redis
+from obsgen.init.draft import Draft, Field
+from obsgen.init.fingerprints import PROFILES, fingerprints, profile_names
+from obsgen.init.scrape import Scrape
+
+DEFAULT_TEAM = "sre"
+DEFAULT_SERVICE = "service"
+_SERVICE = re.compile(r"(?!(con|prn|aux|nul|com[0-9]|lpt[0-9])$)[a-z][a-z0-9-]{0,62}")
+
+
+def draft(scrape: Scrape, *, service: str | None, team: str | None, profile: str | None) -> Draft:
+    chosen, why = (profile, "--profile") if profile else _profile(scrape)
+    out = Draft(service=[], source=scrape.source, profile=chosen, profile_why=why, families=scrape.families)
+    for fp in fingerprints(chosen):
+        if fp.kind.key == "slos":
+            continue
+        components.recognise(fp, scrape, out)
+    http.recognise(chosen, scrape, out)
+    redis.recognise(scrape, out)
+    if not out.entries:
+        raise UsageError(f"no component recognised in {scrape.source} (profile {chosen}: {len(out.families)} "
+                         f"metric families, none of them a kind obsgen knows); try --profile "
+                         f"{'python' if chosen == 'micrometer' else 'micrometer'}, or check the source")
+    order = {key: i for i, key in enumerate(kind.key for kind in _kinds())}
+    out.entries.sort(key=lambda e: order[e.kind])  # stable: spec order within a kind
+    out.service = _service(scrape, service, team, chosen, why)
+    return out
+
+
+def _kinds():
+    from obsgen.components import KINDS
+
+    return KINDS
+
+
+def _profile(scrape: Scrape) -> tuple[str, str]:
+    """The profile whose metric names explain the most of the scrape (Micrometer on a tie)."""
+    present = {s.name for s in scrape.samples}
+    counts = {p: len(present & profile_names(p)) for p in PROFILES}
+    best = max(PROFILES, key=lambda p: counts[p])  # PROFILES order breaks ties
+    return best, f"{counts[best]} of its metric names in the data, against {counts[_other(best)]} for {_other(best)}"
+
+
+def _other(profile: str) -> str:
+    return next(p for p in PROFILES if p != profile)
+
+
+def _service(scrape: Scrape, name: str | None, team: str | None, profile: str, why: str) -> list[Field]:
+    app = [s for s in scrape.samples if not s.name.startswith("redis_")]
+    jobs = Counter(s.labels["job"] for s in app if "job" in s.labels)
+    fields = []
+    if name:
+        fields.append(Field("name", name, "--service"))
+    else:
+        fields.append(_guess_name(scrape, jobs))
+    fields.append(Field("team", team, "--team") if team else
+                  Field("team", DEFAULT_TEAM, "default: the data cannot tell; the team its alerts page (--team)"))
+    fields.append(Field("description", "", "default: the data cannot tell; say what the service does"))
+    if jobs:
+        job, _ = jobs.most_common(1)[0]
+        others = sorted(set(jobs) - {job})
+        fields.append(Field("selector", {"job": job}, "the job of its series" + (
+            f" (also seen: {', '.join(others)})" if others else "")))
+    fields.append(Field("profile", profile, why))
+    return fields
+
+
+def _guess_name(scrape: Scrape, jobs: Counter) -> Field:
+    """Spring's ``application`` common tag, else the scrape job, else a placeholder; lowercase, as names are."""
+    apps = Counter(s.labels["application"] for s in scrape.samples if "application" in s.labels)
+    for candidates, where in ((apps, "the `application` label of its series"), (jobs, "the job of its series")):
+        if candidates:
+            value = candidates.most_common(1)[0][0]
+            name = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:63]
+            if _SERVICE.fullmatch(name):
+                return Field("name", name, where)
+    return Field("name", DEFAULT_SERVICE, "default: the data names no service; set it (--service)")
