@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+LOOKBACK_S = 3600.0  # the draft's own check against a Prometheus looks back as far as `obsgen verify`'s default
+
 
 @click.command("init")
 @click.option("--metrics", "expositions", multiple=True, metavar="FILE_OR_URL",
@@ -43,24 +45,48 @@ def init(expositions: tuple[str, ...], url: str | None, selector: str | None, se
     if selector and not url:
         raise UsageError("--selector applies to --prometheus; --metrics reads every series of the text")
     _check_names(service, team)
-    http = client(None, (), timeout)
+    http, at = client(None, (), timeout), time.time()
     if url:
-        data = scrape.from_prometheus(url, http, selector, time.time())
+        data = scrape.from_prometheus(url, http, selector, at)
         if not data.samples:
             raise UsageError(f"{url}: no series match {{{selector}}}; check the selector against the job names")
+
+        def inventory_for(names: set[str]):
+            from obsgen.verify import prometheus
+
+            return prometheus.inventory(url, http, names, at, LOOKBACK_S)
     else:
-        data = scrape.from_texts([exposition.read(source, http) for source in expositions])
+        texts = [exposition.read(source, http) for source in expositions]
+        data = scrape.from_texts(texts)
+
+        def inventory_for(names: set[str]):
+            return exposition.inventory(texts, names)
+
     draft = drafting.draft(data, service=service, team=team, profile=profile)
     text = render(draft)
     name = next(f.value for f in draft.service if f.key == "name")
     target = out or f"{name}.yaml"
-    echo(report.text(draft), err=True, nl=False)
+    echo(report.text(draft) + report.verified(_verify(text, target, inventory_for)), err=True, nl=False)
     if target == "-":
         echo(text, nl=False)
         return 0
     _write(target, text, force)
     echo(f"obsgen init: wrote {target} ({len(draft.entries)} components); next: obsgen build {target}", err=True)
     return 0
+
+
+def _verify(text: str, target: str, inventory_for) -> list:
+    """What ``obsgen verify`` would find in the draft against the same data (notes left out): a spec the draft
+    cannot build is obsgen's bug, never the user's."""
+    from obsgen.errors import SpecError
+    from obsgen.spec import parse
+    from obsgen.verify.run import verify
+
+    try:
+        spec = parse(text, target)
+    except SpecError as exc:
+        raise RuntimeError(f"the drafted spec does not validate:\n{exc}") from None
+    return [f for f in verify([spec], inventory_for).findings if not f.note]
 
 
 def _check_names(service: str | None, team: str | None) -> None:

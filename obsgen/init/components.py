@@ -89,6 +89,8 @@ def recognise(fp: Fingerprint, scrape: Scrape, draft: Draft) -> None:
             told = READERS.get(fp.kind.key, lambda _: [])(item)
         except Skip as why:
             draft.skipped.append(Skipped(fp.kind.key, value, str(why)))
+            for name in names:
+                draft.recognise(scrape.family_of.get(name, name), f"{item.what} (skipped)")
             continue
         cites = []
         for name in names:
@@ -148,19 +150,31 @@ def _executor(item: Found) -> list[Field]:
     capacity = round(queued.value + remaining.value)
     if capacity < 1:
         raise Skip(f"a queue of capacity {capacity} (a SynchronousQueue hands tasks over): nothing to fill")
+    if capacity > _largest():
+        raise Skip(f"an unbounded queue ({item.cite(queued)} + {item.cite(remaining)}): it never fills, so "
+                   "nothing would alert before memory runs out; bound it (Spring: "
+                   "spring.task.execution.pool.queue-capacity) and run init again")
     out = [Field("queue_capacity", capacity, f"{item.cite(queued)} + {item.cite(remaining)}")]
     for key, metric in (("core_threads", "executor_pool_core_threads"), ("max_threads", "executor_pool_max_threads")):
         sample = item.gauge(metric)
-        if sample is not None and sample.value >= 1:
+        if sample is not None and 1 <= sample.value <= _largest():
             out.append(Field(key, round(sample.value), item.cite(sample)))
     return out
+
+
+def _largest() -> int:
+    """The largest count a spec takes (``positive_int``): Java's Integer.MAX_VALUE means unbounded."""
+    from obsgen.spec.schema import schema
+
+    return schema()["$defs"]["positive_int"]["maximum"]
 
 
 def _db_pool(item: Found) -> list[Field]:
     """HikariCP's ``hikaricp_connections_max`` / ``_min`` gauges (Micrometer tracker, label ``pool``)."""
     most, least = item.gauge("hikaricp_connections_max"), item.gauge("hikaricp_connections_min")
     if most is None:
-        raise Skip("pool_size is required and the data does not tell it (no hikaricp_connections_max for it)")
+        raise Skip("pool_size is required and the data does not tell it (HikariCP's hikaricp_connections_max; "
+                   "the python profile has no pool-size metric): add it by hand")
     note = item.cite(most) + (f"; minimum idle {item.cite(least)}" if least is not None else "")
     return [Field("pool_size", round(most.value), note)]
 
@@ -170,8 +184,9 @@ def _backpressure(item: Found) -> list[Field]:
     most = (item.gauge("resilience4j_bulkhead_max_allowed_concurrent_calls")
             or item.gauge("resilience4j_bulkhead_max_thread_pool_size"))
     if most is None:
-        raise Skip("max_concurrent is required and the data does not tell it (no "
-                   "resilience4j_bulkhead_max_allowed_concurrent_calls or _max_thread_pool_size for it)")
+        raise Skip("max_concurrent is required and the data does not tell it (Resilience4j's "
+                   "resilience4j_bulkhead_max_allowed_concurrent_calls or _max_thread_pool_size; the python profile "
+                   "has no limit metric): add it by hand")
     out = [Field("max_concurrent", round(most.value), item.cite(most))]
     capacity = item.gauge("resilience4j_bulkhead_queue_capacity")
     if capacity is not None and capacity.value >= 1:

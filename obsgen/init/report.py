@@ -37,3 +37,13 @@ def _grouped(families: list[str], at_least: int = GROUP) -> list[str]:
             members = [f for f in families if f.split("_", 1)[0] == prefix]
             out.append(f"{prefix}_* ({len(members)} families: {', '.join(members[:3])}, …)")
     return out
+
+
+def verified(findings: list) -> str:
+    """The draft checked against the data it came from: what it reads that the data lacks, and what to do."""
+    from obsgen.verify.report import line
+
+    if not findings:
+        return "obsgen init: the draft verifies clean against the same data\n"
+    return "".join([f"obsgen init: the draft reads {len(findings)} signal(s) the data lacks (obsgen verify):\n",
+                    *(f"  {line(f)}\n" for f in findings)])

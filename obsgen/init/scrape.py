@@ -71,6 +71,17 @@ def from_texts(texts: list[tuple[str, str]]) -> Scrape:
                 scrape.family_of[sample.name] = name
                 scrape.types[name] = family.type
                 scrape.samples.append(Sample(sample.name, dict(sample.labels), sample.value))
+    return _without_created(scrape)
+
+
+def _without_created(scrape: Scrape) -> Scrape:
+    """prometheus_client's ``x_created`` timestamps, which the text format parses as gauge families of their own."""
+    names = set(scrape.family_of)
+    created = {n for n in names if n.endswith("_created") and
+               any(n.removesuffix("_created") + suffix in names for suffix in ("_total", "_count", "_bucket"))}
+    scrape.samples = [s for s in scrape.samples if s.name not in created]
+    for name in created:
+        scrape.types.pop(scrape.family_of.pop(name), None)
     return scrape
 
 

@@ -67,6 +67,18 @@ prometheus-fastapi-instrumentator {pkg('prometheus-fastapi-instrumentator')} (la
 prometheus_client {pkg('prometheus-client')} app gauges and counters, after one request to each route.
 Re-record: PYTHONPATH=tests .venv/bin/python -m tests.init.record""", http(f"http://127.0.0.1:{port}/metrics").decode())
 
+        port = free_port()
+        procs.append(Proc("pyservice", [sys.executable, str(Path(__file__).with_name("pyservice.py")), "--port",
+                                        str(port)], root / "pyservice", port).start())
+        wait_until(lambda: http(f"http://127.0.0.1:{port}/metrics"), 20, "the Python service", *procs)
+        for item in ("hot-1", "cold-2"):
+            http(f"http://127.0.0.1:{port}/api/v1/items/{item}")
+        save("python-service.prom", f"""
+Recorded from a real FastAPI service (tests/init/pyservice.py): fastapi {pkg('fastapi')},
+prometheus-fastapi-instrumentator {pkg('prometheus-fastapi-instrumentator')} (latency_lowr_buckets 0.05 … 1),
+prometheus_client {pkg('prometheus-client')} counters and gauges in the python profile's names, after two requests.
+Re-record: PYTHONPATH=tests .venv/bin/python -m tests.init.record""", http(f"http://127.0.0.1:{port}/metrics").decode())
+
         master = redis_server("master", root).start()
         procs.append(master)
         wait_until(lambda: redis_call(master.port, "PING") == "PONG", 10, "master", master)
