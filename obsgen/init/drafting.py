@@ -54,8 +54,8 @@ def _other(profile: str) -> str:
 
 
 def _service(scrape: Scrape, name: str | None, team: str | None, profile: str, why: str) -> list[Field]:
-    app = [s for s in scrape.samples if not s.name.startswith("redis_")]
-    jobs = Counter(s.labels["job"] for s in app if "job" in s.labels)
+    exporters = {s.labels.get("job") for s in scrape.samples if s.name.startswith("redis_")}
+    jobs = Counter(s.labels["job"] for s in scrape.samples if "job" in s.labels and s.labels["job"] not in exporters)
     fields = []
     if name:
         fields.append(Field("name", name, "--service"))

@@ -18,6 +18,9 @@ from obsgen.errors import UsageError, printable
 _PARTS = ("_bucket", "_count", "_sum", "_created")
 _MATCHER = r'\s*[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*'
 SELECTOR = re.compile(rf"{_MATCHER}(?:,{_MATCHER})*,?\s*")
+# The series Prometheus writes for each scrape: its own, not the service's.
+SCRAPE_SERIES = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped",
+                           "scrape_samples_post_metric_relabeling", "scrape_series_added"})
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ def from_prometheus(url: str, client, selector: str, at: float) -> Scrape:
     for item in result.get("result", []):
         labels = dict(item.get("metric", {}))
         name = labels.pop("__name__", "")
+        if name in SCRAPE_SERIES:
+            continue
         try:
             value = float(item["value"][1])
         except (KeyError, IndexError, TypeError, ValueError):
@@ -126,4 +131,4 @@ def from_prometheus(url: str, client, selector: str, at: float) -> Scrape:
         scrape.family_of[name] = base or name
         scrape.types[base or name] = known.get(base or name) or known.get(name.removesuffix("_total"), "unknown")
     scrape.samples.sort(key=lambda s: (s.name, sorted(s.labels.items())))
-    return scrape
+    return _without_created(scrape)
