@@ -42,6 +42,10 @@ NEEDS_SERVER = {
     "--bearer-token-file /run/secrets/token --header 'X-Scope-OrgID: sre'": "a Mimir",
     "obsgen verify specs/oms.yaml --prometheus $URL --at 2025-07-11T09:00:00Z --lookback 2h": "a Prometheus",
     "obsgen verify specs/oms.yaml --metrics saved-scrape.txt --metrics http://localhost:8091/metrics": "a live app",
+    "obsgen init --metrics http://localhost:8080/actuator/prometheus --service checkout --team payments "
+    "-o specs/checkout.yaml": "a live app",
+    "obsgen init --prometheus http://prometheus:9090 --selector 'job=~\"checkout|redis\"' -o specs/checkout.yaml":
+        "a Prometheus",
 }
 SERVER = re.compile(r"--prometheus|--metrics\s+https?://")
 

@@ -2,7 +2,7 @@
 profile, with the label variants real libraries produce; and its errors, one line each.
 
 The texts (tests/init/texts/) say in their first lines where they came from: recorded from the e2e reference
-app, a real FastAPI service and redis_exporter over a real Redis with Sentinel (tests/init/record.py), or
+app (docs/examples/maple-app.prom), a real FastAPI service and redis_exporter over a real Redis with Sentinel (tests/init/record.py), or
 written by hand from /work/shared/reference/metrics.md where no library runs here (Spring Boot 2 and 3).
 Each draft is compared byte for byte with tests/golden/init/ (OBSGEN_UPDATE_GOLDEN=1 rewrites them), and each
 test also asserts what the data told, so a golden file rewritten wrong still fails.
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TEXTS = Path("tests/init/texts")  # relative to ROOT: the spec's header names its sources as given
 GOLDEN = ROOT / "tests" / "golden" / "init"
 UPDATE = os.environ.get("OBSGEN_UPDATE_GOLDEN") == "1"
+MAPLE_APP = "docs/examples/maple-app.prom"  # the reference app's scrape, which the README's tour reads
 REDIS_SENTINEL = ("redis-sentinel-master.prom", "redis-sentinel-replica.prom", "redis-sentinel-sentinel.prom")
 
 
@@ -37,7 +38,7 @@ def draft(case: str, *texts: str, options: tuple[str, ...] = ()) -> tuple[dict, 
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
-        sources = [arg for name in texts for arg in ("--metrics", str(TEXTS / name))]
+        sources = [arg for name in texts for arg in ("--metrics", name if "/" in name else str(TEXTS / name))]
         result = init(*sources, *options, "-o", "-")
     finally:
         os.chdir(cwd)
@@ -62,7 +63,7 @@ def components(spec: dict) -> set[tuple[str, str]]:
 # -- Micrometer ------------------------------------------------------------------------------------
 
 def test_the_reference_app_and_its_redis_give_maples_components_and_verify_clean_against_the_same_texts():
-    spec, text, report = draft("maple", "micrometer-refapp.prom", *REDIS_SENTINEL)
+    spec, text, report = draft("maple", MAPLE_APP, *REDIS_SENTINEL)
     maple = yaml.safe_load((ROOT / "specs" / "maple.yaml").read_text())
     # Maple's components, but for its lock: the reference app exports no lock metric (maple.yaml assumes names)
     expected = components(maple) - {("locks", "redisLock"), ("redis", "main"), ("slos", "api-latency")}
@@ -153,7 +154,7 @@ def test_a_python_breaker_with_a_state_label_is_written_one_hot(tmp_path):
 # -- Redis -----------------------------------------------------------------------------------------
 
 def test_redis_exporter_over_a_master_and_replica_alone_is_standalone_with_one_replica():
-    spec, _, _ = draft("redis-standalone", "micrometer-refapp.prom", *REDIS_SENTINEL[:2])
+    spec, _, _ = draft("redis-standalone", MAPLE_APP, *REDIS_SENTINEL[:2])
     assert named(spec, "redis")["redis"] == {"name": "redis", "topology": "standalone", "replicas": 1,
                                              "memory_ratio_max": 0.9}
 

@@ -114,6 +114,7 @@ def _write(target: str, text: str, force: bool) -> None:
         raise UsageError(f"{target} exists; pass --force to overwrite it")
     if path.is_dir():
         raise UsageError(f"-o {target}: is a directory; give a file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

@@ -2,7 +2,7 @@
 
     PYTHONPATH=tests .venv/bin/python -m tests.init.record
 
-Starts, on 127.0.0.1 with free ports: the e2e reference app (tests/e2e/refapp.py, prometheus_client), the
+Also docs/examples/maple-app.prom, which the README's tour reads. Starts, on 127.0.0.1 with free ports: the e2e reference app (tests/e2e/refapp.py, prometheus_client), the
 Table Order FastAPI service (tests/e2e/tableorder.py: prometheus-fastapi-instrumentator + prometheus_client),
 and Redis master + replica + three sentinels read through the Debian redis_exporter, as the e2e harness
 starts them. Each text is saved with a header comment saying where it came from; the Micrometer texts that no
@@ -21,6 +21,7 @@ from tests.e2e.harness import (Proc, free_port, http, redis_call, redis_exporter
                                replica_ok, sentinel_replicas, wait_until)
 
 HERE = Path(__file__).with_name("texts")
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"  # the README's tour reads the reference app's
 E2E = Path(__file__).resolve().parents[1] / "e2e"
 
 
@@ -29,10 +30,10 @@ def version(tool: str) -> str:
     return (out.stdout + out.stderr).split("\n")[0].strip()
 
 
-def save(name: str, header: str, text: str) -> None:
+def save(name: str, header: str, text: str, where: Path = HERE) -> None:
     lines = "".join(f"# {line}\n" if line else "#\n" for line in header.strip().splitlines())
-    (HERE / name).write_text(lines + text)
-    print(f"wrote {HERE / name}")
+    (where / name).write_text(lines + text)
+    print(f"wrote {where / name}")
 
 
 def main() -> None:
@@ -48,11 +49,12 @@ def main() -> None:
         procs.append(Proc("refapp", [sys.executable, str(E2E / "refapp.py"), "--port-file", str(port_file)],
                           root / "refapp").start())
         wait_until(port_file.exists, 20, "the reference app", *procs)
-        save("micrometer-refapp.prom", f"""
+        save("maple-app.prom", f"""
 Recorded from the e2e reference app (tests/e2e/refapp.py, prometheus_client {prometheus_client.__version__ if hasattr(prometheus_client, '__version__') else pkg('prometheus-client')}):
 MapleExpectation's Spring Boot 3 exposition (micrometer-registry-prometheus names, `application` common tag,
 `cache_manager`, the `error` label on http_server_requests) plus the guide's own counters.
-Re-record: PYTHONPATH=tests .venv/bin/python -m tests.init.record""", http(f"http://127.0.0.1:{port_file.read_text()}/metrics").decode())
+Re-record: PYTHONPATH=tests .venv/bin/python -m tests.init.record""", http(f"http://127.0.0.1:{port_file.read_text()}/metrics").decode(),
+             EXAMPLES)
 
         port = free_port()
         procs.append(Proc("tableorder", [sys.executable, str(E2E / "tableorder.py"), "--port", str(port),
