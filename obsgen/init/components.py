@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from obsgen.components.base import Kind
 from obsgen.init.draft import Draft, Entry, Field, Skipped
 from obsgen.init.fingerprints import Fingerprint, defaults
 from obsgen.init.scrape import Sample, Scrape
@@ -60,10 +61,10 @@ def component_name(value: str) -> list[Field]:
     return [Field("name", name), Field("value", value, "the label's exact value")]
 
 
-def thresholds(fp: Fingerprint) -> list[Field]:
+def thresholds(kind: Kind, profile: str) -> list[Field]:
     """The kind's alert thresholds at their documented defaults: what the data cannot tell."""
     out = []
-    for key, value in defaults(fp.kind, fp.profile).items():
+    for key, value in defaults(kind, profile).items():
         if _THRESHOLD.search(key) and isinstance(value, (int, float, str)) and not isinstance(value, bool):
             out.append(Field(key, value, "default threshold: the data cannot tell"))
     return out
@@ -106,7 +107,7 @@ def recognise(fp: Fingerprint, scrape: Scrape, draft: Draft) -> None:
             fields.append(Field("metrics", metrics, "; ".join(sorted({why for _, why in renamed[value].values()}))))
             for ref, _ in renamed[value].values():
                 draft.recognise(scrape.family_of.get(ref["name"], ref["name"]), item.what)
-        draft.entries.append(Entry(fp.kind.key, fields[0].value, [*fields, *told, *thresholds(fp)], cites))
+        draft.entries.append(Entry(fp.kind.key, fields[0].value, [*fields, *told, *thresholds(fp.kind, fp.profile)], cites))
 
 
 def _renamed(fp: Fingerprint, scrape: Scrape, values: list[str]) -> dict[str, dict[str, tuple[dict, str]]]:

@@ -13,7 +13,7 @@ import math
 from obsgen.components import http, slo
 from obsgen.init.components import thresholds
 from obsgen.init.draft import Draft, Entry, Field
-from obsgen.init.fingerprints import Fingerprint, defaults
+from obsgen.init.fingerprints import defaults
 from obsgen.init.scrape import Scrape
 from obsgen.model.types import Duration
 
@@ -53,7 +53,7 @@ def recognise(profile: str, scrape: Scrape, draft: Draft) -> None:
             fields.append(Field("latency", {"p99": str(largest)}, f"default p99 {p99} is outside the buckets: "
                                                                   "the largest; set your target"))
         _slo(profile, buckets, draft)
-    fields += thresholds(Fingerprint(http.KIND, profile, "", {}))
+    fields += thresholds(http.KIND, profile)
     draft.entries.append(Entry("http", "server", fields, cites))
 
 
@@ -82,5 +82,5 @@ def _slo(profile: str, buckets: list[tuple[float, str]], draft: Draft) -> None:
               Field("latency_threshold", str(threshold), f"the bucket le=\"{le}\" nearest to {SLO_THRESHOLD}")]
     if le != repr(bound):  # the schema's default spelling is Java's and Python's (0.5, 1.0); Go prints 1
         fields.append(Field("le", le, "the bucket's `le` exactly as printed"))
-    fields += thresholds(Fingerprint(slo.KIND, profile, "", {}))
-    draft.entries.append(Entry("slos", "latency", fields, [f"the buckets of the HTTP server's histogram"]))
+    fields += thresholds(slo.KIND, profile)
+    draft.entries.append(Entry("slos", "latency", fields, ["the buckets of the HTTP server's histogram"]))

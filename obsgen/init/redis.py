@@ -13,7 +13,6 @@ import re
 from obsgen.components import redis
 from obsgen.init.components import thresholds
 from obsgen.init.draft import Draft, Entry, Field
-from obsgen.init.fingerprints import Fingerprint
 from obsgen.init.scrape import Sample, Scrape
 
 _REF = redis.KIND.defaults("*")
@@ -73,7 +72,7 @@ def _component(job: str, samples: list[Sample], scrape: Scrape, draft: Draft) ->
             fields.append(Field("replicas", round(most.value), _cite(most)))
     if job:
         fields.append(Field("selector", {"job": job}, "the job that scrapes the exporter"))
-    fields += thresholds(Fingerprint(redis.KIND, "micrometer", "", {}))
+    fields += thresholds(redis.KIND, "micrometer")  # exporter metrics: the same in every profile
     for sample in samples:
         if sample.name in READ | {SENTINELS, REPLICAS, QUORUM, "redis_cluster_enabled"}:
             draft.recognise(scrape.family_of.get(sample.name, sample.name), what)

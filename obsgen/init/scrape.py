@@ -77,6 +77,16 @@ def from_texts(texts: list[tuple[str, str]]) -> Scrape:
     return _without_created(scrape)
 
 
+def _base(name: str, names: set[str], known: dict[str, str]) -> str:
+    """The family a sample name of a server belongs to: ``x`` for ``x_bucket`` / ``x_count`` / ``x_sum`` when the
+    metadata says ``x`` is a histogram or summary, or (no metadata: Mimir, Thanos) when ``x_bucket`` exists."""
+    for part in _PARTS:
+        base = name.removesuffix(part)
+        if base != name and (known.get(base) in ("histogram", "summary") or base + "_bucket" in names):
+            return base
+    return name
+
+
 def _without_created(scrape: Scrape) -> Scrape:
     """prometheus_client's ``x_created`` timestamps, which the text format parses as gauge families of their own."""
     names = set(scrape.family_of)
@@ -121,14 +131,8 @@ def from_prometheus(url: str, client, selector: str, at: float) -> Scrape:
         scrape.samples.append(Sample(name, labels, value))
     known = types(api)
     for name in names:
-        base = next((name.removesuffix(p) for p in _PARTS if name.endswith(p)
-                     and known.get(name.removesuffix(p)) in ("histogram", "summary")), None)
-        if base is None and name.endswith("_bucket"):  # no metadata: a `_bucket` with an `le` is a histogram's
-            base = name.removesuffix("_bucket")
-        if base is None and any(n == name[:-len(p)] + "_bucket" for p in ("_count", "_sum") if name.endswith(p)
-                                for n in names):
-            base = name.rsplit("_", 1)[0]
-        scrape.family_of[name] = base or name
-        scrape.types[base or name] = known.get(base or name) or known.get(name.removesuffix("_total"), "unknown")
+        base = _base(name, names, known)
+        scrape.family_of[name] = base
+        scrape.types[base] = known.get(base) or known.get(name.removesuffix("_total"), "unknown")
     scrape.samples.sort(key=lambda s: (s.name, sorted(s.labels.items())))
     return _without_created(scrape)

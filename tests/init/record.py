@@ -2,9 +2,10 @@
 
     PYTHONPATH=tests .venv/bin/python -m tests.init.record
 
-Also docs/examples/maple-app.prom, which the README's tour reads. Starts, on 127.0.0.1 with free ports: the e2e reference app (tests/e2e/refapp.py, prometheus_client), the
-Table Order FastAPI service (tests/e2e/tableorder.py: prometheus-fastapi-instrumentator + prometheus_client),
-and Redis master + replica + three sentinels read through the Debian redis_exporter, as the e2e harness
+Starts, on 127.0.0.1 with free ports: the e2e reference app (tests/e2e/refapp.py, prometheus_client; saved as
+docs/examples/maple-app.prom, which the README's tour reads too), the tests' Python service
+(tests/init/pyservice.py), the Table Order FastAPI service (tests/e2e/tableorder.py:
+prometheus-fastapi-instrumentator + prometheus_client), and Redis master + replica + three sentinels read through the Debian redis_exporter, as the e2e harness
 starts them. Each text is saved with a header comment saying where it came from; the Micrometer texts that no
 library here can produce (Spring Boot 2/3, HikariCP, bulkheads) are written by hand from
 /work/shared/reference/metrics.md and say so in their own headers.
@@ -37,9 +38,6 @@ def save(name: str, header: str, text: str, where: Path = HERE) -> None:
 
 
 def main() -> None:
-    import prometheus_client
-    import prometheus_fastapi_instrumentator  # noqa: F401
-
     from importlib.metadata import version as pkg
 
     root = Path(tempfile.mkdtemp(prefix="obsgen-record-"))
@@ -50,7 +48,7 @@ def main() -> None:
                           root / "refapp").start())
         wait_until(port_file.exists, 20, "the reference app", *procs)
         save("maple-app.prom", f"""
-Recorded from the e2e reference app (tests/e2e/refapp.py, prometheus_client {prometheus_client.__version__ if hasattr(prometheus_client, '__version__') else pkg('prometheus-client')}):
+Recorded from the e2e reference app (tests/e2e/refapp.py, prometheus_client {pkg('prometheus-client')}):
 MapleExpectation's Spring Boot 3 exposition (micrometer-registry-prometheus names, `application` common tag,
 `cache_manager`, the `error` label on http_server_requests) plus the guide's own counters.
 Re-record: PYTHONPATH=tests .venv/bin/python -m tests.init.record""", http(f"http://127.0.0.1:{port_file.read_text()}/metrics").decode(),
