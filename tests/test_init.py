@@ -159,6 +159,12 @@ def test_redis_exporter_over_a_master_and_replica_alone_is_standalone_with_one_r
                                              "memory_ratio_max": 0.9}
 
 
+def test_redis_exporter_on_a_cluster_node_is_a_cluster_with_its_masters_replicas():
+    spec, _, _ = draft("redis-cluster", "redis-cluster-node.prom")
+    assert named(spec, "redis")["redis"] == {"name": "redis", "topology": "cluster", "replicas": 1,
+                                             "memory_ratio_max": 0.9}
+
+
 # -- errors ----------------------------------------------------------------------------------------
 
 def closed_port() -> int:

@@ -60,14 +60,15 @@ def _component(job: str, samples: list[Sample], scrape: Scrape, draft: Draft) ->
         replicas = _most(named(REPLICAS))
         if replicas:
             fields.append(Field("replicas", round(replicas.value), _cite(replicas)))
-    elif cluster or "cluster" in modes:
-        fields.append(Field("topology", "cluster", "redis_cluster_enabled = 1"))
     else:
-        fields.append(Field("topology", "standalone", "no sentinel or cluster series"))
+        if cluster or "cluster" in modes:
+            fields.append(Field("topology", "cluster", "redis_cluster_enabled = 1"))
+        else:
+            fields.append(Field("topology", "standalone", "no sentinel or cluster series"))
         masters_info = {s.labels.get("instance") for s in info if s.labels.get("role") == "master"}
         links = [s for s in named(_REF["connected_replicas"].name)
                  if not info or s.labels.get("instance") in masters_info]
-        most = _most(links)
+        most = _most(links)  # a master's replicas (in a cluster, per master)
         if most and most.value >= 1:
             fields.append(Field("replicas", round(most.value), _cite(most)))
     if job:
