@@ -79,9 +79,8 @@ def recognise(fp: Fingerprint, scrape: Scrape, draft: Draft) -> None:
                 found.setdefault(sample.labels[fp.label], []).append(sample)
     renamed = _renamed(fp, scrape, sorted(found))
     for value in sorted(found):
-        samples = found[value]
-        item = Found(fp, value, samples, scrape, draft)
-        names = sorted({s.name for s in samples})
+        item = Found(fp, value, found[value], scrape, draft)
+        names = sorted({s.name for s in item.samples})
         if fp.library and not fp.library & set(names):
             draft.skipped.append(Skipped(fp.kind.key, value, (
                 f"only app-defined {', '.join(names)}; none of the library's {', '.join(sorted(fp.library))}")))
@@ -93,21 +92,24 @@ def recognise(fp: Fingerprint, scrape: Scrape, draft: Draft) -> None:
             for name in names:
                 draft.recognise(scrape.family_of.get(name, name), f"{item.what} (skipped)")
             continue
-        cites = []
-        for name in names:
-            family = scrape.family_of.get(name, name)
-            draft.recognise(family, item.what)
-            origin = next((r.origin for r in fp.metrics.values() if r.name == name), None)
-            cites.append(f'{name}{{{fp.label}="{value}"}} ({origin or "app-defined"})')
-        fields = component_name(value)
-        if fp.label != defaults(fp.kind, fp.profile).get("label"):
-            fields.append(Field("label", fp.label))
-        metrics = {signal: ref for signal, (ref, _) in renamed.get(value, {}).items()}
-        if metrics:
-            fields.append(Field("metrics", metrics, "; ".join(sorted({why for _, why in renamed[value].values()}))))
-            for ref, _ in renamed[value].values():
-                draft.recognise(scrape.family_of.get(ref["name"], ref["name"]), item.what)
-        draft.entries.append(Entry(fp.kind.key, fields[0].value, [*fields, *told, *thresholds(fp.kind, fp.profile)], cites))
+        draft.entries.append(_entry(item, names, told, renamed.get(value, {})))
+
+
+def _entry(item: Found, names: list[str], told: list[Field], renamed: dict[str, tuple[dict, str]]) -> Entry:
+    """The entry of one component: its name, the metrics it names by another label, what its series told, the
+    default thresholds; its comment cites each metric it was seen in, with the library that publishes it."""
+    fp, cites = item.fingerprint, []
+    for name in names:
+        item.draft.recognise(item.scrape.family_of.get(name, name), item.what)
+        origin = next((r.origin for r in fp.metrics.values() if r.name == name), None)
+        cites.append(f'{name}{{{fp.label}="{item.value}"}} ({origin or "app-defined"})')
+    fields = component_name(item.value)
+    if renamed:
+        fields.append(Field("metrics", {signal: ref for signal, (ref, _) in renamed.items()},
+                            "; ".join(sorted({why for _, why in renamed.values()}))))
+        for ref, _ in renamed.values():
+            item.draft.recognise(item.scrape.family_of.get(ref["name"], ref["name"]), item.what)
+    return Entry(fp.kind.key, fields[0].value, [*fields, *told, *thresholds(fp.kind, fp.profile)], cites)
 
 
 def _renamed(fp: Fingerprint, scrape: Scrape, values: list[str]) -> dict[str, dict[str, tuple[dict, str]]]:

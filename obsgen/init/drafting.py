@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from obsgen.components import KINDS
 from obsgen.errors import UsageError
 from obsgen.init import components, http, redis
 from obsgen.init.draft import Draft, Field
@@ -20,25 +21,17 @@ def draft(scrape: Scrape, *, service: str | None, team: str | None, profile: str
     chosen, why = (profile, "--profile") if profile else _profile(scrape)
     out = Draft(service=[], source=scrape.source, profile=chosen, profile_why=why, families=scrape.families)
     for fp in fingerprints(chosen):
-        if fp.kind.key == "slos":
-            continue
         components.recognise(fp, scrape, out)
     http.recognise(chosen, scrape, out)
     redis.recognise(scrape, out)
     if not out.entries:
         raise UsageError(f"no component recognised in {scrape.source} (profile {chosen}: {len(out.families)} "
-                         f"metric families, none of them a kind obsgen knows); try --profile "
-                         f"{'python' if chosen == 'micrometer' else 'micrometer'}, or check the source")
-    order = {key: i for i, key in enumerate(kind.key for kind in _kinds())}
+                         f"metric families, none of them a kind obsgen knows); try --profile {_other(chosen)}, or check "
+                         "the source")
+    order = {kind.key: i for i, kind in enumerate(KINDS)}
     out.entries.sort(key=lambda e: order[e.kind])  # stable: spec order within a kind
     out.service = _service(scrape, service, team, chosen, why)
     return out
-
-
-def _kinds():
-    from obsgen.components import KINDS
-
-    return KINDS
 
 
 def _profile(scrape: Scrape) -> tuple[str, str]:

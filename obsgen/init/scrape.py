@@ -77,14 +77,9 @@ def from_texts(texts: list[tuple[str, str]]) -> Scrape:
     return _without_created(scrape)
 
 
-def _base(name: str, names: set[str], known: dict[str, str]) -> str:
-    """The family a sample name of a server belongs to: ``x`` for ``x_bucket`` / ``x_count`` / ``x_sum`` when the
-    metadata says ``x`` is a histogram or summary, or (no metadata: Mimir, Thanos) when ``x_bucket`` exists."""
-    for part in _PARTS:
-        base = name.removesuffix(part)
-        if base != name and (known.get(base) in ("histogram", "summary") or base + "_bucket" in names):
-            return base
-    return name
+def _display(family: str, type_: str, sample: str) -> str:
+    """The family as people write it: a counter by its sample name (``cache_gets_total``), a histogram by its base."""
+    return sample if type_ not in ("histogram", "summary", "gaugehistogram") else family
 
 
 def _without_created(scrape: Scrape) -> Scrape:
@@ -96,11 +91,6 @@ def _without_created(scrape: Scrape) -> Scrape:
     for name in created:
         scrape.types.pop(scrape.family_of.pop(name), None)
     return scrape
-
-
-def _display(family: str, type_: str, sample: str) -> str:
-    """The family as people write it: a counter by its sample name (``cache_gets_total``), a histogram by its base."""
-    return sample if type_ not in ("histogram", "summary", "gaugehistogram") else family
 
 
 def from_prometheus(url: str, client, selector: str, at: float) -> Scrape:
@@ -136,3 +126,13 @@ def from_prometheus(url: str, client, selector: str, at: float) -> Scrape:
         scrape.types[base] = known.get(base) or known.get(name.removesuffix("_total"), "unknown")
     scrape.samples.sort(key=lambda s: (s.name, sorted(s.labels.items())))
     return _without_created(scrape)
+
+
+def _base(name: str, names: set[str], known: dict[str, str]) -> str:
+    """The family a sample name of a server belongs to: ``x`` for ``x_bucket`` / ``x_count`` / ``x_sum`` when the
+    metadata says ``x`` is a histogram or summary, or (no metadata: Mimir, Thanos) when ``x_bucket`` exists."""
+    for part in _PARTS:
+        base = name.removesuffix(part)
+        if base != name and (known.get(base) in ("histogram", "summary") or base + "_bucket" in names):
+            return base
+    return name
