@@ -24,10 +24,14 @@ LOOKBACK_S = 3600.0  # the draft's own check against a Prometheus looks back as 
               help="The metric naming to recognise (default: the one that explains the most of the data).")
 @click.option("-o", "--out", metavar="FILE", help="Where to write the spec (default: <service>.yaml; - for stdout).")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option("--bearer-token-file", metavar="FILE", help="Send the token in FILE as `Authorization: Bearer`.")
+@click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'",
+              help="An extra HTTP header (X-Scope-OrgID for Mimir); repeatable.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
               help="Longest wait for any one answer.")
 def init(expositions: tuple[str, ...], url: str | None, selector: str | None, service: str | None,
-         team: str | None, profile: str | None, out: str | None, force: bool, timeout: float) -> int:
+         team: str | None, profile: str | None, out: str | None, force: bool, bearer_token_file: str | None,
+         headers: tuple[str, ...], timeout: float) -> int:
     """Draft a spec from what a service already exposes, and report what was and was not recognised."""
     import time
 
@@ -45,7 +49,7 @@ def init(expositions: tuple[str, ...], url: str | None, selector: str | None, se
     if selector and not url:
         raise UsageError("--selector applies to --prometheus; --metrics reads every series of the text")
     _check_names(service, team)
-    http, at = client(None, (), timeout), time.time()
+    http, at = client(bearer_token_file, headers, timeout), time.time()
     if url:
         data = scrape.from_prometheus(url, http, selector, at)
         if not data.samples:
