@@ -149,3 +149,11 @@ def test_a_fastapi_service_with_prometheus_client_counters_is_recognised_through
     assert "_created" not in result.stderr and "  up\n" not in result.stderr  # not the service's families
     built = obsgen("build", str(spec_path), "--out", str(tmp_path / "generated"))
     assert built.exit_code == 0, built.output
+
+
+def test_a_selector_that_picks_nothing_is_one_line_and_exit_2(world, tmp_path):
+    result = obsgen("init", "--prometheus", world.prom.url, "--selector", 'job="nope"', "-o", str(tmp_path / "x.yaml"))
+    assert result.exit_code == 2
+    assert result.output == (f'obsgen: {world.prom.url}: no series match {{job="nope"}}; check the selector against '
+                             "the job names\n")
+    assert not (tmp_path / "x.yaml").exists()
