@@ -268,15 +268,27 @@ def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_c
         maple_labels = {"service": "maple-expectation", "team": "sre"}
         checkout = {"service": "checkout", "team": "payments"}
         parcel = {"service": "parcel", "team": "web"}
-        anivault = {"service": "anivault", "team": "anivault", "component": "database"}
+        anivault = {"service": "anivault", "team": "anivault"}
+        database = {"component": "database", "breaker": "database", **anivault}
+        disk = {"component": "disk", **anivault}
         sent = {
-            # the failing check is the news; the cache-only mode of the same instance is the app coping with it
-            "check-failing": (_alert("HealthCheckFailing", severity="critical", check="database", instance="a:1",
-                                     **anivault), False),
-            "mode-same-instance": (_alert("DegradedModeActive", severity="warning", mode="cache_only",
-                                          instance="a:1", **anivault), True),
-            "mode-other-instance": (_alert("DegradedModeActive", severity="warning", mode="cache_only",
-                                           instance="b:1", **anivault), False),
+            # one database outage pages once: the breaker opens first and pages; the check tied to it and the
+            # cache-only mode it switched on are the same news. A stuck recovery is another failure: it pages.
+            "db-breaker-open": (_alert("CircuitBreakerOpen", severity="critical", **database), False),
+            "db-check-failing": (_alert("HealthCheckFailing", severity="critical", check="database", instance="a:1",
+                                        **database), True),
+            "db-cache-only": (_alert("DegradedModeActive", severity="warning", mode="cache_only", instance="a:1",
+                                     **database), True),
+            "db-retries-exhausted": (_alert("RetryExhaustionHigh", severity="warning", **database), True),
+            "db-not-recovering": (_alert("DegradedModeNotRecovering", severity="critical", mode="cache_only",
+                                         instance="b:1", **database), False),
+            # a failing check without a breaker pages; the mode it switched on, on that instance only, is quiet
+            "check-failing": (_alert("HealthCheckFailing", severity="critical", check="disk", instance="a:1", **disk),
+                              False),
+            "mode-same-instance": (_alert("DegradedModeActive", severity="warning", mode="read_only", instance="a:1",
+                                          **disk), True),
+            "mode-other-instance": (_alert("DegradedModeActive", severity="warning", mode="read_only",
+                                           instance="b:1", **disk), False),
             "redis-down": (_alert("RedisDown", severity="critical", component="main", **maple_labels), False),
             "l2-same-service": (_alert("CacheL2Unavailable", severity="warning", component="equipment",
                                        **maple_labels), True),
