@@ -35,9 +35,9 @@ from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, C
                                     Kind, Rule, Scenario, breaker_reference)
 from obsgen.components.shapes import gauge_compare, isolated, kept, verdict
 from obsgen.components.timeline import MAX_FOR, MIN, gauge, whole_steps
-from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, sel
-from obsgen.model.promql import (Call, Expr, Num, Offset, Paren, Range, agg, and_, binop, number, or_, over_time,
-                                 selector)
+from obsgen.components.viz import VARS, ComponentPanels, Mapping, Panel, Query, above, below, jobs, sel
+from obsgen.model.promql import (Call, Expr, Num, Offset, Paren, Range, Selector, Variable, agg, and_, binop, number,
+                                 or_, over_time, selector)
 from obsgen.model.build import build
 from obsgen.model.rules import Series
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
@@ -440,8 +440,12 @@ def _status_mappings(spec: HealthCheckSpec) -> tuple[Mapping, ...]:
 
 
 def _shown(c: Component) -> Expr:
-    """The check's series on the dashboard: the app's gauge under the dashboard's variables, or the probe's."""
-    return sel(c, "status") if c.spec.probe is None else _reported(c)
+    """The check's series on the dashboard, under the dashboard's variables: the app's gauge, or the probe's (its
+    exporter job stays, as a Redis exporter's does, and joins the ``$job`` variable's values)."""
+    if c.spec.probe is None:
+        return sel(c, "status")
+    cluster = {c.service.cluster_label: Variable("$cluster")} if c.service.cluster_label else {}
+    return selector(PROBE_SUCCESS, c.spec.probe.labels, {**cluster, **VARS})
 
 
 def panels(c: Component, built: Built) -> ComponentPanels:
