@@ -50,6 +50,10 @@ MUTATIONS = {
         "health-checks-python", r"\n *and\n *max by \(instance, mode\) \(degraded_mode_active\{[^}]*\} offset 27m\)", ""),
     "a long-degraded branch without the failing-check guard calls a long outage a broken recovery": (
         "health-checks-python", r"\n *unless on \(instance\)\n *min by \(instance\) \(health_check_status[^\n]*", ""),
+    "a probed check judged on the probe's status code instead of probe_success never fires on a 500": (
+        "health-checks-probe", r"probe_success\{", "probe_http_status_code{"),
+    "a probe's silence tested with a comparison instead of absent() never fires": (
+        "health-checks-probe", r"absent\((probe_success\{[^}]*\})\)", r"\1 == 0"),
     "silence tested with a comparison instead of absent() never fires": (
         "health-checks-python", r"absent\((health_check_status\{[^}]*\})\)", r"\1 == 0"),
     "a degraded-mode alert without its for fires on a blip the app recovers from": (

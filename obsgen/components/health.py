@@ -39,7 +39,7 @@ from obsgen.components.viz import VARS, ComponentPanels, Mapping, Panel, Query, 
 from obsgen.model.promql import (Call, Expr, Num, Offset, Paren, Range, Selector, Variable, agg, and_, binop, number,
                                  or_, over_time, selector)
 from obsgen.model.build import build
-from obsgen.model.rules import Series
+from obsgen.model.rules import Check, Series
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
 FLOOR = MIN  # no `for` below a minute: four 15 s scrapes
@@ -256,8 +256,10 @@ def _failing(c: Component, spec: HealthCheckSpec) -> list[Rule]:
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = f + MIN * 2
+        # fires at the detection time itself, not some time after it (a minute early it is silent)
+        on_time = tuple(sorted((*verdict(f, end, True), Check(f, True)), key=lambda check: check.at))
         out = [Scenario("sustained", f"failing ({number(0)}) for {end}", (_reported_series(c, gauge((end, 0))),),
-                        verdict(f, end, True), labels=fired, value=0, alone=probed),
+                        on_time, labels=fired, value=0, alone=probed),
                Scenario("healthy-1", f"passing ({number(healthy)})", (_reported_series(c, gauge((end, healthy))),),
                         verdict(f, end, False), alone=probed)]
         if f > brief:
@@ -296,6 +298,11 @@ def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     else:  # absent() keeps the selector's equality matchers, the check's name among them
         expr, labels, how = Call("absent", (reported,)), reported.labels, "absent()"
         who = f"No instance has reported health check {_check_name(c)}"
+    if spec.probe is not None:  # the series are the exporter's: name what absent() keeps of its selector
+        key = "instance" if spec.probe.target else next(iter(spec.probe.selector))
+        who = f"No probe of health check {c.name} ({{{{ $labels.{key} }}}}) has been reported"
+    why = ("the blackbox exporter or its scrape is gone, or the target left its configuration" if spec.probe
+           else "every process is dead, hung or no longer scraped")
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = MIN + f + MIN * 2
@@ -321,7 +328,7 @@ def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
                                   over_time("last", reported, memory), on=kept(c, "instance"))},
         condition=(f"no series of the check at all for {f_silent} ({how}: every instance dead, hung or "
                    "no longer scraped; silence is the failure of a liveness check)"),
-        description=f"{who} for {{for}}: every process is dead, hung or no longer scraped.",
+        description=f"{who} for {{for}}: {why}.",
     )
 
 
