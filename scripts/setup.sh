@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in promtool prometheus amtool prometheus-redis-exporter redis-server redis-sentinel; do
+for tool in promtool prometheus amtool prometheus-redis-exporter prometheus-blackbox-exporter redis-server redis-sentinel; do
   command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -13,7 +13,8 @@ if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    prometheus prometheus-alertmanager prometheus-redis-exporter redis-server redis-sentinel >/dev/null
+    prometheus prometheus-alertmanager prometheus-redis-exporter prometheus-blackbox-exporter redis-server \
+    redis-sentinel >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

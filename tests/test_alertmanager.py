@@ -10,15 +10,20 @@ import socket
 import subprocess
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import ROOT, SPECS, VALID_SPECS, all_rule_groups, load_spec, rendered, tool
+from obsgen import pipeline
+from obsgen.model.labels import carried
+from obsgen.model.rules import Inhibition
 from obsgen.render import alertmanager
 
 FLEET = ROOT / "tests" / "specs" / "valid" / "fleet-multicluster.yaml"
+ANIVAULT = ROOT / "specs" / "anivault.yaml"
 DEFAULT = "platform-default"
 
 
@@ -127,16 +132,36 @@ def parsed(rule: dict) -> tuple[str, list[str], list[str]]:
 
 @pytest.mark.parametrize("path", SPECS + VALID_SPECS, ids=lambda p: p.stem)
 def test_every_inhibition_names_emitted_alerts_that_carry_the_compared_labels(path):
+    """A compared label is a static label of the rule or one its expression's result keeps (``by (instance)``)."""
     spec = load_spec(path)
-    emitted = rule_alerts(spec)
+    carries: dict[str, list[set[str]]] = {}
+    for alert in pipeline.build(spec).alerts:
+        carries.setdefault(alert.name, []).append({*alert.labels, *carried(alert.expr)})
     for rule in snippet(spec)["inhibit_rules"]:
         source, targets, equal = parsed(rule)
-        static = [label for label in equal if label != spec.service.cluster_label]  # the cluster comes from series
-        assert source in emitted and all(set(static) <= set(labels) for labels in emitted[source]), rule
+        compared = {label for label in equal if label != spec.service.cluster_label}  # the cluster: from series
+        assert source in carries and all(compared <= labels for labels in carries[source]), rule
         for target in targets:
-            assert target in emitted and any(set(static) <= set(labels) for labels in emitted[target]), (rule, target)
+            assert target in carries and any(compared <= labels for labels in carries[target]), (rule, target)
         scope = f'service="{spec.service.name}"'
         assert scope in rule["source_matchers"] and scope in rule["target_matchers"]
+
+
+def test_a_failing_health_check_holds_back_the_degraded_mode_it_switched_on_for_that_instance():
+    """The inhibition health checks declare compares `instance`, a label of the alerts' series, not of their
+    rules: it is written (it was once dropped silently)."""
+    rules = [parsed(r) for r in snippet(load_spec(ANIVAULT))["inhibit_rules"]]
+    assert ("HealthCheckFailing", ["DegradedModeActive"], ["service", "component", "instance"]) in rules
+
+
+def test_an_inhibition_the_alerts_cannot_carry_fails_the_build_naming_it():
+    """A kind declaring an inhibition on a label its alerts never carry is a bug: the build stops, never drops it."""
+    model = pipeline.build(load_spec(ANIVAULT))
+    broken = Inhibition("HealthCheckFailing", ("DegradedModeActive",), ("service", "pod"))
+    health = next(c for c in model.components if c.kind == "health_checks")
+    components = tuple(replace(c, inhibitions=(broken,)) if c is health else c for c in model.components)
+    with pytest.raises(alertmanager.DroppedInhibition, match="HealthCheckFailing -> DegradedModeActive.*lacks pod"):
+        alertmanager.inhibit_rules(replace(model, components=components))
 
 
 def test_maple_inhibits_cache_and_replication_symptoms_of_redis_and_the_calls_behind_an_open_breaker(maple):
@@ -148,6 +173,8 @@ def test_maple_inhibits_cache_and_replication_symptoms_of_redis_and_the_calls_be
         "RedisSentinelQuorumAtRisk": (["RedisSentinelDown"], ["service", "component"]),
         "CircuitBreakerOpen": (["CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh"],
                                ["service", "breaker"]),
+        # the fast burn already pages for the budget the slow burn would ticket
+        "ErrorBudgetBurnFast": (["ErrorBudgetBurnSlow"], ["service", "slo"]),
     }
 
 
@@ -222,7 +249,8 @@ def _alert(name: str, **labels: str) -> dict:
 @pytest.mark.e2e
 def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_cluster(maple, fleet, spec_from,
                                                                                        tmp_path):
-    config = write(tmp_path, full_config(snippet(maple), snippet(fleet), snippet(spec_from(FALLBACK))))
+    config = write(tmp_path, full_config(snippet(maple), snippet(fleet), snippet(spec_from(FALLBACK)),
+                                         snippet(load_spec(ANIVAULT))))
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([tool("prometheus-alertmanager"), f"--config.file={config}",
@@ -240,7 +268,27 @@ def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_c
         maple_labels = {"service": "maple-expectation", "team": "sre"}
         checkout = {"service": "checkout", "team": "payments"}
         parcel = {"service": "parcel", "team": "web"}
+        anivault = {"service": "anivault", "team": "anivault"}
+        database = {"component": "database", "breaker": "database", **anivault}
+        disk = {"component": "disk", **anivault}
         sent = {
+            # one database outage pages once: the breaker opens first and pages; the check tied to it and the
+            # cache-only mode it switched on are the same news. A stuck recovery is another failure: it pages.
+            "db-breaker-open": (_alert("CircuitBreakerOpen", severity="critical", **database), False),
+            "db-check-failing": (_alert("HealthCheckFailing", severity="critical", check="database", instance="a:1",
+                                        **database), True),
+            "db-cache-only": (_alert("DegradedModeActive", severity="warning", mode="cache_only", instance="a:1",
+                                     **database), True),
+            "db-retries-exhausted": (_alert("RetryExhaustionHigh", severity="warning", **database), True),
+            "db-not-recovering": (_alert("DegradedModeNotRecovering", severity="critical", mode="cache_only",
+                                         instance="b:1", **database), False),
+            # a failing check without a breaker pages; the mode it switched on, on that instance only, is quiet
+            "check-failing": (_alert("HealthCheckFailing", severity="critical", check="disk", instance="a:1", **disk),
+                              False),
+            "mode-same-instance": (_alert("DegradedModeActive", severity="warning", mode="read_only", instance="a:1",
+                                          **disk), True),
+            "mode-other-instance": (_alert("DegradedModeActive", severity="warning", mode="read_only",
+                                           instance="b:1", **disk), False),
             "redis-down": (_alert("RedisDown", severity="critical", component="main", **maple_labels), False),
             "l2-same-service": (_alert("CacheL2Unavailable", severity="warning", component="equipment",
                                        **maple_labels), True),

@@ -273,8 +273,9 @@ def test_selectors_filter_by_job_and_instance_variables(every_dashboards):
                     continue
                 assert 'job=~"$job"' in body and 'instance=~"$instance"' in body, (p["title"], t["expr"])
                 # an exporter's job tells its components apart and stays (its series, and the `up` of its targets);
-                # the service's own `up` keeps its job too: every scrape target has an `up`, the exporters' as well
-                if not (name.startswith("redis_") or name == "up"):
+                # the service's own `up` keeps its job too: every scrape target has an `up`, the exporters' as well;
+                # the blackbox exporter's probes (`probe_*`) are its job's series, not the service's
+                if not (name.startswith(("redis_", "probe_")) or name == "up"):
                     assert not re.search(r'\bjob="', body), t["expr"]  # the service's job matcher is replaced
 
 

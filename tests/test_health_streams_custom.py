@@ -48,6 +48,12 @@ MUTATIONS = {
         "health-checks-python", r"\n *and on \(instance\)\n *min by \(instance\) \(health_check_status[^\n]*", ""),
     "a long-degraded branch without its history guard fires on a new instance": (
         "health-checks-python", r"\n *and\n *max by \(instance, mode\) \(degraded_mode_active\{[^}]*\} offset 27m\)", ""),
+    "a long-degraded branch without the failing-check guard calls a long outage a broken recovery": (
+        "health-checks-python", r"\n *unless on \(instance\)\n *min by \(instance\) \(health_check_status[^\n]*", ""),
+    "a probed check judged on the probe's status code instead of probe_success never fires on a 500": (
+        "health-checks-probe", r"probe_success\{", "probe_http_status_code{"),
+    "a probe's silence tested with a comparison instead of absent() never fires": (
+        "health-checks-probe", r"absent\((probe_success\{[^}]*\})\)", r"\1 == 0"),
     "silence tested with a comparison instead of absent() never fires": (
         "health-checks-python", r"absent\((health_check_status\{[^}]*\})\)", r"\1 == 0"),
     "a degraded-mode alert without its for fires on a blip the app recovers from": (
@@ -113,7 +119,7 @@ def test_spring_encoding_fails_below_up():
 
 def test_degraded_mode_while_its_check_fails_is_inhibited(spec_from):
     from obsgen.components.health import KIND
-    (inhibition,) = KIND.inhibitions
+    inhibition = KIND.inhibitions[0]
     assert (inhibition.source, inhibition.targets) == ("HealthCheckFailing", ("DegradedModeActive",))
     assert "instance" in inhibition.equal and "component" in inhibition.equal
 

@@ -170,6 +170,9 @@ class Kind:
     """Per profile (``*``: every one), the signal whose absence while the service is up means the component's
     metrics are missing (``ComponentMetricsMissing``): one that exists from start-up (a gauge, a Micrometer
     function counter), never a labelled prometheus_client counter, which has no series until first used."""
+    exported: Callable[[ComponentSpec], bool] = lambda spec: True
+    """Whether the app exports a component's metrics at all (a health check the blackbox exporter probes does not):
+    only then does the absence of its presence signal mean they are missing."""
 
     def presence_signal(self, profile: str) -> str | None:
         return self.presence.get(profile) or self.presence.get("*")

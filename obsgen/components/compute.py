@@ -34,7 +34,7 @@ def presence(c: Component) -> str | None:
     start-up: only the library names a profile gives are known to; a spec that names its own metrics leaves the
     check to `obsgen verify`."""
     signal = c.kind.presence_signal(c.service.profile)
-    return signal if signal and not c.spec.metrics and c.has_metric(signal) else None
+    return signal if signal and not c.spec.metrics and c.has_metric(signal) and c.kind.exported(c.spec) else None
 
 
 def watched(components: Sequence[Component]) -> tuple[tuple[Component, str], ...]:

@@ -15,6 +15,13 @@ obsgen therefore defines what the app exports, the same name in both profiles
 * ``degraded_mode_active{mode="<name>"}``: 1 while the app runs in a degraded mode
   it switched to because the check failed (AniVault's cache-only mode), else 0.
 
+A check served over HTTP can instead be watched from outside, the way production
+watches health endpoints: the blackbox exporter probes it and exports
+``probe_success`` (1 when the module's expectations hold: a 2xx answer for
+``http_2xx``) and ``probe_http_status_code``. A check with ``probe`` reads those;
+it then needs no gauge from the app, and a handler that crashes (a 500 the app
+never counts) still fires HealthCheckFailing.
+
 The ``for`` of every alert is derived from the check's own timing (interval,
 failure and recovery thresholds), so a single failed probe, or a degradation
 the app recovers from by itself, never fires.
@@ -25,16 +32,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, Concern, Finding, Given, Inhibition,
-                                    Kind, Rule, Scenario)
+                                    Kind, Rule, Scenario, breaker_reference)
 from obsgen.components.shapes import gauge_compare, isolated, kept, verdict
 from obsgen.components.timeline import MAX_FOR, MIN, gauge, whole_steps
-from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, sel
-from obsgen.model.promql import (Call, Expr, Num, Offset, Paren, Range, agg, and_, binop, number, or_, over_time,
-                                 selector)
+from obsgen.components.viz import VARS, ComponentPanels, Mapping, Panel, Query, above, below, jobs, sel
+from obsgen.model.promql import (Call, Expr, Num, Offset, Paren, Range, Selector, Variable, agg, and_, binop, number,
+                                 or_, over_time, selector)
 from obsgen.model.build import build
+from obsgen.model.rules import Check, Series
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
 FLOOR = MIN  # no `for` below a minute: four 15 s scrapes
+PROBE_SUCCESS, PROBE_STATUS = "probe_success", "probe_http_status_code"  # the blackbox exporter's probe results
 HOUR = Duration.parse("1h")
 
 # The `for` of each alert derives from the check's timing (see failing_for and friends); "1m" is the floor.
@@ -65,9 +74,29 @@ class DegradedMode:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Probe:
+    """The blackbox exporter's probe of the check's endpoint: the labels of its series, the probed URL (their
+    ``instance``), the module it runs."""
+    selector: Labels
+    target: str | None
+    module: str
+
+    @property
+    def labels(self) -> Labels:
+        return {**self.selector, **({"instance": self.target} if self.target else {})}
+
+
+@dataclass(frozen=True, kw_only=True)
 class HealthCheckSpec(ComponentSpec):
     label: str
     dependency: str
+    endpoint: str | None
+    command: str | None
+    engine: str | None
+    port: int | None
+    error_status: bool | None
+    breaker: str | None
+    probe: Probe | None
     interval: Duration
     timeout: Duration | None
     failure_threshold: int
@@ -119,6 +148,8 @@ def stuck_for(spec: HealthCheckSpec) -> Duration:
 
 def check(given: Given) -> list[Finding]:
     item = given.item
+    if found := breaker_reference(given):
+        return found
     detection = Duration.parse(item["interval"]) * item["failure_threshold"]
     if detection > MAX_FOR:
         return [Finding(("failure_threshold",), (
@@ -126,6 +157,11 @@ def check(given: Given) -> list[Finding]:
             f"expected at most {MAX_FOR}; every alert of the check waits for that, so lower failure_threshold "
             "or interval"))]
     mode = item.get("degraded_mode")
+    if mode and item.get("probe"):
+        return [Finding(("probe",), (
+            "a check with a degraded mode is joined with the mode's gauge per instance of the app, and a probe's "
+            "series are the blackbox exporter's (its `instance` is the probed URL): report this check from the app "
+            "(drop `probe`), or declare the probe as a check of its own without `degraded_mode`"))]
     if not mode:
         return []
     spec = build(HealthCheckSpec, item)  # the item as checked by the schema, its defaults filled in
@@ -155,9 +191,38 @@ def _mode_base(c: Component) -> Labels:
     return base
 
 
+def _reported(c: Component) -> Selector:
+    """The series that report the check: the app's status gauge, or the blackbox exporter's ``probe_success``
+    (its own job's labels, not the service's: the exporter is the scrape target)."""
+    probe = c.spec.probe
+    return c.select("status") if probe is None else selector(PROBE_SUCCESS, probe.labels)
+
+
+def _reported_series(c: Component, values: str) -> Series:
+    """A test input series of the check's result, labelled as :func:`_reported` selects it."""
+    probe = c.spec.probe
+    return c.series("status", values) if probe is None else Series(PROBE_SUCCESS, probe.labels, values)
+
+
+def _healthy(spec: HealthCheckSpec) -> float:
+    """The value of a passing check: ``healthy_value`` of the app's gauge, 1 for a probe."""
+    return spec.healthy_value if spec.probe is None else 1
+
+
+def _named(c: Component) -> Labels:
+    """Labels the rules set on the alerts: the check's name for a probe, whose series do not carry it."""
+    return {} if c.spec.probe is None else {c.spec.label: c.name}
+
+
+def _check_name(c: Component) -> str:
+    """The check's name in an alert's description: its label from the series, or, for a probe's series, which do
+    not carry it (a rule's own labels are not in ``$labels``), the name itself."""
+    return c.name if c.spec.probe is not None else f"{{{{ $labels.{c.spec.label} }}}}"
+
+
 def _status(c: Component) -> Expr:
     """The check's latest result per instance (the worst of its series), as the rules judge it."""
-    return agg("min", c.select("status"), kept(c, "instance", c.spec.label))
+    return agg("min", _reported(c), kept(c, "instance", c.spec.label))
 
 
 def _mode(c: Component) -> Expr:
@@ -169,22 +234,46 @@ def _queries(c: Component) -> dict[str, Expr]:
     """The runbook's diagnostic queries every alert of a check shares: the status per instance, how often it
     flipped in the last hour (a steady failure flips once, a flapping check many times), the degraded mode."""
     out = {"status": _status(c),
-           "flips": agg("sum", Call("changes", (Range(c.select("status"), HOUR),)), kept(c, "instance", c.spec.label))}
+           "flips": agg("sum", Call("changes", (Range(_reported(c), HOUR),)), kept(c, "instance", c.spec.label))}
+    if c.spec.probe is not None:  # what the endpoint answered: 500 is a crashing handler, 503 a check that fails
+        out["answer"] = agg("max", selector(PROBE_STATUS, c.spec.probe.labels), kept(c, "instance"))
     if c.spec.degraded_mode is not None:
         out["mode"] = _mode(c)
     return out
 
 
 def _failing(c: Component, spec: HealthCheckSpec) -> list[Rule]:
+    """The check below its passing value for the detection time, per instance (per probed endpoint)."""
+    healthy, f_failing = _healthy(spec), failing_for(spec)
     brief = whole_steps(spec.interval * max(spec.failure_threshold - 1, 1))
     what = f" ({spec.dependency})" if spec.dependency else ""
-    return gauge_compare(
-        c, FAILING, signal="status", op="<", threshold=spec.healthy_value, bad=0,
-        good=(spec.healthy_value,), spike=brief, for_=failing_for(spec),
+    # A probe's series are named by the exporter's scrape (its `instance` is the probed URL): their stories
+    # keep them as written, each in a test entry of its own.
+    probed = spec.probe is not None
+    fired = {spec.label: c.name} if not probed else {k: v for k, v in spec.probe.labels.items() if k == "instance"}
+    source = ("" if spec.probe is None else
+              f", probed by the blackbox exporter's {spec.probe.module} module: probe_success 0")
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        end = f + MIN * 2
+        # fires at the detection time itself, not some time after it (a minute early it is silent)
+        on_time = tuple(sorted((*verdict(f, end, True), Check(f, True)), key=lambda check: check.at))
+        out = [Scenario("sustained", f"failing ({number(0)}) for {end}", (_reported_series(c, gauge((end, 0))),),
+                        on_time, labels=fired, value=0, alone=probed),
+               Scenario("healthy-1", f"passing ({number(healthy)})", (_reported_series(c, gauge((end, healthy))),),
+                        verdict(f, end, False), alone=probed)]
+        if f > brief:
+            out.append(Scenario("spike", f"{brief} failing, then passing again", (_reported_series(
+                c, gauge((MIN, healthy), (brief, 0), (end - MIN - brief, healthy))),), verdict(f, end, False),
+                alone=probed))
+        return out
+
+    return c.alert(
+        FAILING, expr=binop("<", _status(c), healthy), for_=f_failing, scenarios=scenarios, labels=_named(c),
         queries=_queries(c),
-        condition=(f"the check reports below {number(spec.healthy_value)} (failing) for {failing_for(spec)}: "
+        condition=(f"the check reports below {number(healthy)} (failing{source}) for {f_failing}: "
                    f"{spec.failure_threshold} runs every {spec.interval}, the time the app needs to call it down"),
-        description=(f"Health check {{{{ $labels.{spec.label} }}}}{what} on {{{{ $labels.instance }}}} has "
+        description=(f"Health check {_check_name(c)}{what} on {{{{ $labels.instance }}}} has "
                      f"failed for {{for}} (checked every {spec.interval}, down after {spec.failure_threshold} "
                      "failures)."),
     )
@@ -193,10 +282,10 @@ def _failing(c: Component, spec: HealthCheckSpec) -> list[Rule]:
 def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     """No instance reports the check at all. absent() sees the whole fleet, so with ``service.cluster_label``
     each cluster is judged on its own: the check reported there within ``for`` + 1d and not now."""
-    reported = c.select("status")
+    reported = _reported(c)
     cluster = c.service.cluster_label
     restart = whole_steps(detection_time(spec))
-    ok = spec.healthy_value
+    ok = _healthy(spec)
     f_silent = silent_for(spec)
     memory = f_silent + MAX_FOR
     expr: Expr
@@ -207,34 +296,39 @@ def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
         how = f"per cluster: reported within the last {memory}, absent now"
         who = f"No instance in cluster {{{{ $labels.{cluster} }}}} has reported health check {c.name}"
     else:  # absent() keeps the selector's equality matchers, the check's name among them
-        expr, labels, how = Call("absent", (reported,)), c.labels("status"), "absent()"
-        who = f"No instance has reported health check {{{{ $labels.{spec.label} }}}}"
+        expr, labels, how = Call("absent", (reported,)), reported.labels, "absent()"
+        who = f"No instance has reported health check {_check_name(c)}"
+    if spec.probe is not None:  # the series are the exporter's: name what absent() keeps of its selector
+        key = "instance" if spec.probe.target else next(iter(spec.probe.selector))
+        who = f"No probe of health check {c.name} ({{{{ $labels.{key} }}}}) has been reported"
+    why = ("the blackbox exporter or its scrape is gone, or the target left its configuration" if spec.probe
+           else "every process is dead, hung or no longer scraped")
 
     def scenarios(f: Duration) -> list[Scenario]:
         end = MIN + f + MIN * 2
         story = [
             Scenario("went-silent", "reported for 1m, then no instance reports the check",
-                     (c.series("status", gauge((MIN, ok), (end - MIN, None))),),
+                     (_reported_series(c, gauge((MIN, ok), (end - MIN, None))),),
                      verdict(MIN + f, end, True), labels=labels, per_instance=False, alone=True),
-            Scenario("reporting", "every instance keeps reporting", (c.series("status", gauge((end, ok))),),
+            Scenario("reporting", "every instance keeps reporting", (_reported_series(c, gauge((end, ok))),),
                      verdict(MIN + f, end, False), per_instance=False, alone=True),
         ]
         if restart < f:
             story.append(Scenario(
                 "restart", f"silent for {restart} (one restart), then reporting again",
-                (c.series("status", gauge((MIN, ok), (restart, None), (end - MIN - restart, ok))),),
+                (_reported_series(c, gauge((MIN, ok), (restart, None), (end - MIN - restart, ok))),),
                 verdict(MIN + f, end, False), per_instance=False, alone=True))
         return story
 
     return c.alert(
-        SILENT, expr=expr, for_=f_silent, scenarios=scenarios,
+        SILENT, expr=expr, for_=f_silent, scenarios=scenarios, labels=_named(c),
         # Each scrape target that reported the check lately, with `up`: 0 = Prometheus cannot scrape it,
         # 1 = scraped but the check is gone, no row = the target left service discovery.
         queries={"targets": binop("and", selector("up", c.service.selector),
                                   over_time("last", reported, memory), on=kept(c, "instance"))},
         condition=(f"no series of the check at all for {f_silent} ({how}: every instance dead, hung or "
                    "no longer scraped; silence is the failure of a liveness check)"),
-        description=f"{who} for {{for}}: every process is dead, hung or no longer scraped.",
+        description=f"{who} for {{for}}: {why}.",
     )
 
 
@@ -256,6 +350,10 @@ def _degraded(c: Component, spec: HealthCheckSpec) -> list[Rule]:
 
 
 def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
+    """The mode on while the check passes for longer than the recovery takes, or on for ``max_duration`` while the
+    check does not report a failure (silent or passing). A mode lasts for as long as its dependency is down
+    (AniVault's cache-only mode: 002:258): a long outage whose check keeps failing is HealthCheckFailing's page,
+    never "recovery is broken"."""
     mode = spec.degraded_mode
     base = _mode_base(c)
     by = kept(c, "instance", mode.label)
@@ -264,14 +362,16 @@ def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
 
     def expr(f: Duration) -> Expr:
         window = max(mode.max_duration - f, MIN)
-        passing = binop(">=", agg("min", status, kept(c, "instance")), spec.healthy_value)
+        worst = agg("min", status, kept(c, "instance"))
+        passing, failing = binop(">=", worst, spec.healthy_value), binop("<", worst, spec.healthy_value)
+        lasting = and_(binop("==", agg("max", over_time("min", on, window), by), 1), agg("max", Offset(on, window), by))
         return or_(Paren(and_(binop("==", agg("max", on, by), 1), passing, on=kept(c, "instance"))),
-                   Paren(and_(binop("==", agg("max", over_time("min", on, window), by), 1),
-                              agg("max", Offset(on, window), by))))
+                   Paren(binop("unless", lasting, failing, on=kept(c, "instance"))))
 
-    def story(phases: list[tuple[Duration, float, float]]) -> tuple:
-        """(span, check passing, mode) phases."""
-        return (c.series("status", gauge(*[(span, spec.healthy_value if ok else 0) for span, ok, _ in phases])),
+    def story(phases: list[tuple[Duration, float | None, float]]) -> tuple:
+        """(span, check passing (None: not reported), mode) phases."""
+        checks = [(span, None if ok is None else spec.healthy_value if ok else 0) for span, ok, _ in phases]
+        return (c.series("status", gauge(*checks)),
                 c.series("degraded", gauge(*[(span, m) for span, _, m in phases]), base=base))
 
     def scenarios(f: Duration) -> list[Scenario]:
@@ -296,14 +396,19 @@ def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
         ]
         longest = mode.max_duration
         long_end = longest + MIN * 2
+        outage = longest + MIN * 10
         out += [
-            Scenario("too-long", f"dependency down and mode on for more than {longest}",
-                     story([(long_end, 0, 1)]), verdict(f, long_end, True), labels=fired, value=1),
+            Scenario("long-outage", f"dependency down and mode on for {outage}, the check failing throughout: the "
+                     "mode does its job, HealthCheckFailing pages", story([(outage, 0, 1)]), verdict(f, outage, False)),
+            Scenario("too-long", f"mode on for more than {longest} while the check reports no failure (silent)",
+                     story([(detect, 0, 1), (long_end - detect, None, 1)]), verdict(f, long_end, True),
+                     labels=fired, value=1),
             Scenario("long-but-recovered", f"mode on for {longest - MIN * 2} while the dependency is down, then "
                      "both recover", story([(longest - MIN * 2, 0, 1), (MIN * 4, 1, 0)]),
                      verdict(f, long_end, False)),
-            Scenario("started-degraded", "a new instance starts in the mode (dependency down at start): its short "
-                     f"history is not {longest} of it", story([(f + MIN * 4, 0, 1)]), verdict(f, f + MIN * 4, False)),
+            Scenario("started-degraded", "a new instance starts in the mode, its check not reported yet: its short "
+                     f"history is not {longest} of it", story([(f + MIN * 4, None, 1)]),
+                     verdict(f, f + MIN * 4, False)),
         ]
         return out
 
@@ -314,10 +419,11 @@ def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
         NOT_RECOVERING, expr=expr(final), for_=f, scenarios=scenarios,
         queries=_queries(c),
         condition=(f"mode {mode.name} on while check {spec.name} passes for {f} (recovery should take at most "
-                   f"{whole_steps(recovery_time(spec))}), or on for {mode.max_duration} in a row"),
+                   f"{whole_steps(recovery_time(spec))}), or on for {mode.max_duration} in a row while the check "
+                   "reports no failure"),
         description=(f"{{{{ $labels.instance }}}} is still in degraded mode {{{{ $labels.{mode.label} }}}} although "
                      f"health check {spec.name} has passed for {{for}}, or the mode has been on for "
-                     f"{mode.max_duration}; it will not switch back by itself."),
+                     f"{mode.max_duration} while the check reports no failure; it will not switch back by itself."),
     )
 
 
@@ -335,16 +441,25 @@ def rules(c: Component) -> list[Rule]:
 
 
 def _status_mappings(spec: HealthCheckSpec) -> tuple[Mapping, ...]:
-    healthy = spec.healthy_value
+    healthy = _healthy(spec)
     failing = range(int(healthy)) if float(healthy).is_integer() and 0 < healthy <= 10 else (0,)
     return (Mapping(healthy, "passing", "green"),) + tuple(Mapping(v, "failing", "red") for v in failing)
 
 
+def _shown(c: Component) -> Expr:
+    """The check's series on the dashboard, under the dashboard's variables: the app's gauge, or the probe's (its
+    exporter job stays, as a Redis exporter's does, and joins the ``$job`` variable's values)."""
+    if c.spec.probe is None:
+        return sel(c, "status")
+    cluster = {c.service.cluster_label: Variable("$cluster")} if c.service.cluster_label else {}
+    return selector(PROBE_SUCCESS, c.spec.probe.labels, {**cluster, **VARS})
+
+
 def panels(c: Component, built: Built) -> ComponentPanels:
     spec: HealthCheckSpec = c.spec  # type: ignore[assignment]
-    healthy = number(spec.healthy_value)
+    healthy = number(_healthy(spec))
     what = f" ({spec.dependency})" if spec.dependency else ""
-    status = agg("min", sel(c, "status"), ("instance",))
+    status = agg("min", _shown(c), ("instance",))
     detail = [Panel(
         title=f"{c.name}: check status", kind="state-timeline", unit="none", width=24,
         mappings=_status_mappings(spec), alerts=(FAILING,),
@@ -359,7 +474,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
             title=f"{c.name}: instances reporting", unit="short", min=0, thresholds=below(1), alerts=(SILENT,),
             description=(f"Instances that report health check {c.name}. " + built.fires(
                 SILENT, "None for {for} fires {alert}: for a liveness check silence is the failure.")).strip(),
-            queries=(Query(binop("or", agg("count", sel(c, "status")), Call("vector", (Num(0),))), "reporting"),),
+            queries=(Query(binop("or", agg("count", _shown(c)), Call("vector", (Num(0),))), "reporting"),),
         ))
     mode = spec.degraded_mode
     if mode is not None:
@@ -381,14 +496,14 @@ def panels(c: Component, built: Built) -> ComponentPanels:
                 queries=(Query(degraded, "mode {{instance}}"), Query(status, "check {{instance}}")),
             ),
         ]
-    failing = binop("or", agg("count", binop("<", status, spec.healthy_value)), Call("vector", (Num(0),)))
+    failing = binop("or", agg("count", binop("<", status, _healthy(spec))), Call("vector", (Num(0),)))
     health = Panel(
         title=f"Health check {c.name}: failing instances", kind="stat", unit="short", width=6, height=5,
         thresholds=above(1), alerts=(FAILING,),
         description=f"Instances whose latest run of health check {c.name}{what} failed.",
         queries=(Query(failing, c.name),),
     )
-    return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
+    return ComponentPanels(health, tuple(detail), jobs(c.base_labels, spec.probe.selector if spec.probe else None))
 
 
 KIND = Kind(
@@ -401,10 +516,15 @@ KIND = Kind(
     rules=rules,
     panels=panels,
     presence={"*": "status"},  # set by the first run of the check
+    exported=lambda spec: spec.probe is None,  # a probed check is the blackbox exporter's series
     concern=Concern("health", "Health & Degraded Modes",
                     "Health check results per instance, instances reporting, degraded modes and their recovery."),
-    # Degraded mode while the check fails is the app doing its job: the failing check is the news.
-    inhibitions=(Inhibition("HealthCheckFailing", ("DegradedModeActive",), ("service", "component", "instance")),),
+    # Degraded mode while the check fails is the app doing its job: the failing check is the news. A check tied to
+    # the breaker around the same dependency (`breaker:`) is one outage with it: the breaker opens first under
+    # traffic and pages; the check, and the mode it switched on, are the same news (without traffic the breaker
+    # never opens and the check pages). DegradedModeNotRecovering is never held back: it is another failure.
+    inhibitions=(Inhibition("HealthCheckFailing", ("DegradedModeActive",), ("service", "component", "instance")),
+                 Inhibition("CircuitBreakerOpen", ("HealthCheckFailing", "DegradedModeActive"), ("service", "breaker"))),
     default_metrics={
         profile: {
             "status": MetricRef("health_check_status"),

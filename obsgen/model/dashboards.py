@@ -92,6 +92,10 @@ def _overview_alerts_panel(alerts_expr: Expr) -> Panel:
     )
 
 
+class DroppedLink(RuntimeError):
+    """An alert's dashboard link cannot be written (a bug in obsgen)."""
+
+
 def link_alerts(service: Service, component: ComponentModel, laid: Laid) -> ComponentModel:
     """The component with each alert's ``dashboard_url`` set to the panel of this component that shows it.
 
@@ -110,7 +114,10 @@ def link_alerts(service: Service, component: ComponentModel, laid: Laid) -> Comp
         chosen = next((u for p, u in fits if p.alerts[:1] == (alert.definition,)), None) or \
             next((u for p, u in fits if alert.definition in p.alerts), None) or \
             next((u for _, u in panels), None)  # no panel shows it (a component's missing metrics): its first
-        return f"{base}{chosen}{suffix}" if chosen else None
+        if chosen is None:  # every component draws panels: an alert left without a link is a bug, never silent
+            raise DroppedLink(f"alert {alert.name} of {component.kind} component {component.name} has no panel to "
+                              "link to: its component drew none on the dashboards")
+        return f"{base}{chosen}{suffix}"
 
     return replace(component, rules=tuple(replace(r, dashboard_url=url(r)) if isinstance(r, Alert) else r
                                           for r in component.rules))

@@ -8,14 +8,19 @@ and sends each severity to its receiver: ``critical`` pages, ``warning`` opens a
 ticket, anything else falls through to the parent route's receiver.
 
 Inhibit rules come from the components' :class:`~obsgen.model.rules.Inhibition` s
-(a cause silences its symptoms): only for alerts the service really emits, and
-only where the alerts carry the labels the rule compares.
+(a cause silences its symptoms): only for alerts the service really emits. An
+inhibition between two emitted alerts is always written: when one of them cannot
+carry a label the rule compares, obsgen has a bug (the rule would never match in
+Alertmanager), and the build stops with :class:`DroppedInhibition` naming it. The
+one exception is a relation the spec does not make (a retry without ``breaker``
+carries no ``breaker`` label: an open breaker is no cause of its exhaustion).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from obsgen.model.labels import has
 from obsgen.model.promql import quote
 from obsgen.model.rules import Alert, Inhibition
 from obsgen.model.service import ServiceModel
@@ -25,6 +30,13 @@ from obsgen.render.yamlout import dump
 FILE = "alertmanager/routes.yaml"
 SEVERITIES = ("critical", "warning", "info")
 DEFAULT_RECEIVERS = {"critical": "{team}-pager", "warning": "{team}-tickets"}
+RELATIONS = ("breaker",)
+"""Labels :meth:`~obsgen.components.base.Component.alert` sets only when the spec relates a component to another
+(``breaker: payments``): a symptom without one is unrelated to the cause, not lost."""
+
+
+class DroppedInhibition(RuntimeError):
+    """An inhibition a kind declares between two alerts the service emits cannot be written (a bug in obsgen)."""
 
 
 def receivers(service: Service) -> dict[str, str]:
@@ -55,9 +67,21 @@ def route(service: Service) -> dict:
     }
 
 
-def _carry(alerts: Sequence[Alert], name: str, labels: Sequence[str]) -> bool:
-    """Whether the service emits alert ``name`` with all ``labels`` (some instance of it does)."""
-    return any(a.name == name and all(label in a.labels for label in labels) for a in alerts)
+def _carries(alert: Alert, label: str) -> bool:
+    """Whether ``alert`` carries ``label``: as a static label of its rule, or on every series of its result."""
+    return label in alert.labels or has(alert.expr, label)
+
+
+def _missing(alerts: Sequence[Alert], name: str, labels: Sequence[str]) -> list[str]:
+    """The ``labels`` alert ``name`` lacks: a relation when no instance of it carries one (only some routes sit
+    behind a breaker), any other label when some instance lacks it."""
+    instances = [a for a in alerts if a.name == name]
+    return [label for label in labels
+            if not (any if label in RELATIONS else all)(_carries(a, label) for a in instances)]
+
+
+def _emitted(alerts: Sequence[Alert], name: str) -> bool:
+    return any(a.name == name for a in alerts)
 
 
 def inhibit_rules(model: ServiceModel) -> list[dict]:
@@ -110,9 +134,21 @@ def _by_severity(alerts: Sequence[Alert], source: str, targets: Sequence[str]
 
 
 def _add(merged: dict[tuple[str, tuple[str, ...]], list[str]], inh: Inhibition, alerts: Sequence[Alert]) -> None:
-    if not _carry(alerts, inh.source, inh.equal):
+    if not _emitted(alerts, inh.source):
         return
-    targets = [t for t in inh.targets if t != inh.source and _carry(alerts, t, inh.equal)]
+    targets = []
+    for target in inh.targets:
+        if target == inh.source or not _emitted(alerts, target):
+            continue
+        lost = {name: _missing(alerts, name, inh.equal) for name in (inh.source, target)}
+        unrelated = lost[target] and all(label in RELATIONS for label in lost[target])
+        if unrelated and not lost[inh.source]:
+            continue
+        if lost[inh.source] or lost[target]:
+            raise DroppedInhibition(
+                f"inhibition {inh.source} -> {target} (equal: {', '.join(inh.equal)}) cannot be written: "
+                + "; ".join(f"{name} lacks {', '.join(labels)}" for name, labels in lost.items() if labels))
+        targets.append(target)
     if targets:
         bucket = merged.setdefault((inh.source, tuple(inh.equal)), [])
         bucket.extend(t for t in targets if t not in bucket)

@@ -96,14 +96,44 @@ def test_degraded_mode_pages_put_the_mode_next_to_the_check(python, tmp_path):
 
 
 def test_each_profile_asks_its_own_health_endpoint_for_the_check_that_fired(python, spring):
-    python_commands = blocks(section(python["HealthCheckFailing"], "Diagnosis"), "bash")
-    assert python_commands == ["curl -s http://<instance>/health/ready"]
+    # a python spec that names no endpoint or command gets a step in words: no route, no client is invented
+    python_diagnosis = section(python["HealthCheckFailing"], "Diagnosis")
+    assert blocks(python_diagnosis, "bash") == []
+    assert "the spec names no endpoint or\n   command for this check" in python_diagnosis
+    assert not any(word in python_diagnosis for word in ("/health", "psql", "SELECT 1"))
     spring_diagnosis = section(spring["HealthCheckFailing"], "Diagnosis")
     # Actuator's path for one contributor, named by the alert's label (the spec's `label: contributor`)
-    assert blocks(spring_diagnosis, "bash") == ["curl -s http://<instance>/actuator/health/<contributor>"]
+    assert blocks(spring_diagnosis, "bash") == ["curl -s http://<instance>/actuator/health/<contributor>"] * 2
     assert "`<contributor>` its `contributor` label" in spring_diagnosis
     assert "show-components" in spring_diagnosis  # why Spring may answer 404 for one component
     assert "(3 passes, lower fails)" in spring_diagnosis
+
+
+SAID = """
+apiVersion: obsgen/v1
+service: {name: s, team: t, profile: python}
+health_checks:
+  - {name: ready, endpoint: /health/ready, engine: postgresql, port: 5433, error_status: false}
+  - {name: local, command: get_database_health_status(), engine: sqlite}
+  - name: detailed
+    endpoint: /health/detailed
+    error_status: true
+    probe: {selector: {job: blackbox}, target: "http://s:8092/health/detailed"}
+"""
+
+
+def test_a_check_s_endpoint_command_probe_and_engine_are_what_its_page_tells():
+    page = pages(parse(SAID, "said.yaml"), health.KIND)["HealthCheckFailing"]
+    diagnosis, impact = section(page, "Diagnosis"), section(page, "Impact")
+    assert blocks(diagnosis, "bash") == ["curl -s -i http://<instance>/health/ready",
+                                         "curl -s -i http://s:8092/health/detailed"]
+    assert "Call `get_database_health_status()` in the application" in diagnosis
+    assert "`psql -h <db-host> -p 5433 -c 'SELECT 1'`" in diagnosis and "`sqlite3 <database file>" in diagnosis
+    assert "probe_http_status_code{job=\"blackbox\", instance=\"http://s:8092/health/detailed\"}" in diagnosis
+    assert "`/health/ready` answers 200 while the check fails" in impact
+    assert "`/health/detailed` answers an error status while the check fails" in impact
+    assert "the spec does not say whether anything\n  takes the instance out of rotation" in impact  # `local`
+    assert "mysql" not in page and "redis-cli" not in page and "actuator" not in page.lower()
 
 
 def test_first_checks_of_a_failing_check_follow_its_degraded_mode_only_when_it_has_one(python):
@@ -136,14 +166,15 @@ def test_queries_keep_the_cluster_where_the_rules_do():
 def test_the_seed_systems_pages_fit_them():
     """AniVault (seed 002): a SQLite database check with cache-only mode; Table Order (seed 004): a readiness check
     that answers 200 with `not_ready`, and a liveness probe."""
-    anivault = pages(only_kinds(ROOT / "specs/anivault.yaml", "health_checks"), health.KIND)
+    anivault = pages(only_kinds(ROOT / "specs/anivault.yaml", "health_checks", "breakers"), health.KIND)
     assert set(anivault) == {"HealthCheckFailing", "DegradedModeActive", "DegradedModeNotRecovering"}
     assert "degraded mode `cache_only`, which the app leaves by itself (it tries every 1m)" in anivault[
         "DegradedModeNotRecovering"]
     check(anivault, "anivault", "check", {"database"}, {"cache_only"}, foreign=FOREIGN + ("Table Order",))
     table_order = pages(only_kinds(ROOT / "specs/table-order.yaml", "health_checks"), health.KIND)
     assert set(table_order) == {"HealthCheckFailing", "HealthCheckSilent"}
-    assert '`{"status": "not_ready"}`' in section(table_order["HealthCheckFailing"], "Diagnosis")
+    assert "The endpoint answers 200 even when the check fails" in section(table_order["HealthCheckFailing"],
+                                                                           "Diagnosis")  # 004:145-162
     check(table_order, "table-order", "check", {"database", "liveness"}, set(),
           foreign=FOREIGN + ("AniVault", "TMDB", "get_resilience_status", "cache-only"))
 

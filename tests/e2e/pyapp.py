@@ -6,6 +6,11 @@ defaults, ``http_requests_total{handler, method, status}`` with status grouped t
 buckets Table Order sets (0.1 … 4 s) and ``/metrics`` itself excluded. The test
 chooses each answer: ``?fail=1`` answers 500, ``?delay=S`` answers after S seconds.
 
+Its health endpoints are probed from outside (the blackbox exporter), so the test
+switches them for every caller: ``POST /control/health/detailed?crash=1`` makes the
+detailed check's handler raise (500 Internal Server Error, as the audit service's
+did, seed 001:137), ``?crash=0`` lets it answer 200 again. ``/health`` always answers.
+
     python tests/e2e/pyapp.py --port PORT
 """
 
@@ -38,6 +43,23 @@ def create_app():
     @app.get("/api/v1/orders")
     async def orders(fail: int = 0, delay: float = 0.0):
         return await answer("orders", fail, delay)
+
+    crashing: set[str] = set()  # the health checks whose handler raises
+
+    @app.get("/health")
+    async def health():
+        return {"status": "healthy"}
+
+    @app.get("/health/detailed")
+    async def detailed():
+        if "detailed" in crashing:
+            raise RuntimeError("detailed health check crashed")  # Starlette answers 500 Internal Server Error
+        return {"status": "healthy", "checks": {"database": "connected"}}
+
+    @app.post("/control/health/{check}")
+    async def control(check: str, crash: int):
+        (crashing.add if crash else crashing.discard)(check)
+        return {"crashing": sorted(crashing)}
 
     Instrumentator(excluded_handlers=["/metrics"]).instrument(app, latency_lowr_buckets=BUCKETS).expose(app)
     return app
