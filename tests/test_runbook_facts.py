@@ -222,3 +222,35 @@ def test_runbooks_of_random_specs_name_only_what_the_spec_names(data: dict) -> N
     spec = parse(dump(data), "random.yaml")
     found = leaks(spec)
     assert not found, _report(spec, found)
+
+
+ASSUMING = """\
+apiVersion: obsgen/v1
+service:
+  name: assuming
+  team: ops
+  profile: python
+  runtime: Python CLI
+  logs: journalctl -u assuming
+  assumptions: ["the CLI runs as one systemd unit"]
+caches:
+  - name: meta
+    assumptions: ["the app counts lock failures as cache_lock_failure_total"]
+  - name: other
+"""
+ASSUMED = "Assumed (not stated by the service's own documents): "
+
+
+def test_assumptions_are_shown_as_assumed_on_every_page_of_their_component_and_nowhere_else() -> None:
+    spec = parse(ASSUMING, "assuming.yaml")
+    assert (spec.service.runtime, spec.service.logs) == ("Python CLI", "journalctl -u assuming")
+    pages = {path.rsplit("/", 1)[1]: text for path, text in runbooks.render(build(spec)).items()}
+    cache_pages = [p for p in pages if p.startswith("Cache")]
+    service_pages = ["ServiceDown.md", "InstanceDown.md"]
+    assert cache_pages and all(p in pages for p in service_pages)
+    for page in cache_pages:
+        assert f"{ASSUMED}the app counts lock failures as cache\\_lock\\_failure\\_total" in pages[page], page
+        assert "systemd unit" not in pages[page], page
+    for page in service_pages:
+        assert f"{ASSUMED}the CLI runs as one systemd unit" in pages[page], page
+        assert "lock failures" not in pages[page].split("## First checks")[0], page
