@@ -213,7 +213,6 @@ def test_the_vocabulary_finds_a_technology_the_spec_never_names() -> None:
     assert MEASURE.search("the guide measured 180 ms") and LOG_FILE.search("grep logs/app.log")
 
 
-@pytest.mark.slow
 @settings(max_examples=6, derandomize=True, deadline=None, database=None, phases=(Phase.generate,),
           suppress_health_check=list(HealthCheck))
 @given(valid_specs())

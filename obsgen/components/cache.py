@@ -141,7 +141,8 @@ def rules(c: Component) -> list[Rule]:
         out += rate_above(
             c, STAMPEDE, signal="lock_failures", threshold=spec.stampede_rate_max, window=ONE_MIN * 2,
             per_instance=False,
-            condition=f"more than {num(spec.stampede_rate_max)} single-flight lock failures/s summed over all instances",
+            condition=(f"more than {num(spec.stampede_rate_max)} single-flight lock failures/s summed over all "
+                       "instances"),
             description=(f"Cache {{{{ $labels.{label} }}}} fails {{{{ $value | humanize }}}} lock acquisitions/s "
                          f"across all instances (threshold {spec.stampede_rate_max:g}/s) for {{for}}: many requests "
                          "are loading the same keys from the source at once."),
