@@ -40,7 +40,7 @@ custom:
     unit: percentunit
 """
 BREAKER = "      CircuitBreakerOpen: {severity: critical}\n"  # maple's breaker keeps its page (its fallback aside)
-OCID_L2 = "      l2: {provider: redis, ttl: 60m, labels: {layer: L2}, hit_rate_min: 0.9}\n  - name: expectationV4"
+OCID_L2 = "      l2: {provider: redisson, ttl: 60m, labels: {layer: L2}, hit_rate_min: 0.9}\n  - name: expectationV4"
 
 
 def edit(text: str, old: str, new: str) -> str:

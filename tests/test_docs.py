@@ -238,7 +238,7 @@ def test_recordings_table_names_every_recording_the_committed_specs_produce_and_
 # --------------------------------------------------------------------------- the spec reference
 
 SPEC_DOC = (ROOT / "docs" / "spec.md").read_text()
-SHARED = {"name", "description", "value", "selector", "metrics", "alerts", "history"}
+SHARED = {"name", "description", "value", "selector", "metrics", "alerts", "history", "assumptions"}
 
 
 def default_cell(node: dict, required: bool) -> str:

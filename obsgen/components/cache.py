@@ -1,17 +1,20 @@
 """Caches: hit ratio per tier, stampedes (single-flight lock failures), L2 outages.
 
-Micrometer names: ``cache_gets_total{cache,result}`` (Caffeine and Redisson
-binders). Lock and L2 failures have no library metric: the Maple guide's
-TieredCache counts them as ``cache_lock_failure_total`` and
-``cache_l2_failure_total``. An app that counts hits and misses with counters
-of its own (the Maple guide's ``cache_hit_total{layer}`` and
-``cache_miss_total{layer}``) names them under ``metrics`` (``hits``,
-``misses``): lookups are then hits plus misses.
+Micrometer names: ``cache_gets_total{cache,result}`` (Micrometer's cache
+binders). Lock and L2 failures have no library metric: a tiered cache counts
+them itself as ``cache_lock_failure_total`` and ``cache_l2_failure_total``. An
+app that counts hits and misses with counters of its own
+(``cache_hit_total{layer}`` and ``cache_miss_total{layer}``) names them under
+``metrics`` (``hits``, ``misses``): lookups are then hits plus misses.
 
 Python (cachetools, aiocache and friends export nothing): the app counts with
-prometheus_client as the OMS guide's SmartCache does, ``cache_hits_total`` and
-``cache_requests_total`` (two counters, so misses are requests minus hits), and
-the same lock and L2 failure counters.
+prometheus_client, ``cache_hits_total`` and ``cache_requests_total`` (two
+counters, so misses are requests minus hits), and the same lock and L2 failure
+counters.
+
+Stampede protection is a fact of the cache, not of the kind: a cache with
+``single_flight: false`` (an in-process LRU, a plain read-through) has no lock
+whose failures could be counted, so it gets no ``CacheStampede``.
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ class CacheSpec(ComponentSpec):
     min_request_rate: float
     stampede_rate_max: float
     l2_failure_rate_max: float
+    single_flight: bool
+    """Whether one request per key loads a missing value while the others wait (a lock): CacheStampede watches
+    that lock's failures, so only a cache that has one gets it."""
     tiers: dict[str, Tier]
 
     @property
@@ -71,13 +77,18 @@ class CacheSpec(ComponentSpec):
 
 
 def check(given: Given) -> list[Finding]:
-    return [Finding(("tiers", name, "hit_rate_min"), "a tier threshold needs `labels` that select the tier's series; "
-                    "add them or move hit_rate_min to the cache")
-            for name, tier in given.item.get("tiers", {}).items() if "hit_rate_min" in tier and not tier.get("labels")]
+    found = [Finding(("tiers", name, "hit_rate_min"), "a tier threshold needs `labels` that select the tier's series; "
+                     "add them or move hit_rate_min to the cache")
+             for name, tier in given.item.get("tiers", {}).items() if "hit_rate_min" in tier and not tier.get("labels")]
+    if given.item.get("single_flight") is False and "stampede_rate_max" in given.written:
+        found.append(Finding(("stampede_rate_max",), "a cache with `single_flight: false` has no lock to fail, so "
+                             "it gets no CacheStampede; remove stampede_rate_max, or set single_flight: true if "
+                             "the cache does lock", key=True))
+    return found
 
 
 HITS = RatioSignals(part="hits", total="requests", rest="misses")
-MICROMETER = "Micrometer's cache binders (Caffeine with `recordStats()`, Redisson or Spring's RedisCache with statistics on)"
+MICROMETER = "Micrometer's cache binders (the cache must record statistics)"
 
 
 @dataclass(frozen=True)
@@ -126,15 +137,17 @@ def rules(c: Component) -> list[Rule]:
                     c.select(signal, extra), Duration.parse("1w"))),
             },
         )
-    out += rate_above(
-        c, STAMPEDE, signal="lock_failures", threshold=spec.stampede_rate_max, window=ONE_MIN * 2,
-        per_instance=False,
-        condition=f"more than {num(spec.stampede_rate_max)} single-flight lock failures/s summed over all instances",
-        description=(f"Cache {{{{ $labels.{label} }}}} fails {{{{ $value | humanize }}}} lock acquisitions/s "
-                     f"across all instances (threshold {spec.stampede_rate_max:g}/s) for {{for}}: many requests "
-                     "are loading the same keys from the source at once."),
-        queries={"by_instance": agg("sum", rate_over(c.select("lock_failures"), ONE_MIN), ("instance", label))},
-    )
+    if spec.single_flight:  # no lock, no lock failures: a stampede then shows as misses and source load
+        out += rate_above(
+            c, STAMPEDE, signal="lock_failures", threshold=spec.stampede_rate_max, window=ONE_MIN * 2,
+            per_instance=False,
+            condition=(f"more than {num(spec.stampede_rate_max)} single-flight lock failures/s summed over all "
+                       "instances"),
+            description=(f"Cache {{{{ $labels.{label} }}}} fails {{{{ $value | humanize }}}} lock acquisitions/s "
+                         f"across all instances (threshold {spec.stampede_rate_max:g}/s) for {{for}}: many requests "
+                         "are loading the same keys from the source at once."),
+            queries={"by_instance": agg("sum", rate_over(c.select("lock_failures"), ONE_MIN), ("instance", label))},
+        )
     if "l2" in spec.tiers:
         out += rate_above(
             c, L2_UNAVAILABLE, signal="l2_failures", threshold=spec.l2_failure_rate_max, window=FIVE_MIN,
@@ -197,7 +210,9 @@ def panels(c: Component, built: Built) -> ComponentPanels:
                         + (" and tier" if tier_keys else "") + ": each one is a load from the source.",
             queries=(Query(misses, ("{{instance}} " + tier_legend).strip()),),
         ),
-        Panel(
+    ]
+    if spec.single_flight:
+        detail.append(Panel(
             title=f"{c.name}: lock failures (stampede)", unit="ops", alerts=(STAMPEDE,),
             thresholds=above(spec.stampede_rate_max),
             description=(f"Single-flight lock failures per second of cache {c.name}, all instances together. "
@@ -205,8 +220,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
                                                  "{alert}: many requests load the same keys from the source at once.")
                          ).strip(),
             queries=(Query(agg("sum", rate(sel(c, "lock_failures")), (label,)), "all instances"),),
-        ),
-    ]
+        ))
     if "l2" in spec.tiers:
         detail.append(Panel(
             title=f"{c.name}: L2 failures", unit="ops", alerts=(L2_UNAVAILABLE,),

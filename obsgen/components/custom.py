@@ -1,6 +1,6 @@
 """Custom signals: any PromQL the team writes, with a threshold, a `for`, a unit, a severity and a runbook.
 
-For business metrics no kind knows (Table Order's orders per hour). The user's
+For business metrics no kind knows (orders per hour). The user's
 expression is *the signal*; obsgen adds the comparison. It is parsed at validate
 time with ``promql-parser`` (a runtime dependency: a Rust wheel, compatible with
 Prometheus 2.45's PromQL) so a typo is a located spec error, not a broken rule

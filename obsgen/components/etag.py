@@ -9,13 +9,12 @@ sent) or ``miss`` (the tag was stale, 200 with a new body and a new tag).
 That is prometheus_client's ``Counter("etag_requests", ..., ["route", "result"])``
 in the python profile and a Micrometer ``Counter("etag.requests")`` with the
 same tags in the micrometer profile (Spring's ShallowEtagHeaderFilter exports
-nothing), so both profiles share the names. OMS's ``etag_cache_effectiveness_ratio``
-gauge is a ratio and cannot be aggregated or guarded by traffic; the counters
+nothing), so both profiles share the names. A ratio gauge (``etag_cache_effectiveness_ratio``)
+is a ratio and cannot be aggregated or guarded by traffic; the counters
 replace it (the gauge is ``rate(hit) / rate(all)``).
 
-ETagNeverNotModified is the integration report's finding (seed 001): 20
-conditional requests in a row all answered 200 because the tag changed on every
-request. A ``result="hit"`` series that was never incremented does not exist in
+ETagNeverNotModified catches a tag that changes on every response: conditional
+requests then all answer 200. A ``result="hit"`` series that was never incremented does not exist in
 prometheus_client, so the rule fires on conditional traffic *unless* any 304
 was counted, rather than on a hit rate equal to zero.
 """

@@ -3,8 +3,7 @@
 Micrometer's ExecutorServiceMetrics gives ``executor_queued_tasks``,
 ``executor_active_threads`` and ``executor_pool_size_threads`` per ``name``.
 It has no rejection metric: apps count rejections in their
-RejectedExecutionHandler as ``executor_rejected_total{name}`` (the Maple guide's
-RejectionPolicyFactory does).
+RejectedExecutionHandler as ``executor_rejected_total{name}``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Distributed locks: slow acquisitions (a latency percentile), failed acquisitions, locks held too long.
 
 No lock library publishes these (Redisson's Micrometer binder covers caches,
-not RLock), so the app times its own acquisitions, the way the Maple guide's
-LockAspect would around ``tryLock``: a Micrometer timer ``lock.acquire`` tagged
+not RLock), so the app times its own acquisitions, as an aspect around
+``tryLock`` would: a Micrometer timer ``lock.acquire`` tagged
 ``lock`` for every attempt, acquired or not, with the percentiles histogram on
 (``management.metrics.distribution.percentiles-histogram.lock.acquire=true``),
 giving ``lock_acquire_seconds_bucket`` / ``_count``; a counter

@@ -372,7 +372,8 @@ def _master_down(c: Component, spec: RedisSpec) -> list[Rule]:
         queries["links"] = c.select("master_link_up")
     return c.alert(DOWN, expr=expr, scenarios=scenarios, queries=queries,
                    condition=("no server the exporter reaches reports role master (the master is down and no "
-                              "replica has been promoted); a lost replica or sentinel does not count"),
+                              "replica has been promoted); a lost replica"
+                              + (" or sentinel" if spec.topology == "sentinel" else "") + " does not count"),
                    description=(f"Redis {c.name} has had no reachable master for {{for}}: no server the exporter "
                                 "reaches reports role master. Unreachable server: {{ $labels.instance }} (none "
                                 "named when its exporter target is gone too)."))
@@ -402,8 +403,9 @@ def _replica_down(c: Component, spec: RedisSpec) -> list[Rule]:
         return out
 
     return c.alert(REPLICA_DOWN, expr=expr, scenarios=scenarios, queries={"up": _servers(c, c.select("up")), "roles": _roles(c)},
-                   condition=("a server that is not the master (a replica, or a master Sentinel already "
-                              "replaced) does not answer the exporter while the master serves"),
+                   condition=("a server that is not the master (a replica"
+                              + (", or a master Sentinel already replaced" if spec.topology == "sentinel" else "")
+                              + ") does not answer the exporter while the master serves"),
                    description=(f"Redis server {{{{ $labels.instance }}}} of {c.name} has been unreachable for "
                                 "{for} while the master serves: the deployment has lost a copy of its data (and "
                                 "a failover target)."))

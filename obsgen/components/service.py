@@ -51,6 +51,7 @@ class ServiceSpec(ComponentSpec):
     selector: Labels = field(default_factory=dict)
     metrics: dict[str, MetricRef] = field(default_factory=dict)
     history: tuple[str, ...] = ()
+    assumptions: tuple[str, ...] = ()
 
 
 def _up(c: Component) -> Expr:
@@ -232,4 +233,5 @@ def component(service) -> Component:
     """The service's own component, tuned by ``service.alerts``."""
     from obsgen.model.build import build
 
-    return Component(KIND, build(ServiceSpec, {"name": service.name, "alerts": service.alerts}), service)
+    own = {"name": service.name, "alerts": service.alerts, "assumptions": service.assumptions}
+    return Component(KIND, build(ServiceSpec, own), service)

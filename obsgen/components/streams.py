@@ -1,7 +1,7 @@
 """Streaming connections (Server-Sent Events): connections against their limit, failed sends, reconnect storms.
 
 No library instruments SSE: sse-starlette and Spring's SseEmitter export nothing,
-and Table Order (seed 004) keeps its figures in a JSON ``/metrics`` document
+and apps often keep their figures in a JSON document of their own
 (``active_sse_connections``, ``total_sse_events_sent``). obsgen expects the app
 to export them under names chosen by prometheus_client convention, which
 Micrometer's naming turns out identically (``sse.connections.active`` →

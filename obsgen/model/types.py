@@ -134,6 +134,11 @@ class Service:
     description: str
     selector: Labels
     profile: str
+    runtime: str | None
+    """What the service runs on, as the spec says it (``FastAPI``); ``None``: unsaid, runbooks stay neutral."""
+    logs: str | None
+    """How to read the application's logs (a command or a path); ``None``: unsaid."""
+    assumptions: tuple[str, ...]
     runbook_base_url: str
     cluster_label: str | None
     dashboard_base_url: str | None
@@ -155,3 +160,5 @@ class ComponentSpec:
     metrics: dict[str, MetricRef]
     alerts: dict[str, AlertTuning]
     history: tuple[str, ...]
+    assumptions: tuple[str, ...]
+    """What the spec guesses about this component rather than reads in the service's documents."""

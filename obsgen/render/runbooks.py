@@ -238,11 +238,20 @@ class Page:
     def histories(self) -> list[tuple[str, list[str], tuple[str, ...]]]:
         """The spec's ``history`` of the components on the page: (kind, names, entries), components that share
         the same entries (one YAML anchor for four caches) told once."""
+        return self._told_once("history")
+
+    @property
+    def assumptions(self) -> list[tuple[str, list[str], tuple[str, ...]]]:
+        """The spec's ``assumptions`` of the components on the page (the service's own on its pages), grouped as
+        :attr:`histories`: what on-call must not take for a fact of the service."""
+        return self._told_once("assumptions")
+
+    def _told_once(self, key: str) -> list[tuple[str, list[str], tuple[str, ...]]]:
         out: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         for c in self.components:
-            if c.spec.history:
-                out.setdefault((c.kind_title.lower(), tuple(c.spec.history)), []).append(c.name)
-        return [(kind, names, history) for (kind, history), names in out.items()]
+            if entries := getattr(c.spec, key):
+                out.setdefault((c.kind_title.lower(), tuple(entries)), []).append(c.name)
+        return [(kind, names, entries) for (kind, entries), names in out.items()]
 
     def query(self, name: str, indent: int = 3) -> Safe:
         """The diagnostic query ``name`` of every rule on the page, as few fenced blocks as it takes: the

@@ -41,10 +41,11 @@ def _tunable(node: dict, alerts) -> None:
 
 def _common(node: dict) -> None:
     """Keys every component has, whatever its kind: ``value`` (the identifying label's value, when it is not the
-    name) and ``history`` (its past incidents, for the runbooks)."""
+    name), ``history`` (its past incidents) and ``assumptions`` (what the spec guesses), both for the runbooks."""
     props = node["properties"]
     props.setdefault("value", {"$ref": "#/$defs/component_value"})
     props.setdefault("history", {"$ref": "#/$defs/history"})
+    props.setdefault("assumptions", {"$ref": "#/$defs/assumptions"})
 
 
 def resolve(node: dict) -> dict:

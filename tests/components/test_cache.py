@@ -92,3 +92,47 @@ def test_an_l1_rule_waits_out_a_rollout_and_an_l2_rule_does_not(cache_pages):
     table = section(cache_pages["CacheHitRateLow"], "What it means")
     assert re.search(r"\| Cache `cart` \(L1\) \|[^\n]*\| `15m` \|", table)
     assert re.search(r"\| Cache `cart` \(L2\) \|[^\n]*\| `5m` \|", table)
+
+
+LRU = SPEC.replace("  - name: catalog\n", "  - name: catalog\n    single_flight: false\n")
+
+
+def test_only_a_cache_with_single_flight_gets_a_stampede_alert_and_panel(tmp_path):
+    """An in-process LRU has no lock, so no lock failures: CacheStampede (critical) would watch a mechanism the
+    app does not have. `catalog` without single-flight gets neither the alert nor its panel; `cart` keeps both,
+    and the generated promtool tests of what remains pass."""
+    from conftest import build_into, promtool
+    from obsgen.pipeline import build
+
+    spec = parse(LRU, "shop.yaml")
+    model = build(spec)
+    stampedes = {a.component for a in model.alerts if a.name == "CacheStampede"}
+    assert stampedes == {"cart"}
+    panels = [p.title for c in model.components for p in getattr(c.panels, "detail", ())]
+    assert "cart: lock failures (stampede)" in panels and "catalog: lock failures (stampede)" not in panels
+    build_into(tmp_path, spec)
+    result = promtool("test", "rules", "prometheus/rules.test.yaml", cwd=tmp_path / "shop")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_stampede_threshold_on_a_cache_without_single_flight_is_refused():
+    from obsgen.errors import SpecError
+
+    with pytest.raises(SpecError) as err:
+        parse(LRU.replace("    single_flight: false\n", "    single_flight: false\n    stampede_rate_max: 5\n"),
+              "shop.yaml")
+    assert "single_flight: false" in str(err.value) and "stampede_rate_max" in str(err.value)
+
+
+def _l2_page(redis: str, provider: str = "redis") -> str:
+    text = SPEC.replace("l2: {provider: redis,", "l2: {provider: " + provider + ",") + redis
+    return pages(parse(text, "shop.yaml"), cache.KIND)["CacheL2Unavailable"]
+
+
+def test_the_l2_page_names_sentinel_and_redisson_only_where_the_spec_does():
+    standalone = _l2_page("redis:\n  - {name: store, topology: standalone}\n")
+    assert not re.search(r"(?i)sentinel|failover|redisson", standalone), standalone
+    sentinel = _l2_page("redis:\n  - {name: store, topology: sentinel, master_name: mymaster, quorum: 2, "
+                        "replicas: 1, sentinels: 3}\n", provider="redisson")
+    assert "RedisSentinelFailover" in sentinel and "failover" in sentinel
+    assert "Redisson `RedisTimeoutException`" in sentinel

@@ -100,7 +100,7 @@ def test_python_pool_pages_query_only_what_sqlalchemy_measures_and_explain_an_em
     page = sqlalchemy["DbPoolExhausted"]
     in_use, idle, timeouts = blocks(section(page, "Diagnosis"), "promql")
     assert "waiting" not in prose(section(page, "What it means"))
-    assert "SQLAlchemy), so being at the maximum for the `for` is the condition" in " ".join(page.split())
+    assert "counts no waiting callers, so being at the maximum for the `for` is the condition" in " ".join(page.split())
     # a pool that never timed out: prometheus_client has no series for the counter, and the page says so
     assert "No result means no checkout has timed out since the processes started" in " ".join(page.split())
     labels = 'job="orders", pool="main", instance="i1:8000"'
