@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
+from conftest import ROOT, assert_mutation_caught, build_into, load_spec, promtool
 from obsgen.cli import main
 
 BASE = """\
@@ -146,3 +148,44 @@ def test_diff_compares_each_environment_as_a_service_of_its_own(tmp_path):
     assert report.exit_code == 0, report.output
     assert "orders/production:" in report.stdout and "orders/dev" not in report.stdout
     assert ">= 40 → >= 30 (stricter" in report.stdout
+
+
+# --------------------------------------------------------------------------- Table Order on promtool
+
+
+TABLE_ORDER = ROOT / "specs" / "table-order.yaml"
+POOLS = {"dev": 10, "staging": 20, "production": 40}  # DB_POOL_SIZE + DB_MAX_OVERFLOW, seed 004:377-378
+
+
+def exhausted_fires(tmp_path: Path, env: str, checked_out: int) -> bool:
+    """Whether DbPoolExhausted is firing after 5 minutes of ``checked_out`` connections in use, on Table Order's
+    rules of ``env`` as promtool evaluates them."""
+    spec = load_spec(TABLE_ORDER).environment(env)
+    build_into(tmp_path, spec)
+    prom = tmp_path / "table-order" / "prometheus"
+    firing = 'count(ALERTS{alertname="DbPoolExhausted", alertstate="firing"})'
+    for expected in ([{"labels": "{}", "value": 1}], []):
+        (prom / "probe.test.yaml").write_text(yaml.safe_dump({
+            "rule_files": ["rules.yaml"], "evaluation_interval": "15s",
+            "tests": [{"interval": "15s",
+                       "input_series": [{"series": 'db_pool_checked_out_connections{job="table-order", pool="main", '
+                                                   'instance="pod-1"}', "values": f"{checked_out}x40"}],
+                       "promql_expr_test": [{"expr": firing, "eval_time": "5m", "exp_samples": expected}]}]}))
+        if promtool("test", "rules", "probe.test.yaml", cwd=prom).returncode == 0:
+            return bool(expected)
+    raise AssertionError(f"promtool agreed with neither outcome for {env} at {checked_out} connections")
+
+
+@pytest.mark.promtool
+@pytest.mark.parametrize("env", sorted(POOLS))
+def test_table_order_pool_exhaustion_fires_at_each_environments_own_pool(env, tmp_path):
+    size = POOLS[env]
+    assert exhausted_fires(tmp_path / "full", env, size)
+    assert not exhausted_fires(tmp_path / "one-free", env, size - 1)
+
+
+@pytest.mark.promtool
+def test_table_order_orders_stalled_guard_counting_probes_is_caught_by_its_closed_night_story(tmp_path):
+    spec = load_spec(TABLE_ORDER).environment("production")
+    assert_mutation_caught(tmp_path, spec, r'(http_requests_total\{job="table-order"), handler!~"[^"]*"', r"\g<1>",
+                           "OrdersStalled's traffic guard counting health probes")

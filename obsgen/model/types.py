@@ -136,6 +136,8 @@ class Service:
     profile: str
     runbook_base_url: str
     cluster_label: str | None
+    probe_routes: tuple[str, ...]
+    """Routes only health probes call (``service.probe_routes``): no traffic guard counts them."""
     dashboard_base_url: str | None
     alerts: dict[str, AlertTuning]
     kubernetes: KubernetesOutput
