@@ -143,6 +143,10 @@ class Service:
     kubernetes: KubernetesOutput
     grafana: GrafanaOutput
     alertmanager: AlertmanagerOutput
+    environment: str | None
+    """The environment this is the spec of (``environments:``), never written under ``service:``: every alert
+    carries it as its ``environment`` label and the Alertmanager routes match it, so environments that share
+    one Alertmanager stay apart."""
 
 
 @dataclass(frozen=True, kw_only=True)

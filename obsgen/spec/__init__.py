@@ -87,7 +87,7 @@ def parse(text: str, file: str) -> Spec:
     merged, problems = [], []
     for overlay in overlays:
         try:
-            merged.append((overlay.name, _checked(overlay.source, [])))
+            merged.append((overlay.name, _checked(overlay.source, [], overlay.name)))
         except SpecError as exc:
             problems += [overlay.relocate(p) for p in exc.problems]
     if problems:
@@ -95,9 +95,9 @@ def parse(text: str, file: str) -> Spec:
     return replace(spec, environments=tuple(merged))
 
 
-def _checked(source: yaml_source.Source, found: list[Problem]) -> Spec:
-    """The spec of a loaded document (``environments:`` taken out), or :class:`SpecError` with every problem,
-    ``found`` included."""
+def _checked(source: yaml_source.Source, found: list[Problem], environment: str | None = None) -> Spec:
+    """The spec of a loaded document (``environments:`` taken out; or one environment's merged document), or
+    :class:`SpecError` with every problem, ``found`` included."""
     file = source.file
     problems = found + source.problems + schema_problems(source)
     located = {p.path for p in problems}
@@ -114,7 +114,7 @@ def _checked(source: yaml_source.Source, found: list[Problem]) -> Spec:
         raise SpecError(problems)
     svc = dict(data["service"])  # type: ignore[index]
     svc.setdefault("selector", {"job": svc["name"]})
-    service = build(Service, svc)
+    service = replace(build(Service, svc), environment=environment)
     placed = [(kind, (kind.key, i), item) for kind in KINDS if isinstance(data.get(kind.key), list)
               for i, item in enumerate(data[kind.key])  # a key that is not a list is a problem reported above
               if sound((kind.key, i))]
