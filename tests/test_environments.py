@@ -194,13 +194,14 @@ def test_table_order_orders_stalled_guard_counting_probes_is_caught_by_its_close
 def test_one_alertmanager_routes_each_environments_alerts_to_that_environments_receivers(tmp_path):
     """Both environments' snippets pasted into one real Alertmanager config (amtool): a production page reaches
     production's receiver, a dev page dev's, and every alert says its environment."""
-    from test_alertmanager import amtool, full_config, receiver_of, write
+    from test_alertmanager import amtool, full_config, receiver_of
+    from test_alertmanager import write as write_config
 
     out = tmp_path / "out"
     assert run("build", str(write(tmp_path, BASE + ENVIRONMENTS)), "--out", str(out)).exit_code == 0
     snippets = {env: yaml.safe_load((out / "orders" / env / "alertmanager" / "routes.yaml").read_text())
                 for env in ("dev", "production")}
-    config = write(tmp_path, full_config(*snippets.values()))
+    config = write_config(tmp_path, full_config(*snippets.values()))
     assert amtool("check-config", str(config)).returncode == 0
     page = {"alertname": "DbPoolExhausted", "service": "orders", "team": "web", "severity": "critical"}
     assert receiver_of(config, **page, environment="production") == "orders-oncall"
