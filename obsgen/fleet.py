@@ -193,10 +193,8 @@ def _render(task: Task) -> Done:
 
 
 def _warnings(spec) -> list:
-    """The spec's warnings, and each environment's that the spec itself does not have (each once)."""
-    found = list(spec.warnings)
-    found += [w for _, merged in spec.environments for w in merged.warnings if w not in found]
-    return list(dict.fromkeys(found))
+    """The spec's warnings and its environments', each once."""
+    return list(dict.fromkeys([*spec.warnings, *(w for _, merged in spec.environments for w in merged.warnings)]))
 
 
 def _validate(task: Task) -> Done:
