@@ -115,7 +115,8 @@ _jobs_option = click.option("-j", "--jobs", type=click.IntRange(min=1), metavar=
 @click.pass_context
 def build(ctx: click.Context, specs: tuple[str, ...], out: str, check: bool, jobs: int | None,
           time_scale: float | None) -> int:
-    """Build every SPEC (files or directories) into OUT/<service>/."""
+    """Build every SPEC (files or directories) into OUT/<service>/ (OUT/<service>/<environment>/ for each
+    environment of a spec with `environments:`)."""
     from obsgen import fleet
     from obsgen.errors import UsageError
 

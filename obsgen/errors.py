@@ -19,6 +19,11 @@ from dataclasses import dataclass
 
 Path = tuple[str | int, ...]
 
+
+class Named(str):
+    """A list entry addressed by its ``name`` rather than its index: ``db_pools[main]`` in a field path
+    (environment overlays name the component they change, see obsgen/spec/environments.py)."""
+
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
@@ -44,6 +49,8 @@ def format_path(path: Path) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif isinstance(part, Named):
+            out += f"[{printable(part)}]"
         elif _PLAIN_KEY.fullmatch(part):
             out += f".{part}" if out else part
         else:

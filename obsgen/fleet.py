@@ -181,15 +181,20 @@ def _render(task: Task) -> Done:
 
     try:
         spec = load(Path(task.path))
-        model = pipeline.build(spec)
     except SpecError as exc:
         return Done(task.index, task.path, None, problems=exc.problems)
     name = spec.service.name
-    outputs = pipeline.render(model, **dict(task.options)) if task.options else pipeline.render(model)
-    p = writer.plan_service(Path(task.root), name, outputs, spec=task.key)
+    outputs = pipeline.render_all(spec, **dict(task.options))
+    p = writer.plan_service(Path(task.root), name, outputs, spec=task.key,
+                            environments=[env for env, _ in spec.environments])
     if task.staging is not None:
         writer.stage(p, Path(task.staging) / str(task.index))
-    return Done(task.index, task.path, name, p.light(keep_diff=task.staging is None), warnings=list(spec.warnings))
+    return Done(task.index, task.path, name, p.light(keep_diff=task.staging is None), warnings=_warnings(spec))
+
+
+def _warnings(spec) -> list:
+    """The spec's warnings and its environments', each once."""
+    return list(dict.fromkeys([*spec.warnings, *(w for _, merged in spec.environments for w in merged.warnings)]))
 
 
 def _validate(task: Task) -> Done:
@@ -198,7 +203,7 @@ def _validate(task: Task) -> Done:
 
     try:
         spec = load(Path(task.path))
-        return Done(task.index, task.path, spec.service.name, warnings=list(spec.warnings))
+        return Done(task.index, task.path, spec.service.name, warnings=_warnings(spec))
     except SpecError as exc:
         return Done(task.index, task.path, None, problems=exc.problems)
 

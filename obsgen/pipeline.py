@@ -76,3 +76,17 @@ def render(spec: Spec | ServiceModel, time_scale: float | None = None) -> list[O
         outputs.append(Output(f"{base}/{alertmanager.FILE}", alertmanager.render(model)))
     outputs += [Output(path, text, merge=runbooks.merge) for path, text in runbooks.render(model).items()]
     return outputs
+
+
+def render_all(spec: Spec, **options) -> list[Output]:
+    """Every file of one spec (``options`` are :func:`render`'s): :func:`render` of the spec itself, or, when it has ``environments:``, of each
+    environment's spec into ``<service>/<environment>/`` (the layout of docs/outputs.md, "Environments").
+
+    Each environment's set is complete on its own, so a GitOps tool points one cluster at one folder; the
+    spec itself, values no environment runs with, writes nothing then.
+    """
+    if not spec.environments:
+        return render(spec, **options)
+    base = f"{spec.service.name}/"
+    return [Output(f"{base}{env}/{out.path.removeprefix(base)}", out.content, out.merge)
+            for env, merged in spec.environments for out in render(merged, **options)]

@@ -166,16 +166,20 @@ def _check_paths(root: Path, paths: list[str]) -> None:
                              "case-insensitive file system")
 
 
-def manifest_text(files: Iterable[str], spec: str | None = None) -> str:
-    """The manifest: the files obsgen owns, and the spec they come from (relative to the output
-    directory) so that removing the spec prunes them."""
+def manifest_text(files: Iterable[str], spec: str | None = None, environments: Iterable[str] = ()) -> str:
+    """The manifest: the files obsgen owns, the spec they come from (relative to the output
+    directory) so that removing the spec prunes them, and the spec's environments when it has
+    some (each a folder ``<service>/<environment>/`` holding one complete output set)."""
     data: dict = {"generator": "obsgen", "files": sorted(files)}
     if spec is not None:
         data["spec"] = spec
+    if environments:
+        data["environments"] = list(environments)
     return json.dumps(data, indent=2) + "\n"
 
 
-def plan_service(root: Path, service: str, outputs: list[Output], *, spec: str | None = None) -> Plan:
+def plan_service(root: Path, service: str, outputs: list[Output], *, spec: str | None = None,
+                 environments: Iterable[str] = ()) -> Plan:
     """Compare what one service's spec produces with what is on disk."""
     result = Plan(root)
     _check_paths(root, [out.path for out in outputs] + [manifest_path(service)])
@@ -196,7 +200,7 @@ def plan_service(root: Path, service: str, outputs: list[Output], *, spec: str |
                 result.conflicts.append(out.path)
             result.changed.append(out.path)
             result.old[out.path] = existing
-    manifest = manifest_text(produced, spec)
+    manifest = manifest_text(produced, spec, environments)
     mpath = manifest_path(service)
     existing_manifest = _read(root / mpath)
     if existing_manifest is None:

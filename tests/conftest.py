@@ -27,6 +27,15 @@ def tool(name: str) -> str:
     return path
 
 
+def output_sets(spec) -> list[tuple[object, Path]]:
+    """Each output set of a committed spec under generated/: the spec and its folder, or, for a spec with
+    `environments:`, each environment's merged spec and its folder (generated/<service>/<environment>/)."""
+    folder = ROOT / "generated" / spec.service.name
+    if not spec.environments:
+        return [(spec, folder)]
+    return [(merged, folder / name) for name, merged in spec.environments]
+
+
 def build_into(out: Path, *specs) -> None:
     """Build already-loaded specs into ``out`` through the real writer."""
     writer.apply(writer.plan(out, {s.service.name: pipeline.render(s) for s in specs}))

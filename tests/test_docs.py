@@ -217,7 +217,8 @@ def test_catalogue_says_which_signal_component_metrics_missing_watches_per_kind_
 
 def produced_recordings() -> set[str]:
     names = set()
-    for path in (ROOT / "generated").glob("*/prometheus/*.yaml"):
+    # <service>/prometheus/, or <service>/<environment>/prometheus/ for a spec with environments
+    for path in [*(ROOT / "generated").glob("*/prometheus/*.yaml"), *(ROOT / "generated").glob("*/*/prometheus/*.yaml")]:
         if not path.name.endswith(".test.yaml"):
             names |= {r["record"] for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]
                       if "record" in r}

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, output_sets
 from knownworld import CLUSTER
 from knownworld.grafana import substitute, variables
 from obsgen.pipeline import build
@@ -27,7 +27,9 @@ from obsgen.spec import load
 
 pytestmark = pytest.mark.slow
 
-LOADED = {s.service.name: s for s in (load(p) for p in SPECS)}
+# Each output set under generated/ ("table-order/production" for a spec with environments) and its spec.
+LOADED = {folder.relative_to(ROOT / "generated").as_posix(): spec
+          for path in SPECS for spec, folder in output_sets(load(path))}
 
 
 def _alerts(service: str) -> list[dict]:

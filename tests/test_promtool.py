@@ -7,16 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SPECS, VALID_SPECS, assert_mutation_caught, build_into, promtool
+from conftest import SPECS, VALID_SPECS, assert_mutation_caught, build_into, load_spec, promtool
 from obsgen.spec import load
 
 pytestmark = pytest.mark.promtool
 
+# Every spec, each environment of one with `environments:` on its own (each is a rule set of its own).
+RULE_SETS = [(path, env) for path in SPECS + VALID_SPECS
+             for env in [name for name, _ in load_spec(path).environments] or [None]]
 
-@pytest.fixture(scope="module", params=SPECS + VALID_SPECS, ids=lambda p: p.stem)
+
+@pytest.fixture(scope="module", params=RULE_SETS, ids=lambda c: c[0].stem + (f"-{c[1]}" if c[1] else ""))
 def built(request, tmp_path_factory) -> Path:
-    spec = load(request.param)
-    out = tmp_path_factory.mktemp(request.param.stem)
+    path, env = request.param
+    spec = load(path)
+    spec = spec.environment(env) if env else spec
+    out = tmp_path_factory.mktemp(path.stem)
     build_into(out, spec)
     return out / spec.service.name / "prometheus"
 

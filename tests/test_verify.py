@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from obsgen.cli import main
 from obsgen.model.promql import Matcher, Variable, parse, rate, selector
 from obsgen.pipeline import build
+from obsgen.spec import load
 from obsgen.verify.selectors import reads
 from obsgen.verify.uses import uses
 
@@ -283,6 +284,7 @@ def test_every_hint_names_a_field_the_spec_schema_accepts(tmp_path, refapp_scrap
     checked = 0
     for spec, scrapes in cases:
         args = [a for s in scrapes for a in ("--metrics", str(s))]
+        args += [a for name, _ in load(spec).environments[-1:] for a in ("--environment", name)]  # a server serves one environment
         got = findings(run(str(spec), *args, "--format", "json"))
         assert got, spec
         checked += assert_hints_name_real_keys(spec, got)

@@ -342,6 +342,8 @@ class Component:
         tag = dict(labels or {})
         all_labels = {**tag, "component": self.name, "service": self.service.name,
                       "severity": final_severity, "team": self.service.team}
+        if self.service.environment:
+            all_labels["environment"] = self.service.environment
         guard = getattr(self.spec, "breaker", None)
         if guard:  # Alertmanager inhibits the symptoms of an open breaker by this label.
             all_labels.setdefault("breaker", guard)

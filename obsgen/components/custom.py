@@ -30,6 +30,7 @@ alert must be proven one of two ways, enforced at validate time:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -37,7 +38,7 @@ from obsgen.components.base import AlertDef, Built, Component, Concern, Finding,
 from obsgen.components.shapes import verdict
 from obsgen.components.timeline import MIN, RESTART, STEP, counter, gauge
 from obsgen.components.viz import ComponentPanels, Panel, Query, above, below, pct
-from obsgen.model.promql import Call, Expr, Offset, Paren, Range, binop, number, quote
+from obsgen.model.promql import Call, Expr, Offset, Paren, Range, binop, number, quote, regex_quote
 from obsgen.model.promql import parse as parse_promql
 from obsgen.model.rules import Check
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef
@@ -115,11 +116,16 @@ class Derivable:
     kept: tuple[tuple[str, str], ...]  # labels the result keeps
 
 
+Matchers = tuple[tuple[str, str, str], ...]  # (label, "=" | "!=" | "=~" | "!~", value)
+MATCH_OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
+
+
 @dataclass(frozen=True)
 class Analysis:
     derivable: Derivable | None
     why_not: str
     jobs: tuple[str, ...]
+    selectors: tuple[tuple[str, Matchers], ...] = ()  # every vector selector: its metric name and matchers
 
 
 def _value_type(node) -> str:
@@ -247,19 +253,65 @@ def analyse(expr: str) -> Analysis:
                           "`threshold`")
     jobs: set[str] = set()
     problems: list[str] = []
+    selectors: list[tuple[str, Matchers]] = []
 
     def visit(node):
         if isinstance(node, p.VectorSelector):
             if node.matchers.or_matchers:
                 problems.append("`or` between label matchers needs Prometheus 3; write two selectors joined by `or`")
             jobs.update(m.value for m in node.matchers.matchers if m.name == "job" and m.op == p.MatchOp.Equal)
+            matchers = tuple((m.name, MATCH_OPS[str(m.op)], m.value) for m in node.matchers.matchers)
+            name = node.name or next((v for label, op, v in matchers if label == "__name__" and op == "="), "")
+            selectors.append((name, matchers))
         return True
 
     p.walk(root, visit)
     if problems:
         raise PromQLError(problems[0])
     derivable, why = _derive(root)
-    return Analysis(derivable, why, tuple(sorted(jobs)))
+    return Analysis(derivable, why, tuple(sorted(jobs)), tuple(selectors))
+
+
+def _admits(matchers: Matchers, label: str, value: str) -> bool:
+    """Whether a series whose ``label`` is ``value`` passes every matcher on that label (RE2 and Python's ``re``
+    agree on the plain patterns route exclusions use)."""
+    def one(op: str, pattern: str) -> bool:
+        if op in ("=", "!="):
+            return (value == pattern) == (op == "=")
+        try:
+            return bool(re.fullmatch(pattern, value)) == (op == "=~")
+        except re.error:
+            return True  # a pattern Python cannot read: say nothing rather than guess
+    return all(one(op, pattern) for name, op, pattern in matchers if name == label)
+
+
+def _probes_counted(given: Given, analysis: Analysis) -> list[Finding]:
+    """A custom expression that counts the HTTP requests of the service's health-probe routes (``service.probe_routes``):
+    three pods probing every few seconds meet a traffic guard of 1 req/s on a night without one guest."""
+    from obsgen.components import http
+
+    service = given.spec.get("service") if isinstance(given.spec.get("service"), Mapping) else {}
+    probes = [r for r in service.get("probe_routes") or () if isinstance(r, str)]
+    if not probes:
+        return []
+    profile = service.get("profile") if service.get("profile") in http.KIND.default_metrics else "micrometer"
+    servers = [s for s in given.spec.get(http.KIND.key) or () if isinstance(s, Mapping)]
+    given_refs = [s["metrics"].get("requests") for s in servers if isinstance(s.get("metrics"), Mapping)]
+    counters = {http.KIND.default_metrics[profile]["requests"].name} | {
+        MetricRef.of(ref).name for ref in given_refs
+        if isinstance(ref, str) or (isinstance(ref, Mapping) and isinstance(ref.get("name"), str))}
+    labels = ["handler" if profile == "python" else "uri"] + [s["route_label"] for s in servers
+                                                              if isinstance(s.get("route_label"), str)]
+    for name, matchers in analysis.selectors:
+        counted = [r for r in probes if name in counters and all(_admits(matchers, label, r) for label in labels)]
+        if counted:
+            label = next((label for label, _, _ in matchers if label in labels), labels[0])
+            left_out = "|".join(regex_quote(r) for r in probes)
+            return [Finding(("expr",), (
+                f"`{name}` here counts requests to the health-probe routes {', '.join(counted)} "
+                f"(`service.probe_routes`): probes alone meet a traffic guard while no user is there; add "
+                f"`{label}!~\"{left_out}\"` to its selector"))]
+    return []
 
 
 def parse_series(text: str) -> tuple[str, Labels]:
@@ -332,6 +384,7 @@ def check(given: Given) -> list[Finding]:
         analysis = analyse(item["expr"])
     except PromQLError as exc:
         return [Finding(("expr",), str(exc))]
+    out += _probes_counted(given, analysis)
     name = alert_name(item)
     if len(name) > 40:
         out.append(Finding(("name",), f"the alert name derived from it, `{name}`, is longer than 40 characters; "

@@ -120,20 +120,29 @@ def targets(spec: HttpSpec) -> list[Target]:
                             alone=not listed)]
 
 
-def _route_matchers(spec: HttpSpec, t: Target) -> tuple[Labels, Labels]:
-    """Exact matcher for a listed route; for the rest, a negated regex of the listed ones."""
+def _unjudged(c: Component) -> list[str]:
+    """Routes the rest-of-the-routes group leaves out: those listed with thresholds of their own, then the service's
+    health-probe routes (``service.probe_routes``: probes are not users, and their steady rate would meet
+    ``min_request_rate`` on a night without a single guest)."""
+    listed = [r.route for r in c.spec.routes]  # type: ignore[attr-defined]
+    return listed + [p for p in c.service.probe_routes if p not in listed]
+
+
+def _route_matchers(c: Component, t: Target) -> tuple[Labels, Labels]:
+    """Exact matcher for a listed route; for the rest, a negated regex of the listed ones and the probes'."""
+    label = c.spec.route_label  # type: ignore[attr-defined]
     if t.route is not None:
-        return {spec.route_label: t.route}, {}
-    listed = [r.route for r in spec.routes]
-    return {}, ({spec.route_label: "|".join(regex_quote(r) for r in listed)} if listed else {})
+        return {label: t.route}, {}
+    left_out = _unjudged(c)
+    return {}, ({label: "|".join(regex_quote(r) for r in left_out)} if left_out else {})
 
 
-def _test_route(spec: HttpSpec, t: Target) -> str:
-    """The route value test series use: the listed route itself, or one no route entry names."""
+def _test_route(c: Component, t: Target) -> str:
+    """The route value test series use: the listed route itself, or one the rest-of-the-routes group judges."""
     if t.route is not None:
         return t.route
-    listed = {r.route for r in spec.routes}
-    return next(f"/other{i or ''}" for i in range(len(listed) + 1) if f"/other{i or ''}" not in listed)
+    left_out = set(_unjudged(c))
+    return next(f"/other{i or ''}" for i in range(len(left_out) + 1) if f"/other{i or ''}" not in left_out)
 
 
 def _static(c: Component) -> Labels:
@@ -141,7 +150,7 @@ def _static(c: Component) -> Labels:
 
 
 def _pick(c: Component, record: str, t: Target, extra: Labels | None = None) -> Selector:
-    exact, negated = _route_matchers(c.spec, t)  # type: ignore[arg-type]
+    exact, negated = _route_matchers(c, t)
     return selector(record, {**_static(c), **(extra or {}), **exact}, None, negated)
 
 
@@ -195,7 +204,7 @@ def _tuned_for(c: Component, name: str, default: str) -> Duration:
 
 def _error_rule(c: Component, t: Target) -> list[Rule]:
     spec: HttpSpec = c.spec  # type: ignore[assignment]
-    threshold, route = t.error_ratio_max, _test_route(spec, t)
+    threshold, route = t.error_ratio_max, _test_route(c, t)
     expr = and_(binop(">", _pick(c, ERROR_RATIO, t), threshold), binop(">=", _pick(c, REQUESTS, t), t.min_rate))
     bad = min(1.0, max(threshold * 2, threshold + (1 - threshold) / 2))
     busy = max(t.min_rate * 5, 1.0)
@@ -237,7 +246,7 @@ def _latency_rules(c: Component, t: Target) -> list[Rule]:
     histogram_quantile answers ``hi``: above every threshold, below none.
     """
     spec: HttpSpec = c.spec  # type: ignore[assignment]
-    at = {spec.route_label: _test_route(spec, t)}
+    at = {spec.route_label: _test_route(c, t)}
     limits = [_seconds(d) for d in t.latency.values()]
     lo, hi = min(limits) / 2, max(limits) * 2
     mean = _shown_alike(hi * 2)  # the slow requests' duration, and the average the average-latency alert reads

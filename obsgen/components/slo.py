@@ -36,7 +36,7 @@ and the 3d guard counts the requests the window really holds. A full window is
 unchanged: the same burn, the same detection times.
 
 Requests left out: over the profile's HTTP metrics, the service's own metrics
-scrapes (``exclude``, :data:`EXCLUDED`).
+scrapes and its health-probe routes (``exclude``, :data:`EXCLUDED`, ``service.probe_routes``).
 
 Low traffic: one failed request among a handful at night is a huge error ratio.
 Each condition also needs ``min_events`` requests in its long window (default:
@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 from itertools import accumulate
 from operator import sub
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from obsgen.components import http
@@ -58,7 +58,7 @@ from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding
 from obsgen.components.timeline import counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, below, jobs, pct
 from obsgen.model.promql import (Call, Expr, Matcher, Num, Paren, Seconds, Selector, agg, and_, binop, number, or_,
-                                 over_time, parse, quote, rate, ratio, selector)
+                                 over_time, parse, quote, rate, ratio, regex_quote, selector)
 from obsgen.model.rules import Check
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
@@ -147,11 +147,16 @@ metrics scrapes, which the HTTP instrumentation times like any request. Spring t
 ``min_events`` on their own."""
 
 
-def _exclusions(exclude: Mapping | None, metrics: Mapping | None, profile: str) -> Labels:
-    """``exclude`` as written, else the profile's default when the SLO reads the profile's HTTP metrics."""
+def _exclusions(exclude: Mapping | None, metrics: Mapping | None, profile: str, probes: Sequence[str] = ()) -> Labels:
+    """``exclude`` as written, else the profile's default when the SLO reads the profile's HTTP metrics: its metrics
+    scrapes and the service's health-probe routes (``service.probe_routes``), which would otherwise meet
+    ``min_events`` on a closed night and water the ratio down with answers no user waited for."""
     if exclude is not None:
         return dict(exclude)
-    return {} if metrics else dict(EXCLUDED.get(profile, {}))
+    if metrics:
+        return {}
+    return {label: "|".join([pattern, *(regex_quote(p) for p in probes)])
+            for label, pattern in EXCLUDED.get(profile, {}).items()}
 
 
 def check(given: Given) -> list[Finding]:
@@ -193,7 +198,7 @@ def _events(item: Mapping, spec: Mapping) -> list[set[tuple[str, str]]]:
     service = spec.get("service") if isinstance(spec.get("service"), Mapping) else {}
     profile = service.get("profile", "micrometer")
     defaults = _http_events(profile)
-    excluded = _exclusions(item.get("exclude"), item.get("metrics"), profile)
+    excluded = _exclusions(item.get("exclude"), item.get("metrics"), profile, service.get("probe_routes") or ())
     left_out = {(f"{label}!~", pattern) for label, pattern in excluded.items()}
     out = []
     for signal in SIGNALS[item["sli"]]:
@@ -270,7 +275,7 @@ def _stamp(c: Component) -> Selector:
 def _select(c: Component, signal: str, extra: Labels | None = None) -> Selector:
     """``signal`` over every instance of the service, without the requests the SLO leaves out (``exclude``)."""
     picked = c.select(signal, extra, base=_base(c))
-    left_out = _exclusions(c.spec.exclude, c.spec.metrics, c.service.profile)
+    left_out = _exclusions(c.spec.exclude, c.spec.metrics, c.service.profile, c.service.probe_routes)
     return replace(picked, matchers=picked.matchers + tuple(Matcher(k, v, "!~") for k, v in sorted(left_out.items())))
 
 

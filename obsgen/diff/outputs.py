@@ -3,7 +3,8 @@
 ``obsgen diff`` works from output directories only, never from obsgen's internals, so it compares two
 builds made by different obsgen versions as easily as two builds of different specs. A service is a
 folder holding ``.obsgen-manifest.json``; the manifest names the files obsgen owns, so files people added
-next to them are not read. Rule files are ``prometheus/*.yaml`` (not the ``*.test.yaml`` promtool tests),
+next to them are not read (with ``environments`` in the manifest, each ``<service>/<environment>/`` is a service
+of its own, named ``<service>/<environment>``). Rule files are ``prometheus/*.yaml`` (not the ``*.test.yaml`` promtool tests),
 routing is ``alertmanager/routes.yaml``, dashboards are ``dashboards/*.json``.
 """
 
@@ -95,18 +96,32 @@ def load(path: Path, label: str | None = None) -> Output:
     if not folders:
         raise NotAnOutput(f"{path}: not an obsgen output directory (no <service>/{MANIFEST} in it); "
                           "give the --out of `obsgen build`, e.g. generated")
-    services = [_service(folder) for folder in folders]
+    services = [service for folder in folders for service in _services(folder)]
     return Output(label, {s.name: s for s in services})
 
 
-def _service(folder: Path) -> Service:
+def _services(folder: Path) -> list[Service]:
+    """The service of one manifest; one per environment (named ``<service>/<environment>``) when the spec has
+    ``environments:`` and each environment's files are in ``<service>/<environment>/``."""
     manifest = _json(folder / MANIFEST)
     files = manifest.get("files") if isinstance(manifest, Mapping) else None
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise NotAnOutput(f"{folder / MANIFEST}: not an obsgen manifest (no list of `files`)")
-    service = Service(folder.name)
     # Manifest paths are relative to the output root: `<service>/prometheus/rules.yaml`.
     owned = sorted(f.split("/", 1)[1] for f in files if "/" in f)
+    environments = manifest.get("environments") or []
+    if not isinstance(environments, list) or not all(isinstance(e, str) and e for e in environments):
+        raise NotAnOutput(f"{folder / MANIFEST}: not an obsgen manifest (`environments` is not a list of names)")
+    if not environments:
+        return [_service(folder, folder.name, owned)]
+    return [_service(folder / env, f"{folder.name}/{env}", [f.removeprefix(f"{env}/") for f in owned
+                                                            if f.startswith(f"{env}/")])
+            for env in environments]
+
+
+def _service(folder: Path, name: str, owned: list[str]) -> Service:
+    """One output set: ``owned`` are its files relative to ``folder``."""
+    service = Service(name)
     for rel in owned:
         if rel.startswith("prometheus/") and rel.endswith(".yaml") and not rel.endswith(".test.yaml"):
             _rules(folder / rel, service)

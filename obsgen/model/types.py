@@ -141,11 +141,17 @@ class Service:
     assumptions: tuple[str, ...]
     runbook_base_url: str
     cluster_label: str | None
+    probe_routes: tuple[str, ...]
+    """Routes only health probes call (``service.probe_routes``): no traffic guard counts them."""
     dashboard_base_url: str | None
     alerts: dict[str, AlertTuning]
     kubernetes: KubernetesOutput
     grafana: GrafanaOutput
     alertmanager: AlertmanagerOutput
+    environment: str | None
+    """The environment this is the spec of (``environments:``), never written under ``service:``: every alert
+    carries it as its ``environment`` label and the Alertmanager routes match it, so environments that share
+    one Alertmanager stay apart."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -51,7 +51,9 @@ def _matcher(label: str, value: str, op: str = "=") -> str:
 
 
 def _scope(service: Service) -> list[str]:
-    return [_matcher("service", service.name)]
+    """The service's alerts, and only one environment's when the spec has ``environments:``."""
+    environment = [_matcher("environment", service.environment)] if service.environment else []
+    return [_matcher("service", service.name)] + environment
 
 
 def group_by(service: Service) -> list[str]:

@@ -209,8 +209,8 @@ class Page:
 
     @property
     def fired_labels(self) -> list[str]:
-        """The labels that tell this page's firing alerts apart, besides ``component``, ``service``, ``team`` and
-        ``severity``: what its rules' expressions keep, as their generated tests expect it (``instance`` only
+        """The labels that tell this page's firing alerts apart, besides ``component``, ``service``, ``team``,
+        ``severity`` and ``environment``: what its rules' expressions keep, as their generated tests expect it (``instance`` only
         where a rule judges each process)."""
         names: set[str] = set()
         for i in self.instances:
@@ -220,7 +220,7 @@ class Page:
                     names.update(s.labels)
                     if s.per_instance and not s.alone:
                         names.add("instance")
-        return sorted(names - {"component", "service", "team", "severity"})
+        return sorted(names - {"component", "service", "team", "severity", "environment"})
 
     @property
     def summary(self) -> str:

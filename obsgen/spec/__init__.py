@@ -13,6 +13,7 @@ from obsgen.errors import Problem, SpecError
 from obsgen.model.build import build
 from obsgen.model.service import ComponentModel
 from obsgen.model.types import Service
+from obsgen.spec import environments
 from obsgen.spec import source as yaml_source
 from obsgen.spec.checks import model_problems, own_matcher_problem, schema_problems, semantic_problems
 from obsgen.spec.schema import apply_defaults, schema
@@ -36,6 +37,13 @@ class Spec:
     """What builds, but will not work where it is used (links that only open inside the repository)."""
     built: tuple[ComponentModel, ...] = field(default=(), compare=False, repr=False)
     """Every component computed once while loading (the service's own first), for the pipeline to reuse."""
+    environments: tuple[tuple[str, Spec], ...] = ()
+    """``environments:`` of the document: each environment's name and its merged spec, in the spec's order
+    (:mod:`obsgen.spec.environments`). Empty: the spec is one output set."""
+
+    def environment(self, name: str) -> Spec:
+        """The spec as it is in environment ``name``; raises ``KeyError`` when it has no such environment."""
+        return dict(self.environments)[name]
 
     def where(self, path: tuple[str | int, ...]) -> tuple[int, int]:
         """Line and column of ``path`` (``("caches", 0, "metrics", "hits")``), else of the nearest enclosing value
@@ -74,7 +82,24 @@ def parse(text: str, file: str) -> Spec:
             source.problems.append(source.problem((), "expected a mapping that starts with `apiVersion: obsgen/v1`, "
                                                       f"found {found}"))
         raise SpecError(source.problems)
-    problems = source.problems + schema_problems(source)
+    overlays, problems = environments.split(source, tuple(kind.key for kind in KINDS))
+    spec = _checked(source, problems)
+    merged, problems = [], []
+    for overlay in overlays:
+        try:
+            merged.append((overlay.name, _checked(overlay.source, [], overlay.name)))
+        except SpecError as exc:
+            problems += [overlay.relocate(p) for p in exc.problems]
+    if problems:
+        raise SpecError(problems)
+    return replace(spec, environments=tuple(merged))
+
+
+def _checked(source: yaml_source.Source, found: list[Problem], environment: str | None = None) -> Spec:
+    """The spec of a loaded document (``environments:`` taken out; or one environment's merged document), or
+    :class:`SpecError` with every problem, ``found`` included."""
+    file = source.file
+    problems = found + source.problems + schema_problems(source)
     located = {p.path for p in problems}
     problems += [source.problem(path, message) for path, message in source.ambiguous.items() if path not in located]
     data = apply_defaults(schema(), source.data, _profile(source.data))
@@ -89,7 +114,7 @@ def parse(text: str, file: str) -> Spec:
         raise SpecError(problems)
     svc = dict(data["service"])  # type: ignore[index]
     svc.setdefault("selector", {"job": svc["name"]})
-    service = build(Service, svc)
+    service = replace(build(Service, svc), environment=environment)
     placed = [(kind, (kind.key, i), item) for kind in KINDS if isinstance(data.get(kind.key), list)
               for i, item in enumerate(data[kind.key])  # a key that is not a list is a problem reported above
               if sound((kind.key, i))]

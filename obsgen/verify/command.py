@@ -34,20 +34,23 @@ LOOKBACK = "1h"
               help="An extra HTTP header (X-Scope-OrgID for Mimir); repeatable.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
               help="Longest wait for any one answer (a server that never answers is an error, not a hang).")
+@click.option("--environment", metavar="NAME",
+              help="For specs with `environments:`: the environment the server or scrape belongs to (its values "
+                   "are checked). Specs without environments are checked as they are.")
 @click.pass_context
 def verify(ctx: click.Context, specs: tuple[str, ...], url: str | None, expositions: tuple[str, ...],
            at_text: str | None, lookback: str, fmt: str, bearer_token_file: str | None,
-           headers: tuple[str, ...], timeout: float) -> int:
+           headers: tuple[str, ...], timeout: float, environment: str | None) -> int:
     """Check SPECs (files or directories) against what the services expose: every metric, label, type,
     histogram bucket and window their alerts and dashboards read."""
     from obsgen.verify.web import client
 
     lookback_given = ctx.get_parameter_source("lookback") is not ParameterSource.DEFAULT
     return _run(specs, url, expositions, at_text, lookback if lookback_given else None, fmt,
-                client(bearer_token_file, headers, timeout))
+                client(bearer_token_file, headers, timeout), environment)
 
 
-def _run(specs, url, expositions, at_text, lookback_given, fmt, http) -> int:
+def _run(specs, url, expositions, at_text, lookback_given, fmt, http, environment) -> int:
     from obsgen.console import echo
     from obsgen.errors import UsageError
     from obsgen.fleet import Progress
@@ -61,7 +64,7 @@ def _run(specs, url, expositions, at_text, lookback_given, fmt, http) -> int:
     lookback = lookback_given or LOOKBACK
     seconds = _lookback_seconds(lookback)
     at = _time(at_text) if at_text else time.time()
-    loaded = _load(specs)
+    loaded = [_in(spec, environment) for spec in _load(specs)]
 
     def inventory_for(metric_names: set[str]):
         if url:
@@ -98,6 +101,23 @@ def _load(specs: tuple[str, ...]) -> list:
     if problems:
         raise SpecError(problems)
     return loaded
+
+
+def _in(spec, environment: str | None):
+    """``spec`` as it is in ``environment``: one server serves one environment, whose values are the ones to check."""
+    from obsgen.errors import UsageError
+
+    names = [name for name, _ in spec.environments]
+    if not names:
+        return spec
+    listed = ", ".join(names)
+    if environment is None:
+        raise UsageError(f"{spec.file}: the spec has environments ({listed}); say which one the server serves "
+                         "with --environment NAME")
+    if environment not in names:
+        raise UsageError(f"{spec.file}: the spec has no environment `{environment}` (it has {listed}); "
+                         "give one of them to --environment")
+    return spec.environment(environment)
 
 
 def _lookback_seconds(lookback: str) -> float:
