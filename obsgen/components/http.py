@@ -481,7 +481,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
     return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
 
 
-ALERTS = ("HttpErrorRateHigh", "HttpLatencyHigh", "HttpLatencyAverageHigh")
+LATENCY_ALERTS = ("HttpLatencyHigh", "HttpLatencyAverageHigh")
 
 KIND = Kind(
     key="http",
@@ -497,8 +497,9 @@ KIND = Kind(
     # prometheus-fastapi-instrumentator's counter is labelled (and /metrics often excluded): no python signal.
     presence={"micrometer": "requests"},
     concern=Concern("http", "HTTP", "Request rate, 5xx ratio and latency percentiles per route against their thresholds."),
-    # Calls an open breaker rejects fail fast or fall back: the routes' errors and latency are its symptoms.
-    inhibitions=(Inhibition("CircuitBreakerOpen", ALERTS, ("service", "breaker")),),
+    # An open breaker explains the routes' latency (trial calls, fallbacks), never their 5xx: without a fallback
+    # the errors are the outage as users see it, route by route; with one, errors mean the fallback fails.
+    inhibitions=(Inhibition("CircuitBreakerOpen", LATENCY_ALERTS, ("service", "breaker")),),
     default_metrics={
         "micrometer": {
             "requests": MetricRef("http_server_requests_seconds_count"),
