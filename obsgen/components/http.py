@@ -618,6 +618,36 @@ def check(given: Given) -> list[Finding]:
     return out
 
 
+def _redirect_and_timeout_panels(c: Component, built: Built, per_route) -> list[Panel]:
+    """The 3xx share where redirects are judged, and per client timeout the share of requests slower than it."""
+    spec: HttpSpec = c.spec  # type: ignore[assignment]
+    route, default = spec.route_label, targets(spec)[-1]
+    out = []
+    if any(t.redirect_ratio_max is not None for t in targets(spec)):
+        limit = default.redirect_ratio_max
+        line = built.fires(REDIRECT_RATIO_HIGH, f" Above {pct(limit)} for {{for}} on a route that should not "
+                                                "redirect fires {alert}.") if limit is not None else ""
+        out.append(Panel(
+            title=f"{c.name}: 3xx share by route", unit="percentunit", min=0, max=1,
+            thresholds=above(limit) if limit is not None else (), alerts=(REDIRECT_RATIO_HIGH,),
+            description=("Share of requests answered with a redirect (3xx, 304 Not Modified included) per route, all "
+                         f"instances.{line}"),
+            queries=(Query(per_total(per_route("redirects"), per_route("requests")), f"{{{{{route}}}}}"),),
+        ))
+    for bound in client_timeouts(spec):
+        limit = default.client_timeout_ratio_max if default.client_timeout == bound else None
+        line = built.fires(CLIENT_TIMEOUTS_HIGH, f" Above {pct(limit)} for {{for}} fires {{alert}}.") if limit else ""
+        faster = agg("sum", rate(sel(c, "buckets", regex={"le": le_values(bound)})), (route,))
+        out.append(Panel(
+            title=f"{c.name}: share slower than {bound} by route", unit="percentunit", min=0, max=1,
+            thresholds=above(limit) if limit else (), alerts=(CLIENT_TIMEOUTS_HIGH,),
+            description=(f"Share of requests per route, all instances, that took longer than {bound}, the clients' "
+                         f"timeout: answers nobody waited for.{line}"),
+            queries=(Query(binop("-", 1, ratio(faster, per_route("buckets", {"le": "+Inf"}))), f"{{{{{route}}}}}"),),
+        ))
+    return out
+
+
 def panels(c: Component, built: Built) -> ComponentPanels:
     spec: HttpSpec = c.spec  # type: ignore[assignment]
     route = spec.route_label
@@ -663,6 +693,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
             description=f"{what} per route from the request histogram, all instances.{line}{own}",
             queries=(Query(expr, f"{{{{{route}}}}}"),),
         ))
+    detail += _redirect_and_timeout_panels(c, built, per_route)
     detail.append(Panel(
         title=f"{c.name}: 5xx by route", unit="reqps", alerts=(ERROR_RATE_HIGH,),
         description="Requests answered 5xx per second per route, all instances: how many users see an error.",
