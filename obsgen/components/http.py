@@ -504,6 +504,13 @@ def rules(c: Component) -> list[Rule]:
     return out
 
 
+def _judges_redirects(item: Mapping) -> bool:
+    """Whether a component (raw spec data) reads its redirects: only where some route is judged on them."""
+    routes = item.get("routes", [])
+    return "redirect_ratio_max" in item or any(isinstance(r, dict) and "redirect_ratio_max" in r
+                                               for r in routes if isinstance(routes, list))
+
+
 def _same_requests(given: Given) -> list[Finding]:
     """Two HTTP components that can read the same requests would judge those routes twice, and each one's
     catch-all route would count the other's routes: their selectors must tell their servers apart (one label
@@ -517,7 +524,8 @@ def _same_requests(given: Given) -> list[Finding]:
         metrics, selector = item.get("metrics", {}), item.get("selector", {})
         if not isinstance(metrics, dict) or not isinstance(selector, dict):
             return None
-        refs = (KIND.metric_ref(profile, metrics, s) for s in {*KIND.defaults(profile), *metrics})
+        judged = {*KIND.defaults(profile), *metrics} - ({"redirects"} if not _judges_redirects(item) else set())
+        refs = (KIND.metric_ref(profile, metrics, s) for s in judged)
         return {ref.name for ref in refs if ref is not None}, selector
 
     mine = reads(given.item)
