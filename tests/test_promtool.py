@@ -138,6 +138,15 @@ SPEC_MUTATIONS = {
     "queue alert at capacity instead of 90% misses a nearly full queue": ("backpressure-python", r">= 900\n", ">= 1000\n"),
     "free permits below 0 instead of at 0 miss a full semaphore bulkhead": (
         "backpressure-micrometer", r"(resilience4j_bulkhead_available_concurrent_calls\{[^}]*\}\) )<= 0", r"\g<1>< 0"),
+    "redirect share without the traffic guard fires on a few redirects at low traffic": (
+        "oms", r"(route:http_request_redirects:ratio_rate5m\{[^\n]*\} > 0.05)\n *and\n *route:http_requests:rate5m\{[^\n]*\}"
+               r" >= 1", r"\g<1>"),
+    "redirect threshold under the near miss fires on a route just under it": (
+        "oms", r"(route:http_request_redirects:ratio_rate5m\{[^\n]*\}) > 0.05", r"\g<1> > 0.04"),
+    "client timeouts read from a bucket under the timeout miss every slow request": (
+        "oms", r'le=~"1\|1\\\\.0"', 'le=~"0.5"'),
+    "client timeouts threshold under the near miss fires on a route just under it": (
+        "oms", r"(slower_ratio_rate5m\{[^\n]*\}) > 0.01", r"\g<1> > 0.0085"),
     "permit exhaustion without `for` fires on a burst": (
         "rate-limiter-micrometer", r"(alert: RateLimiterPermitsExhausted\n(?:.*\n){1,3}?    for: )5m", r"\g<1>0s"),
 }

@@ -14,6 +14,11 @@ the requests it is processing as ``backpressure_active_requests`` and the
 requests it refuses with a 503 as ``backpressure_rejected_total`` (prometheus_client
 Gauge / Counter). It has no free-permit gauge, so concurrency is judged from the
 requests in progress against ``max_concurrent``.
+
+A handler may refuse an endpoint's work long before its queue is full (OMS's
+``can_accept_request("heavy_operation", threshold=50)`` in front of a 1,000-call
+queue): ``shed_at`` is that limit, and BackpressureQueueNearFull warns at
+``queue_full_ratio`` of it, so the warning comes before the shedding.
 """
 
 from __future__ import annotations
@@ -50,22 +55,37 @@ SHEDDING = AlertDef(
 class BackpressureSpec(ComponentSpec):
     max_concurrent: int
     queue_capacity: int | None
+    shed_at: int | None
     queue_full_ratio: float
     rejection_rate_max: float
     overload_status: int | None
 
 
 def check(given: Given) -> list[Finding]:
-    """Queue settings without a queue would silently do nothing."""
-    if "queue_full_ratio" in given.written and given.item.get("queue_capacity") is None:
-        return [Finding(("queue_full_ratio",), "queue_full_ratio needs queue_capacity (the number of calls the queue "
-                        "holds); add it, or remove queue_full_ratio for a bulkhead without a queue", key=True)]
-    return []
+    """Queue settings without a queue would silently do nothing; a shedding limit above the queue's capacity
+    is never reached (the full queue refuses first)."""
+    item, out = given.item, []
+    capacity = item.get("queue_capacity")
+    for key in ("queue_full_ratio", "shed_at"):
+        if key in given.written and capacity is None:
+            out.append(Finding((key,), f"{key} needs queue_capacity (the number of calls the queue holds); add it, "
+                               f"or remove {key} for a bulkhead without a queue", key=True))
+    shed = item.get("shed_at")
+    if shed is not None and capacity is not None and shed > capacity:
+        out.append(Finding(("shed_at",), f"expected shed_at at most queue_capacity ({capacity}), found {shed}: the "
+                           "full queue refuses calls first; lower it to the queue depth at which the handler "
+                           "refuses work, or remove it"))
+    return out
+
+
+def queue_limit(spec: BackpressureSpec) -> int:
+    """Queued calls at which the bulkhead refuses new ones: its shedding limit, else the queue's capacity."""
+    return spec.shed_at or spec.queue_capacity or 0
 
 
 def queue_threshold(spec: BackpressureSpec) -> int:
-    """Queued calls that count as nearly full: 90% of 1,000 is 900."""
-    return fill_mark(spec.queue_capacity or 0, spec.queue_full_ratio)
+    """Queued calls that count as nearly full: 90% of 1,000 is 900; of a 50-call shedding limit, 45."""
+    return fill_mark(queue_limit(spec), spec.queue_full_ratio)
 
 
 def judged_by_free_permits(c: Component) -> bool:
@@ -112,10 +132,11 @@ def rules(c: Component) -> list[Rule]:
     out: list[Rule] = []
     if spec.queue_capacity:
         out += filling_up(
-            c, QUEUE_NEAR_FULL, signal="queued", capacity=spec.queue_capacity, ratio=spec.queue_full_ratio,
+            c, QUEUE_NEAR_FULL, signal="queued", capacity=queue_limit(spec), ratio=spec.queue_full_ratio,
             queries=queries,
             description=(f"Bulkhead {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has {{{{ $value }}}} "
-                         f"calls queued of {spec.queue_capacity} (threshold {{mark}}) for {{for}}."),
+                         + (f"calls queued; it refuses new ones at {spec.shed_at}" if spec.shed_at else
+                            f"calls queued of {spec.queue_capacity}") + " (threshold {mark}) for {for}."),
         )
     shed = f"HTTP {spec.overload_status}" if spec.overload_status else "rejections"
     out += _saturated(c, spec, queries) + rate_above(
@@ -155,15 +176,16 @@ def panels(c: Component, built: Built) -> ComponentPanels:
         health_query = agg("max", sel(c, "in_use"))
     detail = [concurrency]
     if spec.queue_capacity:
-        full = queue_threshold(spec)
+        full, limit_queued = queue_threshold(spec), queue_limit(spec)
+        against = (f"the depth at which it refuses new calls, {spec.shed_at} (red line; the queue holds "
+                   f"{spec.queue_capacity})" if spec.shed_at else f"its capacity {spec.queue_capacity} (red line)")
         detail.append(Panel(
-            title=f"{c.name}: queue depth", unit="short", min=0, soft_max=spec.queue_capacity,
-            thresholds=(Step("green"), Step("orange", full), Step("red", spec.queue_capacity)),
+            title=f"{c.name}: queue depth", unit="short", min=0, soft_max=limit_queued,
+            thresholds=(Step("green"), Step("orange", full), Step("red", limit_queued)),
             alerts=(QUEUE_NEAR_FULL, SHEDDING),
-            description=(f"Calls waiting in the queue of bulkhead {c.name}, per instance, against its capacity "
-                         f"{spec.queue_capacity} (red line) and {pct(spec.queue_full_ratio)} of it, {full} "
-                         "(orange line)" + built.fires(QUEUE_NEAR_FULL, "; at or above it for {for} fires {alert}")
-                         + "."),
+            description=(f"Calls waiting in the queue of bulkhead {c.name}, per instance, against {against} and "
+                         f"{pct(spec.queue_full_ratio)} of it, {full} (orange line)"
+                         + built.fires(QUEUE_NEAR_FULL, "; at or above it for {for} fires {alert}") + "."),
             queries=(Query(agg("max", sel(c, "queued"), ("instance",)), "{{instance}}"),),
         ))
     detail.append(Panel(

@@ -20,10 +20,15 @@ keep failing above its threshold and it stays closed (the integration report,
 seed 001, found one). It compares the breaker's own call counters with its
 configured threshold.
 
-A breaker with a ``fallback`` (Maple's answers from the database while the
-Nexon API is cut off) degrades answers rather than failing them: its
+A breaker with a ``fallback`` (what callers get while it is open, e.g. the data
+last stored in a database) degrades answers rather than failing them: its
 CircuitBreakerOpen is a warning unless the spec tunes the severity; without
 one, an open breaker fails the calls and pages.
+
+A breaker whose series carry no label naming it (``label: ""``; OMS's guide shows
+``circuit_breaker_state{service="oms"}`` only) is picked by its selectors alone:
+its series stand for every breaker the selectors match, so a spec may list only
+one such breaker per selector.
 """
 
 from __future__ import annotations
@@ -85,15 +90,43 @@ class BreakerSpec(ComponentSpec):
         """A breaker guards itself: its alerts carry ``breaker`` like those of the calls it protects."""
         return self.name
 
+    @property
+    def who(self) -> str:
+        """The breaker as an alert's description names it: its series' label, or its own name when its series
+        carry none."""
+        return f"{{{{ $labels.{self.label} }}}}" if self.label else self.name
+
 
 # avg_over_time over a shorter window sees fewer than 4 samples at a 15s scrape interval (one or two at 30s).
 MAX_REOPEN_WINDOW = Duration.parse("1d")
 ONLY_FOR = {"closed": "enum", "label": "one_hot"}
 
 
+def _shared_series(given: Given) -> list[Finding]:
+    """Two breakers whose series carry no name label read the same series unless their selectors tell them
+    apart (one label with different values): each would fire for the other."""
+    item = given.item
+    if item["label"]:
+        return []
+    mine = item.get("selector", {})
+    for j, other in enumerate(given.spec.get("breakers", [])):
+        if not isinstance(other, dict):
+            continue
+        if other.get("name") == item["name"]:
+            return []  # only the later of two breakers is told
+        theirs = other.get("selector", {})
+        if other.get("label") == "" and isinstance(theirs, dict) and \
+                all(theirs[k] == v for k, v in mine.items() if k in theirs):
+            return [Finding(("label",), (
+                f"reads the same series as breakers[{j}] (`{other.get('name')}`): neither names its breaker in a "
+                "label and no label of their selectors tells them apart; have the app add a label naming the "
+                "breaker to its breaker series and set `label` to it, or list one breaker for these series"))]
+    return []
+
+
 def check(given: Given) -> list[Finding]:
     """Settings that make an alert impossible, or that the state encoding ignores."""
-    item, out = given.item, []
+    item, out = given.item, _shared_series(given)
     enc = item["state_encoding"]
     for key, kind in ONLY_FOR.items():
         if ("state_encoding", key) in given.paths and enc["type"] != kind:
@@ -168,7 +201,9 @@ def _open_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
                      _state_series(c, spec, reopen), verdict(f, end, True), labels=dict(c.identity)),
             Scenario("flapping", "open 30s, half-open, closed 15s, open again: mostly unavailable",
                      _state_series(c, spec, flap), verdict(f, end, True), labels=dict(c.identity)),
-            Scenario("closed", "closed (its closed series is 1, the others 0)",
+            Scenario("closed", "closed (" + (f"its {spec.state_encoding.label}=closed series 1, the others 0)"
+                                             if spec.state_encoding.type == "one_hot" else
+                                             f"the gauge at {number(spec.state_encoding.closed)})"),
                      _state_series(c, spec, [(end, "closed")]), verdict(f, end, False)),
         ]
         brief = Duration((f.millis - window.millis // 2) // 2 // STEP.millis * STEP.millis)
@@ -178,13 +213,13 @@ def _open_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
                                 verdict(f, end, False)))
         return out
 
-    fate = "rejected and take the fallback" if spec.fallback else "rejected"
+    fate = "rejected and take the fallback" if spec.fallback else "rejected and fail (no fallback)"
     return c.alert(
         OPEN, expr=expr, scenarios=scenarios, queries=_queries(c, FIVE_MIN),
         severity=OPEN_WITH_FALLBACK if spec.fallback else None,
         condition=(f"open or half-open now, or not closed for more than half of the last {window} "
                    f"(wait in open: {spec.wait_in_open})"),
-        description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} has been open or "
+        description=(f"Circuit breaker {spec.who} on {{{{ $labels.instance }}}} has been open or "
                      f"half-open (or re-opening most of the last {window}) for {{for}}; calls to the protected "
                      f"dependency are {fate}. It retries after {spec.wait_in_open} in open state."),
     )
@@ -222,7 +257,7 @@ def _failure_rate_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
             bad=(warn + (spec.failure_rate_threshold if warn < spec.failure_rate_threshold else 100)) / 2,
             good=(warn - 5, -1), condition=f"failure rate above {num(warn)}% ({opens})",
             queries=_queries(c, FIVE_MIN),
-            description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
+            description=(f"Circuit breaker {spec.who} on {{{{ $labels.instance }}}} sees "
                          f"{{{{ $value | humanize }}}}% failed calls, above {number(warn)}% for {{for}}; it opens at "
                          f"{number(spec.failure_rate_threshold)}%."),
         )
@@ -233,7 +268,7 @@ def _failure_rate_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
         below=False, min_rate=min_rate, queries=_queries(c, FIVE_MIN),
         condition=(f"more than {num(warn)}% of calls failed (5m rate; {opens}) while at least "
                    f"{num(round(min_rate, 4))} calls/s ({spec.minimum_calls} calls in {spec.failure_window})"),
-        description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} sees "
+        description=(f"Circuit breaker {spec.who} on {{{{ $labels.instance }}}} sees "
                      f"{{{{ $value | humanizePercentage }}}} failed calls, above {number(warn)}% for {{for}}; it "
                      f"opens at {number(spec.failure_rate_threshold)}%."),
     )
@@ -304,7 +339,7 @@ def _not_opening_rule(c: Component, spec: BreakerSpec) -> list[Rule]:
         queries=_queries(c, window),
         condition=(f"{num(spec.failure_rate_threshold)}% or more of calls failed over {window}, with at least "
                    f"{spec.minimum_calls} failed calls, and the breaker closed the whole time"),
-        description=(f"Circuit breaker {{{{ $labels.{spec.label} }}}} on {{{{ $labels.instance }}}} stayed closed "
+        description=(f"Circuit breaker {spec.who} on {{{{ $labels.instance }}}} stayed closed "
                      f"while {{{{ $value | humanizePercentage }}}} of its calls failed over {window} (it should open "
                      f"at {number(spec.failure_rate_threshold)}% after {spec.minimum_calls} calls) for {{for}}: "
                      "the failing dependency is not being protected."),

@@ -27,6 +27,17 @@ percentile in the ``quantile`` label (one rule per percentile and route group),
 ``HttpLatencyAverageHigh`` for the mean. Every route listed under ``routes``
 gets its own rules and thresholds; the component's thresholds cover every
 other route.
+
+Two failures no 5xx shows (OMS's integration report, seed 001): a route that
+answers redirects instead of doing its work (document CRUD answering 307), and
+clients that give up before the answer (500 of 500 requests timed out). Both
+are opt-in, for the routes the spec names: ``HttpRedirectRatioHigh`` judges the
+3xx share (``redirect_ratio_max``; 304 Not Modified is a 3xx too, in both
+libraries' grouping, so a route that answers conditional requests sets
+``expect_redirects``), and ``HttpClientTimeoutsHigh`` the share of requests
+slower than the clients' timeout (``client_timeout``), read from the histogram
+bucket at exactly that bound: the spec check requires the bucket. The server
+records a request when it ends, so a request that never ends is not counted.
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, Met
 QUANTILES = {"p50": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 AVG = "avg"
 ERRORS = RatioSignals(part="errors", total="requests", rest="ok")
+REDIRECTS = RatioSignals(part="redirects", total="requests", rest="ok")
 
 REQUESTS = "route:http_requests:rate5m"
 ERROR_RATE = "route:http_request_errors:rate5m"
@@ -53,6 +65,11 @@ ERROR_RATIO = "route:http_request_errors:ratio_rate5m"
 LATENCY_COUNT = "route:http_request_duration_seconds_count:rate5m"
 LATENCY_QUANTILE = "route:http_request_duration_seconds:quantile_rate5m"
 LATENCY_MEAN = "route:http_request_duration_seconds:mean_rate5m"
+REDIRECT_RATIO = "route:http_request_redirects:ratio_rate5m"
+SLOWER_RATIO = "route:http_request_duration_seconds:slower_ratio_rate5m"
+PROFILE_BUCKETS = {"python": (0.1, 0.5, 1.0)}
+"""The finite buckets a profile's request histogram has by default (prometheus-fastapi-instrumentator 8); Micrometer's
+percentile histogram has no bound a spec can rely on (Spring: ``management.metrics.distribution.slo``)."""
 
 ERROR_RATE_HIGH = AlertDef(
     "HttpErrorRateHigh", "critical", "5m", "An HTTP route answers too many requests with a server error (5xx).",
@@ -65,6 +82,14 @@ LATENCY_HIGH = AlertDef(
 LATENCY_AVERAGE_HIGH = AlertDef(
     "HttpLatencyAverageHigh", "warning", "10m", "An HTTP route's average latency is above its threshold.",
     related=("HttpLatencyHigh", "HttpErrorRateHigh", "ExecutorSaturated", "CacheHitRateLow"))
+REDIRECT_RATIO_HIGH = AlertDef(
+    "HttpRedirectRatioHigh", "warning", "5m",
+    "An HTTP route that should not redirect answers too many requests with a redirect (3xx).",
+    related=("HttpErrorRateHigh", "HttpClientTimeoutsHigh"))
+CLIENT_TIMEOUTS_HIGH = AlertDef(
+    "HttpClientTimeoutsHigh", "critical", "5m",
+    "Too many requests of an HTTP route take longer than its clients wait: they time out without an answer.",
+    related=("HttpLatencyHigh", "HttpErrorRateHigh", "BackpressureSaturated", "BackpressureSheddingLoad"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,12 +99,17 @@ class Route:
     latency: dict[str, Duration] | None
     min_request_rate: float | None
     breaker: str | None
+    redirect_ratio_max: float | None
+    expect_redirects: bool
+    client_timeout: Duration | None
+    client_timeout_ratio_max: float | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Histogram:
     smallest_bucket: Duration
     largest_bucket: Duration
+    buckets: tuple[Duration, ...] | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +122,9 @@ class HttpSpec(ComponentSpec):
     latency: dict[str, Duration]
     histogram: Histogram
     routes: tuple[Route, ...]
+    redirect_ratio_max: float | None
+    client_timeout: Duration | None
+    client_timeout_ratio_max: float
 
 
 @dataclass(frozen=True)
@@ -103,6 +136,9 @@ class Target:
     latency: dict[str, Duration]
     min_rate: float
     breaker: str | None
+    redirect_ratio_max: float | None = None  # None: redirects are not judged here
+    client_timeout: Duration | None = None  # None: no client timeout to judge
+    client_timeout_ratio_max: float = 0.01
     alone: bool = False  # the only group: no route has thresholds of its own
 
     def words(self) -> str:
@@ -112,12 +148,29 @@ class Target:
 
 
 def targets(spec: HttpSpec) -> list[Target]:
-    listed = [Target(r.route, spec.error_ratio_max if r.error_ratio_max is None else r.error_ratio_max,
-                     spec.latency if r.latency is None else r.latency,
-                     spec.min_request_rate if r.min_request_rate is None else r.min_request_rate,
-                     r.breaker or spec.breaker) for r in spec.routes]
+    def own(value, default):
+        return default if value is None else value
+
+    listed = [Target(r.route, own(r.error_ratio_max, spec.error_ratio_max), own(r.latency, spec.latency),
+                     own(r.min_request_rate, spec.min_request_rate), r.breaker or spec.breaker,
+                     None if r.expect_redirects else own(r.redirect_ratio_max, spec.redirect_ratio_max),
+                     own(r.client_timeout, spec.client_timeout),
+                     own(r.client_timeout_ratio_max, spec.client_timeout_ratio_max)) for r in spec.routes]
     return listed + [Target(None, spec.error_ratio_max, spec.latency, spec.min_request_rate, spec.breaker,
+                            spec.redirect_ratio_max, spec.client_timeout, spec.client_timeout_ratio_max,
                             alone=not listed)]
+
+
+def client_timeouts(spec: HttpSpec) -> list[Duration]:
+    """Every client timeout some route is judged on, shortest first."""
+    return sorted({t.client_timeout for t in targets(spec) if t.client_timeout is not None})
+
+
+def le_values(bound: Duration) -> str:
+    """A regex of the ``le`` label's spellings of a bucket bound: prometheus_client and Micrometer write ``1.0``,
+    Prometheus 3 normalises classic histograms' ``le`` to ``1`` on ingestion."""
+    seconds = bound.total_seconds
+    return "|".join(regex_quote(v) for v in dict.fromkeys((number(seconds), repr(float(seconds)))))
 
 
 def _unjudged(c: Component) -> list[str]:
@@ -176,9 +229,17 @@ def _recordings(c: Component) -> list[Rule]:
         Recording(ERROR_RATE, filled(per_route("errors"), agg("sum", selector(REQUESTS, static), by)), static),
         Recording(ERROR_RATIO, per_total(selector(ERROR_RATE, static), selector(REQUESTS, static)), static),
     ]
-    keys = latency_keys(spec)
-    if keys:
+    if any(t.redirect_ratio_max is not None for t in targets(spec)):
+        total = agg("sum", selector(REQUESTS, static), by)
+        out.append(Recording(REDIRECT_RATIO, per_total(filled(per_route("redirects"), total), total), static))
+    keys, timeouts = latency_keys(spec), client_timeouts(spec)
+    if keys or timeouts:
         out.append(Recording(LATENCY_COUNT, per_route("buckets", {"le": "+Inf"}), static))
+    for bound in timeouts:
+        # The share of requests slower than the bound: those not in its bucket. NaN without requests.
+        faster = agg("sum", rate_over(c.select("buckets", regex={"le": le_values(bound)}), win), by)
+        slower = binop("-", 1, ratio(faster, per_route("buckets", {"le": "+Inf"})))
+        out.append(Recording(SLOWER_RATIO, slower, {**static, "le": number(bound.total_seconds)}))
     for key in keys:
         if key == AVG:
             out.append(Recording(LATENCY_MEAN, ratio(per_route("duration_sum"), per_route("buckets", {"le": "+Inf"})),
@@ -235,6 +296,90 @@ def _error_rule(c: Component, t: Target) -> list[Rule]:
                    f"least {num(t.min_rate)} req/s"),
         description=(f"Route {{{{ $labels.{spec.route_label} }}}} answers {{{{ $value | humanizePercentage }}}} of "
                      f"requests with 5xx (threshold {pct(threshold)}) for {{for}}."),
+    )
+
+
+def _bad_share(threshold: float) -> float:
+    """A share well above ``threshold`` (twice it, or halfway to 1), for the stories that must fire."""
+    return min(1.0, max(threshold * 2, threshold + (1 - threshold) / 2))
+
+
+def _redirect_rule(c: Component, t: Target) -> list[Rule]:
+    """The 3xx share of a route that should not redirect (a route moved, a trailing-slash mismatch)."""
+    spec: HttpSpec = c.spec  # type: ignore[assignment]
+    threshold, route = t.redirect_ratio_max, _test_route(c, t)
+    assert threshold is not None
+    expr = and_(binop(">", _pick(c, REDIRECT_RATIO, t), threshold), binop(">=", _pick(c, REQUESTS, t), t.min_rate))
+    bad, near, busy = _bad_share(threshold), threshold * 0.9, max(t.min_rate * 5, 1.0)
+    at = {spec.route_label: route}
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        end = FIVE_MIN + f + MIN * 2
+
+        def story(share: float, per_second: float) -> tuple:
+            return ratio_traffic(c, REDIRECTS, share, per_second, end, at)
+
+        return [
+            Scenario("redirects", f"{pct(bad)} of {number(busy)} req/s answered 3xx", story(bad, busy),
+                     verdict(f, end, True), labels=at, value=bad, alone=True),
+            Scenario("near-miss", f"{pct(near)} answered 3xx, just under the threshold", story(near, busy),
+                     verdict(f, end, False), alone=True),
+            Scenario("few-redirects", f"half the requests redirected, but only {number(t.min_rate / 10)} req/s",
+                     story(0.5, t.min_rate / 10), verdict(f, end, False), alone=True),
+            Scenario("no-traffic", "no requests at all (the share is NaN)", story(0.5, 0), verdict(f, end, False),
+                     alone=True),
+        ]
+
+    return c.alert(
+        REDIRECT_RATIO_HIGH, expr=expr, scenarios=scenarios, labels=_group_labels(spec, t),
+        queries={"by_route": _share(c, "redirects", kept(c, spec.route_label)),
+                 "by_instance": _share(c, "redirects", kept(c, "instance"))},
+        condition=(f"{t.words()}: more than {pct(threshold)} of requests answered 3xx (5m rate) while serving at "
+                   f"least {num(t.min_rate)} req/s"),
+        description=(f"Route {{{{ $labels.{spec.route_label} }}}} answers {{{{ $value | humanizePercentage }}}} of "
+                     f"requests with a redirect (3xx; threshold {pct(threshold)}) for {{for}}."),
+    )
+
+
+def _timeout_rule(c: Component, t: Target) -> list[Rule]:
+    """The share of a route's requests slower than its clients' timeout: answers nobody waits for."""
+    spec: HttpSpec = c.spec  # type: ignore[assignment]
+    bound, threshold, route = t.client_timeout, t.client_timeout_ratio_max, _test_route(c, t)
+    assert bound is not None
+    le = number(bound.total_seconds)
+    expr = binop("and", binop(">", _pick(c, SLOWER_RATIO, t, {"le": le}), threshold),
+                 binop(">=", _pick(c, LATENCY_COUNT, t), t.min_rate), ignoring=("le",))
+    bad, near, busy = _bad_share(threshold), threshold * 0.9, max(t.min_rate * 5, 1.0)
+    at = {spec.route_label: route}
+
+    def scenarios(f: Duration) -> list[Scenario]:
+        end = FIVE_MIN + f + MIN * 2
+
+        def story(slow: float, per_second: float) -> tuple:
+            return (c.series("buckets", counter((end, per_second * (1 - slow))), {**at, "le": le}),
+                    c.series("buckets", counter((end, per_second)), {**at, "le": "+Inf"}))
+
+        return [
+            Scenario("timeouts", f"{pct(bad)} of {number(busy)} req/s slower than {bound}", story(bad, busy),
+                     verdict(f, end, True), labels={**at, "le": le}, value=bad, alone=True),
+            Scenario("near-miss", f"{pct(near)} slower than {bound}, just under the threshold", story(near, busy),
+                     verdict(f, end, False), alone=True),
+            Scenario("slow-idle", f"every request slower than {bound}, but only {number(t.min_rate / 10)} req/s",
+                     story(1.0, t.min_rate / 10), verdict(f, end, False), alone=True),
+            Scenario("no-traffic", "no requests at all (the share is NaN)", story(1.0, 0), verdict(f, end, False),
+                     alone=True),
+        ]
+
+    return c.alert(
+        CLIENT_TIMEOUTS_HIGH, expr=expr, scenarios=scenarios, labels=_group_labels(spec, t),
+        queries={"by_route": _slower(c, bound, kept(c, spec.route_label)),
+                 "by_instance": _slower(c, bound, kept(c, "instance")),
+                 "latency_by_route": _quantile(c, 0.99, kept(c, spec.route_label))},
+        condition=(f"{t.words()}: more than {pct(threshold)} of requests slower than the clients' timeout of "
+                   f"{bound} (5m histogram) while serving at least {num(t.min_rate)} req/s"),
+        description=(f"Route {{{{ $labels.{spec.route_label} }}}}: {{{{ $value | humanizePercentage }}}} of requests "
+                     f"take longer than the clients' timeout of {bound} (threshold {pct(threshold)}) for {{for}}; "
+                     "those clients got no answer."),
     )
 
 
@@ -334,6 +479,18 @@ def _error_share(c: Component, by: tuple[str, ...]) -> Expr:
     return per_total(agg("sum", rate_over(c.select("errors"), FIVE_MIN), by), requests)
 
 
+def _share(c: Component, signal: str, by: tuple[str, ...]) -> Expr:
+    """Requests of ``signal`` (redirects) as a share of all requests, over 5m, by ``by``: for the runbook."""
+    requests = agg("sum", rate_over(c.select("requests"), FIVE_MIN), by)
+    return per_total(agg("sum", rate_over(c.select(signal), FIVE_MIN), by), requests)
+
+
+def _slower(c: Component, bound: Duration, by: tuple[str, ...]) -> Expr:
+    """The share of requests slower than ``bound`` (not in its bucket), over 5m, by ``by``: for the runbook."""
+    faster = agg("sum", rate_over(c.select("buckets", regex={"le": le_values(bound)}), FIVE_MIN), by)
+    return binop("-", 1, ratio(faster, agg("sum", rate_over(c.select("buckets", {"le": "+Inf"}), FIVE_MIN), by)))
+
+
 def _quantile(c: Component, q: float, by: tuple[str, ...]) -> Expr:
     return Call("histogram_quantile", (Num(q), agg("sum", rate_over(c.select("buckets"), FIVE_MIN), by + ("le",))))
 
@@ -349,7 +506,18 @@ def rules(c: Component) -> list[Rule]:
         out += _error_rule(c, t)
         if t.latency:
             out += _latency_rules(c, t)
+        if t.redirect_ratio_max is not None:
+            out += _redirect_rule(c, t)
+        if t.client_timeout is not None:
+            out += _timeout_rule(c, t)
     return out
+
+
+def _judges_redirects(item: Mapping) -> bool:
+    """Whether a component (raw spec data) reads its redirects: only where some route is judged on them."""
+    routes = item.get("routes", [])
+    return "redirect_ratio_max" in item or any(isinstance(r, dict) and "redirect_ratio_max" in r
+                                               for r in routes if isinstance(routes, list))
 
 
 def _same_requests(given: Given) -> list[Finding]:
@@ -365,7 +533,8 @@ def _same_requests(given: Given) -> list[Finding]:
         metrics, selector = item.get("metrics", {}), item.get("selector", {})
         if not isinstance(metrics, dict) or not isinstance(selector, dict):
             return None
-        refs = (KIND.metric_ref(profile, metrics, s) for s in {*KIND.defaults(profile), *metrics})
+        judged = {*KIND.defaults(profile), *metrics} - ({"redirects"} if not _judges_redirects(item) else set())
+        refs = (KIND.metric_ref(profile, metrics, s) for s in judged)
         return {ref.name for ref in refs if ref is not None}, selector
 
     mine = reads(given.item)
@@ -380,6 +549,40 @@ def _same_requests(given: Given) -> list[Finding]:
                             "both a `selector` on one label with different values (`server: api`, `server: admin`)",
                             key="selector" not in given.written)]
     return []
+
+
+def _timeout_buckets(given: Given, hist: Mapping) -> list[Finding]:
+    """Each ``client_timeout`` must be a bucket bound of the request histogram: the share of requests slower
+    than it is read from that bucket, and a bound between two buckets cannot be read at all."""
+    service = given.spec.get("service")
+    profile = service.get("profile", "micrometer") if isinstance(service, dict) else "micrometer"
+    written = "buckets" in hist
+    bounds = ([Duration.parse(b).total_seconds for b in hist["buckets"]] if written
+              else list(PROFILE_BUCKETS.get(profile, ())))
+    item, out = given.item, []
+    places = [(("client_timeout",), item.get("client_timeout"))] + [
+        (("routes", i, "client_timeout"), r.get("client_timeout")) for i, r in enumerate(item.get("routes", []))]
+    for path, text in places:
+        if text is None:
+            continue
+        bound = Duration.parse(text)
+        if any(abs(b - bound.total_seconds) < 1e-9 for b in bounds):
+            continue
+        if bounds:
+            shown = ", ".join(str(Duration(round(b * 1000))) for b in sorted(bounds))
+            where = "`histogram.buckets`" if written else f"the {profile} profile's default buckets"
+            out.append(Finding(path, (
+                f"client_timeout {bound} is not a bucket bound of the request histogram ({shown}, from {where}): "
+                "the share of requests slower than it cannot be read; add a bucket at "
+                f"{number(bound.total_seconds)}s to the app's request histogram and list every bound in "
+                "`histogram.buckets`, or use one of those bounds")))
+        else:
+            out.append(Finding(path, (
+                f"client_timeout {bound} needs a bucket at exactly that bound in the request histogram, and the "
+                f"{profile} profile's buckets are not known; add one to the app (Spring Boot: "
+                f"management.metrics.distribution.slo.http.server.requests={number(bound.total_seconds * 1000)}ms) "
+                "and list the bounds in `histogram.buckets`")))
+    return out
 
 
 def check(given: Given) -> list[Finding]:
@@ -407,6 +610,7 @@ def check(given: Given) -> list[Finding]:
                                f"routes[{seen[route['route']]}]); merge the two entries"))
         seen.setdefault(route["route"], i)
     hist = item.get("histogram", {})
+    out += _timeout_buckets(given, hist)
     smallest, largest = Duration.parse(hist["smallest_bucket"]), Duration.parse(hist["largest_bucket"])
     if smallest >= largest:
         return out + [Finding(("histogram", "smallest_bucket"), f"smallest_bucket ({smallest}) must be below "
@@ -428,6 +632,36 @@ def check(given: Given) -> list[Finding]:
                                    f"bucket ({smallest}): fast requests read as up to {smallest}, so HttpLatencyHigh "
                                    "would fire on a healthy route; add smaller buckets and set "
                                    "`histogram.smallest_bucket`"))
+    return out
+
+
+def _redirect_and_timeout_panels(c: Component, built: Built, per_route) -> list[Panel]:
+    """The 3xx share where redirects are judged, and per client timeout the share of requests slower than it."""
+    spec: HttpSpec = c.spec  # type: ignore[assignment]
+    route, default = spec.route_label, targets(spec)[-1]
+    out = []
+    if any(t.redirect_ratio_max is not None for t in targets(spec)):
+        limit = default.redirect_ratio_max
+        line = built.fires(REDIRECT_RATIO_HIGH, f" Above {pct(limit)} for {{for}} on a route that should not "
+                                                "redirect fires {alert}.") if limit is not None else ""
+        out.append(Panel(
+            title=f"{c.name}: 3xx share by route", unit="percentunit", min=0, max=1,
+            thresholds=above(limit) if limit is not None else (), alerts=(REDIRECT_RATIO_HIGH,),
+            description=("Share of requests answered with a redirect (3xx, 304 Not Modified included) per route, all "
+                         f"instances.{line}"),
+            queries=(Query(per_total(per_route("redirects"), per_route("requests")), f"{{{{{route}}}}}"),),
+        ))
+    for bound in client_timeouts(spec):
+        limit = default.client_timeout_ratio_max if default.client_timeout == bound else None
+        line = built.fires(CLIENT_TIMEOUTS_HIGH, f" Above {pct(limit)} for {{for}} fires {{alert}}.") if limit else ""
+        faster = agg("sum", rate(sel(c, "buckets", regex={"le": le_values(bound)})), (route,))
+        out.append(Panel(
+            title=f"{c.name}: share slower than {bound} by route", unit="percentunit", min=0, max=1,
+            thresholds=above(limit) if limit else (), alerts=(CLIENT_TIMEOUTS_HIGH,),
+            description=(f"Share of requests per route, all instances, that took longer than {bound}, the clients' "
+                         f"timeout: answers nobody waited for.{line}"),
+            queries=(Query(binop("-", 1, ratio(faster, per_route("buckets", {"le": "+Inf"}))), f"{{{{{route}}}}}"),),
+        ))
     return out
 
 
@@ -476,6 +710,7 @@ def panels(c: Component, built: Built) -> ComponentPanels:
             description=f"{what} per route from the request histogram, all instances.{line}{own}",
             queries=(Query(expr, f"{{{{{route}}}}}"),),
         ))
+    detail += _redirect_and_timeout_panels(c, built, per_route)
     detail.append(Panel(
         title=f"{c.name}: 5xx by route", unit="reqps", alerts=(ERROR_RATE_HIGH,),
         description="Requests answered 5xx per second per route, all instances: how many users see an error.",
@@ -490,28 +725,30 @@ def panels(c: Component, built: Built) -> ComponentPanels:
     return ComponentPanels(health, tuple(detail), jobs(c.base_labels))
 
 
-ALERTS = ("HttpErrorRateHigh", "HttpLatencyHigh", "HttpLatencyAverageHigh")
+LATENCY_ALERTS = ("HttpLatencyHigh", "HttpLatencyAverageHigh")
 
 KIND = Kind(
     key="http",
-    ratios=(ERRORS,),
+    ratios=(ERRORS, REDIRECTS),
     title="HTTP server",
     spec=HttpSpec,
     schema="http",
     check=check,
-    alerts=(ERROR_RATE_HIGH, LATENCY_HIGH, LATENCY_AVERAGE_HIGH),
+    alerts=(ERROR_RATE_HIGH, LATENCY_HIGH, LATENCY_AVERAGE_HIGH, REDIRECT_RATIO_HIGH, CLIENT_TIMEOUTS_HIGH),
     rules=rules,
     panels=panels,
     # Spring records its own /actuator/prometheus scrapes, so the request timer exists after the first scrape;
     # prometheus-fastapi-instrumentator's counter is labelled (and /metrics often excluded): no python signal.
     presence={"micrometer": "requests"},
     concern=Concern("http", "HTTP", "Request rate, 5xx ratio and latency percentiles per route against their thresholds."),
-    # Calls an open breaker rejects fail fast or fall back: the routes' errors and latency are its symptoms.
-    inhibitions=(Inhibition("CircuitBreakerOpen", ALERTS, ("service", "breaker")),),
+    # An open breaker explains the routes' latency (trial calls, fallbacks), never their 5xx: without a fallback
+    # the errors are the outage as users see it, route by route; with one, errors mean the fallback fails.
+    inhibitions=(Inhibition("CircuitBreakerOpen", LATENCY_ALERTS, ("service", "breaker")),),
     default_metrics={
         "micrometer": {
             "requests": MetricRef("http_server_requests_seconds_count"),
             "errors": MetricRef("http_server_requests_seconds_count", (("outcome", "SERVER_ERROR"),)),
+            "redirects": MetricRef("http_server_requests_seconds_count", (("outcome", "REDIRECTION"),)),
             "ok": MetricRef("http_server_requests_seconds_count", (("outcome", "SUCCESS"),)),
             "buckets": MetricRef("http_server_requests_seconds_bucket"),
             "duration_sum": MetricRef("http_server_requests_seconds_sum"),
@@ -519,6 +756,7 @@ KIND = Kind(
         "python": {
             "requests": MetricRef("http_requests_total"),
             "errors": MetricRef("http_requests_total", (("status", "5xx"),)),
+            "redirects": MetricRef("http_requests_total", (("status", "3xx"),)),
             "ok": MetricRef("http_requests_total", (("status", "2xx"),)),
             "buckets": MetricRef("http_request_duration_seconds_bucket"),
             "duration_sum": MetricRef("http_request_duration_seconds_sum"),

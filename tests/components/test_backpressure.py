@@ -136,3 +136,47 @@ def test_docs_list_every_bulkhead_signal_with_its_metrics_and_origin():
 
 def test_queries_keep_the_cluster_where_the_rules_do():
     check_cluster_kept(RESILIENCE4J, backpressure.KIND)
+
+
+# ---------------------------------------------------------------------------------------------
+# A handler that sheds before its queue is full is warned about before it sheds
+
+SHEDS_AT_50 = """\
+apiVersion: obsgen/v1
+service: {name: oms, team: oms, profile: python}
+backpressure:
+  - {name: heavy_operation, label: circuit_name, max_concurrent: 100, queue_capacity: 1000, shed_at: 50,
+     overload_status: 503}
+"""
+
+
+def test_the_queue_warning_fires_before_a_handler_that_sheds_at_50_refuses_work_on_promtool(tmp_path):
+    """OMS refuses heavy_operation at 50 queued of a 1000-call queue (seed 000:180): 46 queued warns, 44 does not,
+    and 900 (the old mark) is never reached because the handler refuses from 50."""
+    from .world import Expect, build, passes, run
+
+    out = build(tmp_path, parse(SHEDS_AT_50, "oms.yaml"))
+    at = 'job="oms", circuit_name="heavy_operation"'
+    series = {f'backpressure_queue_size{{{at}, instance="a"}}': "46+0x15",
+              f'backpressure_queue_size{{{at}, instance="b"}}': "44+0x15"}
+    firing = 'ALERTS{alertname="BackpressureQueueNearFull", alertstate="firing"}'
+    passes(run(out, series, [Expect("5m", firing, {
+        '{__name__="ALERTS", alertname="BackpressureQueueNearFull", alertstate="firing", circuit_name="heavy_operation", '
+        'component="heavy_operation", instance="a", service="oms", severity="warning", team="oms"}': 1})]))
+    page = section(pages(parse(SHEDS_AT_50, "oms.yaml"), backpressure.KIND)["BackpressureQueueNearFull"],
+                   "What it means")
+    assert "queue of 1,000, refusing new calls from 50 queued (nearly full at 45); refused callers get HTTP 503" in page
+
+
+def test_a_shedding_limit_needs_a_queue_it_can_be_reached_in():
+    from obsgen.errors import SpecError
+
+    for text, where, says in (
+            (SHEDS_AT_50.replace("shed_at: 50", "shed_at: 1001"), "x.yaml:4:102: backpressure[0].shed_at",
+             "expected shed_at at most queue_capacity (1000), found 1001"),
+            (SHEDS_AT_50.replace("queue_capacity: 1000, ", ""), "x.yaml:4:71: backpressure[0].shed_at",
+             "shed_at needs queue_capacity")):
+        with pytest.raises(SpecError) as caught:
+            parse(text, "x.yaml")
+        (problem,) = caught.value.problems
+        assert str(problem).startswith(where) and says in problem.message, problem

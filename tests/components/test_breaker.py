@@ -189,7 +189,8 @@ def test_actuator_commands_name_the_breaker_or_say_where_its_name_comes_from():
                      "http://<instance>/actuator/circuitbreakers/pricing"]
     assert "**(destructive)** Forcing the breaker closed" in section(single["CircuitBreakerOpen"], "Mitigation")
     for page in render_pages(PYTHON).values():
-        assert "actuator" not in page.lower() and "state_change" in page
+        assert "actuator" not in page.lower() and "pybreaker" not in page
+        assert "the application's logs of the breaker's state changes" in page
 
 
 def test_reference_says_which_metrics_resilience4j_publishes_and_which_the_app_defines():
@@ -281,3 +282,76 @@ def test_queries_keep_the_cluster_label_where_the_rules_do():
     for alert, page in render_pages(fleet).items():
         for query in blocks(section(page, "Diagnosis"), "promql"):
             assert re.search(r"\bby \(cluster, instance, ", query), (alert, query)
+
+
+# ---------------------------------------------------------------------------------------------
+# An open breaker without a fallback is an outage, and its page says so
+
+
+PYTHON_HTTP = PYTHON + """\
+http:
+  - name: api
+    routes:
+      - {route: /api/v1/schemas, breaker: terminus_db}
+"""
+
+
+def test_an_open_breaker_without_a_fallback_is_an_outage_page_that_holds_back_no_5xx_page():
+    page = render_pages(PYTHON_HTTP)["CircuitBreakerOpen"]
+    impact = " ".join(section(page, "Impact").split())
+    assert "this is an outage of everything that calls through the breaker" in impact
+    assert "not an outage" not in page and "fallback's quality" not in page
+    checks = " ".join(section(page, "First checks").split())
+    assert "[HttpErrorRateHigh](HttpErrorRateHigh.md) of the routes behind it is not held back" in checks
+    behaviour = " ".join(section(page, "Alert behaviour").split())
+    assert "holds back its symptoms: the failure-rate alert of the same breaker and the latency alerts" in behaviour
+    assert "is never held back" in behaviour
+    assert "| `1m` | critical |" in section(page, "What it means")
+
+
+def test_breaker_pages_name_time_limiters_and_retries_only_where_the_breaker_has_them():
+    for alert, page in render_pages(PYTHON).items():
+        assert "TimeLimiterTimeoutsHigh" not in page and "RetryExhaustionHigh" not in page, alert
+    spring = render_pages(SPRING)["CircuitBreakerOpen"]
+    assert "[TimeLimiterTimeoutsHigh](TimeLimiterTimeoutsHigh.md) and [RetryExhaustionHigh]" in spring
+
+
+def test_the_closed_story_follows_the_state_encoding():
+    def closed(text: str) -> str:
+        spec = parse(text, "test.yaml")
+        (alert,) = [a for a in build(spec).alerts if a.name == "CircuitBreakerOpen" and a.labels["component"]
+                    in ("terminus_db", "ledger")]
+        return next(s.title for s in alert.scenarios if s.slug == "closed")
+    assert closed(PYTHON) == "closed (the gauge at 0)"
+    assert closed(SPRING) == "closed (its state=closed series 1, the others 0)"
+
+
+UNNAMED = """\
+apiVersion: obsgen/v1
+service: {name: oms, team: oms, profile: python}
+breakers:
+  - name: oms_breaker
+    label: ""
+"""
+
+
+def test_a_breaker_whose_series_name_no_breaker_is_picked_by_the_selector_alone_and_the_page_says_what_to_add():
+    spec = parse(UNNAMED, "test.yaml")
+    opened = [a for a in build(spec).alerts if a.name == "CircuitBreakerOpen"]
+    assert [str(a.expr).count("circuit_breaker_state{job=\"oms\"}") for a in opened] == [2]
+    assert all("$labels." not in a.description.split(" on ")[0] for a in build(spec).alerts
+               if a.name.startswith("CircuitBreaker"))
+    meaning = " ".join(section(render_pages(UNNAMED)["CircuitBreakerOpen"], "What it means").split())
+    assert "Its series carry no label naming a breaker" in meaning
+    assert "the app must add a label with the breaker's name to its breaker series" in meaning
+
+
+def test_two_breakers_reading_the_same_unnamed_series_are_refused_with_where_and_what_to_do():
+    with pytest.raises(SpecError) as caught:
+        parse(UNNAMED + "  - name: other\n    label: \"\"\n", "x.yaml")
+    (problem,) = caught.value.problems
+    assert str(problem).startswith("x.yaml:7:12: breakers[1].label: reads the same series as breakers[0] "
+                                   "(`oms_breaker`)"), problem
+    assert "add a label naming the breaker" in problem.message
+    apart = UNNAMED + "    selector: {pod: a}\n  - name: other\n    label: \"\"\n    selector: {pod: b}\n"
+    assert len([a for a in build(parse(apart, "x.yaml")).alerts if a.name == "CircuitBreakerOpen"]) == 2

@@ -128,3 +128,97 @@ http:
     prom = tmp_path / "api" / "prometheus"
     result = promtool("test", "rules", "rules.test.yaml", cwd=prom)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# What no 5xx shows: redirects, and answers slower than the clients wait (OMS's integration report, seed 001)
+
+FAILURES_NO_5XX_SHOWS = """\
+apiVersion: obsgen/v1
+service: {name: oms, team: oms, profile: python, selector: {job: oms}}
+http:
+  - name: api
+    latency: {}
+    redirect_ratio_max: 0.05
+    client_timeout: 1s
+"""
+
+
+def _fastapi_exposition() -> str:
+    """A real FastAPI app instrumented by prometheus-fastapi-instrumentator: document creation called without
+    its trailing slash (FastAPI answers 307, as OMS did), a handler slower than a 1s client timeout, a fast one."""
+    import asyncio
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    app, registry = FastAPI(), CollectorRegistry()
+
+    @app.post("/api/v1/documents/crud/")
+    def create() -> dict:
+        return {"created": True}
+
+    @app.get("/api/v1/heavy")
+    async def heavy() -> dict:
+        await asyncio.sleep(1.05)
+        return {"done": True}
+
+    @app.get("/api/v1/fast")
+    def fast() -> dict:
+        return {"done": True}
+
+    Instrumentator(registry=registry).instrument(app)
+    with TestClient(app) as client:
+        for _ in range(6):
+            assert client.post("/api/v1/documents/crud", follow_redirects=False).status_code == 307
+        for _ in range(2):
+            assert client.get("/api/v1/heavy").status_code == 200
+        for _ in range(4):
+            assert client.get("/api/v1/fast").status_code == 200
+    return generate_latest(registry).decode()
+
+
+def test_a_real_fastapi_app_s_307s_and_answers_slower_than_the_clients_timeout_fire_their_alerts(tmp_path):
+    """Each counter of the app's real exposition grows by its count every second for 20 minutes: the redirects
+    (labelled with the raw path, which no route template matches) fire HttpRedirectRatioHigh, the handler slower
+    than the clients' 1s timeout fires HttpClientTimeoutsHigh (its bucket written le="1.0"), the fast one nothing."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    series = {}
+    for family in text_string_to_metric_families(_fastapi_exposition()):
+        for sample in family.samples:
+            if sample.name in ("http_requests_total", "http_request_duration_seconds_bucket"):
+                labels = ", ".join(f'{k}="{v}"' for k, v in sorted({**sample.labels, "job": "oms"}.items()))
+                series[f"{sample.name}{{{labels}}}"] = f"0+{sample.value * 60:g}x20"
+    assert any('le="1.0"' in s for s in series)  # as prometheus_client writes the bucket
+    out = build(tmp_path, parse(FAILURES_NO_5XX_SHOWS, "oms.yaml"))
+    firing = 'count by (alertname, handler) (ALERTS{alertstate="firing", alertname=~"Http.*"})'
+    passes(run(out, series, [Expect("15m", firing, {
+        '{alertname="HttpRedirectRatioHigh", handler="/api/v1/documents/crud"}': 1,
+        '{alertname="HttpClientTimeoutsHigh", handler="/api/v1/heavy"}': 1})]))
+
+
+@pytest.mark.parametrize("profile, buckets, says", [
+    ("python", "", "x.yaml:7:21: http[0].client_timeout: client_timeout 2s is not a bucket bound of the request "
+                   "histogram (100ms, 500ms, 1s, from the python profile's default buckets)"),
+    ("python", "    histogram: {buckets: [250ms, 1s, 5s], largest_bucket: 5s}\n",
+     "x.yaml:7:21: http[0].client_timeout: client_timeout 2s is not a bucket bound of the request histogram "
+     "(250ms, 1s, 5s, from `histogram.buckets`)"),
+    ("micrometer", "", "x.yaml:7:21: http[0].client_timeout: client_timeout 2s needs a bucket at exactly that bound "
+                       "in the request histogram, and the micrometer profile's buckets are not known; add one to the "
+                       "app (Spring Boot: management.metrics.distribution.slo.http.server.requests=2000ms)"),
+])
+def test_a_client_timeout_between_histogram_buckets_is_refused_with_where_and_what_to_do(profile, buckets, says):
+    from obsgen.errors import SpecError
+
+    text = (FAILURES_NO_5XX_SHOWS.replace("profile: python", f"profile: {profile}")
+            .replace("client_timeout: 1s", "client_timeout: 2s") + buckets)
+    with pytest.raises(SpecError) as caught:
+        parse(text, "x.yaml")
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(says), problem
+    fine = text.replace("client_timeout: 2s", "client_timeout: 1s") if profile == "python" and not buckets else None
+    if fine:
+        parse(fine, "x.yaml")

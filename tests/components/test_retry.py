@@ -97,7 +97,8 @@ def test_the_page_names_the_retry_in_its_facts_and_its_errors_command():
     assert blocks(section(two, "Diagnosis"), "bash") == ["curl -s http://<instance>/actuator/retryevents/<retry>/error"]
     assert "`<retry>` is the alert's `component` label" in two
     python = render_pages(PYTHON)[ALERT]
-    assert "actuator" not in python.lower() and "`RetryError`" in python and "`result`" in python
+    assert "actuator" not in python.lower() and "`result`" in python
+    assert "tenacity" not in python and "The application's logs have the last exception" in python
 
 
 def test_the_page_says_an_open_breaker_holds_it_back_only_where_a_breaker_guards_the_retry():

@@ -390,6 +390,7 @@ ROUTE_SHAPES = (  # nothing in the first or the open-ended bucket: every percent
     {0.25: 0.1, 0.5: 0.4, 1.0: 0.3, 2.5: 0.15, 5.0: 0.05},
 )
 ROUTE_ERRORS = (0.001, 0.02, 0.05)
+ROUTE_REDIRECTS = (0.0, 0.1, 0.03)  # the 3xx share of each route shape, where the spec judges redirects
 
 
 def _ok_value(value: str) -> str:
@@ -398,12 +399,14 @@ def _ok_value(value: str) -> str:
 
 
 def http(ctx: Ctx, c: Component) -> Truths:
-    from obsgen.components.http import QUANTILES, latency_keys
+    from obsgen.components.http import QUANTILES, client_timeouts, latency_keys, targets
 
     spec = c.spec
     label = spec.route_label
     routes = [r.route for r in spec.routes] + ["/api/world/a", "/api/world/b"]
-    bounds = tuple(sorted(set(HTTP_BOUNDS) | set(ctx.bounds)))
+    timeouts = client_timeouts(spec)
+    judges_redirects = any(t.redirect_ratio_max is not None for t in targets(spec))
+    bounds = tuple(sorted(set(HTTP_BOUNDS) | set(ctx.bounds) | {t.total_seconds for t in timeouts}))
     count = c.metric("buckets").name.removesuffix("_bucket") + "_count"
     per_route: dict[str, list] = {}
     requests: dict[str, float] = {}
@@ -415,8 +418,11 @@ def http(ctx: Ctx, c: Component) -> Truths:
         per_route[route] = []
         for n, i in enumerate(INSTANCES):
             rate = 10.0 * (k + 1) + 5 * n
-            ratio_counters(ctx, c, "errors", "ok", "requests", rate * error_share, rate * (1 - error_share),
-                           extra, i, reset=i == B)
+            redirect_share = ROUTE_REDIRECTS[k % 3] if judges_redirects else 0.0
+            ratio_counters(ctx, c, "errors", "ok", "requests", rate * error_share,
+                           rate * (1 - error_share - redirect_share), extra, i, reset=i == B)
+            if judges_redirects:
+                ctx.counter(c, "redirects", rate * redirect_share, extra, i, reset=i == B)
             buckets = histogram(ctx, c, "buckets", bounds, shape, rate, extra, i, reset=i == B)
             ctx.counter(c, "duration_sum", rate * mean(buckets, bounds), extra, i, reset=i == B)
             if count != c.metric("requests").name:
@@ -431,6 +437,13 @@ def http(ctx: Ctx, c: Component) -> Truths:
         f"{c.name}: 5xx by route": dict(errors),
         f"HTTP {c.name}: 5xx ratio": {c.name: sum(errors.values()) / sum(requests.values())},
     }
+    if judges_redirects:
+        redirects = {r: sum(ctx.rate(c, "redirects", {label: r}, i) for i in INSTANCES) for r in routes}
+        truths[f"{c.name}: 3xx share by route"] = {r: redirects[r] / requests[r] for r in routes}
+    for bound in timeouts:
+        truths[f"{c.name}: share slower than {bound} by route"] = {
+            r: 1 - sum(n for b, n in per_route[r] if b <= bound.total_seconds) / sum(n for _, n in per_route[r])
+            for r in routes}
     for key in latency_keys(spec):
         if key == "avg":
             truths[f"{c.name}: average latency by route"] = {
