@@ -473,3 +473,62 @@ def test_an_unless_whose_right_side_reads_the_left_sides_selector_is_no_presence
     blind = reads(parse('x{j="r"} == 0 or (group(last_over_time(x{j="r"}[1d])) unless on () group(x{j="r"}))'))
     assert [r.presence for r in blind] == [False, False, False]
     assert [r.presence for r in reads(parse('y unless on () x'))] == [False, True]
+
+
+ONE_HOT_PYTHON = """\
+apiVersion: obsgen/v1
+service: {name: pay, team: sre, profile: python}
+breakers:
+  - name: pay
+    state_encoding: {type: one_hot}
+"""
+
+
+def python_breaker_text(path: Path, result: str = "success") -> Path:
+    """A prometheus_client one-hot breaker: a series per state the app knows (not Resilience4j's six)."""
+    registry = CollectorRegistry(auto_describe=False)
+    state = Gauge("circuit_breaker_state", "1 for the current state", ["name", "state"], registry=registry)
+    for name, value in (("closed", 1), ("open", 0), ("half_open", 0)):
+        state.labels("pay", name).set(value)
+    calls = Counter("circuit_breaker_calls", "Calls by result", ["name", "result"], registry=registry)
+    calls.labels("pay", result).inc(3)
+    calls.labels("pay", "failure").inc()
+    path.write_bytes(generate_latest(registry))
+    return path
+
+
+def test_a_one_hot_python_breaker_verifies_clean_the_resilience4j_only_states_being_notes(tmp_path):
+    spec = tmp_path / "pay.yaml"
+    spec.write_text(ONE_HOT_PYTHON)
+    result = run(str(spec), "--metrics", str(python_breaker_text(tmp_path / "pay.prom")))
+    assert result.exit_code == 0, result.output
+    assert "obsgen verify: clean, " in result.output
+    assert (f"{spec}:4:11: pay (breakers) state: note: no series with `state=\"forced_open\"`; values of `state`: "
+            "half_open, closed, open; obsgen's panels map `state=\"forced_open\"` in case it occurs: nothing to fix "
+            "unless the app should report it") in result.output
+    assert "fix `breakers[0].name`" not in result.output
+
+
+def test_a_profile_matcher_the_app_labels_otherwise_names_the_signals_metrics_not_the_component_name(tmp_path):
+    spec = tmp_path / "pay.yaml"
+    spec.write_text(ONE_HOT_PYTHON)
+    result = run(str(spec), "--metrics", str(python_breaker_text(tmp_path / "pay.prom", result="ok")))
+    assert result.exit_code == 1, result.output
+    assert ("no series with `result=\"success\"`; values of `result`: failure, ok; `result=\"success\"` is the "
+            "python profile's matcher for successful_calls, not a value of the spec: if the app labels it "
+            "otherwise, set `breakers[0].metrics.successful_calls` with the `matchers` its series carry") \
+        in result.output
+
+
+def test_a_redis_role_no_scraped_server_has_says_to_scrape_one_not_to_rename_the_redis(tmp_path):
+    spec = tmp_path / "r.yaml"
+    spec.write_text("apiVersion: obsgen/v1\nservice: {name: r, team: sre}\nredis:\n  - name: main\n"
+                    "    topology: standalone\n    replicas: 1\n")
+    master = ROOT / "tests" / "init" / "texts" / "redis-sentinel-master.prom"
+    result = run(str(spec), "--metrics", str(master))
+    assert result.exit_code == 1, result.output
+    assert ("main (redis) instance_info: no series with `role=\"slave\"`; values of `role`: master; "
+            "`role=\"slave\"` is selected by obsgen's own queries for the redis's instance_info, not set by the "
+            "spec: no server scraped reports it; pass the /metrics of the exporter of such a server with another "
+            "--metrics") in result.output
+    assert "fix `redis[0].name`" not in result.output

@@ -135,13 +135,21 @@ def label(identity: str | None, noun: str, m: Matcher, where: Place) -> str:
     return f"fix {_field(where)}: the series carry no `{m.name}`"
 
 
-def value(missing: Missing, where: Place, scraped: bool) -> str:
-    """What to set where a matcher's value selects nothing: the field, and the value it probably means."""
+def value(missing: Missing, use: Use, where: Place, scraped: bool) -> str:
+    """What to set where a matcher's value selects nothing: the field, and the value it probably means; for a
+    matcher no spec field sets, what it is (the profile's default metric's, or obsgen's own query's)."""
     import difflib
 
     m = missing.matcher
     close = difflib.get_close_matches(m.value, list(missing.values), n=1, cutoff=0.6)
     guess = f" (`{close[0]}`?)" if close else ""
+    own = use.own.get(m.name)
+    if own == "profile":
+        field = format_path(use.path + ("metrics", use.signal))
+        return (f"`{m.text()}` is the {use.profile} profile's matcher for {use.signal}, not a value of the spec: "
+                f"if the app labels it otherwise, set `{field}` with the `matchers` its series carry{guess}")
+    if own == "kind":
+        return kind_value(m, use, scraped)
     if where.path[:2] == ("service", "selector"):
         return f"set `service.selector` to the labels Prometheus scrapes the service with{guess}"
     if missing.noun:
@@ -151,6 +159,22 @@ def value(missing: Missing, where: Place, scraped: bool) -> str:
     later = ("look further back with --lookback" if scraped else
              "check a scrape taken after it occurred")
     return f"fix {_field(where)}{guess}; if `{m.value}` is right but rare, it has series only once it occurs: {later}"
+
+
+def kind_value(m: Matcher, use: Use, scraped: bool) -> str:
+    """A value obsgen's own queries select (a breaker state, a Redis role, a route left out): no spec field sets
+    it, so the fix is in what is scraped or exported, never a component's name."""
+    head = f"`{m.text()}` is selected by obsgen's own queries for the {use.noun}'s {use.signal}, not set by the spec"
+    if use.exporter:
+        how = "is the exporter of such a server scraped?" if scraped else \
+            "pass the /metrics of the exporter of such a server with another --metrics"
+        return f"{head}: no server scraped reports it; {how}"
+    return f"{head}: the app exports no series with it; check the {use.noun}'s settings against what the app exports"
+
+
+def optional_value(m: Matcher) -> str:
+    """A value only panels select, among others the label has (a state a one-hot gauge does not report)."""
+    return f"obsgen's panels map `{m.text()}` in case it occurs: nothing to fix unless the app should report it"
 
 
 def targets_down(count: int) -> str:

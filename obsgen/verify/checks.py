@@ -84,9 +84,10 @@ class _Check:
             if use.event:
                 return self._finding("no-series-yet", f"`{metric}` is declared but has no series yet",
                                      advice.events(use), note=True)
-            return self._finding("no-series", f"`{metric}` is declared but has had no series within the last "
-                                 f"{self.lookback}", "the app registers it but never records a value; check the "
-                                 "code path that should (a metric with labels shows only after `.labels(...)`)")
+            when = f"had no series within the last {self.lookback}" if inv.scraped else "no series in the scrape"
+            return self._finding("no-series", f"`{metric}` is declared but has {when}",
+                                 "the app registers it but never records a value; check the code path that should "
+                                 "(a metric with labels shows only after `.labels(...)`)")
         base = metric.removesuffix("_bucket")
         if base != metric and inv.has_series(base + "_count"):
             return self._finding("no-buckets", f"`{base}` has no `_bucket` series: it is published without a "
@@ -106,12 +107,23 @@ class _Check:
             return self._finding("label-missing", missing_label(m, missing),
                                  advice.label(use.identity, use.noun, m, where), where, missing=missing)
         where = use.places.get(m.name, use.place)
-        note = use.event and m.name not in use.scrape_labels
         missing = Missing(m, tuple(values), (metric,), use.noun if m.name == use.identity else "")
         message = missing_value(m, missing, self._signals(), self.lookback if self.inv.scraped else None)
-        hint = advice.events(use) if note else advice.value(missing, where, self.inv.scraped)
+        if self._optional(m, values):
+            return self._finding("optional-value", message, advice.optional_value(m), where,
+                                 note=True, missing=missing)
+        note = use.event and m.name not in use.scrape_labels
+        hint = advice.events(use) if note else advice.value(missing, use, where, self.inv.scraped)
         return self._finding("no-series-yet" if note else "value-missing", message, hint, where, note=note,
                              missing=missing)
+
+    def _optional(self, m: Matcher, values: list[str]) -> bool:
+        """A value obsgen's own panels select among others the app's label has (a Resilience4j-only state of a
+        one-hot gauge: ``forced_open``): a panel mapping a state that does not occur, not a blind one. Alerts
+        read no such value alone, and an exporter's missing value means a server not scraped."""
+        use = self.use
+        return (use.own.get(m.name) == "kind" and m.op == "=" and bool(values) and not use.alerts
+                and not use.exporter)
 
     def _disappeared(self, series: list[Labels]) -> Finding:
         """Series seen within the lookback, none at the time checked: because their targets are down (one

@@ -49,17 +49,35 @@ def read(source: str, http) -> tuple[str, str]:
     """(name, text) of a saved scrape, or of one scrape of a URL (``http``: a :class:`~obsgen.verify.web.Client`)."""
     from pathlib import Path
 
+    from obsgen.verify.web import NotFound
+
     if source.startswith(("http://", "https://")):
-        raw = http.get(source, accept="text/plain;version=0.0.4;q=1, */*;q=0.1")
+        try:
+            raw = http.get(source, accept="text/plain;version=0.0.4;q=1, */*;q=0.1")
+        except NotFound:
+            raise UsageError(f"--metrics {source}: the server has no such page (HTTP 404, 405 or 501); check the "
+                             "path: /metrics, or Spring Boot's /actuator/prometheus") from None
     else:
         try:
             raw = Path(source).read_bytes()
         except OSError as exc:
-            raise UsageError(f"--metrics {source}: {exc.strerror or exc}") from None
+            raise UsageError(f"--metrics {source}: {exc.strerror or exc}{_url_hint(source)}") from None
     try:
         return source, raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"--metrics {source}: not UTF-8 text") from None
+
+
+def _url_hint(source: str) -> str:
+    """A file that is not there but looks like a URL (``host:port/metrics``, ``htp://…``): say how to write one."""
+    import re
+
+    scheme, sep, rest = source.partition("://")
+    if sep:
+        return f"; a URL starts with http:// or https:// (not {printable(scheme)}://)"
+    if re.match(r"[A-Za-z0-9.-]+:[0-9]+(/|$)", source):
+        return f"; for a URL write http://{printable(source)}"
+    return ""
 
 
 def _first_bad_line(text: str, exc: ValueError) -> str:

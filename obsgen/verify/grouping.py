@@ -85,7 +85,7 @@ def _merged(members: list[Finding], lookback: str | None) -> Finding:
     if first.problem == "label-missing":
         return replace(merged, message=missing_label(missing.matcher, missing))
     message = missing_value(missing.matcher, missing, signals, lookback)
-    hint = first.hint if first.note else advice.value(missing, first.place, lookback is not None)
+    hint = first.hint if first.note else advice.value(missing, first.uses[0], first.place, lookback is not None)
     return replace(merged, message=message, hint=hint)
 
 
@@ -104,7 +104,7 @@ def _promoted(results: list[tuple[Use, list[Finding]]], scraped: bool) -> list[t
     def promote(f: Finding) -> Finding:
         if not (f.note and f.missing and f.missing.matcher and _owner(f) in wrong):
             return f
-        return replace(f, note=False, problem="value-missing", hint=advice.value(f.missing, f.place, scraped))
+        return replace(f, note=False, problem="value-missing", hint=advice.value(f.missing, f.uses[0], f.place, scraped))
 
     return [(u, [promote(f) for f in fs]) for u, fs in results]
 

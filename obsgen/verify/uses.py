@@ -82,6 +82,9 @@ class Use:
     place: Place  # where the metric is set (metrics.<signal>), else the component's name
     places: dict[str, Place]  # per matcher label: the field that set its value
     label_places: dict[str, Place]  # per matcher label: the field that named the label
+    # per matcher label that no spec field sets, whose it is: "profile" (the profile's default metric for the
+    # signal carries it: status="5xx") or "kind" (obsgen's own queries select it: a state name, role="slave")
+    own: dict[str, str]
     scrape_labels: frozenset[str]  # labels a scrape adds rather than the app (job, instance, …)
     event: bool  # a signal of rare events whose series may not exist yet (see EVENTS)
     exporter: bool  # metrics of a separate exporter (redis_exporter), not of the service itself
@@ -220,10 +223,14 @@ class _Uses:
             at = path + (("metrics", signal) if written else ("name",))
         identity = _identity(c, signal)
         origins = {m.name: self._origin(part, m, signal, identity, at) for m in read.matchers}
+        own = {m.name: self._own(part, m, signal) for m in read.matchers
+               if origins[m.name] == (self._place(at), self._place(at)) and m.name != identity
+               and self._written_value(path, m) is None}
         return Use(file=self.spec.file, service=svc.name, profile=svc.profile, component=part.model.name,
                    kind=part.model.kind, noun=_noun(part.model.kind_title), path=path, identity=identity,
                    signal=signal or read.metric, read=read, place=self._place(at),
                    places={k: v for k, (v, _) in origins.items()}, label_places={k: n for k, (_, n) in origins.items()},
+                   own=own,
                    scrape_labels=frozenset(scrape), event=signal in EVENTS.get(part.model.kind, ()),
                    exporter=not c.kind.app_metrics)
 
@@ -248,6 +255,13 @@ class _Uses:
         if found is not None:
             return self._keyed(found) if found[-1] == label else (self._place(found), self._place(at))
         return self._place(at), self._place(at)
+
+    @staticmethod
+    def _own(part: _Part, m: Matcher, signal: str | None) -> str:
+        """Whose a matcher no spec field sets is: the profile's default metric's, or obsgen's own query's."""
+        c = part.component
+        ref = c.metric(signal) if signal and signal not in c.spec.metrics and c.has(signal) else None
+        return "profile" if ref is not None and m.name in dict(ref.matchers) else "kind"
 
     def _written(self, *paths: FieldPath) -> FieldPath | None:
         """The first of ``paths`` the author wrote."""
