@@ -151,18 +151,65 @@ def test_a_python_breaker_with_a_state_label_is_written_one_hot(tmp_path):
     assert breaker["state_encoding"] == {"type": "one_hot"}
 
 
+def test_a_service_before_its_first_request_names_the_components_it_cannot_draft_yet_and_says_to_send_traffic():
+    spec, text, report = draft("python-fresh", "python-fresh.prom")
+    # the breaker's gauge is set at start-up: drafted; the caches and the retry count by a label not seen yet
+    assert components(spec) == {("http", "server"), ("breakers", "inventory")}
+    assert ("declared but not yet recorded (2): send traffic first, then run init again:\n"
+            "  caches: cache_hits_total, cache_requests_total declared with no series yet; a component is named by "
+            "its `cache` label, which a series carries from its first use\n"
+            "  retries: retry_calls_total declared with no series yet; a component is named by its `name` label, "
+            "which a series carries from its first use\n") in report
+    assert "  cache_requests_total: caches (declared, no sample yet)\n" in report  # counted, not lost
+    # the server is drafted from its declared families; no SLO until a bucket has been seen
+    assert "slos" not in spec and "histogram" not in named(spec, "http")["server"]
+    assert "run init again after traffic to draft a latency SLO" in text
+
+
+def test_a_service_with_only_declared_families_is_one_line_saying_to_send_traffic(tmp_path):
+    text = tmp_path / "fresh.prom"
+    text.write_text("# HELP cache_requests_total Cache lookups\n# TYPE cache_requests_total counter\n")
+    assert one_line(init("--metrics", str(text))) == (
+        f"obsgen: no component recorded yet in {text}: its caches families are declared with no series; send "
+        "traffic to the service first, then run init again\n")
+
+
+def test_a_profile_the_data_contradicts_drafts_no_component_from_counters_both_profiles_name(tmp_path):
+    result = init("--metrics", str(ROOT / MAPLE_APP), "--metrics", str(ROOT / TEXTS / REDIS_SENTINEL[0]),
+                  "--profile", "python", "-o", "-")
+    assert result.exit_code == 0, result.output
+    assert "caches" not in yaml.safe_load(result.stdout)
+    assert "profile python (--profile; but the data has 0 of its metric names against 16 for micrometer: " \
+           "check it)" in result.stderr
+    assert ("  caches equipment: only app-defined cache_l2_failure_total, cache_lock_failure_total; none of the "
+            "python profile's own cache_hits_total, cache_requests_total\n") in result.stderr
+    alone = init("--metrics", str(ROOT / MAPLE_APP), "--profile", "python")
+    assert one_line(alone).startswith("obsgen: no component recognised in ")
+
+
+def test_a_scrape_text_names_no_job_so_the_selectors_are_written_as_defaults_to_check():
+    spec, text, _ = draft("redis-standalone", MAPLE_APP, *REDIS_SENTINEL[:2])
+    assert spec["service"]["selector"] == {"job": "maple-expectation"}
+    assert "  selector: {job: maple-expectation}  # default: the job Prometheus scrapes it as (a scrape text " \
+           "names none); check\n" in text
+    sentinel, _, _ = draft("maple", MAPLE_APP, *REDIS_SENTINEL)
+    assert named(sentinel, "redis")["mymaster"]["selector"] == {"job": "redis"}
+
+
 # -- Redis -----------------------------------------------------------------------------------------
 
 def test_redis_exporter_over_a_master_and_replica_alone_is_standalone_with_one_replica():
     spec, _, _ = draft("redis-standalone", MAPLE_APP, *REDIS_SENTINEL[:2])
     assert named(spec, "redis")["redis"] == {"name": "redis", "topology": "standalone", "replicas": 1,
-                                             "memory_ratio_max": 0.9}
+                                             "selector": {"job": "redis"}, "memory_ratio_max": 0.9}
 
 
 def test_redis_exporter_on_a_cluster_node_is_a_cluster_with_its_masters_replicas():
-    spec, _, _ = draft("redis-cluster", "redis-cluster-node.prom")
+    spec, _, report = draft("redis-cluster", "redis-cluster-node.prom")
     assert named(spec, "redis")["redis"] == {"name": "redis", "topology": "cluster", "replicas": 1,
-                                             "memory_ratio_max": 0.9}
+                                             "selector": {"job": "redis"}, "memory_ratio_max": 0.9}
+    assert spec["service"]["profile"] == "micrometer"
+    assert "profile micrometer (the default: the data has no metric name of either profile's own)" in report
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -217,6 +264,47 @@ def test_an_existing_output_is_kept_without_force_and_replaced_with_it(tmp_path)
     forced = init("--metrics", source, "-o", str(out), "--force")
     assert forced.exit_code == 0, forced.output
     assert out.read_text().startswith("# Drafted by `obsgen init`")
+
+
+@pytest.fixture(scope="module")
+def answers_404():
+    """A real HTTP server (http.server) on 127.0.0.1 that answers every GET with 404: a wrong /metrics path."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotHere(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotHere)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/nothere"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("command", [("init",), ("verify", "specs/maple.yaml")])
+def test_a_metrics_url_that_answers_404_is_one_line_and_exit_2(answers_404, command, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(main, [*command, "--metrics", answers_404], catch_exceptions=False)
+    assert one_line(result) == (f"obsgen: --metrics {answers_404}: the server has no such page (HTTP 404, 405 or "
+                                "501); check the path: /metrics, or Spring Boot's /actuator/prometheus\n")
+
+
+@pytest.mark.parametrize("source, hint", [
+    ("127.0.0.1:18081/metrics", "; for a URL write http://127.0.0.1:18081/metrics"),
+    ("htp://127.0.0.1:18081/metrics", "; a URL starts with http:// or https:// (not htp://)"),
+])
+def test_a_url_without_its_scheme_is_told_how_to_write_one(source, hint):
+    assert one_line(init("--metrics", source)) == f"obsgen: --metrics {source}: No such file or directory{hint}\n"
+
+
+def test_a_prometheus_url_without_its_scheme_is_told_how_to_write_one():
+    assert one_line(init("--prometheus", "127.0.0.1:19091", "--selector", 'job="x"')) == \
+        "obsgen: --prometheus 127.0.0.1:19091: expected an http:// or https:// URL (http://127.0.0.1:19091?)\n"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -46,6 +46,8 @@ def init(expositions: tuple[str, ...], url: str | None, selector: str | None, se
         raise UsageError("give either --metrics FILE_OR_URL... or --prometheus URL --selector MATCHERS")
     if url and not selector:
         raise UsageError("--prometheus needs --selector, the service's series: --selector 'job=\"checkout\"'")
+    if url and not url.startswith(("http://", "https://")):
+        raise UsageError(f"--prometheus {url}: expected an http:// or https:// URL (http://{url}?)")
     if selector and not url:
         raise UsageError("--selector applies to --prometheus; --metrics reads every series of the text")
     _check_names(service, team)

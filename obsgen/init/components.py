@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from obsgen.components.base import Kind
-from obsgen.init.draft import Draft, Entry, Field, Skipped
+from obsgen.init.draft import Draft, Entry, Field, Skipped, Waiting
 from obsgen.init.fingerprints import Fingerprint, defaults
 from obsgen.init.scrape import Sample, Scrape
 
@@ -77,13 +77,15 @@ def recognise(fp: Fingerprint, scrape: Scrape, draft: Draft) -> None:
         for sample in scrape.named(ref.name):
             if fp.label in sample.labels:
                 found.setdefault(sample.labels[fp.label], []).append(sample)
+    _declared(fp, scrape, draft, bool(found))
     renamed = _renamed(fp, scrape, sorted(found))
     for value in sorted(found):
         item = Found(fp, value, found[value], scrape, draft)
         names = sorted({s.name for s in item.samples})
-        if fp.library and not fp.library & set(names):
+        if not fp.evidence & set(names):
+            whose = "the library's" if fp.library else f"the {fp.profile} profile's own"
             draft.skipped.append(Skipped(fp.kind.key, value, (
-                f"only app-defined {', '.join(names)}; none of the library's {', '.join(sorted(fp.library))}")))
+                f"only app-defined {', '.join(names)}; none of {whose} {', '.join(sorted(fp.evidence))}")))
             continue
         try:
             told = READERS.get(fp.kind.key, lambda _: [])(item)
@@ -93,6 +95,18 @@ def recognise(fp: Fingerprint, scrape: Scrape, draft: Draft) -> None:
                 draft.recognise(scrape.family_of.get(name, name), f"{item.what} (skipped)")
             continue
         draft.entries.append(_entry(item, names, told, renamed.get(value, {})))
+
+
+def _declared(fp: Fingerprint, scrape: Scrape, draft: Draft, found: bool) -> None:
+    """The kind's families declared without a sample: read by the components found (their series come with the
+    first event), or, when they are all the kind shows, a kind waiting for traffic to name its components."""
+    families = sorted({f for name in fp.names if (f := scrape.declared_family(name))})
+    if not families or not (found or any(scrape.declared_family(name) for name in fp.evidence)):
+        return
+    for family in families:
+        draft.recognise(family, f"{fp.kind.key} (declared, no sample yet)")
+    if not found:
+        draft.waiting.append(Waiting(fp.kind.key, fp.label, tuple(families)))
 
 
 def _entry(item: Found, names: list[str], told: list[Field], renamed: dict[str, tuple[dict, str]]) -> Entry:

@@ -33,6 +33,16 @@ class Skipped:
     why: str
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A kind whose families the data declares without a sample: its components are not named until they are
+    first used (a prometheus_client labelled counter before its first ``.labels(...)``), so none is drafted."""
+
+    kind: str
+    label: str
+    families: tuple[str, ...]
+
+
 @dataclass
 class Draft:
     """The service, its entries in kind order, what was skipped, and which families were read."""
@@ -43,6 +53,7 @@ class Draft:
     profile_why: str
     entries: list[Entry] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    waiting: list[Waiting] = field(default_factory=list)
     recognised: dict[str, set[str]] = field(default_factory=dict)  # family: the entries (kind name) it fed
     families: list[str] = field(default_factory=list)
 

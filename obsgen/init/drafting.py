@@ -18,12 +18,16 @@ _SERVICE = re.compile(r"(?!(con|prn|aux|nul|com[0-9]|lpt[0-9])$)[a-z][a-z0-9-]{0
 
 
 def draft(scrape: Scrape, *, service: str | None, team: str | None, profile: str | None) -> Draft:
-    chosen, why = (profile, "--profile") if profile else _profile(scrape)
+    chosen, why = _given(scrape, profile) if profile else _profile(scrape)
     out = Draft(service=[], source=scrape.source, profile=chosen, profile_why=why, families=scrape.families)
     for fp in fingerprints(chosen):
         components.recognise(fp, scrape, out)
     http.recognise(chosen, scrape, out)
     redis.recognise(scrape, out)
+    if not out.entries and out.waiting:
+        kinds = ", ".join(w.kind for w in out.waiting)
+        raise UsageError(f"no component recorded yet in {scrape.source}: its {kinds} families are declared with no "
+                         "series; send traffic to the service first, then run init again")
     if not out.entries:
         raise UsageError(f"no component recognised in {scrape.source} (profile {chosen}: {len(out.families)} "
                          f"metric families, none of them a kind obsgen knows); try --profile {_other(chosen)}, or check "
@@ -34,12 +38,29 @@ def draft(scrape: Scrape, *, service: str | None, team: str | None, profile: str
     return out
 
 
+def _counts(scrape: Scrape) -> dict[str, int]:
+    """Per profile, how many of its own metric names (not the other's too: redis_exporter's, health checks')
+    the data has, as samples or as families declared without any."""
+    present = {s.name for s in scrape.samples} | scrape.declared_names
+    return {p: len(present & (profile_names(p) - profile_names(_other(p)))) for p in PROFILES}
+
+
 def _profile(scrape: Scrape) -> tuple[str, str]:
     """The profile whose metric names explain the most of the scrape (Micrometer on a tie)."""
-    present = {s.name for s in scrape.samples}
-    counts = {p: len(present & profile_names(p)) for p in PROFILES}
+    counts = _counts(scrape)
     best = max(PROFILES, key=lambda p: counts[p])  # PROFILES order breaks ties
+    if not counts[best]:
+        return best, "the default: the data has no metric name of either profile's own"
     return best, f"{counts[best]} of its metric names in the data, against {counts[_other(best)]} for {_other(best)}"
+
+
+def _given(scrape: Scrape, profile: str) -> tuple[str, str]:
+    """--profile, and a warning when the data's names fit the other profile better."""
+    counts = _counts(scrape)
+    if counts[_other(profile)] <= counts[profile]:
+        return profile, "--profile"
+    return profile, (f"--profile; but the data has {counts[profile]} of its metric names against "
+                     f"{counts[_other(profile)]} for {_other(profile)}: check it")
 
 
 def _other(profile: str) -> str:
@@ -62,6 +83,9 @@ def _service(scrape: Scrape, name: str | None, team: str | None, profile: str, w
         others = sorted(set(jobs) - {job})
         fields.append(Field("selector", {"job": job}, "the job of its series" + (
             f" (also seen: {', '.join(others)})" if others else "")))
+    else:  # a text carries no job: the schema's default, said
+        fields.append(Field("selector", {"job": fields[0].value},
+                            "default: the job Prometheus scrapes it as (a scrape text names none); check"))
     fields.append(Field("profile", profile, why))
     return fields
 

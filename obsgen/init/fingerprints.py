@@ -30,6 +30,9 @@ class Fingerprint:
     def names(self) -> set[str]:
         return {ref.name for ref in self.metrics.values()}
 
+    evidence: frozenset[str] = frozenset()
+    """The metrics that prove a component of the kind in this profile (see :func:`fingerprints`)."""
+
     @property
     def library(self) -> set[str]:
         """The metrics a library publishes; empty when the profile's names are all the app's own (python)."""
@@ -51,8 +54,21 @@ def fingerprints(profile: str) -> list[Fingerprint]:
         label = defaults(kind, profile).get("label")
         metrics = {s: r for s, r in kind.defaults(profile).items() if r is not None}
         if kind.app_metrics and kind.identified and label and metrics:
-            out.append(Fingerprint(kind, profile, label, metrics))
+            out.append(Fingerprint(kind, profile, label, metrics, _evidence(kind, profile, metrics)))
     return out
+
+
+def _evidence(kind: Kind, profile: str, metrics: dict[str, MetricRef]) -> frozenset[str]:
+    """The metrics a component must show to be one of ``kind`` in ``profile``: the ones a library publishes;
+    else (the python profile names only an app's own) the ones no other profile names for the kind, so that
+    ``cache_lock_failure_total``, which both profiles read, proves no cache in either; else (a kind named alike
+    in every profile: health checks, streams) any of them."""
+    names = {ref.name for ref in metrics.values()}
+    library = {ref.name for ref in metrics.values() if ref.origin}
+    if library:
+        return frozenset(library)
+    shared = {ref.name for p in PROFILES if p != profile for ref in kind.defaults(p).values() if ref is not None}
+    return frozenset(names - shared or names)
 
 
 def profile_names(profile: str) -> set[str]:

@@ -26,6 +26,8 @@ def recognise(profile: str, scrape: Scrape, draft: Draft) -> None:
     metrics = http.KIND.defaults(profile)
     requests = scrape.named(metrics["requests"].name)
     if not requests:
+        if scrape.declared_family(metrics["requests"].name):
+            _declared(profile, metrics, scrape, draft)
         return
     what = "http server"
     fields: list[Field] = [Field("name", "server")]
@@ -55,6 +57,17 @@ def recognise(profile: str, scrape: Scrape, draft: Draft) -> None:
         _slo(profile, buckets, draft)
     fields += thresholds(http.KIND, profile)
     draft.entries.append(Entry("http", "server", fields, cites))
+
+
+def _declared(profile: str, metrics: dict, scrape: Scrape, draft: Draft) -> None:
+    """A server declared before its first request (the instrumentator's families, no sample yet): the server is
+    drafted, its latency at the defaults, with no SLO until a bucket has been seen."""
+    families = sorted({f for ref in metrics.values() if (f := scrape.declared_family(ref.name))})
+    for family in families:
+        draft.recognise(family, "http server (declared, no sample yet)")
+    draft.entries.append(Entry("http", "server", [Field("name", "server"), *thresholds(http.KIND, profile)], [
+        f"{', '.join(families)} (declared, no sample yet: the route label and the histogram's buckets are seen "
+        "from the first request; run init again after traffic to draft a latency SLO)"]))
 
 
 def _buckets(scrape: Scrape, name: str) -> list[tuple[float, str]]:

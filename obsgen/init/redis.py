@@ -14,11 +14,13 @@ from obsgen.components import redis
 from obsgen.init.components import thresholds
 from obsgen.init.draft import Draft, Entry, Field
 from obsgen.init.scrape import Sample, Scrape
+from obsgen.spec.schema import schema
 
 _REF = redis.KIND.defaults("*")
 SENTINELS = "redis_sentinel_master_sentinels"
 REPLICAS = "redis_sentinel_master_slaves"
 QUORUM = "redis_sentinel_master_setting_ckquorum"  # redis_exporter 1.56+
+_REDIS_SELECTOR = schema()["$defs"]["redis"]["properties"]["selector"]["default"]
 READ = {ref.name for ref in _REF.values()} - {"up"}  # `up` is Prometheus', not the exporter's
 
 
@@ -73,6 +75,10 @@ def _component(job: str, samples: list[Sample], scrape: Scrape, draft: Draft) ->
             fields.append(Field("replicas", round(most.value), _cite(most)))
     if job:
         fields.append(Field("selector", {"job": job}, "the job that scrapes the exporter"))
+    else:  # a text carries no job: the schema's default, said
+        sentinels_too = ", its sentinels' targets too (sentinel_selector)" if status or "sentinel" in modes else ""
+        fields.append(Field("selector", _REDIS_SELECTOR, "default: the job Prometheus scrapes the exporter as"
+                            f"{sentinels_too} (a scrape text names none); check"))
     fields += thresholds(redis.KIND, "micrometer")  # exporter metrics: the same in every profile
     for sample in samples:
         if sample.name in READ | {SENTINELS, REPLICAS, QUORUM, "redis_cluster_enabled"}:

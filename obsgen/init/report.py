@@ -18,6 +18,10 @@ def text(d: Draft) -> str:
     if unknown:
         lines.append(f"not recognised, so not watched ({len(unknown)}):")
         lines += [f"  {group}" for group in _grouped(unknown)]
+    if d.waiting:
+        lines.append(f"declared but not yet recorded ({len(d.waiting)}): send traffic first, then run init again:")
+        lines += [f"  {w.kind}: {', '.join(w.families)} declared with no series yet; a component is named by "
+                  f"its `{w.label}` label, which a series carries from its first use" for w in d.waiting]
     if d.skipped:
         lines.append(f"skipped ({len(d.skipped)}):")
         lines += [f"  {s.kind} {s.name}: {s.why}" for s in d.skipped]

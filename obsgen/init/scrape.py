@@ -41,6 +41,8 @@ class Scrape:
     """Every sample of the sources, with each sample name's family (``x_bucket`` → ``x``) and the families' types.
 
     ``scraped`` is true for a server's series, which carry the labels a scrape adds (``job``, ``instance``).
+    ``declared`` holds the families a text declares (``# TYPE``) without a sample, by name as people write it:
+    prometheus_client writes a labelled metric so until its first ``.labels(...)`` call.
     """
 
     source: str
@@ -48,6 +50,7 @@ class Scrape:
     family_of: dict[str, str] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     scraped: bool = False
+    declared: dict[str, str] = field(default_factory=dict)
 
     def named(self, name: str) -> list[Sample]:
         return [s for s in self.samples if s.name == name]
@@ -57,7 +60,17 @@ class Scrape:
 
     @property
     def families(self) -> list[str]:
-        return sorted(set(self.family_of.values()))
+        return sorted(set(self.family_of.values()) | set(self.declared))
+
+    @property
+    def declared_names(self) -> set[str]:
+        """The sample names the declared families will have (``x_bucket``, ``x_count``, ``x_sum`` of a histogram)."""
+        return {family + part if self.declared[family] in ("histogram", "summary") else family
+                for family in self.declared for part in _PARTS[:3]}
+
+    def declared_family(self, name: str) -> str | None:
+        """The declared family a sample name would belong to, if it is declared without samples."""
+        return next((f for f in (name, *(name.removesuffix(p) for p in _PARTS[:3])) if f in self.declared), None)
 
 
 def from_texts(texts: list[tuple[str, str]]) -> Scrape:
@@ -67,6 +80,9 @@ def from_texts(texts: list[tuple[str, str]]) -> Scrape:
     scrape = Scrape(source=", ".join(source for source, _ in texts), samples=[])
     for source, text in texts:
         for family in families(source, text):
+            if not family.samples:
+                # the parsers drop a counter's _total from its family name; its samples will carry it
+                scrape.declared[family.name + ("_total" if family.type == "counter" else "")] = family.type
             for sample in family.samples:
                 if sample.name.endswith("_created") and family.type in ("counter", "histogram", "summary"):
                     continue
@@ -74,6 +90,8 @@ def from_texts(texts: list[tuple[str, str]]) -> Scrape:
                 scrape.family_of[sample.name] = name
                 scrape.types[name] = family.type
                 scrape.samples.append(Sample(sample.name, dict(sample.labels), sample.value))
+    for name in set(scrape.declared) & set(scrape.family_of.values()):  # declared in one text, sampled in another
+        del scrape.declared[name]
     return _without_created(scrape)
 
 

@@ -71,6 +71,10 @@ Re-record: PYTHONPATH=tests .venv/bin/python -m tests.init.record""", http(f"htt
         procs.append(Proc("pyservice", [sys.executable, str(Path(__file__).with_name("pyservice.py")), "--port",
                                         str(port)], root / "pyservice", port).start())
         wait_until(lambda: http(f"http://127.0.0.1:{port}/metrics"), 20, "the Python service", *procs)
+        save("python-fresh.prom", f"""
+Recorded from the same real FastAPI service (tests/init/pyservice.py) just started, before any request: its
+labelled prometheus_client counters and the instrumentator's families are declared (# TYPE) with no sample.
+Re-record: PYTHONPATH=tests .venv/bin/python -m tests.init.record""", http(f"http://127.0.0.1:{port}/metrics").decode())
         for item in ("hot-1", "cold-2"):
             http(f"http://127.0.0.1:{port}/api/v1/items/{item}")
         save("python-service.prom", f"""
