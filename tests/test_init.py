@@ -125,10 +125,42 @@ def test_a_fastapi_service_with_prometheus_client_counters_is_the_python_profile
     spec, text, report = draft("python-service", "python-service.prom")
     assert spec["service"]["profile"] == "python"
     assert set(named(spec, "caches")) == {"items", "prices"}
-    assert "state_encoding" not in named(spec, "breakers")["inventory"]  # a 0/1/2 gauge: the python default
+    # the defaults that decide a breaker's alerts most are written and said, the 0/1/2 gauge's numbers too
+    breaker = named(spec, "breakers")["inventory"]
+    assert (breaker["state_encoding"], breaker["minimum_calls"], breaker["fallback"]) == \
+        ({"type": "enum", "closed": 0}, 100, "")
+    assert ("state_encoding: {closed: 0, type: enum}  # circuit_breaker_state has no `state` label: one gauge, "
+            "assumed closed 0, half-open 1, open 2; check the app's numbers\n") in text
+    assert "fallback: ''  # default: none, so CircuitBreakerOpen is critical;" in text
+    # no lock-failure family: CacheStampede left out, with its threshold, and said; no L2 tier: no L2 threshold
+    for cache in named(spec, "caches").values():
+        assert cache["alerts"] == {"CacheStampede": {"enabled": False}}
+        assert "stampede_rate_max" not in cache and "l2_failure_rate_max" not in cache
+    assert "# no cache_lock_failure_total in the data: the cache takes no single-flight lock" in text
     assert named(spec, "http")["server"]["histogram"] == {"smallest_bucket": "50ms", "largest_bucket": "1s"}
     assert "backpressure inventory: max_concurrent is required" in report
     assert "backpressure_queue_size: backpressure inventory (skipped)" in report
+
+
+def test_hits_and_misses_counted_apart_are_both_named_and_misses_is_watched(tmp_path):
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+    registry = CollectorRegistry()
+    hits = Counter("cache_hits", "Lookups answered from the cache", ["cache"], registry=registry)
+    misses = Counter("cache_misses", "Lookups that went to the source", ["cache"], registry=registry)
+    hits.labels("items").inc(8)
+    misses.labels("items").inc(2)
+    text = tmp_path / "m.prom"
+    text.write_bytes(generate_latest(registry))
+    result = init("--metrics", str(text), "-o", "-")
+    assert result.exit_code == 0, result.output
+    cache = named(yaml.safe_load(result.stdout), "caches")["items"]
+    assert cache["metrics"] == {"hits": "cache_hits_total", "misses": "cache_misses_total"}
+    assert "  cache_misses_total: caches items\n" in result.stderr and "not recognised" not in result.stderr
+    # lookups are hits + misses: CacheHitRateLow reads what the app exports (only the stampede panel stays
+    # empty until the lock panel can be left out: issue 20's `single_flight`)
+    lacks = result.stderr.split("the draft reads 1 signal(s) the data lacks (obsgen verify):\n")[1]
+    assert "items (caches) lock_failures: no metric `cache_lock_failure_total`" in lacks
 
 
 def test_table_order_health_checks_and_streams_are_found_and_its_pool_is_skipped_for_lack_of_a_size():
@@ -199,7 +231,10 @@ def test_a_scrape_text_names_no_job_so_the_selectors_are_written_as_defaults_to_
 # -- Redis -----------------------------------------------------------------------------------------
 
 def test_redis_exporter_over_a_master_and_replica_alone_is_standalone_with_one_replica():
-    spec, _, _ = draft("redis-standalone", MAPLE_APP, *REDIS_SENTINEL[:2])
+    spec, text, _ = draft("redis-standalone", MAPLE_APP, *REDIS_SENTINEL[:2])
+    # the servers cannot tell that Sentinel manages them: the comment says where that shows
+    assert "topology: standalone  # no sentinel or cluster series; Sentinel shows only in a sentinel's own " \
+           "scrape: if Sentinel manages it, add one" in text
     assert named(spec, "redis")["redis"] == {"name": "redis", "topology": "standalone", "replicas": 1,
                                              "selector": {"job": "redis"}, "memory_ratio_max": 0.9}
 
@@ -258,12 +293,24 @@ def test_an_existing_output_is_kept_without_force_and_replaced_with_it(tmp_path)
     out.write_text("mine\n")
     source = str(ROOT / TEXTS / "micrometer-boot3.prom")
     result = init("--metrics", source, "-o", str(out))
-    assert result.exit_code == 2 and result.stderr.splitlines()[-1] == \
-        f"obsgen: {out} exists; pass --force to overwrite it"
+    assert one_line(result) == f"obsgen: {out} exists; pass --force to overwrite it\n"  # before any report
     assert out.read_text() == "mine\n"
     forced = init("--metrics", source, "-o", str(out), "--force")
     assert forced.exit_code == 0, forced.output
     assert out.read_text().startswith("# Drafted by `obsgen init`")
+
+
+@pytest.mark.parametrize("where, message", [
+    ("exists.yaml", "{out} exists; pass --force to overwrite it"),
+    (".", "-o {out}: is a directory; give a file name"),
+    ("no/such/dir/x.yaml", "-o {out}: no directory {parent}; create it first"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_the_source_is_read(tmp_path, where, message):
+    (tmp_path / "exists.yaml").write_text("mine\n")
+    out = tmp_path / where if where != "." else tmp_path
+    result = init("--metrics", str(tmp_path / "not-read.prom"), "-o", str(out))  # a source that does not exist
+    assert one_line(result) == "obsgen: " + message.format(out=out, parent=out.parent) + "\n"
+    assert not (tmp_path / "no").exists()
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +352,12 @@ def test_a_url_without_its_scheme_is_told_how_to_write_one(source, hint):
 def test_a_prometheus_url_without_its_scheme_is_told_how_to_write_one():
     assert one_line(init("--prometheus", "127.0.0.1:19091", "--selector", 'job="x"')) == \
         "obsgen: --prometheus 127.0.0.1:19091: expected an http:// or https:// URL (http://127.0.0.1:19091?)\n"
+
+
+def test_a_selector_in_promql_braces_is_taken_as_its_matchers():
+    port = closed_port()  # the selector passes: what fails is reaching the server
+    assert one_line(init("--prometheus", f"http://127.0.0.1:{port}", "--selector", ' {job="pricing"} ')) == \
+        f"obsgen: http://127.0.0.1:{port}/api/v1/query: cannot connect: [Errno 111] Connection refused\n"
 
 
 @pytest.mark.parametrize("args, message", [

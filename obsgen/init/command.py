@@ -44,6 +44,8 @@ def init(expositions: tuple[str, ...], url: str | None, selector: str | None, se
 
     if bool(url) == bool(expositions):
         raise UsageError("give either --metrics FILE_OR_URL... or --prometheus URL --selector MATCHERS")
+    if selector and selector.strip().startswith("{") and selector.strip().endswith("}"):
+        selector = selector.strip()[1:-1]  # PromQL's own braces: `{job="x"}`
     if url and not selector:
         raise UsageError("--prometheus needs --selector, the service's series: --selector 'job=\"checkout\"'")
     if url and not url.startswith(("http://", "https://")):
@@ -51,6 +53,8 @@ def init(expositions: tuple[str, ...], url: str | None, selector: str | None, se
     if selector and not url:
         raise UsageError("--selector applies to --prometheus; --metrics reads every series of the text")
     _check_names(service, team)
+    if out or service:
+        _check_target(out or f"{service}.yaml", force)
     http, at = client(bearer_token_file, headers, timeout), time.time()
     if url:
         data = scrape.from_prometheus(url, http, selector, at)
@@ -72,6 +76,7 @@ def init(expositions: tuple[str, ...], url: str | None, selector: str | None, se
     text = render(draft)
     name = next(f.value for f in draft.service if f.key == "name")
     target = out or f"{name}.yaml"
+    _check_target(target, force)
     echo(report.text(draft) + report.verified(_verify(text, target, inventory_for)), err=True, nl=False)
     if target == "-":
         echo(text, nl=False)
@@ -108,19 +113,30 @@ def _check_names(service: str | None, team: str | None) -> None:
             raise UsageError(f"{option} {value!r}: expected {props[key]['x-expect']}")
 
 
-def _write(target: str, text: str, force: bool) -> None:
-    """Write ``target`` whole (a temporary file renamed over it), refusing an existing one without --force."""
-    import os
+def _check_target(target: str, force: bool) -> None:
+    """Refuse an output path that cannot be written before anything is read: a directory, a file that exists
+    without --force, a directory that does not exist (a typo is not a tree to create)."""
     from pathlib import Path
 
     from obsgen.errors import UsageError
 
+    if target == "-":
+        return
     path = Path(target)
-    if path.exists() and not force:
-        raise UsageError(f"{target} exists; pass --force to overwrite it")
     if path.is_dir():
         raise UsageError(f"-o {target}: is a directory; give a file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not force:
+        raise UsageError(f"{target} exists; pass --force to overwrite it")
+    if not path.parent.is_dir():
+        raise UsageError(f"-o {target}: no directory {path.parent}; create it first")
+
+
+def _write(target: str, text: str, force: bool) -> None:
+    """Write ``target`` whole (a temporary file renamed over it); :func:`_check_target` said it may be."""
+    import os
+    from pathlib import Path
+
+    path = Path(target)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

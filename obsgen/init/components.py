@@ -110,20 +110,29 @@ def _declared(fp: Fingerprint, scrape: Scrape, draft: Draft, found: bool) -> Non
 
 
 def _entry(item: Found, names: list[str], told: list[Field], renamed: dict[str, tuple[dict, str]]) -> Entry:
-    """The entry of one component: its name, the metrics it names by another label, what its series told, the
-    default thresholds; its comment cites each metric it was seen in, with the library that publishes it."""
+    """The entry of one component: its name, its metrics (named by another label, or counted apart), what its
+    series told, the default thresholds of the alerts it has; its comment cites each metric it was seen in,
+    with the library that publishes it."""
     fp, cites = item.fingerprint, []
+    left_out = {f.key for f in told if f.value is None}
+    told = [f for f in told if f.value is not None]
+    metrics = [f for f in told if f.key == "metrics"]
+    told = [f for f in told if f.key != "metrics"]
     for name in names:
         item.draft.recognise(item.scrape.family_of.get(name, name), item.what)
         origin = next((r.origin for r in fp.metrics.values() if r.name == name), None)
         cites.append(f'{name}{{{fp.label}="{item.value}"}} ({origin or "app-defined"})')
     fields = component_name(item.value)
     if renamed:
-        fields.append(Field("metrics", {signal: ref for signal, (ref, _) in renamed.items()},
-                            "; ".join(sorted({why for _, why in renamed.values()}))))
+        metrics.append(Field("metrics", {signal: ref for signal, (ref, _) in renamed.items()},
+                             "; ".join(sorted({why for _, why in renamed.values()}))))
         for ref, _ in renamed.values():
             item.draft.recognise(item.scrape.family_of.get(ref["name"], ref["name"]), item.what)
-    return Entry(fp.kind.key, fields[0].value, [*fields, *told, *thresholds(fp.kind, fp.profile)], cites)
+    if metrics:
+        merged = {k: v for f in metrics if isinstance(f.value, dict) for k, v in f.value.items()}
+        fields.append(Field("metrics", merged, "; ".join(f.note for f in metrics)))
+    defaults = [f for f in thresholds(fp.kind, fp.profile) if f.key not in left_out]
+    return Entry(fp.kind.key, fields[0].value, [*fields, *told, *defaults], cites)
 
 
 def _renamed(fp: Fingerprint, scrape: Scrape, values: list[str]) -> dict[str, dict[str, tuple[dict, str]]]:
@@ -212,6 +221,15 @@ def _backpressure(item: Found) -> list[Field]:
 
 
 def _cache(item: Found) -> list[Field]:
+    """Tiers, how lookups are counted, and the alerts the data can feed (see the helpers)."""
+    tiers = _tiers(item)
+    out = tiers + _misses(item) + _stampede(item)
+    if not any("l2" in f.value for f in tiers):
+        out.append(Field("l2_failure_rate_max", None))  # CacheL2Unavailable exists only for an L2 tier
+    return out
+
+
+def _tiers(item: Found) -> list[Field]:
     """A cache whose lookups carry a layer label with L1/L2 values is tiered: each tier gets its own alert."""
     for label in _TIERS:
         values = sorted({s.labels[label] for s in item.samples if label in s.labels})
@@ -223,17 +241,57 @@ def _cache(item: Found) -> list[Field]:
     return []
 
 
+def _misses(item: Found) -> list[Field]:
+    """Hits and misses counted apart (``cache_hits_total`` + ``cache_misses_total``, no lookups counter):
+    the spec names both, and obsgen counts lookups as their sum."""
+    metrics = item.fingerprint.metrics
+    hits, requests = metrics.get("hits"), metrics.get("requests")
+    if hits is None or requests is None or hits.name == requests.name or item.gauge(requests.name):
+        return []
+    name = hits.name.replace("_hits", "_misses").replace("_hit_", "_miss_")
+    misses = item.gauge(name)
+    if name == hits.name or misses is None:
+        return []
+    return [Field("metrics", {"hits": hits.name, "misses": name},
+                  f"{item.cite(misses)}: hits and misses counted apart, so lookups are their sum")]
+
+
+def _stampede(item: Found) -> list[Field]:
+    """CacheStampede reads the single-flight lock's failures: with no such family in the data, the cache takes
+    no lock (or does not count its failures), and the alert is left out with its threshold."""
+    ref = item.fingerprint.metrics.get("lock_failures")
+    if ref is None or item.scrape.has(ref.name) or item.scrape.declared_family(ref.name):
+        return []
+    return [Field("alerts", {"CacheStampede": {"enabled": False}},
+                  f"no {ref.name} in the data: the cache takes no single-flight lock, or does not count its "
+                  "failures (count them, then remove this)"), Field("stampede_rate_max", None)]
+
+
 def _breaker(item: Found) -> list[Field]:
+    """How the state gauge encodes the state, and the defaults that decide the breaker's alerts most, said."""
+    fp = item.fingerprint
+    kind_defaults = defaults(fp.kind, fp.profile)
+    return _encoding(item, kind_defaults["state_encoding"]) + [
+        Field("minimum_calls", kind_defaults["minimum_calls"], "default: the data cannot tell; the calls the breaker "
+              "needs before it judges (Resilience4j minimumNumberOfCalls, pybreaker fail_max): set yours"),
+        Field("fallback", kind_defaults["fallback"], "default: none, so CircuitBreakerOpen is critical; say what "
+              "callers get while it is open, if anything, and it is a warning"),
+    ]
+
+
+def _encoding(item: Found, default: dict) -> list[Field]:
     """Resilience4j's state gauge is one-hot (a series per ``state``); one gauge without it is an enum."""
     state = item.fingerprint.metrics.get("state")
     samples = [s for s in item.samples if state and s.name == state.name]
     if not samples:
         return []
-    one_hot = "state" in samples[0].labels
-    if one_hot == (defaults(item.fingerprint.kind, item.fingerprint.profile)["state_encoding"]["type"] == "one_hot"):
-        return []
-    encoding = {"type": "one_hot"} if one_hot else {"type": "enum"}
-    return [Field("state_encoding", encoding, f"{samples[0].name} {'has' if one_hot else 'has no'} `state` label")]
+    if "state" in samples[0].labels:
+        return [] if default["type"] == "one_hot" else [
+            Field("state_encoding", {"type": "one_hot"}, f"{samples[0].name} has a `state` label")]
+    closed = default["closed"]
+    return [Field("state_encoding", {"type": "enum", "closed": closed}, (
+        f"{samples[0].name} has no `state` label: one gauge, assumed closed {closed}, half-open {closed + 1}, "
+        f"open {closed + 2}; check the app's numbers"))]
 
 
 def _guarded(item: Found) -> list[Field]:
@@ -244,6 +302,8 @@ def _guarded(item: Found) -> list[Field]:
     return []
 
 
+# What each kind's series tell: fields to write; a field whose value is None leaves out that default threshold
+# (the alert it tunes does not exist for this component).
 READERS: dict[str, Callable[[Found], list[Field]]] = {
     "executors": _executor, "db_pools": _db_pool, "backpressure": _backpressure, "caches": _cache,
     "breakers": _breaker, "retries": _guarded, "time_limiters": _guarded,

@@ -66,7 +66,9 @@ def _component(job: str, samples: list[Sample], scrape: Scrape, draft: Draft) ->
         if cluster or "cluster" in modes:
             fields.append(Field("topology", "cluster", "redis_cluster_enabled = 1"))
         else:
-            fields.append(Field("topology", "standalone", "no sentinel or cluster series"))
+            fields.append(Field("topology", "standalone", "no sentinel or cluster series; Sentinel shows only in a "
+                                "sentinel's own scrape: if Sentinel manages it, add one (redis_exporter "
+                                "/scrape?target=redis://<sentinel>:26379) and run init again"))
         masters_info = {s.labels.get("instance") for s in info if s.labels.get("role") == "master"}
         links = [s for s in named(_REF["connected_replicas"].name)
                  if not info or s.labels.get("instance") in masters_info]
