@@ -228,6 +228,34 @@ def test_a_scrape_text_names_no_job_so_the_selectors_are_written_as_defaults_to_
     assert named(sentinel, "redis")["mymaster"]["selector"] == {"job": "redis"}
 
 
+def test_a_name_the_data_gives_but_a_spec_cannot_take_is_said_and_the_file_name_used(tmp_path):
+    text = tmp_path / "pricing.prom"
+    text.write_text('# TYPE cache_gets_total counter\ncache_gets_total{application="con",cache="a",result="hit"} 1\n')
+    result = init("--metrics", str(text), "-o", "-")
+    assert result.exit_code == 0, result.output
+    assert ("  name: pricing  # default: the source's file name (the `application` label of its series is 'con', "
+            "which is no service name); set it (--service)\n") in result.stdout
+
+
+def test_a_retry_links_the_breaker_of_its_label_value_by_the_breakers_spec_name(tmp_path):
+    text = tmp_path / "fx.prom"
+    text.write_text('# TYPE circuit_breaker_state gauge\ncircuit_breaker_state{name="fx.rates/eu"} 0\n'
+                    '# TYPE retry_calls_total counter\nretry_calls_total{name="fx.rates/eu",result="success"} 1\n')
+    result = init("--metrics", str(text), "-o", "-")
+    assert result.exit_code == 0, result.output
+    assert ("    breaker: fx.rates-eu  # a breaker of the same name exists (a call's breaker and retry are often named "
+            "alike): check\n") in result.stdout
+    assert "obsgen init: wrote" not in result.stderr  # to stdout: nothing written
+
+
+def test_the_written_line_counts_the_service_as_verify_does(tmp_path):
+    out = tmp_path / "svc.yaml"
+    result = init("--metrics", str(ROOT / TEXTS / "python-service.prom"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1] == \
+        f"obsgen init: wrote {out} (the service and 6 components); next: obsgen build {out}"
+
+
 # -- Redis -----------------------------------------------------------------------------------------
 
 def test_redis_exporter_over_a_master_and_replica_alone_is_standalone_with_one_replica():
@@ -240,10 +268,13 @@ def test_redis_exporter_over_a_master_and_replica_alone_is_standalone_with_one_r
 
 
 def test_redis_exporter_on_a_cluster_node_is_a_cluster_with_its_masters_replicas():
-    spec, _, report = draft("redis-cluster", "redis-cluster-node.prom")
+    spec, text, report = draft("redis-cluster", "redis-cluster-node.prom")
     assert named(spec, "redis")["redis"] == {"name": "redis", "topology": "cluster", "replicas": 1,
                                              "selector": {"job": "redis"}, "memory_ratio_max": 0.9}
     assert spec["service"]["profile"] == "micrometer"
+    # the comment counts families as the report does: a text of one exporter has no other
+    total = report.split("recognised ")[1].split(" of ")[1].split(" ")[0]
+    assert f"  # {total} redis_* families\n" in text
     assert "profile micrometer (the default: the data has no metric name of either profile's own)" in report
 
 
@@ -358,6 +389,12 @@ def test_a_selector_in_promql_braces_is_taken_as_its_matchers():
     port = closed_port()  # the selector passes: what fails is reaching the server
     assert one_line(init("--prometheus", f"http://127.0.0.1:{port}", "--selector", ' {job="pricing"} ')) == \
         f"obsgen: http://127.0.0.1:{port}/api/v1/query: cannot connect: [Errno 111] Connection refused\n"
+
+
+def test_an_empty_source_says_it_has_no_metric_family():
+    assert one_line(init("--metrics", "/dev/null")) == (
+        "obsgen: no metric family in /dev/null: is it a /metrics scrape (or, with --prometheus, does the selector "
+        "pick the service's series)?\n")
 
 
 @pytest.mark.parametrize("args, message", [

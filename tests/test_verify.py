@@ -532,3 +532,19 @@ def test_a_redis_role_no_scraped_server_has_says_to_scrape_one_not_to_rename_the
             "spec: no server scraped reports it; pass the /metrics of the exporter of such a server with another "
             "--metrics") in result.output
     assert "fix `redis[0].name`" not in result.output
+
+
+def test_prometheus_clients_created_timestamps_are_never_suggested_as_a_metric():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from obsgen.verify.inventory import without_created
+
+    registry = CollectorRegistry()
+    Counter("cache_hits", "hits", ["cache"], registry=registry).labels("a").inc()
+    Histogram("lock_wait_seconds", "wait", registry=registry).observe(0.1)
+    Gauge("job_created", "a gauge of the app's own that happens to end so", registry=registry).set(1)
+    names = sorted({s.name for f in text_string_to_metric_families(generate_latest(registry).decode())
+                    for s in f.samples})
+    assert "cache_hits_created" in names  # what Prometheus' __name__ values hold, as the server's all_names
+    assert without_created(names) == ["cache_hits_total", "job_created", "lock_wait_seconds_bucket",
+                                      "lock_wait_seconds_count", "lock_wait_seconds_sum"]

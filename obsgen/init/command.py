@@ -82,7 +82,8 @@ def init(expositions: tuple[str, ...], url: str | None, selector: str | None, se
         echo(text, nl=False)
         return 0
     _write(target, text, force)
-    echo(f"obsgen init: wrote {target} ({len(draft.entries)} components); next: obsgen build {target}", err=True)
+    echo(f"obsgen init: wrote {target} (the service and {len(draft.entries)} components); next: obsgen build "
+         f"{target}", err=True)
     return 0
 
 

@@ -295,10 +295,14 @@ def _encoding(item: Found, default: dict) -> list[Field]:
 
 
 def _guarded(item: Found) -> list[Field]:
-    """Resilience4j names a call's retry, time limiter and breaker alike: a breaker of the same name guards it."""
-    if any(e.kind == "breakers" and e.name == item.value for e in item.draft.entries):
-        return [Field("breaker", item.value, "a breaker of the same name exists (Resilience4j names a call's "
-                                             "decorators alike): check")]
+    """A call's retry, time limiter and breaker are often named alike (Resilience4j's instances of one call):
+    a breaker of the same label value guards it; ``breaker`` names that entry, by its spec name."""
+    for entry in item.draft.entries:
+        value = next((f.value for f in entry.fields if f.key == "value"), entry.name)
+        if entry.kind == "breakers" and value == item.value:
+            why = ("Resilience4j names a call's decorators alike" if item.fingerprint.profile == "micrometer"
+                   else "a call's breaker and retry are often named alike")
+            return [Field("breaker", entry.name, f"a breaker of the same name exists ({why}): check")]
     return []
 
 

@@ -18,6 +18,9 @@ _SERVICE = re.compile(r"(?!(con|prn|aux|nul|com[0-9]|lpt[0-9])$)[a-z][a-z0-9-]{0
 
 
 def draft(scrape: Scrape, *, service: str | None, team: str | None, profile: str | None) -> Draft:
+    if not scrape.families:
+        raise UsageError(f"no metric family in {scrape.source}: is it a /metrics scrape (or, with --prometheus, "
+                         "does the selector pick the service's series)?")
     chosen, why = _given(scrape, profile) if profile else _profile(scrape)
     out = Draft(service=[], source=scrape.source, profile=chosen, profile_why=why, families=scrape.families)
     for fp in fingerprints(chosen):
@@ -91,12 +94,33 @@ def _service(scrape: Scrape, name: str | None, team: str | None, profile: str, w
 
 
 def _guess_name(scrape: Scrape, jobs: Counter) -> Field:
-    """Spring's ``application`` common tag, else the scrape job, else a placeholder; lowercase, as names are."""
+    """Spring's ``application`` common tag, else the scrape job, else the first source's file name, else a
+    placeholder; lowercase, as names are. A name the data gives but a spec cannot take is said."""
     apps = Counter(s.labels["application"] for s in scrape.samples if "application" in s.labels)
+    refused = []
     for candidates, where in ((apps, "the `application` label of its series"), (jobs, "the job of its series")):
         if candidates:
             value = candidates.most_common(1)[0][0]
-            name = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:63]
-            if _SERVICE.fullmatch(name):
+            name = _as_name(value)
+            if name:
                 return Field("name", name, where)
-    return Field("name", DEFAULT_SERVICE, "default: the data names no service; set it (--service)")
+            refused.append(f"{where} is {value!r}, which is no service name")
+    why = "; ".join(refused) or "the data names no service"
+    stem = _as_name(_stem(scrape.source))
+    if stem:
+        return Field("name", stem, f"default: the source's file name ({why}); set it (--service)")
+    return Field("name", DEFAULT_SERVICE, f"default: {why}; set it (--service)")
+
+
+def _as_name(value: str) -> str | None:
+    name = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:63]
+    return name if _SERVICE.fullmatch(name) else None
+
+
+def _stem(source: str) -> str:
+    """The file name of the first source without its extension (a URL's says nothing: its last part is
+    `metrics` or `prometheus`)."""
+    from pathlib import PurePath
+
+    first = source.split(", ")[0]
+    return "" if "://" in first else PurePath(first).stem

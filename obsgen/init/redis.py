@@ -85,7 +85,8 @@ def _component(job: str, samples: list[Sample], scrape: Scrape, draft: Draft) ->
     for sample in samples:
         if sample.name in READ | {SENTINELS, REPLICAS, QUORUM, "redis_cluster_enabled"}:
             draft.recognise(scrape.family_of.get(sample.name, sample.name), what)
-    draft.entries.append(Entry("redis", name, fields, cites + [f"{len({s.name for s in samples})} redis_* families"
+    families = {scrape.family_of.get(s.name, s.name) for s in samples}
+    draft.entries.append(Entry("redis", name, fields, cites + [f"{len(families)} redis_* families"
                                                                f"{f' of job {job}' if job else ''}"]))
 
 

@@ -20,6 +20,14 @@ _SUFFIXES = (("_total", ("counter",), "counter"),
              ("_gsum", ("gaugehistogram",), "gauge"), ("_created", ("counter", "histogram", "summary"), "gauge"))
 
 
+def without_created(names: list[str]) -> list[str]:
+    """``names`` without prometheus_client's ``x_created`` timestamps (of a counter ``x_total``, a histogram's or
+    summary's ``x_count``): no metric to suggest in their place."""
+    given = set(names)
+    return [n for n in names if not (n.endswith("_created") and any(
+        n.removesuffix("_created") + part in given for part in ("_total", "_count", "_bucket")))]
+
+
 @dataclass
 class Inventory:
     """Series and metadata for the metric names asked for.

@@ -22,7 +22,7 @@ from functools import cache
 from obsgen.errors import UsageError
 from obsgen.model.promql import Matcher
 from obsgen.model.types import Duration
-from obsgen.verify.inventory import Inventory, Labels
+from obsgen.verify.inventory import Inventory, Labels, without_created
 from obsgen.verify.web import Client, NotFound
 
 BATCH = 60
@@ -54,8 +54,8 @@ def inventory(url: str, client: Client, names: set[str], at: float, lookback: fl
     @cache
     def all_names() -> list[str]:
         try:
-            return sorted(api.call("/api/v1/label/__name__/values",
-                                   {"start": f"{at - lookback:.3f}", "end": f"{at:.3f}"}) or [])
+            return without_created(sorted(api.call("/api/v1/label/__name__/values",
+                                                   {"start": f"{at - lookback:.3f}", "end": f"{at:.3f}"}) or []))
         except NotFound:
             return []
 
