@@ -334,14 +334,12 @@ def test_an_existing_output_is_kept_without_force_and_replaced_with_it(tmp_path)
 @pytest.mark.parametrize("where, message", [
     ("exists.yaml", "{out} exists; pass --force to overwrite it"),
     (".", "-o {out}: is a directory; give a file name"),
-    ("no/such/dir/x.yaml", "-o {out}: no directory {parent}; create it first"),
 ])
 def test_an_output_that_cannot_be_written_is_refused_before_the_source_is_read(tmp_path, where, message):
     (tmp_path / "exists.yaml").write_text("mine\n")
     out = tmp_path / where if where != "." else tmp_path
     result = init("--metrics", str(tmp_path / "not-read.prom"), "-o", str(out))  # a source that does not exist
-    assert one_line(result) == "obsgen: " + message.format(out=out, parent=out.parent) + "\n"
-    assert not (tmp_path / "no").exists()
+    assert one_line(result) == "obsgen: " + message.format(out=out) + "\n"
 
 
 @pytest.fixture(scope="module")

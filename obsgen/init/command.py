@@ -115,8 +115,9 @@ def _check_names(service: str | None, team: str | None) -> None:
 
 
 def _check_target(target: str, force: bool) -> None:
-    """Refuse an output path that cannot be written before anything is read: a directory, a file that exists
-    without --force, a directory that does not exist (a typo is not a tree to create)."""
+    """Refuse an output path that cannot be written before anything is read: a directory, or a file that exists
+    without --force. Missing directories are created, as `build --out` creates its own (the README's tour
+    writes tour/drafted.yaml first)."""
     from pathlib import Path
 
     from obsgen.errors import UsageError
@@ -128,8 +129,6 @@ def _check_target(target: str, force: bool) -> None:
         raise UsageError(f"-o {target}: is a directory; give a file name")
     if path.exists() and not force:
         raise UsageError(f"{target} exists; pass --force to overwrite it")
-    if not path.parent.is_dir():
-        raise UsageError(f"-o {target}: no directory {path.parent}; create it first")
 
 
 def _write(target: str, text: str, force: bool) -> None:
@@ -138,6 +137,7 @@ def _write(target: str, text: str, force: bool) -> None:
     from pathlib import Path
 
     path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
