@@ -548,3 +548,24 @@ def test_prometheus_clients_created_timestamps_are_never_suggested_as_a_metric()
     assert "cache_hits_created" in names  # what Prometheus' __name__ values hold, as the server's all_names
     assert without_created(names) == ["cache_hits_total", "job_created", "lock_wait_seconds_bucket",
                                       "lock_wait_seconds_count", "lock_wait_seconds_sum"]
+
+
+def test_a_service_that_has_served_only_its_own_scrapes_is_told_to_send_traffic_not_to_rename_its_slo(tmp_path):
+    spec = tmp_path / "api.yaml"
+    spec.write_text("apiVersion: obsgen/v1\nservice: {name: api, team: sre, profile: python}\nhttp:\n"
+                    "  - name: server\nslos:\n  - name: latency\n    sli: latency\n    objective: 0.99\n"
+                    "    latency_threshold: 500ms\n")
+    registry = CollectorRegistry()
+    requests = Counter("http_requests", "Requests", ["handler", "method", "status"], registry=registry)
+    duration = Histogram("http_request_duration_seconds", "Latency", ["handler", "method"], registry=registry,
+                         buckets=(0.1, 0.5, 1))
+    for _ in range(3):  # what the instrumentator counts when nothing but Prometheus has called the service
+        requests.labels("/metrics", "GET", "2xx").inc()
+        duration.labels("/metrics", "GET").observe(0.01)
+    text = tmp_path / "api.prom"
+    text.write_bytes(generate_latest(registry))
+    result = run(str(spec), "--metrics", str(text))
+    assert result.exit_code == 1, result.output
+    assert ("`handler!~\"/metrics\"` is obsgen's own exclusion (requests it does not judge: scrapes, health checks), "
+            "not set by the spec; every series the app has is excluded: send real traffic first") in result.output
+    assert "fix `slos[0].name`" not in result.output

@@ -164,6 +164,9 @@ def value(missing: Missing, use: Use, where: Place, scraped: bool) -> str:
 def kind_value(m: Matcher, use: Use, scraped: bool) -> str:
     """A value obsgen's own queries select (a breaker state, a Redis role, a route left out): no spec field sets
     it, so the fix is in what is scraped or exported, never a component's name."""
+    if m.op in ("!=", "!~"):
+        return (f"`{m.text()}` is obsgen's own exclusion (requests it does not judge: scrapes, health checks), "
+                "not set by the spec; every series the app has is excluded: send real traffic first")
     head = f"`{m.text()}` is selected by obsgen's own queries for the {use.noun}'s {use.signal}, not set by the spec"
     if use.exporter:
         how = "is the exporter of such a server scraped?" if scraped else \
