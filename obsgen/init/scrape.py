@@ -69,8 +69,12 @@ class Scrape:
                 for family in self.declared for part in _PARTS[:3]}
 
     def declared_family(self, name: str) -> str | None:
-        """The declared family a sample name would belong to, if it is declared without samples."""
-        return next((f for f in (name, *(name.removesuffix(p) for p in _PARTS[:3])) if f in self.declared), None)
+        """The declared family a sample name would belong to, if it is declared without samples (``x_bucket``:
+        ``x``, when ``x`` is a histogram)."""
+        if name in self.declared:
+            return name
+        bases = (name.removesuffix(part) for part in _PARTS[:3] if name.endswith(part))
+        return next((b for b in bases if self.declared.get(b) in ("histogram", "summary")), None)
 
 
 def from_texts(texts: list[tuple[str, str]]) -> Scrape:
