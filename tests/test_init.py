@@ -132,11 +132,13 @@ def test_a_fastapi_service_with_prometheus_client_counters_is_the_python_profile
     assert ("state_encoding: {closed: 0, type: enum}  # circuit_breaker_state has no `state` label: one gauge, "
             "assumed closed 0, half-open 1, open 2; check the app's numbers\n") in text
     assert "fallback: ''  # default: none, so CircuitBreakerOpen is critical;" in text
-    # no lock-failure family: CacheStampede left out, with its threshold, and said; no L2 tier: no L2 threshold
+    # no lock-failure family: single_flight false (no CacheStampede, no lock panel), without its threshold, and
+    # said; no L2 tier: no L2 threshold. So the draft verifies clean against the data it came from.
     for cache in named(spec, "caches").values():
-        assert cache["alerts"] == {"CacheStampede": {"enabled": False}}
+        assert cache["single_flight"] is False
         assert "stampede_rate_max" not in cache and "l2_failure_rate_max" not in cache
-    assert "# no cache_lock_failure_total in the data: the cache takes no single-flight lock" in text
+    assert "single_flight: false  # no cache_lock_failure_total in the data: no single-flight lock" in text
+    assert "the draft verifies clean against the same data" in report
     assert named(spec, "http")["server"]["histogram"] == {"smallest_bucket": "50ms", "largest_bucket": "1s"}
     assert "backpressure inventory: max_concurrent is required" in report
     assert "backpressure_queue_size: backpressure inventory (skipped)" in report
@@ -157,10 +159,8 @@ def test_hits_and_misses_counted_apart_are_both_named_and_misses_is_watched(tmp_
     cache = named(yaml.safe_load(result.stdout), "caches")["items"]
     assert cache["metrics"] == {"hits": "cache_hits_total", "misses": "cache_misses_total"}
     assert "  cache_misses_total: caches items\n" in result.stderr and "not recognised" not in result.stderr
-    # lookups are hits + misses: CacheHitRateLow reads what the app exports (only the stampede panel stays
-    # empty until the lock panel can be left out: issue 20's `single_flight`)
-    lacks = result.stderr.split("the draft reads 1 signal(s) the data lacks (obsgen verify):\n")[1]
-    assert "items (caches) lock_failures: no metric `cache_lock_failure_total`" in lacks
+    # lookups are hits + misses: CacheHitRateLow reads what the app exports, and nothing else is missing
+    assert "the draft verifies clean against the same data" in result.stderr
 
 
 def test_table_order_health_checks_and_streams_are_found_and_its_pool_is_skipped_for_lack_of_a_size():

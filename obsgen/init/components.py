@@ -257,14 +257,14 @@ def _misses(item: Found) -> list[Field]:
 
 
 def _stampede(item: Found) -> list[Field]:
-    """CacheStampede reads the single-flight lock's failures: with no such family in the data, the cache takes
-    no lock (or does not count its failures), and the alert is left out with its threshold."""
+    """CacheStampede and its panel read the single-flight lock's failures: with no such family in the data, the
+    cache takes no lock (or does not count its failures), so it is drafted without one, and said."""
     ref = item.fingerprint.metrics.get("lock_failures")
     if ref is None or item.scrape.has(ref.name) or item.scrape.declared_family(ref.name):
         return []
-    return [Field("alerts", {"CacheStampede": {"enabled": False}},
-                  f"no {ref.name} in the data: the cache takes no single-flight lock, or does not count its "
-                  "failures (count them, then remove this)"), Field("stampede_rate_max", None)]
+    return [Field("single_flight", False, f"no {ref.name} in the data: no single-flight lock whose failures are "
+                  "counted, so no CacheStampede; with one, count its failures and remove this"),
+            Field("stampede_rate_max", None)]
 
 
 def _breaker(item: Found) -> list[Field]:
