@@ -136,13 +136,14 @@ def _storm(c: Component, spec: StreamSpec) -> list[Rule]:
     def stories(f: Duration) -> list[Scenario]:
         end = FIVE_MIN + f + MIN * 2
         clients = max(20.0, spec.min_open_rate * lifetime * 4)
-        storm = clients / 10  # every client reconnects every 10 s
+        every = min(10.0, lifetime / 2)  # each client reconnects this often: well inside the minimum lifetime
+        storm = clients / every
         crowd = max(clients * 30, spec.min_open_rate * lifetime * 60)
         steady = clients / lifetime / 2  # connections live twice the minimum
         half = end - FIVE_MIN
         few = spec.min_open_rate / 2
         return [
-            Scenario("storm", f"{num(clients)} clients reconnecting every 10s", story(clients, ((end, storm),), end),
+            Scenario("storm", f"{num(clients)} clients reconnecting every {number(every)}s", story(clients, ((end, storm),), end),
                      verdict(f, end, True), labels=dict(c.identity), value=storm),
             Scenario("deploy", f"a rolling restart: all {num(crowd)} clients reconnect once within a minute",
                      story(crowd, ((half, 0), (MIN, crowd / 60), (FIVE_MIN - MIN, 0)), end), verdict(f, end, False)),

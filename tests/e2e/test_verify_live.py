@@ -194,7 +194,8 @@ def test_the_e2e_spec_with_its_redis_sentinel_and_a_latency_slo_verifies_clean(w
 
 
 def test_the_python_profile_spec_verifies_clean_against_fastapi_and_the_instrumentator(world):
-    result = run(str(ROOT / "specs" / "table-order.yaml"), "--prometheus", world.prom.url, "--format", "json")
+    result = run(str(ROOT / "specs" / "table-order.yaml"), "--environment", "production", "--prometheus", world.prom.url,
+                 "--format", "json")
     assert result.exit_code == 0, result.output
     notes = {(n["component"], n["signal"], n["problem"]) for n in json.loads(result.output)["notes"]}
     # the failure counters the app declares but never incremented, and the 5xx it never answered
@@ -206,7 +207,7 @@ def test_the_instrumentators_default_buckets_cannot_judge_table_orders_p95_and_p
     spec = tmp_path / "table-order.yaml"
     spec.write_text((ROOT / "specs" / "table-order.yaml").read_text().replace(
         "  profile: python\n", "  profile: python\n  selector: {job: table-order-defaults}\n"))
-    result = run(str(spec), "--prometheus", world.prom.url, "--format", "json")
+    result = run(str(spec), "--environment", "production", "--prometheus", world.prom.url, "--format", "json")
     assert result.exit_code == 1
     got = {(f["signal"], f["problem"], tuple(f["alerts"])) for f in findings(result)}
     assert got == {("buckets", "buckets-below-threshold", ('HttpLatencyHigh{quantile="0.95"}',)),
@@ -545,7 +546,9 @@ def test_a_directory_of_specs_against_one_prometheus_shows_a_progress_bar_on_a_t
     spec_copy(fleet, name="maple-e2e.yaml")
     (fleet / "table-order.yaml").write_text((ROOT / "specs" / "table-order.yaml").read_text())
     main, tty = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "obsgen", "verify", str(fleet), "--prometheus", world.prom.url],
+    # table-order has environments: the one this Prometheus serves is named (the maple copy has none, so it is unaffected)
+    proc = subprocess.Popen([sys.executable, "-m", "obsgen", "verify", str(fleet), "--environment", "production",
+                             "--prometheus", world.prom.url],
                             stdout=subprocess.PIPE, stderr=tty, cwd=ROOT, env={**os.environ, "COLUMNS": "120"})
     os.close(tty)
     out, _ = proc.communicate(timeout=60)
