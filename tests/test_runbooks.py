@@ -337,3 +337,13 @@ def test_a_page_reading_another_component_s_metric_names_its_publisher(pages):
     reference = pages[f"{SERVICE}/runbooks/ComponentMetricsMissing.md"].split("## Reference")[1]
     assert "- `up`: published by Prometheus itself" in reference
     assert "- `resilience4j_circuitbreaker_state`: published by resilience4j-micrometer" in reference
+
+
+def test_a_list_holding_a_link_joins_to_a_working_link_and_plain_lists_join_unescaped():
+    """A runbook link put in a list and joined (``found|join(" or ")``) used to come out as the literal text
+    ``\\[CircuitBreakerOpen\\](CircuitBreakerOpen.md)``: the finalizer escaped the plain string join made."""
+    env = runbooks._env()
+    link = runbooks.Safe("[CircuitBreakerOpen](CircuitBreakerOpen.md)")
+    text = env.from_string('{{ [link, "a_b"]|join(" or ") }} | {{ ["x_1", "y*"]|join(",")|fenced }}').render(link=link)
+    assert text.startswith("[CircuitBreakerOpen](CircuitBreakerOpen.md) or a\\_b | ")
+    assert "x_1,y*" in text  # joined for a code block: not escaped

@@ -83,6 +83,8 @@ class BreakerSpec(ComponentSpec):
     reopen_window: Duration
     minimum_calls: int
     failure_window: Duration
+    dependency: str
+    protocol: str
     fallback: str
 
     @property

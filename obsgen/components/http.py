@@ -50,7 +50,7 @@ from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, C
 from obsgen.components.shapes import FIVE_MIN, filled, kept, per_total, ratio_traffic, verdict
 from obsgen.components.timeline import MIN, STEP, counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, above, jobs, num, pct, rate, sel
-from obsgen.model.promql import Call, Expr, Num, Selector, agg, and_, binop, number, ratio, regex_quote, selector
+from obsgen.model.promql import Call, Expr, Num, Paren, Selector, agg, and_, binop, number, ratio, regex_quote, selector
 from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef
 
@@ -65,8 +65,13 @@ ERROR_RATIO = "route:http_request_errors:ratio_rate5m"
 LATENCY_COUNT = "route:http_request_duration_seconds_count:rate5m"
 LATENCY_QUANTILE = "route:http_request_duration_seconds:quantile_rate5m"
 LATENCY_MEAN = "route:http_request_duration_seconds:mean_rate5m"
+REDIRECT_RATE = "route:http_request_redirects:rate5m"
 REDIRECT_RATIO = "route:http_request_redirects:ratio_rate5m"
 SLOWER_RATIO = "route:http_request_duration_seconds:slower_ratio_rate5m"
+SCRAPE_ROUTES = {"python": "/metrics", "micrometer": "/actuator/prometheus"}
+"""The route Prometheus scrapes, which the profile's HTTP instrumentation counts like any request
+(prometheus-fastapi-instrumentator unless the app passes ``excluded_handlers``; Spring times every Actuator endpoint).
+Three pods scraped every 15s are 0.2 req/s that no user makes: the rest-of-the-routes group leaves it out."""
 PROFILE_BUCKETS = {"python": (0.1, 0.5, 1.0)}
 """The finite buckets a profile's request histogram has by default (prometheus-fastapi-instrumentator 8); Micrometer's
 percentile histogram has no bound a spec can rely on (Spring: ``management.metrics.distribution.slo``)."""
@@ -175,10 +180,12 @@ def le_values(bound: Duration) -> str:
 
 def _unjudged(c: Component) -> list[str]:
     """Routes the rest-of-the-routes group leaves out: those listed with thresholds of their own, then the service's
-    health-probe routes (``service.probe_routes``: probes are not users, and their steady rate would meet
-    ``min_request_rate`` on a night without a single guest)."""
+    health-probe routes (``service.probe_routes``) and the profile's metrics scrape (:data:`SCRAPE_ROUTES`): probes
+    and scrapes are not users, and their steady rate would meet ``min_request_rate`` on a night without a single
+    guest."""
     listed = [r.route for r in c.spec.routes]  # type: ignore[attr-defined]
-    return listed + [p for p in c.service.probe_routes if p not in listed]
+    machines = [*c.service.probe_routes, SCRAPE_ROUTES.get(c.service.profile)]
+    return listed + [p for p in dict.fromkeys(machines) if p and p not in listed]
 
 
 def _route_matchers(c: Component, t: Target) -> tuple[Labels, Labels]:
@@ -231,7 +238,9 @@ def _recordings(c: Component) -> list[Rule]:
     ]
     if any(t.redirect_ratio_max is not None for t in targets(spec)):
         total = agg("sum", selector(REQUESTS, static), by)
-        out.append(Recording(REDIRECT_RATIO, per_total(filled(per_route("redirects"), total), total), static))
+        out.append(Recording(REDIRECT_RATE, filled(per_route("redirects"), total), static))
+        out.append(Recording(REDIRECT_RATIO, per_total(selector(REDIRECT_RATE, static), selector(REQUESTS, static)),
+                             static))
     keys, timeouts = latency_keys(spec), client_timeouts(spec)
     if keys or timeouts:
         out.append(Recording(LATENCY_COUNT, per_route("buckets", {"le": "+Inf"}), static))
@@ -305,11 +314,22 @@ def _bad_share(threshold: float) -> float:
 
 
 def _redirect_rule(c: Component, t: Target) -> list[Rule]:
-    """The 3xx share of a route that should not redirect (a route moved, a trailing-slash mismatch)."""
+    """The redirects of a route that should not redirect (a route moved, a trailing-slash mismatch), as a share of
+    its group's requests, judged while the group serves ``min_rate``.
+
+    A redirect is labelled with the raw path, not a route template (FastAPI answers a trailing-slash mismatch with
+    307 before routing, and prometheus-fastapi-instrumentator labels it ``handler="/api/v1/documents/crud"``): one
+    raw path per mistake, with only the traffic of that mistake. Guarded per raw path, a low-traffic redirect (the
+    report's document creation) would never meet the group's ``min_request_rate``; judged against the group's
+    traffic, it fires once its redirects are ``redirect_ratio_max`` of what the group serves, and still names its
+    path. A listed route is a group of one: the share is its own 3xx share, as before."""
     spec: HttpSpec = c.spec  # type: ignore[assignment]
     threshold, route = t.redirect_ratio_max, _test_route(c, t)
     assert threshold is not None
-    expr = and_(binop(">", _pick(c, REDIRECT_RATIO, t), threshold), binop(">=", _pick(c, REQUESTS, t), t.min_rate))
+    group = kept(c, "service", "component")
+    traffic = agg("sum", _pick(c, REQUESTS, t), group)
+    of_group = binop("/", _pick(c, REDIRECT_RATE, t), traffic, on=group, group_left=())
+    expr = and_(binop(">", Paren(of_group), threshold), binop(">=", traffic, t.min_rate), on=group)
     bad, near, busy = _bad_share(threshold), threshold * 0.9, max(t.min_rate * 5, 1.0)
     at = {spec.route_label: route}
 
@@ -328,17 +348,43 @@ def _redirect_rule(c: Component, t: Target) -> list[Rule]:
                      story(0.5, t.min_rate / 10), verdict(f, end, False), alone=True),
             Scenario("no-traffic", "no requests at all (the share is NaN)", story(0.5, 0), verdict(f, end, False),
                      alone=True),
-        ]
+        ] + (_quiet_path_scenarios(c, t, end, f) if t.route is None else [])
 
     return c.alert(
         REDIRECT_RATIO_HIGH, expr=expr, scenarios=scenarios, labels=_group_labels(spec, t),
         queries={"by_route": _share(c, "redirects", kept(c, spec.route_label)),
                  "by_instance": _share(c, "redirects", kept(c, "instance"))},
-        condition=(f"{t.words()}: more than {pct(threshold)} of requests answered 3xx (5m rate) while serving at "
-                   f"least {num(t.min_rate)} req/s"),
-        description=(f"Route {{{{ $labels.{spec.route_label} }}}} answers {{{{ $value | humanizePercentage }}}} of "
-                     f"requests with a redirect (3xx; threshold {pct(threshold)}) for {{for}}."),
+        condition=(f"{t.words()}: one route's (or raw path's) 3xx answers are more than {pct(threshold)} of the "
+                   f"{'route' if t.route is not None else 'group'}'s requests (5m rate) while the "
+                   f"{'route' if t.route is not None else 'group'} serves at least {num(t.min_rate)} req/s"),
+        description=(f"Route {{{{ $labels.{spec.route_label} }}}} answers redirects (3xx) amounting to "
+                     f"{{{{ $value | humanizePercentage }}}} of {t.words()}'s requests (threshold {pct(threshold)}) "
+                     "for {for}."),
     )
+
+
+def _quiet_path_scenarios(c: Component, t: Target, end: Duration, f: Duration) -> list[Scenario]:
+    """A raw path that only redirects, too quiet for ``min_rate`` on its own, beside busy routes of the same group:
+    fires once its redirects are twice the threshold's share of the group, not at half of it."""
+    threshold = t.redirect_ratio_max
+    assert threshold is not None
+    if threshold >= 0.3:  # the quiet path could not be under min_rate and above the share at once
+        return []
+    label, total = c.spec.route_label, t.min_rate * 1.5  # type: ignore[attr-defined]
+    served, raw = {label: _test_route(c, t)}, {label: _test_route(c, t) + "/raw-path"}
+
+    def story(share: float) -> tuple:
+        quiet = total * share
+        return (ratio_traffic(c, REDIRECTS, 1.0, quiet, end, raw)
+                + ratio_traffic(c, REDIRECTS, 0.0, total - quiet, end, served))
+
+    return [
+        Scenario("quiet-path", f"a raw path below {num(t.min_rate)} req/s answers only 3xx, "
+                               f"{pct(threshold * 2)} of the group's {number(total)} req/s",
+                 story(threshold * 2), verdict(f, end, True), labels=raw, value=threshold * 2, alone=True),
+        Scenario("stray-redirects", f"a raw path answers 3xx for {pct(threshold / 2)} of the group's requests",
+                 story(threshold / 2), verdict(f, end, False), alone=True),
+    ]
 
 
 def _timeout_rule(c: Component, t: Target) -> list[Rule]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,17 @@ def fenced(value: object, lang: str = "", indent: int = 0) -> Safe:
     return Safe("\n".join(pad + line if line else line for line in lines))
 
 
+def join(items: Iterable[object], separator: str = "") -> str:
+    """Jinja's ``join`` that keeps Markdown built by the template: a list holding a :class:`Safe` item (a link, a
+    code span) joins to Safe text, its plain items escaped, instead of a plain string the finalizer would escape
+    link and all (``\\[CircuitBreakerOpen\\](…)``). Plain items alone join to plain text, as before: a command or a
+    regex joined for a code block must not be escaped. The separator is template text."""
+    items = list(items)
+    if not any(isinstance(i, Safe) for i in items):
+        return separator.join(str(i) for i in items)
+    return Safe(separator.join(md(i) for i in items))
+
+
 def _finalize(value: Any) -> Any:
     if isinstance(value, Safe) or hasattr(value, "__html__") or value is None:
         return value  # Safe, or a macro's output marked |safe (Markup): already Markdown
@@ -119,7 +130,7 @@ def _env():
 
     env = SandboxedEnvironment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
                                finalize=_finalize, bytecode_cache=_bytecode_cache(), **_ENV_OPTIONS)
-    env.filters.update(md=md, code=code, sh=sh, fenced=fenced, pct=pct, num=num)
+    env.filters.update(md=md, code=code, sh=sh, fenced=fenced, pct=pct, num=num, join=join)
     _env_cache.append(env)
     return env
 

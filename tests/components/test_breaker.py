@@ -355,3 +355,42 @@ def test_two_breakers_reading_the_same_unnamed_series_are_refused_with_where_and
     assert "add a label naming the breaker" in problem.message
     apart = UNNAMED + "    selector: {pod: a}\n  - name: other\n    label: \"\"\n    selector: {pod: b}\n"
     assert len([a for a in build(parse(apart, "x.yaml")).alerts if a.name == "CircuitBreakerOpen"]) == 2
+
+
+# What the breaker guards (`dependency`, `protocol`): HTTP advice only for an HTTP dependency, and an error rate
+# only where the service serves HTTP (AniVault: a SQLite database, no HTTP routes).
+SQLITE = """\
+apiVersion: obsgen/v1
+service: {name: vault, team: vault, profile: python}
+breakers:
+  - name: database
+    dependency: the SQLite database vault.db
+    protocol: database
+    fallback: cache-only mode
+retries:
+  - {name: database, breaker: database}
+"""
+HTTP_API = SQLITE.replace("the SQLite database vault.db", "the Pricing API").replace("protocol: database",
+                                                                                    "protocol: http")
+HTTP_ONLY = ("HTTP 429", "429 responses", "status page", "external API", "error rate stays flat", "4xx")
+
+
+@pytest.mark.parametrize("alert", ["CircuitBreakerOpen", "CircuitBreakerFailureRateHigh", "RetryExhaustionHigh"])
+def test_a_breaker_around_a_database_in_a_service_without_http_pages_name_no_http(alert):
+    page = " ".join(render_pages(SQLITE)[alert].split())
+    assert [w for w in HTTP_ONLY if w in page] == []
+    assert "Check the SQLite database vault.db itself: a manual query from an application host" in page
+
+
+def test_a_breaker_around_an_http_api_keeps_its_rate_limit_and_status_page_steps():
+    pages = {alert: " ".join(page.split()) for alert, page in render_pages(HTTP_API).items()}
+    assert "Is the Pricing API down or slow? Its status page and owners" in pages["CircuitBreakerOpen"]
+    assert "also its status page, and rate-limit answers (HTTP 429)" in pages["CircuitBreakerOpen"]
+    assert "Confirm: 429 responses and the failure rate drop" in pages["CircuitBreakerFailureRateHigh"]
+    assert "Check the status of the Pricing API and its rate limits (HTTP 429)" in pages["RetryExhaustionHigh"]
+    assert "a 4xx (bad request, auth) is not transient" in pages["RetryExhaustionHigh"]
+
+
+def test_a_breaker_in_front_of_a_service_with_http_routes_confirms_the_error_rate_stays_flat():
+    page = " ".join(render_pages(SQLITE + "http:\n  - name: api\n")["CircuitBreakerOpen"].split())
+    assert "Confirm: the service's error rate stays flat while the breaker is open" in page
