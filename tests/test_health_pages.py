@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import SPECS, load_spec, output_sets, rendered
+from conftest import SPECS, build_into, load_spec, output_sets, promtool, rendered
 from obsgen import pipeline
 from obsgen.components import KINDS
 from obsgen.model.promql import render
@@ -120,3 +120,31 @@ def test_a_probed_check_with_silence_is_failure_fires_health_check_silent_on_the
                                    'instance="http://audit-service:8092/health/detailed"})')
     page = health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckSilent"]
     assert "the service may be fine, but its check is unwatched" in page
+
+
+TWO_SILENT = """
+apiVersion: obsgen/v1
+service: {name: shop, team: web, profile: python}
+health_checks:
+  - name: liveness
+    interval: 10s
+    silence_is_failure: true
+  - name: detailed
+    endpoint: /health/detailed
+    interval: 30s
+    silence_is_failure: true
+    probe: {selector: {job: blackbox}, target: "http://shop:8080/health/detailed"}
+"""
+
+
+@pytest.mark.promtool
+def test_two_checks_whose_silence_is_failure_get_generated_tests_that_promtool_passes(spec_from, tmp_path):
+    """Each absent() rule fires in every test entry without its series: the stories of one check show the other's
+    series present, so each story is about its own rule (once, audit's two silent checks failed each other's)."""
+    build_into(tmp_path, spec_from(TWO_SILENT))
+    folder = tmp_path / "shop" / "prometheus"
+    files = sorted(p.name for p in folder.glob("*.test.yaml"))
+    assert files
+    result = promtool("test", "rules", *files, cwd=folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HealthCheckSilent" in (folder / "rules.test.yaml").read_text()
