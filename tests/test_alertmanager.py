@@ -4,19 +4,21 @@ labels they compare, and the inhibitions working in a real Alertmanager."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, SPECS, VALID_SPECS, all_rule_groups, load_spec, rendered, tool
+from conftest import ROOT, SPECS, VALID_SPECS, all_rule_groups, load_spec, output_sets, rendered, tool
 from obsgen import pipeline
 from obsgen.model.labels import carried
 from obsgen.model.rules import Inhibition
@@ -147,6 +149,17 @@ def test_every_inhibition_names_emitted_alerts_that_carry_the_compared_labels(pa
         assert scope in rule["source_matchers"] and scope in rule["target_matchers"]
 
 
+def test_a_declared_inhibition_more_severe_than_its_cause_is_not_written_and_the_routes_file_says_so():
+    """AniVault's breaker has a fallback and opens as a warning: the health kind declares it holds back the
+    failing check tied to it (critical), which a warning must not silence. No rule, and a comment naming it."""
+    spec = load_spec(ANIVAULT)
+    rules = [parsed(r) for r in snippet(spec)["inhibit_rules"]]
+    assert not any(source == "CircuitBreakerOpen" and "HealthCheckFailing" in targets for source, targets, _ in rules)
+    text = outputs(spec)[f"anivault/{alertmanager.FILE}"]
+    assert ("# Not written: a cause never silences a symptom more severe than itself, so CircuitBreakerOpen (warning)"
+            " does not\n# hold back HealthCheckFailing (critical); both notify.") in text
+
+
 def test_a_failing_health_check_holds_back_the_degraded_mode_it_switched_on_for_that_instance():
     """The inhibition health checks declare compares `instance`, a label of the alerts' series, not of their
     rules: it is written (it was once dropped silently)."""
@@ -249,11 +262,9 @@ def _alert(name: str, **labels: str) -> dict:
     return {"labels": {"alertname": name, **labels}}
 
 
-@pytest.mark.e2e
-def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_cluster(maple, fleet, spec_from,
-                                                                                       tmp_path):
-    config = write(tmp_path, full_config(snippet(maple), snippet(fleet), snippet(spec_from(FALLBACK)),
-                                         snippet(load_spec(ANIVAULT))))
+@contextlib.contextmanager
+def running_alertmanager(config: Path, tmp_path: Path) -> Iterator[str]:
+    """A real Alertmanager on a free port with ``config``: its base URL."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([tool("prometheus-alertmanager"), f"--config.file={config}",
@@ -268,6 +279,33 @@ def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_c
             except OSError:
                 assert time.monotonic() < deadline and server.poll() is None, "alertmanager did not start"
                 time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def inhibited(base: str, sent: dict[str, tuple[dict, bool]]) -> tuple[dict[str, bool], dict[str, bool]]:
+    """Post ``sent`` (slug → (alert, expected inhibited)); (what Alertmanager says, what was expected), once they
+    agree or after 20 s."""
+    _api(base, "/api/v2/alerts", [alert for alert, _ in sent.values()])
+    expected = {slug: inhibited for slug, (_, inhibited) in sent.items()}
+    by_labels = {json.dumps(alert["labels"], sort_keys=True): slug for slug, (alert, _) in sent.items()}
+    deadline = time.monotonic() + 20
+    while True:
+        seen = {by_labels[json.dumps(a["labels"], sort_keys=True)]: bool(a["status"]["inhibitedBy"])
+                for a in _api(base, "/api/v2/alerts")}  # type: ignore[union-attr]
+        if seen == expected or time.monotonic() > deadline:
+            return seen, expected
+        time.sleep(0.2)
+
+
+@pytest.mark.e2e
+def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_cluster(maple, fleet, spec_from,
+                                                                                       tmp_path):
+    config = write(tmp_path, full_config(snippet(maple), snippet(fleet), snippet(spec_from(FALLBACK)),
+                                         snippet(load_spec(ANIVAULT))))
+    with running_alertmanager(config, tmp_path) as base:
         maple_labels = {"service": "maple-expectation", "team": "sre"}
         checkout = {"service": "checkout", "team": "payments"}
         parcel = {"service": "parcel", "team": "web"}
@@ -275,11 +313,12 @@ def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_c
         database = {"component": "database", "breaker": "database", **anivault}
         disk = {"component": "disk", **anivault}
         sent = {
-            # one database outage pages once: the breaker opens first and pages; the check tied to it and the
-            # cache-only mode it switched on are the same news. A stuck recovery is another failure: it pages.
-            "db-breaker-open": (_alert("CircuitBreakerOpen", severity="critical", **database), False),
+            # one database outage pages once: the breaker has a fallback (cache-only mode) and opens as a warning,
+            # which holds back the mode and the retries but never the failing check's page. A stuck recovery is
+            # another failure: it pages.
+            "db-breaker-open": (_alert("CircuitBreakerOpen", severity="warning", **database), False),
             "db-check-failing": (_alert("HealthCheckFailing", severity="critical", check="database", instance="a:1",
-                                        **database), True),
+                                        **database), False),
             "db-cache-only": (_alert("DegradedModeActive", severity="warning", mode="cache_only", instance="a:1",
                                      **database), True),
             "db-retries-exhausted": (_alert("RetryExhaustionHigh", severity="warning", **database), True),
@@ -325,17 +364,57 @@ def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_c
             "fallback-latency-ticket": (_alert("HttpLatencyHigh", severity="warning", component="api",
                                                breaker="carrierApi", **parcel), True),
         }
-        _api(base, "/api/v2/alerts", [alert for alert, _ in sent.values()])
-        expected = {slug: inhibited for slug, (_, inhibited) in sent.items()}
-        by_labels = {json.dumps(alert["labels"], sort_keys=True): slug for slug, (alert, _) in sent.items()}
-        deadline = time.monotonic() + 20
-        while True:
-            seen = {by_labels[json.dumps(a["labels"], sort_keys=True)]: bool(a["status"]["inhibitedBy"])
-                    for a in _api(base, "/api/v2/alerts")}  # type: ignore[union-attr]
-            if seen == expected or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        seen, expected = inhibited(base, sent)
         assert seen == expected
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_pages_say_what_the_routes_hold_back_and_nothing_else(path):
+    """Health and breaker pages describe inhibitions only from the rules the routes file writes (or withholds):
+    every cause's page names what it holds back, every symptom's page the cause, and no page promises a rule the
+    routes do not have (AniVault's HealthCheckFailing once said it was held back by CircuitBreakerOpen)."""
+    for merged, _ in output_sets(load_spec(path)):
+        model = pipeline.build(merged)
+        pages = {p.rsplit("/", 1)[1][:-3]: t for p, t in rendered(merged).items() if "/runbooks/" in p}
+        told = {(m.group(1), name) for name, text in pages.items()
+                for m in re.finditer(r"^- Held back by Alertmanager while \[(\w+)\]", text, re.M)}
+        untold = {(m.group(1), name) for name, text in pages.items()
+                  for m in re.finditer(r"^- Not held back by \[(\w+)\]", text, re.M)}
+        held = alertmanager.inhibitions(model)
+        # the pages that tell inhibitions from the routes (the health checks' and CircuitBreakerOpen's)
+        derived = {a.name for c in model.components for a in c.alerts
+                   if (a.definition.template or c.kind) == "health_checks"}
+        assert told == {(h.source, h.target) for h in held if h.written and h.target in derived}
+        assert untold == {(h.source, h.target) for h in held if not h.written}
+        for h in held:
+            if h.source in derived | {"CircuitBreakerOpen"}:
+                line = next(l for l in pages[h.source].splitlines()
+                            if l.startswith("- While it fires, Alertmanager holds back" if h.written
+                                            else "- It does not hold back"))
+                assert f"[{h.target}]({h.target}.md)" in line, (h, line)
+        assert not any("Held back while" in t for t in pages.values())
+
+
+@pytest.mark.e2e
+def test_a_real_alertmanager_holds_back_exactly_what_the_pages_say_for_every_committed_spec(tmp_path):
+    """Each (cause, symptom) pair of every committed spec, fired together with the same compared labels: the
+    symptom is inhibited when the pages say it is held back, and notifies when they say it is not."""
+    snippets, sent = [], {}
+    for n, path in enumerate(SPECS):
+        for m, (merged, _) in enumerate(output_sets(load_spec(path))):
+            snippets.append(snippet(merged))
+            service = merged.service
+            scope = {"service": service.name, "team": service.team,
+                     **({"environment": service.environment} if service.environment else {})}
+            for k, h in enumerate(alertmanager.inhibitions(pipeline.build(merged))):
+                pair = f"{service.name}-{m}-{k}"
+                same = {label: pair for label in h.equal if label != "service"}
+                cause = h.source_severity.split(", ")[0] if h.source_severity else "critical"
+                symptom = h.severities[0] if h.written and h.severities else h.still[0] if h.still else "warning"
+                sent[f"{pair}-cause"] = (_alert(h.source, severity=cause, pair=pair, **same, **scope), False)
+                sent[f"{pair}-symptom"] = (_alert(h.target, severity=symptom, pair=pair, **same, **scope),
+                                           h.written)
+    config = write(tmp_path, full_config(*snippets))
+    with running_alertmanager(config, tmp_path) as base:
+        seen, expected = inhibited(base, sent)
+    assert seen == expected

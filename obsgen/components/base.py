@@ -173,6 +173,9 @@ class Kind:
     exported: Callable[[ComponentSpec], bool] = lambda spec: True
     """Whether the app exports a component's metrics at all (a health check the blackbox exporter probes does not):
     only then does the absence of its presence signal mean they are missing."""
+    published: Mapping[str, str] = field(default_factory=dict)
+    """Metrics the kind reads besides its signals, and who publishes them (a probed health check reads the blackbox
+    exporter's ``probe_success``): runbooks name that publisher, never "app-defined"."""
 
     def presence_signal(self, profile: str) -> str | None:
         return self.presence.get(profile) or self.presence.get("*")

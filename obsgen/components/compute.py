@@ -26,7 +26,7 @@ def origins(c: Component) -> dict[str, str | None]:
             continue
         ref, default = c.metric(signal), defaults.get(signal)
         out.setdefault(ref.name, default.origin if default is not None and default.name == ref.name else None)
-    return out
+    return {**c.kind.published, **out}
 
 
 def presence(c: Component) -> str | None:

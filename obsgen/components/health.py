@@ -44,6 +44,7 @@ from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
 FLOOR = MIN  # no `for` below a minute: four 15 s scrapes
 PROBE_SUCCESS, PROBE_STATUS = "probe_success", "probe_http_status_code"  # the blackbox exporter's probe results
+BLACKBOX = "the Prometheus blackbox exporter, one series per probe it runs"
 HOUR = Duration.parse("1h")
 
 # The `for` of each alert derives from the check's timing (see failing_for and friends); "1m" is the floor.
@@ -71,6 +72,9 @@ class DegradedMode:
     auto_recovery: bool
     recovery_check_interval: Duration | None
     max_duration: Duration
+    status: str | None
+    force_recovery: str | None
+    switch_off: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +98,7 @@ class HealthCheckSpec(ComponentSpec):
     command: str | None
     engine: str | None
     port: int | None
+    database_name: str | None
     error_status: bool | None
     breaker: str | None
     probe: Probe | None
@@ -323,11 +328,13 @@ def _silent(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     return c.alert(
         SILENT, expr=expr, for_=f_silent, scenarios=scenarios, labels=_named(c),
         # Each scrape target that reported the check lately, with `up`: 0 = Prometheus cannot scrape it,
-        # 1 = scraped but the check is gone, no row = the target left service discovery.
-        queries={"targets": binop("and", selector("up", c.service.selector),
+        # 1 = scraped but the check is gone, no row = the target left service discovery. A probe's target is the
+        # exporter's scrape of the probed URL (its job's `up`).
+        queries={"targets": binop("and", selector("up", spec.probe.labels if spec.probe else c.service.selector),
                                   over_time("last", reported, memory), on=kept(c, "instance"))},
-        condition=(f"no series of the check at all for {f_silent} ({how}: every instance dead, hung or "
-                   "no longer scraped; silence is the failure of a liveness check)"),
+        condition=(f"no series of the check at all for {f_silent} ({how}: "
+                   + ("the blackbox exporter's probe of it is gone, so nothing watches the check)" if spec.probe else
+                      "every instance dead, hung or no longer scraped; silence is the failure of a liveness check)")),
         description=f"{who} for {{for}}: {why}.",
     )
 
@@ -517,6 +524,7 @@ KIND = Kind(
     panels=panels,
     presence={"*": "status"},  # set by the first run of the check
     exported=lambda spec: spec.probe is None,  # a probed check is the blackbox exporter's series
+    published={PROBE_SUCCESS: BLACKBOX, PROBE_STATUS: BLACKBOX},
     concern=Concern("health", "Health & Degraded Modes",
                     "Health check results per instance, instances reporting, degraded modes and their recovery."),
     # Degraded mode while the check fails is the app doing its job: the failing check is the news. A check tied to

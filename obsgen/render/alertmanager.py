@@ -14,11 +14,17 @@ carry a label the rule compares, obsgen has a bug (the rule would never match in
 Alertmanager), and the build stops with :class:`DroppedInhibition` naming it. The
 one exception is a relation the spec does not make (a retry without ``breaker``
 carries no ``breaker`` label: an open breaker is no cause of its exhaustion).
+
+A cause never silences a symptom more severe than itself (a breaker with a fallback opens as a warning; the page
+of a failing check behind it must still page). Such a declared inhibition is not written, and not silently: the
+routes file says so in a comment, and the runbooks, which describe inhibitions only from :func:`inhibitions`,
+say the symptom still notifies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from obsgen.model.labels import has
 from obsgen.model.promql import quote
@@ -86,9 +92,28 @@ def _emitted(alerts: Sequence[Alert], name: str) -> bool:
     return any(a.name == name for a in alerts)
 
 
-def inhibit_rules(model: ServiceModel) -> list[dict]:
-    """One rule per cause (and set of compared labels), its symptoms merged; kinds in spec order."""
-    service, alerts = model.service, model.alerts
+@dataclass(frozen=True)
+class Held:
+    """One symptom a cause holds back, as the written rules do it: the single source of the runbooks' words.
+
+    ``source_severity`` is the cause's severity the rule matches (any when empty); ``severities`` the symptom's it
+    matches (any when empty); ``still`` the symptom's severities that notify all the same. Not written (the cause
+    is less severe than every rule of the symptom: a breaker with a fallback opens as a warning, the page of a
+    failing check behind it still pages): ``source_severity`` lists the cause's severities, ``still`` the
+    symptom's."""
+    source: str
+    target: str
+    equal: tuple[str, ...]
+    written: bool
+    source_severity: str = ""
+    severities: tuple[str, ...] = ()
+    still: tuple[str, ...] = ()
+
+
+def inhibitions(model: ServiceModel) -> list[Held]:
+    """Every inhibition the kinds declare between alerts the service emits, written or withheld by severity, one
+    entry per (cause, symptom, cause severity); kinds in spec order."""
+    alerts = model.alerts
     merged: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     seen: list[str] = []
     for c in model.components:
@@ -97,17 +122,34 @@ def inhibit_rules(model: ServiceModel) -> list[dict]:
         seen.append(c.kind)
         for inh in c.inhibitions:
             _add(merged, inh, alerts)
-    cluster = (service.cluster_label,) if service.cluster_label else ()
     out = []
     for (source, equal), targets in merged.items():
+        held: set[str] = set()
         for source_severity, names, target_severities in _by_severity(alerts, source, targets):
-            out.append({
-                "source_matchers": [_matcher("alertname", source)] + source_severity + _scope(service),
-                "target_matchers": [_matcher("alertname", "|".join(sorted(names)), "=~")] + target_severities
-                + _scope(service),
-                "equal": list(equal) + [label for label in cluster if label not in equal],
-            })
+            held.update(names)
+            out += [Held(source, t, equal, True, source_severity, target_severities,
+                         tuple(s for s in _severities(alerts, t) if target_severities and s not in target_severities))
+                    for t in names]
+        out += [Held(source, t, equal, False, ", ".join(_severities(alerts, source)), still=tuple(_severities(alerts, t)))
+                for t in targets if t not in held]
     return out
+
+
+def inhibit_rules(model: ServiceModel) -> list[dict]:
+    """One rule per cause (and set of compared labels, and cause severity), its symptoms merged."""
+    service = model.service
+    cluster = (service.cluster_label,) if service.cluster_label else ()
+    rules: dict[tuple[str, tuple[str, ...], str, tuple[str, ...]], list[str]] = {}
+    for h in inhibitions(model):
+        if h.written:
+            rules.setdefault((h.source, h.equal, h.source_severity, h.severities), []).append(h.target)
+    return [{
+        "source_matchers": [_matcher("alertname", source)] + ([_matcher("severity", level)] if level else [])
+        + _scope(service),
+        "target_matchers": [_matcher("alertname", "|".join(sorted(names)), "=~")]
+        + ([_matcher("severity", "|".join(levels), "=~")] if levels else []) + _scope(service),
+        "equal": list(equal) + [label for label in cluster if label not in equal],
+    } for (source, equal, level, levels), names in rules.items()]
 
 
 def _severities(alerts: Sequence[Alert], name: str) -> list[str]:
@@ -117,21 +159,21 @@ def _severities(alerts: Sequence[Alert], name: str) -> list[str]:
 
 
 def _by_severity(alerts: Sequence[Alert], source: str, targets: Sequence[str]
-                 ) -> list[tuple[list[str], list[str], list[str]]]:
-    """(source severity matchers, targets, target severity matchers) of one cause: a cause never silences a
-    symptom more severe than itself. A breaker with a fallback opens as a warning (a ticket): the 5xx page of the
-    routes behind it must still page. One rule when every source is at least as severe as every target."""
+                 ) -> list[tuple[str, list[str], tuple[str, ...]]]:
+    """(source severity, targets, target severities) of one cause: a cause never silences a symptom more severe
+    than itself. A breaker with a fallback opens as a warning (a ticket): the 5xx page of the routes behind it must
+    still page. One unlimited rule (empty severities) when every source is at least as severe as every target."""
     rank = lambda s: SEVERITIES.index(s) if s in SEVERITIES else len(SEVERITIES)  # noqa: E731
     sources = _severities(alerts, source)
     symptoms = {t: _severities(alerts, t) for t in targets}
     if rank(sources[-1]) <= min(rank(s) for levels in symptoms.values() for s in levels):
-        return [([], list(targets), [])]
+        return [("", list(targets), ())]
     out = []
     for level in sources:
-        allowed = [s for s in SEVERITIES if rank(s) >= rank(level)]
+        allowed = tuple(s for s in SEVERITIES if rank(s) >= rank(level))
         names = [t for t, levels in symptoms.items() if set(levels) & set(allowed)]
         if names:
-            out.append(([_matcher("severity", level)], names, [_matcher("severity", "|".join(allowed), "=~")]))
+            out.append((level, names, allowed))
     return out
 
 
@@ -161,10 +203,17 @@ HEADER = """\
 # Paste the entry under `routes:` into the `routes:` of your root route, and the entries under
 # `inhibit_rules:` into the top-level `inhibit_rules:`. Receivers it names: {receivers}.
 """
+WITHHELD = """\
+# Not written: a cause never silences a symptom more severe than itself, so {source} ({levels}) does not
+# hold back {target} ({target_levels}); both notify.
+"""
 
 
 def render(model: ServiceModel) -> str:
     service = model.service
     body = {"routes": [route(service)], "inhibit_rules": inhibit_rules(model)}
     names = ", ".join(dict.fromkeys(receivers(service).values()))
-    return HEADER.format(name=service.name, team=service.team, receivers=names) + dump(body)
+    withheld = "".join(WITHHELD.format(source=h.source, target=h.target, levels=h.source_severity,
+                                       target_levels=", ".join(h.still))
+                       for h in inhibitions(model) if not h.written)
+    return HEADER.format(name=service.name, team=service.team, receivers=names) + withheld + dump(body)

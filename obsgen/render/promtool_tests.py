@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obsgen.model.promql import Range, selector, selectors, walk
+from obsgen.model.promql import Call, Range, Selector, selector, selectors, walk
 from obsgen.model.promql import render as promql
 from obsgen.model.rules import STEP, Alert, Scenario
 from obsgen.model.types import Duration
@@ -169,7 +169,31 @@ def _instance(alert: Alert, scenario: Scenario) -> str:
     return f"{alert.name}/{alert.labels['component']}/{scenario.slug}"
 
 
-def _entry(entry: _Entry, step: Duration, cluster: dict[str, str]) -> dict:
+def _absent(alerts: list[Alert]) -> dict[str, list[tuple[int, Selector]]]:
+    """Per alert name, the rules of that name that fire on ``absent(<selector>)`` (HealthCheckSilent of two checks),
+    with the selector."""
+    out: dict[str, list[tuple[int, Selector]]] = {}
+    for i, a in enumerate(alerts):
+        if isinstance(a.expr, Call) and a.expr.fn == "absent" and isinstance(a.expr.args[0], Selector):
+            out.setdefault(a.name, []).append((i, a.expr.args[0]))
+    return out
+
+
+def _present(entry: _Entry, absent: dict[str, list[tuple[int, Selector]]], step: Duration) -> list[dict]:
+    """A rule firing on ``absent()`` fires in every entry that lacks its series, also in the stories of another rule
+    of the same name, whose checks list every alert of that name: there its series is present throughout, so each
+    story is about its own rule (as ComponentMetricsMissing's show the other components present)."""
+    own = {rule for rule, _, _ in entry.cases}
+    names = {alert.name for _, alert, _ in entry.cases}
+    last = max((c.at for _, _, s in entry.cases for c in s.checks), default=step)
+    steps = last.millis // step.millis + 1
+    return [{"series": promql(selector(s.metric, {m.name: m.value for m in s.matchers if m.op == "="})),
+             "values": f"1x{steps}"}
+            for name in sorted(names) for rule, s in absent.get(name, ()) if rule not in own]
+
+
+def _entry(entry: _Entry, step: Duration, cluster: dict[str, str],
+           absent: dict[str, list[tuple[int, Selector]]]) -> dict:
     series, expected = [], {}
     for _, alert, scenario in entry.cases:
         instance = _instance(alert, scenario)
@@ -193,6 +217,7 @@ def _entry(entry: _Entry, step: Duration, cluster: dict[str, str]) -> dict:
                 }
                 if firing not in bucket:  # stories told with the same series expect the same alerts
                     bucket.append(firing)
+    series += [item for item in _present(entry, absent, step) if item not in series]
     tests = [{"eval_time": str(at), "alertname": name, "exp_alerts": alerts}
              for (at, name), alerts in sorted(expected.items(), key=lambda kv: (kv[0][0], kv[0][1]))]
     return {"interval": str(step), "input_series": series, "alert_rule_test": tests}
@@ -209,6 +234,7 @@ def render(alerts: list[Alert], rule_file: str, step: Duration = STEP,
     cluster = {cluster_label: TEST_CLUSTER} if cluster_label else {}
     by_clock: dict[Duration, list[_Entry]] = {}
     packing = _Packing(alerts)
+    absent = _absent(alerts)
     for rule, alert in enumerate(alerts):
         for scenario in alert.scenarios:
             clock = scenario.clock or step
@@ -221,5 +247,5 @@ def render(alerts: list[Alert], rule_file: str, step: Duration = STEP,
     return {clock: dump({
         "rule_files": [rule_file],
         "evaluation_interval": str(clock),
-        "tests": [_entry(e, step, cluster) for e in entries],
+        "tests": [_entry(e, step, cluster, absent) for e in entries],
     }) for clock, entries in sorted(by_clock.items())}

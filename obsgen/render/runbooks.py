@@ -353,7 +353,11 @@ def _context(model: ServiceModel, names: set[str]) -> dict:
         """A link to another runbook of this service, or the bare name when the service has no such page."""
         return Safe(f"[{name}]({name}.md)" if name in names else f"`{name}`")
 
-    return {"service": model.service, "by_kind": by_kind, "alerts": sorted(names), "link": link}
+    from obsgen.render.alertmanager import inhibitions
+
+    # What Alertmanager holds back, exactly as the routes file writes it (or withholds it): pages say nothing else.
+    return {"service": model.service, "by_kind": by_kind, "alerts": sorted(names), "link": link,
+            "inhibitions": inhibitions(model)}
 
 
 def _sections(env, page: Page, common: dict) -> dict[str, str]:

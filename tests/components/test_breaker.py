@@ -304,7 +304,9 @@ def test_an_open_breaker_without_a_fallback_is_an_outage_page_that_holds_back_no
     checks = " ".join(section(page, "First checks").split())
     assert "[HttpErrorRateHigh](HttpErrorRateHigh.md) of the routes behind it is not held back" in checks
     behaviour = " ".join(section(page, "Alert behaviour").split())
-    assert "holds back its symptoms: the failure-rate alert of the same breaker and the latency alerts" in behaviour
+    held = next(line for line in section(page, "Alert behaviour").splitlines() if "Alertmanager holds back" in line)
+    assert "[CircuitBreakerFailureRateHigh](CircuitBreakerFailureRateHigh.md)" in held
+    assert "[HttpLatencyHigh](HttpLatencyHigh.md)" in held and "with the same `breaker`" in held
     assert "is never held back" in behaviour
     assert "| `1m` | critical |" in section(page, "What it means")
 

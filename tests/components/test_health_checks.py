@@ -128,11 +128,13 @@ def test_a_check_s_endpoint_command_probe_and_engine_are_what_its_page_tells():
     assert blocks(diagnosis, "bash") == ["curl -s -i http://<instance>/health/ready",
                                          "curl -s -i http://s:8092/health/detailed"]
     assert "Call `get_database_health_status()` in the application" in diagnosis
-    assert "`psql -h <db-host> -p 5433 -c 'SELECT 1'`" in diagnosis and "`sqlite3 <database file>" in diagnosis
+    assert ("`psql -h <db-host> -p 5433 -U <db-user> -d <database> -c 'SELECT 1'`" in diagnosis
+            and "`sqlite3 <database file>" in diagnosis)
     assert "probe_http_status_code{job=\"blackbox\", instance=\"http://s:8092/health/detailed\"}" in diagnosis
     assert "`/health/ready` answers 200 while the check fails" in impact
     assert "`/health/detailed` answers an error status while the check fails" in impact
-    assert "the spec does not say whether anything\n  takes the instance out of rotation" in impact  # `local`
+    # `local` has no endpoint: nothing the spec names steers traffic by it, and no rotation is promised
+    assert "the spec names no endpoint serving the\n  check that anything could read to steer traffic away" in impact
     assert "mysql" not in page and "redis-cli" not in page and "actuator" not in page.lower()
 
 

@@ -98,6 +98,12 @@ def _failing(prom: Prometheus, target: str) -> list[dict]:
             and a["labels"].get("check") == CHECK and a["labels"].get("instance") == target]
 
 
+def _silent(prom: Prometheus) -> list[dict]:
+    """HealthCheckSilent alerts (pending or firing) of the detailed check."""
+    return [a for a in prom.alerts() if a["labels"].get("alertname") == "HealthCheckSilent"
+            and a["labels"].get("check") == CHECK]
+
+
 def _answer(prom: Prometheus, target: str) -> tuple[float, float] | None:
     """The probe's latest (probe_success, probe_http_status_code) for the target."""
     success = prom.query(f'probe_success{{job="blackbox", instance="{target}"}}')
@@ -149,6 +155,13 @@ def story(tmp_path_factory) -> dict:
         wait_until(lambda: not _failing(prom, target), 3 * SLACK_S, "HealthCheckFailing to resolve", *procs)
         seen["resolved_after_s"] = time.monotonic() - answered
         seen["recovered_answer"] = _answer(prom, target)
+
+        exporter.stop()  # the probe's job loses its exporter: nothing watches the check any more
+        stopped = time.monotonic()
+        seen["silent"] = wait_until(lambda: [a for a in _silent(prom) if a["state"] == "firing"],
+                                    2 * for_s + 2 * SLACK_S, "HealthCheckSilent to fire",
+                                    *[p for p in procs if p is not exporter])
+        seen["silent_after_s"] = time.monotonic() - stopped
         return seen
     finally:
         for proc in reversed(procs):
@@ -171,3 +184,11 @@ def test_a_detailed_check_whose_handler_crashes_answers_500_and_fires_within_its
 def test_the_alert_resolves_once_the_check_answers_200_again(story):
     assert story["recovered_answer"] == (1.0, 200.0)
     assert story["resolved_after_s"] <= 3 * SLACK_S
+
+
+def test_a_probe_that_disappears_fires_health_check_silent_after_twice_the_detection_time(story):
+    """The spec sets silence_is_failure on the probed check: the exporter gone, the check is unwatched and pages
+    (its `for` is twice the detection time), rather than leaving the detailed check blind unnoticed."""
+    (alert,) = story["silent"]
+    assert alert["labels"]["service"] == SERVICE and alert["labels"]["instance"].endswith("/health/detailed")
+    assert 2 * story["for_s"] - 1 <= story["silent_after_s"] <= 2 * story["for_s"] + 2 * SLACK_S, story["silent_after_s"]

@@ -1,0 +1,150 @@
+"""Health-check runbook pages say what the spec says about the check: its engine's words and tools, its degraded
+mode's own controls, the alerts the service really emits, and who publishes the metrics the page reads."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import SPECS, build_into, load_spec, output_sets, promtool, rendered
+from obsgen import pipeline
+from obsgen.components import KINDS
+from obsgen.model.promql import render
+
+ROOT_SPECS = {p.stem: p for p in SPECS}
+HEALTH_PAGES = ("HealthCheckFailing", "HealthCheckSilent", "DegradedModeActive", "DegradedModeNotRecovering")
+KNOWN_ALERTS = {d.name for kind in KINDS for d in kind.alerts}
+
+
+def pages(spec) -> dict[str, str]:
+    """Runbook pages of a loaded spec: alert name → Markdown."""
+    return {p.rsplit("/", 1)[1][:-3]: t for p, t in rendered(spec).items() if "/runbooks/" in p}
+
+
+def health_pages(spec) -> dict[str, str]:
+    return {name: text for name, text in pages(spec).items() if name in HEALTH_PAGES}
+
+
+SQLITE = """
+apiVersion: obsgen/v1
+service: {name: vault, team: media, profile: python}
+health_checks:
+  - name: database
+    command: check_db()
+    engine: sqlite
+    interval: 30s
+    failure_threshold: 3
+    recovery_threshold: 2
+    degraded_mode: {name: cache_only, recovery_check_interval: 60s}
+"""
+NETWORK_WORDS = ("credentials", "connection refused", "authentication", "fail over", "failover", "out of rotation",
+                 "network path", "load balancer", "psql", "redis-cli")
+
+
+@pytest.mark.parametrize("source", ["committed anivault", "a minimal sqlite spec"])
+def test_a_sqlite_check_without_endpoint_gets_no_network_database_words(source, spec_from):
+    spec = load_spec(ROOT_SPECS["anivault"]) if source == "committed anivault" else spec_from(SQLITE)
+    for name, text in health_pages(spec).items():
+        lowered = text.lower()
+        assert not [w for w in NETWORK_WORDS if w in lowered], name
+    failing = health_pages(spec)["HealthCheckFailing"]
+    assert "sqlite3 <database file> 'PRAGMA quick_check'" in failing
+    assert "database is locked" in failing
+
+
+def test_anivault_pages_print_the_seeds_own_controls_for_cache_only_mode():
+    """002:90-99 get_resilience_status() (cache_only_reason), 002:105-108 force_recovery_check(), 002:283-284
+    metadata_cache.disable_cache_only_mode(): set in the spec, printed where on-call needs them."""
+    found = health_pages(load_spec(ROOT_SPECS["anivault"]))
+    stuck = found["DegradedModeNotRecovering"]
+    assert "Trigger the application's recovery check by hand: `force_recovery_check()`" in stuck
+    assert "Switch the mode off by hand: `metadata_cache.disable_cache_only_mode()`" in stuck
+    assert "`get_resilience_status()` says" in stuck
+    assert "`get_resilience_status()`" in found["DegradedModeActive"]
+    assert "`force_recovery_check()`" in found["HealthCheckFailing"]
+    assert "admin endpoint" not in stuck
+
+
+def test_without_the_mode_controls_the_pages_say_them_in_words(spec_from):
+    stuck = health_pages(spec_from(SQLITE))["DegradedModeNotRecovering"]
+    assert "its own way to force a recovery check, if it has one" in stuck
+    assert "the application's own way to disable the mode" in stuck
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_health_pages_name_only_alerts_the_service_emits(path):
+    """User, audit and Table Order once pointed at CircuitBreakerOpen and RetryExhaustionHigh, which they lack."""
+    for merged, _ in output_sets(load_spec(path)):
+        emitted = {a.name for a in pipeline.build(merged).alerts}
+        for name, text in health_pages(merged).items():
+            named = {w for w in re.findall(r"\b[A-Z][A-Za-z]+\b", text) if w in KNOWN_ALERTS}
+            assert named <= emitted, (name, named - emitted)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_health_pages_name_only_hosts_of_engines_the_checks_have(path):
+    for merged, _ in output_sets(load_spec(path)):
+        engines = {c.spec.engine for c in pipeline.build(merged).components if c.kind == "health_checks"}
+        for name, text in health_pages(merged).items():
+            if "redis" not in engines:
+                assert "<redis-host>" not in text, name
+            if not engines & {"postgresql", "mysql"}:
+                assert "<db-host>" not in text, name
+
+
+def test_table_order_probe_by_hand_names_its_database_from_the_seed():
+    """004:355: DATABASE_URL=postgresql+asyncpg://user:password@localhost:5432/tableorder."""
+    for merged, _ in output_sets(load_spec(ROOT_SPECS["table-order"])):
+        text = health_pages(merged)["HealthCheckFailing"]
+        assert "psql -h <db-host> -p 5432 -U <db-user> -d tableorder -c 'SELECT 1'" in text
+        assert "<database>" not in text
+
+
+def test_a_probed_check_page_debugs_the_target_it_knows_and_names_the_blackbox_exporter_as_publisher():
+    text = health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckFailing"]
+    assert ("probe?module=http_2xx&target=http://audit-service:8092/health/detailed&debug=true" in text
+            and "<URL>" not in text)
+    for metric in ("probe_success", "probe_http_status_code"):
+        (line,) = [line for line in text.splitlines() if line.startswith(f"- `{metric}`:")]
+        assert "published by the Prometheus blackbox exporter" in line and "app-defined" not in line
+
+
+def test_a_probed_check_with_silence_is_failure_fires_health_check_silent_on_the_probe_series():
+    """Audit's detailed check: without the blackbox job nothing else would fire (ComponentMetricsMissing watches
+    only what the app exports). The rule is absent() of the probe's own series."""
+    model = pipeline.build(load_spec(ROOT_SPECS["audit-service"]))
+    (silent,) = [a for a in model.alerts if a.name == "HealthCheckSilent" and a.labels.get("check") == "detailed"]
+    assert silent.labels["check"] == "detailed"
+    assert render(silent.expr) == ('absent(probe_success{job="blackbox", '
+                                   'instance="http://audit-service:8092/health/detailed"})')
+    page = health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckSilent"]
+    assert "the service may be fine, but its check is unwatched" in page
+
+
+TWO_SILENT = """
+apiVersion: obsgen/v1
+service: {name: shop, team: web, profile: python}
+health_checks:
+  - name: liveness
+    interval: 10s
+    silence_is_failure: true
+  - name: detailed
+    endpoint: /health/detailed
+    interval: 30s
+    silence_is_failure: true
+    probe: {selector: {job: blackbox}, target: "http://shop:8080/health/detailed"}
+"""
+
+
+@pytest.mark.promtool
+def test_two_checks_whose_silence_is_failure_get_generated_tests_that_promtool_passes(spec_from, tmp_path):
+    """Each absent() rule fires in every test entry without its series: the stories of one check show the other's
+    series present, so each story is about its own rule (once, audit's two silent checks failed each other's)."""
+    build_into(tmp_path, spec_from(TWO_SILENT))
+    folder = tmp_path / "shop" / "prometheus"
+    files = sorted(p.name for p in folder.glob("*.test.yaml"))
+    assert files
+    result = promtool("test", "rules", *files, cwd=folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HealthCheckSilent" in (folder / "rules.test.yaml").read_text()
