@@ -61,6 +61,9 @@ def _expected(c, alert: dict) -> tuple[set[str] | None, dict[str, str]]:
         names: set[str] = set()
         p.walk(p.parse(c.spec.expr), lambda n: names.add(n.name) if isinstance(n, p.VectorSelector) else True)
         return names, {}
+    probe = getattr(c.spec, "probe", None)
+    if probe is not None:  # a probed health check reads the blackbox exporter's series of its URL
+        return {"probe_success", "probe_http_status_code"}, dict(probe.labels)
     signals = set(c.kind.defaults(c.service.profile)) | set(c.spec.metrics)
     names = {c.metric(s).name for s in signals if c.has_metric(s)}
     labels = dict(c.identity)

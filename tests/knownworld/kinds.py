@@ -549,6 +549,8 @@ def redis(ctx: Ctx, c: Component) -> Truths:
 
 def health_check(ctx: Ctx, c: Component) -> Truths:
     spec = c.spec
+    if spec.probe is not None:
+        return probed_check(ctx, c)
     healthy = spec.healthy_value
     failing = 0.0 if healthy > 0 else healthy - 1
     status = {A: healthy, B: healthy, C: failing}
@@ -574,6 +576,20 @@ def health_check(ctx: Ctx, c: Component) -> Truths:
         truths[f"{c.name}: degraded mode vs check status"] = {**{f"mode {i}": v for i, v in shown.items()},
                                                               **{f"check {i}": v for i, v in status.items()}}
     return truths
+
+
+def probed_check(ctx: Ctx, c: Component) -> Truths:
+    """A check the blackbox exporter probes: one series per probed URL (its `instance`), here a handler answering 500."""
+    probe = c.spec.probe
+    labels = {**probe.selector, **ctx.cluster, "instance": probe.target or "http://app-1:8080/health"}
+    ctx.world.gauge("probe_success", labels, 0.0)
+    ctx.world.gauge("probe_http_status_code", labels, 500.0)
+    ctx.world.gauge("up", labels, 1.0)  # the exporter's scrape of this target works: the endpoint is what fails
+    return {
+        f"{c.name}: check status": {labels["instance"]: "failing"},
+        f"{c.name}: instances reporting": {"reporting": 1.0},
+        f"Health check {c.name}: failing instances": {c.name: 1.0},
+    }
 
 
 def stream(ctx: Ctx, c: Component) -> Truths:
