@@ -24,6 +24,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from conftest import SPECS, VALID_SPECS, load_spec
 from specgen import dump, valid_specs
+from obsgen.components import CATALOGUE
+from obsgen.model.service import ServiceModel
 from obsgen.pipeline import build
 from obsgen.render import runbooks
 from obsgen.spec import Spec, parse
@@ -43,6 +45,24 @@ def _declares(spec: Spec, kind: str) -> bool:
 
 def _has(kind: str, profile: Callable[[Spec], bool]) -> Callable[[Spec], bool]:
     return lambda spec: profile(spec) and _declares(spec, kind)
+
+
+def _kind(*kinds: str) -> Callable[[Spec], bool]:
+    """The spec declares a component of one of ``kinds``: its pages may speak of that machinery."""
+    return lambda spec: any(_declares(spec, k) for k in kinds)
+
+
+def _tier(tier: str) -> Callable[[Spec], bool]:
+    """Some cache of the spec has the tier ``tier`` (``l1``, ``l2``)."""
+    return lambda spec: any(c.kind.key == "caches" and tier in c.spec.tiers for c in spec.components)
+
+
+def _redis(test: Callable[[object], bool]) -> Callable[[Spec], bool]:
+    """Some Redis of the spec passes ``test`` (its topology, its replicas)."""
+    return lambda spec: any(c.kind.key == "redis" and test(c.spec) for c in spec.components)
+
+
+_REPLICATED = _redis(lambda r: r.replicas > 0 or r.topology in ("sentinel", "cluster"))
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,19 @@ VOCABULARY: tuple[Term, ...] = (
     Term("Jedis", r"\bjedis\b"),
     Term("redis-py", r"\bredis-py\b|\bredis\.asyncio\b"),
     Term("Sentinel", r"\bsentinels?\b|\bget-master-addr-by-name\b", (r"\bsentinel",)),
+    # The kinds' machinery: a page of a service without such a component (and whose spec never names it)
+    # must not send on-call looking for it
+    Term("Redis", r"\bredis", implied=_kind("redis")),
+    Term("replica", r"\breplicas?\b|\breplication\b|\bpromoted\b", implied=_REPLICATED),
+    Term("failover", r"\bfail-?overs?\b|\bfail(ed|ing|s)? over\b(?! (the \w+ window|\d))",
+         implied=_redis(lambda r: r.topology in ("sentinel", "cluster"))),
+    Term("L1 tier", r"\bL1\b", implied=_tier("l1")),
+    Term("L2 tier", r"\bL2\b", implied=_tier("l2")),
+    Term("executor", r"\bexecutors?\b|\bthread pools?\b", implied=_kind("executors")),
+    Term("bulkhead", r"\bbulkheads?\b", implied=_kind("executors", "backpressure")),
+    Term("distributed lock", r"\b(distributed|redis) locks?\b|\block (holder|lease|owner)s?\b", implied=_kind("locks")),
+    Term("load balancer", r"\bload[- ]?balanc\w*"),
+
     # Caches
     Term("Caffeine", r"\bcaffeine\b"),
     Term("cachetools", r"\bcachetools\b|\baiocache\b"),
@@ -117,6 +150,8 @@ VOCABULARY: tuple[Term, ...] = (
 # Numbers and paths that only a spec can make true: each allowed when the spec holds that very value.
 PORT = re.compile(r"(?<![\w.,/-])(?:port\s+|:|-p\s+)(\d{4,5})\b|\b(8080|8000|8091|5432|5433|3306|6363|9090)\b", re.I)
 MEASURE = re.compile(r"\b(\d[\d,]*(?:\.\d+)?)\s?(ms|milliseconds)\b", re.I)
+ALERT_NAME = re.compile(r"\b(" + "|".join(sorted(CATALOGUE, key=len, reverse=True)) + r")\b")
+"""Any alert of obsgen's catalogue: a page may name one only when its service emits it."""
 LOG_FILE = re.compile(r"[\w./~-]*\w\.log\b")
 MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~])")
 IMPLIED_PORTS = {"redis": {"9121"}}
@@ -156,21 +191,46 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in re.findall(r"\d[\d,]*(?:\.\d+)?", text)}
 
 
+@dataclass(frozen=True)
+class Reader:
+    """What one spec allows a page line to name: its words, numbers and log paths, and the alerts it emits."""
+
+    text: str
+    numbers: frozenset[str]
+    forbidden: tuple[Term, ...]
+    emitted: frozenset[str]
+
+    @classmethod
+    def of(cls, spec: Spec, emitted: set[str]) -> Reader:
+        text = spec_text(spec)
+        numbers = _numbers(text) | {n for kind, ports in IMPLIED_PORTS.items() if _declares(spec, kind) for n in ports}
+        forbidden = tuple(t for t in VOCABULARY if not (t.implied(spec) or t.named_in(text)))
+        return cls(text, frozenset(numbers), forbidden, frozenset(emitted))
+
+    def terms(self, line: str) -> list[str]:
+        """What ``line`` names that the spec does not: a term, a port, a measurement, a log file, an alert."""
+        line = MARKDOWN_ESCAPE.sub(r"\1", line)  # `terminus\_db` on the page is the spec's terminus_db
+        here = [t.name for t in self.forbidden if re.search(t.page, line, re.I)]
+        here += [m.group(0).strip() for m in PORT.finditer(line) if (m.group(1) or m.group(2)) not in self.numbers]
+        here += [m.group(0) for m in MEASURE.finditer(line) if m.group(1).replace(",", "") not in self.numbers]
+        here += [m.group(0) for m in LOG_FILE.finditer(line) if m.group(0) not in self.text]
+        here += [f"alert {m.group(0)}" for m in ALERT_NAME.finditer(line) if m.group(0) not in self.emitted]
+        return here
+
+
+def emitted_alerts(model: ServiceModel) -> set[str]:
+    """The alert names the service's rules carry: the only ones its pages may send on-call to."""
+    return {a.name for c in model.components for a in c.alerts}
+
+
 def leaks(spec: Spec) -> list[Leak]:
     """Every line of every runbook page of ``spec`` that names something the spec does not."""
-    text = spec_text(spec)
-    numbers = _numbers(text) | {n for kind, ports in IMPLIED_PORTS.items() if _declares(spec, kind) for n in ports}
-    allowed = [t for t in VOCABULARY if t.implied(spec) or t.named_in(text)]
-    forbidden = [t for t in VOCABULARY if t not in allowed]
+    model = build(spec)
+    reader = Reader.of(spec, emitted_alerts(model))
     found: list[Leak] = []
-    for page, content in sorted(runbooks.render(build(spec)).items()):
+    for page, content in sorted(runbooks.render(model).items()):
         for number, line in enumerate(content.splitlines(), 1):
-            line = MARKDOWN_ESCAPE.sub(r"\1", line)  # `terminus\_db` on the page is the spec's terminus_db
-            here = [t.name for t in forbidden if re.search(t.page, line, re.I)]
-            here += [m.group(0).strip() for m in PORT.finditer(line) if (m.group(1) or m.group(2)) not in numbers]
-            here += [m.group(0) for m in MEASURE.finditer(line) if m.group(1).replace(",", "") not in numbers]
-            here += [m.group(0) for m in LOG_FILE.finditer(line) if m.group(0) not in text]
-            found += [Leak(page, number, term, line) for term in here]
+            found += [Leak(page, number, term, line) for term in reader.terms(line)]
     return found
 
 
@@ -211,6 +271,65 @@ def test_the_vocabulary_finds_a_technology_the_spec_never_names() -> None:
     assert sentinel.named_in(text + "\ntopology: sentinel")
     assert PORT.search("psql -h db -p 5433") and not _numbers(text) & {"5433"}
     assert MEASURE.search("the guide measured 180 ms") and LOG_FILE.search("grep logs/app.log")
+
+
+SPEC_DIR = SPECS[0].parent
+REVIEWED_LEAKS = {
+    # Lines of the pages a review found naming machinery the service does not have (issue 20, first review).
+    "anivault.yaml": {
+        "2. Is the L2 (Redis) tier failing? `CacheL2Unavailable` or `RedisDown` firing explains a":
+            {"Redis", "L2 tier", "alert CacheL2Unavailable", "alert RedisDown"},
+        "that are down. Alerts read from other targets (a Redis exporter's, for example) still work and may fire "
+        "alongside.": {"Redis"},
+    },
+    "user-service.yaml": {
+        "5. Look at what waits on the pool: `ExecutorSaturated`, `BackpressureSaturated`.":
+            {"alert ExecutorSaturated", "alert BackpressureSaturated"},
+        "- Waiting requests hold their threads: executors and bulkheads in front of the database fill up too.":
+            {"executor", "bulkhead"},
+        "2. Do the dependency's other guards agree? `CircuitBreakerOpen` or `RetryExhaustionHigh`":
+            {"alert CircuitBreakerOpen", "alert RetryExhaustionHigh"},
+    },
+    "oms.yaml": {
+        "clears as soon as a server answers as master again. A lost replica alone, with the master serving, fires "
+        "`RedisReplicaDown`": {"replica", "alert RedisReplicaDown"},
+        "gracefully: failed L2 lookups fall back to L1 and then to the source, so the service keeps answering but the":
+            {"L1 tier"},
+        "- Ignored, the source may not carry the load; the distributed locks that rely on Redis fall back as well.":
+            {"distributed lock"},
+        "3. Is the source carrying the extra load? Watch its latency and the executors before anything else.":
+            {"executor"},
+    },
+}
+
+
+@pytest.mark.parametrize("spec_file", sorted(REVIEWED_LEAKS))
+def test_alert_names_and_machinery_the_service_lacks_are_found(spec_file: str) -> None:
+    """The check can fail on what it exists for: each line the review found on the committed pages (an alert the
+    service never emits, a tier, Redis, executors, locks or replicas it does not have) is flagged for its spec."""
+    spec = load_spec(SPEC_DIR / spec_file)
+    reader = Reader.of(spec, emitted_alerts(build(spec)))
+    for line, expected in REVIEWED_LEAKS[spec_file].items():
+        assert set(reader.terms(line)) == expected, line
+
+
+def test_a_page_claims_a_tier_label_only_where_its_rules_carry_one() -> None:
+    """``Each tier has its own rule (`tier` label ...)`` must be true of the page it is on: OMS's one-tier cache has
+    no labelled tier, so its CacheHitRateLow rule has no ``tier`` label and the page must not promise one."""
+    for path in SPECS + VALID_SPECS:
+        spec = load_spec(path)
+        for page, text in runbooks.render(build(spec)).items():
+            if "(`tier` label" in text:
+                assert "tier: " in text.split("## Reference", 1)[1], f"{path.name}: {page}"
+
+
+def test_the_cache_key_deletion_scans_the_keys_the_spec_names() -> None:
+    """OMS's SmartCache keys are cache:schema:list:*, cache:schema:detail:*, cache:permissions:* (seed 000:100-113):
+    the destructive step scans the spec's key_pattern, never Spring's `<cache>::*` default that matches none."""
+    spec = load_spec(SPEC_DIR / "oms.yaml")
+    page = runbooks.render(build(spec))["oms/runbooks/CacheL2Unavailable.md"]
+    assert "--scan --pattern 'cache:*'" in page and "smart_cache::*" not in page
+    assert "**assumed**" not in page
 
 
 @settings(max_examples=6, derandomize=True, deadline=None, database=None, phases=(Phase.generate,),

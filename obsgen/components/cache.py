@@ -43,7 +43,7 @@ STAMPEDE = AlertDef(
     related=("CacheHitRateLow", "ExecutorSaturated", "ExecutorQueueFull", "CircuitBreakerFailureRateHigh"))
 L2_UNAVAILABLE = AlertDef(
     "CacheL2Unavailable", "warning", "5m",
-    "The cache's L2 (Redis) tier is failing; requests fall back to L1 and the source.",
+    "The cache's shared L2 tier is failing; requests fall back to a nearer tier or the source.",
     related=("RedisDown", "RedisSentinelFailover", "RedisRejectedConnections", "RedisMemoryHigh",
              "RedisClusterStateFail", "CacheHitRateLow"))
 

@@ -371,9 +371,10 @@ def _master_down(c: Component, spec: RedisSpec) -> list[Rule]:
     if spec.replicas:  # where the replicas are, for the page's restore from a replica's copy
         queries["links"] = c.select("master_link_up")
     return c.alert(DOWN, expr=expr, scenarios=scenarios, queries=queries,
-                   condition=("no server the exporter reaches reports role master (the master is down and no "
-                              "replica has been promoted); a lost replica"
-                              + (" or sentinel" if spec.topology == "sentinel" else "") + " does not count"),
+                   condition=("no server the exporter reaches reports role master "
+                              + ("(the master is down and no replica has been promoted); a lost replica"
+                                 + (" or sentinel" if spec.topology == "sentinel" else "") + " does not count"
+                                 if spec.replicas or spec.topology != "standalone" else "(the one server is down)")),
                    description=(f"Redis {c.name} has had no reachable master for {{for}}: no server the exporter "
                                 "reaches reports role master. Unreachable server: {{ $labels.instance }} (none "
                                 "named when its exporter target is gone too)."))

@@ -94,7 +94,7 @@ def _down(c: Component) -> list[Rule]:
                    description=(f"{{{{ $value }}}} instances of service {c.service.name} up for {{for}}: its "
                                 "processes are down, or service discovery lost its targets. The alerts built on its own "
                                 "scrapes are blind while this fires (rate-based ones may still show the last 5m of "
-                                "data); alerts from other targets, such as a Redis exporter, still work."))
+                                "data); alerts read from other scrape targets still work."))
 
 
 def _instance_down(c: Component) -> list[Rule]:
