@@ -100,7 +100,7 @@ VOCABULARY: tuple[Term, ...] = (
     Term("Redis", r"\bredis", implied=_kind("redis")),
     Term("replica", r"\breplicas?\b|\breplication\b|\bpromoted\b", implied=_REPLICATED),
     Term("failover", r"\bfail-?overs?\b|\bfail(ed|ing|s)? over\b(?! (the \w+ window|\d))",
-         implied=_redis(lambda r: r.topology in ("sentinel", "cluster"))),
+         implied=_REPLICATED),  # a replica can be promoted by hand even without Sentinel: a manual failover
     Term("L1 tier", r"\bL1\b", implied=_tier("l1")),
     Term("L2 tier", r"\bL2\b", implied=_tier("l2")),
     Term("executor", r"\bexecutors?\b|\bthread pools?\b", implied=_kind("executors")),
