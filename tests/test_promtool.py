@@ -139,10 +139,10 @@ SPEC_MUTATIONS = {
     "free permits below 0 instead of at 0 miss a full semaphore bulkhead": (
         "backpressure-micrometer", r"(resilience4j_bulkhead_available_concurrent_calls\{[^}]*\}\) )<= 0", r"\g<1>< 0"),
     "redirect share without the traffic guard fires on a few redirects at low traffic": (
-        "oms", r"(route:http_request_redirects:ratio_rate5m\{[^\n]*\} > 0.05)\n *and\n *route:http_requests:rate5m\{[^\n]*\}"
-               r" >= 1", r"\g<1>"),
+        "oms", r"(\) > 0\.05)\n *and on \(service, component\)\n *sum by \(service, component\) "
+               r"\(route:http_requests:rate5m\{[^\n]*\}\) >= 1", r"\g<1>"),
     "redirect threshold under the near miss fires on a route just under it": (
-        "oms", r"(route:http_request_redirects:ratio_rate5m\{[^\n]*\}) > 0.05", r"\g<1> > 0.04"),
+        "oms", r"\) > 0\.05(\n *and on \(service, component\))", r") > 0.04\g<1>"),
     "client timeouts read from a bucket under the timeout miss every slow request": (
         "oms", r'le=~"1\|1\\\\.0"', 'le=~"0.5"'),
     "client timeouts threshold under the near miss fires on a route just under it": (

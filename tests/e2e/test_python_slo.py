@@ -43,6 +43,7 @@ pytestmark = [pytest.mark.e2e]
 SCALE = 60
 SPEC = ROOT / "specs" / "table-order.yaml"
 SERVICE = JOB = "table-order"
+ENVIRONMENT = "production"  # the spec builds one output set per environment; the app here stands for production
 RATE_INTERVAL = "5s"        # Grafana's $__rate_interval at a 1s scrape (4 scrapes, rounded up)
 SLOW_S = 1.2                # above the latency SLO's 1s bound
 WINDOWS = {"5m": 5, "30m": 30, "1h": 60, "2h": 120, "6h": 360, "1d": 1440, "3d": 4320, "30d": 43200}
@@ -163,7 +164,7 @@ def _build_rules(out: Path) -> list[str]:
     built = subprocess.run([sys.executable, "-m", "obsgen", "build", str(SPEC), "--time-scale", str(SCALE),
                             "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert built.returncode == 0, built.stdout + built.stderr
-    files = [str(out / SERVICE / "prometheus" / name) for name in ("rules.yaml", "slo.yaml")]
+    files = [str(out / SERVICE / ENVIRONMENT / "prometheus" / name) for name in ("rules.yaml", "slo.yaml")]
     checked = subprocess.run([tool("promtool"), "check", "rules", *files], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     return files
@@ -263,7 +264,7 @@ def world(tmp_path_factory) -> World:
         wait_until(lambda: http(f"{prom.url}/-/ready"), 30, "Prometheus to be ready", prometheus)
         wait_until(lambda: [t for t in prom.api("/api/v1/targets")["activeTargets"] if t["health"] == "up"], 30,
                    "the app's target to be up", prometheus, app)
-        observed = World(prom, root / "obsgen" / SERVICE / "dashboards")
+        observed = World(prom, root / "obsgen" / SERVICE / ENVIRONMENT / "dashboards")
         try:
             _run_phases(observed, f"http://127.0.0.1:{port}")
         finally:

@@ -210,8 +210,8 @@ def test_the_instrumentators_default_buckets_cannot_judge_table_orders_p95_and_p
     result = run(str(spec), "--environment", "production", "--prometheus", world.prom.url, "--format", "json")
     assert result.exit_code == 1
     got = {(f["signal"], f["problem"], tuple(f["alerts"])) for f in findings(result)}
-    assert got == {("buckets", "buckets-below-threshold", ('HttpLatencyHigh{quantile="0.95"}',)),
-                   ("buckets", "buckets-below-threshold", ('HttpLatencyHigh{quantile="0.99"}',))}
+    assert got == {("buckets", "buckets-below-threshold", ('HttpLatencyHigh{quantile="0.95", environment="production"}',)),
+                   ("buckets", "buckets-below-threshold", ('HttpLatencyHigh{quantile="0.99", environment="production"}',))}
     assert all("latency_lowr_buckets" in f["hint"] for f in findings(result))
 
 
