@@ -310,7 +310,8 @@ class Component:
             if own_label:
                 return replace(node, by=tuple(metric.label or label if b == label else b for b in node.by))
             inner = replace(node, by=tuple(b for b in node.by if b != label))
-            return call("label_replace", inner, label, value, "", "")
+            # label_replace expands `$1`/`$name` in its replacement: `$$` writes a `$` of the value itself
+            return call("label_replace", inner, label, value.replace("$", "$$"), "", "")
 
         return transform(expr, fix)
 
