@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import SPECS, build_into, load_spec, output_sets, promtool, rendered
+from conftest import ROOT, SPECS, build_into, load_spec, output_sets, promtool, rendered
 from obsgen import pipeline
 from obsgen.components import KINDS
 from obsgen.model.promql import render
@@ -148,3 +148,51 @@ def test_two_checks_whose_silence_is_failure_get_generated_tests_that_promtool_p
     result = promtool("test", "rules", *files, cwd=folder)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HealthCheckSilent" in (folder / "rules.test.yaml").read_text()
+
+
+def test_a_degraded_modes_max_duration_is_told_as_the_alerts_assumed_limit_not_the_apps_behaviour():
+    """AniVault's guide sets no limit on cache-only mode (002:258: it lasts until the database recovers): the 30m is
+    DegradedModeNotRecovering's own limit, and the spec lists it among the check's assumptions."""
+    for name, text in health_pages(load_spec(ROOT_SPECS["anivault"])).items():
+        assert "for at most 30m" not in text, name
+        assert "`DegradedModeNotRecovering` assumes the mode should not last over 30m" in text, name
+        assert "the alert's limit, not the app's" in text, name
+        assumed = text.split("from the spec's `assumptions`", 1)[1]
+        assert "max\\_duration" in assumed.split("<!-- END GENERATED", 1)[0], name
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"## {heading}", 1)[1].split("<!-- END GENERATED", 1)[0]
+
+
+def test_a_probed_checks_first_mitigation_follows_what_the_endpoint_answered():
+    """Audit's detailed check answered 500 (001:137): a crashing handler, fixed in the app (logs, roll back), not by
+    restarting a database the page says is OMS's; only a 503 points at the dependency, and then at its owners."""
+    text = health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckFailing"]
+    first = _section(text, "Mitigation").split("\n1. ", 1)[1].split("\n2. ", 1)[0]
+    on_500, rest = first.split("On 500", 1)[1].split("On 503", 1)
+    assert "roll back" in on_500 and "logs" in on_500 and "database" not in on_500
+    assert "its owners restore it" in rest and "OMS's database" in rest
+
+
+def test_a_probed_check_s_instance_is_the_probed_url_not_a_process():
+    spec = load_spec(ROOT_SPECS["audit-service"])
+    found = health_pages(spec)
+    failing = found["HealthCheckFailing"]
+    assert "`instance` is the process (for `detailed`, the URL the blackbox exporter probes)" in failing
+    assert "For `detailed`, `instance` is the one probed URL: there is no per-instance view" in failing
+    for name in ("HealthCheckFailing", "HealthCheckSilent"):
+        assert "for a probed check, the URL the blackbox exporter probes" in found[name], name
+    probe_only = health_pages(load_spec(ROOT / "tests" / "specs" / "valid" / "health-checks-probe.yaml"))["HealthCheckFailing"]
+    assert "One instance or all" not in probe_only
+    assert "`instance` is the URL the blackbox exporter probes" in probe_only
+
+
+def test_silence_of_a_probed_check_is_not_told_as_a_dead_process_and_the_page_restores_the_probe():
+    spec = load_spec(ROOT_SPECS["audit-service"])
+    model = pipeline.build(spec)
+    for alert in (a for a in model.alerts if a.name == "HealthCheckSilent"):
+        assert "the process is gone" not in alert.summary
+    mitigation = _section(health_pages(spec)["HealthCheckSilent"], "Mitigation")
+    assert "restore the probe: start the blackbox exporter" in mitigation
+    assert "put `http://audit-service:8092/health/detailed` back in the job's targets" in mitigation

@@ -53,7 +53,7 @@ FAILING = AlertDef(
     related=("DegradedModeActive", "DegradedModeNotRecovering", "CircuitBreakerOpen", "RetryExhaustionHigh"))
 SILENT = AlertDef(
     "HealthCheckSilent", "critical", "2m",
-    "No instance reports a health check whose silence means the process is gone.",
+    "Nothing reports a health check whose silence is its failure: the processes, or the probe watching it, are gone.",
     related=("HealthCheckFailing",))
 DEGRADED = AlertDef(
     "DegradedModeActive", "warning", "1m",
