@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from conftest import ROOT, SPECS, build_into, load_spec, output_sets, promtool, rendered
 from obsgen import pipeline
@@ -196,3 +197,24 @@ def test_silence_of_a_probed_check_is_not_told_as_a_dead_process_and_the_page_re
     mitigation = _section(health_pages(spec)["HealthCheckSilent"], "Mitigation")
     assert "restore the probe: start the blackbox exporter" in mitigation
     assert "put `http://audit-service:8092/health/detailed` back in the job's targets" in mitigation
+
+
+def test_a_guard_held_back_during_the_outage_is_not_a_first_check_to_look_for(tmp_path):
+    """AniVault: CircuitBreakerOpen holds back RetryExhaustionHigh in the written routes, so during a database outage
+    on-call would look for an alert that cannot show; the page says so instead of asking for it."""
+    spec = load_spec(ROOT_SPECS["anivault"])
+    build_into(tmp_path, spec)
+    routes = yaml.safe_load((tmp_path / "anivault" / "alertmanager" / "routes.yaml").read_text())
+    held = [r for r in routes["inhibit_rules"] if 'alertname="CircuitBreakerOpen"' in r["source_matchers"]
+            and any(m.startswith("alertname") and "RetryExhaustionHigh" in m for m in r["target_matchers"])]
+    assert held, routes["inhibit_rules"]
+    checks = _section(health_pages(spec)["HealthCheckFailing"], "First checks")
+    step = checks.split("\n2. ", 1)[1].split("\n3. ", 1)[0]
+    assert "or [RetryExhaustionHigh]" not in step
+    assert "[RetryExhaustionHigh](RetryExhaustionHigh.md) does not show then: Alertmanager" in step
+
+
+def test_a_degraded_mode_page_asks_for_no_scale_out_or_load_shedding_the_app_may_not_have():
+    """AniVault is one process with an in-process cache on SQLite and no load shedding (002)."""
+    text = health_pages(load_spec(ROOT_SPECS["anivault"]))["DegradedModeActive"].lower()
+    assert "scale out" not in text and "shed load" not in text
