@@ -218,3 +218,18 @@ def test_a_degraded_mode_page_asks_for_no_scale_out_or_load_shedding_the_app_may
     """AniVault is one process with an in-process cache on SQLite and no load shedding (002)."""
     text = health_pages(load_spec(ROOT_SPECS["anivault"]))["DegradedModeActive"].lower()
     assert "scale out" not in text and "shed load" not in text
+
+
+def test_an_error_status_endpoint_is_not_said_to_take_instances_out_of_rotation_when_nothing_says_it_is_read():
+    """Nothing in seed 001 reads the audit service's /health/detailed: taking instances out of rotation is a guess."""
+    impact = _section(health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckFailing"], "Impact")
+    (line,) = [line for line in impact.split("\n- ") if line.startswith("Check `detailed`")]
+    assert "the spec does not say whether anything reads it" in line
+    assert "the service is down for users" not in line
+
+
+def test_a_probed_check_s_detection_time_is_told_as_the_blackbox_job_s_probes_not_the_app_s_runs():
+    text = health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckFailing"]
+    (row,) = [line for line in text.splitlines() if line.startswith("| Health check `detailed`")]
+    assert "3 probes 30s apart (the blackbox job's scrape interval, not the app's)" in row
+    assert "the time the app needs" not in row

@@ -277,7 +277,9 @@ def _failing(c: Component, spec: HealthCheckSpec) -> list[Rule]:
         FAILING, expr=binop("<", _status(c), healthy), for_=f_failing, scenarios=scenarios, labels=_named(c),
         queries=_queries(c),
         condition=(f"the check reports below {number(healthy)} (failing{source}) for {f_failing}: "
-                   f"{spec.failure_threshold} runs every {spec.interval}, the time the app needs to call it down"),
+                   + (f"{spec.failure_threshold} probes {spec.interval} apart (the blackbox job's scrape interval, "
+                      "not the app's)" if probed else
+                      f"{spec.failure_threshold} runs every {spec.interval}, the time the app needs to call it down")),
         description=(f"Health check {_check_name(c)}{what} on {{{{ $labels.instance }}}} has "
                      f"failed for {{for}} (checked every {spec.interval}, down after {spec.failure_threshold} "
                      "failures)."),
