@@ -176,17 +176,30 @@ def test_a_probed_checks_first_mitigation_follows_what_the_endpoint_answered():
     assert "its owners restore it" in rest and "OMS's database" in rest
 
 
-def test_a_probed_check_s_instance_is_the_probed_url_not_a_process():
-    spec = load_spec(ROOT_SPECS["audit-service"])
-    found = health_pages(spec)
+MIXED = """
+apiVersion: obsgen/v1
+service: {name: shop, team: web, profile: python}
+health_checks:
+  - name: database
+    engine: postgresql
+    interval: 30s
+  - name: detailed
+    endpoint: /health/detailed
+    interval: 30s
+    probe: {selector: {job: blackbox}, target: "http://shop:8080/health/detailed"}
+"""
+
+
+def test_a_probed_check_s_instance_is_the_probed_url_not_a_process(spec_from):
+    found = health_pages(load_spec(ROOT_SPECS["audit-service"]))
     failing = found["HealthCheckFailing"]
-    assert "`instance` is the process (for `detailed`, the URL the blackbox exporter probes)" in failing
-    assert "For `detailed`, `instance` is the one probed URL: there is no per-instance view" in failing
+    assert "`instance` is the URL the blackbox exporter probes (one series per URL" in failing
+    assert "One instance or all" not in failing and "1. What did the endpoint answer?" in failing
     for name in ("HealthCheckFailing", "HealthCheckSilent"):
         assert "for a probed check, the URL the blackbox exporter probes" in found[name], name
-    probe_only = health_pages(load_spec(ROOT / "tests" / "specs" / "valid" / "health-checks-probe.yaml"))["HealthCheckFailing"]
-    assert "One instance or all" not in probe_only
-    assert "`instance` is the URL the blackbox exporter probes" in probe_only
+    mixed = health_pages(spec_from(MIXED))["HealthCheckFailing"]
+    assert "`instance` is the process (for `detailed`, the URL the blackbox exporter probes)" in mixed
+    assert "For `detailed`, `instance` is the one probed URL: there is no per-instance view" in mixed
 
 
 def test_silence_of_a_probed_check_is_not_told_as_a_dead_process_and_the_page_restores_the_probe():
@@ -223,7 +236,7 @@ def test_a_degraded_mode_page_asks_for_no_scale_out_or_load_shedding_the_app_may
 def test_an_error_status_endpoint_is_not_said_to_take_instances_out_of_rotation_when_nothing_says_it_is_read():
     """Nothing in seed 001 reads the audit service's /health/detailed: taking instances out of rotation is a guess."""
     impact = _section(health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckFailing"], "Impact")
-    (line,) = [line for line in impact.split("\n- ") if line.startswith("Check `detailed`")]
+    (line,) = [line for line in impact.split("\n- ") if "`/health/detailed`" in line]
     assert "the spec does not say whether anything reads it" in line
     assert "the service is down for users" not in line
 
@@ -233,3 +246,13 @@ def test_a_probed_check_s_detection_time_is_told_as_the_blackbox_job_s_probes_no
     (row,) = [line for line in text.splitlines() if line.startswith("| Health check `detailed`")]
     assert "3 probes 30s apart (the blackbox job's scrape interval, not the app's)" in row
     assert "the time the app needs" not in row
+
+
+def test_a_check_whose_silence_is_its_failure_gets_no_failing_rule_that_could_never_fire():
+    """Audit's liveness check only ever reports success (silence_is_failure): HealthCheckFailing on its value could
+    never fire, so only HealthCheckSilent watches it and its page says why; the probed check keeps both."""
+    spec = load_spec(ROOT_SPECS["audit-service"])
+    fired = {(a.name, a.component) for a in pipeline.build(spec).alerts}
+    assert ("HealthCheckSilent", "liveness") in fired and ("HealthCheckFailing", "liveness") not in fired
+    assert ("HealthCheckFailing", "detailed") in fired
+    assert "no `HealthCheckFailing` rule watches the value of such a check" in health_pages(spec)["HealthCheckSilent"]

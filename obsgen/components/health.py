@@ -438,7 +438,9 @@ def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
 
 def rules(c: Component) -> list[Rule]:
     spec: HealthCheckSpec = c.spec  # type: ignore[assignment]
-    out = _failing(c, spec)
+    # A check the app reports whose silence is its failure (liveness) only ever reports success: a rule on its
+    # value could never fire, so HealthCheckSilent alone watches it. A probed check fails with probe_success 0.
+    out = [] if spec.silence_is_failure and spec.probe is None else _failing(c, spec)
     if spec.silence_is_failure:
         out += _silent(c, spec)
     if spec.degraded_mode is not None:
