@@ -535,7 +535,9 @@ KIND = Kind(
     # the breaker around the same dependency (`breaker:`) is one outage with it: the breaker opens first under
     # traffic and pages; the check, and the mode it switched on, are the same news (without traffic the breaker
     # never opens and the check pages). DegradedModeNotRecovering is never held back: it is another failure.
-    inhibitions=(Inhibition("HealthCheckFailing", ("DegradedModeActive",), ("service", "component", "instance")),
+    # A service down fails and silences its checks too (a probe of it answers nothing): one outage, one page.
+    inhibitions=(Inhibition("ServiceDown", ("HealthCheckFailing", "HealthCheckSilent")),
+                 Inhibition("HealthCheckFailing", ("DegradedModeActive",), ("service", "component", "instance")),
                  Inhibition("CircuitBreakerOpen", ("HealthCheckFailing", "DegradedModeActive"), ("service", "breaker"))),
     default_metrics={
         profile: {
