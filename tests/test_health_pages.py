@@ -256,3 +256,26 @@ def test_a_check_whose_silence_is_its_failure_gets_no_failing_rule_that_could_ne
     assert ("HealthCheckSilent", "liveness") in fired and ("HealthCheckFailing", "liveness") not in fired
     assert ("HealthCheckFailing", "detailed") in fired
     assert "no `HealthCheckFailing` rule watches the value of such a check" in health_pages(spec)["HealthCheckSilent"]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_health_pages_end_a_sentence_before_a_step_s_next_paragraph(path):
+    """AniVault's stuck-mode page once ran "the check's own report:" straight into "Call …" on the next line."""
+    for name, text in health_pages(load_spec(path)).items():
+        lines = text.splitlines()
+        glued = [(a, b) for a, b in zip(lines, lines[1:]) if a.rstrip().endswith(":") and b.strip()[:1].isupper()
+                 and b.startswith("   ") and not b.lstrip().startswith(("`", "|", "-", "#", "<"))]
+        assert not glued, (name, glued)
+
+
+def test_silent_page_says_once_per_cluster_only_where_the_rule_compares_a_cluster(spec_from):
+    bare = health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckSilent"]
+    assert "cluster" not in _section(bare, "Alert behaviour")
+    clustered = health_pages(spec_from(TWO_SILENT.replace("profile: python}", "profile: python, cluster_label: region}")))
+    assert "once per check and cluster (its `region` label)" in clustered["HealthCheckSilent"]
+
+
+def test_a_failing_page_links_the_silent_alert_in_its_related_alerts_when_the_service_emits_it():
+    text = health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckFailing"]
+    assert "emits no related alerts" not in text
+    assert "Related alerts of this service: [HealthCheckSilent](HealthCheckSilent.md)" in text

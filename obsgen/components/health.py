@@ -50,7 +50,8 @@ HOUR = Duration.parse("1h")
 # The `for` of each alert derives from the check's timing (see failing_for and friends); "1m" is the floor.
 FAILING = AlertDef(
     "HealthCheckFailing", "critical", "1m", "A health check keeps failing: its dependency is unreachable or broken.",
-    related=("DegradedModeActive", "DegradedModeNotRecovering", "CircuitBreakerOpen", "RetryExhaustionHigh"))
+    related=("HealthCheckSilent", "DegradedModeActive", "DegradedModeNotRecovering", "CircuitBreakerOpen",
+             "RetryExhaustionHigh"))
 SILENT = AlertDef(
     "HealthCheckSilent", "critical", "2m",
     "Nothing reports a health check whose silence is its failure: the processes, or the probe watching it, are gone.",
