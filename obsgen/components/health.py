@@ -537,9 +537,9 @@ KIND = Kind(
     # traffic and pages; the check, and the mode it switched on, are the same news (without traffic the breaker
     # never opens and the check pages). DegradedModeNotRecovering is never held back: it is another failure.
     # A service down fails and silences its checks too (a probe of it answers nothing): one outage, one page.
-    inhibitions=(Inhibition("ServiceDown", ("HealthCheckFailing", "HealthCheckSilent")),
-                 Inhibition("HealthCheckFailing", ("DegradedModeActive",), ("service", "component", "instance")),
-                 Inhibition("CircuitBreakerOpen", ("HealthCheckFailing", "DegradedModeActive"), ("service", "breaker"))),
+    inhibitions=(Inhibition("HealthCheckFailing", ("DegradedModeActive",), ("service", "component", "instance")),
+                 Inhibition("CircuitBreakerOpen", ("HealthCheckFailing", "DegradedModeActive"), ("service", "breaker")),
+                 Inhibition("ServiceDown", ("HealthCheckFailing", "HealthCheckSilent"))),
     default_metrics={
         profile: {
             "status": MetricRef("health_check_status"),
