@@ -246,6 +246,9 @@ def test_a_probed_check_s_detection_time_is_told_as_the_blackbox_job_s_probes_no
     (row,) = [line for line in text.splitlines() if line.startswith("| Health check `detailed`")]
     assert "3 probes 30s apart (the blackbox job's scrape interval, not the app's)" in row
     assert "the time the app needs" not in row
+    meaning = _section(text, "What it means")
+    assert "The blackbox exporter's probe of a health endpoint has failed" in meaning
+    assert "the application itself needs" not in meaning
 
 
 def test_a_check_whose_silence_is_its_failure_gets_no_failing_rule_that_could_never_fire():
