@@ -368,6 +368,26 @@ def test_a_real_alertmanager_silences_symptoms_of_the_same_service_breaker_and_c
         assert seen == expected
 
 
+@pytest.mark.e2e
+def test_a_real_alertmanager_pages_an_audit_service_outage_once(tmp_path):
+    """Audit service down: connection refused fails the detailed check's probe (HealthCheckFailing) and silences
+    the liveness check (HealthCheckSilent); ServiceDown is the one page. Another service's checks still page."""
+    config = write(tmp_path, full_config(snippet(load_spec(ROOT / "specs" / "audit-service.yaml")),
+                                         snippet(load_spec(ROOT / "specs" / "user-service.yaml"))))
+    audit = {"service": "audit-service", "team": "compliance", "severity": "critical"}
+    users = {"service": "user-service", "team": "identity", "severity": "critical"}
+    with running_alertmanager(config, tmp_path) as base:
+        seen, expected = inhibited(base, {
+            "audit-down": (_alert("ServiceDown", **audit), False),
+            "detailed-failing": (_alert("HealthCheckFailing", component="detailed", check="detailed",
+                                        instance="http://audit-service:8092/health/detailed", **audit), True),
+            "liveness-silent": (_alert("HealthCheckSilent", component="liveness", check="liveness", **audit), True),
+            "users-liveness-silent": (_alert("HealthCheckSilent", component="liveness", check="liveness", **users),
+                                      False),
+        })
+    assert seen == expected
+
+
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
 def test_pages_say_what_the_routes_hold_back_and_nothing_else(path):
     """Health and breaker pages describe inhibitions only from the rules the routes file writes (or withholds):
@@ -398,8 +418,10 @@ def test_pages_say_what_the_routes_hold_back_and_nothing_else(path):
 @pytest.mark.e2e
 def test_a_real_alertmanager_holds_back_exactly_what_the_pages_say_for_every_committed_spec(tmp_path):
     """Each (cause, symptom) pair of every committed spec, fired together with the same compared labels: the
-    symptom is inhibited when the pages say it is held back, and notifies when they say it is not."""
-    snippets, sent = [], {}
+    symptom is inhibited when the pages say it is held back, and notifies when they say it is not. A cause compared
+    on `service` alone (ServiceDown) holds back its symptoms of the whole service, the other pairs' among them: those
+    pairs go to an Alertmanager of their own."""
+    snippets, batches = [], ({}, {})  # service-wide pairs, pairs compared on more labels
     for n, path in enumerate(SPECS):
         for m, (merged, _) in enumerate(output_sets(load_spec(path))):
             snippets.append(snippet(merged))
@@ -407,14 +429,16 @@ def test_a_real_alertmanager_holds_back_exactly_what_the_pages_say_for_every_com
             scope = {"service": service.name, "team": service.team,
                      **({"environment": service.environment} if service.environment else {})}
             for k, h in enumerate(alertmanager.inhibitions(pipeline.build(merged))):
-                pair = f"{service.name}-{m}-{k}"
+                pair, sent = f"{service.name}-{m}-{k}", batches[h.equal != ("service",)]
                 same = {label: pair for label in h.equal if label != "service"}
                 cause = h.source_severity.split(", ")[0] if h.source_severity else "critical"
                 symptom = h.severities[0] if h.written and h.severities else h.still[0] if h.still else "warning"
                 sent[f"{pair}-cause"] = (_alert(h.source, severity=cause, pair=pair, **same, **scope), False)
                 sent[f"{pair}-symptom"] = (_alert(h.target, severity=symptom, pair=pair, **same, **scope),
                                            h.written)
-    config = write(tmp_path, full_config(*snippets))
-    with running_alertmanager(config, tmp_path) as base:
-        seen, expected = inhibited(base, sent)
-    assert seen == expected
+    for n, sent in enumerate(batches):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        with running_alertmanager(write(folder, full_config(*snippets)), folder) as base:
+            seen, expected = inhibited(base, sent)
+        assert seen == expected

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
-from conftest import SPECS, build_into, load_spec, output_sets, promtool, rendered
+from conftest import ROOT, SPECS, build_into, load_spec, output_sets, promtool, rendered
 from obsgen import pipeline
 from obsgen.components import KINDS
 from obsgen.model.promql import render
@@ -148,3 +149,136 @@ def test_two_checks_whose_silence_is_failure_get_generated_tests_that_promtool_p
     result = promtool("test", "rules", *files, cwd=folder)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HealthCheckSilent" in (folder / "rules.test.yaml").read_text()
+
+
+def test_a_degraded_modes_max_duration_is_told_as_the_alerts_assumed_limit_not_the_apps_behaviour():
+    """AniVault's guide sets no limit on cache-only mode (002:258: it lasts until the database recovers): the 30m is
+    DegradedModeNotRecovering's own limit, and the spec lists it among the check's assumptions."""
+    for name, text in health_pages(load_spec(ROOT_SPECS["anivault"])).items():
+        assert "for at most 30m" not in text, name
+        assert "`DegradedModeNotRecovering` assumes the mode should not last over 30m" in text, name
+        assert "the alert's limit, not the app's" in text, name
+        assumed = text.split("from the spec's `assumptions`", 1)[1]
+        assert "max\\_duration" in assumed.split("<!-- END GENERATED", 1)[0], name
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"## {heading}", 1)[1].split("<!-- END GENERATED", 1)[0]
+
+
+def test_a_probed_checks_first_mitigation_follows_what_the_endpoint_answered():
+    """Audit's detailed check answered 500 (001:137): a crashing handler, fixed in the app (logs, roll back), not by
+    restarting a database the page says is OMS's; only a 503 points at the dependency, and then at its owners."""
+    text = health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckFailing"]
+    first = _section(text, "Mitigation").split("\n1. ", 1)[1].split("\n2. ", 1)[0]
+    on_500, rest = first.split("On 500", 1)[1].split("On 503", 1)
+    assert "roll back" in on_500 and "logs" in on_500 and "database" not in on_500
+    assert "its owners restore it" in rest and "OMS's database" in rest
+
+
+MIXED = """
+apiVersion: obsgen/v1
+service: {name: shop, team: web, profile: python}
+health_checks:
+  - name: database
+    engine: postgresql
+    interval: 30s
+  - name: detailed
+    endpoint: /health/detailed
+    interval: 30s
+    probe: {selector: {job: blackbox}, target: "http://shop:8080/health/detailed"}
+"""
+
+
+def test_a_probed_check_s_instance_is_the_probed_url_not_a_process(spec_from):
+    found = health_pages(load_spec(ROOT_SPECS["audit-service"]))
+    failing = found["HealthCheckFailing"]
+    assert "`instance` is the URL the blackbox exporter probes (one series per URL" in failing
+    assert "One instance or all" not in failing and "1. What did the endpoint answer?" in failing
+    for name in ("HealthCheckFailing", "HealthCheckSilent"):
+        assert "for a probed check, the URL the blackbox exporter probes" in found[name], name
+    mixed = health_pages(spec_from(MIXED))["HealthCheckFailing"]
+    assert "`instance` is the process (for `detailed`, the URL the blackbox exporter probes)" in mixed
+    assert "For `detailed`, `instance` is the one probed URL: there is no per-instance view" in mixed
+
+
+def test_silence_of_a_probed_check_is_not_told_as_a_dead_process_and_the_page_restores_the_probe():
+    spec = load_spec(ROOT_SPECS["audit-service"])
+    model = pipeline.build(spec)
+    for alert in (a for a in model.alerts if a.name == "HealthCheckSilent"):
+        assert "the process is gone" not in alert.summary
+    mitigation = _section(health_pages(spec)["HealthCheckSilent"], "Mitigation")
+    assert "restore the probe: start the blackbox exporter" in mitigation
+    assert "put `http://audit-service:8092/health/detailed` back in the job's targets" in mitigation
+
+
+def test_a_guard_held_back_during_the_outage_is_not_a_first_check_to_look_for(tmp_path):
+    """AniVault: CircuitBreakerOpen holds back RetryExhaustionHigh in the written routes, so during a database outage
+    on-call would look for an alert that cannot show; the page says so instead of asking for it."""
+    spec = load_spec(ROOT_SPECS["anivault"])
+    build_into(tmp_path, spec)
+    routes = yaml.safe_load((tmp_path / "anivault" / "alertmanager" / "routes.yaml").read_text())
+    held = [r for r in routes["inhibit_rules"] if 'alertname="CircuitBreakerOpen"' in r["source_matchers"]
+            and any(m.startswith("alertname") and "RetryExhaustionHigh" in m for m in r["target_matchers"])]
+    assert held, routes["inhibit_rules"]
+    checks = _section(health_pages(spec)["HealthCheckFailing"], "First checks")
+    step = checks.split("\n2. ", 1)[1].split("\n3. ", 1)[0]
+    assert "or [RetryExhaustionHigh]" not in step
+    assert "[RetryExhaustionHigh](RetryExhaustionHigh.md) does not show then: Alertmanager" in step
+
+
+def test_a_degraded_mode_page_asks_for_no_scale_out_or_load_shedding_the_app_may_not_have():
+    """AniVault is one process with an in-process cache on SQLite and no load shedding (002)."""
+    text = health_pages(load_spec(ROOT_SPECS["anivault"]))["DegradedModeActive"].lower()
+    assert "scale out" not in text and "shed load" not in text
+
+
+def test_an_error_status_endpoint_is_not_said_to_take_instances_out_of_rotation_when_nothing_says_it_is_read():
+    """Nothing in seed 001 reads the audit service's /health/detailed: taking instances out of rotation is a guess."""
+    impact = _section(health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckFailing"], "Impact")
+    (line,) = [line for line in impact.split("\n- ") if "`/health/detailed`" in line]
+    assert "the spec does not say whether anything reads it" in line
+    assert "the service is down for users" not in line
+
+
+def test_a_probed_check_s_detection_time_is_told_as_the_blackbox_job_s_probes_not_the_app_s_runs():
+    text = health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckFailing"]
+    (row,) = [line for line in text.splitlines() if line.startswith("| Health check `detailed`")]
+    assert "3 probes 30s apart (the blackbox job's scrape interval, not the app's)" in row
+    assert "the time the app needs" not in row
+    meaning = _section(text, "What it means")
+    assert "The blackbox exporter's probe of a health endpoint has failed" in meaning
+    assert "the application itself needs" not in meaning
+
+
+def test_a_check_whose_silence_is_its_failure_gets_no_failing_rule_that_could_never_fire():
+    """Audit's liveness check only ever reports success (silence_is_failure): HealthCheckFailing on its value could
+    never fire, so only HealthCheckSilent watches it and its page says why; the probed check keeps both."""
+    spec = load_spec(ROOT_SPECS["audit-service"])
+    fired = {(a.name, a.component) for a in pipeline.build(spec).alerts}
+    assert ("HealthCheckSilent", "liveness") in fired and ("HealthCheckFailing", "liveness") not in fired
+    assert ("HealthCheckFailing", "detailed") in fired
+    assert "no `HealthCheckFailing` rule watches the value of such a check" in health_pages(spec)["HealthCheckSilent"]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_health_pages_end_a_sentence_before_a_step_s_next_paragraph(path):
+    """AniVault's stuck-mode page once ran "the check's own report:" straight into "Call …" on the next line."""
+    for name, text in health_pages(load_spec(path)).items():
+        lines = text.splitlines()
+        glued = [(a, b) for a, b in zip(lines, lines[1:]) if a.rstrip().endswith(":") and b.strip()[:1].isupper()
+                 and b.startswith("   ") and not b.lstrip().startswith(("`", "|", "-", "#", "<"))]
+        assert not glued, (name, glued)
+
+
+def test_silent_page_says_once_per_cluster_only_where_the_rule_compares_a_cluster(spec_from):
+    bare = health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckSilent"]
+    assert "cluster" not in _section(bare, "Alert behaviour")
+    clustered = health_pages(spec_from(TWO_SILENT.replace("profile: python}", "profile: python, cluster_label: region}")))
+    assert "once per check and cluster (its `region` label)" in clustered["HealthCheckSilent"]
+
+
+def test_a_failing_page_links_the_silent_alert_in_its_related_alerts_when_the_service_emits_it():
+    text = health_pages(load_spec(ROOT_SPECS["audit-service"]))["HealthCheckFailing"]
+    assert "emits no related alerts" not in text
+    assert "Related alerts of this service: [HealthCheckSilent](HealthCheckSilent.md)" in text

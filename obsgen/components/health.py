@@ -50,10 +50,11 @@ HOUR = Duration.parse("1h")
 # The `for` of each alert derives from the check's timing (see failing_for and friends); "1m" is the floor.
 FAILING = AlertDef(
     "HealthCheckFailing", "critical", "1m", "A health check keeps failing: its dependency is unreachable or broken.",
-    related=("DegradedModeActive", "DegradedModeNotRecovering", "CircuitBreakerOpen", "RetryExhaustionHigh"))
+    related=("HealthCheckSilent", "DegradedModeActive", "DegradedModeNotRecovering", "CircuitBreakerOpen",
+             "RetryExhaustionHigh"))
 SILENT = AlertDef(
     "HealthCheckSilent", "critical", "2m",
-    "No instance reports a health check whose silence means the process is gone.",
+    "Nothing reports a health check whose silence is its failure: the processes, or the probe watching it, are gone.",
     related=("HealthCheckFailing",))
 DEGRADED = AlertDef(
     "DegradedModeActive", "warning", "1m",
@@ -277,7 +278,9 @@ def _failing(c: Component, spec: HealthCheckSpec) -> list[Rule]:
         FAILING, expr=binop("<", _status(c), healthy), for_=f_failing, scenarios=scenarios, labels=_named(c),
         queries=_queries(c),
         condition=(f"the check reports below {number(healthy)} (failing{source}) for {f_failing}: "
-                   f"{spec.failure_threshold} runs every {spec.interval}, the time the app needs to call it down"),
+                   + (f"{spec.failure_threshold} probes {spec.interval} apart (the blackbox job's scrape interval, "
+                      "not the app's)" if probed else
+                      f"{spec.failure_threshold} runs every {spec.interval}, the time the app needs to call it down")),
         description=(f"Health check {_check_name(c)}{what} on {{{{ $labels.instance }}}} has "
                      f"failed for {{for}} (checked every {spec.interval}, down after {spec.failure_threshold} "
                      "failures)."),
@@ -436,7 +439,9 @@ def _stuck(c: Component, spec: HealthCheckSpec) -> list[Rule]:
 
 def rules(c: Component) -> list[Rule]:
     spec: HealthCheckSpec = c.spec  # type: ignore[assignment]
-    out = _failing(c, spec)
+    # A check the app reports whose silence is its failure (liveness) only ever reports success: a rule on its
+    # value could never fire, so HealthCheckSilent alone watches it. A probed check fails with probe_success 0.
+    out = [] if spec.silence_is_failure and spec.probe is None else _failing(c, spec)
     if spec.silence_is_failure:
         out += _silent(c, spec)
     if spec.degraded_mode is not None:
@@ -531,8 +536,10 @@ KIND = Kind(
     # the breaker around the same dependency (`breaker:`) is one outage with it: the breaker opens first under
     # traffic and pages; the check, and the mode it switched on, are the same news (without traffic the breaker
     # never opens and the check pages). DegradedModeNotRecovering is never held back: it is another failure.
+    # A service down fails and silences its checks too (a probe of it answers nothing): one outage, one page.
     inhibitions=(Inhibition("HealthCheckFailing", ("DegradedModeActive",), ("service", "component", "instance")),
-                 Inhibition("CircuitBreakerOpen", ("HealthCheckFailing", "DegradedModeActive"), ("service", "breaker"))),
+                 Inhibition("CircuitBreakerOpen", ("HealthCheckFailing", "DegradedModeActive"), ("service", "breaker")),
+                 Inhibition("ServiceDown", ("HealthCheckFailing", "HealthCheckSilent"))),
     default_metrics={
         profile: {
             "status": MetricRef("health_check_status"),
