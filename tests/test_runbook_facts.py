@@ -99,7 +99,7 @@ VOCABULARY: tuple[Term, ...] = (
     # must not send on-call looking for it
     Term("Redis", r"\bredis", implied=_kind("redis")),
     Term("replica", r"\breplicas?\b|\breplication\b|\bpromoted\b", implied=_REPLICATED),
-    Term("failover", r"\bfail-?overs?\b|\bfail(ed|ing|s)? over\b(?! (the \w+ window|\d))",
+    Term("failover", r"\bfail-?overs?\b|\bfail(ed|ing|s)? over\b(?! (the \w+ window|\d)|\s*$)",
          implied=_REPLICATED),  # a replica can be promoted by hand even without Sentinel: a manual failover
     Term("L1 tier", r"\bL1\b", implied=_tier("l1")),
     Term("L2 tier", r"\bL2\b", implied=_tier("l2")),
