@@ -61,7 +61,7 @@ def test_anivault_pages_print_the_seeds_own_controls_for_cache_only_mode():
     stuck = found["DegradedModeNotRecovering"]
     assert "Trigger the application's recovery check by hand: `force_recovery_check()`" in stuck
     assert "Switch the mode off by hand: `metadata_cache.disable_cache_only_mode()`" in stuck
-    assert "`get_resilience_status()` says" in stuck
+    assert "`get_resilience_status()` (inside the running process) says" in stuck
     assert "`get_resilience_status()`" in found["DegradedModeActive"]
     assert "`force_recovery_check()`" in found["HealthCheckFailing"]
     assert "admin endpoint" not in stuck

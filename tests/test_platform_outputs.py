@@ -134,7 +134,8 @@ def test_alert_templates_reach_prometheus_operator_verbatim(maple):
     alerts = {r["alert"]: r for g in yaml.safe_load(text)["spec"]["groups"] for r in g["rules"] if "alert" in r}
     # prometheus-operator copies annotations into Prometheus's rule file as they are: no escaping, no Helm syntax.
     assert alerts["RedisDown"]["annotations"]["description"].endswith(
-        "Unreachable server: {{ $labels.instance }} (none named when its exporter target is gone too).")
+        "Unreachable server: {{ $labels.instance }} (none named when the exporter answers but no server reports "
+        "itself master).")
     assert "{{ $value | humanizePercentage }}" in alerts["RedisMemoryHigh"]["annotations"]["description"]
     assert '{{ "{{" }}' not in text and "{{`" not in text
 

@@ -9,7 +9,7 @@ A word is allowed on a page when some value of the spec names it (its descriptio
 ``service.logs``, ``assumptions``, ``history``, a topology, a metric name, ...: every string or number the spec
 holds once defaults are filled in), or when the profile implies it: ``micrometer`` is Spring Boot with Actuator,
 Micrometer and Resilience4j on the JVM (HikariCP where a database pool is declared); ``python`` is
-prometheus_client (with prometheus-fastapi-instrumentator for declared HTTP routes).
+prometheus_client (with prometheus-fastapi-instrumentator for declared HTTP routes and SLOs).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ VOCABULARY: tuple[Term, ...] = (
     Term("Tomcat", r"\btomcat\b"),
     Term("prometheus_client", r"\bprometheus_client\b", implied=_python),
     Term("prometheus-fastapi-instrumentator", r"\bprometheus-fastapi-instrumentator\b",
-         implied=_has("http", _python)),
+         implied=lambda spec: _has("http", _python)(spec) or _has("slos", _python)(spec)),  # SLOs read its series
     Term("FastAPI", r"(?<!prometheus-)\bfastapi\b(?!-instrumentator)"),
     Term("uvicorn", r"\buvicorn\b|\bgunicorn\b"),
     Term("Django", r"\bdjango\b"),

@@ -54,6 +54,9 @@ from obsgen.model.promql import Call, Expr, Num, Paren, Selector, agg, and_, bin
 from obsgen.model.promql import rate as rate_over
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef
 
+SPRING = "Spring Boot Actuator (Micrometer's http.server.requests timer)"
+INSTRUMENTATOR = "prometheus-fastapi-instrumentator"
+
 QUANTILES = {"p50": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 AVG = "avg"
 ERRORS = RatioSignals(part="errors", total="requests", rest="ok")
@@ -792,20 +795,20 @@ KIND = Kind(
     inhibitions=(Inhibition("CircuitBreakerOpen", LATENCY_ALERTS, ("service", "breaker")),),
     default_metrics={
         "micrometer": {
-            "requests": MetricRef("http_server_requests_seconds_count"),
-            "errors": MetricRef("http_server_requests_seconds_count", (("outcome", "SERVER_ERROR"),)),
-            "redirects": MetricRef("http_server_requests_seconds_count", (("outcome", "REDIRECTION"),)),
-            "ok": MetricRef("http_server_requests_seconds_count", (("outcome", "SUCCESS"),)),
-            "buckets": MetricRef("http_server_requests_seconds_bucket"),
-            "duration_sum": MetricRef("http_server_requests_seconds_sum"),
+            "requests": MetricRef("http_server_requests_seconds_count", (), SPRING),
+            "errors": MetricRef("http_server_requests_seconds_count", (("outcome", "SERVER_ERROR"),), SPRING),
+            "redirects": MetricRef("http_server_requests_seconds_count", (("outcome", "REDIRECTION"),), SPRING),
+            "ok": MetricRef("http_server_requests_seconds_count", (("outcome", "SUCCESS"),), SPRING),
+            "buckets": MetricRef("http_server_requests_seconds_bucket", (), SPRING),
+            "duration_sum": MetricRef("http_server_requests_seconds_sum", (), SPRING),
         },
         "python": {
-            "requests": MetricRef("http_requests_total"),
-            "errors": MetricRef("http_requests_total", (("status", "5xx"),)),
-            "redirects": MetricRef("http_requests_total", (("status", "3xx"),)),
-            "ok": MetricRef("http_requests_total", (("status", "2xx"),)),
-            "buckets": MetricRef("http_request_duration_seconds_bucket"),
-            "duration_sum": MetricRef("http_request_duration_seconds_sum"),
+            "requests": MetricRef("http_requests_total", (), INSTRUMENTATOR),
+            "errors": MetricRef("http_requests_total", (("status", "5xx"),), INSTRUMENTATOR),
+            "redirects": MetricRef("http_requests_total", (("status", "3xx"),), INSTRUMENTATOR),
+            "ok": MetricRef("http_requests_total", (("status", "2xx"),), INSTRUMENTATOR),
+            "buckets": MetricRef("http_request_duration_seconds_bucket", (), INSTRUMENTATOR),
+            "duration_sum": MetricRef("http_request_duration_seconds_sum", (), INSTRUMENTATOR),
         },
     },
 )

@@ -377,7 +377,7 @@ def _master_down(c: Component, spec: RedisSpec) -> list[Rule]:
                                  if spec.replicas or spec.topology != "standalone" else "(the one server is down)")),
                    description=(f"Redis {c.name} has had no reachable master for {{for}}: no server the exporter "
                                 "reaches reports role master. Unreachable server: {{ $labels.instance }} (none "
-                                "named when its exporter target is gone too)."))
+                                "named when the exporter answers but no server reports itself master)."))
 
 
 def _replica_down(c: Component, spec: RedisSpec) -> list[Rule]:

@@ -126,7 +126,7 @@ def test_a_check_s_endpoint_command_probe_and_engine_are_what_its_page_tells():
     diagnosis, impact = section(page, "Diagnosis"), section(page, "Impact")
     assert blocks(diagnosis, "bash") == ["curl -s -i http://<instance>/health/ready",
                                          "curl -s -i http://s:8092/health/detailed"]
-    assert "Call `get_database_health_status()` in the application" in diagnosis
+    assert "Call `get_database_health_status()` inside the running process" in diagnosis
     assert ("`psql -h <db-host> -p 5433 -U <db-user> -d <database> -c 'SELECT 1'`" in diagnosis
             and "`sqlite3 <database file>" in diagnosis)
     assert "probe_http_status_code{job=\"blackbox\", instance=\"http://s:8092/health/detailed\"}" in diagnosis
