@@ -279,7 +279,7 @@ def _error_rule(c: Component, t: Target) -> list[Rule]:
     spec: HttpSpec = c.spec  # type: ignore[assignment]
     threshold, route = t.error_ratio_max, _test_route(c, t)
     expr = and_(binop(">", _pick(c, ERROR_RATIO, t), threshold), binop(">=", _pick(c, REQUESTS, t), t.min_rate))
-    bad = min(1.0, max(threshold * 2, threshold + (1 - threshold) / 2))
+    bad = _bad_share(threshold)
     busy = max(t.min_rate * 5, 1.0)
     at = {spec.route_label: route}
 

@@ -593,3 +593,21 @@ class Stack:
 
     def tails(self) -> str:
         return "\n".join(p.tail(15) for p in self.procs)
+
+
+def start_prometheus(workdir: Path, config: dict, data: Path | None = None) -> tuple[Proc, Prometheus]:
+    """A real Prometheus with ``config``, ready to answer."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    port = free_port()
+    proc = Proc("prometheus", [
+        tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={data or workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn"], workdir, port).start()
+    prom = Prometheus(f"http://127.0.0.1:{port}")
+    try:
+        wait_until(lambda: http(f"{prom.url}/-/ready"), 30, "Prometheus to be ready", proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, prom

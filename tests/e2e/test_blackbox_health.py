@@ -24,7 +24,7 @@ import yaml
 
 from conftest import ROOT, tool
 
-from .harness import Prometheus, Proc, free_port, http, wait_until
+from .harness import Prometheus, Proc, free_port, http, start_prometheus, wait_until
 
 pytestmark = [pytest.mark.e2e]
 
@@ -82,14 +82,7 @@ def _prometheus(root: Path, rule_files: list[str], target: str, exporter: str, a
     config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
               "rule_files": rule_files,
               "scrape_configs": [probe, {"job_name": JOB, "static_configs": [{"targets": [app]}]}]}
-    workdir = root / "prometheus"
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
-    proc = Proc("prometheus", [tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-                               f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-                               "--log.level=warn"], workdir, port)
-    return proc.start(), Prometheus(f"http://127.0.0.1:{port}")
+    return start_prometheus(root / "prometheus", config)
 
 
 def _failing(prom: Prometheus, target: str) -> list[dict]:
@@ -134,7 +127,6 @@ def story(tmp_path_factory) -> dict:
         procs.append(prometheus)
         wait_until(lambda: http(f"{app_url}/health"), 20, "the app's /health", procs[0])
         wait_until(lambda: http(f"http://127.0.0.1:{exporter.port}/-/healthy"), 20, "the blackbox exporter", exporter)
-        wait_until(lambda: http(f"{prom.url}/-/ready"), 30, "Prometheus to be ready", prometheus)
         seen: dict = {"for_s": for_s}
         seen["healthy_answer"] = wait_until(lambda: _answer(prom, target), 30, "a first probe", *procs)
         healthy_until = time.monotonic() + 2 * for_s + SLACK_S

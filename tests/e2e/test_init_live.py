@@ -19,8 +19,7 @@ from click.testing import CliRunner
 
 from obsgen.cli import main
 
-from .harness import Proc, Stack, free_port, http, tool, wait_until
-from .test_verify_live import start_prometheus
+from .harness import Proc, Stack, free_port, http, start_prometheus, tool, wait_until
 
 pytestmark = [pytest.mark.e2e]
 

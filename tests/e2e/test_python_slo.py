@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import ROOT, tool
 
-from .harness import Failure, Prometheus, Proc, free_port, http, parse_time, wait_until
+from .harness import Failure, Prometheus, Proc, free_port, http, parse_time, start_prometheus, wait_until
 
 pytestmark = [pytest.mark.e2e]
 
@@ -174,14 +173,7 @@ def _prometheus(root: Path, target: str, rule_files: list[str]) -> tuple[Proc, P
     config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
               "rule_files": rule_files,
               "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [target]}]}]}
-    workdir = root / "prometheus"
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
-    proc = Proc("prometheus", [tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-                               f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-                               "--log.level=warn"], workdir, port)
-    return proc.start(), Prometheus(f"http://127.0.0.1:{port}")
+    return start_prometheus(root / "prometheus", config)
 
 
 def _evaluated_after(prom: Prometheus, moment: float) -> bool:
@@ -261,7 +253,6 @@ def world(tmp_path_factory) -> World:
         prometheus, prom = _prometheus(root, f"127.0.0.1:{port}", rule_files)
         procs.append(prometheus)
         wait_until(lambda: http(f"http://127.0.0.1:{port}/metrics") is not None, 20, "the app's /metrics", app)
-        wait_until(lambda: http(f"{prom.url}/-/ready"), 30, "Prometheus to be ready", prometheus)
         wait_until(lambda: [t for t in prom.api("/api/v1/targets")["activeTargets"] if t["health"] == "up"], 30,
                    "the app's target to be up", prometheus, app)
         observed = World(prom, root / "obsgen" / SERVICE / ENVIRONMENT / "dashboards")

@@ -22,12 +22,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from obsgen.cli import main
 
-from .harness import OUTAGE_APPS, SPEC, Failure, Proc, Prometheus, Stack, free_port, http, tool, wait_until
+from .harness import OUTAGE_APPS, SPEC, Failure, Proc, Stack, free_port, http, start_prometheus, tool, wait_until
 from .spec_keys import assert_hints_name_real_keys
 
 pytestmark = [pytest.mark.e2e]
@@ -119,20 +118,6 @@ class World:
         for proc in reversed(self.procs):
             proc.stop()
         self.stack.stop()
-
-
-def start_prometheus(workdir: Path, config: dict, data: Path | None = None) -> tuple[Proc, Prometheus]:
-    """A real Prometheus with ``config``, ready to answer."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
-    proc = Proc("prometheus", [
-        tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-        f"--storage.tsdb.path={data or workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn"], workdir, port).start()
-    prom = Prometheus(f"http://127.0.0.1:{port}")
-    wait_until(lambda: http(f"{prom.url}/-/ready"), 30, "Prometheus to be ready", proc)
-    return proc, prom
 
 
 @pytest.fixture(scope="module")
