@@ -61,13 +61,9 @@ def render(spec: Spec | ServiceModel, time_scale: float | None = None) -> list[O
     for file in model.files():
         mine = [g for g in model.groups if g.file == file]
         outputs.append(Output(f"{base}/prometheus/{file}.yaml", rules_renderer.render(mine, scale)))
-        if scale:
-            continue
-        step = mine[0].test_step
-        alerts = [a for g in mine for a in g.alerts]
-        tests = promtool_tests.render(alerts, f"{file}.yaml", step, model.service.cluster_label)
-        outputs += [Output(f"{base}/prometheus/{file}{'' if clock == step else f'.{clock}'}.test.yaml", text)
-                    for clock, text in tests.items()]
+        if not scale:
+            tests = promtool_tests.render_file(mine, model.service.cluster_label)
+            outputs += [Output(f"{base}/prometheus/{path}", text) for path, text in tests.items()]
     boards = dashboards.render(model)
     outputs += [Output(path, text) for path, text in boards.items()]
     if not scale:  # what the platforms consume: prometheus-operator, Grafana provisioning, Alertmanager

@@ -45,6 +45,16 @@ def promtool(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Complete
     return subprocess.run([tool("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def unit_tests(prom: Path) -> list[str]:
+    """Every promtool test file obsgen wrote into a service's ``prometheus/`` (one per rule group and clock)."""
+    return sorted(p.name for p in prom.glob("*.test.yaml"))
+
+
+def run_unit_tests(prom: Path) -> subprocess.CompletedProcess:
+    """``promtool test rules`` on every generated test file of ``prom``."""
+    return promtool("test", "rules", *unit_tests(prom), cwd=prom)
+
+
 @pytest.fixture(scope="session")
 def maple():
     return load(ROOT / "specs" / "maple.yaml")
@@ -78,7 +88,8 @@ def all_rule_groups(files: dict[str, str], service: str) -> dict:
     import yaml
 
     prefix = f"{service}/prometheus/"
-    names = [p for p in files if p.startswith(prefix) and p.endswith(".yaml") and not p.endswith(".test.yaml")]
+    names = [p for p in files if p.startswith(prefix) and "/" not in p.removeprefix(prefix)  # not groups/ copies
+             and p.endswith(".yaml") and not p.endswith(".test.yaml")]
     names.sort(key=lambda p: (p != f"{prefix}rules.yaml", p))
     return {"groups": [g for name in names for g in yaml.safe_load(files[name])["groups"]]}
 
@@ -94,7 +105,9 @@ def assert_mutation_caught(tmp_path: Path, spec, pattern: str, replacement: str,
 
     build_into(tmp_path, spec)
     prom = tmp_path / spec.service.name / "prometheus"
-    rule_files = sorted(p.name for p in prom.glob("*.yaml") if not p.name.endswith(".test.yaml"))
+    # the deployed rule files and the copies of their groups that the tests load (groups/<key>.yaml)
+    rule_files = sorted(str(p.relative_to(prom)) for pattern in ("*.yaml", "groups/*.yaml") for p in prom.glob(pattern)
+                        if not p.name.endswith(".test.yaml"))
     mutated_files = set()
     for name in rule_files:
         mutated, n = re.subn(pattern, replacement, (prom / name).read_text())

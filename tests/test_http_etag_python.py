@@ -3,7 +3,7 @@ profile, rules shaped for the traps (absent series, NaN, low traffic), and the l
 
 from __future__ import annotations
 
-from conftest import build_into, promtool
+from conftest import build_into, run_unit_tests
 from obsgen.components import KINDS
 from obsgen.components.base import Alert, Recording
 from obsgen.model.promql import render
@@ -54,7 +54,7 @@ def test_a_breaker_that_opens_only_when_every_call_fails_is_still_caught_not_ope
     (rule,) = alerts(spec, "CircuitBreakerNotOpening")
     assert ") >= 1\nand\n" in render(rule.expr)
     build_into(tmp_path, spec)
-    result = promtool("test", "rules", "rules.test.yaml", cwd=tmp_path / "maple" / "prometheus")
+    result = run_unit_tests(tmp_path / "maple" / "prometheus")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from conftest import ROOT, build_into, load_spec, promtool, rendered
+from conftest import ROOT, assert_mutation_caught, load_spec, rendered
 from obsgen.render.promtool_tests import TEST_CLUSTER
 from obsgen.render.templates import render as render_template
 from test_dashboards import schema_errors
@@ -54,13 +54,9 @@ def test_generated_tests_expect_the_cluster_on_every_firing_alert(files):
 
 @pytest.mark.promtool
 def test_generated_tests_catch_an_aggregation_that_drops_the_cluster(fleet, tmp_path):
-    build_into(tmp_path, fleet)
-    prom = tmp_path / "checkout" / "prometheus"
-    text = (prom / "rules.yaml").read_text()  # unmutated, the tests pass (tests/test_promtool.py, VALID_SPECS)
-    mutated, count = re.subn(r"(max by \()cluster, (instance, name\))", r"\1\2", text)  # the breaker's "open now"
-    assert count
-    (prom / "rules.yaml").write_text(mutated)
-    assert promtool("test", "rules", "rules.test.yaml", cwd=prom).returncode != 0
+    # unmutated, the tests pass (tests/test_promtool.py, VALID_SPECS); the breaker's "open now" loses its cluster
+    assert_mutation_caught(tmp_path, fleet, r"(max by \()cluster, (instance, name\))", r"\1\2",
+                           "the breaker's open-now aggregation drops the cluster")
 
 
 def test_quorum_alert_looks_for_an_unreported_master_per_cluster(files):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SPECS, VALID_SPECS, assert_mutation_caught, build_into, load_spec, promtool
+from conftest import SPECS, VALID_SPECS, assert_mutation_caught, build_into, load_spec, promtool, unit_tests
 from obsgen.spec import load
 
 pytestmark = pytest.mark.promtool
@@ -31,28 +31,48 @@ def rule_files(prom: Path) -> list[str]:
     return sorted(p.name for p in prom.glob("*.yaml") if not p.name.endswith(".test.yaml"))
 
 
-def unit_test_files(prom: Path) -> list[str]:
-    return sorted(p.name for p in prom.glob("*.test.yaml"))
-
-
 def test_rules_pass_promtool_lint(built):
     result = promtool("check", "rules", "--lint=all", "--lint-fatal", *rule_files(built), cwd=built)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_rule_file_has_generated_unit_tests_that_pass(built):
-    files = unit_test_files(built)
+    files = unit_tests(built)
     assert {f.split(".")[0] for f in files} == {f.removesuffix(".yaml") for f in rule_files(built)}
     result = promtool("test", "rules", *files, cwd=built)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_no_story_is_replayed_twice_with_the_same_series(built):
-    """promtool's work is evaluations times rules for every test entry: stories told with the very same series
-    (the service down, for every component's presence alert) share one entry instead of replaying it."""
+def test_each_group_is_tested_alone_on_a_copy_of_exactly_its_deployed_bytes(built):
+    """promtool evaluates every rule a test file loads at every step, so a group's tests load only its own copy
+    (``groups/<key>.yaml``, and those of groups whose recordings it reads): each copy must be the group exactly as
+    the deployed file has it, and every alert a test checks must be loaded, or a "stays silent" check of an alert
+    promtool never evaluates would pass without proving anything."""
     import yaml
 
-    for name in unit_test_files(built):
+    copies = {p.name: p.read_text() for p in (built / "groups").glob("*.yaml")}
+    deployed = "".join((built / f).read_text() for f in rule_files(built))
+    for name, text in copies.items():
+        body = "\n".join(line for line in text.splitlines() if not line.startswith("#")) + "\n"
+        assert body.startswith("groups:\n- name: ") and len(yaml.safe_load(body)["groups"]) == 1, name
+        assert body.removeprefix("groups:\n") in deployed, f"groups/{name} is not its group's bytes"
+    loaded_copies = set()
+    for name in unit_tests(built):
+        test = yaml.safe_load((built / name).read_text())
+        loaded = {r.get("alert") for f in test["rule_files"] for g in yaml.safe_load((built / f).read_text())["groups"]
+                  for r in g["rules"]}
+        checked = {c["alertname"] for t in test["tests"] for c in t["alert_rule_test"]}
+        assert checked <= loaded, f"{name} checks alerts it does not load: {sorted(checked - loaded)}"
+        loaded_copies |= {f.removeprefix("groups/") for f in test["rule_files"]}
+    assert set(copies) <= loaded_copies, "a group copy no test loads"
+
+
+def test_no_story_is_replayed_twice_with_the_same_series(built):
+    """promtool's work is evaluations times rules for every test entry: stories told with the very same series
+    (the service down, for every presence alert of a group) share one entry instead of replaying it."""
+    import yaml
+
+    for name in unit_tests(built):
         inputs = [sorted((s["series"], s["values"]) for s in t["input_series"])
                   for t in yaml.safe_load((built / name).read_text())["tests"]]
         assert not [i for n, i in enumerate(inputs) if i in inputs[:n]], f"{name} replays a story"

@@ -4,7 +4,8 @@
 builds made by different obsgen versions as easily as two builds of different specs. A service is a
 folder holding ``.obsgen-manifest.json``; the manifest names the files obsgen owns, so files people added
 next to them are not read (with ``environments`` in the manifest, each ``<service>/<environment>/`` is a service
-of its own, named ``<service>/<environment>``). Rule files are ``prometheus/*.yaml`` (not the ``*.test.yaml`` promtool tests),
+of its own, named ``<service>/<environment>``). Rule files are ``prometheus/*.yaml`` (not the ``*.test.yaml`` promtool tests, nor the copies of single groups they
+load from ``prometheus/groups/``),
 routing is ``alertmanager/routes.yaml``, dashboards are ``dashboards/*.json``.
 """
 
@@ -123,7 +124,8 @@ def _service(folder: Path, name: str, owned: list[str]) -> Service:
     """One output set: ``owned`` are its files relative to ``folder``."""
     service = Service(name)
     for rel in owned:
-        if rel.startswith("prometheus/") and rel.endswith(".yaml") and not rel.endswith(".test.yaml"):
+        where, _, file = rel.rpartition("/")
+        if where == "prometheus" and file.endswith(".yaml") and not file.endswith(".test.yaml"):
             _rules(folder / rel, service)
         elif rel == ROUTES:
             _routes(folder / rel, service)

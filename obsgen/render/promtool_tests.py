@@ -1,7 +1,11 @@
 """promtool unit tests from the scenarios each alert carries.
 
-promtool reloads every rule for each entry under ``tests:`` (about 60 ms each),
-so scenarios are packed into as few entries as possible: each scenario gets its
+promtool evaluates every rule of a test file's rule files at every step of every
+entry under ``tests:`` (about 0.1 ms per rule and step), so each rule group is
+tested on its own: a rule file of several groups gets a copy of each group
+(``groups/<key>.yaml``, the group's bytes exactly) for its tests to load, and an
+entry pays only for its own group's rules (and those of groups whose recordings
+it reads). Within a group scenarios are packed into as few entries as possible: each scenario gets its
 own ``instance`` label, and scenarios share an entry unless they would see each
 other's series (a rule that aggregates the instance away), check an alert at
 different times, or would make a rule load more samples than promtool allows.
@@ -12,12 +16,15 @@ replays them once, and each check holds on the same data as it did apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from obsgen.model.promql import Call, Range, Selector, selector, selectors, walk
 from obsgen.model.promql import render as promql
-from obsgen.model.rules import STEP, Alert, Scenario
+from obsgen.model.rules import STEP, Alert, Recording, Scenario
+from obsgen.model.service import RuleGroup
 from obsgen.model.types import Duration
+from obsgen.render import rules as rules_renderer
 from obsgen.render.rules import annotations
 from obsgen.render.templates import render as render_template
 from obsgen.render.yamlout import dump
@@ -223,9 +230,63 @@ def _entry(entry: _Entry, step: Duration, cluster: dict[str, str],
     return {"interval": str(step), "input_series": series, "alert_rule_test": tests}
 
 
-def render(alerts: list[Alert], rule_file: str, step: Duration = STEP,
+COPY_HEADER = ("# The group {group} of {file}.yaml alone, the same bytes, for its promtool tests ({tests}):\n"
+               "# promtool evaluates every rule of a test's rule files at every step. Deploy {file}.yaml, not this.\n")
+
+
+def _needs(group: RuleGroup, groups: Sequence[RuleGroup]) -> list[RuleGroup]:
+    """The other groups of the file whose recordings ``group`` reads, directly or through them, in file order."""
+    recorded: dict[str, list[RuleGroup]] = {}
+    for g in groups:
+        for name in dict.fromkeys(r.record for r in g.rules if isinstance(r, Recording)):
+            recorded.setdefault(name, []).append(g)
+    needed, todo = set(), [group]
+    while todo:
+        reader = todo.pop()
+        for r in reader.rules:
+            for s in selectors(r.expr):
+                owners = recorded.get(s.metric, [])
+                if reader in owners:  # a component reads its own recordings, kept in its own group
+                    continue
+                for owner in owners:
+                    if owner.key not in needed and owner is not group:
+                        needed.add(owner.key)
+                        todo.append(owner)
+    return [g for g in groups if g.key in needed]
+
+
+def render_file(groups: Sequence[RuleGroup], cluster_label: str | None = None) -> dict[str, str]:
+    """The promtool tests of one rule file's ``groups`` (``prometheus/<file>.yaml``), with the group copies
+    they load: ``{path relative to prometheus/: text}``.
+
+    Each group with alerts gets test files of its own (one per clock, see :func:`render`): the first such
+    group ``<file>.test.yaml``, every other ``<file>.<key>.test.yaml``. A file of one group is loaded as is.
+    """
+    file = groups[0].file
+    source = {g.key: f"{file}.yaml" if len(groups) == 1 else f"groups/{g.key}.yaml" for g in groups}
+    out: dict[str, str] = {}
+    loaded: dict[str, str] = {}  # copy → the test file that first loads it (its header names one)
+    for g in groups:
+        if not g.alerts:
+            continue
+        name = file if not out else f"{file}.{g.key}"
+        rule_files = [source[d.key] for d in _needs(g, groups)] + [source[g.key]]
+        for clock, text in render(list(g.alerts), rule_files, g.test_step, cluster_label).items():
+            path = f"{name}{'' if clock == g.test_step else f'.{clock}'}.test.yaml"
+            out[path] = text
+            for rule_file in rule_files:
+                loaded.setdefault(rule_file, path)
+    for g in groups:
+        copy = source[g.key]
+        if copy in loaded and copy != f"{file}.yaml":
+            header = COPY_HEADER.format(group=g.name, file=file, tests=loaded[copy])
+            out[copy] = header + rules_renderer.render([g])
+    return out
+
+
+def render(alerts: list[Alert], rule_files: list[str], step: Duration = STEP,
            cluster_label: str | None = None) -> dict[Duration, str]:
-    """Test files for ``rule_file`` by evaluation interval: every scenario of ``alerts``, sampled every ``step``.
+    """Test files for ``rule_files`` by evaluation interval: every scenario of ``alerts``, sampled every ``step``.
 
     Scenarios evaluate every ``step`` unless they ask for a slower ``clock``; each
     clock gets a file of its own (promtool has one evaluation interval per file).
@@ -245,7 +306,7 @@ def render(alerts: list[Alert], rule_file: str, step: Duration = STEP,
                 entries.append(target)
             target.add(rule, alert, scenario, packing)
     return {clock: dump({
-        "rule_files": [rule_file],
+        "rule_files": rule_files,
         "evaluation_interval": str(clock),
         "tests": [_entry(e, step, cluster, absent) for e in entries],
     }) for clock, entries in sorted(by_clock.items())}

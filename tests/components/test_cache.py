@@ -101,7 +101,7 @@ def test_only_a_cache_with_single_flight_gets_a_stampede_alert_and_panel(tmp_pat
     """An in-process LRU has no lock, so no lock failures: CacheStampede (critical) would watch a mechanism the
     app does not have. `catalog` without single-flight gets neither the alert nor its panel; `cart` keeps both,
     and the generated promtool tests of what remains pass."""
-    from conftest import build_into, promtool
+    from conftest import build_into, run_unit_tests
     from obsgen.pipeline import build
 
     spec = parse(LRU, "shop.yaml")
@@ -111,7 +111,7 @@ def test_only_a_cache_with_single_flight_gets_a_stampede_alert_and_panel(tmp_pat
     panels = [p.title for c in model.components for p in getattr(c.panels, "detail", ())]
     assert "cart: lock failures (stampede)" in panels and "catalog: lock failures (stampede)" not in panels
     build_into(tmp_path, spec)
-    result = promtool("test", "rules", "prometheus/rules.test.yaml", cwd=tmp_path / "shop")
+    result = run_unit_tests(tmp_path / "shop" / "prometheus")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

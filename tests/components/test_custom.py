@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import build_into, promtool, rendered
+from conftest import build_into, promtool, rendered, run_unit_tests
 from obsgen.cli import main
 from obsgen.components import custom
 from obsgen.spec import parse
@@ -121,7 +121,7 @@ def test_a_written_expression_survives_the_printer_in_the_rule_and_on_the_page(t
     evaluate(tmp_path, WORLD, [(WRITTEN, FIRING), (rule["expr"], FIRING), (on_page, FIRING)], at="20m",
              interval="15s")
     # and the generated promtool tests of the printed rule pass (it fires, with the labels joined from store_info)
-    result = promtool("test", "rules", "rules.test.yaml", cwd=tmp_path / "shop/prometheus")
+    result = run_unit_tests(tmp_path / "shop/prometheus")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

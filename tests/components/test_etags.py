@@ -85,12 +85,12 @@ def test_separate_304_and_200_counters_count_conditional_requests_before_the_fir
     """A spec naming the 304s and the 200s as counters of their own has no conditional counter: the never rule
     counts 304s + 200s, and the 304 counter has no series until its first 304 (prometheus_client), which must
     add 0 rather than empty the sum. The generated story with no 304 series at all proves it fires."""
-    from conftest import build_into, promtool
+    from conftest import build_into, run_unit_tests
     from obsgen.spec import parse
 
     build_into(tmp_path, parse(SEPARATE_COUNTERS, "shop.yaml"))
     prom = tmp_path / "shop" / "prometheus"
     rules = (prom / "rules.yaml").read_text()
     assert "etag_requests_total" not in rules  # the profile's conditional counter is not what this app exports
-    result = promtool("test", "rules", "rules.test.yaml", cwd=prom)
+    result = run_unit_tests(prom)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -114,7 +114,7 @@ def test_an_average_latency_story_shows_the_value_prometheus_computes(tmp_path, 
     """The slow story's mean is sum/count, which Prometheus may compute a hair under the story's value: at 7h
     (4 × 1h45m) humanizeDuration then said 6h 59m 59s where the expected annotation said 7h 0m 0s, and at 60s
     `60s` against `1m 0s`. The story's mean sits where that hair changes no text."""
-    from conftest import build_into, promtool
+    from conftest import build_into, run_unit_tests
 
     spec = parse(f"""
 apiVersion: obsgen/v1
@@ -126,7 +126,7 @@ http:
 """, "api.yaml")
     build_into(tmp_path, spec)
     prom = tmp_path / "api" / "prometheus"
-    result = promtool("test", "rules", "rules.test.yaml", cwd=prom)
+    result = run_unit_tests(prom)
     assert result.returncode == 0, result.stdout[-3000:]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from conftest import build_into, promtool
+from conftest import build_into, run_unit_tests, unit_tests
 from obsgen.model.promql import render
 from obsgen.model.rules import Alert
 from obsgen.pipeline import build
@@ -54,9 +54,9 @@ def test_alerts_over_a_renamed_metric_fire_with_the_component_s_identity_in_prom
     spec = spec_from(SPECS[kind])
     build_into(tmp_path, spec)
     prom = tmp_path / "shop" / "prometheus"
-    result = promtool("test", "rules", "rules.test.yaml", cwd=prom)
+    result = run_unit_tests(prom)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    tests = yaml.safe_load((prom / "rules.test.yaml").read_text())["tests"]
+    tests = [t for name in unit_tests(prom) for t in yaml.safe_load((prom / name).read_text())["tests"]]
     fired = [e for t in tests for case in t["alert_rule_test"] for e in case.get("exp_alerts") or []]
     first = spec.components[0]
     (label, value), = first.identity.items()
