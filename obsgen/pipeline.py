@@ -62,7 +62,8 @@ def render(spec: Spec | ServiceModel, time_scale: float | None = None) -> list[O
         mine = [g for g in model.groups if g.file == file]
         outputs.append(Output(f"{base}/prometheus/{file}.yaml", rules_renderer.render(mine, scale)))
         if not scale:
-            tests = promtool_tests.render_file(mine, model.service.cluster_label)
+            tests = promtool_tests.render_file(mine, [c for c in model.components if c.rules_file == file],
+                                               model.service.cluster_label)
             outputs += [Output(f"{base}/prometheus/{path}", text) for path, text in tests.items()]
     boards = dashboards.render(model)
     outputs += [Output(path, text) for path, text in boards.items()]

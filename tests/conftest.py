@@ -88,7 +88,7 @@ def all_rule_groups(files: dict[str, str], service: str) -> dict:
     import yaml
 
     prefix = f"{service}/prometheus/"
-    names = [p for p in files if p.startswith(prefix) and "/" not in p.removeprefix(prefix)  # not groups/ copies
+    names = [p for p in files if p.startswith(prefix) and "/" not in p.removeprefix(prefix)  # not components/
              and p.endswith(".yaml") and not p.endswith(".test.yaml")]
     names.sort(key=lambda p: (p != f"{prefix}rules.yaml", p))
     return {"groups": [g for name in names for g in yaml.safe_load(files[name])["groups"]]}
@@ -105,9 +105,9 @@ def assert_mutation_caught(tmp_path: Path, spec, pattern: str, replacement: str,
 
     build_into(tmp_path, spec)
     prom = tmp_path / spec.service.name / "prometheus"
-    # the deployed rule files and the copies of their groups that the tests load (groups/<key>.yaml)
-    rule_files = sorted(str(p.relative_to(prom)) for pattern in ("*.yaml", "groups/*.yaml") for p in prom.glob(pattern)
-                        if not p.name.endswith(".test.yaml"))
+    # the deployed rule files and the copies of each component's rules that its tests load (components/<key>.yaml)
+    rule_files = sorted(str(p.relative_to(prom)) for pattern in ("*.yaml", "components/*.yaml")
+                        for p in prom.glob(pattern) if not p.name.endswith(".test.yaml"))
     mutated_files = set()
     for name in rule_files:
         mutated, n = re.subn(pattern, replacement, (prom / name).read_text())

@@ -43,19 +43,23 @@ def test_every_rule_file_has_generated_unit_tests_that_pass(built):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_each_group_is_tested_alone_on_a_copy_of_exactly_its_deployed_bytes(built):
-    """promtool evaluates every rule a test file loads at every step, so a group's tests load only its own copy
-    (``groups/<key>.yaml``, and those of groups whose recordings it reads): each copy must be the group exactly as
-    the deployed file has it, and every alert a test checks must be loaded, or a "stays silent" check of an alert
-    promtool never evaluates would pass without proving anything."""
+def test_each_component_is_tested_alone_on_a_copy_of_exactly_its_deployed_rules(built):
+    """promtool evaluates every rule a test file loads at every step, so a component's tests load only a copy of
+    its own rules (``components/<key>.yaml``, and those of components whose recordings it reads): each copy must
+    hold its rules exactly as the deployed file has them, in one of its groups, and every alert a test checks
+    must be loaded, or a "stays silent" check of an alert promtool never evaluates would pass proving nothing."""
     import yaml
 
-    copies = {p.name: p.read_text() for p in (built / "groups").glob("*.yaml")}
-    deployed = "".join((built / f).read_text() for f in rule_files(built))
+    copies = {p.name: p.read_text() for p in (built / "components").glob("*.yaml")}
+    deployed = {f: (built / f).read_text() for f in rule_files(built)}
     for name, text in copies.items():
         body = "\n".join(line for line in text.splitlines() if not line.startswith("#")) + "\n"
-        assert body.startswith("groups:\n- name: ") and len(yaml.safe_load(body)["groups"]) == 1, name
-        assert body.removeprefix("groups:\n") in deployed, f"groups/{name} is not its group's bytes"
+        (group,) = yaml.safe_load(body)["groups"]
+        head, rules = body.split("  rules:\n", 1)
+        assert head == f"groups:\n- name: {group['name']}\n", name
+        owner = [t for t in deployed.values() if f"\n- name: {group['name']}\n" in t]
+        deployed_group = owner[0].split(f"\n- name: {group['name']}\n", 1)[1].split("\n- name: ")[0] + "\n"
+        assert rules in deployed_group, f"components/{name} is not a slice of its group's deployed bytes"
     loaded_copies = set()
     for name in unit_tests(built):
         test = yaml.safe_load((built / name).read_text())
@@ -63,8 +67,8 @@ def test_each_group_is_tested_alone_on_a_copy_of_exactly_its_deployed_bytes(buil
                   for r in g["rules"]}
         checked = {c["alertname"] for t in test["tests"] for c in t["alert_rule_test"]}
         assert checked <= loaded, f"{name} checks alerts it does not load: {sorted(checked - loaded)}"
-        loaded_copies |= {f.removeprefix("groups/") for f in test["rule_files"]}
-    assert set(copies) <= loaded_copies, "a group copy no test loads"
+        loaded_copies |= {f.removeprefix("components/") for f in test["rule_files"]}
+    assert set(copies) <= loaded_copies, "a copy no test loads"
 
 
 def test_no_story_is_replayed_twice_with_the_same_series(built):

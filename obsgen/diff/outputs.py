@@ -4,9 +4,8 @@
 builds made by different obsgen versions as easily as two builds of different specs. A service is a
 folder holding ``.obsgen-manifest.json``; the manifest names the files obsgen owns, so files people added
 next to them are not read (with ``environments`` in the manifest, each ``<service>/<environment>/`` is a service
-of its own, named ``<service>/<environment>``). Rule files are ``prometheus/*.yaml`` (not the ``*.test.yaml`` promtool tests, nor the copies of single groups they
-load from ``prometheus/groups/``),
-routing is ``alertmanager/routes.yaml``, dashboards are ``dashboards/*.json``.
+of its own, named ``<service>/<environment>``). Rule files are ``prometheus/*.yaml`` (not the ``*.test.yaml``
+promtool tests, nor the copies of one component's rules they load from ``prometheus/components/``), routing is ``alertmanager/routes.yaml``, dashboards are ``dashboards/*.json``.
 """
 
 from __future__ import annotations

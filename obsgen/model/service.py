@@ -51,17 +51,12 @@ class ComponentModel:
 
 @dataclass(frozen=True)
 class RuleGroup:
-    """A rule group, the file it goes to (``prometheus/<file>.yaml``) and the clock its tests run on.
-
-    ``key`` is the name without the service (``caches.1``): unique within a service, it names the group's
-    own promtool test file.
-    """
+    """A rule group, the file it goes to (``prometheus/<file>.yaml``) and the clock its tests run on."""
 
     name: str
     rules: tuple[Rule, ...]
     file: str = "rules"
     test_step: Duration = Duration(15_000)
-    key: str = ""
 
     @property
     def alerts(self) -> tuple[Alert, ...]:
@@ -85,8 +80,7 @@ def pack(service: str, kind: str, per_component: list[tuple[Rule, ...]], *, file
     out = []
     for i, chunk in enumerate(chunks, 1):
         suffix = f".{kind}" + (f".{i}" if len(chunks) > 1 else "")
-        out.append(RuleGroup(service[: GROUP_NAME_MAX - len(suffix)] + suffix, tuple(chunk), file, test_step,
-                             suffix[1:]))
+        out.append(RuleGroup(service[: GROUP_NAME_MAX - len(suffix)] + suffix, tuple(chunk), file, test_step))
     return out
 
 

@@ -1,28 +1,30 @@
 """promtool unit tests from the scenarios each alert carries.
 
 promtool evaluates every rule of a test file's rule files at every step of every
-entry under ``tests:`` (about 0.1 ms per rule and step), so each rule group is
-tested on its own: a rule file of several groups gets a copy of each group
-(``groups/<key>.yaml``, the group's bytes exactly) for its tests to load, and an
-entry pays only for its own group's rules (and those of groups whose recordings
-it reads). Within a group scenarios are packed into as few entries as possible: each scenario gets its
-own ``instance`` label, and scenarios share an entry unless they would see each
-other's series (a rule that aggregates the instance away), check an alert at
-different times, or would make a rule load more samples than promtool allows.
-Scenarios whose series go in exactly as written (``alone``) get an entry each,
-except that stories told with the very same series share one: promtool then
-replays them once, and each check holds on the same data as it did apart.
+entry under ``tests:`` (0.1-0.2 ms per rule and step), so each component is
+tested on its own: its tests load a copy of only its rules
+(``components/<key>.yaml``, the same bytes as in the rule file) and those of
+components whose recordings it reads, so a story costs the same in a service of
+5 components or 50. Within a component scenarios are packed into as few entries
+as possible: each scenario gets its own ``instance`` label, and scenarios share
+an entry unless they would see each other's series (a rule that aggregates the
+instance away), check an alert at different times, or would make a rule load
+more samples than promtool allows. Scenarios whose series go in exactly as
+written (``alone``) get an entry each, except that stories told with the very
+same series share one: promtool then replays them once, and each check holds on
+the same data as it did apart.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from obsgen.model.promql import Call, Range, Selector, selector, selectors, walk
 from obsgen.model.promql import render as promql
-from obsgen.model.rules import STEP, Alert, Recording, Scenario
-from obsgen.model.service import RuleGroup
+from obsgen.model.rules import STEP, Alert, Scenario
+from obsgen.model.service import ComponentModel, RuleGroup
 from obsgen.model.types import Duration
 from obsgen.render import rules as rules_renderer
 from obsgen.render.rules import annotations
@@ -230,57 +232,72 @@ def _entry(entry: _Entry, step: Duration, cluster: dict[str, str],
     return {"interval": str(step), "input_series": series, "alert_rule_test": tests}
 
 
-COPY_HEADER = ("# The group {group} of {file}.yaml alone, the same bytes, for its promtool tests ({tests}):\n"
-               "# promtool evaluates every rule of a test's rule files at every step. Deploy {file}.yaml, not this.\n")
+COPY_HEADER = ("# The rules of {component} alone (group {group} of {file}.yaml, the same bytes), for its promtool\n"
+               "# tests ({tests}): promtool evaluates every rule a test file loads at every step.\n"
+               "# Deploy {file}.yaml, not this.\n")
 
 
-def _needs(group: RuleGroup, groups: Sequence[RuleGroup]) -> list[RuleGroup]:
-    """The other groups of the file whose recordings ``group`` reads, directly or through them, in file order."""
-    recorded: dict[str, list[RuleGroup]] = {}
-    for g in groups:
-        for name in dict.fromkeys(r.record for r in g.rules if isinstance(r, Recording)):
-            recorded.setdefault(name, []).append(g)
-    needed, todo = set(), [group]
+def _keys(components: Sequence[ComponentModel]) -> list[str]:
+    """Per component, the key its test file and rule copy are named by: ``<kind>.<name>`` (``:`` as ``-``).
+    Keys that differ only in case (one file on macOS and Windows checkouts) get the component's position too."""
+    keys = [f"{c.kind}.{c.name.replace(':', '-')}" for c in components]
+    folded = Counter(k.casefold() for k in keys)
+    return [k if folded[k.casefold()] == 1 else f"{k}.{i}" for i, k in enumerate(keys, 1)]
+
+
+def _needs(reader: ComponentModel, components: Sequence[ComponentModel]) -> list[int]:
+    """The positions of the other components whose recordings ``reader`` reads, directly or through them."""
+    recorded: dict[str, list[int]] = {}
+    for i, c in enumerate(components):
+        for name in dict.fromkeys(r.record for r in c.recordings):
+            recorded.setdefault(name, []).append(i)
+    needed: set[int] = set()
+    todo = [components.index(reader)]
     while todo:
-        reader = todo.pop()
-        for r in reader.rules:
+        at = todo.pop()
+        for r in components[at].rules:
             for s in selectors(r.expr):
                 owners = recorded.get(s.metric, [])
-                if reader in owners:  # a component reads its own recordings, kept in its own group
-                    continue
-                for owner in owners:
-                    if owner.key not in needed and owner is not group:
-                        needed.add(owner.key)
-                        todo.append(owner)
-    return [g for g in groups if g.key in needed]
+                if at not in owners:  # a component reads its own recordings, evaluated before its alerts
+                    todo += [i for i in owners if i not in needed]
+                    needed.update(owners)
+    needed.discard(components.index(reader))
+    return sorted(needed)
 
 
-def render_file(groups: Sequence[RuleGroup], cluster_label: str | None = None) -> dict[str, str]:
-    """The promtool tests of one rule file's ``groups`` (``prometheus/<file>.yaml``), with the group copies
-    they load: ``{path relative to prometheus/: text}``.
+def render_file(groups: Sequence[RuleGroup], components: Sequence[ComponentModel],
+                cluster_label: str | None = None) -> dict[str, str]:
+    """The promtool tests of one rule file (``prometheus/<file>.yaml``: its ``groups``, made of ``components``'
+    rules), with the copies of rules they load: ``{path relative to prometheus/: text}``.
 
-    Each group with alerts gets test files of its own (one per clock, see :func:`render`): the first such
-    group ``<file>.test.yaml``, every other ``<file>.<key>.test.yaml``. A file of one group is loaded as is.
+    Each component with alerts gets test files of its own (one per clock, see :func:`render`) that load only
+    its rules (``components/<key>.yaml``) and those of components whose recordings it reads: the first such
+    component's are ``<file>.test.yaml``, every other's ``<file>.<key>.test.yaml``. A file holding the rules of
+    one component alone is loaded as it is.
     """
     file = groups[0].file
-    source = {g.key: f"{file}.yaml" if len(groups) == 1 else f"groups/{g.key}.yaml" for g in groups}
+    components = [c for c in components if c.rules]
+    keys = _keys(components)
+    alone = len(components) == 1
+    source = [f"{file}.yaml" if alone else f"components/{key}.yaml" for key in keys]
     out: dict[str, str] = {}
-    loaded: dict[str, str] = {}  # copy → the test file that first loads it (its header names one)
-    for g in groups:
-        if not g.alerts:
+    loaded: dict[int, str] = {}  # component → the first test file that loads its rules (its copy's header names it)
+    for i, c in enumerate(components):
+        if not c.alerts:
             continue
-        name = file if not out else f"{file}.{g.key}"
-        rule_files = [source[d.key] for d in _needs(g, groups)] + [source[g.key]]
-        for clock, text in render(list(g.alerts), rule_files, g.test_step, cluster_label).items():
-            path = f"{name}{'' if clock == g.test_step else f'.{clock}'}.test.yaml"
+        name = file if not out else f"{file}.{keys[i]}"
+        needs = _needs(c, components) + [i]
+        for clock, text in render(list(c.alerts), [source[n] for n in needs], c.test_step, cluster_label).items():
+            path = f"{name}{'' if clock == c.test_step else f'.{clock}'}.test.yaml"
             out[path] = text
-            for rule_file in rule_files:
-                loaded.setdefault(rule_file, path)
-    for g in groups:
-        copy = source[g.key]
-        if copy in loaded and copy != f"{file}.yaml":
-            header = COPY_HEADER.format(group=g.name, file=file, tests=loaded[copy])
-            out[copy] = header + rules_renderer.render([g])
+            for n in needs:
+                loaded.setdefault(n, path)
+    for i, c in enumerate(components):
+        if i in loaded and not alone:
+            group = next(g for g in groups if any(r is c.rules[0] for r in g.rules))
+            header = COPY_HEADER.format(component=f"{c.kind} {c.name}", group=group.name, file=file,
+                                        tests=loaded[i])
+            out[source[i]] = header + rules_renderer.render([RuleGroup(group.name, c.rules)])
     return out
 
 
