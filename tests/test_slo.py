@@ -77,11 +77,13 @@ def test_explicit_min_events_appears_in_the_rule():
     assert "slo:sli_requests:rate1h{service=\"shop\", slo=\"api\"} * 3600 >= 250" in render(fast.expr)
 
 
-def test_slo_rules_go_to_their_own_file_with_a_fast_and_a_slow_test_clock():
+def test_slo_rules_go_to_their_own_file_with_a_fast_a_slow_and_an_hourly_test_clock():
     outputs = {o.path: o.content for o in pipeline.render(parse(spec_text(), "t.yaml"))}
-    assert {"shop/prometheus/slo.yaml", "shop/prometheus/slo.test.yaml", "shop/prometheus/slo.5m.test.yaml"} <= set(outputs)
-    assert "evaluation_interval: 1m" in outputs["shop/prometheus/slo.test.yaml"]
-    assert "evaluation_interval: 5m" in outputs["shop/prometheus/slo.5m.test.yaml"]
+    tests = {f"shop/prometheus/slo{clock}.test.yaml": clock or ".1m" for clock in ("", ".5m", ".1h")}
+    assert {"shop/prometheus/slo.yaml", *tests} <= set(outputs)
+    for path, clock in tests.items():
+        assert f"evaluation_interval: {clock[1:]}" in outputs[path]
+    assert "slow-burn-3d" in outputs["shop/prometheus/slo.1h.test.yaml"]
 
 
 def test_latency_slo_counts_requests_slower_than_the_bucket_bound():

@@ -337,7 +337,7 @@ def _age(c: Component, spec: SloSpec) -> list[Rule]:
 
     A fresh Prometheus (or a new service) holds minutes of a 3d window; :func:`_coverage` says how much. The
     start is the minimum of a recorded timestamp rather than a count of samples times the evaluation interval:
-    a rule file cannot know the interval it is evaluated at (the SLO's promtool stories run on 1m and 5m
+    a rule file cannot know the interval it is evaluated at (the SLO's promtool stories run on 1m, 5m and 1h
     clocks, Prometheus on its global or the group's), and a timestamp is true at any.
     """
     return [Recording(_stamp(c).metric, Call("timestamp", (_requests(c, BASE),)), _tag(c)),
@@ -487,16 +487,21 @@ def panels(c: Component, built: Built) -> ComponentPanels:
 # alone) and do not page; errors within the budget, a failing trickle of traffic and
 # a burst of errors on a fresh Prometheus (every window young) fire nothing.
 # Detection times are not guessed: ``_detect`` replays the story minute by minute
-# through the recordings as Prometheus computes them.
+# through the recordings as Prometheus computes them on the story's clock.
 
 Segment = tuple[Duration, float, float]
 """(duration, requests/s, error ratio)"""
 
 SLOW_CLOCK = Duration.parse("5m")
 """Stories of slow burns evaluate every 5m: hours long, their checks need no finer timing."""
+DAYS_CLOCK = Duration.parse("1h")
+"""The 3d story evaluates hourly: its three days of idle counters at 5m were nine tenths of the SLO tests' promtool
+work (evaluations × rules). Its lead-in, and so its burn until detection, are those of a 5m story stretched by
+``DAYS_CLOCK / SLOW_CLOCK``: its silent check, two evaluations before detection, sits as close under the threshold."""
 RECOVERY = Duration.parse("15m")
 MIN_LEAD = Duration.parse("15m")
-"""The shortest clean lead-in of a slow-burn story: its silent check falls two 5m evaluations before detection."""
+"""The shortest clean lead-in of a slow-burn story (on 5m; stretched with its clock): its silent check falls two
+evaluations before detection."""
 SILENT_AFTER = Duration.parse("20m")
 """How long after another alert's detection a story checks that this one stays silent."""
 YOUNG = Duration.parse("20m")
@@ -535,50 +540,53 @@ def _covered(since: int, n: int, count: int) -> list[float]:
 
 
 def _windows(requests: list[float], errors: list[float], window: Duration,
-             since: int) -> tuple[list[float], list[float]]:
-    """Per evaluation ``t`` (0 … len), the error ratio over ``window`` times the share of it the data covers
-    (the burn rate times the budget), and the requests it holds, as the recordings compute them on a 1m clock
-    whose first 5m rate is recorded at minute ``since``; each sum taken from two running totals.
+             every: int) -> tuple[list[float], list[float]]:
+    """Per evaluation ``k`` (one every ``every`` minutes, from minute 0 to the story's end), the error ratio over
+    ``window`` times the share of it the data covers (the burn rate times the budget), and the requests it holds,
+    as the recordings compute them on that clock; each sum taken from two running totals.
 
-    ``rate(x[W])`` at ``t`` spans the last W/1m - 1 increments (both rates of a ratio
-    alike, so extrapolation cancels; the requests it holds are extrapolated to W);
-    the long windows sum the recorded 5m rates (the last 4 increments) over the
-    evaluations within W, and hold their average times the minutes covered. A window
-    without requests has a ratio of 0, as recorded.
+    ``rate(x[W])`` at minute ``t`` spans the last W/1m - 1 increments of the 1m samples
+    whatever the clock (both rates of a ratio alike, so extrapolation cancels; the
+    requests it holds are extrapolated to W); the first 5m rate is recorded one
+    evaluation in (at 0 the counters have one sample). The long windows sum the 5m
+    rates (the last 4 increments) recorded at the evaluations within W, and hold
+    their average times the minutes covered. A window without requests has a ratio
+    of 0, as recorded.
     """
     n, five, end = window.millis // STEP.millis, BASE.millis // STEP.millis, len(requests)
-    covered = _covered(since, n, end)
+    covered = _covered(every, n, end)[::every]
     if window in RAW_WINDOWS:
-        bad, total = _trailing(errors, n, end), _trailing(requests, n, end)
+        bad, total = _trailing(errors, n, end)[::every], _trailing(requests, n, end)[::every]
         held = [s * n / (n - 1) for s in total]
     else:
-        bad = _trailing(_trailing(errors, five, end), n, end, through=1)
-        total = _trailing(_trailing(requests, five, end), n, end, through=1)
-        held = [s / (t + 1 - max(since, t - n + 1)) / (five - 1) * n * cov if t >= since else 0.0
-                for t, (s, cov) in enumerate(zip(total, covered))]
+        count, within = end // every, -(-n // every)  # the last evaluation; evaluations within W
+        bad = _trailing(_trailing(errors, five, end)[::every], within, count, through=1)
+        total = _trailing(_trailing(requests, five, end)[::every], within, count, through=1)
+        held = [s / (k + 1 - max(1, k - within + 1)) / (five - 1) * n * cov if k else 0.0
+                for k, (s, cov) in enumerate(zip(total, covered))]
     return [b / s * cov if s else 0.0 for b, s, cov in zip(bad, total, covered)], held
 
 
 def _detect(spec: SloSpec, alert: BurnAlert, segments: tuple[Segment, ...],
             clock: Duration = STEP) -> Duration | None:
     """The first evaluation at which one of ``alert``'s conditions holds, as the recordings would see it on a
-    Prometheus that evaluates every ``clock`` and starts with the story (its first 5m rate one ``clock`` in).
+    Prometheus that evaluates every ``clock`` (whole minutes) and starts with the story.
 
     Linear in the story's minutes (running totals), not in minutes × window.
     """
     requests, errors = _per_minute(segments)
-    since = clock.millis // STEP.millis
+    every = clock.millis // STEP.millis
     first: int | None = None
     budget = spec.budget
     for cond in alert.conditions:
         burn, needed = cond.burn(spec.window), min_events(spec, cond)
-        long_burn, long_requests = _windows(requests, errors, cond.long, since)
-        short_burn = _windows(requests, errors, cond.short, since)[0]
-        hit = next((t for t, (lb, sb, held) in enumerate(zip(long_burn, short_burn, long_requests))
-                    if t and lb / budget > burn and sb / budget > burn and held >= needed), None)
+        long_burn, long_requests = _windows(requests, errors, cond.long, every)
+        short_burn = _windows(requests, errors, cond.short, every)[0]
+        hit = next((k for k, (lb, sb, held) in enumerate(zip(long_burn, short_burn, long_requests))
+                    if k and lb / budget > burn and sb / budget > burn and held >= needed), None)
         if hit is not None and (first is None or hit < first):
             first = hit
-    return None if first is None else STEP * first
+    return None if first is None else clock * first
 
 
 def _traffic(c: Component, spec: SloSpec, segments: tuple[Segment, ...]) -> tuple:
@@ -611,6 +619,7 @@ class Story:
     free: tuple[BurnAlert, ...] = ()
     recovers: bool = False
     silent_at: tuple[Duration, ...] = ()
+    clock: Duration = SLOW_CLOCK
 
 
 def _for(spec: SloSpec, alert: BurnAlert) -> Duration:
@@ -625,7 +634,8 @@ def _stories(spec: SloSpec, page_for: Duration, ticket_for: Duration) -> list[St
     stops: the page must clear within its 5m short window plus ``for``. Slow burns
     last 5h, long enough for either ticket condition, plus the ticket's ``for``. Every
     story starts on an empty Prometheus; the 3d one after 3d of idle counters, so that
-    its 3d window is full when it tickets.
+    its 3d window is full when it tickets, on the hourly :data:`DAYS_CLOCK` with its lead-in
+    and burn stretched to match.
     """
     fast = FAST.conditions[0].burn(spec.window)
     six_h, three_d = (cond.burn(spec.window) for cond in SLOW.conditions)
@@ -658,17 +668,23 @@ def _stories(spec: SloSpec, page_for: Duration, ticket_for: Duration) -> list[St
     # need a shorter clean lead-in to cross within 3h of the story's 5h; closer than a 15m lead allows, the
     # two conditions are one in practice and the 6h story proves the ticket.
     between = (three_d + six_h) / 2
-    idle = SLOW.conditions[1].long
     lead = min(hour, STEP * max(0, math.floor(180 * (between - three_d) / three_d)))
+    # Stretched to the hourly clock, the lead-in is up to 12h and detection 4.8h to 36h into the burn: idle counters
+    # until the burn starts 3d in, so the 3d window is full from the burn's first evaluation on, before its silent
+    # check two evaluations before detection.
+    stretch = DAYS_CLOCK.millis // SLOW_CLOCK.millis
+    days_lead, days_burn = lead * stretch, hour * 5 * stretch + _on(DAYS_CLOCK, ticket_for, up=True)
+    idle = SLOW.conditions[1].long - days_lead
     out = [
         Story("fast-burn", f"{number(round(burn, 2))}× burn after 1h clean, stopping after the page: pages, then "
               "clears", ((hour, rate, 0.0), (fast_burn, rate, capped(fast * 1.5)), (RECOVERY, rate, 0.0)), (FAST,),
-              (SLOW,), recovers=True),
+              (SLOW,), recovers=True, clock=STEP),
         Story("slow-burn-6h", f"{number(near_fast)}× burn after heavy clean traffic: tickets, no page", (
             (Duration.parse("30m"), rate * heavy, 0.0), (gap, rate, 0.0), (slow_burn, rate, capped(near_fast))),
               (SLOW,)),
-        Story("slow-burn-3d", f"{number(between)}× burn after {idle} idle and {lead} clean: tickets, no page", (
-            (idle, 0.0, 0.0), (lead, rate, 0.0), (slow_burn, rate, capped(between))), (SLOW,)),
+        Story("slow-burn-3d", f"{number(between)}× burn after {idle} idle and {days_lead} clean: tickets, no page", (
+            (idle, 0.0, 0.0), (days_lead, rate, 0.0), (days_burn, rate, capped(between))), (SLOW,),
+              clock=DAYS_CLOCK),
         # What an old window tickets (and pages) within minutes, a fresh Prometheus has seen for minutes only.
         Story("young-burn", f"{number(round(burn, 2))}× burn for {YOUNG} on a fresh Prometheus, then clean: "
               "nothing fires", ((YOUNG, rate, capped(fast * 1.5)), (YOUNG, rate, 0.0)),
@@ -696,7 +712,7 @@ def _scenarios(c: Component, spec: SloSpec, alert: BurnAlert, f: Duration) -> li
     fors = {a: _for(spec, a) for a in (FAST, SLOW)}
     out = []
     for story in _stories(spec, fors[FAST], fors[SLOW]):
-        clock = STEP if FAST in story.fires else SLOW_CLOCK
+        clock = story.clock
         end = sum((span for span, _, _ in story.segments), Duration(0))
         detect = _detect(spec, story.fires[0], story.segments, clock) if story.fires else None
         if detect is not None:
