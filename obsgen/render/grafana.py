@@ -15,6 +15,7 @@ from typing import Any
 from obsgen.model.panels import Dashboard, Panel, Row, Step
 from obsgen.model.promql import quote, regex_quote
 from obsgen.model.promql import render as promql
+from obsgen.render import jsonout
 
 SCHEMA_VERSION = 41
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -35,7 +36,7 @@ def to_json(d: Dashboard, *, runbook_base_url: str = "../runbooks/") -> str:
 
     data = json.loads(json.dumps(_build(d, runbook_base_url).to_json_data(), cls=DashboardEncoder))
     data = _modernise(data, d, runbook_base_url)
-    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return jsonout.dumps(data) + "\n"
 
 
 # --------------------------------------------------------------------------- grafanalib objects
