@@ -573,9 +573,10 @@ def same_shape(a: Expr, b: Expr) -> bool:
         return a.metric == b.metric and len(a.matchers) == len(b.matchers) and all(  # type: ignore[attr-defined]
             x.name == y.name and x.op == y.op and (x.op == "=" or x.value == y.value)
             for x, y in zip(a.matchers, b.matchers))  # type: ignore[attr-defined]
+    call = isinstance(a, Call)
     for name in _FIELD_NAMES.get(type(a)) or tuple(f.name for f in fields(a)):
         x, y = getattr(a, name), getattr(b, name)
-        if isinstance(a, Call) and name == "args":
+        if call and name == "args":
             if len(x) != len(y) or not all(same_shape(p, q) for p, q in zip(x, y)):
                 return False
         elif isinstance(x, Expr) and isinstance(y, Expr):

@@ -64,11 +64,15 @@ def md(value: object) -> Safe:
     return Safe(_LINE_START.sub(lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}", text))
 
 
+def _longest_backticks(text: str) -> int:
+    """The longest run of backticks in ``text`` (most texts have none: no regex search for them)."""
+    return max(map(len, _BACKTICKS.findall(text)), default=0) if "`" in text else 0
+
+
 def code(value: object) -> Safe:
     """An inline code span showing ``value`` literally: fenced by more backticks than any run inside it."""
     text = " ".join(str(value).split())
-    longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
-    fence = "`" * (longest + 1)
+    fence = "`" * (_longest_backticks(text) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return Safe(f"{fence}{pad}{text}{pad}{fence}")
 
@@ -84,8 +88,7 @@ def fenced(value: object, lang: str = "", indent: int = 0) -> Safe:
     ``indent`` spaces go before every line, to nest the block in a list item.
     """
     text = str(value).rstrip("\n")
-    longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
-    fence = "`" * max(3, longest + 1)
+    fence = "`" * max(3, _longest_backticks(text) + 1)
     pad = " " * indent
     lines = [f"{fence}{lang}", *text.split("\n"), fence]
     return Safe("\n".join(pad + line if line else line for line in lines))
