@@ -324,10 +324,11 @@ class Page:
         seen: dict[str, str | None] = {}
         for i in self.instances:
             recorded = {r.record for r in i.component.recordings}
-            exprs: list[Expr] = [i.alert.expr, *(e for _, e in i.alert.queries)]
-            read = {s.metric for s in selectors(i.alert.expr)}
+            direct = selectors(i.alert.expr)
+            read = {s.metric for s in direct}
+            exprs: list[Expr] = [e for _, e in i.alert.queries]
             exprs += [r.expr for r in i.component.recordings if r.record in read]
-            for s in (s for e in exprs for s in selectors(e)):
+            for s in [*direct, *(s for e in exprs for s in selectors(e))]:
                 if s.metric not in recorded and s.metric not in seen:
                     own = i.component.origins
                     seen[s.metric] = own[s.metric] if s.metric in own else self.origins.get(s.metric)
