@@ -18,6 +18,7 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,14 @@ def md(value: object) -> Safe:
     """
     if isinstance(value, Safe):
         return value
-    text = _SPACES.sub(" ", str(value))  # no newlines: they would break tables and lists
+    return _escaped(str(value))
+
+
+@lru_cache(maxsize=4096)
+def _escaped(text: str) -> Safe:
+    """:func:`md` of a plain string, remembered: a service's pages print the same few hundred names and labels
+    thousands of times."""
+    text = _SPACES.sub(" ", text)  # no newlines: they would break tables and lists
     text = _MD_SPECIAL.sub(r"\\\1", text)
     return Safe(_LINE_START.sub(lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}", text))
 
