@@ -280,9 +280,12 @@ def write_file(path: Path, text: str) -> None:
 
 def stage(p: Plan, into: Path) -> None:
     """Write every file the plan changes or adds under ``into`` (same relative paths)."""
+    made: set[Path] = set()  # a service's ~40 files share a handful of directories
     for rel in p.pending:
         target = into / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
         write_file(target, p.writes[rel])
 
 

@@ -627,3 +627,28 @@ def test_hikari_pool_draws_waiting_threads_and_average_acquire_time():
     assert "hikaricp_connections_pending{" in exprs(panel(d, "HikariPool-1: waiting callers"))[0]
     (acquire,) = exprs(panel(d, "HikariPool-1: average acquire time"))
     assert "hikaricp_connections_acquire_seconds_sum{" in acquire and "hikaricp_connections_acquire_seconds_count{" in acquire
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_grafanalib_objects_become_the_data_a_json_round_trip_gives(path):
+    """grafana._plain is json.loads(json.dumps(..., cls=DashboardEncoder)) without nulls, in one pass."""
+    from grafanalib._gen import DashboardEncoder
+
+    from obsgen.render import grafana
+
+    for d in build(load(path)).dashboards:
+        built = grafana._build(d, "../runbooks/")
+        expected = grafana._drop_nulls(json.loads(json.dumps(built.to_json_data(), cls=DashboardEncoder)))
+        assert json.dumps(grafana._plain(built)) == json.dumps(expected)
+
+
+class _Text(str):
+    pass
+
+
+@pytest.mark.parametrize("data", [{1: "int key"}, {"a": _Text("sub")}, {"a": {1, 2}}], ids=["int-key", "str-subclass", "set"])
+def test_what_plain_data_does_not_answer_is_left_to_the_round_trip(data):
+    from obsgen.render import grafana
+
+    with pytest.raises(grafana._Unusual):
+        grafana._plain(data)

@@ -58,3 +58,17 @@ def test_plain_data_is_written_as_pyyaml_writes_it(data, monkeypatch):
     assert yaml.safe_load(fast) == yaml.safe_load(yaml.safe_dump(data))
     _pure(monkeypatch)
     assert yamlout.dump(data) == fast
+
+
+def test_remembered_scalars_give_the_same_bytes_again_and_when_the_memo_overflows(monkeypatch):
+    """Styles and tags are remembered across documents (a fleet repeats most scalars); a full memo is emptied."""
+    data = {"a": ["yes", "1.5", "x\ny", "plain", "\x85"], "b": {"yes": "plain", "n": 1}}
+    first = yamlout.dump(data)
+    assert yamlout.dump(data) == first
+    monkeypatch.setattr(yamlout, "_MEMO_SIZE", 2)
+    monkeypatch.setattr(yamlout, "_styles", {})
+    monkeypatch.setattr(yamlout, "_tags", {})
+    assert yamlout.dump(data) == first
+    assert len(yamlout._styles) <= 2 and len(yamlout._tags) <= 2
+    _pure(monkeypatch)
+    assert yamlout.dump(data) == first

@@ -22,7 +22,7 @@ that spans lines is indented by two spaces. Everything else prints on one line.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from obsgen.model.types import Duration
@@ -283,15 +283,21 @@ def children(node: Expr) -> tuple[Expr, ...]:
     names = _FIELD_NAMES.get(type(node))
     if names is None:  # dataclasses.fields() is slow, and the packer and renderers walk every rule many times
         names = _FIELD_NAMES[type(node)] = tuple(f.name for f in fields(node))
-    out = tuple(v for name in names if isinstance(v := getattr(node, name), Expr))
+    out = tuple([v for name in names if isinstance(v := getattr(node, name), Expr)])
     return out + node.args if isinstance(node, Call) else out
 
 
-def walk(node: Expr) -> Iterator[Expr]:
-    """``node`` and every expression below it, depth first."""
-    yield node
-    for child in children(node):
-        yield from walk(child)
+def walk(node: Expr) -> list[Expr]:
+    """``node`` and every expression below it, depth first (a node before its children, left to right).
+
+    A list built with a stack, not nested generators: the packer and renderers walk every rule many times."""
+    out = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        stack.extend(reversed(children(n)))
+    return out
 
 
 def selectors(node: Expr) -> list[Selector]:
@@ -343,8 +349,11 @@ class Printer:
         return str(scale_duration(d, self.scale))
 
     def __call__(self, node: Expr) -> str:
-        method = getattr(self, f"_{type(node).__name__.lower()}")
-        return method(node)
+        kind = type(node)
+        method = _PRINTERS.get(kind)
+        if method is None:  # looked up once per node type: a build prints hundreds of thousands of nodes
+            method = _PRINTERS[kind] = getattr(Printer, f"_{kind.__name__.lower()}")
+        return method(self, node)
 
     def _selector(self, n: Selector) -> str:
         if n.metric.lower() in KEYWORDS or not n.metric:
@@ -428,6 +437,10 @@ class Printer:
             if needs:
                 return self(Paren(node))
         return self(node)
+
+
+_PRINTERS: dict[type, Callable[[Printer, Expr], str]] = {}
+"""``Printer``'s method for each node type (``_selector`` for :class:`Selector`)."""
 
 
 def _indent(text: str, by: str = "  ") -> str:
@@ -546,26 +559,28 @@ def union(exprs: Sequence[Expr]) -> Expr | None:
     first, rest = exprs[0], exprs[1:]
     if not rest:
         return first
-    if not all(_same_shape(first, e) for e in rest):
+    if not all(same_shape(first, e) for e in rest):
         return None
     return _merge(first, list(rest))
 
 
-def _same_shape(a: Expr, b: Expr) -> bool:
-    """Whether ``a`` and ``b`` are the same expression but for the values of equality matchers (and signals)."""
+def same_shape(a: Expr, b: Expr) -> bool:
+    """Whether ``a`` and ``b`` are the same expression but for the values of equality matchers (and signals):
+    whether :func:`union` can merge them."""
     if type(a) is not type(b):
         return False
     if isinstance(a, Selector):
         return a.metric == b.metric and len(a.matchers) == len(b.matchers) and all(  # type: ignore[attr-defined]
             x.name == y.name and x.op == y.op and (x.op == "=" or x.value == y.value)
             for x, y in zip(a.matchers, b.matchers))  # type: ignore[attr-defined]
+    call = isinstance(a, Call)
     for name in _FIELD_NAMES.get(type(a)) or tuple(f.name for f in fields(a)):
         x, y = getattr(a, name), getattr(b, name)
-        if isinstance(a, Call) and name == "args":
-            if len(x) != len(y) or not all(_same_shape(p, q) for p, q in zip(x, y)):
+        if call and name == "args":
+            if len(x) != len(y) or not all(same_shape(p, q) for p, q in zip(x, y)):
                 return False
         elif isinstance(x, Expr) and isinstance(y, Expr):
-            if not _same_shape(x, y):
+            if not same_shape(x, y):
                 return False
         elif x != y:
             return False

@@ -15,6 +15,7 @@ from typing import Any
 from obsgen.model.panels import Dashboard, Panel, Row, Step
 from obsgen.model.promql import quote, regex_quote
 from obsgen.model.promql import render as promql
+from obsgen.render import jsonout
 
 SCHEMA_VERSION = 41
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -31,11 +32,15 @@ LEGACY_VARIABLE_KEYS = ("auto", "auto_count", "auto_min", "tagValuesQuery", "tag
 
 def to_json(d: Dashboard, *, runbook_base_url: str = "../runbooks/") -> str:
     """The dashboard's JSON text: sorted keys, two-space indent, trailing newline (deterministic bytes)."""
-    from grafanalib._gen import DashboardEncoder
+    built = _build(d, runbook_base_url)
+    try:
+        data = _plain(built)
+    except _Unusual:
+        from grafanalib._gen import DashboardEncoder
 
-    data = json.loads(json.dumps(_build(d, runbook_base_url).to_json_data(), cls=DashboardEncoder))
+        data = _drop_nulls(json.loads(json.dumps(built.to_json_data(), cls=DashboardEncoder)))
     data = _modernise(data, d, runbook_base_url)
-    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return jsonout.dumps(data) + "\n"
 
 
 # --------------------------------------------------------------------------- grafanalib objects
@@ -138,6 +143,37 @@ def _links(p: Panel, runbook_base_url: str) -> list[dict]:
 
 # --------------------------------------------------------------------------- post-processing
 
+class _Unusual(Exception):
+    """grafanalib's data holds something :func:`_plain` leaves to a round trip through JSON text."""
+
+
+def _plain(value: Any) -> Any:
+    """grafanalib's objects as the plain data a round trip through JSON text gives, ``null`` members dropped
+    (:func:`_drop_nulls`): ``json.loads(json.dumps(value, cls=DashboardEncoder))``, in one pass and without the
+    text. Every container is a new one (:func:`_modernise` edits them). Raises :class:`_Unusual` for what only
+    the round trip answers exactly (a key that is not a string, a subclass of a JSON type)."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Unusual
+            item = _plain(item)
+            if item is not None:
+                out[key] = item
+        return out
+    if kind is list or kind is tuple:
+        return [_plain(item) for item in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if isinstance(value, (str, int, float, dict, list, tuple)):
+        raise _Unusual
+    to_json_data = getattr(value, "to_json_data", None)
+    if not to_json_data:
+        raise _Unusual  # json.dumps's TypeError, from the round trip
+    return _plain(to_json_data())
+
+
 def _drop_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
@@ -169,7 +205,6 @@ def _overrides(p: Panel) -> list[dict]:
 
 
 def _modernise(data: dict, d: Dashboard, runbook_base_url: str) -> dict:
-    data = _drop_nulls(data)
     for key in LEGACY_DASHBOARD_KEYS:
         data.pop(key, None)
     data["schemaVersion"] = SCHEMA_VERSION

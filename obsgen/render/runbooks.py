@@ -18,10 +18,12 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from obsgen.model.promql import Expr, Selector, selectors, union
+from obsgen.model.promql import Expr, Selector, same_shape, selectors, union
+from obsgen.model.panels import Dashboard
 from obsgen.model.promql import render as promql
 from obsgen.model.rules import Alert, AlertDef
 from obsgen.model.service import ComponentModel, ServiceModel
@@ -44,6 +46,8 @@ class Safe(str):
     """Text that is already valid Markdown; the template finalizer prints it as is."""
 
 
+_SPACES = re.compile(r"\s+")
+_BACKTICKS = re.compile("`+")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|{}#~$&])")
 _LINE_START = re.compile(r"^([-+=])|^(\d+)([.)])")
 
@@ -56,16 +60,27 @@ def md(value: object) -> Safe:
     """
     if isinstance(value, Safe):
         return value
-    text = re.sub(r"\s+", " ", str(value))  # no newlines: they would break tables and lists
+    return _escaped(str(value))
+
+
+@lru_cache(maxsize=4096)
+def _escaped(text: str) -> Safe:
+    """:func:`md` of a plain string, remembered: a service's pages print the same few hundred names and labels
+    thousands of times."""
+    text = _SPACES.sub(" ", text)  # no newlines: they would break tables and lists
     text = _MD_SPECIAL.sub(r"\\\1", text)
     return Safe(_LINE_START.sub(lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}", text))
+
+
+def _longest_backticks(text: str) -> int:
+    """The longest run of backticks in ``text`` (most texts have none: no regex search for them)."""
+    return max(map(len, _BACKTICKS.findall(text)), default=0) if "`" in text else 0
 
 
 def code(value: object) -> Safe:
     """An inline code span showing ``value`` literally: fenced by more backticks than any run inside it."""
     text = " ".join(str(value).split())
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
+    fence = "`" * (_longest_backticks(text) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return Safe(f"{fence}{pad}{text}{pad}{fence}")
 
@@ -81,8 +96,7 @@ def fenced(value: object, lang: str = "", indent: int = 0) -> Safe:
     ``indent`` spaces go before every line, to nest the block in a list item.
     """
     text = str(value).rstrip("\n")
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
+    fence = "`" * max(3, _longest_backticks(text) + 1)
     pad = " " * indent
     lines = [f"{fence}{lang}", *text.split("\n"), fence]
     return Safe("\n".join(pad + line if line else line for line in lines))
@@ -128,8 +142,30 @@ def _env():
     from jinja2 import FileSystemLoader, StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    env = SandboxedEnvironment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
-                               finalize=_finalize, bytecode_cache=_bytecode_cache(), **_ENV_OPTIONS)
+    class Sandbox(SandboxedEnvironment):
+        """Jinja's sandbox, deciding once per type and attribute name whether templates may read it.
+
+        Its answer depends on nothing else (the attribute's name, and which kind of Python object holds it:
+        function, method, class, frame, generator), and the pages read the same few attributes tens of
+        thousands of times. An object that claims another class than its type is judged every time.
+        """
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.safe: dict[tuple[type, str], bool] = {}
+
+        def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+            kind = type(obj)
+            if obj.__class__ is not kind:
+                return super().is_safe_attribute(obj, attr, value)
+            try:
+                return self.safe[kind, attr]
+            except KeyError:
+                answer = self.safe[kind, attr] = super().is_safe_attribute(obj, attr, value)
+                return answer
+
+    env = Sandbox(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
+                  finalize=_finalize, bytecode_cache=_bytecode_cache(), **_ENV_OPTIONS)
     env.filters.update(md=md, code=code, sh=sh, fenced=fenced, pct=pct, num=num, join=join)
     _env_cache.append(env)
     return env
@@ -273,7 +309,7 @@ class Page:
             raise KeyError(f"{self.alert}: no diagnostic query named {name!r}")
         groups: list[tuple[list[Instance], list[Expr]]] = []
         for i, e in found:
-            group = next((g for g in groups if union([g[1][0], e]) is not None), None)
+            group = next((g for g in groups if same_shape(g[1][0], e)), None)
             if group is None:
                 groups.append(([i], [e]))
             else:
@@ -296,9 +332,11 @@ class Page:
         seen: dict[str, str | None] = {}
         for i in self.instances:
             recorded = {r.record for r in i.component.recordings}
-            exprs: list[Expr] = [i.alert.expr, *(e for _, e in i.alert.queries)]
-            exprs += [r.expr for r in i.component.recordings if r.record in {s.metric for s in selectors(i.alert.expr)}]
-            for s in (s for e in exprs for s in selectors(e)):
+            direct = selectors(i.alert.expr)
+            read = {s.metric for s in direct}
+            exprs: list[Expr] = [e for _, e in i.alert.queries]
+            exprs += [r.expr for r in i.component.recordings if r.record in read]
+            for s in [*direct, *(s for e in exprs for s in selectors(e))]:
                 if s.metric not in recorded and s.metric not in seen:
                     own = i.component.origins
                     seen[s.metric] = own[s.metric] if s.metric in own else self.origins.get(s.metric)
@@ -320,25 +358,27 @@ def _pages(model: ServiceModel) -> list[Page]:
         for metric, origin in c.origins.items():
             if origins.get(metric) is None:
                 origins[metric] = origin
+    boards = [(d.url, d) for d in model.dashboards]
     pages = []
     for name in sorted(by_name):
         instances = by_name[name]
         definition = instances[0].alert.definition
-        board = _dashboard(model, instances[0].alert)
+        board = _dashboard(boards, instances[0].alert)
         pages.append(Page(definition, definition.template or instances[0].component.kind, instances, files[name],
                           [r for r in definition.related if r in names and r != name], board, origins))
     return pages
 
 
-def _dashboard(model: ServiceModel, alert: Alert) -> tuple[str, str] | None:
+def _dashboard(boards: list[tuple[str, Dashboard]], alert: Alert) -> tuple[str, str] | None:
     """The dashboard the alert links to: its title and where it opens. With ``service.dashboard_base_url`` that
     is Grafana; without it the alert's URL is a bare ``/d/…`` path that would resolve against the repository
-    viewer, so the page links the dashboard's JSON file next to it instead (importable, and it exists)."""
+    viewer, so the page links the dashboard's JSON file next to it instead (importable, and it exists).
+    ``boards`` are the service's dashboards with their URLs (computed once per service, not per page)."""
     url = alert.dashboard_url
     if not url:
         return None
     path = url.split("?", 1)[0]
-    board = next((d for d in model.dashboards if path.endswith(d.url)), None)
+    board = next((d for board_url, d in boards if path.endswith(board_url)), None)
     if board is None:
         return None
     return board.title, (path if not path.startswith("/") else f"../dashboards/{board.slug}.json")

@@ -29,20 +29,36 @@ class _Dumper(yaml.SafeDumper):
 _FAST: type | None = None
 if getattr(yaml, "__with_libyaml__", False):
     class _CDumper(yaml.CSafeDumper):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._resolved: dict = {}
-
         def resolve(self, kind, value, implicit):
-            """libyaml asks twice per scalar which tag it would read back as; a document repeats most of them."""
-            if kind is not ScalarNode:
-                return super().resolve(kind, value, implicit)
-            key = (value, tuple(implicit))
-            if key not in self._resolved:
-                self._resolved[key] = super().resolve(kind, value, implicit)
-            return self._resolved[key]
+            """libyaml asks twice per scalar which tag it would read back as; a build repeats most scalars.
 
+            Only the question whether a plain scalar reads back as a string (``implicit[0]``) depends on the value,
+            and its answer is remembered across documents (:func:`_remember`); every other answer is the kind's
+            default tag, as the dumper has no path resolvers."""
+            if kind is ScalarNode and implicit[0]:
+                try:
+                    return _tags[value]
+                except KeyError:
+                    return _remember(_tags, value, super().resolve(kind, value, implicit))
+            return _DEFAULT_TAGS[kind]
+
+    assert not _CDumper.yaml_path_resolvers  # what the short answer above relies on
     _FAST = _CDumper
+
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_DEFAULT_TAGS = {ScalarNode: _STR, SequenceNode: _SEQ, MappingNode: _MAP}
+_MEMO_SIZE = 1 << 15
+_tags: dict[str, str] = {}
+_styles: dict[str, str | None] = {}
+
+
+def _remember(table: dict, key: str, value):
+    """Store and return ``table[key] = value``. Scalars repeat across a service's files and a fleet's services
+    (label names, durations, severities); a full table is emptied first, so a large fleet's memory stays flat."""
+    if len(table) >= _MEMO_SIZE:
+        table.clear()
+    table[key] = value
+    return value
 
 
 # Characters PyYAML writes into plain or block scalars although a reader folds or drops them (NEL and the
@@ -54,16 +70,19 @@ _YAML12_NOT_STRING = re.compile(r"[-+]?(0o[0-7]+|0x[0-9a-fA-F]+|[0-9]+(\.[0-9]*)
                                 r"([eE][-+]?[0-9]+)?|\.(inf|Inf|INF|nan|NaN|NAN))")
 
 
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+def _style(value: str) -> str | None:
+    """How a string is written: double-quoted, literal block, single-quoted or plain (``None``)."""
     if _QUOTE.search(value):
-        style = '"'
-    elif "\n" in value:
-        style = "|"
-    elif _YAML12_NOT_STRING.fullmatch(value):
-        style = "'"
-    else:
-        style = None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+        return '"'
+    if "\n" in value:
+        return "|"
+    if _YAML12_NOT_STRING.fullmatch(value):
+        return "'"
+    return None
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    return dumper.represent_scalar(_STR, value, style=_style(value))
 
 
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
@@ -86,20 +105,33 @@ for _dumper in (_Dumper, _FAST):
 
 
 _OPTIONS = dict(sort_keys=False, allow_unicode=True, width=120, default_flow_style=False)
-_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 
 
 class _Unusual(Exception):
     """The document needs PyYAML's own representer: shared objects, other types, characters libyaml escapes."""
 
 
+_ASTRAL_STYLE = "astral"  # not a style: the string needs the pure-Python emitter
+
+
+def _str_style(value: str) -> str | None:
+    return _ASTRAL_STYLE if _ASTRAL.search(value) else _style(value)
+
+
 def _node(dumper: yaml.CSafeDumper, data: object, seen: set[int]) -> yaml.Node:
-    """``data`` as the node PyYAML's SafeRepresenter would make of it (block style, keys in order)."""
+    """``data`` as the node PyYAML's SafeRepresenter would make of it (block style, keys in order).
+
+    A string's node is made directly (what ``represent_scalar`` makes: no default style, no alias for a string).
+    """
     kind = type(data)
     if kind is str:
-        if _ASTRAL.search(data):
+        try:
+            style = _styles[data]
+        except KeyError:
+            style = _remember(_styles, data, _str_style(data))
+        if style is _ASTRAL_STYLE:
             raise _Unusual
-        return _str(dumper, data)
+        return ScalarNode(_STR, data, style=style)
     if kind is dict or kind is list or (kind is tuple and data):
         if id(data) in seen:
             raise _Unusual

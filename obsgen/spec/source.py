@@ -91,6 +91,8 @@ def _unicode_problem(text: str) -> str | None:
     characters, terminal escapes) that would make a review show something else than obsgen reads.
     Tabs and newlines are fine here; fields that must be one line say so in the schema.
     """
+    if text.isascii() and text.isprintable():
+        return None  # most of a spec: no surrogate, no control character, nothing to look up one by one
     for ch in text:
         if 0xD800 <= ord(ch) <= 0xDFFF:
             return f"contains \\u{ord(ch):04x}, half of a UTF-16 surrogate pair, which is not a character; remove it"
