@@ -52,6 +52,7 @@ class _Packing:
         self._loading: dict[Duration, dict[str, list[int]]] = {}
         self._loads: dict[tuple[int, Duration], dict[int, int]] = {}
         self._metrics: dict[int, set[str]] = {}
+        self._inputs: dict[int, frozenset] = {}
 
     def steps(self, clock: Duration) -> list[int]:
         """Per rule, the samples per matching series one evaluation loads at ``clock``."""
@@ -80,6 +81,13 @@ class _Packing:
         if id(scenario) not in self._metrics:
             self._metrics[id(scenario)] = {s.metric for s in scenario.series}
         return self._metrics[id(scenario)]
+
+    def input(self, scenario: Scenario) -> frozenset:
+        """The series of an ``alone`` scenario as a set, computed once: every entry it is offered to compares it."""
+        if id(scenario) not in self._inputs:
+            self._inputs[id(scenario)] = frozenset((s.metric, frozenset(s.labels.items()), s.values)
+                                                   for s in scenario.series)
+        return self._inputs[id(scenario)]
 
     def crosstalk(self, alert: Alert, scenario: Scenario, checked: set[str] | list[str]) -> bool:
         """Whether ``scenario``'s series would reach another alert of its component that the entry checks by name
@@ -122,7 +130,7 @@ class _Entry:
         if scenario.alone or self.cases[0][2].alone:
             # Series exactly as written: only a story told with the very same series joins (the checks of both
             # then hold on the same data, as they did apart; a service-down story told for every component).
-            return scenario.alone and _input(scenario) == _input(self.cases[0][2])
+            return scenario.alone and packing.input(scenario) == packing.input(self.cases[0][2])
         if _story(alert, scenario) != self.story or rule in self.shared_rules:
             return False
         if not (scenario.per_instance or rule not in self.rules):
@@ -149,10 +157,6 @@ class _Entry:
         for i, n in packing.load(scenario, self.clock).items():
             self.load[i] = self.load.get(i, 0) + n
             self.over = self.over or steps[i] * self.load[i] > SAMPLE_BUDGET
-
-
-def _input(scenario: Scenario) -> frozenset:
-    return frozenset((s.metric, frozenset(s.labels.items()), s.values) for s in scenario.series)
 
 
 def _window_steps(alert: Alert, step: Duration) -> int:
