@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
-from conftest import rendered
+from conftest import build_into, rendered, run_unit_tests
 
 CLASHING = """
 apiVersion: obsgen/v1
@@ -50,3 +51,48 @@ def test_names_that_would_share_a_file_keep_their_tests_apart_and_the_earlier_ke
         if path.endswith(".test.yaml"):
             folder = path.rsplit("/", 1)[0]
             assert all(f"{folder}/{f}" in files for f in yaml.safe_load(text)["rule_files"]), path
+
+
+READS_A_RECORDING = """
+apiVersion: obsgen/v1
+service: {name: shop, team: t}
+caches:
+  - {name: catalog}
+custom:
+  - name: catalog-hits
+    description: The catalog cache's hit ratio, as the cache's own recording computes it.
+    expr: min(instance_cache:hit:ratio_rate5m{cache="catalog"})
+    op: "<"
+    threshold: 0.5
+    for: 5m
+    unit: percentunit
+    tests:
+      - name: a third of lookups hit
+        series:
+          - {series: 'cache_gets_total{job="shop", cache="catalog", result="hit", instance="a"}', values: '0+10x80'}
+          - {series: 'cache_gets_total{job="shop", cache="catalog", result="miss", instance="a"}', values: '0+20x80'}
+        at: 15m
+        fires: true
+        value: 0.3333333333333333
+      - name: two thirds hit
+        series:
+          - {series: 'cache_gets_total{job="shop", cache="catalog", result="hit", instance="a"}', values: '0+20x80'}
+          - {series: 'cache_gets_total{job="shop", cache="catalog", result="miss", instance="a"}', values: '0+10x80'}
+        at: 15m
+        fires: false
+"""
+
+
+@pytest.mark.promtool
+def test_a_signal_reading_another_components_recording_is_tested_with_that_components_rules(spec_from, tmp_path):
+    """A custom signal may read a cache's recording: its tests load the cache's rules first, or the recording
+    would never exist in promtool and the firing case would fail (as it does with the cache's copy left out)."""
+    build_into(tmp_path, spec_from(READS_A_RECORDING))
+    prom = tmp_path / "shop" / "prometheus"
+    test = prom / "rules.custom.catalog-hits.test.yaml"
+    assert yaml.safe_load(test.read_text())["rule_files"] == ["components/caches.catalog.yaml",
+                                                              "components/custom.catalog-hits.yaml"]
+    result = run_unit_tests(prom)
+    assert result.returncode == 0, result.stdout + result.stderr
+    test.write_text(test.read_text().replace("- components/caches.catalog.yaml\n", ""))
+    assert run_unit_tests(prom).returncode != 0

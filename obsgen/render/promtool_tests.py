@@ -274,14 +274,14 @@ def _names(file: str, components: Sequence[ComponentModel]) -> list[tuple[str, s
     return out
 
 
-def _needs(reader: ComponentModel, components: Sequence[ComponentModel]) -> list[int]:
-    """The positions of the other components whose recordings ``reader`` reads, directly or through them."""
+def _needs(reader: int, components: Sequence[ComponentModel]) -> list[int]:
+    """The positions of the other components whose recordings the ``reader``-th reads, directly or through them."""
     recorded: dict[str, list[int]] = {}
     for i, c in enumerate(components):
         for name in dict.fromkeys(r.record for r in c.recordings):
             recorded.setdefault(name, []).append(i)
     needed: set[int] = set()
-    todo = [components.index(reader)]
+    todo = [reader]
     while todo:
         at = todo.pop()
         for r in components[at].rules:
@@ -290,7 +290,7 @@ def _needs(reader: ComponentModel, components: Sequence[ComponentModel]) -> list
                 if at not in owners:  # a component reads its own recordings, evaluated before its alerts
                     todo += [i for i in owners if i not in needed]
                     needed.update(owners)
-    needed.discard(components.index(reader))
+    needed.discard(reader)
     return sorted(needed)
 
 
@@ -312,7 +312,7 @@ def render_file(groups: Sequence[RuleGroup], components: Sequence[ComponentModel
     out: dict[str, str] = {}
     loaded: dict[int, str] = {}  # component → the first test file that loads its rules (its copy's header names it)
     for i, c in enumerate(components):
-        needs = _needs(c, components) + [i]
+        needs = _needs(i, components) + [i]
         for clock, text in render(list(c.alerts), [source[n] for n in needs], c.test_step, cluster_label).items():
             path = _test_path(names[i][1], clock, c)
             out[path] = text
