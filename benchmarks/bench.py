@@ -465,21 +465,17 @@ def promtool_work(*prometheus_dirs: Path) -> dict:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     total = {"entries": 0, "steps_rules": 0, "series_steps_rules": 0, "alerts": 0}
     points = []
+    def rules_in(path: Path) -> list:  # a deployed rule file, or a component's copy its tests load
+        doc = yaml.load(path.read_text(), Loader=loader) or {}
+        return [r for g in doc.get("groups", []) for r in g["rules"]]
+
     for prom in prometheus_dirs:
-        rules_of: dict[str, list] = {}
-
-        def rules_in(rel: str) -> list:  # a deployed rule file, or a group's copy its tests load (groups/...)
-            if rel not in rules_of:
-                doc = yaml.load((prom / rel).read_text(), Loader=loader) or {}
-                rules_of[rel] = [r for g in doc.get("groups", []) for r in g["rules"]]
-            return rules_of[rel]
-
         alerts = sum(1 for p in prom.glob("*.yaml") if not p.name.endswith(".test.yaml")
-                     for r in rules_in(p.name) if "alert" in r)
+                     for r in rules_in(p) if "alert" in r)
         work = 0
         for test_file in prom.glob("*.test.yaml"):
             doc = yaml.load(test_file.read_text(), Loader=loader)
-            rules = sum(len(rules_in(f)) for f in doc["rule_files"])
+            rules = sum(len(rules_in(prom / f)) for f in doc["rule_files"])
             interval = _seconds(doc.get("evaluation_interval", "1m"))
             for entry in doc["tests"]:
                 last = max([_seconds(t["eval_time"]) for t in entry.get("alert_rule_test", [])] +

@@ -50,6 +50,11 @@ def unit_tests(prom: Path) -> list[str]:
     return sorted(p.name for p in prom.glob("*.test.yaml"))
 
 
+def unit_test_entries(prom: Path) -> list[dict]:
+    """Every entry under ``tests:`` of every generated promtool test file of ``prom``."""
+    return [t for name in unit_tests(prom) for t in yaml.safe_load((prom / name).read_text())["tests"]]
+
+
 def run_unit_tests(prom: Path) -> subprocess.CompletedProcess:
     """``promtool test rules`` on every generated test file of ``prom``."""
     return promtool("test", "rules", *unit_tests(prom), cwd=prom)

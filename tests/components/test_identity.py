@@ -6,9 +6,8 @@ identity, and the generated promtool tests prove they fire."""
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from conftest import build_into, run_unit_tests, unit_tests
+from conftest import build_into, run_unit_tests, unit_test_entries
 from obsgen.model.promql import render
 from obsgen.model.rules import Alert
 from obsgen.pipeline import build
@@ -56,7 +55,7 @@ def test_alerts_over_a_renamed_metric_fire_with_the_component_s_identity_in_prom
     prom = tmp_path / "shop" / "prometheus"
     result = run_unit_tests(prom)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    tests = [t for name in unit_tests(prom) for t in yaml.safe_load((prom / name).read_text())["tests"]]
+    tests = unit_test_entries(prom)
     fired = [e for t in tests for case in t["alert_rule_test"] for e in case.get("exp_alerts") or []]
     first = spec.components[0]
     (label, value), = first.identity.items()

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT, assert_mutation_caught, build_into, rendered, unit_tests
+from conftest import ROOT, assert_mutation_caught, build_into, rendered, unit_test_entries
 from obsgen.components import redis
 from obsgen.model.promql import render
 from obsgen.model.rules import Alert
@@ -87,7 +87,7 @@ def test_quorum_at_risk_says_zero_sentinels_when_none_reports_the_master(tmp_pat
     """The absent() branch used to read "1 healthy sentinel(s)" (absent's value): it is 0 sentinels now."""
     build_into(tmp_path, maple)
     prom = tmp_path / SERVICE / "prometheus"
-    tests = [t for name in unit_tests(prom) for t in yaml.safe_load((prom / name).read_text())["tests"]]
+    tests = unit_test_entries(prom)
     said = [a["exp_annotations"]["description"] for t in tests for c in t["alert_rule_test"]
             if c["alertname"] == "RedisSentinelQuorumAtRisk" for a in c["exp_alerts"]]
     assert sorted(d.split(" sentinels report")[0] for d in said) == ["Master mymaster: 0 of 3",
