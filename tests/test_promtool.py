@@ -91,6 +91,10 @@ MUTATIONS = {
     "queue alert without `for` pages on a spike": (r"(alert: ExecutorQueueFull\n(?:.*\n){1,3}?    for: )1m", r"\g<1>0s"),
     "hit ratio threshold off by a tier": (r"< 0.8\n", "< 0.3\n"),
     "hit ratio threshold moved a tenth toward 0 lets a cache missing a quarter of lookups pass": (r"< 0.8\n", "< 0.7\n"),
+    # Stories of a long `for` are evaluated every minute: a `for` halved, or dropped, is still caught.
+    "hit-ratio `for` halved pages on a passing dip": (r"(alert: CacheHitRateLow\n(?:.*\n){1,5}?    for: )15m", r"\g<1>7m"),
+    "L2-failure alert without `for` pages on one failed write": (
+        r"(alert: CacheL2Unavailable\n(?:.*\n){1,5}?    for: )5m", r"\g<1>0s"),
     "stampede counted with delta trips on a restart": (r"rate\(cache_lock_failure_total", "delta(cache_lock_failure_total"),
     "failover window too short": (r"(last_over_time\([^\n]*)\[5m\]\)", r"\g<1>[1m])"),
     # ComponentMetricsMissing's stories run on a one-minute clock: a `for` one evaluation off either way is caught.

@@ -96,3 +96,29 @@ def test_a_signal_reading_another_components_recording_is_tested_with_that_compo
     assert result.returncode == 0, result.stdout + result.stderr
     test.write_text(test.read_text().replace("- components/caches.catalog.yaml\n", ""))
     assert run_unit_tests(prom).returncode != 0
+
+
+PACED = """
+apiVersion: obsgen/v1
+service: {name: shop, team: t}
+caches:
+  - name: catalog
+    alerts:
+      CacheHitRateLow: {for: 20m}
+      CacheStampede: {for: 1m}
+"""
+
+
+def test_a_long_for_is_evaluated_every_minute_on_samples_every_15s_and_a_short_one_every_15s(spec_from):
+    """promtool pays per evaluation: a story outlasting a 20-minute ``for`` needs no evaluation every 15 s to
+    prove it, one a minute proves the same (the samples, and so every rate window, stay as they were)."""
+    files = rendered(spec_from(PACED))
+    by_clock = {path.rsplit("/", 1)[1]: yaml.safe_load(text) for path, text in files.items()
+                if path.rsplit("/", 1)[1].startswith("rules.caches.catalog.")}
+    assert {name: doc["evaluation_interval"] for name, doc in by_clock.items()} == {
+        "rules.caches.catalog.test.yaml": "15s", "rules.caches.catalog.1m.test.yaml": "1m"}
+    checked = {name: {c["alertname"] for t in doc["tests"] for c in t["alert_rule_test"]}
+               for name, doc in by_clock.items()}
+    assert checked["rules.caches.catalog.test.yaml"] == {"CacheStampede"}
+    assert "CacheHitRateLow" in checked["rules.caches.catalog.1m.test.yaml"]
+    assert {t["interval"] for doc in by_clock.values() for t in doc["tests"]} == {"15s"}

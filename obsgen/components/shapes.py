@@ -38,10 +38,29 @@ def verdict(for_: Duration, end: Duration, fires: bool, step: Duration = STEP) -
     """The checks every scenario of an alert makes, so scenarios can share a promtool group.
 
     Just before ``for`` has passed nothing may fire, whatever the data; at the
-    end of the story the alert fires or it does not.
+    end of the story the alert fires or it does not. Both hold on a clock slower
+    than the samples' (see :func:`paced`).
     """
-    early = (Check(for_ - step, False),) if for_ > step else ()
-    return early + (Check(end - step, fires),)
+    clock = paced(for_) if step == STEP else None
+    early = (Check(for_ - step, False, clock),) if for_ > step else ()
+    return early + (Check(end - step, fires, clock),)
+
+
+PACES = (MIN, STEP * 2)
+
+
+def paced(for_: Duration) -> Duration | None:
+    """The slowest clock a verdict on an alert waiting ``for_`` is checked on: at most a quarter of ``for_``.
+
+    promtool's cost is evaluations times rules, and a story must outlast ``for``:
+    evaluating a 15-minute ``for`` every 15 s pays 60 evaluations to prove what
+    15 prove. Evaluated every ``c``, an alert turns pending up to ``c`` after its
+    condition and the "nothing yet" check is compared with the evaluation up to
+    ``c`` before it, so the check still fails for a rule whose ``for`` was
+    shortened to half, or dropped (a spike paging at once). ``None``: the
+    samples' own clock (a ``for`` under 1m).
+    """
+    return next((c for c in PACES if c * 4 <= for_), None)
 
 
 def isolated(c: Component, scenarios: list[Scenario]) -> list[Scenario]:

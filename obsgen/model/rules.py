@@ -65,10 +65,15 @@ class Series:
 
 @dataclass(frozen=True)
 class Check:
-    """At ``at`` after the scenario starts, the alert must (or must not) be firing."""
+    """At ``at`` after the scenario starts, the alert must (or must not) be firing.
+
+    ``clock`` is the slowest evaluation clock the check keeps its meaning on (promtool compares a check with the
+    last evaluation at or before ``at``); ``None``: only the scenario's own clock.
+    """
 
     at: Duration
     fires: bool
+    clock: Duration | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,14 @@ class Scenario:
     story: str | None = None
     clock: Duration | None = None
     alone: bool = False
+
+    def clock_on(self, step: Duration) -> Duration:
+        """The clock promtool evaluates this scenario on, given its series' ``step``: its own ``clock``, else the
+        slowest every check allows (an evaluation is what promtool pays for), else ``step``."""
+        if self.clock:
+            return self.clock
+        allowed = [c.clock for c in self.checks]
+        return min(allowed) if allowed and None not in allowed else step
 
 
 @dataclass(frozen=True)
