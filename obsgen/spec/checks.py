@@ -434,8 +434,11 @@ def semantic_problems(source: Source, data: dict, known: list[Problem] | None = 
     service = data.get("service")
     profile = service.get("profile", "micrometer") if isinstance(service, dict) and \
         ("service", "profile") not in invalid else None
+    # the service's selector as far as it is one (a broken one is reported by the schema, not read here)
+    selector = service.get("selector", {}) if isinstance(service, dict) else {}
+    selector = selector if isinstance(selector, dict) else {}
     if isinstance(service, dict) and ("service",) not in invalid:
-        if "instance" in service.get("selector", {}):
+        if "instance" in selector:
             problems.append(source.problem(("service", "selector", "instance"), NO_INSTANCE, key=True))
         problems += _cluster_selected(source, service.get("cluster_label"), data)
     for kind in KINDS:
@@ -460,7 +463,7 @@ def semantic_problems(source: Source, data: dict, known: list[Problem] | None = 
             found += _impossible_thresholds(source, path, kind, given)
             if profile is not None:
                 found += _unnamed_metrics(source, path, kind, profile, item)
-                found += _label_clashes(source, path, kind, profile, item, service.get("selector", {}))
+                found += _label_clashes(source, path, kind, profile, item, selector)
                 found += _shared_series(source, path, kind, profile, item)
                 found += _split_families(source, path, kind, profile, item)
             problems += found
