@@ -31,6 +31,19 @@ def selectors(expr: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
     return out
 
 
+def relabelled(expr: str) -> list[str]:
+    """The values ``label_replace(..., label, value, "", "")`` writes into a label, as the alert shows them (``$$``
+    is a ``$``): a component whose every metric selects by labels of its own keeps its name this way."""
+    out = []
+
+    def visit(node):
+        if isinstance(node, promql_parser.Call) and node.func.name == "label_replace" and node.args[4].val == "":
+            out.append(node.args[2].val.replace("$$", "$"))
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return out
+
+
 def grafana_expr(expr: str) -> str:
     """A panel query as Prometheus gets it once Grafana has put in its variables."""
     return expr.replace("$__rate_interval", "5m")
@@ -81,6 +94,7 @@ def check_outputs(spec: Spec, files: dict[str, str]) -> set[str]:
         for rule in group["rules"]:
             for _, ms in selectors(rule["expr"]):
                 found.update(v for _, op, v in ms if op == "Equal")
+            found.update(relabelled(rule["expr"]))
             for text in rule.get("annotations", {}).values():
                 assert _TEMPLATE_ACTION.findall(text) == [], text  # only the template actions obsgen writes
     for path, text in files.items():
@@ -101,7 +115,8 @@ def check_outputs(spec: Spec, files: dict[str, str]) -> set[str]:
             assert _TEMPLATE_ACTION.findall(text) == [], path  # no template syntax from user text
         elif path.endswith(".yaml"):
             yaml.safe_load(text)
-    # every label value that picks a component's series comes out exactly as the spec wrote it
+    # every label value that picks a component's series comes out exactly as the spec wrote it (in a selector, or
+    # in the label an alert gets when every metric of the component selects by labels of its own)
     wanted = {v for c in spec.components for v in c.base_labels.values()}
     assert wanted <= found, wanted - found
     return found

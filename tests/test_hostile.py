@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import ROOT, build_into, promtool, run_unit_tests
+from conftest import ROOT, build_into, promtool, rendered, run_unit_tests
 from obsgen import pipeline, writer
 from obsgen.cli import main
 from obsgen.errors import UsageError
@@ -184,3 +184,22 @@ def test_yaml_merge_keys_may_override_but_plain_duplicates_may_not(tmp_path):
 
 def replace_output(o: Output) -> Output:
     return Output(o.path, o.content + "\n# changed\n" if o.path.endswith(".yaml") else o.content, o.merge)
+
+
+OWN_MATCHERS = """
+apiVersion: obsgen/v1
+service: {name: d0, team: t}
+backpressure:
+  - name: "no"
+    max_concurrent: 13
+    metrics:
+      available: {name: permits_free, value: "- "}
+      rejected: {name: "shed:total", label: pool, value: x}
+"""
+
+
+def test_a_component_whose_every_metric_selects_by_its_own_labels_keeps_its_name_exactly(spec_from):
+    """When every metric a component reads names its own matchers, its name picks no series: it reaches the
+    alerts through label_replace, and must come out there exactly as written (the fuzzer found the case)."""
+    spec = spec_from(OWN_MATCHERS)
+    assert "no" in check_outputs(spec, rendered(spec))
