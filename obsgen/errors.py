@@ -60,6 +60,8 @@ def format_path(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Problem:
+    """One thing wrong with a spec, where it is (line and column, and the path of keys) and what to do."""
+
     file: str
     line: int
     column: int

@@ -153,8 +153,10 @@ def _verify(root: Path, entries: list[tuple[str, dict]], jobs: int) -> set[str]:
 # --------------------------------------------------------------------------- workers
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Task:
+    """One spec for a worker: where it is, its key in the manifests and where to stage its files."""
+
     index: int
     path: str
     key: str
@@ -163,8 +165,10 @@ class Task:
     options: tuple[tuple[str, object], ...] = ()
 
 
-@dataclass
+@dataclass(eq=False)
 class Done:
+    """What a worker sends back for one spec: its plan without contents, or its problems."""
+
     index: int
     path: str
     service: str | None
@@ -362,7 +366,7 @@ def _service_name_position(file: str) -> tuple[int, int]:
 # --------------------------------------------------------------------------- build
 
 
-@dataclass
+@dataclass(eq=False)
 class Result:
     """What a build did (or, with ``check``, would do)."""
 
