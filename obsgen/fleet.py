@@ -62,14 +62,17 @@ _DEPENDENCIES = ("yaml", "jinja2", "jsonschema", "grafanalib")
 def code_fingerprint() -> str:
     """Hash of every file of the obsgen package plus the interpreter and installed distributions."""
     h = hashlib.blake2b(digest_size=16)
-    package = Path(__file__).resolve().parent
+    package = str(Path(__file__).resolve().parent)
     for dirpath, dirnames, filenames in os.walk(package):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__" and not d.startswith("."))
+        # The path relative to the package, cut from os.walk's own prefix: os.path.relpath for each of the
+        # ~130 files was 4-5 ms of every build, a no-change one included.
+        folder = dirpath[len(package) + 1:]
         for name in sorted(filenames):
             if name.endswith((".pyc", ".pyo")):
                 continue
             path = os.path.join(dirpath, name)
-            h.update(os.path.relpath(path, package).encode() + b"\0")
+            h.update(os.path.join(folder, name).encode() + b"\0")
             with open(path, "rb") as f:
                 h.update(f.read())
             h.update(b"\0")
