@@ -156,7 +156,7 @@ def _verify(root: Path, entries: list[tuple[str, dict]], jobs: int) -> set[str]:
 # --------------------------------------------------------------------------- workers
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Task:
     """One spec for a worker: where it is, its key in the manifests and where to stage its files."""
 
@@ -168,7 +168,7 @@ class Task:
     options: tuple[tuple[str, object], ...] = ()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Done:
     """What a worker sends back for one spec: its plan without contents, or its problems."""
 
@@ -369,7 +369,7 @@ def _service_name_position(file: str) -> tuple[int, int]:
 # --------------------------------------------------------------------------- build
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Result:
     """What a build did (or, with ``check``, would do)."""
 

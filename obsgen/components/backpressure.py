@@ -51,7 +51,7 @@ SHEDDING = AlertDef(
     related=("BackpressureSaturated", "BackpressureQueueNearFull", "RateLimiterRejectingCalls"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class BackpressureSpec(ComponentSpec):
     """One item of a spec's ``backpressure:`` list (bulkhead), as the schema defaulted it."""
 

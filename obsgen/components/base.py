@@ -23,7 +23,7 @@ __all__ = ["Alert", "AlertDef", "Built", "Component", "Concern", "Finding", "Giv
            "RatioSignals", "Recording", "Rule", "Scenario", "Series"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class RatioSignals:
     """The counters of a ratio: ``part / total``, where ``rest`` is total minus part.
 
@@ -39,7 +39,7 @@ class RatioSignals:
     rest: str
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Finding:
     """A semantic problem in one component of a spec, found by its kind.
 
@@ -52,7 +52,7 @@ class Finding:
     key: bool = False
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Given:
     """One component as the spec gives it to a kind's ``check``.
 
@@ -109,7 +109,7 @@ def breaker_reference(given: Given) -> list[Finding]:
     return [Finding(("breaker",), f"no breaker named `{ref}`{hint}")]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Built:
     """A component's alerts as built (tuned by the spec), for the panels that describe them."""
 
@@ -125,7 +125,7 @@ class Built:
         return text.replace("{for}", str(alert.for_)).replace("{alert}", alert.name) if alert else ""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Kind:
     """A component kind: everything obsgen knows about one sort of component.
 
@@ -191,7 +191,7 @@ class Kind:
         return MetricRef.of(given) if given is not None else self.defaults(profile).get(signal)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Component:
     """One component of one service, with the helpers every kind needs."""
 

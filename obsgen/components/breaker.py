@@ -67,7 +67,7 @@ NOT_OPENING = AlertDef(
     related=("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh", "HttpErrorRateHigh"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class StateEncoding:
     """How the state metric encodes the breaker's state (``state_encoding:``): one series per state, or one gauge."""
 
@@ -76,7 +76,7 @@ class StateEncoding:
     closed: float
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class BreakerSpec(ComponentSpec):
     """One item of a spec's ``breakers:`` list (circuit breaker), as the schema defaulted it."""
 

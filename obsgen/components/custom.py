@@ -55,7 +55,7 @@ VALUES = re.compile(r"^\s*(?:(?:stale|_(?:x\d+)?|[-+]?(?:Inf|NaN)|[-+]?(?:\d+\.?
                     r"(?:[-+](?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?x\d+|x\d+)?)\s*)+$")
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class TestSeries:
     """One input series of a custom signal's test, in promtool's expanding notation."""
 
@@ -63,7 +63,7 @@ class TestSeries:
     values: str
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class CustomTest:
     """A test the team writes for its custom alert: the series, the time and whether it fires then."""
 
@@ -75,7 +75,7 @@ class CustomTest:
     value: float | None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class CustomRunbook:
     """The runbook prose a team gives for its custom alert."""
 
@@ -84,7 +84,7 @@ class CustomRunbook:
     actions: list[str]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class CustomSpec(ComponentSpec):
     """One item of a spec's ``custom:`` list (custom signal), as the schema defaulted it."""
 
@@ -112,7 +112,7 @@ class PromQLError(ValueError):
     """The expression is not PromQL an alert can compare against a threshold."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Derivable:
     """An expression obsgen can write test data for: one metric, exact matchers, at most one aggregation."""
 
@@ -128,7 +128,7 @@ Matchers = tuple[tuple[str, str, str], ...]  # (label, "=" | "!=" | "=~" | "!~",
 MATCH_OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Analysis:
     """What obsgen reads from a custom expression: whether it can write test data for it (why not, if not),
     its jobs and its selectors."""

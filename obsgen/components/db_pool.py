@@ -47,7 +47,7 @@ PENDING_HIGH = AlertDef(
     related=("DbPoolExhausted", "DbPoolAcquireTimeouts"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DbPoolSpec(ComponentSpec):
     """One item of a spec's ``db_pools:`` list (db pool), as the schema defaulted it."""
 

@@ -44,7 +44,7 @@ EFFECTIVENESS_LOW = AlertDef(
     related=("ETagNeverNotModified", "CacheHitRateLow", "CacheL2Unavailable"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ETagSpec(ComponentSpec):
     """One item of a spec's ``etags:`` list (e-tag), as the schema defaulted it."""
 

@@ -31,7 +31,7 @@ SATURATED = AlertDef(
     related=("ExecutorQueueFull", "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ExecutorSpec(ComponentSpec):
     """One item of a spec's ``executors:`` list (executor), as the schema defaulted it."""
 

@@ -66,7 +66,7 @@ NOT_RECOVERING = AlertDef(
     related=("HealthCheckFailing", "DegradedModeActive", "CircuitBreakerOpen"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DegradedMode:
     """The degraded mode a failing check switches on (``degraded_mode:``): how it shows and how it ends."""
 
@@ -80,7 +80,7 @@ class DegradedMode:
     switch_off: str | None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Probe:
     """The blackbox exporter's probe of the check's endpoint: the labels of its series, the probed URL (their
     ``instance``), the module it runs."""
@@ -93,7 +93,7 @@ class Probe:
         return {**self.selector, **({"instance": self.target} if self.target else {})}
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class HealthCheckSpec(ComponentSpec):
     """One item of a spec's ``health_checks:`` list (health check), as the schema defaulted it."""
 

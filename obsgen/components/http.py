@@ -100,7 +100,7 @@ CLIENT_TIMEOUTS_HIGH = AlertDef(
     related=("HttpLatencyHigh", "HttpErrorRateHigh", "BackpressureSaturated", "BackpressureSheddingLoad"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Route:
     """One route listed under ``routes:``, with its own thresholds."""
 
@@ -115,7 +115,7 @@ class Route:
     client_timeout_ratio_max: float | None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Histogram:
     """The request duration histogram's bounds as the spec states them (``histogram:``)."""
 
@@ -124,7 +124,7 @@ class Histogram:
     buckets: tuple[Duration, ...] | None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class HttpSpec(ComponentSpec):
     """One item of a spec's ``http:`` list (http server), as the schema defaulted it."""
 
@@ -141,7 +141,7 @@ class HttpSpec(ComponentSpec):
     client_timeout_ratio_max: float
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Target:
     """One group of routes judged with one set of thresholds: a listed route, or every other route."""
 

@@ -44,7 +44,7 @@ HOLD_TIME_HIGH = AlertDef(
     related=("LockAcquireLatencyHigh", "LockAcquireFailuresHigh", "ExecutorSaturated"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class LockSpec(ComponentSpec):
     """One item of a spec's ``locks:`` list (lock), as the schema defaulted it."""
 

@@ -37,7 +37,7 @@ REJECTING = AlertDef(
     related=("RateLimiterPermitsExhausted", "BackpressureSheddingLoad"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class RateLimiterSpec(ComponentSpec):
     """One item of a spec's ``rate_limiters:`` list (rate limiter), as the schema defaulted it."""
 

@@ -78,7 +78,7 @@ CLUSTER_SLOTS_FAIL = AlertDef(
     related=("RedisClusterStateFail", "RedisDown", "CacheL2Unavailable"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class RedisSpec(ComponentSpec):
     """One item of a spec's ``redis:`` list (redis), as the schema defaulted it."""
 

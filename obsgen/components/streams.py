@@ -45,7 +45,7 @@ RECONNECT_STORM = AlertDef(
     related=("StreamSendFailuresHigh", "StreamConnectionsNearLimit", "HealthCheckFailing"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class StreamSpec(ComponentSpec):
     """One item of a spec's ``streams:`` list (stream), as the schema defaulted it."""
 
