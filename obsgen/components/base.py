@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from obsgen.components.timeline import STEP
+from obsgen.errors import closest
 from obsgen.model.panels import ComponentPanels, Concern
 from obsgen.model.promql import Agg, Call, Expr, Matcher, Selector, Variable, call, children, selector, transform
 from obsgen.model.rules import Alert, AlertDef, Inhibition, Recording, Rule, Scenario, Series
@@ -98,14 +99,12 @@ def never_fires(given: Given, path: tuple[str | int, ...], alert: str, why: str,
 
 def breaker_reference(given: Given) -> list[Finding]:
     """A component's ``breaker`` must name a breaker of the spec."""
-    import difflib
-
     ref = given.item.get("breaker")
     breakers = sorted(b["name"] for b in given.spec.get("breakers", []) if isinstance(b.get("name"), str))
     if ref is None or ref in breakers:
         return []
-    close = difflib.get_close_matches(ref, breakers, n=1)
-    hint = f"; did you mean `{close[0]}`?" if close else "; declare it under `breakers`"
+    close = closest(ref, breakers)
+    hint = f"; did you mean `{close}`?" if close else "; declare it under `breakers`"
     return [Finding(("breaker",), f"no breaker named `{ref}`{hint}")]
 
 
