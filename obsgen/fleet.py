@@ -65,8 +65,7 @@ def code_fingerprint() -> str:
     package = str(Path(__file__).resolve().parent)
     for dirpath, dirnames, filenames in os.walk(package):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__" and not d.startswith("."))
-        # The path relative to the package, cut from os.walk's own prefix: os.path.relpath for each of the
-        # ~130 files was 4-5 ms of every build, a no-change one included.
+        # The path relative to the package, cut from os.walk's own prefix (os.path.relpath per file: ~0.5 ms).
         folder = dirpath[len(package) + 1:]
         for name in sorted(filenames):
             if name.endswith((".pyc", ".pyo")):
