@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 Path = tuple[str | int, ...]
@@ -39,6 +40,16 @@ def printable(text: str) -> str:
     return "".join(json.dumps(ch)[1:-1] if _unprintable(ch) else ch for ch in text)
 
 
+def closest(word: str, known: Sequence[str]) -> str | None:
+    """The one of ``known`` that ``word`` most likely misspells (difflib's pick), for a "did you mean" hint.
+
+    difflib is imported here: every run loads this module, and only a spec with a mistake needs it."""
+    import difflib
+
+    close = difflib.get_close_matches(word, known, n=1)
+    return close[0] if close else None
+
+
 def format_path(path: Path) -> str:
     """Render a field path the way users write it: ``caches[2].hit_rate_min``.
 
@@ -60,6 +71,8 @@ def format_path(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Problem:
+    """One thing wrong with a spec, where it is (line and column, and the path of keys) and what to do."""
+
     file: str
     line: int
     column: int

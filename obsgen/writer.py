@@ -27,7 +27,7 @@ MANIFEST = ".obsgen-manifest.json"
 STAGING_PREFIX = ".obsgen-staging-"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Output:
     """One generated file. ``merge(existing, generated)`` keeps hand edits (runbooks)."""
 
@@ -36,7 +36,7 @@ class Output:
     merge: Callable[[str, str], str] | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Plan:
     """What a build would change under ``root``, for one service or many.
 

@@ -51,8 +51,10 @@ SHEDDING = AlertDef(
     related=("BackpressureSaturated", "BackpressureQueueNearFull", "RateLimiterRejectingCalls"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class BackpressureSpec(ComponentSpec):
+    """One item of a spec's ``backpressure:`` list (bulkhead), as the schema defaulted it."""
+
     max_concurrent: int
     queue_capacity: int | None
     shed_at: int | None

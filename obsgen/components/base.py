@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from obsgen.components.timeline import STEP
+from obsgen.errors import closest
 from obsgen.model.panels import ComponentPanels, Concern
 from obsgen.model.promql import Agg, Call, Expr, Matcher, Selector, Variable, call, children, selector, transform
 from obsgen.model.rules import Alert, AlertDef, Inhibition, Recording, Rule, Scenario, Series
@@ -23,7 +24,7 @@ __all__ = ["Alert", "AlertDef", "Built", "Component", "Concern", "Finding", "Giv
            "RatioSignals", "Recording", "Rule", "Scenario", "Series"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class RatioSignals:
     """The counters of a ratio: ``part / total``, where ``rest`` is total minus part.
 
@@ -39,7 +40,7 @@ class RatioSignals:
     rest: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Finding:
     """A semantic problem in one component of a spec, found by its kind.
 
@@ -52,7 +53,7 @@ class Finding:
     key: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Given:
     """One component as the spec gives it to a kind's ``check``.
 
@@ -98,18 +99,16 @@ def never_fires(given: Given, path: tuple[str | int, ...], alert: str, why: str,
 
 def breaker_reference(given: Given) -> list[Finding]:
     """A component's ``breaker`` must name a breaker of the spec."""
-    import difflib
-
     ref = given.item.get("breaker")
     breakers = sorted(b["name"] for b in given.spec.get("breakers", []) if isinstance(b.get("name"), str))
     if ref is None or ref in breakers:
         return []
-    close = difflib.get_close_matches(ref, breakers, n=1)
-    hint = f"; did you mean `{close[0]}`?" if close else "; declare it under `breakers`"
+    close = closest(ref, breakers)
+    hint = f"; did you mean `{close}`?" if close else "; declare it under `breakers`"
     return [Finding(("breaker",), f"no breaker named `{ref}`{hint}")]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Built:
     """A component's alerts as built (tuned by the spec), for the panels that describe them."""
 
@@ -125,7 +124,7 @@ class Built:
         return text.replace("{for}", str(alert.for_)).replace("{alert}", alert.name) if alert else ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Kind:
     """A component kind: everything obsgen knows about one sort of component.
 
@@ -191,7 +190,7 @@ class Kind:
         return MetricRef.of(given) if given is not None else self.defaults(profile).get(signal)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Component:
     """One component of one service, with the helpers every kind needs."""
 

@@ -67,15 +67,19 @@ NOT_OPENING = AlertDef(
     related=("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh", "HttpErrorRateHigh"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class StateEncoding:
+    """How the state metric encodes the breaker's state (``state_encoding:``): one series per state, or one gauge."""
+
     type: str
     label: str
     closed: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class BreakerSpec(ComponentSpec):
+    """One item of a spec's ``breakers:`` list (circuit breaker), as the schema defaulted it."""
+
     state_encoding: StateEncoding
     failure_rate_threshold: float
     warning_fraction: float

@@ -48,8 +48,10 @@ L2_UNAVAILABLE = AlertDef(
              "RedisClusterStateFail", "CacheHitRateLow"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Tier:
+    """One tier of a multi-level cache (``tiers:`` of a cache)."""
+
     provider: str | None
     ttl: Duration | None
     max_size: int | None
@@ -58,8 +60,10 @@ class Tier:
     key_pattern: str | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class CacheSpec(ComponentSpec):
+    """One item of a spec's ``caches:`` list (cache), as the schema defaulted it."""
+
     label: str
     hit_rate_min: float
     min_request_rate: float
@@ -91,7 +95,7 @@ HITS = RatioSignals(part="hits", total="requests", rest="misses")
 MICROMETER = "Micrometer's cache binders (the cache must record statistics)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Target:
     """What one hit-ratio alert judges: a tier's series (``extra``), its ``tag`` and threshold."""
 

@@ -55,14 +55,18 @@ VALUES = re.compile(r"^\s*(?:(?:stale|_(?:x\d+)?|[-+]?(?:Inf|NaN)|[-+]?(?:\d+\.?
                     r"(?:[-+](?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?x\d+|x\d+)?)\s*)+$")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class TestSeries:
+    """One input series of a custom signal's test, in promtool's expanding notation."""
+
     series: str
     values: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class CustomTest:
+    """A test the team writes for its custom alert: the series, the time and whether it fires then."""
+
     name: str
     at: Duration
     fires: bool
@@ -71,15 +75,19 @@ class CustomTest:
     value: float | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class CustomRunbook:
+    """The runbook prose a team gives for its custom alert."""
+
     meaning: str
     impact: str
     actions: list[str]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class CustomSpec(ComponentSpec):
+    """One item of a spec's ``custom:`` list (custom signal), as the schema defaulted it."""
+
     # the team's expression selects its own series and is the alert: no component label, metrics or tuning
     label: str = "name"
     selector: Labels = field(default_factory=dict)
@@ -104,7 +112,7 @@ class PromQLError(ValueError):
     """The expression is not PromQL an alert can compare against a threshold."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Derivable:
     """An expression obsgen can write test data for: one metric, exact matchers, at most one aggregation."""
 
@@ -120,8 +128,11 @@ Matchers = tuple[tuple[str, str, str], ...]  # (label, "=" | "!=" | "=~" | "!~",
 MATCH_OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Analysis:
+    """What obsgen reads from a custom expression: whether it can write test data for it (why not, if not),
+    its jobs and its selectors."""
+
     derivable: Derivable | None
     why_not: str
     jobs: tuple[str, ...]

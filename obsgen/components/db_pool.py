@@ -47,8 +47,10 @@ PENDING_HIGH = AlertDef(
     related=("DbPoolExhausted", "DbPoolAcquireTimeouts"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DbPoolSpec(ComponentSpec):
+    """One item of a spec's ``db_pools:`` list (db pool), as the schema defaulted it."""
+
     label: str
     pool_size: int
     max_overflow: int

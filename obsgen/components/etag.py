@@ -44,8 +44,10 @@ EFFECTIVENESS_LOW = AlertDef(
     related=("ETagNeverNotModified", "CacheHitRateLow", "CacheL2Unavailable"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ETagSpec(ComponentSpec):
+    """One item of a spec's ``etags:`` list (e-tag), as the schema defaulted it."""
+
     label: str
     not_modified_ratio_min: float
     min_request_rate: float

@@ -31,8 +31,10 @@ SATURATED = AlertDef(
     related=("ExecutorQueueFull", "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ExecutorSpec(ComponentSpec):
+    """One item of a spec's ``executors:`` list (executor), as the schema defaulted it."""
+
     queue_capacity: int
     core_threads: int | None
     max_threads: int | None

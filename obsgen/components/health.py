@@ -66,8 +66,10 @@ NOT_RECOVERING = AlertDef(
     related=("HealthCheckFailing", "DegradedModeActive", "CircuitBreakerOpen"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class DegradedMode:
+    """The degraded mode a failing check switches on (``degraded_mode:``): how it shows and how it ends."""
+
     name: str
     label: str
     auto_recovery: bool
@@ -78,7 +80,7 @@ class DegradedMode:
     switch_off: str | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Probe:
     """The blackbox exporter's probe of the check's endpoint: the labels of its series, the probed URL (their
     ``instance``), the module it runs."""
@@ -91,8 +93,10 @@ class Probe:
         return {**self.selector, **({"instance": self.target} if self.target else {})}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class HealthCheckSpec(ComponentSpec):
+    """One item of a spec's ``health_checks:`` list (health check), as the schema defaulted it."""
+
     label: str
     dependency: str
     endpoint: str | None

@@ -100,8 +100,10 @@ CLIENT_TIMEOUTS_HIGH = AlertDef(
     related=("HttpLatencyHigh", "HttpErrorRateHigh", "BackpressureSaturated", "BackpressureSheddingLoad"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Route:
+    """One route listed under ``routes:``, with its own thresholds."""
+
     route: str
     error_ratio_max: float | None
     latency: dict[str, Duration] | None
@@ -113,15 +115,19 @@ class Route:
     client_timeout_ratio_max: float | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Histogram:
+    """The request duration histogram's bounds as the spec states them (``histogram:``)."""
+
     smallest_bucket: Duration
     largest_bucket: Duration
     buckets: tuple[Duration, ...] | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class HttpSpec(ComponentSpec):
+    """One item of a spec's ``http:`` list (http server), as the schema defaulted it."""
+
     label: str = ""  # route series carry no component label: the component is the whole server
     route_label: str
     breaker: str | None
@@ -135,7 +141,7 @@ class HttpSpec(ComponentSpec):
     client_timeout_ratio_max: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Target:
     """One group of routes judged with one set of thresholds: a listed route, or every other route."""
 

@@ -44,8 +44,10 @@ HOLD_TIME_HIGH = AlertDef(
     related=("LockAcquireLatencyHigh", "LockAcquireFailuresHigh", "ExecutorSaturated"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class LockSpec(ComponentSpec):
+    """One item of a spec's ``locks:`` list (lock), as the schema defaulted it."""
+
     label: str
     backend: str
     wait_time: Duration | None

@@ -37,8 +37,10 @@ REJECTING = AlertDef(
     related=("RateLimiterPermitsExhausted", "BackpressureSheddingLoad"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class RateLimiterSpec(ComponentSpec):
+    """One item of a spec's ``rate_limiters:`` list (rate limiter), as the schema defaulted it."""
+
     limit_for_period: int | None
     refresh_period: Duration | None
     timeout: Duration | None

@@ -78,8 +78,10 @@ CLUSTER_SLOTS_FAIL = AlertDef(
     related=("RedisClusterStateFail", "RedisDown", "CacheL2Unavailable"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class RedisSpec(ComponentSpec):
+    """One item of a spec's ``redis:`` list (redis), as the schema defaulted it."""
+
     # redis_exporter's series name no component: a Redis is picked by its selector, the exporter's names are fixed
     label: str = "name"
     metrics: dict[str, MetricRef] = field(default_factory=dict)

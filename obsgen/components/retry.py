@@ -25,8 +25,10 @@ from obsgen.model.types import ComponentSpec, Duration, MetricRef
 FIVE_MIN = Duration.parse("5m")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class RetrySpec(ComponentSpec):
+    """One item of a spec's ``retries:`` list (retry), as the schema defaulted it."""
+
     breaker: str | None
     max_attempts: int
     wait: Duration

@@ -40,7 +40,7 @@ MEMORY = Duration.parse("1d")
 """How long a cluster that stops reporting ``up`` altogether is remembered (with ``service.cluster_label``)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ServiceSpec(ComponentSpec):
     """The service as a component: its selector is the service's, its alert tuning ``service.alerts``; it reads
     Prometheus' own ``up``, so it has no metrics to name and no label of its own."""

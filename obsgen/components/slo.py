@@ -105,8 +105,10 @@ SLOW = BurnAlert(AlertDef("ErrorBudgetBurnSlow", "warning", "5m",
                   Condition(0.10, Duration.parse("3d"), Duration.parse("6h"))))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class SloSpec(ComponentSpec):
+    """One item of a spec's ``slos:`` list (slo), as the schema defaulted it."""
+
     sli: str
     objective: float
     window: Duration

@@ -45,8 +45,10 @@ RECONNECT_STORM = AlertDef(
     related=("StreamSendFailuresHigh", "StreamConnectionsNearLimit", "HealthCheckFailing"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class StreamSpec(ComponentSpec):
+    """One item of a spec's ``streams:`` list (stream), as the schema defaulted it."""
+
     label: str
     max_connections: int | None
     limit_labels: list[str]

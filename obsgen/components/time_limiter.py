@@ -25,8 +25,10 @@ from obsgen.model.types import ComponentSpec, Duration, MetricRef
 FIVE_MIN = Duration.parse("5m")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class TimeLimiterSpec(ComponentSpec):
+    """One item of a spec's ``time_limiters:`` list (time limiter), as the schema defaulted it."""
+
     breaker: str | None
     timeout: Duration
     timeout_ratio_max: float

@@ -37,7 +37,7 @@ def alerts_query(service: Service) -> Expr:
     return selector("ALERTS", {"service": service.name, "alertstate": "firing"}, cluster)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Laid:
     """The dashboards, and where each component's detail panels landed (``/d/<uid>/<slug>?viewPanel=<id>``)."""
 

@@ -17,7 +17,7 @@ from obsgen.model.types import Labels
 UID_MAX = 40
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Query:
     """One PromQL query of a panel; ``thresholds`` override the panel's for this query's series only."""
 
@@ -27,7 +27,7 @@ class Query:
     thresholds: tuple[Step, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Step:
     """A threshold step: from ``value`` upwards the colour is ``color`` (``None`` is the base step)."""
 
@@ -35,7 +35,7 @@ class Step:
     value: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Mapping:
     """A value mapping: the number ``value`` is shown as ``text`` in ``color``."""
 
@@ -44,7 +44,7 @@ class Mapping:
     color: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Panel:
     """A panel as obsgen sees it.
 
@@ -75,7 +75,7 @@ class Panel:
         return tuple(a.name for a in self.alerts)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ComponentPanels:
     """What a kind contributes for one component: its overview health panel and its detail panels.
 
@@ -87,7 +87,7 @@ class ComponentPanels:
     jobs: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Concern:
     """A dashboard: the kinds that share it (breakers, retries and time limiters) say which."""
 
@@ -96,15 +96,17 @@ class Concern:
     description: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Row:
     """A row header that groups the panels after it."""
 
     title: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Link:
+    """A link on a dashboard or panel: its title and URL."""
+
     title: str
     url: str
 
@@ -125,7 +127,7 @@ def uid(service: str, slug: str) -> str:
     return readable[: UID_MAX - 13].rstrip("-") + "-" + digest
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Dashboard:
     """A dashboard: identity, variables' job choices, annotation query, panels and rows, links."""
 

@@ -92,6 +92,8 @@ class Expr:
 
 @dataclass(frozen=True)
 class Matcher:
+    """One label matcher of a selector: ``name op "value"``."""
+
     name: str
     value: str
     op: str = "="
@@ -135,12 +137,16 @@ class Range(Expr):
 
 @dataclass(frozen=True)
 class Offset(Expr):
+    """``expr offset by``."""
+
     expr: Expr
     by: Duration
 
 
 @dataclass(frozen=True)
 class Num(Expr):
+    """A number literal."""
+
     value: float
 
 
@@ -157,11 +163,15 @@ class Seconds(Expr):
 
 @dataclass(frozen=True)
 class Str(Expr):
+    """A string literal: a function's string argument."""
+
     value: str
 
 
 @dataclass(frozen=True)
 class Call(Expr):
+    """A function call: ``fn(args...)``."""
+
     fn: str
     args: tuple[Expr, ...]
 
@@ -197,11 +207,15 @@ class Bin(Expr):
 
 @dataclass(frozen=True)
 class Paren(Expr):
+    """Parentheses the author wants kept, around ``expr``."""
+
     expr: Expr
 
 
 @dataclass(frozen=True)
 class Neg(Expr):
+    """Unary minus: ``-expr``."""
+
     expr: Expr
 
 

@@ -19,7 +19,7 @@ STEP = Duration(15_000)
 """The clock of every promtool story: a sample, and a rule evaluation, every 15 s."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class AlertDef:
     """One alert of the catalogue, declared once by its kind.
 
@@ -54,7 +54,7 @@ class AlertDef:
             raise ValueError(f"{self.name}: a summary is a sentence (capital first, period last)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Series:
     """One input series of a promtool test: metric, labels and expanding-notation values."""
 
@@ -63,7 +63,7 @@ class Series:
     values: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Check:
     """At ``at`` after the scenario starts, the alert must (or must not) be firing.
 
@@ -76,7 +76,7 @@ class Check:
     clock: Duration | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Scenario:
     """A small story told to promtool: input series, and when the alert fires.
 
@@ -117,14 +117,16 @@ class Scenario:
         return min(allowed) if allowed and None not in allowed else step
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Recording:
+    """A recording rule: ``record`` is ``expr`` with ``labels`` added."""
+
     record: str
     expr: Expr
     labels: Labels
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Alert:
     """An alerting rule with its documentation and its proof.
 
@@ -167,7 +169,7 @@ class Alert:
 Rule = Alert | Recording
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Inhibition:
     """While ``source`` fires, ``targets`` with the same ``equal`` labels are symptoms, not news.
 

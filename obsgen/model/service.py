@@ -19,7 +19,7 @@ GROUP_NAME_MAX = 40
 GROUP_RULES_MAX = 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ComponentModel:
     """One component of the service with its rules and panels.
 
@@ -49,7 +49,7 @@ class ComponentModel:
         return tuple(r for r in self.rules if isinstance(r, Recording))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class RuleGroup:
     """A rule group, the file it goes to (``prometheus/<file>.yaml``) and the clock its tests run on."""
 
@@ -84,7 +84,7 @@ def pack(service: str, kind: str, per_component: list[tuple[Rule, ...]], *, file
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ServiceModel:
     """One service: its spec file, settings, components (kind order, then spec order), groups and dashboards."""
 

@@ -95,7 +95,7 @@ class AlertTuning:
 Labels = dict[str, str]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class KubernetesOutput:
     """Metadata of the generated Kubernetes objects (PrometheusRule, GrafanaDashboard)."""
 
@@ -103,7 +103,7 @@ class KubernetesOutput:
     labels: Labels
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class GrafanaOperator:
     """grafana-operator ``GrafanaDashboard`` manifests: off unless enabled."""
 
@@ -111,7 +111,7 @@ class GrafanaOperator:
     instance_selector: Labels
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class GrafanaOutput:
     """Grafana provisioning: ``folder`` defaults to the team, ``dashboards_path`` to a per-service directory."""
 
@@ -120,15 +120,17 @@ class GrafanaOutput:
     operator: GrafanaOperator
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class AlertmanagerOutput:
     """Receivers per severity; ``critical`` and ``warning`` default to ``<team>-pager`` and ``<team>-tickets``."""
 
     receivers: dict[str, str]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class Service:
+    """``service:`` of a spec, as the schema defaulted it."""
+
     name: str
     team: str
     description: str
@@ -154,7 +156,7 @@ class Service:
     one Alertmanager stay apart."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ComponentSpec:
     """Fields every component kind has; kinds subclass it with their own settings."""
 

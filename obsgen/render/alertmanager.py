@@ -92,7 +92,7 @@ def _emitted(alerts: Sequence[Alert], name: str) -> bool:
     return any(a.name == name for a in alerts)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Held:
     """One symptom a cause holds back, as the written rules do it: the single source of the runbooks' words.
 

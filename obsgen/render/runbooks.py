@@ -221,7 +221,7 @@ def _rule_yaml(alert: Alert) -> str:
     return dump([rule(alert)])
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Instance:
     """One rule of the page's alert: the alert and the component that emits it."""
 
@@ -235,7 +235,7 @@ class Instance:
         return f"{self.component.kind_title} {code(self.component.name)}" + (f" ({md(tag)})" if tag else "")
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Page:
     """What one runbook page shows: the alert, every rule of that name, and the queries to run."""
 

@@ -9,7 +9,6 @@ what they cannot read.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +18,7 @@ from obsgen.components.base import OBSGEN_LABELS, Given, Kind, never_fires
 from obsgen.model.promql import number
 from obsgen.model.rules import Alert
 from obsgen.components.timeline import MAX_FOR, MIN_WINDOW, STEP
-from obsgen.errors import Path, Problem
+from obsgen.errors import Path, Problem, closest
 from obsgen.model.types import Duration
 from obsgen.spec.schema import resolve, schema
 from obsgen.spec.source import Source
@@ -112,8 +111,8 @@ class _Reporter:
         if v == "additionalProperties":
             known = sorted(error.schema.get("properties", {}))
             for key in sorted(set(instance) - set(known)):
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
+                close = closest(key, known)
+                hint = f"; did you mean `{close}`?" if close else f"; known keys: {', '.join(known)}"
                 self.add(path + (key,), f"unknown key `{key}`{hint}", key=True)
         elif v in ("oneOf", "anyOf"):
             branches = error.schema[v]
@@ -139,8 +138,8 @@ class _Reporter:
         elif v == "maxLength":
             self.add(path, f"expected at most {error.validator_value} characters, found {len(instance)}")
         elif v == "enum" and isinstance(instance, str):
-            close = difflib.get_close_matches(instance, [str(e) for e in error.validator_value], n=1)
-            hint = f"; did you mean `{close[0]}`?" if close else ""
+            close = closest(instance, [str(e) for e in error.validator_value])
+            hint = f"; did you mean `{close}`?" if close else ""
             self.add(path, f"expected {_expect(error.schema)}, found {self.found(path, instance, error.schema)}{hint}")
         else:
             found = self.found(path, instance, error.schema)

@@ -22,11 +22,10 @@ spec wrote keeps the spec's place and says which environment's values cause it.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from dataclasses import dataclass, field, replace
 
-from obsgen.errors import Named, Path, Problem, printable
+from obsgen.errors import Named, Path, Problem, closest, printable
 from obsgen.spec.source import Source
 
 KEY = "environments"
@@ -191,7 +190,7 @@ def _unknown(key: str, kinds: tuple[str, ...]) -> str:
     if key == KEY:
         return "environments do not nest; write the keys that differ directly under the environment"
     known = ("service",) + kinds
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f"did you mean `{close[0]}`?" if close else "an environment changes `service` or the components: " + \
+    close = closest(key, known)
+    hint = f"did you mean `{close}`?" if close else "an environment changes `service` or the components: " + \
         ", ".join(f"`{k}`" for k in known)
     return f"unknown key `{printable(key)}`; {hint}"
