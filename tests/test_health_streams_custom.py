@@ -82,6 +82,28 @@ def test_generated_tests_catch_a_broken_rule(mutation, tmp_path):
 # --------------------------------------------------------------------------- health checks
 
 
+NAMED_BY_VALUE = """
+apiVersion: obsgen/v1
+service: {name: shop, team: t, profile: python}
+health_checks:
+  - {name: db, label: check, value: "primary database", failure_threshold: 3}
+"""
+
+
+@pytest.mark.promtool
+def test_a_check_whose_series_name_it_by_its_value_is_expected_to_fire_with_that_value(spec_from, tmp_path):
+    """The series say check="primary database", not the component's name: the firing alert carries the value,
+    and its generated test must expect it (it expected check="db" and failed on a valid spec)."""
+    build_into(tmp_path, spec_from(NAMED_BY_VALUE))
+    prom = tmp_path / "shop" / "prometheus"
+    result = run_unit_tests(prom)
+    assert result.returncode == 0, result.stdout[-3000:]
+    expected = {a["exp_labels"].get("check") for f in prom.glob("rules.health_checks.db*.test.yaml")
+                for t in yaml.safe_load(f.read_text())["tests"] for c in t["alert_rule_test"]
+                if c["alertname"] == "HealthCheckFailing" for a in c["exp_alerts"]}
+    assert expected == {"primary database"}
+
+
 def test_anivault_timings_come_from_interval_and_thresholds(spec_from):
     by_name = alerts(spec_from(ANIVAULT))
     assert str(by_name["HealthCheckFailing"].for_) == "1m30s"  # 3 failed runs × 30s

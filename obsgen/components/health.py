@@ -260,7 +260,7 @@ def _failing(c: Component, spec: HealthCheckSpec) -> list[Rule]:
     # A probe's series are named by the exporter's scrape (its `instance` is the probed URL): their stories
     # keep them as written, each in a test entry of its own.
     probed = spec.probe is not None
-    fired = {spec.label: c.name} if not probed else {k: v for k, v in spec.probe.labels.items() if k == "instance"}
+    fired = dict(c.identity) if not probed else {k: v for k, v in spec.probe.labels.items() if k == "instance"}
     source = ("" if spec.probe is None else
               f", probed by the blackbox exporter's {spec.probe.module} module: probe_success 0")
 
