@@ -57,8 +57,10 @@ def paced(for_: Duration) -> Duration | None:
     15 prove. Evaluated every ``c``, an alert turns pending up to ``c`` after its
     condition and the "nothing yet" check is compared with the evaluation up to
     ``c`` before it, so the check still fails for a rule whose ``for`` was
-    shortened to half, or dropped (a spike paging at once). ``None``: the
-    samples' own clock (a ``for`` under 1m).
+    shortened to half, or dropped (a spike paging at once). Never slower than a
+    minute: stories end a couple of minutes after ``for`` has passed, and the
+    alert may turn pending a step late. ``None``: the samples' own clock (a
+    ``for`` under 2m).
     """
     return next((c for c in PACES if c * 4 <= for_), None)
 
