@@ -122,8 +122,9 @@ def owned(root: Path, service: str) -> list[str]:
     files = read_manifest(root, service).get("files")
     if not isinstance(files, list):
         return []
+    resolved = _Resolved(root)
     return [f for f in files if isinstance(f, str) and f.startswith(f"{service}/") and _inside(f)
-            and _unsafe(root, f) is None]
+            and _unsafe(f, resolved) is None]
 
 
 def _inside(rel: str) -> bool:
@@ -135,8 +136,30 @@ def _inside(rel: str) -> bool:
 _RESERVED = {"con", "prn", "aux", "nul", *(f"{p}{i}" for p in ("com", "lpt") for i in range(10))}
 
 
-def _unsafe(root: Path, rel: str) -> str | None:
-    """Why obsgen must not write ``rel`` under ``root``, if it must not.
+class _Resolved:
+    """Where a path under ``root`` leads once symbolic links are followed, as :meth:`Path.resolve` says.
+
+    Resolving walks every part of a path; a service's files share a handful of directories, so each directory
+    is resolved once and a file only checked for being a link itself (the same answer: a path's real location
+    is its real directory's entry, followed if that is a link).
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.base = root.resolve()
+        self._dirs: dict[str, str] = {}
+
+    def __call__(self, rel: str) -> Path:
+        head, _, name = rel.rpartition("/")
+        directory = self._dirs.get(head)
+        if directory is None:
+            directory = self._dirs[head] = str((self.root / head).resolve())
+        target = os.path.join(directory, name)
+        return Path(target).resolve() if os.path.islink(target) else Path(target)
+
+
+def _unsafe(rel: str, resolved: _Resolved) -> str | None:
+    """Why obsgen must not write ``rel`` under ``resolved.root``, if it must not.
 
     The spec's schema already keeps service names to ``[a-z0-9-]``; this is the
     last line of defence, at the one place that touches the disk.
@@ -148,7 +171,7 @@ def _unsafe(root: Path, rel: str) -> str | None:
         return "it has an empty, '.' or '..' part, or a part ending in a dot or space"
     if any(p.split(".")[0].lower() in _RESERVED for p in parts):
         return "it uses a name Windows reserves for devices"
-    target, base = (root / rel).resolve(), root.resolve()
+    target, base = resolved(rel), resolved.base
     if not target.is_relative_to(base):
         return f"it resolves to {target}, outside {base} (a symbolic link?)"
     return None
@@ -156,8 +179,9 @@ def _unsafe(root: Path, rel: str) -> str | None:
 
 def _check_paths(root: Path, paths: list[str]) -> None:
     seen: dict[str, str] = {}
+    resolved = _Resolved(root)
     for rel in paths:
-        why = _unsafe(root, rel)
+        why = _unsafe(rel, resolved)
         if why:
             raise UsageError(f"refusing to write {root / rel}: {why}")
         other = seen.setdefault(rel.casefold(), rel)
