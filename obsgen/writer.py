@@ -202,6 +202,30 @@ def manifest_text(files: Iterable[str], spec: str | None = None, environments: I
     return json.dumps(data, indent=2) + "\n"
 
 
+class _AbsentDirs:
+    """Whether the directory of a path under ``root`` is not there (so neither is the file): a cold build then
+    tries no read per file. Each directory is asked once; any other answer than "no such file" (a file in the
+    way) leaves the file to :func:`_read`, which says what is wrong."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._answers: dict[str, bool] = {}
+
+    def __call__(self, rel: str) -> bool:
+        head = rel.rpartition("/")[0]
+        answer = self._answers.get(head)
+        if answer is None:
+            try:
+                os.lstat(self.root / head)
+                answer = False
+            except FileNotFoundError:  # what reading the file would raise too
+                answer = True
+            except OSError:
+                answer = False
+            self._answers[head] = answer
+        return answer
+
+
 def plan_service(root: Path, service: str, outputs: list[Output], *, spec: str | None = None,
                  environments: Iterable[str] = ()) -> Plan:
     """Compare what one service's spec produces with what is on disk."""
@@ -209,8 +233,9 @@ def plan_service(root: Path, service: str, outputs: list[Output], *, spec: str |
     _check_paths(root, [out.path for out in outputs] + [manifest_path(service)])
     before = set(owned(root, service))
     produced: dict[str, str] = {}
+    absent = _AbsentDirs(root)
     for out in outputs:
-        existing = _read(root / out.path)
+        existing = None if absent(out.path) else _read(root / out.path)
         try:
             content = out.merge(existing, out.content) if (out.merge and existing is not None) else out.content
         except ValueError as exc:
@@ -331,11 +356,15 @@ class Transaction:
         self.backup = staging / "backup"
         self.staging = staging
         self._undo: list[tuple[str, Path, Path | None]] = []
+        self._present: set[Path] = set()  # directories there already or made: a service's files share a few
 
     def _mkdirs(self, directory: Path) -> None:
+        if directory in self._present:
+            return
         for d in reversed(_missing_dirs(directory)):
             d.mkdir()
             self._undo.append(("rmdir", d, None))
+        self._present.add(directory)
 
     def _keep(self, rel: str) -> Path:
         saved = self.backup / rel
