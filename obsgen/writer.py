@@ -372,7 +372,8 @@ class Transaction:
         return saved
 
     def put(self, staged: Path, rel: str) -> None:
-        """Move ``staged`` to ``root/rel``, replacing what is there atomically."""
+        """Move ``staged`` (a file, or a directory where ``root/rel`` is none yet) to ``root/rel``, replacing
+        what is there atomically."""
         target = self.root / rel
         self._mkdirs(target.parent)
         if os.path.lexists(target):
@@ -387,7 +388,7 @@ class Transaction:
             os.replace(staged, target)
         else:
             os.replace(staged, target)
-            self._undo.append(("unlink", target, None))
+            self._undo.append(("return", target, staged))
 
     def remove(self, rel: str) -> None:
         """Prune ``root/rel`` (moved to the backup until the transaction is done)."""
@@ -421,10 +422,8 @@ class Transaction:
         with _sigint_deferred():
             for action, path, target in reversed(self._undo):
                 try:
-                    if action == "restore":
+                    if action in ("restore", "return"):
                         os.replace(path, target)  # type: ignore[arg-type]
-                    elif action == "unlink":
-                        os.unlink(path)
                     elif action == "rmdir":
                         path.rmdir()
                     elif action == "mkdir":
@@ -457,6 +456,25 @@ class _sigint_deferred:
         return False
 
 
+def moves(root: Path, staged: Path, pending: list[str]) -> list[tuple[Path, str]]:
+    """What to move from ``staged`` (where :func:`stage` wrote ``pending``) to ``root``: ``(staged, rel)`` pairs.
+
+    A top directory (a service's) that ``root`` has none of yet moves in one step: everything under it is
+    new, so all of it is pending and its staged directory holds exactly that. A cold fleet build moves a
+    thousand directories instead of tens of thousands of files; anything else moves file by file.
+    """
+    by_top: dict[str, list[str]] = {}
+    for rel in pending:
+        by_top.setdefault(rel.partition("/")[0], []).append(rel)
+    out = []
+    for top, rels in by_top.items():
+        if all("/" in rel for rel in rels) and not os.path.lexists(root / top):
+            out.append((staged / top, top))
+        else:
+            out += [(staged / rel, rel) for rel in rels]
+    return out
+
+
 def commit(root: Path, staging: Path, puts: list[tuple[Path, str]], removes: list[str]) -> None:
     """Move every staged file into place and prune ``removes``; on any failure undo everything."""
     tx = Transaction(root, staging)
@@ -481,7 +499,7 @@ def apply(p: Plan) -> None:
     staging, created = new_staging(p.root)
     try:
         stage(p, staging / "new")
-        commit(p.root, staging, [(staging / "new" / rel, rel) for rel in p.pending], p.orphaned)
+        commit(p.root, staging, moves(p.root, staging / "new", p.pending), p.orphaned)
     except RollbackError:
         raise
     except BaseException:
