@@ -334,8 +334,12 @@ def walk(node: Expr) -> tuple[Expr, ...]:
     return _walked(node)
 
 
-def selectors(node: Expr) -> list[Selector]:
-    return [n for n in walk(node) if isinstance(n, Selector)]
+def selectors(node: Expr) -> tuple[Selector, ...]:
+    """Every selector in ``node``, in :func:`walk` order (remembered as the walk is)."""
+    return _selected(node)
+
+
+_selected = _ByIdentity(lambda node: tuple(n for n in walk(node) if isinstance(n, Selector)))
 
 
 def windows(node: Expr) -> list[Duration]:
