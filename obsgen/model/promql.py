@@ -291,12 +291,13 @@ class _ByIdentity:
     """A pure function of a node, remembered by the node's identity.
 
     A rule's expression is printed for its rule file, its component's test copy, the PrometheusRule and its
-    runbook page, and walked by the promtool packer and the runbook pages again and again. Nodes are frozen and
+    runbook page (:data:`rule_text`), and walked by the promtool packer and the runbook pages again and again
+    (:func:`walk`, :func:`selectors`). Nodes are frozen and
     the memo holds each node it answered for, so an id is never reused while remembered; a full memo is emptied,
     so a fleet's memory stays flat. Answers are shared: they must be immutable (strings, tuples).
     """
 
-    SIZE = 1 << 12
+    SIZE = 1 << 10
 
     def __init__(self, fn: Callable[[Expr], object]):
         self.fn = fn
@@ -486,14 +487,16 @@ def _indent(text: str, by: str = "  ") -> str:
 
 
 PLAIN = Printer()
-_plain = _ByIdentity(PLAIN)
+rule_text = _ByIdentity(PLAIN)
+"""A rule's expression as unscaled PromQL text, remembered: printed for its rule file, its component's test copy,
+the PrometheusRule and its runbook page."""
 
 
 def render(node: Expr | str, scale: float = 1) -> str:
     """``node`` as PromQL text (``scale`` > 1: every window divided by it, see :func:`scale_duration`)."""
     if isinstance(node, str):
         return node
-    return _plain(node) if scale == 1 else Printer(scale)(node)
+    return (PLAIN if scale == 1 else Printer(scale))(node)
 
 
 def scale_duration(d: Duration, factor: float) -> Duration:
