@@ -472,8 +472,8 @@ def build(paths: Sequence[Path], root: Path, *, inputs: Sequence[str | Path] = (
             if total.conflicts:
                 raise UsageError("refusing to overwrite files obsgen did not write: " + ", ".join(
                     str(root / c) for c in total.conflicts) + "; move them away or delete them")
-            puts = [(staging / str(d.index) / rel, rel)  # type: ignore[operator]  (staged when rendered)
-                    for d in results if d.plan for rel in d.plan.pending]
+            puts = [put for d in results if d.plan  # staged when rendered
+                    for put in writer.moves(root, staging / str(d.index), d.plan.pending)]  # type: ignore[operator]
             cache = _cache_files(root, state, {key: fp for _, _, key, fp in items}, rendered, removed)
             if puts or total.orphaned or cache:
                 if staging is None:

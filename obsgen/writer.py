@@ -122,8 +122,9 @@ def owned(root: Path, service: str) -> list[str]:
     files = read_manifest(root, service).get("files")
     if not isinstance(files, list):
         return []
+    resolved = _Resolved(root)
     return [f for f in files if isinstance(f, str) and f.startswith(f"{service}/") and _inside(f)
-            and _unsafe(root, f) is None]
+            and _unsafe(f, resolved) is None]
 
 
 def _inside(rel: str) -> bool:
@@ -135,8 +136,30 @@ def _inside(rel: str) -> bool:
 _RESERVED = {"con", "prn", "aux", "nul", *(f"{p}{i}" for p in ("com", "lpt") for i in range(10))}
 
 
-def _unsafe(root: Path, rel: str) -> str | None:
-    """Why obsgen must not write ``rel`` under ``root``, if it must not.
+class _Resolved:
+    """Where a path under ``root`` leads once symbolic links are followed, as :meth:`Path.resolve` says.
+
+    Resolving walks every part of a path; a service's files share a handful of directories, so each directory
+    is resolved once and a file only checked for being a link itself (the same answer: a path's real location
+    is its real directory's entry, followed if that is a link).
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.base = root.resolve()
+        self._dirs: dict[str, str] = {}
+
+    def __call__(self, rel: str) -> Path:
+        head, _, name = rel.rpartition("/")
+        directory = self._dirs.get(head)
+        if directory is None:
+            directory = self._dirs[head] = str((self.root / head).resolve())
+        target = os.path.join(directory, name)
+        return Path(target).resolve() if os.path.islink(target) else Path(target)
+
+
+def _unsafe(rel: str, resolved: _Resolved) -> str | None:
+    """Why obsgen must not write ``rel`` under ``resolved.root``, if it must not.
 
     The spec's schema already keeps service names to ``[a-z0-9-]``; this is the
     last line of defence, at the one place that touches the disk.
@@ -148,7 +171,7 @@ def _unsafe(root: Path, rel: str) -> str | None:
         return "it has an empty, '.' or '..' part, or a part ending in a dot or space"
     if any(p.split(".")[0].lower() in _RESERVED for p in parts):
         return "it uses a name Windows reserves for devices"
-    target, base = (root / rel).resolve(), root.resolve()
+    target, base = resolved(rel), resolved.base
     if not target.is_relative_to(base):
         return f"it resolves to {target}, outside {base} (a symbolic link?)"
     return None
@@ -156,8 +179,9 @@ def _unsafe(root: Path, rel: str) -> str | None:
 
 def _check_paths(root: Path, paths: list[str]) -> None:
     seen: dict[str, str] = {}
+    resolved = _Resolved(root)
     for rel in paths:
-        why = _unsafe(root, rel)
+        why = _unsafe(rel, resolved)
         if why:
             raise UsageError(f"refusing to write {root / rel}: {why}")
         other = seen.setdefault(rel.casefold(), rel)
@@ -178,6 +202,30 @@ def manifest_text(files: Iterable[str], spec: str | None = None, environments: I
     return json.dumps(data, indent=2) + "\n"
 
 
+class _AbsentDirs:
+    """Whether the directory of a path under ``root`` is not there (so neither is the file): a cold build then
+    tries no read per file. Each directory is asked once; any other answer than "no such file" (a file in the
+    way) leaves the file to :func:`_read`, which says what is wrong."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._answers: dict[str, bool] = {}
+
+    def __call__(self, rel: str) -> bool:
+        head = rel.rpartition("/")[0]
+        answer = self._answers.get(head)
+        if answer is None:
+            try:
+                os.lstat(self.root / head)
+                answer = False
+            except FileNotFoundError:  # what reading the file would raise too
+                answer = True
+            except OSError:
+                answer = False
+            self._answers[head] = answer
+        return answer
+
+
 def plan_service(root: Path, service: str, outputs: list[Output], *, spec: str | None = None,
                  environments: Iterable[str] = ()) -> Plan:
     """Compare what one service's spec produces with what is on disk."""
@@ -185,8 +233,9 @@ def plan_service(root: Path, service: str, outputs: list[Output], *, spec: str |
     _check_paths(root, [out.path for out in outputs] + [manifest_path(service)])
     before = set(owned(root, service))
     produced: dict[str, str] = {}
+    absent = _AbsentDirs(root)
     for out in outputs:
-        existing = _read(root / out.path)
+        existing = None if absent(out.path) else _read(root / out.path)
         try:
             content = out.merge(existing, out.content) if (out.merge and existing is not None) else out.content
         except ValueError as exc:
@@ -307,11 +356,15 @@ class Transaction:
         self.backup = staging / "backup"
         self.staging = staging
         self._undo: list[tuple[str, Path, Path | None]] = []
+        self._present: set[Path] = set()  # directories there already or made: a service's files share a few
 
     def _mkdirs(self, directory: Path) -> None:
+        if directory in self._present:
+            return
         for d in reversed(_missing_dirs(directory)):
             d.mkdir()
             self._undo.append(("rmdir", d, None))
+        self._present.add(directory)
 
     def _keep(self, rel: str) -> Path:
         saved = self.backup / rel
@@ -319,7 +372,8 @@ class Transaction:
         return saved
 
     def put(self, staged: Path, rel: str) -> None:
-        """Move ``staged`` to ``root/rel``, replacing what is there atomically."""
+        """Move ``staged`` (a file, or a directory where ``root/rel`` is none yet) to ``root/rel``, replacing
+        what is there atomically."""
         target = self.root / rel
         self._mkdirs(target.parent)
         if os.path.lexists(target):
@@ -334,7 +388,7 @@ class Transaction:
             os.replace(staged, target)
         else:
             os.replace(staged, target)
-            self._undo.append(("unlink", target, None))
+            self._undo.append(("return", target, staged))
 
     def remove(self, rel: str) -> None:
         """Prune ``root/rel`` (moved to the backup until the transaction is done)."""
@@ -368,10 +422,8 @@ class Transaction:
         with _sigint_deferred():
             for action, path, target in reversed(self._undo):
                 try:
-                    if action == "restore":
+                    if action in ("restore", "return"):
                         os.replace(path, target)  # type: ignore[arg-type]
-                    elif action == "unlink":
-                        os.unlink(path)
                     elif action == "rmdir":
                         path.rmdir()
                     elif action == "mkdir":
@@ -404,6 +456,25 @@ class _sigint_deferred:
         return False
 
 
+def moves(root: Path, staged: Path, pending: list[str]) -> list[tuple[Path, str]]:
+    """What to move from ``staged`` (where :func:`stage` wrote ``pending``) to ``root``: ``(staged, rel)`` pairs.
+
+    A top directory (a service's) that ``root`` has none of yet moves in one step: everything under it is
+    new, so all of it is pending and its staged directory holds exactly that. A cold fleet build moves a
+    thousand directories instead of tens of thousands of files; anything else moves file by file.
+    """
+    by_top: dict[str, list[str]] = {}
+    for rel in pending:
+        by_top.setdefault(rel.partition("/")[0], []).append(rel)
+    out = []
+    for top, rels in by_top.items():
+        if all("/" in rel for rel in rels) and not os.path.lexists(root / top):
+            out.append((staged / top, top))
+        else:
+            out += [(staged / rel, rel) for rel in rels]
+    return out
+
+
 def commit(root: Path, staging: Path, puts: list[tuple[Path, str]], removes: list[str]) -> None:
     """Move every staged file into place and prune ``removes``; on any failure undo everything."""
     tx = Transaction(root, staging)
@@ -428,7 +499,7 @@ def apply(p: Plan) -> None:
     staging, created = new_staging(p.root)
     try:
         stage(p, staging / "new")
-        commit(p.root, staging, [(staging / "new" / rel, rel) for rel in p.pending], p.orphaned)
+        commit(p.root, staging, moves(p.root, staging / "new", p.pending), p.orphaned)
     except RollbackError:
         raise
     except BaseException:

@@ -301,21 +301,60 @@ def children(node: Expr) -> tuple[Expr, ...]:
     return out + node.args if isinstance(node, Call) else out
 
 
-def walk(node: Expr) -> list[Expr]:
-    """``node`` and every expression below it, depth first (a node before its children, left to right).
+class _ByIdentity:
+    """A pure function of a node, remembered by the node's identity.
 
-    A list built with a stack, not nested generators: the packer and renderers walk every rule many times."""
+    A rule's expression is printed for its rule file, its component's test copy, the PrometheusRule and its
+    runbook page (:data:`rule_text`), and walked by the promtool packer and the runbook pages again and again
+    (:func:`walk`, :func:`selectors`). Nodes are frozen and
+    the memo holds each node it answered for, so an id is never reused while remembered; a full memo is emptied,
+    so a fleet's memory stays flat. Answers are shared: they must be immutable (strings, tuples).
+    """
+
+    SIZE = 1 << 10
+
+    def __init__(self, fn: Callable[[Expr], object]):
+        self.fn = fn
+        self.memo: dict[int, tuple[Expr, object]] = {}
+
+    def __call__(self, node: Expr):
+        try:
+            return self.memo[id(node)][1]
+        except KeyError:
+            if len(self.memo) >= self.SIZE:
+                self.memo.clear()
+            answer = self.fn(node)
+            self.memo[id(node)] = (node, answer)
+            return answer
+
+
+def _walk(node: Expr) -> tuple[Expr, ...]:
     out = []
     stack = [node]
     while stack:
         n = stack.pop()
         out.append(n)
         stack.extend(reversed(children(n)))
-    return out
+    return tuple(out)
 
 
-def selectors(node: Expr) -> list[Selector]:
-    return [n for n in walk(node) if isinstance(n, Selector)]
+_walked = _ByIdentity(_walk)
+
+
+def walk(node: Expr) -> tuple[Expr, ...]:
+    """``node`` and every expression below it, depth first (a node before its children, left to right).
+
+    Built with a stack, not nested generators, and remembered: the packer and renderers walk every rule many
+    times."""
+    return _walked(node)
+
+
+def selectors(node: Expr) -> tuple[Selector, ...]:
+    """Every selector in ``node``, in :func:`walk` order (remembered as the walk is)."""
+    return _selected(node)
+
+
+_selected = _ByIdentity(lambda node: tuple(n for n in walk(node) if isinstance(n, Selector)))
 
 
 def windows(node: Expr) -> list[Duration]:
@@ -462,6 +501,9 @@ def _indent(text: str, by: str = "  ") -> str:
 
 
 PLAIN = Printer()
+rule_text = _ByIdentity(PLAIN)
+"""A rule's expression as unscaled PromQL text, remembered: printed for its rule file, its component's test copy,
+the PrometheusRule and its runbook page."""
 
 
 def render(node: Expr | str, scale: float = 1) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from obsgen.model.promql import number, scale_duration
+from obsgen.model.promql import number, rule_text, scale_duration
 from obsgen.model.promql import render as promql
 from obsgen.model.rules import Alert, Recording, Rule
 from obsgen.model.service import RuleGroup
@@ -30,9 +30,10 @@ def _duration(d: Duration, scale: float | None) -> str:
 
 def rule(r: Rule, scale: float | None = None) -> dict:
     """One rule as the rule file writes it."""
+    expr = promql(r.expr, scale) if scale else rule_text(r.expr)
     if isinstance(r, Recording):
-        return {"record": r.record, "expr": promql(r.expr, scale or 1), "labels": dict(sorted(r.labels.items()))}
-    out: dict = {"alert": r.name, "expr": promql(r.expr, scale or 1), "for": _duration(r.for_, scale)}
+        return {"record": r.record, "expr": expr, "labels": dict(sorted(r.labels.items()))}
+    out: dict = {"alert": r.name, "expr": expr, "for": _duration(r.for_, scale)}
     if r.keep_firing_for:
         out["keep_firing_for"] = _duration(r.keep_firing_for, scale)
     out["labels"] = dict(sorted(r.labels.items()))
