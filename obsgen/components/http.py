@@ -374,13 +374,16 @@ def _redirect_rule(c: Component, t: Target) -> list[Rule]:
 
 def _quiet_path_scenarios(c: Component, t: Target, end: Duration, f: Duration) -> list[Scenario]:
     """A raw path that only redirects, too quiet for ``min_rate`` on its own, beside busy routes of the same group:
-    fires once its redirects are twice the threshold's share of the group, not at half of it."""
+    fires once its redirects are twice the threshold's share of the group (a tenth, for a threshold of 0), not at
+    half of it."""
     threshold = t.redirect_ratio_max
     assert threshold is not None
     if threshold >= 0.3:  # the quiet path could not be under min_rate and above the share at once
         return []
     label, total = c.spec.route_label, t.min_rate * 1.5  # type: ignore[attr-defined]
     served, raw = {label: _test_route(c, t)}, {label: _test_route(c, t) + "/raw-path"}
+    # with a threshold of 0 any redirect is too many: twice nothing would be no redirect at all
+    loud = threshold * 2 if threshold > 0 else 0.1
 
     def story(share: float) -> tuple:
         quiet = total * share
@@ -389,8 +392,8 @@ def _quiet_path_scenarios(c: Component, t: Target, end: Duration, f: Duration) -
 
     return [
         Scenario("quiet-path", f"a raw path below {num(t.min_rate)} req/s answers only 3xx, "
-                               f"{pct(threshold * 2)} of the group's {number(total)} req/s",
-                 story(threshold * 2), verdict(f, end, True), labels=raw, value=threshold * 2, alone=True),
+                               f"{pct(loud)} of the group's {number(total)} req/s",
+                 story(loud), verdict(f, end, True), labels=raw, value=loud, alone=True),
         Scenario("stray-redirects", f"a raw path answers 3xx for {pct(threshold / 2)} of the group's requests",
                  story(threshold / 2), verdict(f, end, False), alone=True),
     ]

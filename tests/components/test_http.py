@@ -130,6 +130,28 @@ http:
     assert result.returncode == 0, result.stdout[-3000:]
 
 
+def test_a_redirect_threshold_of_zero_is_proven_by_a_quiet_path_that_redirects_at_all(tmp_path):
+    """With ``redirect_ratio_max: 0`` any redirect is too many: the quiet raw path's firing story told twice the
+    threshold, that is no redirect at all, and its own generated test failed (found by make fuzz)."""
+    import yaml
+
+    from conftest import build_into, run_unit_tests
+
+    spec = parse("""
+apiVersion: obsgen/v1
+service: {name: api, team: web}
+http:
+  - {name: api, redirect_ratio_max: 0}
+""", "api.yaml")
+    build_into(tmp_path, spec)
+    prom = tmp_path / "api" / "prometheus"
+    result = run_unit_tests(prom)
+    assert result.returncode == 0, result.stdout[-3000:]
+    fired = [a["exp_labels"]["uri"] for f in prom.glob("*.test.yaml") for t in yaml.safe_load(f.read_text())["tests"]
+             for c in t["alert_rule_test"] if c["alertname"] == "HttpRedirectRatioHigh" for a in c["exp_alerts"]]
+    assert any(uri.endswith("/raw-path") for uri in fired), fired
+
+
 # ---------------------------------------------------------------------------------------------
 # What no 5xx shows: redirects, and answers slower than the clients wait (OMS's integration report, seed 001)
 
