@@ -33,6 +33,8 @@ one such breaker per selector.
 
 from __future__ import annotations
 
+import json
+
 import math
 from dataclasses import dataclass
 
@@ -108,25 +110,45 @@ MAX_REOPEN_WINDOW = Duration.parse("1d")
 ONLY_FOR = {"closed": "enum", "label": "one_hot"}
 
 
+def _state_metric(item: dict) -> object:
+    """The state metric a breaker's spec names (``None``: its profile's), to tell breakers on other metrics apart."""
+    metrics = item.get("metrics")
+    return metrics.get("state") if isinstance(metrics, dict) else None
+
+
 def _shared_series(given: Given) -> list[Finding]:
-    """Two breakers whose series carry no name label read the same series unless their selectors tell them
-    apart (one label with different values): each would fire for the other."""
+    """A breaker whose series carry no name label reads every breaker series its selectors match: those of another
+    such breaker unless one label of their selectors tells them apart (each would fire for the other), and those of
+    a named breaker unless its selector rules out that breaker's name (its alerts would count the other's state,
+    and its missing-metrics alert could never fire while the other reports)."""
     item = given.item
     if item["label"]:
         return []
     mine = item.get("selector", {})
+    before = True  # two unnamed breakers are told once, at the later of them
     for j, other in enumerate(given.spec.get("breakers", [])):
         if not isinstance(other, dict):
             continue
         if other.get("name") == item["name"]:
-            return []  # only the later of two breakers is told
+            before = False
+            continue
         theirs = other.get("selector", {})
-        if other.get("label") == "" and isinstance(theirs, dict) and \
-                all(theirs[k] == v for k, v in mine.items() if k in theirs):
+        if not isinstance(theirs, dict) or _state_metric(other) != _state_metric(item):
+            continue
+        label = other.get("label", "name")
+        if label == "" and before and all(theirs[k] == v for k, v in mine.items() if k in theirs):
             return [Finding(("label",), (
                 f"reads the same series as breakers[{j}] (`{other.get('name')}`): neither names its breaker in a "
                 "label and no label of their selectors tells them apart; have the app add a label naming the "
                 "breaker to its breaker series and set `label` to it, or list one breaker for these series"))]
+        if isinstance(label, str) and label:
+            named = {**theirs, label: other.get("value") or other.get("name")}
+            if all(named[k] == v for k, v in mine.items() if k in named):
+                return [Finding(("label",), (
+                    f"reads the series of breakers[{j}] (`{other.get('name')}`, {label}="
+                    f"{json.dumps(named[label])}) too: its own carry no label naming the breaker, and no label of "
+                    "their selectors tells them apart; give the two selectors that do (one label, such as `job`, "
+                    "with different values), or have the app add a label naming the breaker and set `label` to it"))]
     return []
 
 
