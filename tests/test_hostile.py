@@ -203,3 +203,20 @@ def test_a_component_whose_every_metric_selects_by_its_own_labels_keeps_its_name
     alerts through label_replace, and must come out there exactly as written (the fuzzer found the case)."""
     spec = spec_from(OWN_MATCHERS)
     assert "no" in check_outputs(spec, rendered(spec))
+
+
+PROBED = """
+apiVersion: obsgen/v1
+service: {name: o, team: r}
+health_checks:
+  - name: "0z"
+    label: check
+    probe: {target: "http://x/health", selector: {job: blackbox}}
+"""
+
+
+def test_a_probed_check_whose_series_do_not_carry_its_name_keeps_it_exactly_in_its_alerts(spec_from):
+    """The blackbox exporter's series do not name the check: the rules set it as their own label, and there it
+    must come out exactly as written (the fuzzer found the case)."""
+    spec = spec_from(PROBED)
+    assert "0z" in check_outputs(spec, rendered(spec))
