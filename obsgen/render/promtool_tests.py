@@ -238,10 +238,10 @@ def _clocks(c: ComponentModel) -> list[Duration]:
     return sorted({s.clock_on(c.test_step) for a in c.alerts for s in a.scenarios})
 
 
-def _test_path(base: str, clock: Duration, c: ComponentModel) -> str:
-    """``<base>.test.yaml`` for the component's fastest clock (so every component with tests has that file),
+def _test_path(base: str, clock: Duration, fastest: Duration) -> str:
+    """``<base>.test.yaml`` for the component's ``fastest`` clock (so every component with tests has that file),
     ``<base>.<clock>.test.yaml`` for each slower one."""
-    return f"{base}{'' if clock == _clocks(c)[0] else f'.{clock}'}.test.yaml"
+    return f"{base}{'' if clock == fastest else f'.{clock}'}.test.yaml"
 
 
 def _names(file: str, components: Sequence[ComponentModel]) -> list[tuple[str, str]]:
@@ -259,9 +259,10 @@ def _names(file: str, components: Sequence[ComponentModel]) -> list[tuple[str, s
     first = next((i for i, c in enumerate(components) if c.alerts), None)
     for i, c in enumerate(components):
         position = sum(1 for other in components[: i + 1] if other.kind == c.kind)
+        clocks = _clocks(c)
         for key in (f"{c.kind}.{c.name.replace(':', '-')}", f"{c.kind}._{position}"):
             base = file if i == first else f"{file}.{key}"
-            paths = [f"components/{key}.yaml"] + [_test_path(base, clock, c) for clock in _clocks(c)]
+            paths = [f"components/{key}.yaml"] + [_test_path(base, clock, clocks[0]) for clock in clocks]
             if not taken.intersection(p.casefold() for p in paths):
                 break
         taken.update(p.casefold() for p in paths)
@@ -308,8 +309,9 @@ def render_file(groups: Sequence[RuleGroup], components: Sequence[ComponentModel
     loaded: dict[int, str] = {}  # component → the first test file that loads its rules (its copy's header names it)
     for i, c in enumerate(components):
         needs = _needs(i, components) + [i]
-        for clock, text in render(list(c.alerts), [source[n] for n in needs], c.test_step, cluster_label).items():
-            path = _test_path(names[i][1], clock, c)
+        tests = render(list(c.alerts), [source[n] for n in needs], c.test_step, cluster_label)
+        for clock, text in tests.items():
+            path = _test_path(names[i][1], clock, min(tests))
             out[path] = text
             for n in needs:
                 loaded.setdefault(n, path)
