@@ -50,8 +50,11 @@ class World:
         ]}
         self.prometheus, self.prom = start_prometheus(self.root / "prometheus", config)
         self.procs.append(self.prometheus)
+        # every series init and verify read, servers' as well as sentinels' (a run once drafted the spec before
+        # the exporter's first scrape of the `redis` servers, and verify then found them missing)
         for query in (f'up{{job="{APP_JOB}"}} == 1', 'redis_sentinel_master_ok_sentinels{job="redis"} >= 3',
                       'redis_sentinel_master_ok_slaves{job="redis"} >= 1',
+                      'redis_instance_info{job="redis", role="master"}', 'redis_connected_slaves{job="redis"} >= 1',
                       'redis_connected_slaves{job="redis-sessions"} >= 1', f'http_requests_total{{job="{PY_JOB}"}}'):
             wait_until(lambda q=query: self.prom.query(q), 30, f"Prometheus to see {query}", self.prometheus)
 
