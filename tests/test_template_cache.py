@@ -4,6 +4,7 @@ directory, write the same bytes, and a damaged or unwritable cache only costs th
 from __future__ import annotations
 
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,37 @@ def test_an_unwritable_cache_directory_only_costs_the_compile(tmp_path):
     run = _render(blocked)
     assert run.returncode == 0, run.stderr
     assert run.stdout == reference
+
+
+def test_two_installs_of_the_same_obsgen_share_one_compiled_copy_of_each_template(tmp_path):
+    """Jinja names an entry by the template's path too: every checkout and virtualenv added its own copies."""
+    import shutil
+
+    other = tmp_path / "elsewhere"
+    shutil.copytree(ROOT / "obsgen", other / "obsgen", ignore=shutil.ignore_patterns("__pycache__"))
+    first = _render(tmp_path / "cache")
+    entries = _entries(tmp_path / "cache")
+    moved = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT / "specs" / "maple.yaml")],
+                           env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(other)),
+                           capture_output=True, text=True, timeout=120, cwd=other)
+    assert moved.returncode == 0, moved.stderr
+    assert "elsewhere" in subprocess.run(
+        [sys.executable, "-c", "import obsgen; print(obsgen.__file__)"], env=dict(os.environ, PYTHONPATH=str(other)),
+        capture_output=True, text=True, cwd=other).stdout, "the copy did not run from its own path"
+    assert moved.stdout == first.stdout
+    assert _entries(tmp_path / "cache") == entries
+
+
+def test_the_first_run_of_another_obsgen_removes_compiled_templates_unwritten_for_a_month(tmp_path):
+    from obsgen.render.runbooks import CACHE_KEPT_DAYS
+
+    stale, recent = tmp_path / "obsgen" / "templates-0ld0ld0ld0ld", tmp_path / "obsgen" / "templates-recent0000"
+    for folder in (stale, recent):
+        folder.mkdir(parents=True)
+        (folder / "entry.cache").write_bytes(b"compiled code")
+    month_ago = time.time() - (CACHE_KEPT_DAYS + 1) * 86400
+    os.utime(stale, (month_ago, month_ago))
+    assert _render(tmp_path).returncode == 0
+    assert not stale.exists()
+    assert (recent / "entry.cache").exists()
+    assert _entries(tmp_path), "this obsgen's own cache is missing"

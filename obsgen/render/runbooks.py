@@ -171,6 +171,10 @@ def _env():
     return env
 
 
+CACHE_KEPT_DAYS = 30
+"""How long the compiled templates of another obsgen (another ``templates-*`` directory) stay in the user's cache."""
+
+
 def _bytecode_cache():
     """The templates compiled once per user, not on every run (compiling them was a third of a cold build).
 
@@ -179,6 +183,11 @@ def _bytecode_cache():
     for another Python). The directory's name carries what else shapes the code: the Jinja version and this
     module (the environment's class, options and finalizer). A cache that cannot be read or written only
     costs the compile (``None``: no cache at all).
+
+    The cache stays bounded: an entry is named by the template's name alone (Jinja's default adds the
+    template's path, which gave every checkout and virtualenv its own copy of each template), and the first
+    run of another obsgen removes the directories nothing has written to for :data:`CACHE_KEPT_DAYS` (an
+    obsgen still using one compiles its templates again).
     """
     import hashlib
     import os
@@ -187,6 +196,9 @@ def _bytecode_cache():
     from jinja2 import FileSystemBytecodeCache
 
     class QuietCache(FileSystemBytecodeCache):
+        def get_cache_key(self, name: str, filename: str | None = None) -> str:
+            return hashlib.sha1(name.encode()).hexdigest()
+
         def load_bytecode(self, bucket) -> None:
             try:
                 super().load_bytecode(bucket)
@@ -201,12 +213,31 @@ def _bytecode_cache():
 
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     key = hashlib.blake2b(jinja2.__version__.encode() + b"\0" + Path(__file__).read_bytes(), digest_size=6)
-    directory = os.path.join(base, "obsgen", f"templates-{key.hexdigest()}")
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return QuietCache(directory, "%s.cache")
+    directory = Path(base, "obsgen", f"templates-{key.hexdigest()}")
+    if not directory.is_dir():
+        try:
+            directory.mkdir(mode=0o700, parents=True)
+        except FileExistsError:  # another build created it meanwhile, or a file is in the way
+            if not directory.is_dir():
+                return None
+        except OSError:
+            return None
+        _prune(directory.parent, keep=directory)
+    return QuietCache(str(directory), "%s.cache")
+
+
+def _prune(cache: Path, keep: Path) -> None:
+    """Remove other obsgens' compiled templates unwritten for :data:`CACHE_KEPT_DAYS` (best effort)."""
+    import shutil
+    import time
+
+    horizon = time.time() - CACHE_KEPT_DAYS * 86400
+    for old in cache.glob("templates-*"):
+        try:
+            if old != keep and old.stat().st_mtime < horizon:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------------------------------------
