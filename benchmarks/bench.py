@@ -35,6 +35,12 @@ What is measured:
   which is what promtool's time follows), for maple and the smallest fleet, with how
   that work grows with a spec's alerts across the fleet (the slope of log work over
   log alerts: 1 is linear);
+* two floors under targets, which no design of obsgen can go below with the tools the issue
+  keeps: promtool's own cost (its start, each test entry, each rule at each evaluation step
+  with no data, measured on maple's deployed rules) times maple's stories, each entry
+  counted with only the rules its checks need; and the CPU per spec that PyYAML's libyaml
+  emitter and the C JSON encoder need just to write out the smallest fleet's output from
+  ready data, scaled to the largest fleet on two whole cores and set against the cold build;
 * ``obsgen verify`` of maple against a local Prometheus scraping the reference app
   (tests/e2e/refapp.py, as job maple-expectation), as a ratio to the cold build of
   the same run (its findings, Redis and the lock, which the app does not export, are expected);
@@ -189,6 +195,7 @@ class Bench:
         self.work = Path(tempfile.mkdtemp(prefix="obsgen-bench-"))
         self.results: dict[str, dict] = {}
         self.work_of: dict[str, dict] = {}
+        self.floors: dict[str, dict] = {}
         self.has_jobs = "--jobs" in subprocess.run(self.obsgen + ["build", "--help"], capture_output=True,
                                                    text=True, env=self.env, cwd=self.work).stdout
         self._n = 0
@@ -271,6 +278,44 @@ class Bench:
         self.series("promtool_maple", f"promtool test rules, maple's generated tests ({len(tests)} files)",
                     lambda: [shutil.which("promtool") or "promtool", "test", "rules", *tests], r, cwd=prom)
         self.work_of["maple"] = promtool_work(prom)
+        self.promtool_floor(prom)
+
+    def promtool_floor(self, prom: Path) -> None:
+        """What promtool itself costs, whatever the test files say: its start, each test entry (a fresh
+        TSDB and the rule files loaded again), and each rule at each evaluation step with no data at all,
+        measured on maple's deployed rules. With the evaluation work of maple's stories counted with only
+        the rules each entry's checks need, this bounds from below what any packing of them can cost."""
+        work = self.fresh("promtool-floor")
+        work.mkdir()
+        (work / "none.yaml").write_text("groups: []\n")
+        deployed = sorted(p.name for p in prom.glob("*.yaml") if not p.name.endswith(".test.yaml"))
+        for name in deployed:
+            shutil.copy(prom / name, work / name)
+        rules = sum(len(g["rules"]) for name in deployed for g in _yaml(work / name).get("groups", []))
+        steps = 200
+
+        def test_file(name: str, rule_files: list[str], entries: int, last: int) -> list[str]:
+            entry = {"interval": "1m", "input_series": [],
+                     "alert_rule_test": [{"eval_time": f"{last}m", "alertname": "Nothing", "exp_alerts": []}]}
+            (work / name).write_text(json.dumps({"rule_files": rule_files, "evaluation_interval": "1m",
+                                                 "tests": [entry] * entries}))
+            return [shutil.which("promtool") or "promtool", "test", "rules", name]
+
+        files = {"one": test_file("one.yaml", ["none.yaml"], 1, 0),
+                 "many": test_file("many.yaml", ["none.yaml"], 41, 0),
+                 "idle": test_file("idle.yaml", ["none.yaml"], 1, steps - 1),
+                 "busy": test_file("busy.yaml", deployed, 1, steps - 1)}
+        got = self.rounds([(f"promtool_floor_{k}", f"promtool floor: {label}", lambda cmd=cmd: cmd, dict(cwd=work))
+                           for (k, cmd), label in zip(files.items(), (
+                               "one empty test entry", "41 empty test entries", f"{steps} steps, no rules",
+                               f"{steps} steps of maple's {rules} rules, no data"))], self.args.repeats)
+        cpu = {k: got[f"promtool_floor_{k}"]["cpu_median_s"] for k in files}
+        w = self.work_of["maple"]
+        self.floors["promtool"] = floor = {
+            "start_s": cpu["one"], "per_entry_ms": 1000 * (cpu["many"] - cpu["one"]) / 40,
+            "per_rule_step_us": 1e6 * (cpu["busy"] - cpu["idle"]) / (steps * rules)}
+        floor["maple_s"] = (floor["start_s"] + w["entries"] * floor["per_entry_ms"] / 1000
+                            + w["needed_steps_rules"] * floor["per_rule_step_us"] / 1e6)
 
     def verify(self) -> None:
         """``obsgen verify`` of maple against a real Prometheus that has scraped the reference app."""
@@ -335,6 +380,7 @@ class Bench:
                 entry["specs_per_s"] = n / entry["median_s"]
                 if n == smallest and jobs == 1:
                     self.work_of[f"fleet_{n}"] = promtool_work(*sorted(out.glob("*/prometheus")))
+                    self.floors["output"] = output_floor(out, n)
                 shutil.rmtree(out, ignore_errors=True)
         tree = self.fresh("fleet-tree")
         subprocess.run(self.build_cmd(specs[biggest], tree, jobs=2), env=self.env, check=True, capture_output=True,
@@ -379,8 +425,15 @@ class Bench:
             "promtool_work_slope": fleet_work.get("slope"),
         }
         met = {k: (None if v is None else v <= TARGETS[k][0]) for k, v in measured.items()}
+        floors = {k: dict(v) for k, v in self.floors.items()}
+        if "promtool" in floors:
+            floors["promtool_maple_cpu_s"] = floors["promtool"]["maple_s"]
+        if "output" in floors and "cold_maple" in res:  # the big fleet's output, written on two perfect cores
+            o = floors["output"]
+            fleet_s = (o["yaml_ms_per_spec"] + o["json_ms_per_spec"]) / 1000 * big / 2
+            floors[f"fleet_{big}_ratio"] = fleet_s / res["cold_maple"]["median_s"]
         return {"derived": derived, "targets": {k: t[0] for k, t in TARGETS.items()}, "measured": measured,
-                "met": met, "promtool_work": self.work_of}
+                "met": met, "promtool_work": self.work_of, "floors": floors}
 
     def table(self, summary: dict) -> str:
         res, d = self.results, summary["derived"]
@@ -427,7 +480,30 @@ class Bench:
             if value is None:
                 continue
             targets.append((what, f"{value:.2f}{unit}", f"<= {limit:g}{unit}", "met" if met else "MISSED"))
-        return "\n".join(lines + [""] + _grid(("issue 17 target", "measured", "target", ""), targets))
+        return "\n".join(lines + [""] + _grid(("issue 17 target", "measured", "target", ""), targets)
+                         + self.floor_table(summary))
+
+    def floor_table(self, summary: dict) -> list[str]:
+        """The targets set below what the chosen tools cost whatever obsgen does, with those floors."""
+        floors, rows = summary["floors"], []
+        if "promtool_maple_cpu_s" in floors:
+            f, w = floors["promtool"], self.work_of["maple"]
+            limit = TARGETS["promtool_maple_cpu_s"][0]
+            rows.append(("promtool test rules, maple", f"{floors['promtool_maple_cpu_s']:.2f} s", f"<= {limit:g} s",
+                         f"{floors['promtool_maple_cpu_s'] / limit:.0%} of the target",
+                         f"start {f['start_s']:.2f} s + {w['entries']} entries x {f['per_entry_ms']:.1f} ms + "
+                         f"{w['needed_steps_rules']:,} steps x rules the checks need (of {w['steps_rules']:,} "
+                         f"evaluated) x {f['per_rule_step_us']:.0f} us"))
+        key = next((k for k in floors if k.startswith("fleet_") and k.endswith("_ratio")), None)
+        if key:
+            o, limit = floors["output"], TARGETS["fleet_1000_ratio"][0]
+            rows.append((f"cold fleet of {key.split('_')[1]} specs, --jobs 2", f"{floors[key]:.0f}x", f"<= {limit:g}x",
+                         f"{floors[key] / limit:.0%} of the target",
+                         f"writing its output only, on 2 whole cores: libyaml {o['yaml_ms_per_spec']:.1f} ms + C JSON "
+                         f"{o['json_ms_per_spec']:.1f} ms per spec ({o['bytes_per_spec'] / 1000:.0f} KB)"))
+        if not rows:
+            return []
+        return [""] + _grid(("floor under a target", "floor", "target", "floor/target", "what the floor is"), rows)
 
 
 def _grid(head: tuple, rows: list[tuple]) -> list[str]:
@@ -449,6 +525,28 @@ def _seconds(text: str) -> float:
     return sum(float(n) * _SECONDS[u] for n, u in _DURATION.findall(text))
 
 
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def _needed(rules: list[dict], entry: dict) -> int:
+    """How many of ``rules`` a test entry's checks need: the alerts it names and the recordings they (or its
+    PromQL checks) read, directly or through other recordings. promtool evaluates them all at every step."""
+    recorders: dict[str, list[int]] = {}
+    for i, r in enumerate(rules):
+        if "record" in r:
+            recorders.setdefault(r["record"], []).append(i)
+    names = {t["alertname"] for t in entry.get("alert_rule_test", [])}
+    todo = [i for i, r in enumerate(rules) if r.get("alert") in names]
+    todo += [i for t in entry.get("promql_expr_test", []) for n in _NAME.findall(t["expr"]) for i in recorders.get(n, [])]
+    needed: set[int] = set()
+    while todo:
+        i = todo.pop()
+        if i not in needed:
+            needed.add(i)
+            todo += [j for n in _NAME.findall(rules[i]["expr"]) for j in recorders.get(n, [])]
+    return len(needed)
+
+
 def promtool_work(*prometheus_dirs: Path) -> dict:
     """promtool's evaluation work in generated test files, counted from the files.
 
@@ -463,7 +561,7 @@ def promtool_work(*prometheus_dirs: Path) -> dict:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    total = {"entries": 0, "steps_rules": 0, "series_steps_rules": 0, "alerts": 0}
+    total = {"entries": 0, "steps_rules": 0, "series_steps_rules": 0, "needed_steps_rules": 0, "alerts": 0}
     points = []
     def rules_in(path: Path) -> list:  # a deployed rule file, or a component's copy its tests load
         doc = yaml.load(path.read_text(), Loader=loader) or {}
@@ -475,7 +573,8 @@ def promtool_work(*prometheus_dirs: Path) -> dict:
         work = 0
         for test_file in prom.glob("*.test.yaml"):
             doc = yaml.load(test_file.read_text(), Loader=loader)
-            rules = sum(len(rules_in(prom / f)) for f in doc["rule_files"])
+            loaded = [r for f in doc["rule_files"] for r in rules_in(prom / f)]
+            rules = len(loaded)
             interval = _seconds(doc.get("evaluation_interval", "1m"))
             for entry in doc["tests"]:
                 last = max([_seconds(t["eval_time"]) for t in entry.get("alert_rule_test", [])] +
@@ -484,6 +583,7 @@ def promtool_work(*prometheus_dirs: Path) -> dict:
                 total["entries"] += 1
                 total["steps_rules"] += steps * rules
                 total["series_steps_rules"] += steps * rules * len(entry["input_series"])
+                total["needed_steps_rules"] += steps * _needed(loaded, entry)
                 work += steps * rules
         total["alerts"] += alerts
         if alerts and work:
@@ -493,6 +593,37 @@ def promtool_work(*prometheus_dirs: Path) -> dict:
         spread = sum((x - mx) ** 2 for x, _ in points)
         total["slope"] = sum((x - mx) * (y - my) for x, y in points) / spread if spread else None
     return total
+
+
+def _yaml(path: Path):
+    import yaml
+
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+
+
+def output_floor(out: Path, specs: int, repeats: int = 3) -> dict:
+    """CPU per spec that the user's libraries need only to write out what a fleet build wrote in ``out``,
+    from data already made: libyaml emitting every YAML file from its ready node tree (no representer, no
+    obsgen) and the standard library's C encoder writing every dashboard's JSON without indentation. No spec
+    is read and no runbook rendered, so no build of these specs, in any design, costs less per spec."""
+    import yaml
+
+    loader, dumper = getattr(yaml, "CSafeLoader", yaml.SafeLoader), getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    nodes = [yaml.compose(p.read_text(), Loader=loader) for p in files if p.suffix == ".yaml"]
+    boards = [json.loads(p.read_text()) for p in files if p.suffix == ".json" and "/dashboards/" in str(p)]
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        for node in nodes:
+            yaml.serialize(node, Dumper=dumper, allow_unicode=True, width=120)
+        yaml_s = time.process_time() - start
+        for board in boards:
+            json.dumps(board, separators=(",", ":"))
+        times.append((yaml_s, time.process_time() - start - yaml_s))
+    yaml_s, json_s = min(times, key=sum)
+    return {"specs": specs, "yaml_ms_per_spec": 1000 * yaml_s / specs, "json_ms_per_spec": 1000 * json_s / specs,
+            "bytes_per_spec": sum(p.stat().st_size for p in files) / specs}
 
 
 def _free_port() -> int:
