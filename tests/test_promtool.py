@@ -45,13 +45,22 @@ def test_every_rule_file_has_generated_unit_tests_that_pass(built):
 
 def test_each_component_is_tested_alone_on_a_copy_of_exactly_its_deployed_rules(built):
     """promtool evaluates every rule a test file loads at every step, so a component's tests load only a copy of
-    its own rules (``components/<key>.yaml``, and those of components whose recordings it reads): each copy must
-    hold its rules exactly as the deployed file has them, in one of its groups, and every alert a test checks
-    must be loaded, or a "stays silent" check of an alert promtool never evaluates would pass proving nothing."""
+    its own rules (``components/<key>.yaml``, or of those a test file checks, ``components/<key>.<clock>.yaml``,
+    and those of components whose recordings it reads): each copy must hold its rules exactly as the deployed
+    file has them, in the order of one of its groups; every alert a test checks must be loaded, or a "stays
+    silent" check of an alert promtool never evaluates would pass proving nothing; and every recording of that
+    group a loaded rule reads must be loaded, or the firing checks would fail on a recording promtool never
+    made (or the rule would be proven on other data than it reads)."""
+    import re
+
     import yaml
+
+    def rule_texts(body: str) -> list[str]:
+        return re.split(r"(?m)^(?=  - )", body)[1:]
 
     copies = {p.name: p.read_text() for p in (built / "components").glob("*.yaml")}
     deployed = {f: (built / f).read_text() for f in rule_files(built)}
+    group_rules = {}
     for name, text in copies.items():
         body = "\n".join(line for line in text.splitlines() if not line.startswith("#")) + "\n"
         (group,) = yaml.safe_load(body)["groups"]
@@ -59,14 +68,23 @@ def test_each_component_is_tested_alone_on_a_copy_of_exactly_its_deployed_rules(
         assert head == f"groups:\n- name: {group['name']}\n", name
         owner = [t for t in deployed.values() if f"\n- name: {group['name']}\n" in t]
         deployed_group = owner[0].split(f"\n- name: {group['name']}\n", 1)[1].split("\n- name: ")[0] + "\n"
-        assert rules in deployed_group, f"components/{name} is not a slice of its group's deployed bytes"
+        wanted, found = rule_texts(rules), iter(rule_texts(deployed_group.split("  rules:\n", 1)[1]))
+        assert all(any(rule.rstrip() == there.rstrip() for there in found) for rule in wanted), (
+            f"components/{name} is not its group's deployed rules, in their order")
+        group_rules[name] = yaml.safe_load("rules:\n" + deployed_group.split("  rules:\n", 1)[1])["rules"]
     loaded_copies = set()
     for name in unit_tests(built):
         test = yaml.safe_load((built / name).read_text())
-        loaded = {r.get("alert") for f in test["rule_files"] for g in yaml.safe_load((built / f).read_text())["groups"]
-                  for r in g["rules"]}
+        rules = [r for f in test["rule_files"] for g in yaml.safe_load((built / f).read_text())["groups"]
+                 for r in g["rules"]]
         checked = {c["alertname"] for t in test["tests"] for c in t["alert_rule_test"]}
-        assert checked <= loaded, f"{name} checks alerts it does not load: {sorted(checked - loaded)}"
+        assert checked <= {r.get("alert") for r in rules}, f"{name} checks alerts it does not load: {sorted(checked)}"
+        for f in test["rule_files"]:
+            group = group_rules.get(f.removeprefix("components/")) or [
+                r for g in yaml.safe_load((built / f).read_text())["groups"] for r in g["rules"]]
+            recorded = {r["record"] for r in group if "record" in r}
+            read = {n for r in rules for n in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", r["expr"])} & recorded
+            assert read <= {r.get("record") for r in rules}, f"{name} reads recordings it does not load: {read}"
         loaded_copies |= {f.removeprefix("components/") for f in test["rule_files"]}
     assert set(copies) <= loaded_copies, "a copy no test loads"
 
