@@ -312,6 +312,36 @@ def test_every_spec_gets_a_complete_linked_page_per_alert(path):
             assert not re.search(placeholder, _prose(text).replace("If-None-Match", "")), (page_path, placeholder)
 
 
+_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_OPERATORS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
+              "offset", "inf", "nan"}
+
+
+def _bare_selectors(query: str) -> list[str]:
+    """Metric names a PromQL query selects with no matcher at all (``redis_up``): strings, matchers, ranges and
+    grouping label lists set aside, a name followed by neither ``(`` (a function) nor ``{``."""
+    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', query)
+    text = _GROUPING.sub(" ", re.sub(r"\[[^\]]*\]", "[]", re.sub(r"\{[^}]*\}", "{}", text)))
+    return [m.group(1) for m in re.finditer(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])(?!\s*[({])", text)
+            if m.group(1).lower() not in _OPERATORS]
+
+
+def test_the_bare_selector_lint_sees_an_unscoped_query():
+    assert _bare_selectors("redis_up") == ["redis_up"]
+    assert _bare_selectors('sum by (instance) (rate(x_total{job="a"}[5m])) unless on (instance) y') == ["y"]
+    assert _bare_selectors('max(up{job="a", x="b{c}"}) == 0 and on (job) vector(1)') == []
+
+
+@pytest.mark.parametrize("path", SPECS + VALID_SPECS, ids=lambda p: p.stem)
+def test_every_runbook_query_reads_only_this_service_s_series(path):
+    """A query without a matcher lists every team's series in a shared Prometheus (the cache page once told
+    on-call to run a bare ``redis_up``): each one names its job, service or component."""
+    out = runbooks.render(build(load(path)))
+    for page, text in out.items():
+        for query in re.findall(r"```promql\n(.*?)```", text, re.S):
+            assert not _bare_selectors(query), (page, query)
+
+
 def test_lock_page_gives_maples_redis_commands_and_rollback_trigger(pages):
     page = pages[f"{SERVICE}/runbooks/LockAcquireLatencyHigh.md"]
     assert "redis-cli -u redis://<master> --scan --pattern \"$pattern\" | head -20" in page
@@ -347,3 +377,32 @@ def test_a_list_holding_a_link_joins_to_a_working_link_and_plain_lists_join_unes
     text = env.from_string('{{ [link, "a_b"]|join(" or ") }} | {{ ["x_1", "y*"]|join(",")|fenced }}').render(link=link)
     assert text.startswith("[CircuitBreakerOpen](CircuitBreakerOpen.md) or a\\_b | ")
     assert "x_1,y*" in text  # joined for a code block: not escaped
+
+
+CACHE_ON_REDIS = """
+apiVersion: obsgen/v1
+service: {{name: store, team: platform}}
+caches:
+  - name: sessions
+    tiers:
+      l2: {{provider: redis, ttl: 5m, key_pattern: "sess:*"}}
+redis:
+  - name: sessions
+    topology: {topology}
+    selector: {{job: redis-store}}
+"""
+
+
+@pytest.mark.parametrize("topology, node, per_unlink", [("standalone", "server", 500), ("sentinel", "master", 500),
+                                                         ("cluster", "master", 1)])
+def test_the_cache_page_deletes_its_keys_where_the_topology_keeps_them(topology, node, per_unlink):
+    """A standalone server has no master to find; a cluster spreads the keys over its masters, and one UNLINK
+    cannot take keys of different hash slots (CROSSSLOT)."""
+    extra = "    master_name: mymaster\n    quorum: 2\n    sentinels: 3\n    replicas: 1\n" if topology == "sentinel" else ""
+    page = runbooks.render(build(parse(CACHE_ON_REDIS.format(topology=topology) + extra, "x.yaml")))[
+        "store/runbooks/CacheL2Unavailable.md"]
+    command = (f"redis-cli -u redis://<{node}> --scan --pattern 'sess:*' | xargs -r -n {per_unlink} "
+               f"redis-cli -u redis://<{node}> UNLINK")
+    assert command in page
+    assert ("<master>" in page) == (topology != "standalone")
+    assert ("every master" in page) == (topology == "cluster")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -332,26 +332,11 @@ class Page:
         return [(kind, names, entries) for (kind, entries), names in out.items()]
 
     def query(self, name: str, indent: int = 3) -> Safe:
-        """The diagnostic query ``name`` of every rule on the page, as few fenced blocks as it takes: the
-        queries that differ only in label values merged into one (``cache=~"a|b"``), each such group under the
-        names of the rules it covers when there is more than one (a cache with tiers beside one without)."""
+        """The diagnostic query ``name`` of every rule on the page (see :func:`queries`)."""
         found = [(i, dict(i.alert.queries)[name]) for i in self.instances if name in dict(i.alert.queries)]
         if not found:
             raise KeyError(f"{self.alert}: no diagnostic query named {name!r}")
-        groups: list[tuple[list[Instance], list[Expr]]] = []
-        for i, e in found:
-            group = next((g for g in groups if same_shape(g[1][0], e)), None)
-            if group is None:
-                groups.append(([i], [e]))
-            else:
-                group[0].append(i)
-                group[1].append(e)
-        blocks = [(members, union(exprs)) for members, exprs in groups]
-        if len(blocks) == 1:
-            return fenced(promql(blocks[0][1]), "promql", indent)
-        pad = " " * indent
-        return Safe("\n\n".join(f"{pad}{', '.join(i.where for i in members)}:\n\n{fenced(promql(e), 'promql', indent)}"
-                                for members, e in blocks))
+        return queries(found, indent)
 
     def has_query(self, name: str) -> bool:
         """Whether a rule of the page has the diagnostic query ``name`` (a signal a profile lacks has none)."""
@@ -372,6 +357,26 @@ class Page:
                     own = i.component.origins
                     seen[s.metric] = own[s.metric] if s.metric in own else self.origins.get(s.metric)
         return list(seen.items())
+
+
+def queries(found: Sequence[tuple[Instance, Expr]], indent: int = 3) -> Safe:
+    """Diagnostic queries of several rules as few fenced blocks as it takes: the queries that differ only in
+    label values merged into one (``cache=~"a|b"``), each such group under the names of the rules it covers
+    when there is more than one (a cache with tiers beside one without)."""
+    groups: list[tuple[list[Instance], list[Expr]]] = []
+    for i, e in found:
+        group = next((g for g in groups if same_shape(g[1][0], e)), None)
+        if group is None:
+            groups.append(([i], [e]))
+        else:
+            group[0].append(i)
+            group[1].append(e)
+    blocks = [(members, union(exprs)) for members, exprs in groups]
+    if len(blocks) == 1:
+        return fenced(promql(blocks[0][1]), "promql", indent)
+    pad = " " * indent
+    return Safe("\n\n".join(f"{pad}{', '.join(i.where for i in members)}:\n\n{fenced(promql(e), 'promql', indent)}"
+                            for members, e in blocks))
 
 
 def _pages(model: ServiceModel) -> list[Page]:
@@ -424,11 +429,19 @@ def _context(model: ServiceModel, names: set[str]) -> dict:
         """A link to another runbook of this service, or the bare name when the service has no such page."""
         return Safe(f"[{name}]({name}.md)" if name in names else f"`{name}`")
 
+    def query_of(components: Sequence[ComponentModel], alert: str, name: str, indent: int = 3) -> Safe:
+        """The diagnostic query ``name`` of the ``alert`` rules of other components, for a page that sends
+        on-call to them (a cache's L2 failures to its Redis servers): scoped as that alert's own page scopes it,
+        never a bare metric that would list every team's servers. Empty when none of them has it."""
+        found = [(Instance(a, c), dict(a.queries)[name]) for c in components for a in c.alerts
+                 if a.name == alert and name in dict(a.queries)]
+        return queries(found, indent) if found else Safe("")
+
     from obsgen.render.alertmanager import inhibitions
 
     # What Alertmanager holds back, exactly as the routes file writes it (or withholds it): pages say nothing else.
     return {"service": model.service, "by_kind": by_kind, "alerts": sorted(names), "link": link,
-            "inhibitions": inhibitions(model)}
+            "query_of": query_of, "inhibitions": inhibitions(model)}
 
 
 def _sections(env, page: Page, common: dict) -> dict[str, str]:
