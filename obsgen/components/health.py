@@ -167,12 +167,11 @@ def check(given: Given) -> list[Finding]:
             f"expected at most {MAX_FOR}; every alert of the check waits for that, so lower failure_threshold "
             "or interval"))]
     mode = item.get("degraded_mode")
-    ignored = [path for path in (("metrics", "status"), ("healthy_value",)) if path in given.paths]
-    if item.get("probe") and ignored:
-        return [Finding(ignored[0], (
-            f"a probed check reads the blackbox exporter's probe_success (1 when the probe passes), so "
-            f"{' and '.join('`' + '.'.join(p) + '`' for p in ignored)} would be ignored: drop "
-            f"{'them' if len(ignored) > 1 else 'it'}, or drop `probe` to read the app's own status gauge"))]
+    if item.get("probe") and (ignored := [p for p in (("metrics", "status"), ("healthy_value",)) if p in given.paths]):
+        return [Finding(path, (
+            f"a probed check reads the blackbox exporter's probe_success (1 when the probe passes), not the app's "
+            f"status gauge, so `{'.'.join(path)}` would be ignored: drop it, or drop `probe` to read the gauge"))
+            for path in ignored]
     if mode and item.get("probe"):
         return [Finding(("probe",), (
             "a check with a degraded mode is joined with the mode's gauge per instance of the app, and a probe's "
