@@ -18,6 +18,20 @@ SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 # Small specs that exercise what the seed specs do not (a kind's other profile, a rare topology).
 VALID_SPECS = sorted((ROOT / "tests" / "specs" / "valid").glob("*.yaml"))
 
+# A cache whose L2 tier lives in a Redis of the given topology (the cache page's Redis steps depend on it).
+CACHE_ON_REDIS = """
+apiVersion: obsgen/v1
+service: {{name: store, team: platform}}
+caches:
+  - name: sessions
+    tiers:
+      l2: {{provider: redis, ttl: 5m, key_pattern: "cache:*"}}
+redis:
+  - name: sessions
+    topology: {topology}
+    selector: {{job: redis-store}}
+"""
+
 
 def tool(name: str) -> str:
     """Path of a server or tool binary; its absence is a failure, never a skip."""

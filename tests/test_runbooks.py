@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SPECS, VALID_SPECS
+from conftest import CACHE_ON_REDIS, SPECS, VALID_SPECS
 from obsgen.components.base import Alert
 from obsgen.model.promql import render
 from obsgen.pipeline import build
@@ -379,18 +379,6 @@ def test_a_list_holding_a_link_joins_to_a_working_link_and_plain_lists_join_unes
     assert "x_1,y*" in text  # joined for a code block: not escaped
 
 
-CACHE_ON_REDIS = """
-apiVersion: obsgen/v1
-service: {{name: store, team: platform}}
-caches:
-  - name: sessions
-    tiers:
-      l2: {{provider: redis, ttl: 5m, key_pattern: "sess:*"}}
-redis:
-  - name: sessions
-    topology: {topology}
-    selector: {{job: redis-store}}
-"""
 
 
 @pytest.mark.parametrize("topology, node", [("standalone", "server"), ("sentinel", "master"), ("cluster", "master")])
@@ -400,7 +388,7 @@ def test_the_cache_page_deletes_its_keys_where_the_topology_keeps_them(topology,
     extra = "    master_name: mymaster\n    quorum: 2\n    sentinels: 3\n    replicas: 1\n" if topology == "sentinel" else ""
     page = runbooks.render(build(parse(CACHE_ON_REDIS.format(topology=topology) + extra, "x.yaml")))[
         "store/runbooks/CacheL2Unavailable.md"]
-    scan = f"redis-cli -u redis://<{node}> --scan --pattern 'sess:*' | "
+    scan = f"redis-cli -u redis://<{node}> --scan --pattern 'cache:*' | "
     unlink = (f"redis-cli -u redis://<{node}> --pipe" if topology == "cluster" else
               f"xargs -r -d '\\n' -n 500 redis-cli -u redis://<{node}> UNLINK")
     assert re.search(re.escape(scan) + ".*" + re.escape(unlink), page)

@@ -11,24 +11,13 @@ import pytest
 
 from obsgen.pipeline import build
 from obsgen.render import runbooks
+from conftest import CACHE_ON_REDIS
 from obsgen.spec import parse
 
 from .harness import redis_call, redis_server, wait_until
 
 pytestmark = [pytest.mark.e2e]
 
-SPEC = """
-apiVersion: obsgen/v1
-service: {{name: store, team: platform}}
-caches:
-  - name: sessions
-    tiers:
-      l2: {{provider: redis, ttl: 5m, key_pattern: "cache:*"}}
-redis:
-  - name: sessions
-    topology: {topology}
-    selector: {{job: redis-store}}
-"""
 
 MATCHING = ["cache:a", "cache:permissions:u 1", "cache:schema:detail:it's", "cache:SimpleKey [a, b]", 'cache:"q"',
             "cache:tab\there"]
@@ -45,7 +34,7 @@ def server(tmp_path_factory):
 
 @pytest.mark.parametrize("topology", ["standalone", "cluster"])
 def test_the_cache_page_deletes_exactly_its_keys_on_a_real_redis(server, topology):
-    page = runbooks.render(build(parse(SPEC.format(topology=topology), "x.yaml")))["store/runbooks/CacheL2Unavailable.md"]
+    page = runbooks.render(build(parse(CACHE_ON_REDIS.format(topology=topology), "x.yaml")))["store/runbooks/CacheL2Unavailable.md"]
     (command,) = re.findall(r"^ *(redis-cli -u redis://<\w+> --scan .*)$", page.split("## Mitigation")[1], re.M)
     redis_call(server.port, "FLUSHALL")
     for key in MATCHING + OTHERS:
