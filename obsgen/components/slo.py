@@ -59,6 +59,7 @@ from obsgen.components.timeline import counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, below, jobs, pct
 from obsgen.model.promql import (Call, Expr, Matcher, Num, Paren, Seconds, Selector, agg, and_, binop, number, or_,
                                  over_time, parse, quote, rate, ratio, regex_quote, selector)
+from obsgen.model.records import record
 from obsgen.model.rules import Check
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
@@ -105,7 +106,7 @@ SLOW = BurnAlert(AlertDef("ErrorBudgetBurnSlow", "warning", "5m",
                   Condition(0.10, Duration.parse("3d"), Duration.parse("6h"))))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class SloSpec(ComponentSpec):
     """One item of a spec's ``slos:`` list (slo), as the schema defaulted it."""
 
