@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-# Before obsgen is imported: its records are frozen, so a test fails where code assigns to one (obsgen/model/records.py).
-# Subprocesses the tests start inherit it.
+# Before obsgen is imported: its records are frozen, so a test fails where code assigns to one
+# (obsgen/model/records.py). Subprocesses the tests start inherit it.
 os.environ["OBSGEN_FROZEN_RECORDS"] = "1"
 
 import pytest  # noqa: E402
