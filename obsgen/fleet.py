@@ -46,6 +46,7 @@ from functools import cache
 from pathlib import Path
 
 from obsgen import writer
+from obsgen.model.records import record
 
 CACHE_DIR = ".obsgen-cache"
 STATE_FILE = f"{CACHE_DIR}/state.json"
@@ -155,7 +156,7 @@ def _verify(root: Path, entries: list[tuple[str, dict]], jobs: int) -> set[str]:
 # --------------------------------------------------------------------------- workers
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Task:
     """One spec for a worker: where it is, its key in the manifests and where to stage its files."""
 

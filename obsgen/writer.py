@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsgen.errors import UsageError
+from obsgen.model.records import record
 
 MANIFEST = ".obsgen-manifest.json"
 STAGING_PREFIX = ".obsgen-staging-"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Output:
     """One generated file. ``merge(existing, generated)`` keeps hand edits (runbooks)."""
 

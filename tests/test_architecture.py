@@ -136,6 +136,29 @@ def test_importing_obsgen_pipeline_does_not_import_grafanalib_jinja_or_jsonschem
     assert out.stdout.strip() == "[]"
 
 
+def test_obsgen_as_users_run_it_with_records_not_frozen_writes_the_same_files(tmp_path):
+    """The test suite freezes records (OBSGEN_FROZEN_RECORDS=1, tests/conftest.py); users' runs do not
+    (obsgen/model/records.py). Without it every module still imports (a frozen dataclass may not inherit from a
+    record, nor a record from one) and a build writes the very same files."""
+    import os
+    import subprocess
+
+    from obsgen.model.records import FROZEN
+
+    assert FROZEN
+    env = {k: v for k, v in os.environ.items() if k != "OBSGEN_FROZEN_RECORDS"}
+    modules = sorted(m for m in GRAPH if m != "obsgen.__main__")
+    code = ("import importlib, obsgen.model.records as r; assert not r.FROZEN; "
+            f"[importlib.import_module(m) for m in {modules!r}]")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env)
+    for out, run_env in (("users", env), ("tests", os.environ)):
+        subprocess.run([sys.executable, "-m", "obsgen", "build", str(ROOT / "specs" / "maple.yaml"), "--out",
+                        str(tmp_path / out)], check=True, capture_output=True, cwd=tmp_path, env=run_env)
+    users, tests = ({p.relative_to(tmp_path / out): p.read_bytes() for p in (tmp_path / out).rglob("*") if p.is_file()}
+                    for out in ("users", "tests"))
+    assert len(users) > 50 and users == tests
+
+
 def _spec_classes():
     """Every dataclass a spec is read into, with the schema node of its keys (kinds' items, their nested objects,
     the service)."""

@@ -24,13 +24,13 @@ queue): ``shed_at`` is that limit, and BackpressureQueueNearFull warns at
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Finding, Given, Kind, Rule
 from obsgen.components.shapes import fill_mark, filling_up, gauge_compare, grouping, rate_above, saturated
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
 from obsgen.model.promql import Expr, agg, binop, number
 from obsgen.model.promql import rate as rate_over
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 CONCERN = Concern("backpressure", "Backpressure",
@@ -51,7 +51,7 @@ SHEDDING = AlertDef(
     related=("BackpressureSaturated", "BackpressureQueueNearFull", "RateLimiterRejectingCalls"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class BackpressureSpec(ComponentSpec):
     """One item of a spec's ``backpressure:`` list (bulkhead), as the schema defaulted it."""
 

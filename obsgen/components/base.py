@@ -11,12 +11,13 @@ each once per component; renderers only ever see the resulting model.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from obsgen.components.timeline import STEP
 from obsgen.errors import closest
 from obsgen.model.panels import ComponentPanels, Concern
 from obsgen.model.promql import Agg, Call, Expr, Matcher, Selector, Variable, call, children, selector, transform
+from obsgen.model.records import record
 from obsgen.model.rules import Alert, AlertDef, Inhibition, Recording, Rule, Scenario, Series
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef, Service
 
@@ -24,7 +25,7 @@ __all__ = ["Alert", "AlertDef", "Built", "Component", "Concern", "Finding", "Giv
            "RatioSignals", "Recording", "Rule", "Scenario", "Series"]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class RatioSignals:
     """The counters of a ratio: ``part / total``, where ``rest`` is total minus part.
 
@@ -40,7 +41,7 @@ class RatioSignals:
     rest: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Finding:
     """A semantic problem in one component of a spec, found by its kind.
 
@@ -53,7 +54,7 @@ class Finding:
     key: bool = False
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Given:
     """One component as the spec gives it to a kind's ``check``.
 
@@ -108,7 +109,7 @@ def breaker_reference(given: Given) -> list[Finding]:
     return [Finding(("breaker",), f"no breaker named `{ref}`{hint}")]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Built:
     """A component's alerts as built (tuned by the spec), for the panels that describe them."""
 
@@ -124,7 +125,7 @@ class Built:
         return text.replace("{for}", str(alert.for_)).replace("{alert}", alert.name) if alert else ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Kind:
     """A component kind: everything obsgen knows about one sort of component.
 
@@ -190,7 +191,7 @@ class Kind:
         return MetricRef.of(given) if given is not None else self.defaults(profile).get(signal)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Component:
     """One component of one service, with the helpers every kind needs."""
 

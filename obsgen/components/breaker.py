@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 
 import math
-from dataclasses import dataclass
 
 from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind,
                                     RatioSignals, Rule, Scenario, alert_enabled, never_fires, tuned_for)
@@ -46,6 +45,7 @@ from obsgen.components.viz import (RATE, ComponentPanels, Mapping, Panel, Query,
                                    rate, sel)
 from obsgen.model.promql import Expr, Paren, agg, and_, binop, increase, number, or_, over_time
 from obsgen.model.promql import rate as rate_over
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 CONCERN = Concern("circuit-breaker", "Circuit Breaker",
@@ -69,7 +69,7 @@ NOT_OPENING = AlertDef(
     related=("CircuitBreakerFailureRateHigh", "RetryExhaustionHigh", "TimeLimiterTimeoutsHigh", "HttpErrorRateHigh"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class StateEncoding:
     """How the state metric encodes the breaker's state (``state_encoding:``): one series per state, or one gauge."""
 
@@ -78,7 +78,7 @@ class StateEncoding:
     closed: float
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class BreakerSpec(ComponentSpec):
     """One item of a spec's ``breakers:`` list (circuit breaker), as the schema defaulted it."""
 

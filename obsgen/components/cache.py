@@ -19,7 +19,6 @@ whose failures could be counted, so it gets no ``CacheStampede``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind,
                                     RatioSignals, Rule)
@@ -27,6 +26,7 @@ from obsgen.components.shapes import rate_above, ratio_of_rates, share, summed, 
 from obsgen.components.viz import RATE, ComponentPanels, Panel, Query, above, below, jobs, num, pct, rate, sel
 from obsgen.model.promql import Offset, agg, binop, number
 from obsgen.model.promql import rate as rate_over
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
 ONE_MIN = Duration.parse("1m")
@@ -48,7 +48,7 @@ L2_UNAVAILABLE = AlertDef(
              "RedisClusterStateFail", "CacheHitRateLow"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class Tier:
     """One tier of a multi-level cache (``tiers:`` of a cache)."""
 
@@ -60,7 +60,7 @@ class Tier:
     key_pattern: str | None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class CacheSpec(ComponentSpec):
     """One item of a spec's ``caches:`` list (cache), as the schema defaulted it."""
 
@@ -95,7 +95,7 @@ HITS = RatioSignals(part="hits", total="requests", rest="misses")
 MICROMETER = "Micrometer's cache binders (the cache must record statistics)"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Target:
     """What one hit-ratio alert judges: a tier's series (``extra``), its ``tag`` and threshold."""
 

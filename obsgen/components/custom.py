@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Finding, Given, Kind, Rule, Scenario, Series
@@ -40,6 +40,7 @@ from obsgen.components.timeline import MIN, RESTART, STEP, counter, gauge
 from obsgen.components.viz import ComponentPanels, Panel, Query, above, below, pct
 from obsgen.model.promql import Call, Expr, Offset, Paren, Range, binop, number, quote, regex_quote
 from obsgen.model.promql import parse as parse_promql
+from obsgen.model.records import record
 from obsgen.model.rules import Check
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef
 
@@ -55,7 +56,7 @@ VALUES = re.compile(r"^\s*(?:(?:stale|_(?:x\d+)?|[-+]?(?:Inf|NaN)|[-+]?(?:\d+\.?
                     r"(?:[-+](?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?x\d+|x\d+)?)\s*)+$")
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class TestSeries:
     """One input series of a custom signal's test, in promtool's expanding notation."""
 
@@ -63,7 +64,7 @@ class TestSeries:
     values: str
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class CustomTest:
     """A test the team writes for its custom alert: the series, the time and whether it fires then."""
 
@@ -75,7 +76,7 @@ class CustomTest:
     value: float | None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class CustomRunbook:
     """The runbook prose a team gives for its custom alert."""
 
@@ -84,7 +85,7 @@ class CustomRunbook:
     actions: list[str]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class CustomSpec(ComponentSpec):
     """One item of a spec's ``custom:`` list (custom signal), as the schema defaulted it."""
 
@@ -112,7 +113,7 @@ class PromQLError(ValueError):
     """The expression is not PromQL an alert can compare against a threshold."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Derivable:
     """An expression obsgen can write test data for: one metric, exact matchers, at most one aggregation."""
 
@@ -128,7 +129,7 @@ Matchers = tuple[tuple[str, str, str], ...]  # (label, "=" | "!=" | "=~" | "!~",
 MATCH_OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Analysis:
     """What obsgen reads from a custom expression: whether it can write test data for it (why not, if not),
     its jobs and its selectors."""

@@ -21,13 +21,13 @@ the connections checked out alone, and waiting shows as timeouts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Inhibition, Kind, Rule
 from obsgen.components.shapes import gauge_compare, grouping, rate_above, saturated
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, rate, sel
 from obsgen.model.promql import Expr, agg, number, ratio
 from obsgen.model.promql import rate as rate_over
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 CONCERN = Concern("database", "Database",
@@ -47,7 +47,7 @@ PENDING_HIGH = AlertDef(
     related=("DbPoolExhausted", "DbPoolAcquireTimeouts"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class DbPoolSpec(ComponentSpec):
     """One item of a spec's ``db_pools:`` list (db pool), as the schema defaulted it."""
 

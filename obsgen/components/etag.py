@@ -21,7 +21,6 @@ was counted, rather than on a hit rate equal to zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from obsgen.components import cache
 from obsgen.components.base import AlertDef, Built, Component, Inhibition, Kind, RatioSignals, Rule, Scenario
@@ -29,6 +28,7 @@ from obsgen.components.shapes import grouping, ratio_of_rates, ratio_traffic, sh
 from obsgen.components.timeline import MIN
 from obsgen.components.viz import RATE, ComponentPanels, Panel, Query, below, jobs, num, pct, rate, sel
 from obsgen.model.promql import agg, binop, increase, number
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 NOT_MODIFIED = RatioSignals(part="not_modified", total="conditional", rest="modified")
@@ -44,7 +44,7 @@ EFFECTIVENESS_LOW = AlertDef(
     related=("ETagNeverNotModified", "CacheHitRateLow", "CacheL2Unavailable"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class ETagSpec(ComponentSpec):
     """One item of a spec's ``etags:`` list (e-tag), as the schema defaulted it."""
 

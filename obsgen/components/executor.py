@@ -9,13 +9,13 @@ RejectedExecutionHandler as ``executor_rejected_total{name}``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Finding, Given, Kind, Rule
 from obsgen.components.shapes import fill_mark, filling_up, grouping, rate_above, saturated
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
 from obsgen.model.promql import Expr, agg, binop, number
 from obsgen.model.promql import rate as rate_over
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 FIVE_MIN = Duration.parse("5m")
@@ -31,7 +31,7 @@ SATURATED = AlertDef(
     related=("ExecutorQueueFull", "ExecutorRejectingTasks", "TimeLimiterTimeoutsHigh"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class ExecutorSpec(ComponentSpec):
     """One item of a spec's ``executors:`` list (executor), as the schema defaulted it."""
 

@@ -29,7 +29,6 @@ the app recovers from by itself, never fires.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, Concern, Finding, Given, Inhibition,
                                     Kind, Rule, Scenario, breaker_reference)
@@ -39,6 +38,7 @@ from obsgen.components.viz import VARS, ComponentPanels, Mapping, Panel, Query, 
 from obsgen.model.promql import (Call, Expr, Num, Offset, Paren, Range, Selector, Variable, agg, and_, binop, number,
                                  or_, over_time, selector)
 from obsgen.model.build import build
+from obsgen.model.records import record
 from obsgen.model.rules import Check, Series
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
@@ -66,7 +66,7 @@ NOT_RECOVERING = AlertDef(
     related=("HealthCheckFailing", "DegradedModeActive", "CircuitBreakerOpen"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class DegradedMode:
     """The degraded mode a failing check switches on (``degraded_mode:``): how it shows and how it ends."""
 
@@ -80,7 +80,7 @@ class DegradedMode:
     switch_off: str | None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class Probe:
     """The blackbox exporter's probe of the check's endpoint: the labels of its series, the probed URL (their
     ``instance``), the module it runs."""
@@ -93,7 +93,7 @@ class Probe:
         return {**self.selector, **({"instance": self.target} if self.target else {})}
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class HealthCheckSpec(ComponentSpec):
     """One item of a spec's ``health_checks:`` list (health check), as the schema defaulted it."""
 

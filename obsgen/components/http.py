@@ -43,7 +43,6 @@ records a request when it ends, so a request that never ends is not counted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from obsgen.components.base import (OBSGEN_LABELS, AlertDef, Built, Component, Concern, Finding, Given, Inhibition,
                                     Kind, RatioSignals, Recording, Rule, Scenario, breaker_reference)
@@ -52,6 +51,7 @@ from obsgen.components.timeline import MIN, STEP, counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, above, jobs, num, pct, rate, sel
 from obsgen.model.promql import Call, Expr, Num, Paren, Selector, agg, and_, binop, number, ratio, regex_quote, selector
 from obsgen.model.promql import rate as rate_over
+from obsgen.model.records import record
 from obsgen.model.types import AlertTuning, ComponentSpec, Duration, Labels, MetricRef
 
 SPRING = "Spring Boot Actuator (Micrometer's http.server.requests timer)"
@@ -100,7 +100,7 @@ CLIENT_TIMEOUTS_HIGH = AlertDef(
     related=("HttpLatencyHigh", "HttpErrorRateHigh", "BackpressureSaturated", "BackpressureSheddingLoad"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class Route:
     """One route listed under ``routes:``, with its own thresholds."""
 
@@ -115,7 +115,7 @@ class Route:
     client_timeout_ratio_max: float | None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class Histogram:
     """The request duration histogram's bounds as the spec states them (``histogram:``)."""
 
@@ -124,7 +124,7 @@ class Histogram:
     buckets: tuple[Duration, ...] | None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class HttpSpec(ComponentSpec):
     """One item of a spec's ``http:`` list (http server), as the schema defaulted it."""
 
@@ -141,7 +141,7 @@ class HttpSpec(ComponentSpec):
     client_timeout_ratio_max: float
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Target:
     """One group of routes judged with one set of thresholds: a listed route, or every other route."""
 

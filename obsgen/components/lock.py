@@ -15,13 +15,13 @@ prometheus_client: ``Histogram("lock_acquire_seconds", …, ["lock"])``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Finding, Given, Kind, RatioSignals, Rule
 from obsgen.components.shapes import grouping, quantile_above, ratio_of_rates, share
 from obsgen.components.viz import RATE, ComponentPanels, Panel, Query, Step, above, jobs, num, pct, rate, sel
 from obsgen.model.promql import Call, Expr, Num, Offset, agg, number
 from obsgen.model.promql import rate as rate_over
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 CONCERN = Concern("distributed-locks", "Distributed Locks",
@@ -44,7 +44,7 @@ HOLD_TIME_HIGH = AlertDef(
     related=("LockAcquireLatencyHigh", "LockAcquireFailuresHigh", "ExecutorSaturated"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class LockSpec(ComponentSpec):
     """One item of a spec's ``locks:`` list (lock), as the schema defaulted it."""
 

@@ -17,7 +17,6 @@ profile has no waiting-callers metric.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from obsgen.components import backpressure
 from obsgen.components.base import AlertDef, Built, Component, Kind, Rule
@@ -25,6 +24,7 @@ from obsgen.components.shapes import gauge_compare, grouping, rate_above
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, jobs, num, rate, sel
 from obsgen.model.promql import Expr, agg, number
 from obsgen.model.promql import rate as rate_over
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 FIVE_MIN = Duration.parse("5m")
@@ -37,7 +37,7 @@ REJECTING = AlertDef(
     related=("RateLimiterPermitsExhausted", "BackpressureSheddingLoad"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class RateLimiterSpec(ComponentSpec):
     """One item of a spec's ``rate_limiters:`` list (rate limiter), as the schema defaulted it."""
 

@@ -18,7 +18,7 @@ are told apart by having answered as sentinels within the last day.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind, Rule,
                                     Scenario, Series, alert_enabled, never_fires, tuned_for)
@@ -27,6 +27,7 @@ from obsgen.components.timeline import MIN, STEP, gauge
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, above, below, jobs, pct, rate, sel
 from obsgen.model.promql import Call, Expr, Offset, Paren, Selector, agg, and_, binop, call, or_, over_time
 from obsgen.model.promql import rate as rate_over
+from obsgen.model.records import record
 from obsgen.model.rules import Check
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
@@ -78,7 +79,7 @@ CLUSTER_SLOTS_FAIL = AlertDef(
     related=("RedisClusterStateFail", "RedisDown", "CacheL2Unavailable"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class RedisSpec(ComponentSpec):
     """One item of a spec's ``redis:`` list (redis), as the schema defaulted it."""
 

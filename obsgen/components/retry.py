@@ -12,7 +12,6 @@ convention is the app counting each call once with prometheus_client as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from obsgen.components import breaker
 from obsgen.components.base import (AlertDef, Built, Component, Finding, Given, Inhibition, Kind, RatioSignals, Rule,
@@ -20,12 +19,13 @@ from obsgen.components.base import (AlertDef, Built, Component, Finding, Given, 
 from obsgen.components.shapes import grouping, ratio_of_rates, share
 from obsgen.components.viz import ComponentPanels, num, outcome_label, pct, ratio_panels
 from obsgen.model.promql import agg, rate
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 FIVE_MIN = Duration.parse("5m")
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class RetrySpec(ComponentSpec):
     """One item of a spec's ``retries:`` list (retry), as the schema defaulted it."""
 

@@ -15,13 +15,14 @@ be silent. Every spec gets this kind's component (named after the service):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from obsgen.components.base import AlertDef, Built, Component, Concern, Inhibition, Kind, Rule, Scenario, Series
 from obsgen.components.shapes import kept, verdict
 from obsgen.components.timeline import MIN, gauge, whole_steps
 from obsgen.components.viz import ComponentPanels, Mapping, Panel, Query, below, jobs, sel
 from obsgen.model.promql import Call, Expr, Matcher, Paren, Selector, agg, binop, or_, over_time, selector
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
 DOWN = AlertDef(
@@ -40,7 +41,7 @@ MEMORY = Duration.parse("1d")
 """How long a cluster that stops reporting ``up`` altogether is remembered (with ``service.cluster_label``)."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class ServiceSpec(ComponentSpec):
     """The service as a component: its selector is the service's, its alert tuning ``service.alerts``; it reads
     Prometheus' own ``up``, so it has no metrics to name and no label of its own."""

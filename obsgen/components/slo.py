@@ -47,9 +47,10 @@ condition's threshold), configurable per SLO (Sloth issue 666, Pyrra issue 1925)
 from __future__ import annotations
 
 import math
+from functools import cache, partial
 from itertools import accumulate
 from operator import sub
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from obsgen.components import http
@@ -59,6 +60,7 @@ from obsgen.components.timeline import counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, below, jobs, pct
 from obsgen.model.promql import (Call, Expr, Matcher, Num, Paren, Seconds, Selector, agg, and_, binop, number, or_,
                                  over_time, parse, quote, rate, ratio, regex_quote, selector)
+from obsgen.model.records import record
 from obsgen.model.rules import Check
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
@@ -105,7 +107,7 @@ SLOW = BurnAlert(AlertDef("ErrorBudgetBurnSlow", "warning", "5m",
                   Condition(0.10, Duration.parse("3d"), Duration.parse("6h"))))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class SloSpec(ComponentSpec):
     """One item of a spec's ``slos:`` list (slo), as the schema defaulted it."""
 
@@ -391,14 +393,14 @@ def _condition(c: Component, spec: SloSpec, cond: Condition) -> Expr:
                 binop(">=", binop("*", _requests(c, cond.long), Seconds(cond.long)), min_events(spec, cond)))
 
 
-def _alert(c: Component, spec: SloSpec, alert: BurnAlert) -> list[Rule]:
+def _alert(c: Component, spec: SloSpec, alert: BurnAlert, told: Callable[[], list[Told]]) -> list[Rule]:
     conditions = [_condition(c, spec, cond) for cond in alert.conditions]
     expr = conditions[0] if len(conditions) == 1 else or_(*(Paren(e) for e in conditions))
     bad = f"slower than {spec.latency_threshold}" if spec.sli == "latency" else "failed"
     rows = " or ".join(f"{pct(cond.share)} of the budget within {cond.long} ({number(cond.burn(spec.window))}× burn "
                        f"over {cond.long} and {cond.short})" for cond in alert.conditions)
     return c.alert(
-        alert.definition, expr=expr, scenarios=lambda f: _scenarios(c, spec, alert, f),
+        alert.definition, expr=expr, scenarios=lambda f: _scenarios(c, spec, alert, f, told()),
         queries={**{f"burn_{w}": _burn(c, w) for w in (BASE, *BURN_PANEL_WINDOWS)},
                  "by_route": _by_route(c, spec, alert.conditions[0].short)},
         description=(f"SLO {{{{ $labels.slo }}}} ({pct(spec.objective)} over {spec.window}): "
@@ -429,7 +431,8 @@ BURN_PANEL_WINDOWS = (Duration.parse("1h"), Duration.parse("6h"))
 
 def rules(c: Component) -> list[Rule]:
     spec: SloSpec = c.spec  # type: ignore[assignment]
-    return _recordings(c, spec) + _alert(c, spec, FAST) + _alert(c, spec, SLOW)
+    told = cache(partial(_told, spec))  # the stories replayed once, for both alerts (unless both are disabled)
+    return _recordings(c, spec) + _alert(c, spec, FAST, told) + _alert(c, spec, SLOW, told)
 
 
 # ------------------------------------------------------------------- panels
@@ -524,9 +527,9 @@ def _running(values: list[float]) -> list[float]:
     return [0.0, *accumulate(values)]
 
 
-def _trailing(values: list[float], n: int, count: int, through: int = 0) -> list[float]:
-    """Per evaluation ``t`` in 0 … ``count``, ``sum(values[max(0, t - n + 1) : t + through])``."""
-    running = _running(values)
+def _trailing(running: list[float], n: int, count: int, through: int = 0) -> list[float]:
+    """Per evaluation ``t`` in 0 … ``count``, ``sum(values[max(0, t - n + 1) : t + through])`` of the values whose
+    ``running`` totals (:func:`_running`) are given."""
     lead = min(n - 1, count + 1)  # evaluations whose window still starts at minute 0
     starts = [running[0]] * lead + running[:count + 1 - lead]
     return list(map(sub, running[through:count + 1 + through], starts))
@@ -545,7 +548,8 @@ def _windows(requests: list[float], errors: list[float], window: Duration,
              every: int) -> tuple[list[float], list[float]]:
     """Per evaluation ``k`` (one every ``every`` minutes, from minute 0 to the story's end), the error ratio over
     ``window`` times the share of it the data covers (the burn rate times the budget), and the requests it holds,
-    as the recordings compute them on that clock; each sum taken from two running totals.
+    as the recordings compute them on that clock; each sum taken from two running totals. ``requests`` and
+    ``errors`` are the running totals of the story's per-minute counts, computed once for all its windows.
 
     ``rate(x[W])`` at minute ``t`` spans the last W/1m - 1 increments of the 1m samples
     whatever the clock (both rates of a ratio alike, so extrapolation cancels; the
@@ -555,15 +559,15 @@ def _windows(requests: list[float], errors: list[float], window: Duration,
     their average times the minutes covered. A window without requests has a ratio
     of 0, as recorded.
     """
-    n, five, end = window.millis // STEP.millis, BASE.millis // STEP.millis, len(requests)
+    n, five, end = window.millis // STEP.millis, BASE.millis // STEP.millis, len(requests) - 1
     covered = _covered(every, n, end)[::every]
     if window in RAW_WINDOWS:
         bad, total = _trailing(errors, n, end)[::every], _trailing(requests, n, end)[::every]
         held = [s * n / (n - 1) for s in total]
     else:
         count, within = end // every, -(-n // every)  # the last evaluation; evaluations within W
-        bad = _trailing(_trailing(errors, five, end)[::every], within, count, through=1)
-        total = _trailing(_trailing(requests, five, end)[::every], within, count, through=1)
+        bad = _trailing(_running(_trailing(errors, five, end)[::every]), within, count, through=1)
+        total = _trailing(_running(_trailing(requests, five, end)[::every]), within, count, through=1)
         held = [s / (k + 1 - max(1, k - within + 1)) / (five - 1) * n * cov if k else 0.0
                 for k, (s, cov) in enumerate(zip(total, covered))]
     return [b / s * cov if s else 0.0 for b, s, cov in zip(bad, total, covered)], held
@@ -576,7 +580,7 @@ def _detect(spec: SloSpec, alert: BurnAlert, segments: tuple[Segment, ...],
 
     Linear in the story's minutes (running totals), not in minutes × window.
     """
-    requests, errors = _per_minute(segments)
+    requests, errors = map(_running, _per_minute(segments))
     every = clock.millis // STEP.millis
     first: int | None = None
     budget = spec.budget
@@ -705,7 +709,21 @@ def _on(clock: Duration, at: Duration, up: bool) -> Duration:
     return clock * (math.ceil(ticks) if up else math.floor(ticks))
 
 
-def _scenarios(c: Component, spec: SloSpec, alert: BurnAlert, f: Duration) -> list[Scenario]:
+Told = tuple[Story, Duration | None]
+"""A story, and when its firing alert's condition first holds on the story's clock (``None``: it never does)."""
+
+
+def _told(spec: SloSpec) -> list[Told]:
+    """Every story of the SLO with its detection time, replayed minute by minute (:func:`_detect`): both alerts' tests
+    tell the same stories, and the replay is most of an SLO's build."""
+    out = []
+    for story in _stories(spec, _for(spec, FAST), _for(spec, SLOW)):
+        detect = _detect(spec, story.fires[0], story.segments, story.clock) if story.fires else None
+        out.append((story, None if detect is None else _on(story.clock, detect, up=True)))
+    return out
+
+
+def _scenarios(c: Component, spec: SloSpec, alert: BurnAlert, f: Duration, told: list[Told]) -> list[Scenario]:
     """This alert's part in every story: firing on time where the story burns for it, silent elsewhere.
 
     A firing check is one evaluation after the condition has held for ``for``; the
@@ -713,12 +731,9 @@ def _scenarios(c: Component, spec: SloSpec, alert: BurnAlert, f: Duration) -> li
     """
     fors = {a: _for(spec, a) for a in (FAST, SLOW)}
     out = []
-    for story in _stories(spec, fors[FAST], fors[SLOW]):
+    for story, detect in told:
         clock = story.clock
         end = sum((span for span, _, _ in story.segments), Duration(0))
-        detect = _detect(spec, story.fires[0], story.segments, clock) if story.fires else None
-        if detect is not None:
-            detect = _on(clock, detect, up=True)
         if story.fires and (detect is None or detect + fors[story.fires[0]] + clock > end):
             raise ValueError(f"SLO {c.name}: story {story.slug} does not fire {story.fires[0].name} in time (a bug)")
         if alert in story.free:

@@ -19,7 +19,6 @@ Micrometer's naming turns out identically (``sse.connections.active`` →
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Kind, RatioSignals, Rule,
                                     Scenario)
@@ -28,6 +27,7 @@ from obsgen.components.timeline import MIN, RESTART, counter, gauge
 from obsgen.components.viz import RATE, ComponentPanels, Panel, Query, above, jobs, num, pct, rate, sel
 from obsgen.model.promql import Bin, Expr, agg, and_, binop, number, ratio
 from obsgen.model.promql import rate as rate_over
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 FIVE_MIN = Duration.parse("5m")
@@ -45,7 +45,7 @@ RECONNECT_STORM = AlertDef(
     related=("StreamSendFailuresHigh", "StreamConnectionsNearLimit", "HealthCheckFailing"))
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class StreamSpec(ComponentSpec):
     """One item of a spec's ``streams:`` list (stream), as the schema defaulted it."""
 

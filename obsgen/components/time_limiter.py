@@ -11,7 +11,6 @@ friends); obsgen's python convention is the app counting
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from obsgen.components import breaker
 from obsgen.components.base import (AlertDef, Built, Component, Finding, Given, Inhibition, Kind, RatioSignals, Rule,
@@ -20,12 +19,13 @@ from obsgen.components.shapes import grouping, ratio_of_rates, share
 from obsgen.components.viz import ComponentPanels, Panel, Query, num, outcome_label, pct, rate, ratio_panels, sel
 from obsgen.model.promql import agg
 from obsgen.model.promql import rate as rate_over
+from obsgen.model.records import record
 from obsgen.model.types import ComponentSpec, Duration, MetricRef
 
 FIVE_MIN = Duration.parse("5m")
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class TimeLimiterSpec(ComponentSpec):
     """One item of a spec's ``time_limiters:`` list (time limiter), as the schema defaulted it."""
 

@@ -9,10 +9,11 @@ panel of its own component (and cache tier) that shows it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from obsgen.model.panels import ComponentPanels, Concern, Dashboard, Link, Panel, Query, Row
 from obsgen.model.promql import Expr, Variable, agg, selector
+from obsgen.model.records import record
 from obsgen.model.rules import Alert
 from obsgen.model.service import ComponentModel
 from obsgen.model.types import Service
@@ -37,7 +38,7 @@ def alerts_query(service: Service) -> Expr:
     return selector("ALERTS", {"service": service.name, "alertstate": "firing"}, cluster)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Laid:
     """The dashboards, and where each component's detail panels landed (``/d/<uid>/<slug>?viewPanel=<id>``)."""
 

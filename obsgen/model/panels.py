@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from obsgen.model.promql import Expr
+from obsgen.model.records import record
 from obsgen.model.rules import AlertDef
 from obsgen.model.types import Labels
 
 UID_MAX = 40
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Query:
     """One PromQL query of a panel; ``thresholds`` override the panel's for this query's series only."""
 
@@ -27,7 +28,7 @@ class Query:
     thresholds: tuple[Step, ...] = ()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Step:
     """A threshold step: from ``value`` upwards the colour is ``color`` (``None`` is the base step)."""
 
@@ -35,7 +36,7 @@ class Step:
     value: float | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Mapping:
     """A value mapping: the number ``value`` is shown as ``text`` in ``color``."""
 
@@ -44,7 +45,7 @@ class Mapping:
     color: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Panel:
     """A panel as obsgen sees it.
 
@@ -75,7 +76,7 @@ class Panel:
         return tuple(a.name for a in self.alerts)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ComponentPanels:
     """What a kind contributes for one component: its overview health panel and its detail panels.
 
@@ -87,7 +88,7 @@ class ComponentPanels:
     jobs: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Concern:
     """A dashboard: the kinds that share it (breakers, retries and time limiters) say which."""
 
@@ -96,14 +97,14 @@ class Concern:
     description: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Row:
     """A row header that groups the panels after it."""
 
     title: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Link:
     """A link on a dashboard or panel: its title and URL."""
 
@@ -127,7 +128,7 @@ def uid(service: str, slug: str) -> str:
     return readable[: UID_MAX - 13].rstrip("-") + "-" + digest
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Dashboard:
     """A dashboard: identity, variables' job choices, annotation query, panels and rows, links."""
 

@@ -9,9 +9,10 @@ Renderers read these types and never look at a kind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from obsgen.model.promql import Expr
+from obsgen.model.records import record
 from obsgen.model.types import Duration, Labels
 
 SEVERITIES = ("critical", "warning", "info")
@@ -19,7 +20,7 @@ STEP = Duration(15_000)
 """The clock of every promtool story: a sample, and a rule evaluation, every 15 s."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class AlertDef:
     """One alert of the catalogue, declared once by its kind.
 
@@ -54,7 +55,7 @@ class AlertDef:
             raise ValueError(f"{self.name}: a summary is a sentence (capital first, period last)")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Series:
     """One input series of a promtool test: metric, labels and expanding-notation values."""
 
@@ -63,7 +64,7 @@ class Series:
     values: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Check:
     """At ``at`` after the scenario starts, the alert must (or must not) be firing.
 
@@ -76,7 +77,7 @@ class Check:
     clock: Duration | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Scenario:
     """A small story told to promtool: input series, and when the alert fires.
 
@@ -117,7 +118,7 @@ class Scenario:
         return min(allowed) if allowed and None not in allowed else step
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Recording:
     """A recording rule: ``record`` is ``expr`` with ``labels`` added."""
 
@@ -126,7 +127,7 @@ class Recording:
     labels: Labels
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Alert:
     """An alerting rule with its documentation and its proof.
 
@@ -169,7 +170,7 @@ class Alert:
 Rule = Alert | Recording
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Inhibition:
     """While ``source`` fires, ``targets`` with the same ``equal`` labels are symptoms, not news.
 

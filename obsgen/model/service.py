@@ -9,9 +9,10 @@ dashboards. Every renderer, and every check that needs rules, reads only this.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from obsgen.model.panels import ComponentPanels, Concern, Dashboard
+from obsgen.model.records import record
 from obsgen.model.rules import Alert, Inhibition, Recording, Rule
 from obsgen.model.types import ComponentSpec, Duration, Service
 
@@ -19,7 +20,7 @@ GROUP_NAME_MAX = 40
 GROUP_RULES_MAX = 20
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ComponentModel:
     """One component of the service with its rules and panels.
 
@@ -49,7 +50,7 @@ class ComponentModel:
         return tuple(r for r in self.rules if isinstance(r, Recording))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class RuleGroup:
     """A rule group, the file it goes to (``prometheus/<file>.yaml``) and the clock its tests run on."""
 
@@ -84,7 +85,7 @@ def pack(service: str, kind: str, per_component: list[tuple[Rule, ...]], *, file
     return out
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ServiceModel:
     """One service: its spec file, settings, components (kind order, then spec order), groups and dashboards."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from obsgen.model.records import record
+
 _UNITS = (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1), ("ms", 0.001))
 _PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
 # Prometheus' own duration syntax (model.ParseDuration): each unit at most once, largest first.
@@ -95,7 +97,7 @@ class AlertTuning:
 Labels = dict[str, str]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class KubernetesOutput:
     """Metadata of the generated Kubernetes objects (PrometheusRule, GrafanaDashboard)."""
 
@@ -103,7 +105,7 @@ class KubernetesOutput:
     labels: Labels
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class GrafanaOperator:
     """grafana-operator ``GrafanaDashboard`` manifests: off unless enabled."""
 
@@ -111,7 +113,7 @@ class GrafanaOperator:
     instance_selector: Labels
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class GrafanaOutput:
     """Grafana provisioning: ``folder`` defaults to the team, ``dashboards_path`` to a per-service directory."""
 
@@ -120,14 +122,14 @@ class GrafanaOutput:
     operator: GrafanaOperator
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class AlertmanagerOutput:
     """Receivers per severity; ``critical`` and ``warning`` default to ``<team>-pager`` and ``<team>-tickets``."""
 
     receivers: dict[str, str]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class Service:
     """``service:`` of a spec, as the schema defaulted it."""
 
@@ -156,7 +158,7 @@ class Service:
     one Alertmanager stay apart."""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@record(kw_only=True)
 class ComponentSpec:
     """Fields every component kind has; kinds subclass it with their own settings."""
 

@@ -24,10 +24,10 @@ say the symptom still notifies.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from obsgen.model.labels import has
 from obsgen.model.promql import quote
+from obsgen.model.records import record
 from obsgen.model.rules import Alert, Inhibition
 from obsgen.model.service import ServiceModel
 from obsgen.model.types import Service
@@ -92,7 +92,7 @@ def _emitted(alerts: Sequence[Alert], name: str) -> bool:
     return any(a.name == name for a in alerts)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Held:
     """One symptom a cause holds back, as the written rules do it: the single source of the runbooks' words.
 
