@@ -16,7 +16,8 @@ import json
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from obsgen.model.records import value
 
 Path = tuple[str | int, ...]
 
@@ -69,7 +70,7 @@ def format_path(path: Path) -> str:
     return out or "(top level)"
 
 
-@dataclass(frozen=True)
+@value
 class Problem:
     """One thing wrong with a spec, where it is (line and column, and the path of keys) and what to do."""
 

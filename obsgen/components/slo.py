@@ -51,7 +51,7 @@ from functools import cache, partial
 from itertools import accumulate
 from operator import sub
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from obsgen.components import http
 from obsgen.components.base import (AlertDef, Built, Component, Concern, Finding, Given, Inhibition, Kind, Recording,
@@ -60,7 +60,7 @@ from obsgen.components.timeline import counter
 from obsgen.components.viz import ComponentPanels, Panel, Query, Step, above, below, jobs, pct
 from obsgen.model.promql import (Call, Expr, Matcher, Num, Paren, Seconds, Selector, agg, and_, binop, number, or_,
                                  over_time, parse, quote, rate, ratio, regex_quote, selector)
-from obsgen.model.records import record
+from obsgen.model.records import record, value
 from obsgen.model.rules import Check
 from obsgen.model.types import ComponentSpec, Duration, Labels, MetricRef
 
@@ -72,7 +72,7 @@ RAW_WINDOWS = tuple(Duration.parse(w) for w in ("5m", "30m", "1h", "2h", "6h"))
 LONG_WINDOWS = tuple(Duration.parse(w) for w in ("1d", "3d"))
 
 
-@dataclass(frozen=True)
+@value
 class Condition:
     """One row of the workbook table: ``share`` of the budget spent within ``long`` (confirmed by ``short``)."""
 
@@ -84,7 +84,7 @@ class Condition:
         return max(1.0, round(self.share * window.millis / self.long.millis, 4))
 
 
-@dataclass(frozen=True)
+@value
 class BurnAlert:
     """An alert of the catalogue and the workbook rows it fires on."""
 
@@ -611,7 +611,7 @@ def _traffic(c: Component, spec: SloSpec, segments: tuple[Segment, ...]) -> tupl
     return errors, c.series("requests", series(lambda r: 1 - r), good, base=base)
 
 
-@dataclass(frozen=True)
+@value
 class Story:
     """Request counters told to both alerts: ``fires`` must fire on time, ``free`` are not checked
     (a fast burn also tickets; Alertmanager inhibits it), the rest must stay silent (at ``silent_at``, or

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 
+from obsgen.model.records import value
 from obsgen.model.types import Duration
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "$": "\\x24"}
@@ -90,7 +91,7 @@ class Expr:
         return render(self)
 
 
-@dataclass(frozen=True)
+@value
 class Matcher:
     """One label matcher of a selector: ``name op "value"``."""
 
@@ -102,7 +103,7 @@ class Matcher:
         return f"{self.name}{self.op}{quote(self.value)}"
 
 
-@dataclass(frozen=True)
+@value
 class Selector(Expr):
     """``metric{matchers}``. ``signal`` names the component signal it reads (not printed: for verify and docs)."""
 
@@ -125,7 +126,7 @@ class Selector(Expr):
                         {m.name: m.value for m in self.matchers if m.op == "!~"}, signal=self.signal)
 
 
-@dataclass(frozen=True)
+@value
 class Range(Expr):
     """``expr[window]``: a range of a selector, or a subquery (``(expr)[window:step]``) of anything else."""
 
@@ -135,7 +136,7 @@ class Range(Expr):
     subquery: bool = False  # `x[1h:]` of a plain selector; any other expression is always a subquery
 
 
-@dataclass(frozen=True)
+@value
 class Offset(Expr):
     """``expr offset by``."""
 
@@ -143,14 +144,14 @@ class Offset(Expr):
     by: Duration
 
 
-@dataclass(frozen=True)
+@value
 class Num(Expr):
     """A number literal."""
 
     value: float
 
 
-@dataclass(frozen=True)
+@value
 class Seconds(Expr):
     """A duration as a number of seconds in arithmetic (``rate1h * 3600``, ``age / 259200``).
 
@@ -161,14 +162,14 @@ class Seconds(Expr):
     duration: Duration
 
 
-@dataclass(frozen=True)
+@value
 class Str(Expr):
     """A string literal: a function's string argument."""
 
     value: str
 
 
-@dataclass(frozen=True)
+@value
 class Call(Expr):
     """A function call: ``fn(args...)``."""
 
@@ -176,7 +177,7 @@ class Call(Expr):
     args: tuple[Expr, ...]
 
 
-@dataclass(frozen=True)
+@value
 class Agg(Expr):
     """``op by (labels) (expr)``; ``by=None`` aggregates everything away (``sum(x)``).
 
@@ -191,7 +192,7 @@ class Agg(Expr):
     multiline: bool = False
 
 
-@dataclass(frozen=True)
+@value
 class Bin(Expr):
     """``lhs op rhs`` with vector matching; ``multiline`` puts the operator on its own line (ratios)."""
 
@@ -205,14 +206,14 @@ class Bin(Expr):
     multiline: bool = False
 
 
-@dataclass(frozen=True)
+@value
 class Paren(Expr):
     """Parentheses the author wants kept, around ``expr``."""
 
     expr: Expr
 
 
-@dataclass(frozen=True)
+@value
 class Neg(Expr):
     """Unary minus: ``-expr``."""
 
@@ -389,7 +390,7 @@ _PRECEDENCE = {"or": 1, "and": 2, "unless": 2, "==": 3, "!=": 3, "<=": 3, "<": 3
 _SET = ("and", "or", "unless")
 
 
-@dataclass(frozen=True)
+@value
 class Printer:
     """Writes expressions as text; ``scale`` divides every window, step and offset (``--time-scale``)."""
 

@@ -1,4 +1,7 @@
-"""``@record``: obsgen's immutable data classes (a spec's parts, rules, panels, dashboards), compared by identity.
+"""``@record`` and ``@value``: obsgen's immutable data classes, frozen only where immutability is checked.
+
+A ``@record`` (a spec's parts, rules, panels, dashboards) compares by identity; a ``@value`` (a PromQL node, a
+duration, a matcher, a problem) by value, and hashes by value.
 
 A record is a dataclass that is never assigned after construction (derive a changed copy with
 :func:`dataclasses.replace`), compares by identity and prints as a plain object. Python 3.11 compiles each
@@ -8,6 +11,12 @@ third of its own import time (~20 ms of a cold build, which imports them all), a
 thousands of records a build makes. So immutability is enforced where it is checked, not on every run: with
 ``OBSGEN_FROZEN_RECORDS=1`` in the environment at import (the test suite sets it, tests/conftest.py) every record
 is frozen, and an assignment raises :class:`dataclasses.FrozenInstanceError`.
+
+The same holds for the ~20 value classes a build imports, which Python 3.11 gives a ``__setattr__``,
+``__delattr__``, ``__eq__``, ``__hash__`` and ``__repr__`` each when frozen (~4 ms of a cold build's imports), and
+whose thousands of instances (a rule's selectors and matchers) each assign every field through
+``object.__setattr__``: unfrozen, they keep their equality and hash (``unsafe_hash``: the very ``__hash__`` a
+frozen one gets) and lose only the check that the test suite makes.
 """
 
 from __future__ import annotations
@@ -24,4 +33,12 @@ def record(cls: type | None = None, /, *, kw_only: bool = False):
     """``@record`` or ``@record(kw_only=True)`` on a class: a dataclass without value equality or a generated
     ``repr``, frozen only under ``OBSGEN_FROZEN_RECORDS=1`` (see the module's docstring)."""
     wrap = dataclass(frozen=FROZEN, kw_only=kw_only, eq=False, repr=False)
+    return wrap if cls is None else wrap(cls)
+
+
+@dataclass_transform(eq_default=True, frozen_default=True)
+def value(cls: type | None = None, /, *, order: bool = False):
+    """``@value`` or ``@value(order=True)`` on a class: a dataclass compared, hashed and printed by value, frozen
+    only under ``OBSGEN_FROZEN_RECORDS=1`` (see the module's docstring)."""
+    wrap = dataclass(frozen=FROZEN, unsafe_hash=True, order=order)
     return wrap if cls is None else wrap(cls)

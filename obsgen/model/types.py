@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
-from obsgen.model.records import record
+from obsgen.model.records import record, value
 
 _UNITS = (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1), ("ms", 0.001))
 _PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
@@ -13,7 +13,7 @@ _PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
 DURATION = re.compile(r"0|(?=[0-9])([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?")
 
 
-@dataclass(frozen=True, order=True)
+@value(order=True)
 class Duration:
     """A Prometheus duration, kept in milliseconds so scaling and formatting are exact."""
 
@@ -61,7 +61,7 @@ class Duration:
         return out
 
 
-@dataclass(frozen=True)
+@value
 class MetricRef:
     """A metric name plus label matchers that narrow it (``cache_gets_total{result="hit"}``).
 
@@ -85,7 +85,7 @@ class MetricRef:
                    value.get("value"))
 
 
-@dataclass(frozen=True)
+@value
 class AlertTuning:
     """A user's override of one alert's defaults."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 
 from obsgen.components import KINDS
@@ -11,6 +11,7 @@ from obsgen.components.base import Component, OwnMatcher
 from obsgen.components.compute import component_model, watched
 from obsgen.errors import Problem, SpecError
 from obsgen.model.build import build
+from obsgen.model.records import value
 from obsgen.model.service import ComponentModel
 from obsgen.model.types import Service
 from obsgen.spec import environments
@@ -19,7 +20,7 @@ from obsgen.spec.checks import model_problems, own_matcher_problem, schema_probl
 from obsgen.spec.schema import apply_defaults, schema
 
 
-@dataclass(frozen=True)
+@value
 class Spec:
     """One service and its components, in kind order then spec order.
 
