@@ -605,8 +605,9 @@ def _convert(n) -> Expr:  # noqa: C901 - one branch per node type of the parser
 # One query for many components
 
 
-def union(exprs: Sequence[Expr]) -> Expr | None:
-    """One query that covers every expression of ``exprs``, or ``None`` when they differ in shape.
+def union(exprs: Sequence[Expr]) -> Expr:
+    """One query that covers every expression of ``exprs``, which have one shape (:func:`same_shape` of the
+    first and each other one: the caller grouped them so, and is not asked again).
 
     Expressions that differ only in the values of equality matchers (the same
     query for caches ``a`` and ``b``) become one with ``=~"a|b"`` in those places,
@@ -614,11 +615,7 @@ def union(exprs: Sequence[Expr]) -> Expr | None:
     per component.
     """
     first, rest = exprs[0], exprs[1:]
-    if not rest:
-        return first
-    if not all(same_shape(first, e) for e in rest):
-        return None
-    return _merge(first, list(rest))
+    return _merge(first, list(rest)) if rest else first
 
 
 def same_shape(a: Expr, b: Expr) -> bool:
