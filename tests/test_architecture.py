@@ -212,6 +212,20 @@ def test_defaults_live_in_the_schema_only():
     assert doubled == []
 
 
+def test_spec_classes_are_built_with_the_field_types_typing_reads():
+    """obsgen.model.build evaluates each annotation text once per module instead of through
+    typing.get_type_hints; for every dataclass a spec is read into, the field types are the same."""
+    import dataclasses
+    import typing
+
+    from obsgen.model.build import _hints
+
+    for cls, _ in _spec_classes():
+        expected = typing.get_type_hints(cls)
+        assert {f.name: _hints(cls)[f.name] for f in dataclasses.fields(cls)} == {
+            f.name: expected[f.name] for f in dataclasses.fields(cls)}, cls
+
+
 def test_a_key_the_schema_gives_no_default_for_fails_loudly_when_missing():
     from obsgen.components.breaker import StateEncoding
     from obsgen.model.build import MissingKey, build
