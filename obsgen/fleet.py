@@ -34,7 +34,6 @@ committed files hold no tool version or machine-specific hash.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -50,7 +49,7 @@ from obsgen.model.records import record
 
 CACHE_DIR = ".obsgen-cache"
 STATE_FILE = f"{CACHE_DIR}/state.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # Distributions whose code shapes the output; the names of everything installed next to them
 # enter the fingerprint, so an upgrade of any of them renders everything again.
 _DEPENDENCIES = ("yaml", "jinja2", "jsonschema", "grafanalib")
@@ -62,7 +61,7 @@ _DEPENDENCIES = ("yaml", "jinja2", "jsonschema", "grafanalib")
 @cache
 def code_fingerprint() -> str:
     """Hash of every file of the obsgen package plus the interpreter and installed distributions."""
-    h = hashlib.blake2b(digest_size=16)
+    h = writer.hasher()
     package = str(Path(__file__).resolve().parent)
     for dirpath, dirnames, filenames in os.walk(package):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__" and not d.startswith("."))
@@ -103,7 +102,7 @@ def spec_key(path: Path | str, root: Path) -> str:
 
 
 def fingerprint(key: str, data: bytes, options: dict) -> str:
-    h = hashlib.blake2b(digest_size=16)
+    h = writer.hasher()
     for part in (str(CACHE_VERSION), code_fingerprint(), json.dumps(options, sort_keys=True, default=str), key):
         h.update(part.encode() + b"\0")
     h.update(data)

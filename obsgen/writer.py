@@ -91,9 +91,18 @@ class Plan:
         self.hashes.update(other.hashes)
 
 
+def hasher():
+    """The hash of obsgen's change detection (file digests, spec and code fingerprints): not a security boundary.
+    SHA-1 runs on the CPU's SHA instructions where it has them: twice blake2b's speed here, and a no-change
+    build of a fleet digests every file it wrote (about 1 GB for 1000 specs)."""
+    return hashlib.sha1(usedforsecurity=False)
+
+
 def digest(data: bytes) -> str:
-    """Content digest recorded for generated files (not a security boundary: a fast change detector)."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    """Content digest recorded for generated files (:func:`hasher`)."""
+    h = hasher()
+    h.update(data)
+    return h.hexdigest()
 
 
 def manifest_path(service: str) -> str:
