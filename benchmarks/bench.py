@@ -292,7 +292,7 @@ class Bench:
         deployed = sorted(p.name for p in prom.glob("*.yaml") if not p.name.endswith(".test.yaml"))
         for name in deployed:
             shutil.copy(prom / name, work / name)
-        rules = sum(len(g["rules"]) for name in deployed for g in _yaml(work / name).get("groups", []))
+        rules = sum(len(rules_in(work / name)) for name in deployed)
         steps = 200
 
         def test_file(name: str, rule_files: list[str], entries: int, last: int) -> list[str]:
@@ -560,21 +560,15 @@ def promtool_work(*prometheus_dirs: Path) -> dict:
     """
     import math
 
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     total = {"entries": 0, "steps_rules": 0, "series_steps_rules": 0, "needed_steps_rules": 0, "alerts": 0}
     points = []
-    def rules_in(path: Path) -> list:  # a deployed rule file, or a component's copy its tests load
-        doc = yaml.load(path.read_text(), Loader=loader) or {}
-        return [r for g in doc.get("groups", []) for r in g["rules"]]
 
     for prom in prometheus_dirs:
         alerts = sum(1 for p in prom.glob("*.yaml") if not p.name.endswith(".test.yaml")
                      for r in rules_in(p) if "alert" in r)
         work = 0
         for test_file in prom.glob("*.test.yaml"):
-            doc = yaml.load(test_file.read_text(), Loader=loader)
+            doc = _yaml(test_file)
             loaded = [r for f in doc["rule_files"] for r in rules_in(prom / f)]
             rules = len(loaded)
             interval = _seconds(doc.get("evaluation_interval", "1m"))
@@ -595,6 +589,11 @@ def promtool_work(*prometheus_dirs: Path) -> dict:
         spread = sum((x - mx) ** 2 for x, _ in points)
         total["slope"] = sum((x - mx) * (y - my) for x, y in points) / spread if spread else None
     return total
+
+
+def rules_in(path: Path) -> list:
+    """The rules of a rule file: a deployed one, or a component's copy its tests load."""
+    return [r for g in _yaml(path).get("groups", []) for r in g["rules"]]
 
 
 def _yaml(path: Path):

@@ -135,7 +135,7 @@ def _shared_series(given: Given) -> list[Finding]:
         theirs = other.get("selector", {})
         if not isinstance(theirs, dict) or _state_metric(other) != _state_metric(item):
             continue
-        label = other.get("label", "name")
+        label = other.get("label")  # the schema's default is filled in; a broken item is reported on its own
         if label == "" and before and all(theirs[k] == v for k, v in mine.items() if k in theirs):
             return [Finding(("label",), (
                 f"reads the same series as breakers[{j}] (`{other.get('name')}`): neither names its breaker in a "

@@ -307,9 +307,9 @@ class _ByIdentity:
 
     A rule's expression is printed for its rule file, its component's test copy, the PrometheusRule and its
     runbook page (:data:`rule_text`), and walked by the promtool packer and the runbook pages again and again
-    (:func:`walk`, :func:`selectors`). Nodes are frozen and
-    the memo holds each node it answered for, so an id is never reused while remembered; a full memo is emptied,
-    so a fleet's memory stays flat. Answers are shared: they must be immutable (strings, tuples).
+    (:func:`walk`, :func:`selectors`). Nodes never change once built (``@value``: frozen where the test suite
+    checks it), and the memo holds each node it answered for, so an id is never reused while remembered; a full
+    memo is emptied, so a fleet's memory stays flat. Answers are shared: they must be immutable (strings, tuples).
     """
 
     SIZE = 1 << 10
